@@ -1,0 +1,150 @@
+"""Reverse-mode differentiation over the recorded graph: ``backward`` and ``grad``.
+
+Nodes run in decreasing generation order, so each node's output gradients are complete before its backward.
+With ``create_graph`` the backward formulas are themselves recorded, which gives higher-order derivatives.
+"""
+from __future__ import annotations
+
+import heapq
+
+from .grad_mode import set_grad_enabled
+
+
+def _seed_gradients(outputs, grad_outputs):
+    from .. import ops
+
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    seeds = []
+    for out, g in zip(outputs, grad_outputs):
+        if g is None:
+            if out.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for a single-element output; this output has shape "
+                    f"{tuple(out.shape)}: pass grad_outputs (or .backward(gradient)) of that shape"
+                )
+            g = ops.ones_like(out)
+        else:
+            g = ops.as_tensor(g, like=out)
+            if g.shape != out.shape:
+                raise ValueError(f"grad_output has shape {tuple(g.shape)} but the output has shape {tuple(out.shape)}")
+        seeds.append(g)
+    return seeds
+
+
+def _needed_nodes(outputs, targets):
+    """The nodes from which some target tensor can be reached (only these need to run)."""
+    target_leaves = {id(t) for t in targets if t.creator is None}
+    target_nodes = {id(t.creator) for t in targets if t.creator is not None}
+    needed: dict = {}
+    stack = [o.creator for o in outputs if o.creator is not None]
+    while stack:
+        node = stack[-1]
+        if id(node) in needed:
+            stack.pop()
+            continue
+        pending = [x.creator for x in node.inputs if x.creator is not None and id(x.creator) not in needed]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        needed[id(node)] = id(node) in target_nodes or any(
+            id(x) in target_leaves if x.creator is None else needed[id(x.creator)] for x in node.inputs
+        )
+    return {k for k, v in needed.items() if v}
+
+
+def run_backward(outputs, grad_outputs, create_graph, targets=None):
+    """Propagate gradients from ``outputs``; return {target key: grad} for ``targets``, else accumulate into leaves."""
+    from .. import ops
+
+    seeds = _seed_gradients(outputs, grad_outputs)
+    needed = None if targets is None else _needed_nodes(outputs, targets)
+    captured = {}
+    if targets is not None:
+        keys = {_key(t) for t in targets}
+
+    def deliver(tensor, g, pending, heap):
+        creator = tensor.creator
+        if creator is None:
+            if not tensor.requires_grad:
+                return
+            if targets is None:
+                tensor.grad = g if tensor.grad is None else ops.add(tensor.grad, g)
+            elif id(tensor) in keys:
+                k = id(tensor)
+                captured[k] = g if k not in captured else ops.add(captured[k], g)
+            return
+        if needed is not None and id(creator) not in needed:
+            return
+        slots = pending.get(creator)
+        if slots is None:
+            n = len(creator.outputs_data) if type(creator.outputs_data) is tuple else 1
+            slots = pending[creator] = [None] * n
+            heapq.heappush(heap, (-creator.generation, id(creator), creator))
+        i = tensor.output_index
+        slots[i] = g if slots[i] is None else ops.add(slots[i], g)
+
+    with set_grad_enabled(create_graph):
+        pending: dict = {}
+        heap: list = []
+        for out, g in zip(outputs, seeds):
+            if not (out.requires_grad or out.creator is not None):
+                raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+            deliver(out, g, pending, heap)
+        while heap:
+            _, _, node = heapq.heappop(heap)
+            grads = pending.pop(node)
+            if targets is not None:
+                for i, g in enumerate(grads):
+                    if (id(node), i) in keys and g is not None:
+                        captured[(id(node), i)] = g
+            input_grads = node.backward(*grads)
+            if type(input_grads) is not tuple:
+                input_grads = (input_grads,)
+            for x, gx, need in zip(node.inputs, input_grads, node.needs_input_grad):
+                if need and gx is not None:
+                    if gx.shape != x.shape:
+                        raise RuntimeError(
+                            f"internal error: {type(node).__name__}.backward gave a gradient of shape "
+                            f"{tuple(gx.shape)} for an input of shape {tuple(x.shape)}"
+                        )
+                    deliver(x, gx, pending, heap)
+    return captured
+
+
+def _key(t):
+    return id(t) if t.creator is None else (id(t.creator), t.output_index)
+
+
+def backward(outputs, grad_outputs=None, create_graph=False):
+    """Accumulate gradients of ``outputs`` into the ``.grad`` of every leaf that requires grad."""
+    run_backward(list(outputs), grad_outputs, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple (leaves' ``.grad`` untouched)."""
+    from .tensor import Tensor
+
+    single_out = isinstance(outputs, Tensor)
+    outputs = [outputs] if single_out else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    for i, x in enumerate(inputs):
+        if not x.requires_grad:
+            raise RuntimeError(f"inputs[{i}] does not require grad: create it with requires_grad=True")
+    captured = run_backward(outputs, grad_outputs, create_graph, targets=inputs)
+    result = []
+    for i, x in enumerate(inputs):
+        g = captured.get(_key(x))
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"inputs[{i}] was not used to compute the outputs; pass allow_unused=True to get None for it"
+            )
+        if g is not None and not create_graph:
+            g = g.detach()
+        result.append(g)
+    return tuple(result)

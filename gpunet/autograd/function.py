@@ -1,0 +1,60 @@
+"""The graph node: a differentiable operation with a forward on arrays and a backward on tensors.
+
+A subclass defines ``forward(self, backend, *arrays)`` returning an array (or a tuple of arrays) and
+``backward(self, *grad_outputs)`` returning one Tensor (or None) per input, built from differentiable ops so
+that derivatives of any order work. ``self.inputs`` are the input tensors; ``self.output(i)`` rebuilds output
+``i`` as a tensor of the graph.
+"""
+from __future__ import annotations
+
+from .grad_mode import state as _grad_state
+
+
+class DeviceMismatchError(RuntimeError):
+    """An operation was given tensors that live on two different devices."""
+
+
+class Function:
+    output_backend = None  # set by ops whose output lives on another device than their input (transfer)
+    def forward(self, backend, *arrays):
+        raise NotImplementedError
+
+    def backward(self, *grad_outputs):
+        raise NotImplementedError
+
+    def apply(self, *inputs):
+        """Run forward on the inputs' arrays; record this node when a gradient may be needed."""
+        backend = inputs[0].backend
+        for t in inputs:
+            if t.backend is not backend:
+                raise DeviceMismatchError(
+                    f"{type(self).__name__}: tensors on two devices, {backend.device} and {t.backend.device}; "
+                    f"move them to one device with .to(device)"
+                )
+        raw = self.forward(backend, *[t.data for t in inputs])
+        record = _grad_state.enabled and any(t.requires_grad for t in inputs)
+        if not record:
+            if self.output_backend is not None:
+                backend = self.output_backend
+            if type(raw) is tuple:
+                return tuple(Tensor(a, backend) for a in raw)
+            return Tensor(raw, backend)
+        self.inputs = inputs
+        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        self.generation = max(t.generation for t in inputs)
+        self.outputs_data = raw
+        if self.output_backend is not None:
+            backend = self.output_backend
+        self.backend = backend
+        if type(raw) is tuple:
+            return tuple(Tensor(a, backend, True, self, i) for i, a in enumerate(raw))
+        return Tensor(raw, backend, True, self, 0)
+
+    def output(self, index: int = 0):
+        """Output ``index`` of this node as a tensor of the graph (for backward formulas that use outputs)."""
+        raw = self.outputs_data
+        data = raw[index] if type(raw) is tuple else raw
+        return Tensor(data, self.backend, True, self, index)
+
+
+from .tensor import Tensor  # noqa: E402  (Tensor needs Function's module loaded first)

@@ -1,0 +1,158 @@
+"""Element-wise functions: exp, log, sqrt, abs, clamp, where, and the activations built into the graph as one node."""
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from .arithmetic import div, mul, sub
+from .conversion import as_tensor
+from .shape import sum_to
+
+
+def _mask(x, array):
+    """A constant (no-gradient) tensor of ``x``'s dtype from a boolean or numeric array."""
+    return Tensor(array.astype(x.dtype, copy=False), x.backend)
+
+
+class Exp(Function):
+    def forward(self, backend, x):
+        return backend.xp.exp(x)
+
+    def backward(self, gy):
+        return mul(gy, self.output())
+
+
+class Log(Function):
+    def forward(self, backend, x):
+        return backend.xp.log(x)
+
+    def backward(self, gy):
+        return div(gy, self.inputs[0])
+
+
+class Sqrt(Function):
+    def forward(self, backend, x):
+        return backend.xp.sqrt(x)
+
+    def backward(self, gy):
+        return div(mul(gy, 0.5), self.output())
+
+
+class Abs(Function):
+    def forward(self, backend, x):
+        return backend.xp.abs(x)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        return mul(gy, _mask(x, x.backend.xp.sign(x.data)))
+
+
+class Clamp(Function):
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, backend, x):
+        return backend.xp.clip(x, self.low, self.high)
+
+    def backward(self, gy):
+        x = self.inputs[0].data
+        inside = x == x  # also False for NaN
+        if self.low is not None:
+            inside = inside & (x >= self.low)
+        if self.high is not None:
+            inside = inside & (x <= self.high)
+        return mul(gy, _mask(self.inputs[0], inside))
+
+
+class Where(Function):
+    def __init__(self, condition):
+        self.condition = condition
+
+    def forward(self, backend, a, b):
+        return backend.xp.where(self.condition, a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs
+        zero = as_tensor(0, gy)
+        ga = sum_to(where(self.condition, gy, zero), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(where(self.condition, zero, gy), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Sigmoid(Function):
+    def forward(self, backend, x):
+        xp = backend.xp
+        return xp.tanh(x * 0.5) * 0.5 + 0.5  # stable for any x, unlike 1 / (1 + exp(-x))
+
+    def backward(self, gy):
+        y = self.output()
+        return mul(gy, mul(y, sub(1.0, y)))
+
+
+class Tanh(Function):
+    def forward(self, backend, x):
+        return backend.xp.tanh(x)
+
+    def backward(self, gy):
+        y = self.output()
+        return mul(gy, sub(1.0, mul(y, y)))
+
+
+class ReLU(Function):
+    def forward(self, backend, x):
+        return backend.xp.maximum(x, 0)
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        return mul(gy, _mask(x, x.data > 0))
+
+
+def exp(x):
+    return Exp().apply(x)
+
+
+def log(x):
+    return Log().apply(x)
+
+
+def sqrt(x):
+    return Sqrt().apply(x)
+
+
+def abs(x):
+    return Abs().apply(x)
+
+
+def clamp(x, min=None, max=None):
+    """``x`` limited to [min, max]; the gradient passes where min <= x <= max, as in PyTorch."""
+    if min is None and max is None:
+        raise ValueError("clamp: give at least one of min and max")
+    return Clamp(min, max).apply(x)
+
+
+def where(condition, a, b):
+    """Elements of ``a`` where ``condition`` holds, else of ``b`` (both broadcast; gradients flow to each)."""
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
+    if like is None:
+        raise TypeError("where: at least one of the two value arguments must be a tensor")
+    a, b = as_tensor(a, like), as_tensor(b, like)
+    return Where(cond).apply(a, b)
+
+
+def sigmoid(x):
+    return Sigmoid().apply(x)
+
+
+def tanh(x):
+    return Tanh().apply(x)
+
+
+def relu(x):
+    return ReLU().apply(x)
+
+
+def compare(a, b, name):
+    """Element-wise comparison (``less``, ``equal``, ...) as a boolean tensor outside the graph."""
+    b = as_tensor(b, a)
+    return Tensor(getattr(a.backend.xp, name)(a.data, b.data), a.backend)
+
