@@ -1,0 +1,18 @@
+"""Datasets and data loading.
+
+``load_dataset(name, **options)`` returns a ``Dataset`` with seeded train/validation/test splits of
+float32 features and int64 labels; ``DataLoader`` batches them in an order fixed by seed and epoch.
+``register_dataset(name)`` adds a source of your own.
+"""
+from .errors import DatasetError
+from .idx import read_idx
+from .loader import DataLoader
+from .normalize import NORMALIZATIONS, Normalizer
+from .registry import (COMMON_OPTIONS, ArrayDataset, Dataset, DatasetInfo, RawData, dataset_names,
+                       dataset_options, load_dataset, register_dataset)
+from . import sources as _sources, synthetic as _synthetic  # noqa: F401  (register the built-in datasets)
+
+__all__ = [
+    "COMMON_OPTIONS", "NORMALIZATIONS", "ArrayDataset", "DataLoader", "Dataset", "DatasetError", "DatasetInfo",
+    "Normalizer", "RawData", "dataset_names", "dataset_options", "load_dataset", "read_idx", "register_dataset",
+]

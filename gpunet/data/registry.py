@@ -1,0 +1,246 @@
+"""The dataset registry: named sources of arrays, and ``load_dataset`` which splits and normalises them.
+
+A source is a function registered with ``@register_dataset("name")``. It takes its own keyword options
+(a path, column names, sample counts; ``seed`` if it draws random numbers) and returns ``RawData``.
+``load_dataset`` adds what every dataset shares: seeded train/validation/test splits, flattening and
+normalisation fitted on the training split only.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import DatasetError
+from .normalize import NORMALIZATIONS, Normalizer
+from .splits import split_indices
+
+__all__ = [
+    "ArrayDataset", "Dataset", "DatasetError", "DatasetInfo", "RawData", "dataset_names", "dataset_options",
+    "load_dataset", "register_dataset", "require",
+]
+
+
+@dataclass(frozen=True)
+class RawData:
+    """What a source returns: all samples, an optional predefined test set, and what is known about them.
+
+    ``value_range`` is the range raw feature values can take (e.g. ``(0, 255)`` for 8-bit images), used by
+    ``normalize="scale"``.
+    """
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
+    value_range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Metadata of a loaded dataset: per-sample input shape, number of classes, class names if known."""
+    name: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    class_names: tuple[str, ...] | None = None
+
+
+class ArrayDataset:
+    """Features (float32) and integer labels (int64) of one split; indexable like a PyTorch dataset."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        if len(x) != len(y):
+            raise DatasetError(f"features and labels differ in length: {len(x)} samples but {len(y)} labels")
+        self.x = x
+        self.y = y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index):
+        return self.x[index], self.y[index]
+
+    def __repr__(self) -> str:
+        return f"ArrayDataset(x={self.x.shape} {self.x.dtype}, y={self.y.shape} {self.y.dtype})"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A loaded dataset: the three splits (validation/test None when empty), metadata and the fitted normaliser."""
+    train: ArrayDataset
+    validation: ArrayDataset | None
+    test: ArrayDataset | None
+    info: DatasetInfo
+    normalizer: Normalizer
+
+
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    function: Callable[..., RawData]
+    parameters: dict  # option name -> default (inspect.Parameter.empty when required)
+
+
+_REGISTRY: dict[str, _Source] = {}
+
+# Options every dataset accepts, handled by load_dataset itself, with their defaults.
+COMMON_OPTIONS = {
+    "seed": 0,
+    "validation_split": 0.1,
+    "test_split": None,  # 0.2 for sources without a test set of their own
+    "stratify": True,
+    "normalize": "none",
+    "flatten": False,
+}
+DEFAULT_TEST_SPLIT = 0.2
+
+
+def register_dataset(name: str):
+    """Decorator registering ``function(**options) -> RawData`` as dataset ``name``."""
+    def decorate(function):
+        if name in _REGISTRY:
+            raise ValueError(f"dataset {name!r} is already registered (by {_REGISTRY[name].function.__module__})")
+        params = {}
+        for p in inspect.signature(function).parameters.values():
+            if p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+                raise TypeError(f"dataset source {name!r} must take named options only, not {p}")
+            if p.name in COMMON_OPTIONS and p.name != "seed":
+                raise TypeError(f"dataset source {name!r}: option {p.name!r} is handled by load_dataset")
+            params[p.name] = p.default
+        _REGISTRY[name] = _Source(name, function, params)
+        return function
+    return decorate
+
+
+def dataset_names() -> list[str]:
+    """Names of all registered datasets, sorted."""
+    return sorted(_REGISTRY)
+
+
+def dataset_options(name: str) -> dict:
+    """Options dataset ``name`` accepts, with defaults (``inspect.Parameter.empty`` marks a required one)."""
+    source = _lookup(name)
+    return {**COMMON_OPTIONS, **source.parameters}
+
+
+def require(module: str, dataset: str, install: str):
+    """Import ``module`` for ``dataset``, or raise DatasetError naming the ``install`` command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DatasetError(f"dataset {dataset!r} needs the package {module!r} ({exc}); install it with: {install}") \
+            from None
+
+
+def _lookup(name: str) -> _Source:
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), _REGISTRY, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise DatasetError(f"unknown dataset {name!r}.{hint} Known datasets: {', '.join(dataset_names())}")
+    return _REGISTRY[name]
+
+
+def _check_fraction(option: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise DatasetError(f"{option} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _as_labels(y, dataset: str, what: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DatasetError(f"dataset {dataset!r}: {what} labels must be one-dimensional, got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise DatasetError(f"dataset {dataset!r}: {what} labels must be whole class indices, got non-integers")
+    elif y.dtype.kind not in "iub":
+        raise DatasetError(f"dataset {dataset!r}: {what} labels must be integers, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise DatasetError(f"dataset {dataset!r}: {what} labels must be >= 0, found {int(y.min())}")
+    return y
+
+
+def _as_features(x, n_labels: int, dataset: str, what: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind not in "iufb":
+        raise DatasetError(f"dataset {dataset!r}: {what} features must be numbers, got dtype {x.dtype}")
+    if x.ndim < 2:
+        raise DatasetError(f"dataset {dataset!r}: {what} features need shape (samples, ...), got {x.shape}")
+    if len(x) != n_labels:
+        raise DatasetError(f"dataset {dataset!r}: {what} has {len(x)} samples but {n_labels} labels")
+    return x.astype(np.float32)
+
+
+def load_dataset(name: str, **options) -> Dataset:
+    """Load dataset ``name`` split into train/validation/test and normalised.
+
+    Common options: ``seed`` (splits, and data of synthetic sets), ``validation_split`` (fraction of the
+    training data held out for validation, default 0.1), ``test_split`` (fraction of all data held out for
+    testing, default 0.2, only for datasets without a test set of their own), ``stratify`` (keep class
+    proportions in every split, default True), ``normalize`` (``"none"``, ``"standard"``, ``"minmax"`` or
+    ``"scale"``; statistics from the training split only) and ``flatten`` (images to vectors).
+    Other options go to the source; ``dataset_options(name)`` lists them.
+    """
+    source = _lookup(name)
+    allowed = {**COMMON_OPTIONS, **source.parameters}
+    for key in options:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise DatasetError(f"dataset {name!r} has no option {key!r}.{hint} Options: {', '.join(sorted(allowed))}")
+    missing = [k for k, v in source.parameters.items() if v is inspect.Parameter.empty and k not in options]
+    if missing:
+        raise DatasetError(f"dataset {name!r} needs the option(s) {', '.join(missing)}")
+    common = {k: options.pop(k, default) for k, default in COMMON_OPTIONS.items()}
+    seed = common["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
+    validation_split = _check_fraction("validation_split", common["validation_split"])
+    normalize = common["normalize"]
+    if normalize not in NORMALIZATIONS:
+        raise DatasetError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
+    if "seed" in source.parameters:
+        options["seed"] = seed
+
+    raw = source.function(**options)
+    y = _as_labels(raw.y, name, "training")
+    x = _as_features(raw.x, len(y), name, "training")
+    rng = np.random.default_rng([seed, 0x5EED])  # splits draw from their own stream, apart from the source's
+    if raw.x_test is not None:
+        if common["test_split"] is not None:
+            raise DatasetError(f"dataset {name!r} has a test set of its own: remove the option test_split")
+        y_test = _as_labels(raw.y_test, name, "test")
+        x_test = _as_features(raw.x_test, len(y_test), name, "test")
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DatasetError(f"dataset {name!r}: test samples have shape {x_test.shape[1:]}, "
+                               f"training samples {x.shape[1:]}")
+    else:
+        test_split = DEFAULT_TEST_SPLIT if common["test_split"] is None else common["test_split"]
+        test_split = _check_fraction("test_split", test_split)
+        keep, held = split_indices(y, test_split, rng, common["stratify"])
+        x, y, x_test, y_test = x[keep], y[keep], x[held], y[held]
+    keep, held = split_indices(y, validation_split, rng, common["stratify"])
+    x, y, x_val, y_val = x[keep], y[keep], x[held], y[held]
+    if len(x) == 0:
+        raise DatasetError(f"dataset {name!r}: no training samples left after the splits")
+
+    if common["flatten"]:
+        x, x_val, x_test = (a.reshape(len(a), -1) for a in (x, x_val, x_test))
+    normalizer = Normalizer.fit(normalize, x, raw.value_range, name)
+    x, x_val, x_test = (normalizer(a) for a in (x, x_val, x_test))
+
+    labels_max = max(int(a.max()) for a in (y, y_val, y_test) if a.size)
+    num_classes = raw.num_classes if raw.num_classes is not None else labels_max + 1
+    if labels_max >= num_classes:
+        raise DatasetError(f"dataset {name!r}: label {labels_max} out of range for {num_classes} classes")
+    info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, raw.class_names)
+
+    def split(a, b):
+        return ArrayDataset(a, b) if len(a) else None
+    return Dataset(ArrayDataset(x, y), split(x_val, y_val), split(x_test, y_test), info, normalizer)

@@ -1,0 +1,59 @@
+"""Small seeded synthetic classification sets: XOR and interleaved spirals."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DatasetError
+from .registry import RawData, register_dataset
+
+__all__ = ["spirals", "xor"]
+
+
+def _check_count(dataset: str, option: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise DatasetError(f"dataset {dataset!r}: {option} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_noise(dataset: str, noise) -> float:
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
+        raise DatasetError(f"dataset {dataset!r}: noise must be a number >= 0, got {noise!r}")
+    return float(noise)
+
+
+@register_dataset("xor")
+def xor(n_samples: int = 400, noise: float = 0.1, seed: int = 0) -> RawData:
+    """The XOR problem, which no single perceptron solves: points around the corners (0,0), (0,1), (1,0)
+    and (1,1), labelled x0 XOR x1. Sample ``i`` belongs to corner ``i % 4`` and is moved by Gaussian noise of std ``noise``, so
+    ``n_samples=4, noise=0`` is exactly the truth table.
+    """
+    n_samples = _check_count("xor", "n_samples", n_samples, 1)
+    noise = _check_noise("xor", noise)
+    corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)[np.arange(n_samples) % 4]
+    x = corners + noise * np.random.default_rng(seed).standard_normal((n_samples, 2))
+    y = (corners[:, 0] != corners[:, 1]).astype(np.int64)
+    return RawData(x, y, num_classes=2)
+
+
+@register_dataset("spirals")
+def spirals(n_samples: int = 400, n_classes: int = 2, noise: float = 0.05, turns: float = 1.0,
+            seed: int = 0) -> RawData:
+    """Interleaved spirals, a classic test of nonlinear decision boundaries: ``n_classes`` arms, one per
+    class, each turned by 2*pi/n_classes from the last. Along an arm the radius grows from 0 to 1 while the angle sweeps ``turns`` full circles; Gaussian noise
+    of std ``noise`` is added to both coordinates. Sample counts per class differ by at most one.
+    """
+    n_samples = _check_count("spirals", "n_samples", n_samples, 1)
+    n_classes = _check_count("spirals", "n_classes", n_classes, 2)
+    noise = _check_noise("spirals", noise)
+    if isinstance(turns, bool) or not isinstance(turns, (int, float)) or not turns > 0:
+        raise DatasetError(f"dataset 'spirals': turns must be a number > 0, got {turns!r}")
+    y = np.arange(n_samples) % n_classes
+    position = np.empty(n_samples)
+    for k in range(n_classes):
+        members = y == k
+        position[members] = np.linspace(0.0, 1.0, int(members.sum()))
+    angle = 2 * np.pi * (turns * position + y / n_classes)
+    x = position[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    x += noise * np.random.default_rng(seed).standard_normal(x.shape)
+    return RawData(x, y.astype(np.int64), num_classes=n_classes)
+
