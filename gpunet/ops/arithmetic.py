@@ -4,15 +4,14 @@ from __future__ import annotations
 import numbers
 
 from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 from .conversion import as_tensor
 from .shape import sum_to
 
 
 def _binary_operands(a, b):
-    from ..autograd.tensor import Tensor
-
-    if isinstance(a, Tensor):
-        return a, as_tensor(b, a)
+    if type(a) is Tensor or isinstance(a, Tensor):
+        return a, (b if type(b) is Tensor else as_tensor(b, a))
     return as_tensor(a, b), b
 
 
@@ -134,8 +133,6 @@ def neg(x):
 
 def pow(a, b):
     """``a ** b``; a Python-number exponent is a constant, a tensor exponent is differentiated too."""
-    from ..autograd.tensor import Tensor
-
     if isinstance(a, Tensor) and isinstance(b, numbers.Real) and not isinstance(b, bool):
         return PowScalar(b).apply(a)
     return Pow().apply(*_binary_operands(a, b))

@@ -39,6 +39,8 @@ def as_tensor(value, like):
     if isinstance(value, Tensor):
         return value
     backend = like.backend
+    if type(value) is float and like.dtype.kind == "f":
+        return Tensor(backend.xp.asarray(value, dtype=like.dtype), backend)
     if isinstance(value, numbers.Number) and not isinstance(value, numpy.generic):
         if isinstance(value, bool):
             dtype = numpy.dtype(bool)
