@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy
 
 from .device import Device
+from .fused import fused
 from .numpy_kernels import softmax as _softmax
 
 
@@ -23,6 +24,6 @@ class NumpyBackend:
     def to_numpy(self, array):
         return numpy.array(array, copy=True)
 
-    softmax = staticmethod(_softmax.softmax)
-    log_softmax = staticmethod(_softmax.log_softmax)
-    softmax_cross_entropy = staticmethod(_softmax.softmax_cross_entropy)
+    softmax = fused(_softmax.softmax)
+    log_softmax = fused(_softmax.log_softmax)
+    softmax_cross_entropy = fused(_softmax.softmax_cross_entropy)
