@@ -5,6 +5,8 @@ import numpy
 
 from .device import Device
 from .fused import fused
+from .numpy_kernels import dropout as _dropout
+from .numpy_kernels import erf as _erf
 from .numpy_kernels import softmax as _softmax
 
 
@@ -27,3 +29,5 @@ class NumpyBackend:
     softmax = fused(_softmax.softmax)
     log_softmax = fused(_softmax.log_softmax)
     softmax_cross_entropy = fused(_softmax.softmax_cross_entropy)
+    dropout_mask = fused(_dropout.dropout_mask)
+    erf = fused(_erf.erf)
