@@ -231,7 +231,7 @@ def load_dataset(name: str, **options) -> Dataset:
         raise DatasetError(f"dataset {name!r}: no training samples left after the splits")
 
     if common["flatten"]:
-        x, x_val, x_test = (a.reshape(len(a), -1) for a in (x, x_val, x_test))
+        x, x_val, x_test = (a.reshape(len(a), int(np.prod(a.shape[1:]))) for a in (x, x_val, x_test))
     normalizer = Normalizer.fit(normalize, x, raw.value_range, name)
     x, x_val, x_test = (normalizer(a) for a in (x, x_val, x_test))
 

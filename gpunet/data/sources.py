@@ -125,7 +125,7 @@ def npz(path: str, x_key: str | None = None, y_key: str = "y", x_test_key: str |
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
             if x_key is None:
-                x_key = "x" if "x" in keys else "X"
+                x_key = "X" if "X" in keys and "x" not in keys else "x"
             auto_test = x_test_key is None and y_test_key is None
             if auto_test and f"{x_key}_test" in keys and f"{y_key}_test" in keys:
                 x_test_key, y_test_key = f"{x_key}_test", f"{y_key}_test"
@@ -135,6 +135,8 @@ def npz(path: str, x_key: str | None = None, y_key: str = "y", x_test_key: str |
                 raise DatasetError(f"dataset 'npz': {path} has no array {missing[0]!r}; it holds {keys}. "
                                    "Choose keys with x_key/y_key")
             arrays = {k: archive[k] for k in wanted}
+    except DatasetError:
+        raise
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise DatasetError(f"dataset 'npz': cannot read {path}: {exc}") from None
     except ValueError as exc:  # object arrays need pickle, which is refused
