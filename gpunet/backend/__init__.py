@@ -51,9 +51,13 @@ def _create(device: Device):
         reason = cuda_unavailable_reason(device.index)
         if reason is not None:
             raise DeviceError(f"cannot use device '{device}': {reason}")
+        import cupy
+
         from .cupy_backend import CupyBackend
 
-        return CupyBackend(device)
+        return CupyBackend(device, cupy)
+    if device.index != 0:
+        raise DeviceError(f"the emulated device has one GPU: use 'cuda-emu' (or 'cuda-emu:0'), not '{device}'")
     from .cupy_backend import emulated_backend
 
     return emulated_backend()

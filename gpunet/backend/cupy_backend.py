@@ -1,0 +1,163 @@
+"""The CUDA backend: CuPy arrays, cuBLAS through CuPy's matmul, and gpunet's own kernels from ``kernels/*.cu``.
+
+The CuPy API this module uses, all of it (the emulated device's stand-in, ``gpunet.testing.cuda_emu.fake_cupy``,
+implements exactly this on the CPU):
+
+- the array namespace ``cupy.<function>`` through ``backend.xp`` (``asarray``, ``ascontiguousarray``, ``empty``,
+  ``moveaxis`` here; the ops use more of it, always through ``xp``);
+- ``cupy.asnumpy(array)``;
+- ``cupy.RawModule(code=..., options=(...))`` and ``RawModule.get_function(name)``, whose kernel is called as
+  ``kernel(grid, block, args, shared_mem=...)``;
+- ``cupy.cuda.Device(index)`` as a context manager;
+- ``cupy.cuda.runtime.getDeviceProperties(index)["maxGridSize"]``;
+- ``cupy.get_default_memory_pool().used_bytes()`` / ``.total_bytes()``.
+
+A fused kernel whose family has a ``kernels/<family>.cu`` launches it; every other fused kernel runs its
+xp-generic reference (``gpunet/backend/numpy_kernels``) on CuPy arrays, the same code the CPU backend runs.
+Kernel files are compiled on first use, never at import, once per device.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy
+
+from .device import Device
+from .fused import fused_kernels
+from .numpy_backend import NumpyBackend
+
+KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
+BLOCK_SIZE = 256  # threads per block for element-wise kernels: a multiple of the warp size, good occupancy
+
+
+def _require_float(op: str, what: str, array) -> None:
+    if array.dtype not in (numpy.float32, numpy.float64):
+        raise TypeError(f"{op}: {what} must be float32 or float64, got {array.dtype}; convert with .float()")
+
+
+class CupyBackend:
+    """Array work on one CUDA device through ``cupy_module`` (real CuPy, or the CPU stand-in for "cuda-emu")."""
+
+    name = "cupy"
+
+    def __init__(self, device: Device, cupy_module):
+        self.device = device
+        self.xp = cupy_module
+        self._index = 0 if device.kind == "cuda-emu" else device.index
+        self.implementation = ("CuPy stand-in with the CUDA emulator (CPU)" if device.kind == "cuda-emu"
+                               else "CuPy + gpunet CUDA kernels")
+        self._modules = {}  # family -> RawModule, created on first use
+        self._functions = {}  # (family, kernel name) -> compiled kernel
+        self._max_grid = None
+
+    # ----- arrays ---------------------------------------------------------------------------------------------
+    def asarray(self, data, dtype=None):
+        with self.xp.cuda.Device(self._index):
+            return self.xp.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array):
+        # cupy.asnumpy copies on the current stream and waits for it, so every kernel queued before has finished.
+        return self.xp.asnumpy(array)
+
+    def memory_info(self) -> dict:
+        """Bytes held by CuPy's default memory pool: ``{"pool_used_bytes", "pool_total_bytes"}``."""
+        # CuPy allocates device memory through a pool that keeps freed blocks for reuse (CuPy user guide,
+        # "Memory Management"): total_bytes() is what the pool holds from the driver, used_bytes() what arrays use.
+        pool = self.xp.get_default_memory_pool()
+        return {"pool_used_bytes": int(pool.used_bytes()), "pool_total_bytes": int(pool.total_bytes())}
+
+    def __deepcopy__(self, memo):
+        return self  # one backend per device: copied tensors must share it
+
+    def __reduce__(self):
+        from . import get_backend
+
+        return get_backend, (str(self.device) if self.device.kind != "cuda-emu" else "cuda-emu",)
+
+    def __repr__(self) -> str:
+        return f"CupyBackend({self.device}, {self.implementation})"
+
+    # ----- kernel files and launches --------------------------------------------------------------------------
+    @property
+    def max_grid_blocks(self) -> int:
+        """Blocks in the x dimension of a launch; more work is covered by the kernels' grid-stride loops."""
+        if self._max_grid is None:
+            props = self.xp.cuda.runtime.getDeviceProperties(self._index)
+            self._max_grid = int(props["maxGridSize"][0])
+        return self._max_grid
+
+    @max_grid_blocks.setter
+    def max_grid_blocks(self, value: int) -> None:
+        self._max_grid = int(value)
+
+    def compiled_families(self) -> tuple:
+        """Kernel families whose ``.cu`` file has been compiled for this device so far."""
+        return tuple(sorted(family for family, module in self._modules.items() if module is not None))
+
+    def _function(self, family: str, kernel: str):
+        key = (family, kernel)
+        function = self._functions.get(key)
+        if function is None:
+            module = self._modules.get(family)
+            if module is None:
+                source = (KERNELS_DIR / f"{family}.cu").read_text()
+                # RawModule compiles with NVRTC on the first get_function, for this device's architecture, and
+                # CuPy caches the binary on disk (~/.cupy/kernel_cache); the include path finds common.cuh.
+                module = self._modules[family] = self.xp.RawModule(code=source, options=(f"-I{KERNELS_DIR}",))
+            with self.xp.cuda.Device(self._index):
+                function = self._functions[key] = module.get_function(kernel)
+        return function
+
+    def _launch(self, family: str, kernel: str, blocks: int, threads: int, args: tuple, shared_mem: int = 0):
+        """Launch ``kernel`` on min(blocks, max_grid_blocks) blocks of ``threads`` threads.
+
+        Scalars in ``args`` must be NumPy scalars of the kernel's C types: CuPy passes a Python int as long long
+        and a Python float as double (CuPy user guide, "User-Defined Kernels", raw kernels), so an ``int``
+        parameter given a Python int would read the wrong bits. The launch goes to CuPy's current stream, the
+        one CuPy's own array operations use, so it is ordered after the work that produced its inputs.
+        """
+        grid = (max(1, min(int(blocks), self.max_grid_blocks)), 1, 1)
+        function = self._function(family, kernel)
+        with self.xp.cuda.Device(self._index):
+            function(grid, (int(threads), 1, 1), args, shared_mem=int(shared_mem))
+
+    # ----- fused kernels without a CUDA kernel: the xp-generic reference -------------------------------------
+    def __getattr__(self, name):
+        reference = _references().get(name)
+        if reference is None:
+            if name in vars(NumpyBackend):
+                raise AttributeError(
+                    f"fused kernel '{name}' has no CUDA kernel, and NumpyBackend.{name} is not declared with "
+                    f"gpunet.backend.fused.fused (an xp-generic reference), so it cannot run on {self.device}"
+                )
+            raise AttributeError(f"{type(self).__name__} has no attribute or fused kernel '{name}'")
+        bound = functools.partial(reference, self.xp)
+        self.__dict__[name] = bound
+        return bound
+
+    def kernel_implementation(self, name: str) -> str:
+        """Where fused kernel ``name`` runs on this backend: a ``kernels/*.cu`` file or the xp reference."""
+        family = CUDA_KERNELS.get(name)
+        if family is not None:
+            return f"kernels/{family}.cu"
+        reference = _references().get(name)
+        if reference is None:
+            raise KeyError(f"no fused kernel named '{name}'")
+        return f"xp reference {reference.__module__}.{reference.__qualname__}"
+
+
+@functools.cache
+def _references() -> dict:
+    """The xp-generic references of every fused kernel the CPU backend declares, by name."""
+    return {name: kernel.reference for name, kernel in fused_kernels(NumpyBackend).items()}
+
+
+CUDA_KERNELS = {}  # fused kernel name -> family of its kernels/<family>.cu (filled in by the sections below)
+
+
+def emulated_backend() -> CupyBackend:
+    """The backend of the emulated device "cuda-emu": this module's code on the CPU stand-in for CuPy."""
+    from ..testing.cuda_emu import fake_cupy
+
+    return CupyBackend(Device("cuda-emu"), fake_cupy)
