@@ -14,6 +14,7 @@ from .ops import (abs, arange, argmax, argmin, cat, chunk, clamp, empty, exp, ey
                   rand_like, randint, randn, randn_like, relu, reshape, sigmoid, softmax, split, sqrt, squeeze, stack,
                   std, sum, tanh, tensor, transpose, unsqueeze, var, where, zeros, zeros_like)
 from . import random
+from . import nn
 
 float32 = _numpy.dtype("float32")
 float64 = _numpy.dtype("float64")

@@ -26,6 +26,14 @@ class NumpyBackend:
     def to_numpy(self, array):
         return numpy.array(array, copy=True)
 
+    def __deepcopy__(self, memo):
+        return self  # one backend per device: copied tensors must share it
+
+    def __reduce__(self):
+        from . import get_backend
+
+        return get_backend, (str(self.device),)
+
     softmax = fused(_softmax.softmax)
     log_softmax = fused(_softmax.log_softmax)
     softmax_cross_entropy = fused(_softmax.softmax_cross_entropy)

@@ -1,0 +1,10 @@
+"""Neural-network building blocks with PyTorch's API: Module, containers, layers, activations, init, functional."""
+from . import functional, init
+from .parameter import Parameter
+from .module import Module
+from .containers import ModuleDict, ModuleList, Sequential
+from .linear import Linear
+from .flatten import Flatten
+from .dropout import Dropout
+from .activation import (ELU, GELU, BipolarSigmoid, BipolarStep, Hardtanh, Identity, LeakyReLU, LogSoftmax, PReLU,
+                         ReLU, Sigmoid, Softmax, Softplus, Step, Tanh)

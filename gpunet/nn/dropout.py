@@ -1,0 +1,21 @@
+"""Dropout: inverted dropout, active only in training mode."""
+from __future__ import annotations
+
+from . import functional as F
+from .module import Module
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` in training and scale the others by 1/(1-p); identity in eval."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
+        super().__init__()
+        F._check_p(p, "Dropout")
+        self.p = float(p)
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"

@@ -1,0 +1,55 @@
+"""Functional forms of the layers and activations (``gpunet.nn.functional``), with PyTorch's names and defaults.
+
+Arguments named ``inplace`` are accepted for PyTorch compatibility; the result is always a new tensor.
+"""
+from __future__ import annotations
+
+import warnings
+
+from .. import random as _random
+from ..autograd.tensor import Tensor
+from ..ops.activation import (bipolar_sigmoid, bipolar_step, elu, erf, gelu, hardtanh, leaky_relu, prelu, softplus,
+                              step)
+from ..ops.arithmetic import mul
+from ..ops.elementwise import relu, sigmoid, tanh
+from ..ops.linear import linear
+from ..ops.reduction import log_softmax as _log_softmax
+from ..ops.reduction import softmax as _softmax
+
+__all__ = ["linear", "dropout", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu", "softplus",
+           "hardtanh", "softmax", "log_softmax", "step", "bipolar_step", "bipolar_sigmoid", "erf"]
+
+
+def _check_p(p, where):
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{where}: dropout probability p must be in [0, 1), got {p}")
+
+
+def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    The mask comes from the backend's counter-based ``dropout_mask`` kernel with a seed drawn from gpunet's
+    generator, so ``gpunet.manual_seed`` fixes it on every backend.
+    """
+    _check_p(p, "dropout")
+    if not training or p == 0.0:
+        return input
+    mask = input.backend.dropout_mask(input.shape, p, _random.next_seed(), 0, input.dtype)
+    return mul(input, Tensor(mask, input.backend))
+
+
+def _legacy_dim(x, name):
+    dim = 0 if x.ndim in (0, 1, 3) else 1
+    warnings.warn(f"implicit dimension choice for {name} is deprecated (as in PyTorch): pass dim=...; using dim={dim}",
+                  stacklevel=3)
+    return dim
+
+
+def softmax(input, dim=None):
+    """exp(x) / sum(exp(x)) along ``dim``."""
+    return _softmax(input, _legacy_dim(input, "softmax") if dim is None else dim)
+
+
+def log_softmax(input, dim=None):
+    """log(softmax(x)) along ``dim``, computed stably."""
+    return _log_softmax(input, _legacy_dim(input, "log_softmax") if dim is None else dim)

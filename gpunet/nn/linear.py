@@ -1,0 +1,55 @@
+"""Linear: the fully connected layer y = x W^T + b, with PyTorch's weight layout and default initialisation."""
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from .. import backend as _backend
+from ..autograd.tensor import Tensor
+from ..ops.linear import linear
+from . import init
+from .module import Module
+from .parameter import Parameter
+
+
+def _empty_parameter(shape, device, dtype):
+    backend = _backend.current() if device is None else _backend.get_backend(device)
+    dtype = numpy.dtype(numpy.float32 if dtype is None else dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"parameters must have a floating-point dtype, got {dtype}")
+    return Parameter(Tensor(backend.xp.zeros(shape, dtype=dtype), backend))
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias, weight of shape (out_features, in_features).
+
+    Initialised as in PyTorch: weight ~ U(-1/sqrt(in_features), 1/sqrt(in_features)) (kaiming_uniform_ with
+    a = sqrt(5)), and the bias from the same range.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"Linear: {name} must be a non-negative integer, got {value!r}")
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _empty_parameter((out_features, in_features), device, dtype)
+        if bias:
+            self.bias = _empty_parameter((out_features,), device, dtype)
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.in_features
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x):
+        return linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
