@@ -8,7 +8,7 @@ implements exactly this on the CPU):
 - ``cupy.asnumpy(array)``;
 - ``cupy.RawModule(code=..., options=(...))`` and ``RawModule.get_function(name)``, whose kernel is called as
   ``kernel(grid, block, args, shared_mem=...)``;
-- ``cupy.cuda.Device(index)`` as a context manager;
+- ``cupy.cuda.Device(index)`` as a context manager, and its ``pci_bus_id`` (telemetry);
 - ``cupy.cuda.runtime.getDeviceProperties(index)["maxGridSize"]``;
 - ``cupy.get_default_memory_pool().used_bytes()`` / ``.total_bytes()``.
 

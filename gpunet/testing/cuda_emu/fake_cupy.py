@@ -9,7 +9,7 @@
   source and include path) with the CUDA emulator and returns a kernel called as
   ``kernel(grid, block, args, shared_mem=0)``: ``grid``, ``block`` and ``args`` must be tuples, as CuPy requires,
   and every argument is checked against the kernel's C signature by CuPy's passing rules;
-- ``cuda.Device(i)`` (a context manager), ``cuda.runtime.getDeviceCount()`` and
+- ``cuda.Device(i)`` (a context manager, with ``pci_bus_id``), ``cuda.runtime.getDeviceCount()`` and
   ``cuda.runtime.getDeviceProperties(i)`` (the keys gpunet reads), ``get_default_memory_pool()`` with
   ``used_bytes()``/``total_bytes()``/``free_all_blocks()``.
 
@@ -92,6 +92,7 @@ class Device:
         if index != 0:
             raise CudaEmuError(f"the emulated CUDA runtime has one device (0); device {index} does not exist")
         self.id = index
+        self.pci_bus_id = "0000:00:00.0"
 
     def use(self):
         return None
