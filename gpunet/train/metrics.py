@@ -12,7 +12,7 @@ import re
 import numpy as np
 
 __all__ = [
-    "METRIC_NAMES", "accuracy", "confusion_matrix", "f1_score", "get_metric", "mae", "mse",
+    "METRIC_NAMES", "EpochCollector", "accuracy", "confusion_matrix", "f1_score", "get_metric", "mae", "mse",
     "precision_recall_f1", "precision_score", "recall_score", "rmse", "to_labels", "top_k_accuracy",
 ]
 
@@ -183,3 +183,69 @@ def get_metric(name: str, threshold: float = 0.5):
     if name in _CLASSIFICATION:
         return lambda y_true, outputs: function(y_true, outputs, threshold)
     return function
+
+
+class EpochCollector:
+    """Gathers one pass over a data split, batch by batch: the loss weighted by batch size and, when metrics are
+    wanted, the host copies of outputs and targets. ``results`` turns them into a metrics dict.
+
+    Its ``state_dict`` lets a checkpoint taken mid-epoch carry the partial pass, so the epoch's figures after a
+    resume equal those of an uninterrupted run.
+    """
+
+    def __init__(self, metric_names=(), threshold: float = 0.5, keep_outputs: bool | None = None):
+        self.metric_names = list(metric_names)
+        self.threshold = threshold
+        self.keep_outputs = bool(self.metric_names) if keep_outputs is None else keep_outputs
+        self.loss_sum = 0.0
+        self.count = 0
+        self.batches = 0
+        self._outputs: list = []
+        self._targets: list = []
+
+    def add(self, batch_size: int, loss: float | None = None, outputs=None, targets=None) -> None:
+        """Record one batch: ``loss`` is its mean loss; ``outputs``/``targets`` host arrays (kept if needed)."""
+        if loss is not None:
+            self.loss_sum += loss * batch_size
+        self.count += batch_size
+        self.batches += 1
+        if self.keep_outputs:
+            self._outputs.append(np.asarray(outputs))
+            if targets is not None:
+                self._targets.append(np.asarray(targets))
+
+    def outputs(self) -> np.ndarray:
+        """All recorded outputs, concatenated along the batch axis."""
+        if not self._outputs:
+            raise ValueError("no outputs were recorded (empty data?)")
+        return np.concatenate(self._outputs)
+
+    def targets(self) -> np.ndarray:
+        return np.concatenate(self._targets)
+
+    def results(self, prefix: str = "", with_loss: bool = True, confusion: bool = False) -> dict:
+        """``{prefix + "loss": mean loss, prefix + name: value, ...}``; the confusion matrix (a nested list) is
+        included only when ``confusion`` is true and it is among the metric names."""
+        if self.count == 0:
+            raise ValueError("no batches were seen: the data split is empty")
+        results = {f"{prefix}loss": self.loss_sum / self.count} if with_loss else {}
+        if self.metric_names:
+            outputs, targets = self.outputs(), self.targets()
+            for name in self.metric_names:
+                if name == "confusion_matrix":
+                    if confusion:
+                        results[prefix + name] = confusion_matrix(targets, outputs, threshold=self.threshold).tolist()
+                else:
+                    results[prefix + name] = get_metric(name, self.threshold)(targets, outputs)
+        return results
+
+    def state_dict(self) -> dict:
+        state = {"loss_sum": self.loss_sum, "count": self.count, "batches": self.batches}
+        if self._outputs:
+            state.update(outputs=self.outputs(), targets=self.targets())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.loss_sum, self.count, self.batches = float(state["loss_sum"]), int(state["count"]), int(state["batches"])
+        self._outputs = [state["outputs"]] if "outputs" in state else []
+        self._targets = [state["targets"]] if "targets" in state else []

@@ -1,0 +1,307 @@
+"""The ``gpunet`` command: train, evaluate, summary, sweep and info.
+
+    gpunet train configs/mlp_digits.yaml optimizer.lr=0.05 --out runs/lr005
+    gpunet train configs/mlp_digits.yaml --out runs/lr005 --resume
+    gpunet evaluate configs/mlp_digits.yaml --checkpoint runs/lr005/checkpoints/best.npz
+    gpunet summary configs/mlp_digits.yaml
+    gpunet sweep configs/mlp_digits.yaml --grid optimizer.lr=0.01,0.1,1 --grid optimizer.weight_decay=0,1e-3
+    gpunet info
+
+Problems a user can fix (a bad config or override, missing data, a corrupt checkpoint, an unavailable device, an
+occupied run directory) print one message to stderr and exit with status 1, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import platform
+import re
+import sys
+from datetime import datetime
+
+__all__ = ["main"]
+
+
+def _user_errors() -> tuple:
+    from .backend import DeviceError
+    from .config import ConfigError
+    from .data import DatasetError
+    from .train.checkpoint import CheckpointError
+    from .train.run import RunError
+
+    return ConfigError, DatasetError, CheckpointError, DeviceError, RunError
+
+
+def _config_name(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0] or "run"
+
+
+def _load(args):
+    from .config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+# ----------------------------------------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    from .train.run import default_run_dir, run, summary_line
+
+    config = _load(args)
+    if args.resume and args.out is None:
+        raise _usage("--resume needs --out DIR: the run directory to continue")
+    out = args.out or default_run_dir(_config_name(args.config))
+    summary = run(config, out, resume=args.resume, config_name=_config_name(args.config),
+                  progress=not args.no_progress)
+    print(summary_line(summary), flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args) -> int:
+    from . import set_device
+    from .config import build_dataset, build_loss, build_model
+    from .data import DataLoader
+    from .train.checkpoint import CheckpointError, load_checkpoint
+    from .train.trainer import Trainer
+
+    config = _load(args)
+    checkpoint = load_checkpoint(args.checkpoint)
+    set_device(config["device"])
+    dataset = build_dataset(config)
+    split = {"train": dataset.train, "val": dataset.validation, "test": dataset.test}[args.split]
+    if split is None:
+        raise _usage(f"the config's data has no {args.split} split (its fraction is 0); choose another --split")
+    model = build_model(config)
+    try:
+        model.load_state_dict(checkpoint.model)
+    except (RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{args.checkpoint} does not fit the model of {args.config}: {exc}") from None
+    trainer = Trainer(model, build_loss(config), None, metrics=config["trainer"]["metrics"])
+    batch = config["trainer"]["eval_batch_size"] or config["trainer"]["batch_size"]
+    results = trainer.evaluate(DataLoader(split, batch), prefix=f"{args.split}_")
+    matrix = results.pop(f"{args.split}_confusion_matrix", None)
+    if matrix is not None:
+        print("confusion matrix (rows: true class, columns: predicted class):")
+        for row in matrix:
+            print("  " + " ".join(f"{v:5d}" for v in row))
+    print(json.dumps({"checkpoint": args.checkpoint, "epoch": checkpoint.epoch, **results}), flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- summary
+def _parse_shape(text: str) -> tuple:
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise _usage(f"--input-shape must be positive integers such as 64 or 1,28,28, got {text!r}")
+    return shape
+
+
+def cmd_summary(args) -> int:
+    from . import set_device
+    from .config import build_dataset, build_model
+    from .train.summary import summary
+
+    config = _load(args)
+    set_device(config["device"])
+    model = build_model(config)
+    shape = _parse_shape(args.input_shape) if args.input_shape else build_dataset(config).info.input_shape
+    first = next((m for m in model.modules() if not any(True for _ in m.children())), None)
+    dtype = "int64" if type(first).__name__ == "Embedding" else "float32"
+    print(summary(model, shape, dtype=dtype))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- sweep
+_GRID = re.compile(r"([^=\s]+)=(.+)")
+
+
+def _parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
+    grid, seen = [], set()
+    for item in items:
+        match = _GRID.fullmatch(item.strip())
+        values = [v.strip() for v in match.group(2).split(",")] if match else []
+        if not match or not all(values):
+            raise _usage(f"--grid {item!r}: write key=value1,value2,... such as optimizer.lr=0.01,0.1")
+        if match.group(1) in seen:
+            raise _usage(f"--grid: {match.group(1)} is given twice; list all its values in one --grid")
+        seen.add(match.group(1))
+        grid.append((match.group(1), values))
+    return grid
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)
+
+
+def cmd_sweep(args) -> int:
+    from .config import load_config
+    from .train.plots import plot_heatmap
+    from .train.run import run
+
+    grid = _parse_grid(args.grid)
+    keys = [key for key, _ in grid]
+    combos = list(itertools.product(*[values for _, values in grid]))
+    configs = []
+    for combo in combos:  # check every combination before training any
+        overrides = [*args.overrides, *(f"{k}={v}" for k, v in zip(keys, combo))]
+        configs.append(load_config(args.config, overrides))
+    name = _config_name(args.config)
+    out = args.out or os.path.join("runs", f"{name}-sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    os.makedirs(out, exist_ok=True)
+    rows = []
+    for index, (combo, config) in enumerate(zip(combos, configs), start=1):
+        label = " ".join(f"{k}={v}" for k, v in zip(keys, combo))
+        run_dir = os.path.join(out, f"{index:03d}_" + _slug("_".join(f"{k}={v}" for k, v in zip(keys, combo))))
+        summary = run(config, run_dir, config_name=name, progress=False)
+        row = {"run": os.path.basename(run_dir), **dict(zip(keys, combo)),
+               **{k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                  and k != "best_epoch"}}
+        rows.append(row)
+        scores = " ".join(f"{k}={row[k]:.4f}" for k in ("train_accuracy", "test_accuracy", "test_loss") if k in row)
+        print(f"[{index}/{len(combos)}] {label}: {scores}", flush=True)
+    results = os.path.join(out, "results.csv")
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    with open(results, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    heatmaps = []
+    if len(grid) == 2:
+        (row_key, row_values), (col_key, col_values) = grid
+        metric = "accuracy" if "test_accuracy" in rows[0] else "loss"
+        for split in ("train", "test"):
+            column = f"{split}_{metric}"
+            if column not in rows[0]:
+                continue
+            table = [[rows[i * len(col_values) + j][column] for j in range(len(col_values))]
+                     for i in range(len(row_values))]
+            path = plot_heatmap(table, row_values, col_values, row_key, col_key, f"{split} {metric}",
+                                os.path.join(out, f"{column}.png"))
+            if path:
+                heatmaps.append(path)
+    print(json.dumps({"sweep": out, "runs": len(rows), "results": results, "heatmaps": heatmaps}), flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- info
+def cmd_info(args) -> int:
+    import numpy
+
+    from . import __version__
+    from .backend import cuda_unavailable_reason, current
+
+    backend = current()
+    lines = {"gpunet": __version__, "python": platform.python_version(), "numpy": numpy.__version__}
+    try:
+        import cupy
+
+        lines["cupy"] = cupy.__version__
+    except ImportError:
+        lines["cupy"] = 'not installed (pip install "gpunet[cuda]")'
+    lines["device"] = f"{backend.device} (set with GPUNET_DEVICE or the config's device)"
+    lines["backend"] = f"{backend.name} ({backend.implementation})"
+    reason = cuda_unavailable_reason(0)
+    if reason is None:
+        import cupy
+
+        count = cupy.cuda.runtime.getDeviceCount()
+        for index in range(count):
+            props = cupy.cuda.runtime.getDeviceProperties(index)
+            with cupy.cuda.Device(index):
+                free, total = cupy.cuda.runtime.memGetInfo()
+            lines[f"cuda:{index}"] = (f"{props['name'].decode()} compute {props['major']}.{props['minor']}, "
+                                      f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free")
+        lines["cuda"] = f"available ({count} device(s))"
+    else:
+        lines["cuda"] = f"unavailable: {reason}"
+    width = max(len(k) for k in lines)
+    for key, value in lines.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- parser
+class UsageError(Exception):
+    """A command-line mistake that argparse cannot see (checked after parsing)."""
+
+
+def _usage(message: str) -> UsageError:
+    return UsageError(message)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and status 2, as argparse does, but with the prog and a pointer to --help
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gpunet", description="Train and study neural networks from YAML configs.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def with_config(name, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("config", metavar="CONFIG", help="a YAML config file, e.g. configs/mlp_digits.yaml")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                       help="override config values, e.g. optimizer.lr=0.05 trainer.epochs=30")
+        return p
+
+    p = with_config("train", "Train a model from a config and write a run directory.")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config-name>-<YYYYmmdd-HHMMSS>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out DIR from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress display (the summary line remains)")
+    p.set_defaults(handler=cmd_train)
+
+    p = with_config("evaluate", "Evaluate a checkpoint on a split of the config's data.")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file (.npz) written by a run")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default: test)")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = with_config("summary", "Show the model's layers, output shapes, parameters and implementations.")
+    p.add_argument("--input-shape", metavar="SHAPE",
+                   help="shape of one input sample, e.g. 64 or 1,28,28 (default: from the config's dataset)")
+    p.set_defaults(handler=cmd_summary)
+
+    p = with_config("sweep", "Train every combination of a grid of config values; write a results CSV and heatmaps.")
+    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
+                   help="a config key and its values; repeat for more keys (two keys give heatmaps)")
+    p.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/<config-name>-sweep-<time>)")
+    p.set_defaults(handler=cmd_sweep)
+
+    p = sub.add_parser("info", help="Show versions, the backend, the device and CUDA availability.")
+    p.set_defaults(handler=cmd_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the gpunet command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error already printed by argparse
+        return exit_.code
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        print(f"gpunet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except _user_errors() as exc:
+        print(f"gpunet {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"gpunet {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"gpunet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

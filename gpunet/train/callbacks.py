@@ -1,0 +1,332 @@
+"""Callbacks: code the Trainer calls at fixed points of training (Keras' names and behaviour).
+
+Hooks: ``on_train_begin``, ``on_epoch_begin(epoch)``, ``on_batch_end(step, logs)``, ``on_epoch_end(epoch, logs)``,
+``on_train_end``. Epochs are numbered from 1; ``logs`` at the end of an epoch holds ``epoch``, ``train_loss``,
+``train_<metric>``, ``val_loss``, ``val_<metric>``, ``lr`` and ``time`` (seconds). A callback reaches the Trainer
+as ``self.trainer``. Whatever a callback must remember across a resume (counters, best values, best weights) it
+returns from ``state_dict`` and takes back in ``load_state_dict``; the Trainer stores it in every checkpoint.
+
+At the end of an epoch callbacks run in ascending ``order`` (then in the order given): learning-rate and stopping
+decisions (0), then loggers and progress (50), then checkpoints (100), so a checkpoint holds every other
+callback's state for that epoch.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import sys
+import time
+
+from .checkpoint import CheckpointManager
+
+__all__ = [
+    "CSVLogger", "Callback", "EarlyStopping", "JSONLLogger", "ModelCheckpoint", "ProgressBar", "ReduceLROnPlateau",
+    "TerminateOnNaN", "resolve_mode",
+]
+
+_HIGHER_IS_BETTER = re.compile(r"(?:.*_)?(?:accuracy|precision|recall|f1|top\d+_accuracy)")
+
+
+def resolve_mode(monitor: str, mode: str) -> str:
+    """``"min"`` or ``"max"``; ``"auto"`` is max for accuracy, precision, recall, F1 and top-k, min otherwise."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode != "auto":
+        return mode
+    return "max" if _HIGHER_IS_BETTER.fullmatch(monitor) else "min"
+
+
+def monitored_value(logs: dict, monitor: str, who: str) -> float:
+    """``logs[monitor]``, or a clear error listing what is logged."""
+    if monitor not in logs:
+        available = ", ".join(k for k in logs if k not in ("epoch", "time"))
+        raise ValueError(f"{who} monitors {monitor!r}, which is not logged; logged values: {available}")
+    return float(logs[monitor])
+
+
+class Callback:
+    """Base class: every hook does nothing; ``state_dict`` is empty."""
+
+    order = 0
+    trainer = None
+
+    def set_trainer(self, trainer) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self) -> None:
+        pass
+
+    def on_train_end(self) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        pass
+
+    def on_batch_end(self, step: int, logs: dict) -> None:
+        """``step``: the batch number within the epoch (from 1); ``logs``: ``loss`` and ``global_step``."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights`` the model gets back the weights of its best epoch when training stops.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
+                 restore_best_weights: bool = False):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
+        if not isinstance(min_delta, (int, float)) or min_delta < 0:
+            raise ValueError(f"EarlyStopping: min_delta must be a number >= 0, got {min_delta!r}")
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.mode = resolve_mode(monitor, mode)
+        self.restore_best_weights = restore_best_weights
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self.best_weights: dict | None = None
+
+    def _improves(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs):
+        value = monitored_value(logs, self.monitor, "EarlyStopping")
+        if self._improves(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = {k: v.copy() for k, v in self.trainer.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.trainer.stop(f"EarlyStopping: {self.monitor} has not improved for {self.wait} epoch(s) "
+                              f"(best {self.best:.6g} at epoch {self.best_epoch})", error=False)
+            if self.restore_best_weights and self.best_weights is not None:
+                self.trainer.model.load_state_dict(self.best_weights)
+
+    def state_dict(self):
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state):
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.stopped_epoch, self.best_weights = state["stopped_epoch"], state["best_weights"]
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stops improving: wraps
+    ``gpunet.optim.lr_scheduler.ReduceLROnPlateau`` on the Trainer's optimizer (same arguments as PyTorch's)."""
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0,
+                 eps: float = 1e-8):
+        self.monitor = monitor
+        self.arguments = dict(mode=resolve_mode(monitor, mode), factor=factor, patience=patience, threshold=threshold,
+                              threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
+        self.scheduler = None
+
+    def set_trainer(self, trainer):
+        from ..optim.lr_scheduler import ReduceLROnPlateau as Scheduler
+
+        super().set_trainer(trainer)
+        self.scheduler = Scheduler(trainer.optimizer, **self.arguments)
+
+    def on_epoch_end(self, epoch, logs):
+        self.scheduler.step(monitored_value(logs, self.monitor, "ReduceLROnPlateau"))
+
+    def state_dict(self):
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state):
+        self.scheduler.load_state_dict(state)
+
+
+class TerminateOnNaN(Callback):
+    """Stop at the first batch whose loss is NaN or infinite, naming the epoch and step. The epoch is not
+    finished, so no checkpoint is written for it: the last good checkpoint stays the latest one."""
+
+    def on_batch_end(self, step, logs):
+        loss = logs["loss"]
+        if not math.isfinite(loss):
+            epoch = self.trainer.epoch + 1
+            self.trainer.stop(f"TerminateOnNaN: the training loss is {loss} at epoch {epoch}, step {step} of the "
+                              f"epoch (global step {logs['global_step']}); training stopped, the last checkpoint "
+                              "written before this epoch is kept", error=True)
+
+
+class _EpochFileLogger(Callback):
+    """A file with one record per epoch; on resume the records of epochs after the checkpoint are dropped, so
+    the file reads as if training had never stopped."""
+
+    order = 50
+
+    def __init__(self, filename, append: bool = False):
+        self.filename = os.fspath(filename)
+        self.append = append
+
+    def _records(self) -> list:
+        raise NotImplementedError
+
+    def _write(self, records: list, mode: str) -> None:
+        raise NotImplementedError
+
+    def on_train_begin(self):
+        resumed = self.trainer.epoch
+        directory = os.path.dirname(os.path.abspath(self.filename))
+        os.makedirs(directory, exist_ok=True)
+        if resumed > 0 and os.path.exists(self.filename):
+            self._write([r for r in self._records() if int(r["epoch"]) <= resumed], "w")
+        elif not self.append or not os.path.exists(self.filename):
+            self._write([], "w")
+        else:
+            self._records()  # appending: learn the existing columns
+
+    def on_epoch_end(self, epoch, logs):
+        self._write([logs], "a")
+
+
+class JSONLLogger(_EpochFileLogger):
+    """Append one JSON object per epoch (the epoch's ``logs``) to ``filename``, e.g. ``metrics.jsonl``."""
+
+    def __init__(self, filename="metrics.jsonl", append: bool = False):
+        super().__init__(filename, append)
+
+    def _records(self):
+        with open(self.filename, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def _write(self, records, mode):
+        with open(self.filename, mode, encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record) + "\n")
+
+
+class CSVLogger(_EpochFileLogger):
+    """Append one CSV row per epoch to ``filename``; the columns are the keys of the first epoch's logs."""
+
+    def __init__(self, filename="metrics.csv", append: bool = False):
+        super().__init__(filename, append)
+        self.columns: list | None = None
+
+    def _records(self):
+        with open(self.filename, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        if rows:
+            self.columns = list(rows[0])
+        return rows
+
+    def _write(self, records, mode):
+        with open(self.filename, mode, newline="", encoding="utf-8") as f:
+            if mode == "w":
+                self.columns = None
+            for record in records:
+                if self.columns is None:
+                    self.columns = list(record)
+                    f.write(",".join(self.columns) + "\n")
+                csv.DictWriter(f, self.columns, extrasaction="ignore", lineterminator="\n").writerow(
+                    {k: repr(v) if isinstance(v, float) else v for k, v in record.items()})
+
+
+class ModelCheckpoint(Callback):
+    """Write checkpoints through ``CheckpointManager`` into ``directory``: ``last.npz`` every ``every_n_epochs``
+    epochs (and when training stops early), ``best.npz`` when ``monitor`` improves (with ``save_best``), and the
+    ``keep`` newest ``epoch-NNNN.npz``. Every checkpoint holds the whole Trainer state for an exact resume."""
+
+    order = 100
+
+    def __init__(self, directory, monitor: str | None = "val_loss", mode: str = "auto", save_best: bool = True,
+                 keep: int = 1, every_n_epochs: int = 1):
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ValueError(f"ModelCheckpoint: every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
+        watch = monitor if save_best else None
+        self.manager = CheckpointManager(directory, watch, resolve_mode(watch, mode) if watch else "min", keep)
+        self.every_n_epochs = every_n_epochs
+        self.last_saved_epoch: int | None = None
+
+    @property
+    def directory(self) -> str:
+        return self.manager.directory
+
+    def on_epoch_end(self, epoch, logs):
+        if epoch % self.every_n_epochs and not self.trainer.stop_training:
+            return
+        self.last_saved_epoch = epoch
+        self.manager.save(self.trainer.checkpoint(), logs)
+
+    def state_dict(self):
+        return {**self.manager.state_dict(), "last_saved_epoch": self.last_saved_epoch}
+
+    def load_state_dict(self, state):
+        self.manager.load_state_dict(state)
+        self.last_saved_epoch = state["last_saved_epoch"]
+
+
+class ProgressBar(Callback):
+    """Progress on ``stream`` (stdout): a live bar redrawn in place on a terminal; otherwise plain lines, one per
+    epoch (plus one every ``log_every`` steps if it is above 0). ``style``: ``auto``, ``bar`` or ``lines``."""
+
+    order = 50
+    _WIDTH = 30
+
+    def __init__(self, style: str = "auto", log_every: int = 0, stream=None):
+        if style not in ("auto", "bar", "lines"):
+            raise ValueError(f"ProgressBar: style must be 'auto', 'bar' or 'lines', got {style!r}")
+        self.stream = stream
+        self.style = style
+        self.log_every = log_every
+        self._started = 0.0
+
+    def _out(self):
+        return self.stream if self.stream is not None else sys.stdout
+
+    def _bar(self) -> bool:
+        if self.style != "auto":
+            return self.style == "bar"
+        isatty = getattr(self._out(), "isatty", None)
+        return bool(isatty and isatty())
+
+    def _prefix(self, epoch: int) -> str:
+        return f"epoch {epoch}/{self.trainer.epochs}"
+
+    def on_epoch_begin(self, epoch):
+        self._started = time.perf_counter()
+
+    def on_batch_end(self, step, logs):
+        total = self.trainer.steps_per_epoch
+        if self._bar():
+            done = self._WIDTH * step // total if total else self._WIDTH
+            bar = "=" * done + (">" if done < self._WIDTH else "") + " " * max(self._WIDTH - done - 1, 0)
+            self._out().write(f"\r{self._prefix(self.trainer.epoch + 1)} [{bar}] {step}/{total or '?'} "
+                              f"loss {logs['loss']:.4f} {time.perf_counter() - self._started:.1f}s")
+            self._out().flush()
+        elif self.log_every and step % self.log_every == 0:
+            print(f"{self._prefix(self.trainer.epoch + 1)} step {step}/{total or '?'} loss={logs['loss']:.6g}",
+                  file=self._out(), flush=True)
+
+    def on_epoch_end(self, epoch, logs):
+        parts = [f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()
+                 if k not in ("epoch", "time") and not isinstance(v, list)]
+        line = f"{self._prefix(epoch)} " + " ".join(parts) + f" ({logs['time']:.1f}s)"
+        self._out().write(("\r\x1b[K" if self._bar() else "") + line + "\n")
+        self._out().flush()

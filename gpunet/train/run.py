@@ -1,0 +1,205 @@
+"""A whole run from a checked config: seed, device, data, model, loss, optimizer, scheduler and callbacks, training,
+and the run directory.
+
+The run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one object per epoch),
+``checkpoints/`` (``last.npz``, ``best.npz``, recent ``epoch-NNNN.npz``), ``summary.json`` (the final model's
+metrics on every split: ``test_accuracy``, ``test_loss``, ...) and PNG plots of the curves. ``resume=True`` continues
+from ``checkpoints/last.npz`` exactly where the run stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from .. import manual_seed, set_device
+from ..config import (build_dataset, build_loss, build_model, build_optimizer, build_scheduler, dump_config)
+from ..data import DataLoader
+from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
+                        TerminateOnNaN)
+from .checkpoint import load_checkpoint
+from .plots import plot_history
+from .trainer import Trainer
+
+__all__ = ["Run", "RunError", "build_callbacks", "build_run", "config_differences", "default_run_dir",
+           "final_metrics", "run", "summary_line"]
+
+# Config keys a resumed run may change without breaking exactness of what was already trained.
+RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every")
+
+
+class RunError(RuntimeError):
+    """A run cannot start or did not finish normally (nothing to resume, a diverged loss, an occupied directory)."""
+
+
+def default_run_dir(config_name: str, now: datetime | None = None) -> str:
+    """``runs/<config-name>-<YYYYmmdd-HHMMSS>``."""
+    return os.path.join("runs", f"{config_name}-{(now or datetime.now()).strftime('%Y%m%d-%H%M%S')}")
+
+
+def _inside(run_dir: str, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(run_dir, path)
+
+
+def build_callbacks(config: dict, run_dir: str, progress: bool = True) -> tuple[list, ModelCheckpoint]:
+    """The run's callbacks: those listed in ``config['callbacks']`` (file paths inside ``run_dir``), the
+    ``metrics.jsonl`` logger, a progress display (unless ``progress`` is false or the config sets style none) and
+    the run's own checkpointer from ``config['checkpoint']``, which is also returned on its own."""
+    log_every = config["trainer"]["log_every"]
+    callbacks, progress_style = [], "auto"
+    for entry in config["callbacks"]:
+        kind, args = entry["type"], {k: v for k, v in entry.items() if k != "type"}
+        if kind == "early_stopping":
+            callbacks.append(EarlyStopping(**args))
+        elif kind == "reduce_lr_on_plateau":
+            callbacks.append(ReduceLROnPlateau(**args))
+        elif kind == "terminate_on_nan":
+            callbacks.append(TerminateOnNaN())
+        elif kind == "csv_logger":
+            callbacks.append(CSVLogger(_inside(run_dir, args["filename"]), args["append"]))
+        elif kind == "jsonl_logger":
+            callbacks.append(JSONLLogger(_inside(run_dir, args["filename"]), args["append"]))
+        elif kind == "model_checkpoint":
+            callbacks.append(_checkpointer(args, run_dir))
+        elif kind == "progress":
+            progress_style = args["style"]
+        else:
+            raise RunError(f"callbacks: no builder for callback type {kind!r}")
+    callbacks.append(JSONLLogger(os.path.join(run_dir, "metrics.jsonl")))
+    if progress and progress_style != "none":
+        callbacks.append(ProgressBar(progress_style, log_every))
+    own = _checkpointer(config["checkpoint"], run_dir)
+    callbacks.append(own)
+    return callbacks, own
+
+
+def _checkpointer(section: dict, run_dir: str) -> ModelCheckpoint:
+    return ModelCheckpoint(_inside(run_dir, section["dir"]), section["monitor"], section["mode"],
+                           section["save_best"], section["keep"], section["every_n_epochs"])
+
+
+@dataclass
+class Run:
+    """Everything a run is made of, built from a config (``build_run``)."""
+
+    config: dict
+    directory: str
+    dataset: object
+    trainer: Trainer
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    test_loader: DataLoader | None
+    checkpointer: ModelCheckpoint
+
+
+def build_run(config: dict, run_dir: str, progress: bool = True) -> Run:
+    """Seed, choose the device, load the data and build the model and training objects (no training yet)."""
+    set_device(config["device"])
+    manual_seed(config["seed"])
+    dataset = build_dataset(config)
+    model = build_model(config)
+    optimizer = build_optimizer(config, model.parameters())
+    scheduler = build_scheduler(config, optimizer)
+    trainer_cfg, scheduler_cfg = config["trainer"], config.get("scheduler") or {}
+    callbacks, checkpointer = build_callbacks(config, run_dir, progress)
+    trainer = Trainer(model, build_loss(config), optimizer, scheduler, callbacks, metrics=trainer_cfg["metrics"],
+                      grad_clip=trainer_cfg["grad_clip"], scheduler_interval=scheduler_cfg.get("interval", "epoch"),
+                      scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss")
+    trainer.config = config
+    eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
+    train_loader = DataLoader(dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
+                              drop_last=trainer_cfg["drop_last"], seed=config["seed"])
+
+    def evaluation_loader(split):
+        return None if split is None else DataLoader(split, eval_batch)
+    return Run(config, run_dir, dataset, trainer, train_loader, evaluation_loader(dataset.validation),
+               evaluation_loader(dataset.test), checkpointer)
+
+
+def _flatten(value, prefix="") -> dict:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out or {prefix: {}}
+    if isinstance(value, list):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(_flatten(item, f"{prefix}[{index}]"))
+        return out or {prefix: []}
+    return {prefix: value}
+
+
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """``key: old -> new`` for every setting that differs, except those a resume may change."""
+    old, new = _flatten(saved), _flatten(current)
+    return [f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}" for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
+
+
+def _resume_point(run: Run) -> str:
+    path = run.checkpointer.manager.last_path
+    if not os.path.exists(path):
+        raise RunError(f"nothing to resume in {run.directory}: {path} does not exist; run without --resume to "
+                       "start training")
+    saved = load_checkpoint(path)
+    if saved.config is not None:
+        differences = config_differences(saved.config, run.config)
+        if differences:
+            raise RunError(f"cannot resume {run.directory}: the config differs from the one it was trained with "
+                           f"(only {', '.join(RESUMABLE_CHANGES)} may change): " + "; ".join(differences[:5]))
+    return path
+
+
+def final_metrics(run: Run) -> dict:
+    """The trained model's loss and metrics on every split (``train_*``, ``val_*``, ``test_*``), in eval mode."""
+    results = {}
+    eval_batch = run.config["trainer"]["eval_batch_size"] or run.config["trainer"]["batch_size"]
+    splits = (("train", DataLoader(run.dataset.train, eval_batch)), ("val", run.val_loader),
+              ("test", run.test_loader))
+    for name, loader in splits:
+        if loader is not None:
+            results.update(run.trainer.evaluate(loader, prefix=f"{name}_"))
+    return results
+
+
+def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "run", progress: bool = True) -> dict:
+    """Train as ``config`` says, write the run directory, and return the summary (also in ``summary.json``).
+
+    Raises ``RunError`` when there is nothing to resume, when ``run_dir`` already holds a run and ``resume`` is
+    false, or when training stopped on a NaN/infinite loss; ConfigError, DatasetError, CheckpointError and
+    DeviceError for problems with the config, the data, a checkpoint or the device.
+    """
+    started = time.perf_counter()
+    os.makedirs(run_dir, exist_ok=True)
+    built = build_run(config, run_dir, progress)
+    checkpoint_path = None
+    if resume:
+        checkpoint_path = _resume_point(built)
+    elif os.path.exists(built.checkpointer.manager.last_path):
+        raise RunError(f"{run_dir} already holds a run ({built.checkpointer.manager.last_path}); continue it with "
+                       "--resume, or choose another --out directory")
+    dump_config(config, os.path.join(run_dir, "config.yaml"))
+    trainer = built.trainer
+    trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint_path)
+    plot_history(trainer.history.epochs, run_dir)
+    if trainer.stopped_on_error:
+        last = built.checkpointer.manager.latest()
+        kept = f"the last good checkpoint is {last} (epoch {load_checkpoint(last).epoch})" if last \
+            else "no checkpoint was written before it"
+        raise RunError(f"{trainer.stop_reason}; {kept}")
+    summary = {"config": config_name, "run_dir": run_dir, "epochs": trainer.epoch,
+               "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
+               **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
+    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    return summary
+
+
+def summary_line(summary: dict) -> str:
+    """The summary as one line of JSON, without list values (confusion matrices stay in summary.json)."""
+    return json.dumps({k: v for k, v in summary.items() if not isinstance(v, list)})
+

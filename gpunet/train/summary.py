@@ -1,0 +1,145 @@
+"""Keras-style model summary: one row per layer with its output shape, parameter count and the implementation that
+runs it (NumPy on the CPU; gpunet's CUDA kernels or CuPy on a GPU), plus trainable and non-trainable totals.
+
+The shapes come from one forward pass on zeros in evaluation mode, without gradients; every module call is
+recorded while it runs, so any model (not only ``Sequential``) is summarised.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from .. import no_grad
+from ..autograd import Tensor
+from ..ops import zeros
+
+__all__ = ["LayerRow", "ModelSummary", "summary"]
+
+# The fused CUDA kernel behind each layer type on a CuPy backend (see docs/internals.md); others run as CuPy code.
+CUDA_KERNELS = {
+    "Conv1d": "im2col", "Conv2d": "im2col", "ConvTranspose2d": "col2im",
+    "MaxPool1d": "max_pool2d", "MaxPool2d": "max_pool2d", "AvgPool1d": "avg_pool2d", "AvgPool2d": "avg_pool2d",
+    "LSTM": "lstm_cell", "LSTMCell": "lstm_cell", "GRU": "gru_cell", "GRUCell": "gru_cell",
+    "Softmax": "softmax", "LogSoftmax": "log_softmax", "Dropout": "dropout_mask",
+    "BatchNorm1d": "batch_norm_stats", "BatchNorm2d": "batch_norm_stats", "Embedding": "embedding_backward",
+}
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str  # qualified name, e.g. "0" or "encoder.fc1"
+    type: str
+    output_shape: str
+    params: int
+    implementation: str
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model_type: str
+    input_shape: tuple
+    rows: tuple
+    trainable: int
+    non_trainable: int
+    device: str
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+    def to_dict(self) -> dict:
+        return {"model": self.model_type, "input_shape": list(self.input_shape), "device": self.device,
+                "layers": [row.__dict__.copy() for row in self.rows], "total_params": self.total,
+                "trainable_params": self.trainable, "non_trainable_params": self.non_trainable}
+
+    def __str__(self) -> str:
+        header = ("Layer (type)", "Output shape", "Param #", "Implementation")
+        cells = [(f"{r.name} ({r.type})", r.output_shape, f"{r.params:,}", r.implementation) for r in self.rows]
+        widths = [max(len(row[i]) for row in [header, *cells]) for i in range(4)]
+        line = "  ".join("{:<%d}" % w for w in widths[:2]) + "  {:>%d}  {:<%d}" % (widths[2], widths[3])
+        rule = "=" * (sum(widths) + 6)
+        body = [line.format(*c).rstrip() for c in cells]
+        return "\n".join([
+            f'Model: "{self.model_type}"  input {_shape(self.input_shape)}  device {self.device}', rule,
+            line.format(*header).rstrip(), "-" * len(rule), *body, rule,
+            f"Total params: {self.total:,}", f"Trainable params: {self.trainable:,}",
+            f"Non-trainable params: {self.non_trainable:,}",
+        ])
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _output_shape(output) -> str:
+    if isinstance(output, Tensor):
+        return _shape((None, *output.shape[1:]))
+    if isinstance(output, (tuple, list)):
+        return "[" + ", ".join(_output_shape(o) for o in output) + "]"
+    return type(output).__name__
+
+
+@contextlib.contextmanager
+def _recording_calls(module_class, calls: dict):
+    """Record the first output of every module call while the block runs."""
+    original = module_class.__call__
+
+    def recording_call(self, *args, **kwargs):
+        output = original(self, *args, **kwargs)
+        calls.setdefault(id(self), output)
+        return output
+
+    module_class.__call__ = recording_call
+    try:
+        yield
+    finally:
+        module_class.__call__ = original
+
+
+def _implementation(module, backend) -> str:
+    if backend.name == "numpy":
+        return backend.implementation
+    kernel = getattr(module, "kernel", None) or CUDA_KERNELS.get(type(module).__name__)
+    return f"CUDA kernel: {kernel}" if kernel else backend.implementation
+
+
+def summary(model, input_shape, dtype="float32", device=None) -> ModelSummary:
+    """The summary of ``model`` for inputs of ``input_shape`` (one sample, without the batch axis).
+
+    ``dtype``: of the zeros fed in (``"int64"`` for models that start with an Embedding). ``device``: where to run
+    the pass (default: the model's parameters' device, or gpunet's current device).
+    """
+    from ..nn import Module
+
+    if isinstance(input_shape, int):
+        input_shape = (input_shape,)
+    input_shape = tuple(input_shape)
+    if not input_shape or not all(isinstance(d, int) and d >= 1 for d in input_shape):
+        raise ValueError(f"summary: input_shape must be positive integers (one sample, no batch axis), "
+                         f"got {input_shape!r}")
+    params = list(model.parameters())
+    if device is None and params:
+        device = params[0].device
+    x = zeros(1, *input_shape, dtype=dtype, device=device)
+    calls: dict = {}
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad(), _recording_calls(Module, calls):
+            model(x)
+    except Exception as exc:
+        raise ValueError(f"summary: a forward pass of {type(model).__name__} on an input of shape "
+                         f"{_shape((None, *input_shape))} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        model.train(was_training)
+    rows = []
+    for name, module in model.named_modules():
+        own = list(module.parameters(recurse=False))
+        leaf = not any(True for _ in module.children())
+        if leaf or own:
+            shape = _output_shape(calls[id(module)]) if id(module) in calls else "(not called)"
+            rows.append(LayerRow(name or type(module).__name__, type(module).__name__, shape,
+                                 sum(p.numel() for p in own), _implementation(module, x.backend)))
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    return ModelSummary(type(model).__name__, input_shape, tuple(rows), trainable,
+                        sum(p.numel() for p in params) - trainable, str(x.device))
