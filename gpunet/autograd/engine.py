@@ -72,7 +72,10 @@ def run_backward(outputs, grad_outputs, create_graph, targets=None):
             if not tensor.requires_grad:
                 return
             if targets is None:
-                tensor.grad = g if tensor.grad is None else ops.add(tensor.grad, g)
+                if tensor.grad is not None:
+                    tensor.grad = ops.add(tensor.grad, g)
+                else:  # the leaf owns its .grad: a writable array shared with no other tensor
+                    tensor.grad = g if create_graph else type(g)(g.data.copy(), g.backend)
             elif id(tensor) in keys:
                 k = id(tensor)
                 captured[k] = g if k not in captured else ops.add(captured[k], g)

@@ -41,7 +41,7 @@ def as_tensor(value, like):
     backend = like.backend
     if type(value) is float and like.dtype.kind == "f":
         return Tensor(backend.xp.asarray(value, dtype=like.dtype), backend)
-    if isinstance(value, numbers.Number) and not isinstance(value, numpy.generic):
+    if isinstance(value, numbers.Number):  # NumPy scalars too: PyTorch treats them as Python numbers
         if isinstance(value, bool):
             dtype = numpy.dtype(bool)
         elif like.dtype.kind == "f":
