@@ -15,6 +15,7 @@ from .ops import (abs, arange, argmax, argmin, cat, chunk, clamp, empty, exp, ey
                   std, sum, tanh, tensor, transpose, unsqueeze, var, where, zeros, zeros_like)
 from . import random
 from . import nn
+from . import optim
 
 float32 = _numpy.dtype("float32")
 float64 = _numpy.dtype("float64")

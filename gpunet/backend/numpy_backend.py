@@ -7,6 +7,7 @@ from .device import Device
 from .fused import fused
 from .numpy_kernels import dropout as _dropout
 from .numpy_kernels import erf as _erf
+from .numpy_kernels import optimizers as _optimizers
 from .numpy_kernels import softmax as _softmax
 
 
@@ -39,3 +40,5 @@ class NumpyBackend:
     softmax_cross_entropy = fused(_softmax.softmax_cross_entropy)
     dropout_mask = fused(_dropout.dropout_mask)
     erf = fused(_erf.erf)
+    sgd_update = fused(_optimizers.sgd_update)
+    adam_update = fused(_optimizers.adam_update)

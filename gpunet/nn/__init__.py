@@ -8,3 +8,5 @@ from .flatten import Flatten
 from .dropout import Dropout
 from .activation import (ELU, GELU, BipolarSigmoid, BipolarStep, Hardtanh, Identity, LeakyReLU, LogSoftmax, PReLU,
                          ReLU, Sigmoid, Softmax, Softplus, Step, Tanh)
+from . import utils
+from .losses import *  # noqa: F401,F403  (the loss modules; the functions are in functional)

@@ -15,6 +15,8 @@ from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.linear import linear
 from ..ops.reduction import log_softmax as _log_softmax
 from ..ops.reduction import softmax as _softmax
+from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss,  # noqa: F401
+                     kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 
 __all__ = ["linear", "dropout", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu", "softplus",
            "hardtanh", "softmax", "log_softmax", "step", "bipolar_step", "bipolar_sigmoid", "erf"]

@@ -1,0 +1,427 @@
+"""Loss functions and loss modules with PyTorch's names, arguments and reductions.
+
+``reduction`` is 'mean' (the default), 'sum' or 'none' (per-element losses); ``kl_div`` also takes 'batchmean'.
+Shapes are checked up front and errors say which loss, which shapes, and how to fix the call.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import ops
+from ..autograd.function import DeviceMismatchError
+from ..autograd.tensor import Tensor
+from ..ops.activation import softplus
+from ..ops.loss import binary_cross_entropy as _bce_node, pick_class, softmax_cross_entropy
+from .module import Module
+
+__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# ----- argument checks ------------------------------------------------------------------------------------------
+def _check_reduction(loss, reduction, allowed=_REDUCTIONS):
+    if reduction not in allowed:
+        choices = ", ".join(repr(r) for r in allowed)
+        raise ValueError(f"{loss}: reduction must be one of {choices}; got {reduction!r}")
+
+
+def _check_tensor(loss, name, value):
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{loss}: {name} must be a gpunet Tensor, got {type(value).__name__}; wrap it with gpunet.tensor(...)")
+
+
+def _check_float(loss, name, t):
+    if t.dtype.kind != "f":
+        raise TypeError(f"{loss}: {name} must be floating point, got dtype {t.dtype}; convert it with .float()")
+
+
+def _same_shape(loss, input, target, target_name="target"):
+    _check_tensor(loss, "input", input)
+    _check_tensor(loss, target_name, target)
+    if input.shape != target.shape:
+        raise ValueError(
+            f"{loss}: input has shape {tuple(input.shape)} but {target_name} has shape {tuple(target.shape)}; they must "
+            f"match (broadcasting them is almost always a bug): e.g. target.reshape({tuple(input.shape)}) or "
+            f"input.squeeze(-1)"
+        )
+
+
+def _check_weight(loss, weight, num_classes, like, name="weight"):
+    """The class-weight array of ``weight`` (None, or a 1-D float tensor of length C on ``like``'s device)."""
+    if weight is None:
+        return None
+    _check_tensor(loss, name, weight)
+    if weight.shape != (num_classes,):
+        raise ValueError(f"{loss}: {name} must have shape ({num_classes},), one value per class; got {tuple(weight.shape)}")
+    if weight.backend is not like.backend:
+        raise DeviceMismatchError(f"{loss}: {name} is on {weight.device} but input is on {like.device}; move it with "
+                                  f".to(device)")
+    return weight.data.astype(like.dtype, copy=False)
+
+
+def _reduce(loss, reduction):
+    if reduction == "mean":
+        return ops.mean(loss)
+    if reduction == "sum":
+        return ops.sum(loss)
+    return loss
+
+
+def _class_targets(loss, input, target, ignore_index):
+    """Validate integer class-index ``target`` for ``input`` of shape (C,), (N, C) or (N, C, d1, ...)."""
+    if target.dtype.kind not in "iu":
+        raise TypeError(
+            f"{loss}: target must hold integer class indices, got dtype {target.dtype}; convert it with .long(), or "
+            f"for class probabilities use cross_entropy with a float target of the input's shape"
+        )
+    expected = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
+    if target.shape != expected:
+        layout = "(C,)" if input.ndim == 1 else "(N, C)" if input.ndim == 2 else "(N, C, d1, ...)"
+        raise ValueError(
+            f"{loss}: input of shape {tuple(input.shape)} {layout} needs a target of shape {expected} "
+            f"(one class index per {'sample' if input.ndim < 3 else 'position'}), got {tuple(target.shape)}"
+        )
+    if target.backend is not input.backend:
+        raise DeviceMismatchError(f"{loss}: target is on {target.device} but input is on {input.device}; move it "
+                                  f"with .to(device)")
+    num_classes = input.shape[1 if input.ndim >= 2 else 0]
+    t = target.data
+    if t.size and (t.min() < 0 or t.max() >= num_classes):
+        bad = t[((t < 0) | (t >= num_classes)) & (t != ignore_index)]
+        if bad.size:
+            raise IndexError(
+                f"{loss}: target holds class index {int(bad.reshape(-1)[0])}, outside [0, {num_classes}) for an input "
+                f"with {num_classes} classes (class dimension 1); labels must run from 0 to {num_classes - 1}"
+            )
+
+
+def _as_rows(input, target):
+    """``input`` as (M, C) rows with the class dimension last, and ``target`` flattened to (M,)."""
+    if input.ndim == 1:
+        return ops.unsqueeze(input, 0), target.data.reshape(1)
+    if input.ndim > 2:
+        input = ops.permute(input, (0,) + tuple(range(2, input.ndim)) + (1,))
+        input = ops.reshape(input, (-1, input.shape[-1]))
+    return input, target.data.reshape(-1)
+
+
+def _weighted_mean_denominator(weight, target, keep, like):
+    """What PyTorch's 'mean' divides by: the number of kept rows, or their summed class weights."""
+    xp = like.backend.xp
+    if weight is None:
+        return Tensor(xp.asarray(keep.sum(), dtype=like.dtype), like.backend)
+    return Tensor(xp.asarray((weight[xp.where(keep, target, 0)] * keep).sum()), like.backend)
+
+
+# ----- classification -------------------------------------------------------------------------------------------
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy between logits ``input`` and ``target``, PyTorch's ``F.cross_entropy``.
+
+    ``input`` is (C,), (N, C) or (N, C, d1, ...) raw scores (logits). ``target`` holds integer class indices of shape
+    (), (N,) or (N, d1, ...) (entries equal to ``ignore_index`` are skipped), or class probabilities of the input's
+    shape (a float tensor). ``weight`` (C,) rescales each class; ``label_smoothing`` in [0, 1] mixes the target with
+    the uniform distribution. Computed stably from log-softmax, for logits of any magnitude.
+    """
+    name = "cross_entropy"
+    _check_tensor(name, "input", input)
+    _check_tensor(name, "target", target)
+    _check_reduction(name, reduction)
+    _check_float(name, "input", input)
+    if input.ndim == 0:
+        raise ValueError(f"{name}: input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...), got ()")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    class_dim = 1 if input.ndim >= 2 else 0
+    num_classes = input.shape[class_dim]
+    w = _check_weight(name, weight, num_classes, input)
+    if target.dtype.kind == "f" and target.shape == input.shape:
+        return _cross_entropy_probabilities(input, target, w, reduction, label_smoothing, class_dim)
+    _class_targets(name, input, target, ignore_index)
+    rows, flat_target = _as_rows(input, target)
+    loss = softmax_cross_entropy(rows, flat_target, ignore_index, w, reduction)
+    if label_smoothing > 0:
+        loss = ops.add(ops.mul(loss, 1.0 - label_smoothing),
+                       ops.mul(_uniform_smoothing_term(rows, flat_target, w, ignore_index, reduction),
+                               label_smoothing / num_classes))
+    if reduction == "none":
+        loss = ops.reshape(loss, target.shape)
+    return loss
+
+
+def _uniform_smoothing_term(rows, target, weight, ignore_index, reduction):
+    """PyTorch's label-smoothing part: -sum_c weight_c log p_c per kept row, reduced like the NLL term."""
+    log_probs = ops.log_softmax(rows, 1)
+    if weight is not None:
+        log_probs = ops.mul(log_probs, Tensor(weight, rows.backend))
+    keep = target != ignore_index
+    per_row = ops.mul(ops.neg(ops.sum(log_probs, 1)), Tensor(keep.astype(rows.dtype), rows.backend))
+    if reduction == "mean":
+        return ops.div(ops.sum(per_row), _weighted_mean_denominator(weight, target, keep, rows))
+    return _reduce(per_row, reduction)
+
+
+def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing, class_dim):
+    num_classes = input.shape[class_dim]
+    if label_smoothing > 0:
+        target = ops.add(ops.mul(target, 1.0 - label_smoothing), label_smoothing / num_classes)
+    terms = ops.mul(ops.log_softmax(input, class_dim), target)
+    if weight is not None:
+        shape = tuple(num_classes if i == class_dim else 1 for i in range(input.ndim))
+        terms = ops.mul(terms, Tensor(weight.reshape(shape), input.backend))
+    if reduction == "none":
+        return ops.neg(ops.sum(terms, class_dim))
+    total = ops.neg(ops.sum(terms))
+    if reduction == "sum":
+        return total
+    return ops.div(total, float(input.data.size // num_classes))
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of log-probabilities ``input`` (C,), (N, C) or (N, C, d1, ...) at the integer class
+    indices ``target``; 'mean' divides by the summed weights of the non-ignored targets, as PyTorch does."""
+    name = "nll_loss"
+    _check_tensor(name, "input", input)
+    _check_tensor(name, "target", target)
+    _check_reduction(name, reduction)
+    _check_float(name, "input", input)
+    if input.ndim == 0:
+        raise ValueError(f"{name}: input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...), got ()")
+    num_classes = input.shape[1 if input.ndim >= 2 else 0]
+    w = _check_weight(name, weight, num_classes, input)
+    _class_targets(name, input, target, ignore_index)
+    rows, flat_target = _as_rows(input, target)
+    xp = input.backend.xp
+    keep = flat_target != ignore_index
+    safe_target = xp.where(keep, flat_target, 0)
+    row_weight = keep.astype(input.dtype) if w is None else w[safe_target] * keep
+    losses = ops.mul(ops.neg(pick_class(rows, safe_target)), Tensor(row_weight, input.backend))
+    if reduction == "none":
+        return ops.reshape(losses, target.shape)
+    if reduction == "sum":
+        return ops.sum(losses)
+    return ops.div(ops.sum(losses), _weighted_mean_denominator(w, flat_target, keep, input))
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """Binary cross-entropy of probabilities ``input`` in [0, 1] against ``target`` of the same shape; each log is
+    clamped to >= -100 as in PyTorch, so the loss stays finite at 0 and 1. ``weight`` broadcasts to the input."""
+    name = "binary_cross_entropy"
+    _same_shape(name, input, target)
+    _check_reduction(name, reduction)
+    _check_float(name, "input", input)
+    _check_float(name, "target", target)
+    x = input.data
+    if not bool(((x >= 0) & (x <= 1)).all()):
+        raise ValueError(
+            f"{name}: all elements of input must be probabilities in [0, 1]; got values outside (or NaN). Apply "
+            f"sigmoid first, or pass the raw scores to binary_cross_entropy_with_logits (more stable)"
+        )
+    loss = _bce_node(input, target)
+    if weight is not None:
+        loss = ops.mul(loss, _broadcast_weight(name, "weight", weight, input))
+    return _reduce(loss, reduction)
+
+
+def _broadcast_weight(loss, name, weight, input):
+    _check_tensor(loss, name, weight)
+    try:
+        input.backend.xp.broadcast_shapes(weight.shape, input.shape)
+    except ValueError:
+        raise ValueError(f"{loss}: {name} of shape {tuple(weight.shape)} does not broadcast to the input's shape "
+                         f"{tuple(input.shape)}") from None
+    return weight
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """Binary cross-entropy of ``sigmoid(input)`` against ``target``, computed from the logits in the stable form
+    ``(1 - y) x + (1 + (pos_weight - 1) y) softplus(-x)``. ``pos_weight`` (broadcast along the last dimension, one per
+    class) weighs the positive examples; ``weight`` broadcasts to the input."""
+    name = "binary_cross_entropy_with_logits"
+    _same_shape(name, input, target)
+    _check_reduction(name, reduction)
+    _check_float(name, "input", input)
+    _check_float(name, "target", target)
+    soft = softplus(ops.neg(input), 1.0, math.inf)
+    if pos_weight is not None:
+        pos_weight = _broadcast_weight(name, "pos_weight", pos_weight, input)
+        soft = ops.mul(soft, ops.add(ops.mul(ops.sub(pos_weight, 1.0), target), 1.0))
+    loss = ops.add(ops.mul(ops.sub(1.0, target), input), soft)
+    if weight is not None:
+        loss = ops.mul(loss, _broadcast_weight(name, "weight", weight, input))
+    return _reduce(loss, reduction)
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence ``target * (log(target) - input)`` for log-probabilities ``input`` (PyTorch's
+    argument order). 'batchmean' divides the sum by the batch size (the true KL per sample); 'mean' divides by the
+    number of elements. With ``log_target`` the target is given as log-probabilities too."""
+    name = "kl_div"
+    _same_shape(name, input, target)
+    _check_reduction(name, reduction, _REDUCTIONS + ("batchmean",))
+    _check_float(name, "input", input)
+    _check_float(name, "target", target)
+    if log_target:
+        loss = ops.mul(ops.exp(target), ops.sub(target, input))
+    else:
+        positive = target.data > 0
+        safe = ops.where(positive, target, 1.0)
+        loss = ops.sub(ops.where(positive, ops.mul(target, ops.log(safe)), 0.0), ops.mul(target, input))
+    if reduction == "batchmean":
+        return ops.div(ops.sum(loss), float(input.shape[0] if input.ndim else 1))
+    return _reduce(loss, reduction)
+
+
+# ----- regression -----------------------------------------------------------------------------------------------
+def mse_loss(input, target, reduction="mean"):
+    """Squared error ``(input - target)^2``, averaged (or summed, or per element)."""
+    _same_shape("mse_loss", input, target)
+    _check_reduction("mse_loss", reduction)
+    diff = ops.sub(input, target)
+    return _reduce(ops.mul(diff, diff), reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    """Absolute error ``|input - target|``, averaged (or summed, or per element)."""
+    _same_shape("l1_loss", input, target)
+    _check_reduction("l1_loss", reduction)
+    return _reduce(ops.abs(ops.sub(input, target)), reduction)
+
+
+def _piecewise_quadratic(input, target, width, quadratic_scale, linear_scale):
+    """``quadratic_scale * d^2 / 2`` where |d| < width, else ``linear_scale * (|d| - width / 2)``."""
+    diff = ops.sub(input, target)
+    size = ops.abs(diff)
+    if width == 0:
+        return ops.mul(size, linear_scale)
+    near = size.data < width
+    quadratic = ops.mul(ops.mul(diff, diff), 0.5 * quadratic_scale)
+    linear = ops.mul(ops.sub(size, 0.5 * width), linear_scale)
+    return ops.where(near, quadratic, linear)
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """``0.5 d^2 / beta`` where |d| < beta, else ``|d| - beta / 2`` (d = input - target); L1 when beta = 0."""
+    _same_shape("smooth_l1_loss", input, target)
+    _check_reduction("smooth_l1_loss", reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta!r}")
+    return _reduce(_piecewise_quadratic(input, target, beta, 1.0 / beta if beta else 0.0, 1.0), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """``0.5 d^2`` where |d| < delta, else ``delta (|d| - delta / 2)`` (d = input - target)."""
+    _same_shape("huber_loss", input, target)
+    _check_reduction("huber_loss", reduction)
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta!r}")
+    return _reduce(_piecewise_quadratic(input, target, delta, 1.0, delta), reduction)
+
+
+# ----- modules --------------------------------------------------------------------------------------------------
+class _Loss(Module):
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        _check_reduction(type(self).__name__, reduction, self._reductions)
+        self.reduction = reduction
+
+    _reductions = _REDUCTIONS
+
+    def extra_repr(self) -> str:
+        return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
+
+
+class CrossEntropyLoss(_Loss):
+    """Module form of :func:`cross_entropy` (logits and class indices or class probabilities)."""
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+        self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
+
+    def forward(self, input, target):
+        return cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
+
+
+class NLLLoss(_Loss):
+    """Module form of :func:`nll_loss` (log-probabilities and class indices)."""
+
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+        self.ignore_index = ignore_index
+
+    def forward(self, input, target):
+        return nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+
+
+class MSELoss(_Loss):
+    """Module form of :func:`mse_loss`."""
+
+    def forward(self, input, target):
+        return mse_loss(input, target, self.reduction)
+
+
+class L1Loss(_Loss):
+    """Module form of :func:`l1_loss`."""
+
+    def forward(self, input, target):
+        return l1_loss(input, target, self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    """Module form of :func:`smooth_l1_loss`."""
+
+    def __init__(self, reduction="mean", beta=1.0):
+        super().__init__(reduction)
+        self.beta = beta
+
+    def forward(self, input, target):
+        return smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class HuberLoss(_Loss):
+    """Module form of :func:`huber_loss`."""
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        self.delta = delta
+
+    def forward(self, input, target):
+        return huber_loss(input, target, self.reduction, self.delta)
+
+
+class BCELoss(_Loss):
+    """Module form of :func:`binary_cross_entropy` (probabilities)."""
+
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+
+    def forward(self, input, target):
+        return binary_cross_entropy(input, target, self.weight, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Module form of :func:`binary_cross_entropy_with_logits` (logits; the stable choice)."""
+
+    def __init__(self, weight=None, reduction="mean", pos_weight=None):
+        super().__init__(reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, input, target):
+        return binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+
+
+class KLDivLoss(_Loss):
+    """Module form of :func:`kl_div`; use reduction='batchmean' for the KL divergence per sample."""
+
+    _reductions = _REDUCTIONS + ("batchmean",)
+
+    def __init__(self, reduction="mean", log_target=False):
+        super().__init__(reduction)
+        self.log_target = log_target
+
+    def forward(self, input, target):
+        return kl_div(input, target, self.reduction, self.log_target)

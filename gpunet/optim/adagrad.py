@@ -1,0 +1,40 @@
+"""Adagrad: per-element learning rates from the sum of squared gradients, with PyTorch's learning-rate decay."""
+from __future__ import annotations
+
+from .optimizer import Optimizer
+
+
+class Adagrad(Optimizer):
+    """``s += g^2``; ``p -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(s) + eps)``; s starts at
+    ``initial_accumulator_value``."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize))
+        for group in self.param_groups:  # PyTorch creates the state up front
+            for p in group["params"]:
+                state = self.state[p]
+                state["step"] = 0
+                self._buffer(state, "sum", p, group["initial_accumulator_value"])
+
+    def _check(self, group):
+        self._check_nonnegative(group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+
+    def _update(self, group):
+        lr, lr_decay, weight_decay, eps = group["lr"], group["lr_decay"], group["weight_decay"], group["eps"]
+        maximize = group["maximize"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            xp, x = p.backend.xp, p.data
+            g = -p.grad.data if maximize else p.grad.data
+            if weight_decay != 0:
+                g = g + weight_decay * x
+            state = self.state[p]
+            step = state["step"] = state.get("step", 0) + 1
+            total = self._buffer(state, "sum", p, group["initial_accumulator_value"])
+            total += g * g
+            std = xp.sqrt(total)
+            std += eps
+            x -= lr / (1 + (step - 1) * lr_decay) * (g / std)

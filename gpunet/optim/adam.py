@@ -1,0 +1,49 @@
+"""Adam and AdamW (decoupled weight decay), with AMSGrad, exactly as PyTorch computes them."""
+from __future__ import annotations
+
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adam: bias-corrected first and second moment estimates; ``p -= lr * m_hat / (sqrt(v_hat) + eps)``.
+
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2), or with ``decoupled_weight_decay=True``
+    multiplies p by ``1 - lr * weight_decay`` before the step (AdamW). ``amsgrad`` uses the running maximum of v.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 maximize=False, decoupled_weight_decay=False):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, decoupled_weight_decay=decoupled_weight_decay))
+
+    def _check(self, group):
+        self._check_nonnegative(group, "lr", "eps", "weight_decay")
+        betas = group["betas"]
+        self._require(len(betas) == 2, f"betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, beta in enumerate(betas):
+            self._require(0.0 <= beta < 1.0, f"betas[{i}] must be in [0, 1), got {beta!r}")
+
+    def _update(self, group):
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
+        decoupled = group["decoupled_weight_decay"]
+        for p in group["params"]:
+            g = p.grad
+            if g is None:
+                continue
+            state = self.state[p]
+            step = state["step"] = state.get("step", 0) + 1
+            exp_avg = self._buffer(state, "exp_avg", p)
+            exp_avg_sq = self._buffer(state, "exp_avg_sq", p)
+            max_sq = self._buffer(state, "max_exp_avg_sq", p) if amsgrad else None
+            p.backend.adam_update(p.data, g.data, exp_avg, exp_avg_sq, max_sq, step, lr, beta1, beta2, eps,
+                                  weight_decay, decoupled, amsgrad, maximize)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * weight_decay`` before each step."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True)
