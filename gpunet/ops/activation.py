@@ -10,7 +10,7 @@ import math
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from .arithmetic import add, mul, sub
-from .elementwise import exp, sigmoid, tanh, where
+from .elementwise import clamp, exp, sigmoid, tanh, where
 from .shape import reshape, sum_to
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -79,9 +79,8 @@ class ELU(Function):
         return xp.where(x > 0, x, self.alpha * xp.expm1(xp.minimum(x, 0)))
 
     def backward(self, gy):
-        # for x <= 0 the slope alpha * exp(x) equals y + alpha, which never overflows
-        x = self.inputs[0]
-        return where(x.data > 0, gy, mul(gy, add(self.output(), self.alpha)))
+        x = self.inputs[0]  # slope alpha * exp(x) for x <= 0; exp of min(x, 0) cannot overflow
+        return where(x.data > 0, gy, mul(gy, mul(exp(clamp(x, None, 0.0)), self.alpha)))
 
 
 class GELU(Function):
