@@ -202,6 +202,9 @@ def load_dataset(name: str, **options) -> Dataset:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
     validation_split = _check_fraction("validation_split", common["validation_split"])
+    for flag in ("stratify", "flatten"):
+        if not isinstance(common[flag], bool):
+            raise DatasetError(f"{flag} must be true or false, got {common[flag]!r}")
     normalize = common["normalize"]
     if normalize not in NORMALIZATIONS:
         raise DatasetError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
@@ -237,6 +240,8 @@ def load_dataset(name: str, **options) -> Dataset:
 
     labels_max = max(int(a.max()) for a in (y, y_val, y_test) if a.size)
     num_classes = raw.num_classes if raw.num_classes is not None else labels_max + 1
+    if raw.class_names is not None and len(raw.class_names) != num_classes:
+        raise DatasetError(f"dataset {name!r}: {len(raw.class_names)} class names for {num_classes} classes")
     if labels_max >= num_classes:
         raise DatasetError(f"dataset {name!r}: label {labels_max} out of range for {num_classes} classes")
     info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, raw.class_names)

@@ -241,6 +241,8 @@ def test_unknown_names_and_options_suggest_corrections():
         load_dataset("xor", validation_split=1.5)
     with pytest.raises(DatasetError, match="normalize must be one of none, standard, minmax, scale"):
         load_dataset("xor", normalize="zscore")
+    with pytest.raises(DatasetError, match="flatten must be true or false, got 'yes'"):
+        load_dataset("xor", flatten="yes")
     with pytest.raises(DatasetError, match="n_samples must be an integer >= 1"):
         load_dataset("xor", n_samples=0)
     assert dataset_options("xor")["noise"] == 0.1 and dataset_options("xor")["validation_split"] == 0.1
@@ -256,5 +258,9 @@ def test_register_a_custom_dataset():
     x, y = ds.train[3]
     np.testing.assert_array_equal(x, [6, 7])
     assert y == 1
+    register_dataset("test_custom_bad_names")(
+        lambda: RawData(np.zeros((4, 1)), np.arange(4) % 3, num_classes=3, class_names=("a", "b")))
+    with pytest.raises(DatasetError, match="2 class names for 3 classes"):
+        load_dataset("test_custom_bad_names", test_split=0, validation_split=0)
     with pytest.raises(ValueError, match="already registered"):
         register_dataset("test_custom_ramp")(ramp)
