@@ -15,7 +15,8 @@ from ..ops import zeros
 
 __all__ = ["LayerRow", "ModelSummary", "summary"]
 
-# The fused CUDA kernel behind each layer type on a CuPy backend (see docs/internals.md); others run as CuPy code.
+# The fused kernel behind each layer type on a CuPy backend (see docs/internals.md); a layer may name its own with a
+# ``kernel`` attribute. Layers without one run as plain CuPy array code.
 CUDA_KERNELS = {
     "Conv1d": "im2col", "Conv2d": "im2col", "ConvTranspose2d": "col2im",
     "MaxPool1d": "max_pool2d", "MaxPool2d": "max_pool2d", "AvgPool1d": "avg_pool2d", "AvgPool2d": "avg_pool2d",
@@ -97,10 +98,20 @@ def _recording_calls(module_class, calls: dict):
 
 
 def _implementation(module, backend) -> str:
+    """"NumPy" on the CPU; on a CUDA backend the fused kernel the layer uses and where it runs (a kernels/*.cu file
+    or the CuPy reference), or the backend's own description for layers made of plain array ops."""
     if backend.name == "numpy":
         return backend.implementation
     kernel = getattr(module, "kernel", None) or CUDA_KERNELS.get(type(module).__name__)
-    return f"CUDA kernel: {kernel}" if kernel else backend.implementation
+    if kernel is None:
+        return backend.implementation
+    try:
+        where = backend.kernel_implementation(kernel)
+    except (AttributeError, KeyError):
+        return backend.implementation
+    if where.startswith("kernels/"):
+        return f"CUDA kernel: {kernel} ({where})"
+    return f"CuPy reference: {kernel}"
 
 
 def summary(model, input_shape, dtype="float32", device=None) -> ModelSummary:

@@ -82,11 +82,12 @@ class Trainer:
         self.metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         self.grad_clip = grad_clip
         self.threshold = 0.0 if type(loss_fn).__name__ == "BCEWithLogitsLoss" else 0.5
-        self.callbacks = sorted(callbacks, key=lambda c: c.order)  # stable: equal orders keep the given order
-        for callback in self.callbacks:
+        for callback in callbacks:
             if not isinstance(callback, Callback):
                 raise TypeError(f"Trainer: callbacks must be gpunet.train.Callback objects, got "
                                 f"{type(callback).__name__}")
+        self.callbacks = sorted(callbacks, key=lambda c: c.order)  # stable: equal orders keep the given order
+        for callback in self.callbacks:
             callback.set_trainer(self)
         self.config: dict | None = None  # stored in checkpoints when set (the run's resolved config)
         self.history = History()
