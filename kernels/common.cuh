@@ -1,0 +1,73 @@
+// Shared helpers for every gpunet kernel file (kernels/*.cu).
+//
+// Conventions: entry points are `extern "C" __global__`; sizes and indices are `long long`
+// (64-bit, so tensors beyond 2^31 elements work); float32 first. The same source compiles with
+// NVRTC (what CuPy uses) and with g++ under gpunet.testing.cuda_emu, which defines
+// GPUNET_CUDA_EMU. No standard headers: NVRTC has none.
+#pragma once
+
+// Every element index i < n handled by this thread, for any grid (1-D) and any n.
+#define GPUNET_GRID_STRIDE_LOOP(i, n)                                                   \
+    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;   \
+         i < static_cast<long long>(n); i += static_cast<long long>(blockDim.x) * gridDim.x)
+
+// Every row < n handled by this block (one block per row, any grid size).
+#define GPUNET_BLOCK_STRIDE_LOOP(row, n) \
+    for (long long row = blockIdx.x; row < static_cast<long long>(n); row += gridDim.x)
+
+// Every column j < n of the current row handled by this thread (blockDim.x threads per row).
+#define GPUNET_THREAD_STRIDE_LOOP(j, n) \
+    for (long long j = threadIdx.x; j < static_cast<long long>(n); j += blockDim.x)
+
+// Dynamic shared memory (launch argument `shared_mem`, in bytes) viewed as an array of T.
+#if defined(GPUNET_CUDA_EMU)
+#define GPUNET_DYNAMIC_SHARED(T, name) \
+    T* name = reinterpret_cast<T*>(::cuda_emu::dynamic_shared_memory())
+#else
+#define GPUNET_DYNAMIC_SHARED(T, name)                                        \
+    extern __shared__ __align__(16) unsigned char gpunet_dynamic_shared_[]; \
+    T* name = reinterpret_cast<T*>(gpunet_dynamic_shared_)
+#endif
+
+// Largest block any gpunet kernel is launched with (the CUDA limit).
+#define GPUNET_MAX_THREADS 1024
+
+namespace gpunet {
+
+__device__ __forceinline__ float inf_f32() { return __int_as_float(0x7f800000); }
+__device__ __forceinline__ float nan_f32() { return __int_as_float(0x7fffffff); }
+
+__device__ __forceinline__ long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
+
+__device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// Reduce `value` over the threads of a 1-D block with `op` (associative, commutative) using
+// `scratch`, shared memory of at least blockDim.x elements. Every thread of the block must call
+// it (it synchronises); every thread gets the result, and `scratch` is free again on return.
+// Works for any blockDim.x, power of two or not.
+template <typename T, typename Op>
+__device__ __forceinline__ T block_reduce(T value, T* scratch, Op op) {
+    const unsigned int tid = threadIdx.x;
+    scratch[tid] = value;
+    __syncthreads();
+    unsigned int half = 1;
+    while (half < blockDim.x) half <<= 1;
+    for (half >>= 1; half > 0; half >>= 1) {
+        if (tid < half && tid + half < blockDim.x) scratch[tid] = op(scratch[tid], scratch[tid + half]);
+        __syncthreads();
+    }
+    T result = scratch[0];
+    __syncthreads();
+    return result;
+}
+
+struct SumOp {
+    template <typename T>
+    __device__ __forceinline__ T operator()(T a, T b) const { return a + b; }
+};
+
+struct MaxOp {  // NaN-propagating, unlike fmaxf
+    __device__ __forceinline__ float operator()(float a, float b) const { return (a > b || a != a) ? a : b; }
+};
+
+}  // namespace gpunet
