@@ -134,7 +134,7 @@ def neg(x):
 def pow(a, b):
     """``a ** b``; a Python-number exponent is a constant, a tensor exponent is differentiated too."""
     if isinstance(a, Tensor) and isinstance(b, numbers.Real) and not isinstance(b, bool):
-        return PowScalar(b).apply(a)
+        return PowScalar(int(b) if isinstance(b, numbers.Integral) else float(b)).apply(a)  # NumPy scalars too
     return Pow().apply(*_binary_operands(a, b))
 
 
