@@ -202,6 +202,9 @@ def load_dataset(name: str, **options) -> Dataset:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
     validation_split = _check_fraction("validation_split", common["validation_split"])
+    test_split = common["test_split"]
+    if test_split is not None:
+        _check_fraction("test_split", test_split)
     for flag in ("stratify", "flatten"):
         if not isinstance(common[flag], bool):
             raise DatasetError(f"{flag} must be true or false, got {common[flag]!r}")
@@ -216,7 +219,7 @@ def load_dataset(name: str, **options) -> Dataset:
     x = _as_features(raw.x, len(y), name, "training")
     rng = np.random.default_rng([seed, 0x5EED])  # splits draw from their own stream, apart from the source's
     if raw.x_test is not None:
-        if common["test_split"] is not None:
+        if test_split is not None:
             raise DatasetError(f"dataset {name!r} has a test set of its own: remove the option test_split")
         y_test = _as_labels(raw.y_test, name, "test")
         x_test = _as_features(raw.x_test, len(y_test), name, "test")
@@ -224,9 +227,8 @@ def load_dataset(name: str, **options) -> Dataset:
             raise DatasetError(f"dataset {name!r}: test samples have shape {x_test.shape[1:]}, "
                                f"training samples {x.shape[1:]}")
     else:
-        test_split = DEFAULT_TEST_SPLIT if common["test_split"] is None else common["test_split"]
-        test_split = _check_fraction("test_split", test_split)
-        keep, held = split_indices(y, test_split, rng, common["stratify"])
+        test_fraction = DEFAULT_TEST_SPLIT if test_split is None else float(test_split)
+        keep, held = split_indices(y, test_fraction, rng, common["stratify"])
         x, y, x_test, y_test = x[keep], y[keep], x[held], y[held]
     keep, held = split_indices(y, validation_split, rng, common["stratify"])
     x, y, x_val, y_val = x[keep], y[keep], x[held], y[held]

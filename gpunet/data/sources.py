@@ -75,6 +75,9 @@ def _find_idx_file(directory: str, part: str, dataset: str, how_to_get: str) -> 
 def _idx_raw(paths: dict, dataset: str, num_classes=None, class_names=None) -> RawData:
     arrays = {part: (read_idx(p) if p is not None else None) for part, p in paths.items()}
     for images, labels in (("train_images", "train_labels"), ("test_images", "test_labels")):
+        if arrays[labels] is not None and arrays[labels].ndim != 1:
+            raise DatasetError(f"dataset {dataset!r}: {paths[labels]} should hold labels (one dimension) but has "
+                               f"shape {arrays[labels].shape}; are the image and label files swapped?")
         if arrays[images] is not None and len(arrays[images]) != len(arrays[labels]):
             raise DatasetError(f"dataset {dataset!r}: {paths[images]} holds {len(arrays[images])} images but "
                                f"{paths[labels]} holds {len(arrays[labels])} labels")

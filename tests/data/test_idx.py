@@ -133,6 +133,9 @@ def test_idx_dataset_named_files_and_mismatched_counts(tmp_path):
     short = write(tmp_path / "short-labels", idx_bytes(0x08, (3,), bytes([0, 1, 2])))
     with pytest.raises(DatasetError, match="holds 30 images but .*short-labels holds 3 labels"):
         load_dataset("idx", train_images=str(tmp_path / "train-images-idx3-ubyte.gz"), train_labels=str(short))
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte.gz should hold labels .* swapped"):
+        load_dataset("idx", train_images=str(tmp_path / "train-labels-idx1-ubyte.gz"),
+                     train_labels=str(tmp_path / "train-images-idx3-ubyte.gz"))
     with pytest.raises(DatasetError, match="give both test_images and test_labels"):
         load_dataset("idx", train_images=str(tmp_path / "train-images-idx3-ubyte.gz"),
                      train_labels=str(tmp_path / "train-labels-idx1-ubyte.gz"),
