@@ -58,9 +58,8 @@ class Scripted(Callback):
 class Recorder(Callback):
     """Keeps a copy of the weights at the end of every epoch."""
 
-    order = 200
-
-    def __init__(self):
+    def __init__(self, order=200):
+        self.order = order
         self.weights = {}
 
     def on_epoch_end(self, epoch, logs):
