@@ -42,11 +42,11 @@ class Module:
         params = self.__dict__.get("_parameters")
         if isinstance(value, Parameter):
             self._check_initialised(name)
-            self._forget(name)
+            self._forget(name, "_parameters")
             params[name] = value
         elif isinstance(value, Module):
             self._check_initialised(name)
-            self._forget(name)
+            self._forget(name, "_modules")
             self._modules[name] = value
         elif params is not None and name in params:
             if value is not None:
@@ -66,12 +66,12 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name):
-        """Drop ``name`` from every registry and the instance dict before it is registered anew."""
+    def _forget(self, name, keep):
+        """Drop ``name`` from the instance dict and the registries other than ``keep`` (which keeps its order)."""
         self.__dict__.pop(name, None)
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
-        self._buffers.pop(name, None)
+        for registry in ("_parameters", "_modules", "_buffers"):
+            if registry != keep:
+                getattr(self, registry).pop(name, None)
         self._non_persistent_buffers.discard(name)
 
     def __getattr__(self, name):
@@ -100,7 +100,7 @@ class Module:
         self._check_name(name, "parameter")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a gpunet.nn.Parameter or None, got {type(param).__name__}")
-        self._forget(name)
+        self._forget(name, "_parameters")
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
@@ -108,7 +108,7 @@ class Module:
         self._check_name(name, "buffer")
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
-        self._forget(name)
+        self._forget(name, "_buffers")
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent_buffers.add(name)
@@ -118,7 +118,7 @@ class Module:
         self._check_name(name, "module")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}")
-        self._forget(name)
+        self._forget(name, "_modules")
         self._modules[name] = module
 
     register_module = add_module
