@@ -12,7 +12,7 @@ from .elementwise import clamp, log
 from .reduction import softmax
 from .shape import reshape
 
-_BCE_EPSILON = 1e-12  # PyTorch's floor on x (1 - x) in the gradient of binary cross-entropy
+_BCE_EPSILON = 9.99999996004197e-13  # PyTorch's floor on x (1 - x) in the BCE gradient: 1e-12 rounded to float32
 
 
 def _onehot(backend, target, num_classes, dtype):
@@ -98,8 +98,9 @@ class BinaryCrossEntropy(Function):
 
     def forward(self, backend, x, y):
         xp = backend.xp
-        log_x = xp.maximum(xp.log(x), -100)
-        log_1mx = xp.maximum(xp.log1p(-x), -100)
+        # log(0) is -inf, clamped to -100; the inner where keeps NumPy from warning about it
+        log_x = xp.where(x > 0, xp.maximum(xp.log(xp.where(x > 0, x, 1)), -100), -100)
+        log_1mx = xp.where(x < 1, xp.maximum(xp.log1p(-xp.where(x < 1, x, 0)), -100), -100)
         return -(y * log_x + (1 - y) * log_1mx)
 
     def backward(self, gy):

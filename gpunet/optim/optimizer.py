@@ -98,7 +98,10 @@ class Optimizer:
                     continue
                 if set_to_none:
                     p.grad = None
-                else:  # a fresh array: a gradient may be a read-only view shared with another tensor
+                elif p.grad.creator is None and getattr(p.grad.data, "flags", None) is not None \
+                        and getattr(p.grad.data.flags, "writeable", True):
+                    p.grad.zero_()
+                else:  # a gradient with a graph (create_graph=True), or a read-only array: a fresh zero tensor
                     p.grad = Tensor(p.backend.xp.zeros_like(p.grad.data), p.backend)
 
     def step(self, closure=None):
