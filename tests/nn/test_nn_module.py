@@ -62,8 +62,8 @@ def test_weights_move_both_ways_and_give_equal_outputs():
     ours, theirs = _pair()
     ours.eval(), theirs.eval()
     x = np.random.default_rng(0).standard_normal((7, 6)).astype(np.float32)
-    # torch -> gpunet (torch tensors are accepted too, through numpy)
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    # torch -> gpunet: torch's own state_dict (CPU tensors convert through NumPy)
+    ours.load_state_dict(theirs.state_dict())
     np.testing.assert_allclose(ours(gn.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
     # gpunet -> torch, after changing gpunet's weights
     gn.manual_seed(5)
