@@ -15,6 +15,20 @@ def _binary_operands(a, b):
     return as_tensor(a, b), b
 
 
+def _broadcasting(name, node, *operands):
+    """``node`` applied to operands that broadcast; if they do not, an error naming the op and the shapes."""
+    try:
+        return node.apply(*operands)
+    except ValueError:
+        shapes = [tuple(t.shape) for t in operands]
+        try:
+            operands[0].backend.xp.broadcast_shapes(*shapes)
+        except ValueError:
+            raise ValueError(f"{name}: shapes {' and '.join(map(str, shapes))} cannot be broadcast together "
+                             f"(trailing dimensions must be equal or 1)") from None
+        raise
+
+
 class Add(Function):
     def forward(self, backend, a, b):
         return a + b
@@ -112,19 +126,19 @@ class MatMul(Function):
 
 
 def add(a, b):
-    return Add().apply(*_binary_operands(a, b))
+    return _broadcasting("add", Add(), *_binary_operands(a, b))
 
 
 def sub(a, b):
-    return Sub().apply(*_binary_operands(a, b))
+    return _broadcasting("sub", Sub(), *_binary_operands(a, b))
 
 
 def mul(a, b):
-    return Mul().apply(*_binary_operands(a, b))
+    return _broadcasting("mul", Mul(), *_binary_operands(a, b))
 
 
 def div(a, b):
-    return Div().apply(*_binary_operands(a, b))
+    return _broadcasting("div", Div(), *_binary_operands(a, b))
 
 
 def neg(x):
@@ -135,7 +149,7 @@ def pow(a, b):
     """``a ** b``; a Python-number exponent is a constant, a tensor exponent is differentiated too."""
     if isinstance(a, Tensor) and isinstance(b, numbers.Real) and not isinstance(b, bool):
         return PowScalar(int(b) if isinstance(b, numbers.Integral) else float(b)).apply(a)  # NumPy scalars too
-    return Pow().apply(*_binary_operands(a, b))
+    return _broadcasting("pow", Pow(), *_binary_operands(a, b))
 
 
 def matmul(a, b):
@@ -154,6 +168,12 @@ def matmul(a, b):
             f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not fit: the last dimension of the first "
             f"({a.shape[-1]}) must equal the {'second-to-last' if b.ndim > 1 else 'only'} dimension of the second"
         )
+    if a.ndim > 2 or b.ndim > 2:
+        try:
+            a.backend.xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: the batch dimensions of shapes {tuple(a.shape)} and {tuple(b.shape)} cannot "
+                             f"be broadcast together") from None
     if a.ndim == 1 and b.ndim == 1:
         return squeeze(MatMul().apply(unsqueeze(a, 0), unsqueeze(b, 1)), None).reshape(())
     if a.ndim == 1:

@@ -136,6 +136,12 @@ def where(condition, a, b):
     if like is None:
         raise TypeError("where: at least one of the two value arguments must be a tensor")
     a, b = as_tensor(a, like), as_tensor(b, like)
+    shape = tuple(getattr(cond, "shape", ()))
+    try:
+        a.backend.xp.broadcast_shapes(shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where: condition of shape {shape} and values of shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)} cannot be broadcast together") from None
     return Where(cond).apply(a, b)
 
 

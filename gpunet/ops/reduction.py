@@ -14,11 +14,10 @@ MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
 
 
 def _axes(x, dim, op):
-    """``dim`` (None, an int or a sequence) as a sorted tuple of non-negative axes."""
-    if dim is None:
-        return tuple(range(x.ndim))
-    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
-    return tuple(sorted({_normalize_dim(d, x.ndim, op) for d in dims}))
+    """``dim`` (an int, a sequence, or None or () for all dimensions) as a sorted tuple of non-negative axes."""
+    dims = () if dim is None else (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
+    axes = tuple(sorted({_normalize_dim(d, x.ndim, op) for d in dims}))
+    return axes if axes and x.ndim else tuple(range(x.ndim))  # no dims means all, as in PyTorch
 
 
 def _kept_shape(shape, axes):
@@ -175,6 +174,8 @@ def logsumexp(x, dim, keepdim=False):
     from .arithmetic import add
     from .elementwise import log
 
-    shift = Tensor(x.data.max(axis=_normalize_dim(dim, x.ndim, "logsumexp"), keepdims=True), x.backend)
+    xp = x.backend.xp
+    peak = x.data.max(axis=_normalize_dim(dim, x.ndim, "logsumexp"), keepdims=True)
+    shift = Tensor(xp.where(xp.isfinite(peak), peak, 0), x.backend)  # all -inf gives -inf, not nan
     out = add(log(sum(exp(sub(x, shift)), dim, keepdim=True)), shift)
     return out if keepdim else reshape(out, tuple(n for i, n in enumerate(out.shape) if i != dim % x.ndim))

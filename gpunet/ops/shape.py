@@ -9,7 +9,7 @@ from ..autograd.function import Function
 def _normalize_dim(dim, ndim, op):
     if not isinstance(dim, numbers.Integral):
         raise TypeError(f"{op}: dim must be an integer, got {dim!r}")
-    if not -ndim <= dim < max(ndim, 1):
+    if not -max(ndim, 1) <= dim < max(ndim, 1):  # a 0-d tensor takes dim 0 or -1, as in PyTorch
         raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
     return dim % ndim if ndim else 0
 
