@@ -81,10 +81,11 @@ class CupyBackend:
     # ----- kernel files and launches --------------------------------------------------------------------------
     @property
     def max_grid_blocks(self) -> int:
-        """Blocks in the x dimension of a launch; more work is covered by the kernels' grid-stride loops."""
+        """Most blocks in a launch (x dimension): the device's limit, capped at 65535, which fills any GPU; the
+        kernels' grid-stride and block-stride loops cover the rest of the work."""
         if self._max_grid is None:
             props = self.xp.cuda.runtime.getDeviceProperties(self._index)
-            self._max_grid = int(props["maxGridSize"][0])
+            self._max_grid = min(int(props["maxGridSize"][0]), 65535)
         return self._max_grid
 
     @max_grid_blocks.setter
@@ -147,13 +148,82 @@ class CupyBackend:
         return f"xp reference {reference.__module__}.{reference.__qualname__}"
 
 
+    # ----- softmax family: kernels/softmax.cu (float32; float64 runs the xp reference) ------------------------
+    def softmax(self, x, axis):
+        return self._softmax("softmax", x, axis)
+
+    def log_softmax(self, x, axis):
+        return self._softmax("log_softmax", x, axis)
+
+    def _softmax(self, op: str, x, axis: int):
+        _require_float(op, "x", x)
+        if x.dtype != numpy.float32 or x.ndim == 0:
+            return _references()[op](self.xp, x, axis)
+        x = self.xp.ascontiguousarray(x)
+        axis = axis % x.ndim
+        outer, dim, inner = _prod(x.shape[:axis]), x.shape[axis], _prod(x.shape[axis + 1:])
+        y = self.xp.empty_like(x)
+        if y.size == 0:
+            return y
+        if inner == 1:  # reduced axis contiguous: one block per row
+            self._launch("softmax", f"{op}_rows_f32", outer, _row_threads(dim),
+                         (x, y, numpy.int64(outer), numpy.int64(dim)))
+        else:  # reduced axis strided: one thread per (outer, inner) lane, coalesced over inner
+            lanes = outer * inner
+            self._launch("softmax", f"{op}_cols_f32", _ceil_div(lanes, BLOCK_SIZE), min(BLOCK_SIZE, lanes),
+                         (x, y, numpy.int64(outer), numpy.int64(dim), numpy.int64(inner)))
+        return y
+
+    def softmax_cross_entropy(self, logits, target_idx, ignore_index):
+        """Per-row loss and log-probabilities of logits (rows, classes) against int targets (rows,).
+
+        A target outside [0, classes) (and not ignore_index) gives a NaN loss: a kernel cannot raise, so callers
+        validate targets first (gpunet.nn's losses do)."""
+        _require_float("softmax_cross_entropy", "logits", logits)
+        if logits.ndim != 2 or target_idx.ndim != 1 or target_idx.shape[0] != logits.shape[0]:
+            raise ValueError(f"softmax_cross_entropy: logits must be (rows, classes) and targets (rows,), got "
+                             f"{tuple(logits.shape)} and {tuple(target_idx.shape)}")
+        if target_idx.dtype.kind not in "iu":
+            raise TypeError(f"softmax_cross_entropy: targets must be integer class indices, got {target_idx.dtype}")
+        if logits.dtype != numpy.float32:
+            return _references()["softmax_cross_entropy"](self.xp, logits, target_idx, ignore_index)
+        rows, classes = logits.shape
+        logits = self.xp.ascontiguousarray(logits)
+        target = self.xp.ascontiguousarray(target_idx.astype(numpy.int64, copy=False))
+        loss = self.xp.empty((rows,), dtype=logits.dtype)
+        log_probs = self.xp.empty_like(logits)
+        if rows and not classes:
+            raise ValueError("softmax_cross_entropy: logits have 0 classes; there is no class to pick")
+        if rows:
+            self._launch("softmax", "softmax_xent_forward_f32", rows, _row_threads(classes),
+                         (logits, target, loss, log_probs, numpy.int64(rows), numpy.int64(classes),
+                          numpy.int64(ignore_index)))
+        return loss, log_probs
+
+
+def _prod(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= int(d)
+    return n
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _row_threads(length: int) -> int:
+    """Threads for one row: whole warps covering the row, at most a full block (1024)."""
+    return min(1024, 32 * _ceil_div(max(int(length), 1), 32))
+
+
+CUDA_KERNELS = {name: "softmax" for name in ("softmax", "log_softmax", "softmax_cross_entropy")}
+
+
 @functools.cache
 def _references() -> dict:
     """The xp-generic references of every fused kernel the CPU backend declares, by name."""
     return {name: kernel.reference for name, kernel in fused_kernels(NumpyBackend).items()}
-
-
-CUDA_KERNELS = {}  # fused kernel name -> family of its kernels/<family>.cu (filled in by the sections below)
 
 
 def emulated_backend() -> CupyBackend:

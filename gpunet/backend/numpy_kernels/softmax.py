@@ -3,11 +3,15 @@ from __future__ import annotations
 
 
 def log_softmax(xp, x, axis):
+    if x.size == 0:
+        return xp.empty_like(x)  # nothing to normalise (a max over an empty axis has no value)
     shifted = x - x.max(axis=axis, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def softmax(xp, x, axis):
+    if x.size == 0:
+        return xp.empty_like(x)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 

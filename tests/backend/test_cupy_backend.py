@@ -1,0 +1,253 @@
+"""The CuPy backend on the emulated device: kernels/softmax.cu through the CUDA emulator agrees with the CPU
+backend and a float64 reference; launch geometry, argument checks, lazy compilation and xp fallbacks."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gpunet as gn
+import gpunet.nn
+import gpunet.nn.functional
+import gpunet.optim
+from gpunet.backend import Device, get_backend
+from gpunet.backend.cupy_backend import CupyBackend
+from gpunet.testing.cuda_emu import CudaEmuError, fake_cupy
+
+REPO = Path(__file__).resolve().parents[2]
+F32 = dict(rtol=2e-5, atol=2e-6)  # float32 against float64: a few ulps per exp/log/sum
+
+# (shape, axis): one row, rows of length 1, a row longer than a block (1025), odd sizes, strided axes
+SOFTMAX_CASES = [((1, 7), 1), ((6, 1), 1), ((3, 1025), 1), ((33, 17), -1), ((5,), 0), ((2, 3, 5), 1),
+                 ((4, 9), 0), ((3, 1, 4), 0), ((1, 1), 1)]
+
+
+def reference_log_softmax(x, axis):
+    x = x.astype(np.float64)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+@pytest.fixture
+def fresh():
+    """A new emulated-device backend: nothing compiled yet, its own kernel caches."""
+    return CupyBackend(Device("cuda-emu"), fake_cupy)
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    """Every kernel launch on the emulated device, as (kernel name, grid, block)."""
+    seen = []
+    original = fake_cupy._Kernel.__call__
+
+    def spy(self, grid, block, args, *, shared_mem=0):
+        seen.append((self.name, grid, block))
+        return original(self, grid, block, args, shared_mem=shared_mem)
+
+    monkeypatch.setattr(fake_cupy._Kernel, "__call__", spy)
+    return seen
+
+
+@pytest.mark.parametrize("shape,axis", SOFTMAX_CASES)
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_family_on_cuda_emu_matches_cpu_and_float64(op, shape, axis):
+    x = (np.random.default_rng(len(shape) * 100 + shape[0]).standard_normal(shape) * 4).astype(np.float32)
+    emu, cpu = get_backend("cuda-emu"), get_backend("cpu")
+    got = getattr(emu, op)(x, axis)
+    expected = reference_log_softmax(x, axis)
+    if op == "softmax":
+        expected = np.exp(expected)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    np.testing.assert_allclose(got, expected, **F32)
+    np.testing.assert_allclose(got, getattr(cpu, op)(x, axis), **F32)
+
+
+@pytest.mark.parametrize("shape,axis", [((2, 0), 1), ((0, 3), 1), ((0, 3), 0)])
+def test_empty_input_gives_empty_output_on_both_backends(shape, axis):
+    for device in ("cpu", "cuda-emu"):
+        for op in ("softmax", "log_softmax"):
+            out = getattr(get_backend(device), op)(np.zeros(shape, np.float32), axis)
+            assert out.shape == shape and out.dtype == np.float32
+
+
+def test_softmax_of_large_logits_stays_finite():
+    x = np.array([[1000.0, -1000.0, 999.0], [-3e4, -3e4, -3e4]], dtype=np.float32)
+    got = get_backend("cuda-emu").log_softmax(x, 1)
+    # x - logsumexp(x) in float32 is exact to a few ulps of the logits' magnitude, not of the result
+    for row in range(2):
+        ulp = np.spacing(np.abs(x[row]).max())
+        np.testing.assert_allclose(got[row], reference_log_softmax(x, 1)[row], rtol=2e-6, atol=4 * ulp)
+
+
+def test_softmax_kernels_run_for_float32_and_the_reference_for_float64(fresh, launches):
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    np.testing.assert_allclose(fresh.softmax(x, 1), np.exp(reference_log_softmax(x, 1)), rtol=1e-12)
+    assert launches == [] and fresh.compiled_families() == ()
+    fresh.softmax(x.astype(np.float32), 1)
+    assert [name for name, _, _ in launches] == ["softmax_rows_f32"]
+
+
+def test_softmax_cross_entropy_matches_cpu_with_ignored_rows():
+    rng = np.random.default_rng(3)
+    logits = (rng.standard_normal((9, 1025)) * 3).astype(np.float32)
+    target = rng.integers(0, 1025, 9)
+    target[[2, 5]] = -100
+    loss, log_probs = get_backend("cuda-emu").softmax_cross_entropy(logits, target, -100)
+    expected_log_probs = reference_log_softmax(logits, 1)
+    expected = np.where(target == -100, 0.0, -expected_log_probs[np.arange(9), np.where(target < 0, 0, target)])
+    np.testing.assert_allclose(log_probs, expected_log_probs, **F32)
+    np.testing.assert_allclose(loss, expected, **F32)
+    assert loss[2] == 0.0 and loss[5] == 0.0
+    cpu_loss, cpu_log_probs = get_backend("cpu").softmax_cross_entropy(logits, target, -100)
+    np.testing.assert_allclose(loss, cpu_loss, **F32)
+
+
+def test_cross_entropy_accepts_int32_targets_and_one_row():
+    logits = np.array([[0.5, -1.0, 2.0]], dtype=np.float32)
+    loss, _ = get_backend("cuda-emu").softmax_cross_entropy(logits, np.array([1], dtype=np.int32), -100)
+    np.testing.assert_allclose(loss, [-reference_log_softmax(logits, 1)[0, 1]], **F32)
+
+
+def test_more_rows_than_the_grid_are_covered_by_block_stride(fresh, launches):
+    fresh.max_grid_blocks = 2  # force the stride path without a huge tensor
+    x = np.random.default_rng(1).standard_normal((7, 5)).astype(np.float32)
+    np.testing.assert_allclose(fresh.softmax(x, 1), np.exp(reference_log_softmax(x, 1)), **F32)
+    lanes = np.random.default_rng(2).standard_normal((3, 4, 300)).astype(np.float32)  # 900 lanes > 2 blocks
+    np.testing.assert_allclose(fresh.log_softmax(lanes, 1), reference_log_softmax(lanes, 1), **F32)
+    logits = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
+    loss, _ = fresh.softmax_cross_entropy(logits, np.array([0, 1, 2, 3, 0]), -100)
+    np.testing.assert_allclose(loss, -reference_log_softmax(logits, 1)[np.arange(5), [0, 1, 2, 3, 0]], **F32)
+    assert [(name, grid) for name, grid, _ in launches] == [
+        ("softmax_rows_f32", (2, 1, 1)), ("log_softmax_cols_f32", (2, 1, 1)), ("softmax_xent_forward_f32", (2, 1, 1))]
+
+
+def test_launch_geometry_for_odd_sizes(fresh, launches):
+    fresh.softmax(np.zeros((3, 1025), np.float32), 1)  # row longer than a block: 1024 threads stride over it
+    fresh.softmax(np.zeros((1, 1), np.float32), 1)  # one element: one warp
+    fresh.softmax(np.zeros((2, 3, 257), np.float32), 1)  # 514 lanes: 3 blocks of 256, the last partly idle
+    assert launches == [("softmax_rows_f32", (3, 1, 1), (1024, 1, 1)), ("softmax_rows_f32", (1, 1, 1), (32, 1, 1)),
+                        ("softmax_cols_f32", (3, 1, 1), (256, 1, 1))]
+
+
+def test_default_grid_limit_comes_from_the_device(fresh):
+    assert fresh.max_grid_blocks == min(fake_cupy.MAX_GRID_SIZE[0], 65535)
+
+
+def test_non_contiguous_input_is_made_contiguous_before_the_launch():
+    x = np.random.default_rng(4).standard_normal((6, 8)).astype(np.float32)[:, ::2].T  # strided and transposed
+    np.testing.assert_allclose(get_backend("cuda-emu").softmax(x, 1), np.exp(reference_log_softmax(x, 1)), **F32)
+
+
+def test_dtype_errors_name_the_argument():
+    emu = get_backend("cuda-emu")
+    with pytest.raises(TypeError, match="softmax: x must be float32 or float64, got int64"):
+        emu.softmax(np.arange(6).reshape(2, 3), 1)
+    with pytest.raises(TypeError, match="targets must be integer class indices, got float32"):
+        emu.softmax_cross_entropy(np.zeros((2, 3), np.float32), np.zeros(2, np.float32), -100)
+    with pytest.raises(ValueError, match=r"\(rows, classes\) and targets \(rows,\), got \(2, 3\) and \(3,\)"):
+        emu.softmax_cross_entropy(np.zeros((2, 3), np.float32), np.zeros(3, np.int64), -100)
+
+
+def test_kernel_arguments_are_checked_as_cupy_passes_them():
+    kernel = get_backend("cuda-emu")._function("softmax", "softmax_rows_f32")
+    x, y = np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32)
+    with pytest.raises(CudaEmuError, match=r"parameter 'rows' \(long long\): got a numpy.int32 scalar"):
+        kernel((1, 1, 1), (32, 1, 1), (x, y, np.int32(2), np.int64(3)))
+    with pytest.raises(CudaEmuError, match=r"parameter 'cols' \(long long\): got a Python float"):
+        kernel((1, 1, 1), (32, 1, 1), (x, y, np.int64(2), 3.0))
+    with pytest.raises(CudaEmuError, match=r"parameter 'x' \(const float\*\): expects a float32 array, got a float64"):
+        kernel((1, 1, 1), (32, 1, 1), (x.astype(np.float64), y, np.int64(2), np.int64(3)))
+    with pytest.raises(CudaEmuError, match="grid must be a tuple"):
+        kernel(1, (32, 1, 1), (x, y, np.int64(2), np.int64(3)))
+
+
+def test_kernel_files_compile_on_first_use_once_per_backend(fresh, monkeypatch):
+    built = []
+
+    class CountingRawModule(fake_cupy.RawModule):
+        def __init__(self, code=None, **kwargs):
+            built.append(kwargs["options"])
+            super().__init__(code, **kwargs)
+
+    monkeypatch.setattr(fake_cupy, "RawModule", CountingRawModule)
+    x = np.ones((2, 3), np.float32)
+    assert fresh.compiled_families() == () and built == []
+    for _ in range(3):
+        fresh.softmax(x, 1)
+        fresh.log_softmax(x, 1)
+    assert fresh.compiled_families() == ("softmax",)
+    assert built == [(f"-I{REPO / 'kernels'}",)]
+    assert set(fresh._functions) == {("softmax", "softmax_rows_f32"), ("softmax", "log_softmax_rows_f32")}
+
+
+def test_importing_gpunet_compiles_nothing():
+    code = ("import sys, gpunet as gn\n"
+            "from gpunet.testing.cuda_emu import fake_cupy\n"
+            "assert 'cupy' not in sys.modules, 'import gpunet imported cupy'\n"
+            "gn.set_device('cuda-emu'); x = gn.randn(3, 4); y = (x * 2).sum()\n"
+            "b = x.backend; print(fake_cupy.compilations, b.compiled_families())\n"
+            "gn.softmax(x, 1); gn.softmax(x, 1); print(fake_cupy.compilations, b.compiled_families())\n")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["0 ()", "1 ('softmax',)"]
+
+
+def test_fused_kernels_without_cuda_source_run_the_xp_reference():
+    emu, cpu = get_backend("cuda-emu"), get_backend("cpu")
+    assert emu.kernel_implementation("softmax") == "kernels/softmax.cu"
+    assert emu.kernel_implementation("dropout_mask").startswith("xp reference gpunet.backend.numpy_kernels.dropout")
+    np.testing.assert_array_equal(emu.dropout_mask((5, 7), 0.3, 1234, 8, np.float32),
+                                  cpu.dropout_mask((5, 7), 0.3, 1234, 8, np.float32))
+
+
+def test_a_reference_not_written_against_xp_is_refused_by_name(monkeypatch, fresh):
+    monkeypatch.setattr(gn.backend.NumpyBackend, "host_only_kernel", staticmethod(lambda x: x), raising=False)
+    with pytest.raises(AttributeError, match="'host_only_kernel' has no CUDA kernel.*gpunet.backend.fused.fused"):
+        fresh.host_only_kernel
+    with pytest.raises(AttributeError, match="no attribute or fused kernel 'no_such_kernel'"):
+        fresh.no_such_kernel
+
+
+def test_stand_in_refuses_names_cupy_lacks():
+    assert fake_cupy.exp is np.exp
+    with pytest.raises(AttributeError, match="busday_count"):
+        fake_cupy.busday_count
+
+
+def test_gradients_through_softmax_agree_between_devices(device):
+    rng = np.random.default_rng(5)
+    x = gn.tensor(rng.standard_normal((4, 6)).astype(np.float32), requires_grad=True)
+    w = rng.standard_normal((4, 6)).astype(np.float32)
+    (gn.log_softmax(x, 1) * gn.tensor(w)).sum().backward()
+    softmax = np.exp(reference_log_softmax(x.numpy(), 1))
+    np.testing.assert_allclose(x.grad.numpy(), w - softmax * w.sum(1, keepdims=True), **F32)
+
+
+def _train(device):
+    gn.manual_seed(0)
+    with_device = gn.device(device)
+    net = gn.nn.Sequential(gn.nn.Linear(8, 5), gn.nn.Sigmoid(), gn.nn.Linear(5, 3)).to(with_device)
+    opt = gn.optim.SGD(net.parameters(), lr=0.5, momentum=0.9)
+    rng = np.random.default_rng(1)
+    x = gn.tensor(rng.standard_normal((7, 8)).astype(np.float32), device=device)
+    y = gn.tensor(rng.integers(0, 3, 7), device=device)
+    losses = []
+    for _ in range(4):
+        loss = gn.nn.functional.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, net.state_dict()
+
+
+def test_training_steps_on_cuda_emu_match_cpu():
+    cpu_losses, cpu_state = _train("cpu")
+    emu_losses, emu_state = _train("cuda-emu")
+    assert cpu_losses[-1] < cpu_losses[0]
+    np.testing.assert_allclose(emu_losses, cpu_losses, **F32)
+    for key, value in cpu_state.items():
+        np.testing.assert_allclose(emu_state[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
