@@ -15,9 +15,12 @@ API (small on purpose, so that a ``cupy.RawModule`` / ``cupy.RawKernel`` stand-i
   NumPy scalars keep their dtype) and are checked against the kernel's C signature parsed from the
   source: any mismatch raises :class:`CudaEmuError` naming the kernel, the parameter and both types.
   Arrays must be C-contiguous; arrays behind non-const pointers must be writeable.
-- Blocks run one after another; the threads of a block run as concurrent OS threads of a reused
-  pool, with ``__syncthreads()`` a real barrier. Threads reaching different barriers, or a barrier
-  wait longer than ``timeout`` seconds (deadlock), raise :class:`CudaEmuError` naming the kernel.
+- Blocks run one after another (so ``__shared__`` can be static storage). The threads of a block
+  run as fibers switched at every ``__syncthreads()`` (default, fast and repeatable) or, with
+  ``mode="threads"``, as concurrent OS threads of a reused pool meeting at a real barrier.
+  Threads reaching different barriers (or one reaching the end of the kernel while others wait),
+  or a barrier wait longer than ``timeout`` seconds (deadlock), raise :class:`CudaEmuError`
+  naming the kernel, the block and the source lines.
 - ``load(path, sanitize="address")`` builds with AddressSanitizer and runs each launch in a
   subprocess on exactly sized copies of the arrays (results copied back): an out-of-bounds access
   raises :class:`CudaEmuError` holding the ASan report. ``isolate=True`` uses a subprocess without ASan.

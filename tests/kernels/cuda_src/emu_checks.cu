@@ -65,3 +65,21 @@ extern "C" __global__ void write_one_past_end(float* y, long long n) {
     const long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i <= n) y[i] = 2.0f;
 }
+
+// Bug: like reverse_tiles_f32 but without the barrier between the shared-memory write and read.
+extern "C" __global__ void reverse_tiles_no_sync_f32(const float* x, float* y, int n) {
+    GPUNET_DYNAMIC_SHARED(float, tile);
+    const long long start = static_cast<long long>(blockIdx.x) * blockDim.x;
+    const long long len = min(static_cast<long long>(blockDim.x), n - start);
+    if (threadIdx.x < len) tile[threadIdx.x] = x[start + threadIdx.x];
+    if (threadIdx.x < len) y[start + threadIdx.x] = tile[len - 1 - threadIdx.x];
+}
+
+// Every thread of a 3-D grid of 3-D blocks writes its six coordinates at its global rank.
+extern "C" __global__ void thread_coordinates(int* out) {
+    const long long block = (static_cast<long long>(blockIdx.z) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    const long long thread = (static_cast<long long>(threadIdx.z) * blockDim.y + threadIdx.y) * blockDim.x + threadIdx.x;
+    int* o = out + 6 * (block * blockDim.x * blockDim.y * blockDim.z + thread);
+    o[0] = blockIdx.x; o[1] = blockIdx.y; o[2] = blockIdx.z;
+    o[3] = threadIdx.x; o[4] = threadIdx.y; o[5] = threadIdx.z;
+}

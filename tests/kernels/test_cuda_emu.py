@@ -1,0 +1,207 @@
+"""The CUDA emulator itself: execution model, shared memory, atomics, argument checks, barrier
+errors, AddressSanitizer runs. Test kernels: tests/kernels/cuda_src/emu_checks.cu."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpunet.testing import cuda_emu as ce
+
+SRC = Path(__file__).parent / "cuda_src" / "emu_checks.cu"
+
+
+@pytest.fixture(scope="module", params=["fibers", "threads"])
+def mod(request):
+    return ce.load(SRC, mode=request.param, timeout=5.0)
+
+
+@pytest.fixture(scope="module")
+def fib():
+    return ce.load(SRC, mode="fibers")
+
+
+@pytest.mark.parametrize("n, grid", [(1, 1), (255, 1), (1000, 3), (100003, 7)])
+def test_tiled_reduction_with_syncthreads(mod, n, grid):
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    partial = ce.nan_array(grid)
+    mod.launch("block_sum_f32", grid, 256, (x, partial, n))
+    # each block's share of the grid-stride loop, summed in float64
+    owner = (np.arange(n) // 256) % grid
+    expected = np.array([x[owner == b].astype(np.float64).sum() for b in range(grid)])
+    np.testing.assert_allclose(partial, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("n, block", [(1000, 128), (7, 32), (64, 64)])
+def test_dynamic_shared_memory(mod, n, block):
+    x = np.arange(n, dtype=np.float32)
+    y = ce.nan_array(n)
+    grid = -(-n // block)
+    mod.launch("reverse_tiles_f32", grid, block, (x, y, np.int32(n)), shared_mem=block * 4)
+    expected = np.concatenate([x[s:s + block][::-1] for s in range(0, n, block)])
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_missing_barrier_reads_unwritten_shared_memory(fib):
+    # fibers run each thread up to its next barrier: without one, thread 0 reads tile[last]
+    # before the last thread wrote it, and dynamic shared memory starts as NaN
+    x = np.arange(64, dtype=np.float32)
+    y = ce.nan_array(64)
+    fib.launch("reverse_tiles_no_sync_f32", 1, 64, (x, y, np.int32(64)), shared_mem=64 * 4)
+    assert np.isnan(y[:32]).all()
+    np.testing.assert_array_equal(y[32:], x[:32][::-1])
+
+
+def test_atomics_over_a_2d_grid_of_2d_blocks(mod):
+    rng = np.random.default_rng(1)
+    n, bins = 5000, 7
+    values = rng.integers(0, 1000, n).astype(np.int32)
+    hist = np.zeros(bins, np.int32)
+    total = np.zeros(1, np.float32)
+    maximum = np.full(1, -1, np.int32)
+    mod.launch("atomic_stats", (8, 5), (16, 8), (values, n, hist, np.int32(bins), total, maximum))
+    np.testing.assert_array_equal(hist, np.bincount(values % bins, minlength=bins))
+    assert total[0] == values.sum()  # integers below 2**24: exact in float32 in any order
+    assert maximum[0] == values.max()
+
+
+def test_thread_and_block_coordinates_in_3d(fib):
+    grid, block = (3, 2, 2), (4, 2, 3)
+    out = ce.nan_array((2, 2, 3, 3, 2, 4, 6), np.int32)  # (bz, by, bx, tz, ty, tx, coordinate)
+    fib.launch("thread_coordinates", grid, block, (out,))
+    bz, by, bx, tz, ty, tx = np.meshgrid(*[np.arange(s) for s in out.shape[:6]], indexing="ij")
+    np.testing.assert_array_equal(out, np.stack([bx, by, bz, tx, ty, tz], axis=-1))
+
+
+def test_typed_scalars_pass_their_values(fib):
+    x = np.arange(10, dtype=np.float32)
+    y = np.ones(10, np.float32)
+    fib.launch("axpy_f32", 1, 32, (np.float32(2.0), x, y, np.int32(10), 0.5, True))
+    np.testing.assert_array_equal(y, 2 * x + 0.5 + 1.0)
+
+
+@pytest.mark.parametrize("args, needles", [
+    ((np.float32(2), "X", "Y", 10, 0.5, True), ["'axpy_f32'", "'n' (int)", "Python int", "long long"]),
+    ((2.0, "X", "Y", np.int32(10), 0.5, True), ["'alpha' (float)", "Python float", "double"]),
+    ((np.float32(2), "X64", "Y", np.int32(10), 0.5, True), ["'x' (const float*)", "float64 array"]),
+    ((np.float32(2), "X", "Y", np.int32(10), np.float32(0.5), True), ["'beta' (double)", "float32 scalar"]),
+    ((np.float32(2), "X", "Y", np.int32(10), 0.5, 1), ["'flag' (bool)", "Python int"]),
+    ((np.float32(2), "X", np.float32(1), np.int32(10), 0.5, True), ["'y' (float*)", "expects an array"]),
+    ((np.float32(2), "X", "Y", np.int32(10), 0.5), ["takes 6 arguments", "got 5"]),
+    ((np.float32(2), "XS", "Y", np.int32(10), 0.5, True), ["'x'", "not C-contiguous"]),
+    ((np.float32(2), "X", "RO", np.int32(10), 0.5, True), ["'y'", "read-only"]),
+])
+def test_argument_mismatches_name_kernel_parameter_and_types(fib, args, needles):
+    x = np.zeros(20, np.float32)
+    read_only = np.zeros(10, np.float32)
+    read_only.flags.writeable = False
+    arrays = {"X": x[:10], "Y": np.zeros(10, np.float32), "X64": np.zeros(10), "XS": x[::2], "RO": read_only}
+    args = tuple(arrays.get(a, a) if isinstance(a, str) else a for a in args)
+    with pytest.raises(ce.CudaEmuError) as info:
+        fib.launch("axpy_f32", 1, 32, args)
+    for needle in needles:
+        assert needle in str(info.value)
+
+
+@pytest.mark.parametrize("grid, block, shared_mem, needle", [
+    (0, 32, 0, "grid[0] = 0"),
+    (1, 2048, 0, "block[0] = 2048"),
+    (1, (32, 32, 2), 0, "more than 1024 threads"),
+    ((1, 70000), 32, 0, "grid[1] = 70000"),
+    (1, 32, 64 * 1024, "shared_mem=65536"),
+])
+def test_launch_geometry_is_checked_against_cuda_limits(fib, grid, block, shared_mem, needle):
+    with pytest.raises(ce.CudaEmuError, match="'block_sum_f32'") as info:
+        fib.launch("block_sum_f32", grid, block, (np.zeros(1, np.float32), np.zeros(1, np.float32), 1), shared_mem)
+    assert needle in str(info.value)
+
+
+def test_unknown_kernel_lists_the_available_ones(fib):
+    with pytest.raises(ce.CudaEmuError, match="no kernel 'nope'.*block_sum_f32"):
+        fib.get_function("nope")
+
+
+def test_get_function_has_rawkernel_call_semantics(fib):
+    kernel = fib.get_function("reverse_tiles_f32")
+    x = np.arange(5, dtype=np.float32)
+    y = ce.nan_array(5)
+    kernel((1,), (8,), (x, y, np.int32(5)), shared_mem=32)
+    np.testing.assert_array_equal(y, x[::-1])
+
+
+def test_sync_in_a_divergent_branch_is_an_error_and_the_module_recovers(mod):
+    with pytest.raises(ce.CudaEmuError) as info:
+        mod.launch("divergent_sync", 1, 64, (np.zeros(64, np.float32),))
+    message = str(info.value)
+    assert "'divergent_sync'" in message and "different barriers" in message
+    assert "emu_checks.cu:48" in message and "end of the kernel" in message
+    x = np.ones(300, np.float32)
+    partial = ce.nan_array(2)
+    mod.launch("block_sum_f32", 2, 256, (x, partial, 300))
+    np.testing.assert_array_equal(partial, [256, 44])
+
+
+@pytest.mark.parametrize("mode", ["fibers", "threads"])
+def test_deadlock_times_out_with_an_error_naming_the_kernel(mode):
+    isolated = ce.load(SRC, mode=mode, isolate=True, timeout=0.5)
+    with pytest.raises(ce.CudaEmuError, match="kernel 'spin_deadlock'.*deadlock"):
+        isolated.launch("spin_deadlock", 1, 32, (np.zeros(1, np.int32),))
+
+
+def test_asan_reports_a_write_one_past_the_end():
+    asan = ce.load(SRC, sanitize="address")
+    y = np.zeros(100, np.float32)
+    with pytest.raises(ce.CudaEmuError) as info:
+        asan.launch("write_one_past_end", 1, 128, (y, 100))
+    message = str(info.value)
+    assert "AddressSanitizer: heap-buffer-overflow" in message and "write_one_past_end" in message
+    # the same kernel within bounds passes, and its results come back (even from a view)
+    y = np.zeros(202, np.float32)
+    asan.launch("write_one_past_end", 1, 128, (y[:101], 100))
+    np.testing.assert_array_equal(y, np.r_[np.full(101, 2.0), np.zeros(101)])
+
+
+def test_fill_nan_poisons_floats_and_integers():
+    f, i = np.zeros(3, np.float32), np.zeros(2, np.int64)
+    ce.fill_nan(f, i)
+    assert np.isnan(f).all() and (i == np.iinfo(np.int64).min).all()
+
+
+def test_signature_parsing_normalises_spellings():
+    src = """
+    // extern "C" __global__ void commented_out(int a)
+    extern "C" __global__ void __launch_bounds__(256) k(const float* __restrict__ x, float *y,
+        unsigned long long seed, const long long* idx, void* raw, bool flag) {}
+    template <typename T> __global__ void not_extern_c(T* x) {}
+    """
+    kernels = ce.parse_kernels(src)
+    assert list(kernels) == ["k"]
+    params = kernels["k"].params
+    assert [p.ctype for p in params] == ["const float*", "float*", "unsigned long long", "const long long*",
+                                         "void*", "bool"]
+    assert [str(p.dtype) for p in params] == ["float32", "float32", "uint64", "int64", "None", "bool"]
+    with pytest.raises(ce.CudaEmuError, match="parameter 'h' has type 'half2'"):
+        ce.parse_kernels('extern "C" __global__ void k(half2 h) {}')
+
+
+def test_builds_are_cached_by_source_hash(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUNET_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "tiny.cu"
+    src.write_text('extern "C" __global__ void fill(float* y, float v) { y[threadIdx.x] = v; }\n')
+    first = ce.Module(src)
+    assert first.library_path.parent == tmp_path / "cache" / "cuda_emu" and first.library_path.exists()
+    assert ce.Module(src).library_path == first.library_path
+    src.write_text('extern "C" __global__ void fill(float* y, float v) { y[threadIdx.x] = 2 * v; }\n')
+    second = ce.Module(src)
+    assert second.library_path != first.library_path
+    y = ce.nan_array(4)
+    second.launch("fill", 1, 4, (y, np.float32(1.5)))
+    np.testing.assert_array_equal(y, 3.0)
+
+
+def test_compile_errors_carry_the_compiler_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("GPUNET_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "broken.cu"
+    src.write_text('extern "C" __global__ void k(float* y) { y[0] = undefined_name; }\n')
+    with pytest.raises(ce.CudaEmuError, match="(?s)could not compile.*undefined_name"):
+        ce.Module(src)
