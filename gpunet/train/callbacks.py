@@ -171,8 +171,7 @@ class TerminateOnNaN(Callback):
         if not math.isfinite(loss):
             epoch = self.trainer.epoch + 1
             self.trainer.stop(f"TerminateOnNaN: the training loss is {loss} at epoch {epoch}, step {step} of the "
-                              f"epoch (global step {logs['global_step']}); training stopped, the last checkpoint "
-                              "written before this epoch is kept", error=True)
+                              f"epoch (global step {logs['global_step']}); training stopped", error=True)
 
 
 class _EpochFileLogger(Callback):

@@ -188,8 +188,9 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
     if trainer.stopped_on_error:
         last = built.checkpointer.manager.latest()
         kept = f"the last good checkpoint is {last} (epoch {load_checkpoint(last).epoch})" if last \
-            else "no checkpoint was written before it"
-        raise RunError(f"{trainer.stop_reason}; {kept}")
+            else "no checkpoint had been written yet"
+        raise RunError(f"training did not finish ({trainer.stop_reason.split(':')[0]} stopped it at epoch "
+                       f"{trainer.epoch + 1}); {kept}")
     summary = {"config": config_name, "run_dir": run_dir, "epochs": trainer.epoch,
                "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
                **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
