@@ -257,7 +257,7 @@ class SequentialLR(LRScheduler):
         self.__dict__.update(state)
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(LRScheduler):
     """Multiply the lr by ``factor`` once the metric passed to ``step(metric)`` has not improved for more than
     ``patience`` epochs (improvement judged by ``mode``, ``threshold`` and ``threshold_mode``); wait ``cooldown``
     epochs after a reduction; never go below ``min_lr``; skip changes smaller than ``eps``."""
@@ -314,11 +314,3 @@ class ReduceLROnPlateau:
             self.num_bad_epochs = 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def get_last_lr(self):
-        return list(self._last_lr)
-
-    def state_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict: dict):
-        self.__dict__.update(state_dict)

@@ -419,3 +419,9 @@ def test_error_for_bad_reduction_and_probabilities_out_of_range():
     with _raises(ValueError, "binary_cross_entropy", "[0, 1]", "with_logits"):
         F.binary_cross_entropy(gn.tensor([0.5, 1.5]), gn.tensor([0.0, 1.0]))
 
+
+
+def test_error_for_target_on_another_device():
+    x = gn.zeros(2, 3)
+    with _raises(gn.DeviceMismatchError, "cross_entropy", "cuda-emu", "cpu", ".to(device)"):
+        F.cross_entropy(x, gn.tensor([0, 1], device="cuda-emu"))
