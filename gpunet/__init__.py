@@ -16,6 +16,7 @@ from .ops import (abs, arange, argmax, argmin, cat, chunk, clamp, empty, exp, ey
 from . import random
 from . import nn
 from . import optim
+from . import testing
 
 float32 = _numpy.dtype("float32")
 float64 = _numpy.dtype("float64")

@@ -32,6 +32,15 @@ def test_each_leaf_owns_a_writable_grad():
     np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
 
 
+def test_backward_with_create_graph_gives_a_differentiable_grad():
+    x = f64([1.0, -2.0])
+    (x ** 3).sum().backward(create_graph=True)
+    assert x.grad.requires_grad
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 12.0])
+    (second,) = gn.grad(x.grad.sum(), x)
+    np.testing.assert_allclose(second.numpy(), [6.0, -12.0])
+
+
 def test_tensor_used_twice_and_backward_with_explicit_gradient():
     x = f64([0.5, -1.5])
     y = x * x + x * 2.0  # x feeds two products and both operands of the first

@@ -78,6 +78,10 @@ def test_names_the_last_op_and_the_function():
         gradcheck(square, (x,))
 
 
+def test_reachable_as_gn_testing():
+    assert gn.testing.gradcheck is gradcheck and gn.testing.gradgradcheck is gradgradcheck
+
+
 def test_raise_exception_false_returns_false():
     x = gn.tensor([1.0, 2.0], dtype=gn.float64, requires_grad=True)
     assert gradcheck(lambda t: WrongSquare().apply(t), (x,), raise_exception=False) is False

@@ -361,7 +361,7 @@ def _close(actual, expected, what):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_op(case, data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
@@ -396,3 +396,12 @@ def test_op(case, data):
 
     assert gradcheck(f, tuple(xs))
     assert gradgradcheck(f, tuple(xs))
+
+
+def test_layouts_give_the_promised_memory_layouts():
+    array = np.arange(6.0).reshape(2, 3)
+    assert leaf(array).data.flags.c_contiguous
+    transposed = leaf(array, "transposed").data
+    assert transposed.flags.f_contiguous and not transposed.flags.c_contiguous
+    strided = leaf(array, "strided").data
+    assert not strided.flags.c_contiguous and strided.strides[-1] == 2 * strided.itemsize
