@@ -5,6 +5,7 @@
     gpunet evaluate configs/mlp_digits.yaml --checkpoint runs/lr005/checkpoints/best.npz
     gpunet summary configs/mlp_digits.yaml
     gpunet sweep configs/mlp_digits.yaml --grid optimizer.lr=0.01,0.1,1 --grid optimizer.weight_decay=0,1e-3
+    gpunet sweep configs/mlp_digits.yaml        # the grid in the config's sweep.grid section
     gpunet info
 
 Problems a user can fix (a bad config or override, missing data, a corrupt checkpoint, an unavailable device, an
@@ -144,7 +145,13 @@ def cmd_sweep(args) -> int:
     from .train.plots import plot_heatmap
     from .train.run import run
 
-    grid = _parse_grid(args.grid)
+    if args.grid:
+        grid = _parse_grid(args.grid)
+    else:  # the config's own sweep.grid, its values written back as YAML (JSON is a subset) for the overrides
+        sweep = load_config(args.config, args.overrides)["sweep"]
+        if sweep is None:
+            raise _usage(f"no grid: give --grid KEY=V1,V2,... or add a sweep.grid section to {args.config}")
+        grid = [(key, [json.dumps(v) for v in values]) for key, values in sweep["grid"].items()]
     keys = [key for key, _ in grid]
     combos = list(itertools.product(*[values for _, values in grid]))
     configs = []
@@ -269,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_summary)
 
     p = with_config("sweep", "Train every combination of a grid of config values; write a results CSV and heatmaps.")
-    p.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2,...",
-                   help="a config key and its values; repeat for more keys (two keys give heatmaps)")
+    p.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
+                   help="a config key and its values; repeat for more keys (two keys give heatmaps); "
+                   "default: the config's sweep.grid")
     p.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/<config-name>-sweep-<time>)")
     p.set_defaults(handler=cmd_sweep)
 

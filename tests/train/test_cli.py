@@ -32,7 +32,6 @@ scheduler: {name: step, step_size: 2, gamma: 0.5}
 trainer: {epochs: 4, batch_size: 16}
 callbacks:
   - {type: early_stopping, patience: 10}
-checkpoint: {}
 """
 
 
@@ -159,6 +158,16 @@ def test_sweep_runs_every_combination(config, tmp_path, capsys):
     assert run_config["optimizer"]["lr"] == 0.5 and run_config["optimizer"]["weight_decay"] == 1e-3
 
 
+def test_sweep_takes_the_grid_from_the_config(config, tmp_path, capsys):
+    path = tmp_path / "with_grid.yaml"
+    path.write_text(XOR + "sweep:\n  grid:\n    optimizer.lr: [0.1, 1.0e-2, 0.3]\n")
+    status, stdout, err = gpunet(capsys, "sweep", path, "trainer.epochs=1", "--out", tmp_path / "sw")
+    assert status == 0, err
+    with open(tmp_path / "sw" / "results.csv", newline="") as f:
+        assert [float(r["optimizer.lr"]) for r in csv.DictReader(f)] == [0.1, 0.01, 0.3]
+    assert not list((tmp_path / "sw").glob("*.png"))  # heatmaps need a two-key grid
+
+
 def test_without_matplotlib_the_run_hints_and_skips_plots(config, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     status, _, err = gpunet(capsys, "train", config, "trainer.epochs=1", "--out", tmp_path / "r", "--no-progress")
@@ -189,6 +198,7 @@ def _write(tmp_path, name, text):
     (["evaluate", "@config", "--checkpoint", "@other_model"], "does not fit the model"),
     (["sweep", "@config", "--grid", "optimizer.lr"], "write key=value1,value2"),
     (["sweep", "@config", "--grid", "optimizer.lr=0.1,-2"], "optimizer.lr: out of range"),
+    (["sweep", "@config"], "no grid: give --grid"),
     (["summary", "@config", "--input-shape", "a,b"], "--input-shape must be positive integers"),
 ])
 def test_user_errors_print_one_clean_message_and_exit_non_zero(argv, message, config, tmp_path, capsys):
