@@ -257,8 +257,8 @@ class Section(Kind):
                 resolved[key] = spec.kind.check(value[key], path + (key,), ck)
             elif spec.required:
                 resolved[key] = ck.fail(path + (key,), "missing required key", allowed=spec.kind.describe())
-            else:
-                resolved[key] = copy.deepcopy(spec.default)
+            else:  # defaults go through the kind too, so an omitted section gets its own defaults
+                resolved[key] = spec.kind.check(copy.deepcopy(spec.default), path + (key,), ck)
         return resolved, ok and all(v is not INVALID for v in resolved.values())
 
     def check_keys(self, value: dict, path: Path, ck: Checker, skip: tuple) -> Any:

@@ -1,0 +1,99 @@
+"""The config reference in Markdown, generated from the schema, so the docs cannot drift from what is checked.
+
+    python -m gpunet.config.docs docs/config.md    # rewrite the generated part of the file
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path as FilePath
+
+import yaml
+
+from .archs import ARCHS
+from .layers import LAYERS
+from .schema import CALLBACKS, CONFIG, DATASETS, LOSSES, OPTIMIZERS, SCHEDULERS, SWEEP, TRAINER, Component, ModelKind
+from .spec import REQUIRED, Section
+from .yaml_io import PlainDumper
+
+BEGIN = "<!-- BEGIN GENERATED REFERENCE (python -m gpunet.config.docs docs/config.md) -->"
+END = "<!-- END GENERATED REFERENCE -->"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _default(value) -> str:
+    if value is REQUIRED:
+        return "required"
+    text = yaml.dump(value, Dumper=PlainDumper, default_flow_style=True, width=10_000).strip()
+    return f"`{text.removesuffix('...').strip()}`"
+
+
+def fields_table(section: Section, skip: tuple = ()) -> str:
+    """A Markdown table of a section's keys: allowed values, default, description."""
+    rows = ["| key | allowed | default | description |", "| --- | --- | --- | --- |"]
+    rows += [f"| `{key}` | {_cell(f.kind.describe())} | {_cell(_default(f.default))} | {_cell(f.doc)} |"
+             for key, f in section.fields.items() if key not in skip]
+    return "\n".join(rows) if len(rows) > 2 else "No other keys."
+
+
+def _registry(title: str, key: str, registry: dict, level: str = "###") -> list[str]:
+    out = []
+    for name, spec in registry.items():
+        target = f" Builds `gpunet.{spec.target}`." if isinstance(spec, Component) and spec.target else ""
+        out += [f"{level} {title} `{key}: {name}`", "", spec.doc + target, "", fields_table(spec), ""]
+    return out
+
+
+def _layers() -> list[str]:
+    rows = ["| type | arguments (default) | description |", "| --- | --- | --- |"]
+    for name, spec in LAYERS.items():
+        args = ", ".join(f"`{k}` ({_cell(f.kind.describe())}; {_cell(_default(f.default))})"
+                         for k, f in spec.fields.items()) or "none"
+        rows.append(f"| `{name}` | {args} | {_cell(spec.doc)} |")
+    return rows
+
+
+def render_markdown() -> str:
+    """The generated reference: every section, key, allowed value and default of the schema."""
+    out = ["## Top level", "", CONFIG.doc, "", fields_table(CONFIG), ""]
+    out += ["## `data`", "", f"`data.name` picks the dataset: {', '.join(DATASETS)}.", ""]
+    out += _registry("Dataset", "name", DATASETS)
+    forms = ModelKind.forms
+    out += ["## `model`", "", ModelKind().describe().capitalize() + ".", ""]
+    for form, section in forms.items():
+        out += [f"### `model.{form}`", "", section.doc, "", fields_table(section), ""]
+    out += ["### Layers (`model.layers[i].type`)", "", "Each layer is built as `gpunet.nn.<type>(**arguments)` with "
+            "PyTorch's argument names. A Linear layer's `in_features` must equal the features of the layer before "
+            "it.", ""] + _layers() + [""]
+    out += _registry("Architecture", "arch", ARCHS)
+    for title, key, registry in (("loss", "name", LOSSES), ("optimizer", "name", OPTIMIZERS),
+                                 ("scheduler", "name", SCHEDULERS)):
+        out += [f"## `{title}`", "", f"`{title}.{key}`: {', '.join(registry)}.", ""]
+        out += _registry(title.capitalize(), key, registry)
+    out += ["## `trainer`", "", TRAINER.doc, "", fields_table(TRAINER), ""]
+    out += ["## `callbacks`", "", "A list; each item is `{type: <name>, ...}`.", ""]
+    out += _registry("Callback", "type", CALLBACKS)
+    out += ["## `checkpoint`", "", CONFIG.fields["checkpoint"].kind.doc, "",
+            fields_table(CONFIG.fields["checkpoint"].kind), ""]
+    out += ["## `sweep`", "", SWEEP.doc, "", fields_table(SWEEP)]
+    return "\n".join(out) + "\n"
+
+
+def generated_part(text: str) -> str:
+    """The text between the BEGIN and END markers of a docs file."""
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[start:end].strip("\n") + "\n"
+
+
+def write(path: str) -> None:
+    """Replace the generated part of ``path`` with the current reference."""
+    file = FilePath(path)
+    text = file.read_text(encoding="utf-8")
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    file.write_text(text[:start] + "\n" + render_markdown() + text[end:], encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write(sys.argv[1] if len(sys.argv) > 1 else "docs/config.md")
