@@ -476,8 +476,8 @@ def _monitored(cfg: dict) -> list[tuple[tuple, dict]]:
 
 
 def _monitor_rules(cfg: dict, ck: Checker) -> None:
-    if cfg["trainer"] is INVALID or cfg["data"] is INVALID:
-        return
+    if cfg["trainer"] is INVALID or cfg["data"] is INVALID or cfg["trainer"]["metrics"] is None:
+        return  # (metrics stay None when the loss is invalid)
     splits = ("train", "val") if cfg["data"]["val_split"] > 0 else ("train",)
     names = ["loss"] + [m for m in cfg["trainer"]["metrics"] if m != "confusion_matrix"]
     available = [f"{split}_{name}" for split in splits for name in names]
