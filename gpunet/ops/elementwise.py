@@ -80,8 +80,10 @@ class Where(Function):
 
 class Sigmoid(Function):
     def forward(self, backend, x):
+        # exp of -|x| never overflows, and e / (1 + e) keeps tiny values for very negative x
         xp = backend.xp
-        return xp.tanh(x * 0.5) * 0.5 + 0.5  # stable for any x, unlike 1 / (1 + exp(-x))
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1, e) / (1 + e)
 
     def backward(self, gy):
         y = self.output()
