@@ -199,8 +199,7 @@ def test_builds_are_cached_by_source_hash(tmp_path, monkeypatch):
     np.testing.assert_array_equal(y, 3.0)
 
 
-def test_compile_errors_carry_the_compiler_log(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPUNET_CACHE", str(tmp_path / "cache"))
+def test_compile_errors_carry_the_compiler_log(tmp_path):
     src = tmp_path / "broken.cu"
     src.write_text('extern "C" __global__ void k(float* y) { y[0] = undefined_name; }\n')
     with pytest.raises(ce.CudaEmuError, match="(?s)could not compile.*undefined_name"):

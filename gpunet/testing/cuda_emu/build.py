@@ -16,7 +16,7 @@ from .signature import KernelSignature
 SHIM = Path(__file__).with_name("shim.h")
 KERNELS_DIR = Path(__file__).resolve().parents[3] / "kernels"
 CXX = os.environ.get("CXX", "g++")
-FLAGS = ("-std=c++20", "-O1", "-pthread", "-fPIC", "-shared", "-fvisibility=hidden")
+FLAGS = ("-std=c++20", "-O1", "-pthread", "-fPIC", "-fvisibility=hidden")
 SANITIZER_FLAGS = {"address": ("-fsanitize=address", "-fno-omit-frame-pointer", "-g")}
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
 
@@ -34,6 +34,27 @@ def compiler_version() -> str:
         return subprocess.run([CXX, "--version"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         raise CudaEmuError(f"the CUDA emulator needs a C++20 compiler ({CXX}); it failed to run: {exc}") from exc
+
+
+def precompiled_shim(flags: tuple[str, ...]) -> Path:
+    """A copy of the shim with a precompiled header next to it (built once per flag set): the
+    C++ standard headers it pulls in cost more to parse than a kernel file does to compile."""
+    digest = hashlib.sha256("\0".join([SHIM.read_text(), *flags, compiler_version()]).encode()).hexdigest()[:24]
+    folder = cache_dir() / f"shim-{digest}"
+    header = folder / "shim.h"
+    if (folder / "shim.h.gch").exists():
+        return header
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        tmp_header = Path(tmp) / "shim.h"
+        tmp_header.write_text(SHIM.read_text())
+        result = subprocess.run([CXX, *flags, "-x", "c++-header", str(tmp_header), "-o", str(tmp_header) + ".gch"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise CudaEmuError(f"g++ could not precompile the CUDA shim {SHIM}:\n{result.stderr}")
+        os.replace(tmp_header, header)
+        os.replace(str(tmp_header) + ".gch", str(header) + ".gch")
+    return header
 
 
 def _hash_sources(path: Path, include_dirs: tuple[Path, ...], digest, seen: set[Path]) -> None:
@@ -69,9 +90,10 @@ def wrapper_source(source_path: Path, kernels: dict[str, KernelSignature]) -> st
 def build(source_path: Path, kernels: dict[str, KernelSignature], sanitize: str | None = None,
           include_dirs: tuple[Path, ...] = (KERNELS_DIR,)) -> Path:
     """Return the path of the shared library for ``source_path`` (building it if not cached)."""
-    flags = FLAGS + SANITIZER_FLAGS.get(sanitize, ()) + tuple(f"-I{d}" for d in include_dirs)
     if sanitize is not None and sanitize not in SANITIZER_FLAGS:
         raise CudaEmuError(f"unknown sanitizer {sanitize!r}; use one of {sorted(SANITIZER_FLAGS)} or None")
+    codegen = FLAGS + SANITIZER_FLAGS.get(sanitize, ())
+    flags = codegen + tuple(f"-I{d}" for d in include_dirs)
     tu = wrapper_source(source_path, kernels)
     digest = hashlib.sha256()
     for part in (SHIM.read_text(), tu, " ".join(flags), compiler_version()):
@@ -85,7 +107,8 @@ def build(source_path: Path, kernels: dict[str, KernelSignature], sanitize: str 
         tu_path = Path(tmp) / f"{source_path.stem}_emu.cpp"
         tu_path.write_text(tu)
         tmp_out = Path(tmp) / out.name
-        cmd = [CXX, *flags, "-include", str(SHIM), "-x", "c++", str(tu_path), "-o", str(tmp_out)]
+        shim = precompiled_shim(codegen)
+        cmd = [CXX, *flags, "-shared", "-include", str(shim), "-x", "c++", str(tu_path), "-o", str(tmp_out)]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise CudaEmuError(f"g++ could not compile {source_path} for the CUDA emulator:\n{result.stderr}")

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 #include <climits>
+#include <sys/mman.h>
 #include <ucontext.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -142,7 +143,8 @@ public:
 
     // Fiber state (mode "fibers": the threads of a block are coroutines of the launching thread).
     bool fibers = false;
-    std::vector<char> stacks;
+    char* stacks = nullptr;  // nthreads stacks of kFiberStack bytes, mapped lazily
+    size_t stack_count = 0;
     std::vector<unsigned char> done;
     static constexpr size_t kFiberStack = 256 * 1024;
 
@@ -292,7 +294,7 @@ public:
     }
     void init_fiber(unsigned int t) {
         fiber_sp.resize(nthreads);
-        uintptr_t top = reinterpret_cast<uintptr_t>(stacks.data() + (t + 1) * kFiberStack) & ~uintptr_t(15);
+        uintptr_t top = reinterpret_cast<uintptr_t>(stacks + (t + 1) * kFiberStack) & ~uintptr_t(15);
         uint64_t* sp = reinterpret_cast<uint64_t*>(top);
         sp[-1] = 0;                                             // fake caller of fiber_start
         sp[-2] = reinterpret_cast<uint64_t>(&fiber_start);     // popped by `ret`
@@ -316,7 +318,7 @@ public:
     void init_fiber(unsigned int t) {
         contexts.resize(nthreads);
         getcontext(&contexts[t]);
-        contexts[t].uc_stack.ss_sp = stacks.data() + t * kFiberStack;
+        contexts[t].uc_stack.ss_sp = stacks + t * kFiberStack;
         contexts[t].uc_stack.ss_size = kFiberStack;
         contexts[t].uc_link = &scheduler;
         makecontext(&contexts[t], reinterpret_cast<void (*)()>(&fiber_main), 1, t);
@@ -331,7 +333,17 @@ public:
     // Mode "fibers": run the blocks one by one; in each, resume every unfinished thread in turn
     // until it reaches a barrier or returns, then check they all stopped at the same place.
     int launch_fibers() {
-        if (stacks.size() < nthreads * kFiberStack) stacks.resize(nthreads * kFiberStack);
+        if (stack_count < nthreads) {
+            if (stacks) munmap(stacks, stack_count * kFiberStack);
+            void* p = mmap(nullptr, nthreads * kFiberStack, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (p == MAP_FAILED) {
+                fail("kernel '" + kernel + "': cannot map fiber stacks");
+                return 1;
+            }
+            stacks = static_cast<char*>(p);
+            stack_count = nthreads;
+        }
         for (current_block = 0; current_block < nblocks && !aborted.load(); ++current_block) {
             unsigned long long b = current_block;
             blockIdx = dim3(static_cast<unsigned>(b % gridDim.x), static_cast<unsigned>((b / gridDim.x) % gridDim.y),
