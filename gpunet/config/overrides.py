@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import ConfigError, Path, format_path
+from .errors import ConfigError, Path, Problem, format_path
 from .yaml_io import parse_yaml
 
 _KEY_PART = re.compile(r"([A-Za-z_][\w-]*)((?:\[-?\d+\])*)")
@@ -29,8 +29,12 @@ def apply_override(data: dict, origins: dict, text: str) -> None:
     key, sep, value_text = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError.at(source, None, (), "an override needs the form key=value", allowed=_SYNTAX)
-    value, _ = parse_yaml(value_text, source)
-    set_value(data, origins, parse_key(key.strip(), source), value, source)
+    path = parse_key(key.strip(), source)
+    try:
+        value, _ = parse_yaml(value_text, source)
+    except ConfigError as err:  # a one-line value: the key path says more than a line number
+        raise ConfigError([Problem(source, None, path, p.message) for p in err.problems]) from None
+    set_value(data, origins, path, value, source)
 
 
 def set_value(data: dict, origins: dict, path: Path, value, source: str) -> None:
