@@ -1,0 +1,79 @@
+"""The shipped configs in configs/ are valid and describe the seeds' networks; the data schema matches gpunet.data."""
+import inspect
+from pathlib import Path
+
+import pytest
+
+import gpunet.data
+from gpunet.config import DATASETS, load_config, loads_config
+from gpunet.config.spec import REQUIRED
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+def test_there_are_configs():
+    assert {p.name for p in CONFIGS} >= {"mlp_digits.yaml", "mlp_mnist.yaml", "mlp_fashion_mnist.yaml"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_is_valid(path):
+    config = load_config(path)
+    assert config["trainer"]["epochs"] >= 1
+
+
+def _layers(config):
+    return [{k: v for k, v in layer.items() if k != "bias"} for layer in config["model"]["layers"]]
+
+
+def test_mlp_digits_is_seed_001s_network():
+    config = load_config(Path(CONFIGS[0]).parent / "mlp_digits.yaml")
+    assert _layers(config) == [{"type": "Linear", "in_features": 64, "out_features": 50}, {"type": "Sigmoid"},
+                               {"type": "Linear", "in_features": 50, "out_features": 10}]
+    assert config["data"]["name"] == "digits" and config["data"]["flatten"] and config["data"]["test_split"] == 0.2
+    assert config["loss"]["name"] == "cross_entropy"
+    assert config["optimizer"]["name"] == "sgd" and config["optimizer"]["weight_decay"] > 0
+    assert config["trainer"]["batch_size"] == 100
+    assert config["sweep"]["grid"] == {"optimizer.lr": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+                                       "optimizer.weight_decay": [0.0, 1e-4, 1e-3, 1e-2, 1e-1]}
+
+
+@pytest.mark.parametrize("name, dataset", [("mlp_mnist.yaml", "mnist5k"), ("mlp_fashion_mnist.yaml", "fashion_mnist")])
+def test_mnist_configs_are_seed_000s_network(name, dataset):
+    config = load_config(Path(CONFIGS[0]).parent / name)
+    assert _layers(config) == [{"type": "Flatten", "start_dim": 1, "end_dim": -1},
+                               {"type": "Linear", "in_features": 784, "out_features": 128}, {"type": "ReLU"},
+                               {"type": "Dropout", "p": 0.2},
+                               {"type": "Linear", "in_features": 128, "out_features": 10}]
+    assert config["data"]["name"] == dataset and config["data"]["normalize"] == "scale"
+    assert config["optimizer"]["name"] == "adam" and config["loss"]["name"] == "cross_entropy"
+
+
+# --------------------------------------------------------------------------- the data schema against gpunet.data
+CONFIG_TO_DATA = {"val_split": "validation_split"}
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_data_section_offers_exactly_the_options_of_load_dataset(name):
+    theirs = gpunet.data.dataset_options(name)
+    ours = {CONFIG_TO_DATA.get(k, k): f.default for k, f in DATASETS[name].fields.items()}
+    assert set(ours) == set(theirs) - {"seed"} - ({"test_split"} if "test_split" not in ours else set())
+    for key, default in ours.items():
+        data_default = theirs[key]
+        if default is REQUIRED:
+            assert data_default is inspect.Parameter.empty, key
+        elif key == "test_split" and data_default is None:
+            assert default in (None, gpunet.data.registry.DEFAULT_TEST_SPLIT)
+        else:
+            assert default == data_default, key
+
+
+def test_every_registered_dataset_is_in_the_schema():
+    assert set(gpunet.data.dataset_names()) == set(DATASETS)
+
+
+def test_datasets_without_a_test_set_of_their_own_have_test_split():
+    for name in ("digits", "mnist5k", "csv", "xor", "spirals"):
+        assert DATASETS[name].fields["test_split"].default == 0.2
+    assert "test_split" not in DATASETS["fashion_mnist"].fields
+    text = (Path(CONFIGS[0]).parent / "mlp_fashion_mnist.yaml").read_text()
+    assert loads_config(text)["data"]["path"] == "/usr/share/datasets/fashion-mnist"
