@@ -73,6 +73,16 @@ def test_thread_and_block_coordinates_in_3d(fib):
     np.testing.assert_array_equal(out, np.stack([bx, by, bz, tx, ty, tz], axis=-1))
 
 
+def test_math_functions_match_float64(fib):
+    x = np.linspace(0.05, 6.0, 37).astype(np.float32)
+    y = ce.nan_array((37, 8))
+    fib.launch("math_functions", 2, 32, (x, y, np.int32(37)))
+    v = x.astype(np.float64)
+    expected = np.stack([np.exp(v), np.log(v), np.tanh(v), np.exp(-v), 1 / np.sqrt(v), np.maximum(v, 1),
+                         1 / (1 + np.exp(-v)), 1 / v], axis=1)
+    np.testing.assert_allclose(y, expected, rtol=2e-6, atol=1e-7)
+
+
 def test_typed_scalars_pass_their_values(fib):
     x = np.arange(10, dtype=np.float32)
     y = np.ones(10, np.float32)

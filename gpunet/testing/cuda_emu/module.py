@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -134,9 +135,13 @@ class Module:
             proc = subprocess.run([sys.executable, "-m", "gpunet.testing.cuda_emu._child", str(job)],
                                   env=env, capture_output=True, text=True, timeout=self.timeout + 300)
             if proc.returncode != 0 or not result_path.exists():
+                hint = ""
+                if proc.returncode == -signal.SIGSEGV:
+                    hint = (" (segmentation fault: an out-of-bounds access - rerun with sanitize='address' - "
+                            "or, in mode 'fibers', more than 250 KB of local variables in one thread)")
                 raise CudaEmuError(
                     f"kernel '{sig.name}' crashed in its {self.sanitize or 'isolated'} subprocess "
-                    f"(exit code {proc.returncode}):\n{proc.stderr[-20000:]}"
+                    f"(exit code {proc.returncode}){hint}:\n{proc.stderr[-20000:]}"
                 )
             result = pickle.loads(result_path.read_bytes())
         if "error" in result:

@@ -343,6 +343,8 @@ public:
             }
             stacks = static_cast<char*>(p);
             stack_count = nthreads;
+            for (unsigned int t = 0; t < nthreads; ++t)  // guard page: an overflow faults, never corrupts
+                mprotect(stacks + t * kFiberStack, 4096, PROT_NONE);
         }
         for (current_block = 0; current_block < nblocks && !aborted.load(); ++current_block) {
             unsigned long long b = current_block;

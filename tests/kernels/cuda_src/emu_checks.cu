@@ -83,3 +83,13 @@ extern "C" __global__ void thread_coordinates(int* out) {
     o[0] = blockIdx.x; o[1] = blockIdx.y; o[2] = blockIdx.z;
     o[3] = threadIdx.x; o[4] = threadIdx.y; o[5] = threadIdx.z;
 }
+
+// The math functions of the shim: y[8 * i + k] for the k-th function of x[i] (x > 0).
+extern "C" __global__ void math_functions(const float* x, float* y, int n) {
+    GPUNET_GRID_STRIDE_LOOP(i, n) {
+        const float v = x[i];
+        float* o = y + 8 * i;
+        o[0] = expf(v); o[1] = logf(v); o[2] = tanhf(v); o[3] = __expf(-v);
+        o[4] = rsqrtf(v); o[5] = fmaxf(v, 1.0f); o[6] = gpunet::sigmoid(v); o[7] = __fdividef(1.0f, v);
+    }
+}
