@@ -69,10 +69,12 @@ def plot_heatmap(values, row_labels, col_labels, row_name: str, col_name: str, t
     axes.set_xlabel(col_name)
     axes.set_ylabel(row_name)
     axes.set_title(title)
+    middle = sum(image.get_clim()) / 2
     for i, row in enumerate(values):
         for j, value in enumerate(row):
             if value is not None:
-                axes.text(j, i, f"{value:.3f}", ha="center", va="center", color="w", fontsize=8)
+                axes.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=8,
+                          color="k" if value > middle else "w")  # readable on bright and dark cells
     figure.colorbar(image, ax=axes)
     figure.tight_layout()
     figure.savefig(os.fspath(path), dpi=100)
