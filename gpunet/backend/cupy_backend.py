@@ -200,6 +200,25 @@ class CupyBackend:
                           numpy.int64(ignore_index)))
         return loss, log_probs
 
+    def softmax_cross_entropy_backward(self, log_probs, target_idx, grad_loss, ignore_index):
+        """``(softmax - onehot(target)) * grad_loss[row]`` (0 in ignored rows), one thread per element."""
+        _require_float("softmax_cross_entropy_backward", "log_probs", log_probs)
+        if log_probs.dtype != numpy.float32:
+            return _references()["softmax_cross_entropy_backward"](self.xp, log_probs, target_idx, grad_loss,
+                                                                   ignore_index)
+        rows, classes = log_probs.shape
+        xp = self.xp
+        log_probs = xp.ascontiguousarray(log_probs)
+        target = xp.ascontiguousarray(target_idx.astype(numpy.int64, copy=False))
+        grad_loss = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(grad_loss, dtype=numpy.float32), (rows,)))
+        grad_logits = xp.empty_like(log_probs)
+        total = rows * classes
+        if total:
+            self._launch("softmax", "softmax_xent_backward_f32", _ceil_div(total, BLOCK_SIZE), min(BLOCK_SIZE, total),
+                         (log_probs, target, grad_loss, grad_logits, numpy.int64(rows), numpy.int64(classes),
+                          numpy.int64(ignore_index)))
+        return grad_logits
+
 
 def _prod(dims) -> int:
     n = 1
@@ -217,7 +236,8 @@ def _row_threads(length: int) -> int:
     return min(1024, 32 * _ceil_div(max(int(length), 1), 32))
 
 
-CUDA_KERNELS = {name: "softmax" for name in ("softmax", "log_softmax", "softmax_cross_entropy")}
+CUDA_KERNELS = {name: "softmax" for name in ("softmax", "log_softmax", "softmax_cross_entropy",
+                                             "softmax_cross_entropy_backward")}
 
 
 @functools.cache

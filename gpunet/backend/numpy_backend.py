@@ -38,6 +38,7 @@ class NumpyBackend:
     softmax = fused(_softmax.softmax)
     log_softmax = fused(_softmax.log_softmax)
     softmax_cross_entropy = fused(_softmax.softmax_cross_entropy)
+    softmax_cross_entropy_backward = fused(_softmax.softmax_cross_entropy_backward)
     dropout_mask = fused(_dropout.dropout_mask)
     erf = fused(_erf.erf)
     sgd_update = fused(_optimizers.sgd_update)

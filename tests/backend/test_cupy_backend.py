@@ -104,6 +104,23 @@ def test_softmax_cross_entropy_matches_cpu_with_ignored_rows():
     np.testing.assert_allclose(loss, cpu_loss, **F32)
 
 
+@pytest.mark.parametrize("rows,classes", [(1, 1), (9, 1025), (5, 3)])
+def test_softmax_cross_entropy_backward_matches_cpu_and_float64(rows, classes):
+    rng = np.random.default_rng(rows * classes)
+    logits = (rng.standard_normal((rows, classes)) * 3).astype(np.float32)
+    target = rng.integers(0, classes, rows)
+    target[::4] = -1  # ignored rows
+    grad_loss = rng.standard_normal(rows).astype(np.float32)
+    log_probs = reference_log_softmax(logits, 1).astype(np.float32)
+    got = get_backend("cuda-emu").softmax_cross_entropy_backward(log_probs, target, grad_loss, -1)
+    onehot = np.eye(classes)[np.where(target < 0, 0, target)]
+    expected = (np.exp(log_probs.astype(np.float64)) - onehot) * np.where(target < 0, 0.0, grad_loss)[:, None]
+    np.testing.assert_allclose(got, expected, **F32)
+    np.testing.assert_allclose(got, get_backend("cpu").softmax_cross_entropy_backward(log_probs, target, grad_loss, -1),
+                               **F32)
+    assert not got[::4].any()
+
+
 def test_cross_entropy_accepts_int32_targets_and_one_row():
     logits = np.array([[0.5, -1.0, 2.0]], dtype=np.float32)
     loss, _ = get_backend("cuda-emu").softmax_cross_entropy(logits, np.array([1], dtype=np.int32), -100)

@@ -23,3 +23,13 @@ def softmax_cross_entropy(xp, logits, target_idx, ignore_index):
     safe = xp.where(keep, target_idx, 0)
     picked = xp.take_along_axis(log_probs, safe[:, None], axis=1)[:, 0]
     return xp.where(keep, -picked, 0).astype(logits.dtype, copy=False), log_probs
+
+
+def softmax_cross_entropy_backward(xp, log_probs, target_idx, grad_loss, ignore_index):
+    """Gradient of the per-row losses with respect to the logits: ``(softmax - onehot(target)) * grad_loss[row]``,
+    0 in rows whose target is ``ignore_index``; ``log_probs`` is the forward's second output."""
+    keep = target_idx != ignore_index
+    g = xp.exp(log_probs)
+    g[xp.arange(log_probs.shape[0]), xp.where(keep, target_idx, 0)] -= 1
+    g *= xp.where(keep, grad_loss, 0).astype(g.dtype, copy=False)[:, None]
+    return g
