@@ -113,7 +113,8 @@ def _compare(fn, outputs, inputs, wrt, numerical, analytical, atol, rtol, what):
                 f"{what} failed for {_name(fn)}{op}: Jacobian of output {k} (shape {tuple(out.shape)}) with "
                 f"respect to inputs[{i}] (shape {tuple(inputs[i].shape)}) differs in {int(bad.sum())} of {bad.size} "
                 f"elements; worst at output{list(map(int, out_idx))} / input{list(map(int, in_idx))}: "
-                f"numerical {float(n[row, column]):.10g}, analytical {float(a[row, column]):.10g} (atol={atol}, rtol={rtol})\n"
+                f"numerical {float(n[row, column]):.10g}, analytical {float(a[row, column]):.10g} "
+                f"(atol={atol}, rtol={rtol})\n"
                 f"numerical Jacobian:\n{n}\nanalytical Jacobian:\n{a}"
             )
     return None

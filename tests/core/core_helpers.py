@@ -11,7 +11,7 @@ LAYOUTS = ("contiguous", "transposed", "strided")
 
 
 def leaf(array, layout="contiguous", requires_grad=True):
-    """A float64 leaf tensor holding ``array``, whose data is a contiguous array, a transposed view or a strided slice."""
+    """A float64 leaf holding ``array``; its data is a contiguous array, a transposed view or a strided slice."""
     array = np.asarray(array, dtype=np.float64)
     if layout == "transposed" and array.ndim >= 2:
         data = gn.tensor(np.ascontiguousarray(array.T), dtype=gn.float64).T
