@@ -288,6 +288,15 @@ def test_kl_div_matches_torch(reduction, log_target):
            TF.kl_div(tx, ty, reduction=reduction, log_target=log_target), [(x, tx), (y, ty)])
 
 
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_second_derivatives(log_target):
+    rng = np.random.default_rng(17)
+    x = gn.tensor(np.log(rng.dirichlet(np.ones(4), size=3)), requires_grad=True, dtype=gn.float64)
+    p = rng.dirichlet(np.ones(4), size=3)
+    y = gn.tensor(np.log(p) if log_target else p, requires_grad=True, dtype=gn.float64)
+    assert gradgradcheck(lambda a, b: F.kl_div(a, b, reduction="batchmean", log_target=log_target), (x, y))
+
+
 def test_kl_div_zero_target_probabilities_contribute_zero():
     x, tx = _pair(np.log([[0.2, 0.3, 0.5]]))
     y, ty = _pair(np.array([[0.0, 0.4, 0.6]]), requires_grad=False)

@@ -316,3 +316,27 @@ def test_training_a_network_with_adam_reduces_the_loss():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.05 < losses[0]
+
+
+@pytest.mark.parametrize("options", [dict(momentum=0.9, nesterov=True, weight_decay=0.1, maximize=True),
+                                     dict(momentum=0.9, dampening=0.5), dict(weight_decay=0.1), dict()])
+def test_fused_kernels_only_read_the_gradient(options):
+    """The gradient may be a read-only (broadcast) array: the kernels must never write into it."""
+    backend = gn.backend.get_backend("cpu")
+    grad = np.broadcast_to(np.array([0.5, -1.0, 2.0]), (4, 3))
+    assert not grad.flags.writeable
+    kwargs = dict(dict(momentum=0, dampening=0, weight_decay=0, nesterov=False, maximize=False), **options)
+    param, buf = np.ones((4, 3)), np.zeros((4, 3))
+    for first in (True, False):
+        backend.sgd_update(param, grad, buf if kwargs["momentum"] else None, 0.1, kwargs["momentum"],
+                           kwargs["dampening"], kwargs["weight_decay"], kwargs["nesterov"], kwargs["maximize"], first)
+    expected = torch.ones(4, 3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([expected], lr=0.1, **options)
+    for _ in range(2):
+        expected.grad = torch.tensor(np.array(grad))
+        opt.step()
+    np.testing.assert_allclose(param, expected.detach().numpy(), rtol=1e-12)
+    m, v, vmax = np.zeros((4, 3)), np.zeros((4, 3)), np.zeros((4, 3))
+    backend.adam_update(param, grad, m, v, vmax, 1, 0.1, 0.9, 0.999, 1e-8, kwargs["weight_decay"], False, True,
+                        kwargs["maximize"])
+    assert np.all(np.isfinite(param)) and np.array_equal(grad[0], [0.5, -1.0, 2.0])
