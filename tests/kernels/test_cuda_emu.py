@@ -171,6 +171,19 @@ def test_asan_reports_a_write_one_past_the_end():
     np.testing.assert_array_equal(y, np.r_[np.full(101, 2.0), np.zeros(101)])
 
 
+def test_tsan_reports_a_missing_barrier_and_accepts_correct_kernels():
+    tsan = ce.load(SRC, sanitize="thread", mode="threads")
+    x = np.arange(64, dtype=np.float32)
+    y = ce.nan_array(64)
+    tsan.launch("reverse_tiles_f32", 1, 64, (x, y, np.int32(64)), shared_mem=256)
+    np.testing.assert_array_equal(y, x[::-1])
+    partial = ce.nan_array(3)
+    tsan.launch("block_sum_f32", 3, 64, (np.ones(1000, np.float32), partial, 1000))  # several blocks, static shared
+    np.testing.assert_array_equal(partial, np.bincount((np.arange(1000) // 64) % 3))
+    with pytest.raises(ce.CudaEmuError, match="(?s)ThreadSanitizer: data race.*reverse_tiles_no_sync_f32"):
+        tsan.launch("reverse_tiles_no_sync_f32", 1, 64, (x, y, np.int32(64)), shared_mem=256)
+
+
 def test_fill_nan_poisons_floats_and_integers():
     f, i = np.zeros(3, np.float32), np.zeros(2, np.int64)
     ce.fill_nan(f, i)

@@ -134,3 +134,14 @@ def test_softmax_kernels_under_address_sanitizer():
     np.testing.assert_allclose(grad, np.where(target[:, None] == IGNORE, 0, np.exp(exp_lp) - np.eye(1025)[target % 1025]),
                                atol=1e-6)
     np.testing.assert_allclose(y, 0.2, rtol=1e-6)
+
+
+def test_softmax_kernels_have_no_data_races_under_thread_sanitizer():
+    tsan = ce.load(SOFTMAX, sanitize="thread", mode="threads")
+    x = logits((3, 77), 2.0)
+    target = np.array([5, IGNORE, 76], np.int64)
+    loss, log_probs = ce.nan_array(3), ce.nan_array(x.shape)
+    tsan.launch("softmax_xent_forward_f32", 2, 48, (x, target, loss, log_probs, 3, 77, IGNORE))
+    exp_loss, exp_lp = ref.softmax_cross_entropy(np, x.astype(np.float64), target, IGNORE)
+    np.testing.assert_allclose(log_probs, exp_lp, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loss, exp_loss, rtol=1e-5, atol=1e-6)

@@ -23,7 +23,11 @@ API (small on purpose, so that a ``cupy.RawModule`` / ``cupy.RawKernel`` stand-i
   naming the kernel, the block and the source lines.
 - ``load(path, sanitize="address")`` builds with AddressSanitizer and runs each launch in a
   subprocess on exactly sized copies of the arrays (results copied back): an out-of-bounds access
-  raises :class:`CudaEmuError` holding the ASan report. ``isolate=True`` uses a subprocess without ASan.
+  raises :class:`CudaEmuError` holding the ASan report. ``load(path, sanitize="thread",
+  mode="threads")`` does the same with ThreadSanitizer, which reports data races between the
+  threads of a block (a missing ``__syncthreads()``). ``isolate=True`` uses a subprocess alone.
+- Not emulated: warp primitives (``__shfl_*_sync``, ``__ballot_sync``; kernels use shared-memory
+  reductions), streams, textures. Fiber stacks are 256 KB per thread (a GPU's default is 1 KB).
 - :func:`fill_nan` / :func:`nan_array` poison output buffers so unwritten elements show up.
 
 Built libraries are cached in ``$GPUNET_CACHE/cuda_emu`` (default ``~/.cache/gpunet/cuda_emu``).

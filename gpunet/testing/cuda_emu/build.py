@@ -17,7 +17,10 @@ SHIM = Path(__file__).with_name("shim.h")
 KERNELS_DIR = Path(__file__).resolve().parents[3] / "kernels"
 CXX = os.environ.get("CXX", "g++")
 FLAGS = ("-std=c++20", "-O1", "-pthread", "-fPIC", "-fvisibility=hidden")
-SANITIZER_FLAGS = {"address": ("-fsanitize=address", "-fno-omit-frame-pointer", "-g")}
+SANITIZER_FLAGS = {
+    "address": ("-fsanitize=address", "-fno-omit-frame-pointer", "-g"),
+    "thread": ("-fsanitize=thread", "-g"),
+}
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
 
 
@@ -46,14 +49,15 @@ def precompiled_shim(flags: tuple[str, ...]) -> Path:
         return header
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        tmp_header = Path(tmp) / "shim.h"
-        tmp_header.write_text(SHIM.read_text())
-        result = subprocess.run([CXX, *flags, "-x", "c++-header", str(tmp_header), "-o", str(tmp_header) + ".gch"],
+        if not header.exists():  # same content whoever writes it; replace is atomic
+            (Path(tmp) / "shim.h").write_text(SHIM.read_text())
+            os.replace(Path(tmp) / "shim.h", header)
+        tmp_pch = Path(tmp) / "shim.h.gch"
+        result = subprocess.run([CXX, *flags, "-x", "c++-header", str(header), "-o", str(tmp_pch)],
                                 capture_output=True, text=True)
         if result.returncode != 0:
             raise CudaEmuError(f"g++ could not precompile the CUDA shim {SHIM}:\n{result.stderr}")
-        os.replace(tmp_header, header)
-        os.replace(str(tmp_header) + ".gch", str(header) + ".gch")
+        os.replace(tmp_pch, str(header) + ".gch")
     return header
 
 

@@ -90,6 +90,8 @@ class Module:
         self.mode = mode
         if not self.path.is_file():
             raise CudaEmuError(f"kernel file {self.path} does not exist")
+        if sanitize == "thread" and mode != "threads":
+            raise CudaEmuError('sanitize="thread" looks for races between concurrent threads: use mode="threads"')
         self.sanitize = sanitize
         self.isolate = isolate or sanitize is not None
         self.timeout = float(timeout)
@@ -121,10 +123,12 @@ class Module:
     def _launch_subprocess(self, sig, grid3, block3, args, shared_mem) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
-        if self.sanitize == "address":
-            libasan = subprocess.run([CXX, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
-            env["LD_PRELOAD"] = libasan
+        if self.sanitize is not None:  # the sanitizer runtime must come first: preload it into Python
+            runtime = f"lib{self.sanitize[0]}san.so"
+            env["LD_PRELOAD"] = subprocess.run([CXX, f"-print-file-name={runtime}"], capture_output=True,
+                                               text=True).stdout.strip()
             env["ASAN_OPTIONS"] = "detect_leaks=0"
+            env["TSAN_OPTIONS"] = "halt_on_error=1 report_signal_unsafe=0"
         with tempfile.TemporaryDirectory() as tmp:
             job, result_path = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
             job.write_bytes(pickle.dumps({
@@ -169,8 +173,10 @@ def load(path, *, sanitize: str | None = None, isolate: bool = False, timeout: f
          mode: str = DEFAULT_MODE) -> Module:
     """Compile (or fetch from the cache) kernel file ``path`` for the CPU and return its
     :class:`Module`. ``sanitize="address"`` builds with AddressSanitizer and runs every launch in
-    a subprocess on exactly sized copies of the arrays; ``isolate=True`` runs launches in a
-    subprocess without ASan (for kernels that may hang). ``timeout`` (seconds) bounds every wait
+    a subprocess on exactly sized copies of the arrays; ``sanitize="thread"`` (with
+    ``mode="threads"``) builds with ThreadSanitizer, which reports races between the threads of a
+    block such as a missing ``__syncthreads()``; ``isolate=True`` runs launches in a subprocess
+    without a sanitizer (for kernels that may hang or crash). ``timeout`` (seconds) bounds every wait
     at a ``__syncthreads()``. ``mode`` (default ``$GPUNET_CUDA_EMU_MODE``, else "fibers") chooses
     how the threads of a block run: "fibers", coroutines of the launching thread switched at each
     barrier in a fixed order (repeatable; a missing barrier shows as a read of unwritten data);
