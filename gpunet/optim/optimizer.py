@@ -172,7 +172,7 @@ class Optimizer:
     def _restore(key, value, p):
         if key == "step":
             return int(numpy.asarray(value).item())
-        if isinstance(value, numpy.ndarray) or hasattr(value, "__array__"):
+        if isinstance(value, (numpy.ndarray, list, tuple)) or hasattr(value, "__array__"):
             host = numpy.array(value, dtype=p.dtype if numpy.asarray(value).dtype.kind == "f" else None, copy=True)
             if host.shape != p.shape:
                 raise ValueError(f"state '{key}' has shape {host.shape} but its parameter has shape {tuple(p.shape)}")
