@@ -52,9 +52,9 @@ __device__ __forceinline__ void softmax_rows(const float* __restrict__ x, float*
         const float* xr = x + row * cols;
         float* yr = y + row * cols;
         const MaxSum ms = row_max_sum(xr, cols);
-        if (LOG) {
-            const float lse = ms.m + logf(ms.s);
-            GPUNET_THREAD_STRIDE_LOOP(j, cols) yr[j] = xr[j] - lse;
+        if (LOG) {  // (x - m) - log(s): the shift is exact, so large logits keep full precision
+            const float log_s = logf(ms.s);
+            GPUNET_THREAD_STRIDE_LOOP(j, cols) yr[j] = (xr[j] - ms.m) - log_s;
         } else {
             const float inv = 1.0f / ms.s;
             GPUNET_THREAD_STRIDE_LOOP(j, cols) yr[j] = expf(xr[j] - ms.m) * inv;
@@ -71,8 +71,8 @@ __device__ __forceinline__ void softmax_cols(const float* __restrict__ x, float*
         MaxSum ms = max_sum_identity();
         for (long long j = 0; j < dim; ++j) ms = max_sum_add(ms, x[base + j * inner]);
         if (LOG) {
-            const float lse = ms.m + logf(ms.s);
-            for (long long j = 0; j < dim; ++j) y[base + j * inner] = x[base + j * inner] - lse;
+            const float log_s = logf(ms.s);
+            for (long long j = 0; j < dim; ++j) y[base + j * inner] = (x[base + j * inner] - ms.m) - log_s;
         } else {
             const float inv = 1.0f / ms.s;
             for (long long j = 0; j < dim; ++j) y[base + j * inner] = expf(x[base + j * inner] - ms.m) * inv;
@@ -116,14 +116,14 @@ extern "C" __global__ void softmax_xent_forward_f32(const float* __restrict__ lo
         const float* xr = logits + row * cols;
         float* lr = log_probs + row * cols;
         const MaxSum ms = row_max_sum(xr, cols);
-        const float lse = ms.m + logf(ms.s);
-        GPUNET_THREAD_STRIDE_LOOP(j, cols) lr[j] = xr[j] - lse;
+        const float log_s = logf(ms.s);
+        GPUNET_THREAD_STRIDE_LOOP(j, cols) lr[j] = (xr[j] - ms.m) - log_s;
         if (threadIdx.x == 0) {
             const long long t = target[row];
             float value;
             if (t == ignore_index) value = 0.0f;
             else if (t < 0 || t >= cols) value = gpunet::nan_f32();
-            else value = lse - xr[t];
+            else value = log_s - (xr[t] - ms.m);
             loss[row] = value;
         }
     }
