@@ -163,9 +163,8 @@ public:
     }
 
     std::string block_name(unsigned long long b) const {
-        unsigned long long x = b % gridDim.x, y = (b / gridDim.x) % gridDim.y,
-                           z = b / (static_cast<unsigned long long>(gridDim.x) * gridDim.y);
-        return "(" + std::to_string(x) + "," + std::to_string(y) + "," + std::to_string(z) + ")";
+        const dim3 i = block_index(b);
+        return "(" + std::to_string(i.x) + "," + std::to_string(i.y) + "," + std::to_string(i.z) + ")";
     }
 
     static std::string site_name(const Site& s) {
@@ -236,12 +235,21 @@ public:
         if (aborted.load(std::memory_order_acquire)) throw Abort{};
     }
 
+    static dim3 thread_index(unsigned int tid) {
+        return dim3(tid % blockDim.x, (tid / blockDim.x) % blockDim.y, tid / (blockDim.x * blockDim.y));
+    }
+
+    static dim3 block_index(unsigned long long b) {
+        return dim3(static_cast<unsigned>(b % gridDim.x), static_cast<unsigned>((b / gridDim.x) % gridDim.y),
+                    static_cast<unsigned>(b / (static_cast<unsigned long long>(gridDim.x) * gridDim.y)));
+    }
+
+    // Mode "threads": pool thread `tid` runs thread `tid` of every block, in step with the others.
     void run_thread(unsigned int tid) {
-        threadIdx = dim3(tid % blockDim.x, (tid / blockDim.x) % blockDim.y, tid / (blockDim.x * blockDim.y));
+        threadIdx = thread_index(tid);
         try {
             for (unsigned long long b = 0; b < nblocks; ++b) {
-                blockIdx = dim3(static_cast<unsigned>(b % gridDim.x), static_cast<unsigned>((b / gridDim.x) % gridDim.y),
-                                static_cast<unsigned>(b / (static_cast<unsigned long long>(gridDim.x) * gridDim.y)));
+                blockIdx = block_index(b);
                 entry(args);
                 arrive(tid, Site{nullptr, -1});
             }
@@ -274,10 +282,6 @@ public:
         sites[tid] = Site{nullptr, -1};
         done[tid] = 1;
         progress.fetch_add(1, std::memory_order_relaxed);
-    }
-
-    static dim3 thread_index(unsigned int tid) {
-        return dim3(tid % blockDim.x, (tid / blockDim.x) % blockDim.y, tid / (blockDim.x * blockDim.y));
     }
 
 #if GPUNET_EMU_ASM_SWITCH
@@ -347,9 +351,7 @@ public:
                 mprotect(stacks + t * kFiberStack, 4096, PROT_NONE);
         }
         for (current_block = 0; current_block < nblocks && !aborted.load(); ++current_block) {
-            unsigned long long b = current_block;
-            blockIdx = dim3(static_cast<unsigned>(b % gridDim.x), static_cast<unsigned>((b / gridDim.x) % gridDim.y),
-                            static_cast<unsigned>(b / (static_cast<unsigned long long>(gridDim.x) * gridDim.y)));
+            blockIdx = block_index(current_block);
             if (dyn_smem_bytes) std::memset(dyn_smem, 0xFF, dyn_smem_bytes);
             done.assign(nthreads, 0);
             for (unsigned int t = 0; t < nthreads; ++t) init_fiber(t);
