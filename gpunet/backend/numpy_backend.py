@@ -8,6 +8,7 @@ from .fused import fused
 from .numpy_kernels import dropout as _dropout
 from .numpy_kernels import erf as _erf
 from .numpy_kernels import optimizers as _optimizers
+from .numpy_kernels import rnn as _rnn
 from .numpy_kernels import softmax as _softmax
 
 
@@ -43,3 +44,7 @@ class NumpyBackend:
     erf = fused(_erf.erf)
     sgd_update = fused(_optimizers.sgd_update)
     adam_update = fused(_optimizers.adam_update)
+    lstm_cell = fused(_rnn.lstm_cell)
+    lstm_cell_backward = fused(_rnn.lstm_cell_backward)
+    gru_cell = fused(_rnn.gru_cell)
+    gru_cell_backward = fused(_rnn.gru_cell_backward)

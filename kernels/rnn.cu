@@ -1,0 +1,124 @@
+// Recurrent cells: fused LSTM and GRU cell forward and backward (float32).
+// Reference: gpunet/backend/numpy_kernels/rnn.py. Performance model and layout choice: docs/kernels.md.
+//
+// The matrix products (x W_ih^T, h W_hh^T) run in cuBLAS outside these kernels; a cell kernel does everything
+// element-wise that follows them for one time step and one direction, in one launch. One thread per hidden
+// unit (n, j) of the batch: it reads that unit's gate pre-activations, which keep PyTorch's layout (gate blocks
+// [i | f | g | o] for the LSTM, [r | z | n] for the GRU, each block H wide), so the thread reads gates[n, k*H + j]
+// for each gate k: neighbouring threads (j, j+1) read neighbouring addresses, every load is coalesced.
+// Backward kernels recompute the activations from the pre-activations (the graph keeps those alive anyway).
+#include "common.cuh"
+
+namespace {
+
+using gpunet::sigmoid;
+
+// Row n and column j of flat index k in an (rows, cols) array; 32-bit division when the size allows (several
+// times cheaper than 64-bit).
+__device__ __forceinline__ void row_col(long long k, long long cols, bool narrow, long long& n, long long& j) {
+    n = narrow ? static_cast<long long>(static_cast<unsigned int>(k) / static_cast<unsigned int>(cols)) : k / cols;
+    j = k - n * cols;
+}
+
+}  // namespace
+
+// LSTM cell forward, PyTorch's equations: i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g),
+// c = f * c_prev + i * g, h = o * tanh(c). gates (batch, 4*hidden); c_prev, h, c (batch, hidden).
+extern "C" __global__ void lstm_cell_forward_f32(const float* __restrict__ gates, const float* __restrict__ c_prev,
+                                                 float* __restrict__ h, float* __restrict__ c, long long batch,
+                                                 long long hidden) {
+    const long long total = batch * hidden;
+    const bool narrow = total <= 0xFFFFFFFFll;
+    GPUNET_GRID_STRIDE_LOOP(k, total) {
+        long long n, j;
+        row_col(k, hidden, narrow, n, j);
+        const float* a = gates + 4 * hidden * n + j;
+        const float i = sigmoid(a[0]);
+        const float f = sigmoid(a[hidden]);
+        const float g = tanhf(a[2 * hidden]);
+        const float o = sigmoid(a[3 * hidden]);
+        const float cn = f * c_prev[k] + i * g;
+        c[k] = cn;
+        h[k] = o * tanhf(cn);
+    }
+}
+
+// LSTM cell backward: from the pre-activations, c_prev and the gradients of h and c, the gradients of the
+// pre-activations (batch, 4*hidden) and of c_prev (batch, hidden).
+extern "C" __global__ void lstm_cell_backward_f32(const float* __restrict__ gates, const float* __restrict__ c_prev,
+                                                  const float* __restrict__ grad_h, const float* __restrict__ grad_c,
+                                                  float* __restrict__ grad_gates, float* __restrict__ grad_c_prev,
+                                                  long long batch, long long hidden) {
+    const long long total = batch * hidden;
+    const bool narrow = total <= 0xFFFFFFFFll;
+    GPUNET_GRID_STRIDE_LOOP(k, total) {
+        long long n, j;
+        row_col(k, hidden, narrow, n, j);
+        const long long base = 4 * hidden * n + j;
+        const float* a = gates + base;
+        const float i = sigmoid(a[0]);
+        const float f = sigmoid(a[hidden]);
+        const float g = tanhf(a[2 * hidden]);
+        const float o = sigmoid(a[3 * hidden]);
+        const float cp = c_prev[k];
+        const float tc = tanhf(f * cp + i * g);
+        const float gh = grad_h[k];
+        const float gc = grad_c[k] + gh * o * (1.0f - tc * tc);
+        float* d = grad_gates + base;
+        d[0] = gc * g * i * (1.0f - i);
+        d[hidden] = gc * cp * f * (1.0f - f);
+        d[2 * hidden] = gc * i * (1.0f - g * g);
+        d[3 * hidden] = gh * tc * o * (1.0f - o);
+        grad_c_prev[k] = gc * f;
+    }
+}
+
+// GRU cell forward, PyTorch's equations (the reset gate multiplies the recurrent product, bias included):
+// r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z), n = tanh(gi_n + r * gh_n), h = (1 - z) * n + z * h_prev.
+// gi = x W_ih^T + b_ih and gh = h_prev W_hh^T + b_hh are (batch, 3*hidden); h_prev and h (batch, hidden).
+extern "C" __global__ void gru_cell_forward_f32(const float* __restrict__ gi, const float* __restrict__ gh,
+                                                const float* __restrict__ h_prev, float* __restrict__ h,
+                                                long long batch, long long hidden) {
+    const long long total = batch * hidden;
+    const bool narrow = total <= 0xFFFFFFFFll;
+    GPUNET_GRID_STRIDE_LOOP(k, total) {
+        long long n, j;
+        row_col(k, hidden, narrow, n, j);
+        const long long base = 3 * hidden * n + j;
+        const float r = sigmoid(gi[base] + gh[base]);
+        const float z = sigmoid(gi[base + hidden] + gh[base + hidden]);
+        const float nn = tanhf(gi[base + 2 * hidden] + r * gh[base + 2 * hidden]);
+        h[k] = (1.0f - z) * nn + z * h_prev[k];
+    }
+}
+
+// GRU cell backward: gradients of gi and gh (batch, 3*hidden) and of h_prev (batch, hidden) from grad_h.
+// The r and z blocks of grad_gi and grad_gh are equal (both feed the same sum); the n blocks differ by r.
+extern "C" __global__ void gru_cell_backward_f32(const float* __restrict__ gi, const float* __restrict__ gh,
+                                                 const float* __restrict__ h_prev, const float* __restrict__ grad_h,
+                                                 float* __restrict__ grad_gi, float* __restrict__ grad_gh,
+                                                 float* __restrict__ grad_h_prev, long long batch, long long hidden) {
+    const long long total = batch * hidden;
+    const bool narrow = total <= 0xFFFFFFFFll;
+    GPUNET_GRID_STRIDE_LOOP(k, total) {
+        long long n, j;
+        row_col(k, hidden, narrow, n, j);
+        const long long base = 3 * hidden * n + j;
+        const float r = sigmoid(gi[base] + gh[base]);
+        const float z = sigmoid(gi[base + hidden] + gh[base + hidden]);
+        const float ghn = gh[base + 2 * hidden];
+        const float nn = tanhf(gi[base + 2 * hidden] + r * ghn);
+        const float hp = h_prev[k];
+        const float dh = grad_h[k];
+        const float dan = dh * (1.0f - z) * (1.0f - nn * nn);
+        const float dar = dan * ghn * r * (1.0f - r);
+        const float daz = dh * (hp - nn) * z * (1.0f - z);
+        grad_gi[base] = dar;
+        grad_gh[base] = dar;
+        grad_gi[base + hidden] = daz;
+        grad_gh[base + hidden] = daz;
+        grad_gi[base + 2 * hidden] = dan;
+        grad_gh[base + 2 * hidden] = dan * r;
+        grad_h_prev[k] = dh * z;
+    }
+}
