@@ -6,8 +6,8 @@ implements exactly this on the CPU):
 - the array namespace ``cupy.<function>`` through ``backend.xp`` (``asarray``, ``ascontiguousarray``, ``empty``,
   ``moveaxis`` here; the ops use more of it, always through ``xp``);
 - ``cupy.asnumpy(array)``;
-- ``cupy.RawModule(code=..., options=(...))`` and ``RawModule.get_function(name)``, whose kernel is called as
-  ``kernel(grid, block, args, shared_mem=...)``;
+- ``cupy.RawModule(code=..., options=(...))``, ``RawModule.compile()`` and ``RawModule.get_function(name)``,
+  whose kernel is called as ``kernel(grid, block, args, shared_mem=...)``;
 - ``cupy.cuda.Device(index)`` as a context manager, and its ``pci_bus_id`` (telemetry);
 - ``cupy.cuda.runtime.getDeviceProperties(index)["maxGridSize"]``;
 - ``cupy.get_default_memory_pool().used_bytes()`` / ``.total_bytes()``.
@@ -96,19 +96,36 @@ class CupyBackend:
         """Kernel families whose ``.cu`` file has been compiled for this device so far."""
         return tuple(sorted(family for family, module in self._modules.items() if module is not None))
 
+    def _module(self, family: str):
+        module = self._modules.get(family)
+        if module is None:
+            source = (KERNELS_DIR / f"{family}.cu").read_text()
+            # RawModule compiles with NVRTC when a method is first called (get_function or compile), for this
+            # device's architecture, and CuPy caches the binary on disk (~/.cupy/kernel_cache); -I finds common.cuh.
+            module = self._modules[family] = self.xp.RawModule(code=source, options=(f"-I{KERNELS_DIR}",))
+        return module
+
     def _function(self, family: str, kernel: str):
         key = (family, kernel)
         function = self._functions.get(key)
         if function is None:
-            module = self._modules.get(family)
-            if module is None:
-                source = (KERNELS_DIR / f"{family}.cu").read_text()
-                # RawModule compiles with NVRTC on the first get_function, for this device's architecture, and
-                # CuPy caches the binary on disk (~/.cupy/kernel_cache); the include path finds common.cuh.
-                module = self._modules[family] = self.xp.RawModule(code=source, options=(f"-I{KERNELS_DIR}",))
+            module = self._module(family)
             with self.xp.cuda.Device(self._index):
                 function = self._functions[key] = module.get_function(kernel)
         return function
+
+    def warmup(self, kernels=None) -> tuple:
+        """Compile now the kernel files of the fused kernels named in ``kernels`` (default: every one with a
+        ``.cu``), so that the first training step does not wait for the compiler; returns the families compiled."""
+        names = tuple(CUDA_KERNELS) if kernels is None else tuple(kernels)
+        unknown = [name for name in names if name not in CUDA_KERNELS and name not in _references()]
+        if unknown:
+            raise KeyError(f"warmup: no fused kernel named {', '.join(map(repr, unknown))}")
+        families = tuple(sorted({CUDA_KERNELS[name] for name in names if name in CUDA_KERNELS}))
+        for family in families:
+            with self.xp.cuda.Device(self._index):
+                self._module(family).compile()
+        return families
 
     def _launch(self, family: str, kernel: str, blocks: int, threads: int, args: tuple, shared_mem: int = 0):
         """Launch ``kernel`` on min(blocks, max_grid_blocks) blocks of ``threads`` threads.

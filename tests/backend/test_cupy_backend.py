@@ -13,6 +13,7 @@ import gpunet.nn
 import gpunet.nn.functional
 import gpunet.optim
 from gpunet.backend import Device, get_backend
+from gpunet.backend import cupy_backend
 from gpunet.backend.cupy_backend import CupyBackend
 from gpunet.testing.cuda_emu import CudaEmuError, fake_cupy
 
@@ -196,6 +197,15 @@ def test_kernel_files_compile_on_first_use_once_per_backend(fresh, monkeypatch):
     assert fresh.compiled_families() == ("softmax",)
     assert built == [(f"-I{REPO / 'kernels'}",)]
     assert set(fresh._functions) == {("softmax", "softmax_rows_f32"), ("softmax", "log_softmax_rows_f32")}
+
+
+def test_warmup_compiles_the_families_of_the_named_kernels(fresh, monkeypatch):
+    assert fresh.warmup(["dropout_mask"]) == () and fresh.compiled_families() == ()  # no .cu: nothing to compile
+    assert fresh.warmup(["log_softmax"]) == ("softmax",) and fresh.compiled_families() == ("softmax",)
+    monkeypatch.setattr(cupy_backend, "CUDA_KERNELS", {"softmax": "softmax", "log_softmax": "softmax"})
+    assert fresh.warmup() == ("softmax",)  # default: every kernel with a .cu
+    with pytest.raises(KeyError, match="'conv9d'"):
+        fresh.warmup(["conv9d"])
 
 
 def test_importing_gpunet_compiles_nothing():

@@ -5,16 +5,16 @@
 - the array namespace is NumPy's (a NumPy array plays the "device" array); when CuPy is installed, a name that
   CuPy's namespace lacks is refused, so code that works here does not fail for want of a function on a GPU;
 - ``asnumpy(array)`` copies to the host;
-- ``RawModule(code=..., options=(...))`` keeps the CUDA source; ``get_function(name)`` compiles it (once per
-  source and include path) with the CUDA emulator and returns a kernel called as
-  ``kernel(grid, block, args, shared_mem=0)``: ``grid``, ``block`` and ``args`` must be tuples, as CuPy requires,
-  and every argument is checked against the kernel's C signature by CuPy's passing rules;
+- ``RawModule(code=..., options=(...))`` keeps the CUDA source and compiles it with the CUDA emulator on
+  ``compile()`` or the first ``get_function(name)`` (once per source and include path); the kernel returned is
+  called as ``kernel(grid, block, args, shared_mem=0)``: ``grid``, ``block`` and ``args`` must be tuples, as CuPy
+  requires, and every argument is checked against the kernel's C signature by CuPy's passing rules;
 - ``cuda.Device(i)`` (a context manager, with ``pci_bus_id``), ``cuda.runtime.getDeviceCount()`` and
   ``cuda.runtime.getDeviceProperties(i)`` (the keys gpunet reads), ``get_default_memory_pool()`` with
   ``used_bytes()``/``total_bytes()``/``free_all_blocks()``.
 
 The stand-in has one device (index 0) and no memory pool of its own: NumPy allocates, so the pool reports 0 bytes.
-``compilations`` counts emulator builds requested through ``get_function`` (for tests of lazy compilation).
+``compilations`` counts the sources compiled so far (for tests of lazy compilation).
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ class _Kernel:
 
 
 class RawModule:
-    """``cupy.RawModule(code=..., options=...)``: CUDA source compiled on the first ``get_function``."""
+    """``cupy.RawModule(code=..., options=...)``: CUDA source compiled on first use."""
 
     def __init__(self, code=None, *, options=(), name_expressions=None):
         if not isinstance(code, str):
@@ -158,9 +158,12 @@ class RawModule:
         self._include_dirs = _include_dirs(self.options)
         self._module = None
 
-    def get_function(self, name: str) -> _Kernel:
+    def compile(self) -> None:
         if self._module is None:
             self._module = _compile(self.code, self._include_dirs)
+
+    def get_function(self, name: str) -> _Kernel:
+        self.compile()
         return _Kernel(self._module.get_function(name))
 
 
