@@ -8,6 +8,7 @@ from .fused import fused
 from .numpy_kernels import dropout as _dropout
 from .numpy_kernels import erf as _erf
 from .numpy_kernels import optimizers as _optimizers
+from .numpy_kernels import pool as _pool
 from .numpy_kernels import rnn as _rnn
 from .numpy_kernels import softmax as _softmax
 
@@ -48,3 +49,8 @@ class NumpyBackend:
     lstm_cell_backward = fused(_rnn.lstm_cell_backward)
     gru_cell = fused(_rnn.gru_cell)
     gru_cell_backward = fused(_rnn.gru_cell_backward)
+    max_pool2d = fused(_pool.max_pool2d)
+    max_pool2d_backward = fused(_pool.max_pool2d_backward)
+    max_pool2d_gather = fused(_pool.max_pool2d_gather)
+    avg_pool2d = fused(_pool.avg_pool2d)
+    avg_pool2d_backward = fused(_pool.avg_pool2d_backward)

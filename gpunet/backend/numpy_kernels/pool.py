@@ -1,0 +1,150 @@
+"""Pooling family reference (xp-generic): 2-D max pooling with argmax indices and average pooling, PyTorch's rules.
+
+Mirrors ``kernels/pool.cu``. x is (N, C, H, W); ``kernel``, ``stride``, ``padding``, ``dilation`` are (h, w) pairs.
+Work is vectorised over pixels: windows are strided views (``sliding_window_view``) of the padded input, and the
+only Python loops run over the kh * kw positions of the window.
+"""
+from __future__ import annotations
+
+import math
+
+
+def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
+    """Output length along one axis, PyTorch's rule (``pooling_output_shape``): with ``ceil_mode`` the last window
+    may run past the input but must start inside it or its left padding."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _out_shape(x_shape, kernel, stride, padding, dilation, ceil_mode):
+    return tuple(pool_output_size(x_shape[2 + a], kernel[a], stride[a], padding[a], dilation[a], ceil_mode)
+                 for a in (0, 1))
+
+
+def _padded(xp, x, out, kernel, stride, padding, dilation, fill):
+    """x padded with ``fill`` on every side by ``padding``, and on the bottom/right as far as the last window runs."""
+    pads = [(0, 0), (0, 0)]
+    for a in (0, 1):
+        reach = (out[a] - 1) * stride[a] + dilation[a] * (kernel[a] - 1) + 1  # padded rows the windows cover
+        pads.append((padding[a], max(0, reach - x.shape[2 + a] - padding[a])))
+    return xp.pad(x, pads, mode="constant", constant_values=fill)
+
+
+def _windows(xp, padded, out, kernel, stride, dilation):
+    """(N, C, OH, OW, kh, kw) strided view: window (oh, ow) of the padded input."""
+    span = tuple(dilation[a] * (kernel[a] - 1) + 1 for a in (0, 1))
+    view = xp.lib.stride_tricks.sliding_window_view(padded, span, axis=(2, 3))
+    return view[:, :, ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]][:, :, :out[0], :out[1]]
+
+
+def _first_inside(xp, start, d):
+    """First of start, start + d, ... that is >= 0 (elementwise)."""
+    return xp.where(start >= 0, start, start + (-start + d - 1) // d * d)
+
+
+def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode=False):
+    """(y, argmax): the window maxima and their flat indices ih * W + iw in the input plane (int64).
+
+    As PyTorch: the first maximum wins, a NaN wins over any number (the last NaN of the window), and a window
+    holding only -inf (or padding) reports its first position inside the input."""
+    n, c, h, w = x.shape
+    out = _out_shape(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    win = _windows(xp, _padded(xp, x, out, kernel, stride, padding, dilation, -math.inf), out, kernel, stride, dilation)
+    best = xp.full((n, c) + out, -math.inf, dtype=x.dtype)
+    pick = xp.full((n, c) + out, -1, dtype=xp.int64)  # window position i * kw + j; -1: none beat -inf
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            v = win[..., i, j]
+            better = (v > best) | (v != v)
+            best = xp.where(better, v, best)
+            pick = xp.where(better, i * kernel[1] + j, pick)
+    rows = (xp.arange(out[0]) * stride[0] - padding[0])[:, None]
+    cols = (xp.arange(out[1]) * stride[1] - padding[1])[None, :]
+    none = pick < 0
+    ih = xp.where(none, _first_inside(xp, rows, dilation[0]), rows + (pick // kernel[1]) * dilation[0])
+    iw = xp.where(none, _first_inside(xp, cols, dilation[1]), cols + (pick % kernel[1]) * dilation[1])
+    return best, (ih * w + iw).astype(xp.int64)
+
+
+def _scatter_windows(xp, values, x_shape, kernel, stride, padding, dilation):
+    """The adjoint of taking windows: each ``values[..., oh, ow, i, j]`` (a callable of (i, j) giving (N, C, OH, OW))
+    added to the input position it came from; positions in the padding are dropped."""
+    n, c, h, w = x_shape
+    oh, ow = values(0, 0).shape[2:]
+    ph = max(h + 2 * padding[0], (oh - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1)
+    pw = max(w + 2 * padding[1], (ow - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1)
+    acc = None
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            v = values(i, j)
+            r, s = i * dilation[0], j * dilation[1]
+            if acc is None:
+                acc = xp.zeros((n, c, ph, pw), dtype=v.dtype)
+            acc[:, :, r:r + (oh - 1) * stride[0] + 1:stride[0], s:s + (ow - 1) * stride[1] + 1:stride[1]] += v
+    return acc[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
+
+
+def max_pool2d_backward(xp, gy, argmax, x_shape, kernel, stride, padding, dilation):
+    """gx: each gy[n, c, oh, ow] added to the input element argmax[n, c, oh, ow] of its window (a gather over the
+    windows holding each input element, as the CUDA kernel; deterministic)."""
+    h, w = x_shape[2:]
+    oh, ow = gy.shape[2:]
+    rows = (xp.arange(oh) * stride[0] - padding[0])[:, None]
+    cols = (xp.arange(ow) * stride[1] - padding[1])[None, :]
+    zero = xp.zeros((), dtype=gy.dtype)
+
+    def chosen(i, j):  # gy where window position (i, j) is the argmax
+        ih, iw = rows + i * dilation[0], cols + j * dilation[1]
+        inside = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < w)
+        return xp.where((argmax == ih * w + iw) & inside, gy, zero)
+
+    return xp.ascontiguousarray(_scatter_windows(xp, chosen, x_shape, kernel, stride, padding, dilation))
+
+
+def max_pool2d_gather(xp, gx, argmax):
+    """gy[n, c, oh, ow] = gx[n, c, argmax[n, c, oh, ow]]: the adjoint of ``max_pool2d_backward`` (0 where the
+    index is outside the plane)."""
+    n, c, h, w = gx.shape
+    flat = gx.reshape(n, c, h * w)
+    index = argmax.reshape(n, c, -1)
+    inside = (index >= 0) & (index < h * w)
+    picked = xp.take_along_axis(flat, xp.where(inside, index, 0), axis=2)
+    return xp.where(inside, picked, xp.zeros((), dtype=gx.dtype)).reshape(argmax.shape)
+
+
+def _avg_divisors(xp, x_shape, out, kernel, stride, padding, count_include_pad, divisor_override, dtype):
+    """(OH, OW) divisors of average pooling, PyTorch's rule, and the mask of windows with no input element."""
+    counts, empty = [], []
+    for a in (0, 1):
+        size = x_shape[2 + a]
+        start = xp.arange(out[a]) * stride[a] - padding[a]
+        end = xp.minimum(start + kernel[a], size + padding[a])
+        inside = xp.minimum(end, size) - xp.maximum(start, 0)
+        counts.append(end - start if count_include_pad else inside)
+        empty.append(inside <= 0)
+    empty = empty[0][:, None] | empty[1][None, :]
+    divisor = xp.where(empty, 1, counts[0][:, None] * counts[1][None, :]).astype(dtype)  # empty windows give 0
+    if divisor_override:
+        divisor = xp.full(tuple(out), divisor_override, dtype=dtype)
+    return divisor, empty
+
+
+def avg_pool2d(xp, x, kernel, stride, padding, count_include_pad=True, ceil_mode=False, divisor_override=None):
+    """Window means: the sum over the window divided by its size (padding counted when ``count_include_pad``, the
+    window clipped to the padded input) or by ``divisor_override``; 0 for a window with no input element."""
+    out = _out_shape(x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+    win = _windows(xp, _padded(xp, x, out, kernel, stride, padding, (1, 1), 0), out, kernel, stride, (1, 1))
+    divisor, empty = _avg_divisors(xp, x.shape, out, kernel, stride, padding, count_include_pad, divisor_override,
+                                   x.dtype)
+    return xp.where(empty, xp.zeros((), dtype=x.dtype), win.sum(axis=(4, 5)) / divisor)
+
+
+def avg_pool2d_backward(xp, gy, x_shape, kernel, stride, padding, count_include_pad=True, divisor_override=None):
+    """gx: the adjoint of ``avg_pool2d``, each gy[oh, ow] / divisor spread over its window's input elements."""
+    divisor, empty = _avg_divisors(xp, x_shape, gy.shape[2:], kernel, stride, padding, count_include_pad,
+                                   divisor_override, gy.dtype)
+    g = xp.where(empty, xp.zeros((), dtype=gy.dtype), gy / divisor)
+    return xp.ascontiguousarray(_scatter_windows(xp, lambda i, j: g, x_shape, kernel, stride, padding, (1, 1)))
