@@ -29,7 +29,7 @@ MLP_ACTIVATIONS = ("ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU", "GELU", "Softp
 
 def mlp_layers(in_features: int, out_features: int, hidden: list, activation: str, dropout: float,
                output_activation: str | None) -> list[dict]:
-    """The ``model.layers`` list an ``mlp`` stands for: [Linear, activation, (Dropout)] per hidden layer, then Linear."""
+    """The ``model.layers`` an ``mlp`` stands for: Linear, activation (and Dropout) per hidden layer, then Linear."""
     layers, width = [], in_features
     for size in hidden:
         layers += [{"type": "Linear", "in_features": width, "out_features": size}, {"type": activation}]

@@ -20,27 +20,21 @@ def validate_config(data, origins: dict | None = None, source: str | None = None
     return resolved
 
 
-def _origins(lines: dict, source: str) -> dict:
-    return {path: (source, line) for path, line in lines.items()}
+def _resolve_read(data, lines: dict, source: str, overrides) -> dict:
+    origins = {path: (source, line) for path, line in lines.items()}
+    if isinstance(data, dict):
+        apply_overrides(data, origins, overrides)
+    return validate_config(data, origins, source)
 
 
 def load_config(path: str | FilePath, overrides=()) -> dict:
     """Read a config file safely, apply ``key=value`` overrides, check everything, and return the resolved dict."""
-    source = str(path)
-    data, lines = read_yaml_file(path)
-    origins = _origins(lines, source)
-    if isinstance(data, dict):
-        apply_overrides(data, origins, overrides)
-    return validate_config(data, origins, source)
+    return _resolve_read(*read_yaml_file(path), str(path), overrides)
 
 
 def loads_config(text: str, overrides=(), source: str = "<string>") -> dict:
     """Like ``load_config`` for YAML text."""
-    data, lines = parse_yaml(text, source)
-    origins = _origins(lines, source)
-    if isinstance(data, dict):
-        apply_overrides(data, origins, overrides)
-    return validate_config(data, origins, source)
+    return _resolve_read(*parse_yaml(text, source), source, overrides)
 
 
 def dump_config(config: dict, path: str | FilePath | None = None) -> str:

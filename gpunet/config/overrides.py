@@ -1,4 +1,4 @@
-"""Command-line overrides ``dotted.key=value`` (``optimizer.lr=0.05``, ``model.layers[1].p=0.3``) applied to raw config data."""
+"""Command-line overrides ``dotted.key=value`` (``optimizer.lr=0.05``, ``model.layers[1].p=0.3``) on raw config data."""
 from __future__ import annotations
 
 import re

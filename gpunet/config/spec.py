@@ -1,10 +1,10 @@
-"""The small schema language the config schema is written in: value kinds that check, fill defaults and describe themselves."""
+"""The small language the config schema is written in: kinds of values that check, fill in and describe themselves."""
 from __future__ import annotations
 
 import copy
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 from .errors import Path, Problem, did_you_mean
@@ -35,7 +35,8 @@ class Checker:
 
 
 class Kind:
-    """A kind of value. ``check`` returns the resolved value (or INVALID after reporting); ``describe`` says what is allowed."""
+    """A kind of value: ``check`` returns the resolved value (or INVALID, after reporting it); ``describe`` says
+    what is allowed."""
 
     def check(self, value: Any, path: Path, ck: Checker) -> Any:
         raise NotImplementedError
@@ -70,7 +71,8 @@ class Number(Kind):
         return ("an integer" if self.integer else "a number") + _bound_text(lo, lo_open, hi, hi_open)
 
     def check(self, value, path, ck):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (self.integer and not isinstance(value, int)):
+        wanted = int if self.integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, wanted):
             return ck.fail(path, "wrong type", value=value, allowed=self.describe())
         if not self.integer and not math.isfinite(value):
             return ck.fail(path, "must be finite", value=value, allowed=self.describe())
@@ -149,12 +151,10 @@ class Optional(Kind):
     def check(self, value, path, ck):
         if value is None:
             return None
-        before = len(ck.problems)
-        result = self.kind.check(value, path, ck)
-        for i in range(before, len(ck.problems)):  # say that null is allowed too
-            p = ck.problems[i]
-            if p.allowed == self.kind.describe():
-                ck.problems[i] = Problem(p.source, p.line, p.path, p.message, p.value, self.describe(), p.hint)
+        trial = Checker(ck.origins, ck.source)
+        result = self.kind.check(value, path, trial)
+        ck.problems += [replace(p, allowed=self.describe()) if p.allowed == self.kind.describe() else p
+                        for p in trial.problems]  # say that null is allowed too
         return result
 
 
@@ -187,7 +187,8 @@ class ListOf(Kind):
     def describe(self) -> str:
         if self.length is not None:
             return f"a list of {self.length} ({self.item.describe()})"
-        return f"a list of ({self.item.describe()})" + (f" with at least {self.min_len} item(s)" if self.min_len else "")
+        minimum = f" with at least {self.min_len} item(s)" if self.min_len else ""
+        return f"a list of ({self.item.describe()}){minimum}"
 
     def check(self, value, path, ck):
         if not isinstance(value, list):

@@ -59,7 +59,8 @@ NON_DEFAULT = {  # a setting of every layer's arguments that differs from PyTorc
 @pytest.mark.parametrize("layer", sorted(LAYERS))
 def test_every_registered_layer_builds_with_its_pytorch_arguments(layer):
     args = NON_DEFAULT.get(layer, {})
-    config = loads_config(edited(LAYERS_YAML, f"  layers: [{{type: {layer}, {', '.join(f'{k}: {v}' for k, v in args.items())}}}]\n"))
+    written = ", ".join(f"{k}: {v}" for k, v in args.items())
+    config = loads_config(edited(LAYERS_YAML, f"  layers: [{{type: {layer}, {written}}}]\n"))
     ours, theirs = build_model(config)[0], getattr(torch.nn, layer)(**args).eval()
     _same_weights(ours, theirs)
     x = np.random.default_rng(1).standard_normal((3, 6)).astype(np.float32)
@@ -214,6 +215,8 @@ def test_schedulers_change_the_learning_rate_like_torch(name):
     metrics = [0.5, 0.6, 0.6, 0.6, 0.7, 0.7, 0.7, 0.7]
     ours, theirs = [], []
     for value in metrics:
+        optimizer.step()
+        reference_opt.step()
         if name == "reduce_on_plateau":
             scheduler.step(value)
             reference.step(value)
