@@ -4,7 +4,7 @@ The CuPy API this module uses, all of it (the emulated device's stand-in, ``gpun
 implements exactly this on the CPU):
 
 - the array namespace ``cupy.<function>`` through ``backend.xp`` (``asarray``, ``ascontiguousarray``, ``empty``,
-  ``moveaxis`` here; the ops use more of it, always through ``xp``);
+  ``empty_like``, ``broadcast_to`` in the launchers; the ops use more of it, always through ``xp``);
 - ``cupy.asnumpy(array)``;
 - ``cupy.RawModule(code=..., options=(...))``, ``RawModule.compile()`` and ``RawModule.get_function(name)``,
   whose kernel is called as ``kernel(grid, block, args, shared_mem=...)``;
@@ -12,7 +12,8 @@ implements exactly this on the CPU):
 - ``cupy.cuda.runtime.getDeviceProperties(index)["maxGridSize"]``;
 - ``cupy.get_default_memory_pool().used_bytes()`` / ``.total_bytes()``.
 
-A fused kernel whose family has a ``kernels/<family>.cu`` launches it; every other fused kernel runs its
+A fused kernel whose family has a ``kernels/<family>.cu`` launches it (its launchers are a mixin in
+``gpunet/backend/cupy_kernels/<family>.py``, built on ``CupyBackend._launch``); every other fused kernel runs its
 xp-generic reference (``gpunet/backend/numpy_kernels``) on CuPy arrays, the same code the CPU backend runs.
 Kernel files are compiled on first use, never at import, once per device.
 """
@@ -26,6 +27,9 @@ import numpy
 from .device import Device
 from .fused import fused_kernels
 from .numpy_backend import NumpyBackend
+from .cupy_kernels.softmax import SoftmaxKernels
+from .cupy_kernels.optimizers import OptimizerKernels
+from .cupy_kernels.rnn import RnnKernels
 from .cupy_kernels.pool import PoolKernels
 
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
@@ -37,7 +41,7 @@ def _require_float(op: str, what: str, array) -> None:
         raise TypeError(f"{op}: {what} must be float32 or float64, got {array.dtype}; convert with .float()")
 
 
-class CupyBackend(PoolKernels):
+class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels):
     """Array work on one CUDA device through ``cupy_module`` (real CuPy, or the CPU stand-in for "cuda-emu")."""
 
     name = "cupy"
@@ -166,96 +170,14 @@ class CupyBackend(PoolKernels):
         return f"xp reference {reference.__module__}.{reference.__qualname__}"
 
 
-    # ----- softmax family: kernels/softmax.cu (float32; float64 runs the xp reference) ------------------------
-    def softmax(self, x, axis):
-        return self._softmax("softmax", x, axis)
-
-    def log_softmax(self, x, axis):
-        return self._softmax("log_softmax", x, axis)
-
-    def _softmax(self, op: str, x, axis: int):
-        _require_float(op, "x", x)
-        if x.dtype != numpy.float32 or x.ndim == 0:
-            return _references()[op](self.xp, x, axis)
-        x = self.xp.ascontiguousarray(x)
-        axis = axis % x.ndim
-        outer, dim, inner = _prod(x.shape[:axis]), x.shape[axis], _prod(x.shape[axis + 1:])
-        y = self.xp.empty_like(x)
-        if y.size == 0:
-            return y
-        if inner == 1:  # reduced axis contiguous: one block per row
-            self._launch("softmax", f"{op}_rows_f32", outer, _row_threads(dim),
-                         (x, y, numpy.int64(outer), numpy.int64(dim)))
-        else:  # reduced axis strided: one thread per (outer, inner) lane, coalesced over inner
-            lanes = outer * inner
-            self._launch("softmax", f"{op}_cols_f32", _ceil_div(lanes, BLOCK_SIZE), min(BLOCK_SIZE, lanes),
-                         (x, y, numpy.int64(outer), numpy.int64(dim), numpy.int64(inner)))
-        return y
-
-    def softmax_cross_entropy(self, logits, target_idx, ignore_index):
-        """Per-row loss and log-probabilities of logits (rows, classes) against int targets (rows,).
-
-        A target outside [0, classes) (and not ignore_index) gives a NaN loss: a kernel cannot raise, so callers
-        validate targets first (gpunet.nn's losses do)."""
-        _require_float("softmax_cross_entropy", "logits", logits)
-        if logits.ndim != 2 or target_idx.ndim != 1 or target_idx.shape[0] != logits.shape[0]:
-            raise ValueError(f"softmax_cross_entropy: logits must be (rows, classes) and targets (rows,), got "
-                             f"{tuple(logits.shape)} and {tuple(target_idx.shape)}")
-        if target_idx.dtype.kind not in "iu":
-            raise TypeError(f"softmax_cross_entropy: targets must be integer class indices, got {target_idx.dtype}")
-        if logits.dtype != numpy.float32:
-            return _references()["softmax_cross_entropy"](self.xp, logits, target_idx, ignore_index)
-        rows, classes = logits.shape
-        logits = self.xp.ascontiguousarray(logits)
-        target = self.xp.ascontiguousarray(target_idx.astype(numpy.int64, copy=False))
-        loss = self.xp.empty((rows,), dtype=logits.dtype)
-        log_probs = self.xp.empty_like(logits)
-        if rows and not classes:
-            raise ValueError("softmax_cross_entropy: logits have 0 classes; there is no class to pick")
-        if rows:
-            self._launch("softmax", "softmax_xent_forward_f32", rows, _row_threads(classes),
-                         (logits, target, loss, log_probs, numpy.int64(rows), numpy.int64(classes),
-                          numpy.int64(ignore_index)))
-        return loss, log_probs
-
-    def softmax_cross_entropy_backward(self, log_probs, target_idx, grad_loss, ignore_index):
-        """``(softmax - onehot(target)) * grad_loss[row]`` (0 in ignored rows), one thread per element."""
-        _require_float("softmax_cross_entropy_backward", "log_probs", log_probs)
-        if log_probs.dtype != numpy.float32:
-            return _references()["softmax_cross_entropy_backward"](self.xp, log_probs, target_idx, grad_loss,
-                                                                   ignore_index)
-        rows, classes = log_probs.shape
-        xp = self.xp
-        log_probs = xp.ascontiguousarray(log_probs)
-        target = xp.ascontiguousarray(target_idx.astype(numpy.int64, copy=False))
-        grad_loss = xp.ascontiguousarray(xp.broadcast_to(xp.asarray(grad_loss, dtype=numpy.float32), (rows,)))
-        grad_logits = xp.empty_like(log_probs)
-        total = rows * classes
-        if total:
-            self._launch("softmax", "softmax_xent_backward_f32", _ceil_div(total, BLOCK_SIZE), min(BLOCK_SIZE, total),
-                         (log_probs, target, grad_loss, grad_logits, numpy.int64(rows), numpy.int64(classes),
-                          numpy.int64(ignore_index)))
-        return grad_logits
-
-
-def _prod(dims) -> int:
-    n = 1
-    for d in dims:
-        n *= int(d)
-    return n
-
-
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _row_threads(length: int) -> int:
-    """Threads for one row: whole warps covering the row, at most a full block (1024)."""
-    return min(1024, 32 * _ceil_div(max(int(length), 1), 32))
-
-
 CUDA_KERNELS = {name: "softmax" for name in ("softmax", "log_softmax", "softmax_cross_entropy",
                                              "softmax_cross_entropy_backward")}
+CUDA_KERNELS.update({name: "optimizers" for name in ("sgd_update", "adam_update")})
+CUDA_KERNELS.update({name: "rnn" for name in ("lstm_cell", "lstm_cell_backward", "gru_cell", "gru_cell_backward")})
 CUDA_KERNELS.update({name: "pool" for name in ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")})
 
 
