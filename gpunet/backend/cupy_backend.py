@@ -28,6 +28,7 @@ from .device import Device
 from .fused import fused_kernels
 from .numpy_backend import NumpyBackend
 from .cupy_kernels.softmax import SoftmaxKernels
+from .cupy_kernels.conv import ConvKernels
 
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
 BLOCK_SIZE = 256  # threads per block for element-wise kernels: a multiple of the warp size, good occupancy
@@ -38,7 +39,7 @@ def _require_float(op: str, what: str, array) -> None:
         raise TypeError(f"{op}: {what} must be float32 or float64, got {array.dtype}; convert with .float()")
 
 
-class CupyBackend(SoftmaxKernels):
+class CupyBackend(SoftmaxKernels, ConvKernels):
     """Array work on one CUDA device through ``cupy_module`` (real CuPy, or the CPU stand-in for "cuda-emu")."""
 
     name = "cupy"
@@ -173,6 +174,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 CUDA_KERNELS = {name: "softmax" for name in ("softmax", "log_softmax", "softmax_cross_entropy",
                                              "softmax_cross_entropy_backward")}
+CUDA_KERNELS.update({name: "conv" for name in ("im2col", "col2im")})
 
 
 @functools.cache

@@ -5,6 +5,7 @@ import numpy
 
 from .device import Device
 from .fused import fused
+from .numpy_kernels import conv as _conv
 from .numpy_kernels import dropout as _dropout
 from .numpy_kernels import erf as _erf
 from .numpy_kernels import optimizers as _optimizers
@@ -54,3 +55,5 @@ class NumpyBackend:
     max_pool2d_gather = fused(_pool.max_pool2d_gather)
     avg_pool2d = fused(_pool.avg_pool2d)
     avg_pool2d_backward = fused(_pool.avg_pool2d_backward)
+    im2col = fused(_conv.im2col)
+    col2im = fused(_conv.col2im)

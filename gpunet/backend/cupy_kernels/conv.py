@@ -1,0 +1,55 @@
+"""CuPy launchers of ``kernels/conv.cu``: im2col and its adjoint col2im (a gather, no atomics).
+
+float32 launches the kernels, one thread per (n, c, oh, ow) for im2col and one per input pixel for col2im;
+float64 runs the xp reference (``gpunet.backend.numpy_kernels.conv``).
+"""
+from __future__ import annotations
+
+import numpy
+
+from .. import cupy_backend as _cb  # its helpers (a module reference: cupy_backend imports this mixin)
+from ..numpy_kernels.conv import conv_output_shape
+
+
+def _geometry(x_shape, out_shape, kernel, stride, padding, dilation) -> tuple:
+    """(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW) as the kernels' long long arguments."""
+    return tuple(numpy.int64(v) for v in (*x_shape, *kernel, *stride, *padding, *dilation, *out_shape))
+
+
+class ConvKernels:
+    """``im2col`` and ``col2im`` (mixin of ``CupyBackend``)."""
+
+    def _conv_launch(self, kernel: str, threads: int, args: tuple) -> None:
+        if threads:
+            self._launch("conv", kernel, _cb._ceil_div(threads, _cb.BLOCK_SIZE), min(_cb.BLOCK_SIZE, threads), args)
+
+    def im2col(self, x, kernel, stride, padding, dilation):
+        _cb._require_float("im2col", "x", x)
+        if x.ndim != 4:
+            raise ValueError(f"im2col: x must be (N, C, H, W), got shape {tuple(x.shape)}")
+        if x.dtype != numpy.float32:
+            return _cb._references()["im2col"](self.xp, x, kernel, stride, padding, dilation)
+        out = conv_output_shape(x.shape, kernel, stride, padding, dilation)
+        n, c = x.shape[:2]
+        x = self.xp.ascontiguousarray(x)
+        cols = self.xp.empty((n, c * kernel[0] * kernel[1], out[0] * out[1]), dtype=x.dtype)
+        self._conv_launch("im2col_f32", n * c * out[0] * out[1],
+                          (x, cols, *_geometry(x.shape, out, kernel, stride, padding, dilation)))
+        return cols
+
+    def col2im(self, cols, x_shape, kernel, stride, padding, dilation):
+        _cb._require_float("col2im", "cols", cols)
+        x_shape = tuple(int(v) for v in x_shape)
+        if len(x_shape) != 4:
+            raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {x_shape}")
+        out = conv_output_shape(x_shape, kernel, stride, padding, dilation)
+        expected = (x_shape[0], x_shape[1] * kernel[0] * kernel[1], out[0] * out[1])
+        if tuple(cols.shape) != expected:
+            raise ValueError(f"col2im: cols of shape {tuple(cols.shape)} do not fit x_shape {x_shape} with kernel "
+                             f"{tuple(kernel)}: expected {expected}")
+        if cols.dtype != numpy.float32:
+            return _cb._references()["col2im"](self.xp, cols, x_shape, kernel, stride, padding, dilation)
+        cols = self.xp.ascontiguousarray(cols)
+        x = self.xp.empty(x_shape, dtype=cols.dtype)
+        self._conv_launch("col2im_f32", x.size, (cols, x, *_geometry(x_shape, out, kernel, stride, padding, dilation)))
+        return x

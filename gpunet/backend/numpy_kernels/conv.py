@@ -1,0 +1,58 @@
+"""Convolution family reference (xp-generic): im2col and its adjoint col2im, mirrors ``kernels/conv.cu``.
+
+x is (N, C, H, W); ``kernel``, ``stride``, ``padding``, ``dilation`` are (h, w) pairs of ints (1-D convolution
+uses H = 1). cols is (N, C*kh*kw, OH*OW) with row c*kh*kw + i*kw + j holding input channel c at kernel offset
+(i, j) for every output position, PyTorch's ``F.unfold`` layout. im2col is one copy through a strided view (no
+Python loop over positions); col2im adds the kh*kw column planes into the padded image, one strided slice per
+kernel offset in (i, j) order, the same summation order as the CUDA gather.
+"""
+from __future__ import annotations
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1: the output length along one axis."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv_output_shape(x_shape, kernel, stride, padding, dilation) -> tuple:
+    """(OH, OW) for x of shape (N, C, H, W); a ValueError when the dilated kernel does not fit the padded input."""
+    out = tuple(conv_output_size(x_shape[2 + a], kernel[a], stride[a], padding[a], dilation[a]) for a in (0, 1))
+    if min(out) < 1:
+        padded = tuple(x_shape[2 + a] + 2 * padding[a] for a in (0, 1))
+        span = tuple(dilation[a] * (kernel[a] - 1) + 1 for a in (0, 1))
+        raise ValueError(f"im2col: the padded input ({padded[0]}x{padded[1]}) of x {tuple(x_shape)} is smaller than "
+                         f"the dilated kernel ({span[0]}x{span[1]}); pad more or use a smaller kernel or dilation")
+    return out
+
+
+def _padded(xp, x, padding):
+    ph, pw = padding
+    return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+
+
+def im2col(xp, x, kernel, stride, padding, dilation):
+    """cols[n, c*kh*kw + i*kw + j, oh*OW + ow] = x_padded[n, c, oh*sh + i*dh, ow*sw + j*dw]."""
+    n, c = x.shape[:2]
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh, ow = conv_output_shape(x.shape, kernel, stride, padding, dilation)
+    padded = _padded(xp, x, padding)
+    s_n, s_c, s_h, s_w = padded.strides
+    windows = xp.lib.stride_tricks.as_strided(
+        padded, (n, c, kh, kw, oh, ow), (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw))
+    return windows.reshape(n, c * kh * kw, oh * ow)  # reshape of a non-contiguous view: one copy
+
+
+def col2im(xp, cols, x_shape, kernel, stride, padding, dilation):
+    """The adjoint of im2col: x[n, c, h, w] = sum of the cols entries that read input pixel (h, w)."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    oh, ow = conv_output_shape(x_shape, kernel, stride, padding, dilation)
+    if cols.shape != (n, c * kh * kw, oh * ow):
+        raise ValueError(f"col2im: cols of shape {tuple(cols.shape)} do not fit x_shape {tuple(x_shape)} with "
+                         f"kernel {tuple(kernel)}: expected {(n, c * kh * kw, oh * ow)}")
+    planes = cols.reshape(n, c, kh, kw, oh, ow)
+    image = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    for i in range(kh):  # offsets (i, j) write disjoint pixels within one slice: no aliasing
+        for j in range(kw):
+            image[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw] += planes[:, :, i, j]
+    return xp.ascontiguousarray(image[:, :, ph:ph + h, pw:pw + w])
