@@ -185,6 +185,7 @@ CLASSIFICATION_LOSSES = ("cross_entropy", "nll", "bce", "bce_with_logits")
 
 
 def register_loss(name: str, target: str, doc: str, fields: dict | None = None) -> Component:
+    """Allow ``loss: {name: name, ...}``, built as ``gpunet.<target>(**arguments)``; every loss has ``reduction``."""
     LOSSES[name] = Component({**(fields or {}), "reduction": (fields or {}).get("reduction", _REDUCTION)},
                              doc, None, target)
     return LOSSES[name]
@@ -229,6 +230,7 @@ def _nesterov_needs_momentum(args, path, ck):
 
 
 def register_optimizer(name: str, target: str, doc: str, fields: dict, check_fn=None) -> Component:
+    """Allow ``optimizer: {name: name, ...}``, built as ``gpunet.<target>(params, **arguments)``."""
     OPTIMIZERS[name] = Component(fields, doc, check_fn, target)
     return OPTIMIZERS[name]
 
@@ -287,7 +289,7 @@ _TOP_K = re.compile(r"top([2-9]|[1-9][0-9]+)_accuracy")
 
 
 class MetricName(Kind):
-    """A metric name: one of METRICS or ``top<k>_accuracy`` (k >= 2)."""
+    """A metric name: one of ``names`` or ``top<k>_accuracy`` (k >= 2)."""
 
     names = SCALAR_METRICS + ("confusion_matrix",)
 
@@ -335,6 +337,8 @@ _INTERVAL = Field(Choice(("epoch", "step"), "interval"), "call scheduler.step() 
 
 
 def register_scheduler(name: str, target: str, doc: str, fields: dict, config_only: tuple = ()) -> Component:
+    """Allow ``scheduler: {name: name, ...}``, built as ``gpunet.<target>(optimizer, **arguments)``; ``interval``
+    and the ``config_only`` keys are for the Trainer."""
     SCHEDULERS[name] = Component({**fields, "interval": _INTERVAL}, doc, None, target, config_only + ("interval",))
     return SCHEDULERS[name]
 
@@ -364,6 +368,7 @@ CALLBACKS: dict[str, Section] = {}
 
 
 def register_callback(name: str, doc: str, fields: dict | None = None) -> Section:
+    """Allow ``callbacks: [{type: name, ...}]`` (the Trainer's run builder turns each into a callback object)."""
     CALLBACKS[name] = Section(fields or {}, doc)
     return CALLBACKS[name]
 
