@@ -29,6 +29,7 @@ from .fused import fused_kernels
 from .numpy_backend import NumpyBackend
 from .cupy_kernels.softmax import SoftmaxKernels
 from .cupy_kernels.optimizers import OptimizerKernels
+from .cupy_kernels.rnn import RnnKernels
 from .cupy_kernels.pool import PoolKernels
 from .cupy_kernels.conv import ConvKernels
 
@@ -41,7 +42,7 @@ def _require_float(op: str, what: str, array) -> None:
         raise TypeError(f"{op}: {what} must be float32 or float64, got {array.dtype}; convert with .float()")
 
 
-class CupyBackend(SoftmaxKernels, OptimizerKernels, PoolKernels, ConvKernels):
+class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, ConvKernels):
     """Array work on one CUDA device through ``cupy_module`` (real CuPy, or the CPU stand-in for "cuda-emu")."""
 
     name = "cupy"
@@ -177,6 +178,7 @@ def _ceil_div(a: int, b: int) -> int:
 CUDA_KERNELS = {name: "softmax" for name in ("softmax", "log_softmax", "softmax_cross_entropy",
                                              "softmax_cross_entropy_backward")}
 CUDA_KERNELS.update({name: "optimizers" for name in ("sgd_update", "adam_update")})
+CUDA_KERNELS.update({name: "rnn" for name in ("lstm_cell", "lstm_cell_backward", "gru_cell", "gru_cell_backward")})
 CUDA_KERNELS.update({name: "pool" for name in ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")})
 CUDA_KERNELS.update({name: "conv" for name in ("im2col", "col2im")})
 

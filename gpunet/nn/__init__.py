@@ -6,6 +6,7 @@ from .containers import ModuleDict, ModuleList, Sequential
 from .linear import Linear
 from .flatten import Flatten
 from .dropout import Dropout
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .activation import (ELU, GELU, BipolarSigmoid, BipolarStep, Hardtanh, Identity, LeakyReLU, LogSoftmax, PReLU,
                          ReLU, Sigmoid, Softmax, Softplus, Step, Tanh)
 from . import utils

@@ -1,0 +1,290 @@
+"""Recurrent layers with PyTorch's API, parameter names and layouts: RNN, LSTM, GRU and their single-step cells.
+
+A layer runs, per layer and direction, one matrix product for the input projection of every time step at once,
+then per step one product with the recurrent weights and one fused cell (``gpunet.ops.rnn``). Weights keep
+PyTorch's layout (gate blocks [i; f; g; o] or [r; z; n] along the rows), so ``state_dict`` equals torch's.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+from ..autograd.tensor import Tensor
+from ..ops.arithmetic import add
+from ..ops.elementwise import relu, tanh
+from ..ops.linear import linear
+from ..ops.rnn import gru_cell, lstm_cell, unbind
+from ..ops.shape import cat, getitem, stack, transpose
+from . import init
+from .functional import dropout as _dropout
+from .linear import _empty_parameter
+from .module import Module
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+_NONLINEARITY = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
+
+
+def _check_size(layer, name, value, minimum=1):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_nonlinearity(layer, nonlinearity):
+    if nonlinearity not in _NONLINEARITY:
+        raise ValueError(f"{layer}: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
+
+
+class RNNBase(Module):
+    """The multi-layer, optionally bidirectional recurrent layer behind RNN, LSTM and GRU (as torch.nn.RNNBase)."""
+
+    def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        _check_size(name, "input_size", input_size, 0)
+        _check_size(name, "hidden_size", hidden_size)
+        _check_size(name, "num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
+            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
+        if proj_size != 0:
+            raise ValueError(f"{name}: proj_size={proj_size!r} is not supported by gpunet (only 0, no projection)")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(f"{name}: dropout={dropout} acts between recurrent layers, so with num_layers=1 it does "
+                          f"nothing", stacklevel=3)
+        self.mode = mode
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.proj_size = bidirectional, proj_size
+        rows = _GATES[mode] * hidden_size
+        directions = 2 if bidirectional else 1
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for suffix in ("", "_reverse")[:directions]:
+                setattr(self, f"weight_ih_l{layer}{suffix}", _empty_parameter((rows, layer_input), device, dtype))
+                setattr(self, f"weight_hh_l{layer}{suffix}", _empty_parameter((rows, hidden_size), device, dtype))
+                if bias:
+                    setattr(self, f"bias_ih_l{layer}{suffix}", _empty_parameter((rows,), device, dtype))
+                    setattr(self, f"bias_hh_l{layer}{suffix}", _empty_parameter((rows,), device, dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every weight and bias ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as PyTorch."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for param in self.parameters():
+            init.uniform_(param, -bound, bound)
+
+    def _weights(self, layer, direction):
+        suffix = "_reverse" if direction else ""
+        get = self._parameters.get
+        return (get(f"weight_ih_l{layer}{suffix}"), get(f"weight_hh_l{layer}{suffix}"),
+                get(f"bias_ih_l{layer}{suffix}"), get(f"bias_hh_l{layer}{suffix}"))
+
+    def forward(self, input, hx=None):
+        name = type(self).__name__
+        if input.ndim not in (2, 3):
+            raise ValueError(f"{name}: input must be (L, N, input_size), (N, L, input_size) with batch_first, or "
+                             f"(L, input_size) unbatched; got shape {tuple(input.shape)}")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"{name}: input has {input.shape[-1]} features (last dimension) but input_size is "
+                             f"{self.input_size}")
+        batched = input.ndim == 3
+        x = input if not batched or not self.batch_first else transpose(input, 0, 1)
+        if not batched:
+            x = getitem(x, (slice(None), None))
+        if x.shape[0] == 0:
+            raise ValueError(f"{name}: the input sequence is empty (length 0)")
+        states = self._initial_states(hx, x, batched)
+        directions = 2 if self.bidirectional else 1
+        finals = [[] for _ in states]
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                index = layer * directions + direction
+                output, *last = self._run(x, self._weights(layer, direction), [s[index] for s in states],
+                                          reverse=direction == 1)
+                outputs.append(output)
+                for kept, value in zip(finals, last):
+                    kept.append(value)
+            x = outputs[0] if directions == 1 else cat(outputs, -1)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                x = _dropout(x, self.dropout, True)
+        output = x if batched else getitem(x, (slice(None), 0))
+        if batched and self.batch_first:
+            output = transpose(output, 0, 1)
+        finals = [stack(kept) if batched else stack([getitem(h, 0) for h in kept]) for kept in finals]
+        return (output, finals[0]) if self.mode != "LSTM" else (output, tuple(finals))
+
+    def _initial_states(self, hx, x, batched):
+        """hx as a list (one per state: h, and c for the LSTM) of per-(layer, direction) tensors (N, H)."""
+        name = type(self).__name__
+        count = (2 if self.bidirectional else 1) * self.num_layers
+        shape = (count, x.shape[1], self.hidden_size) if batched else (count, self.hidden_size)
+        n_states = 2 if self.mode == "LSTM" else 1
+        if hx is None:
+            zero = Tensor(x.backend.xp.zeros((x.shape[1], self.hidden_size), dtype=x.dtype), x.backend)
+            return [[zero] * count for _ in range(n_states)]
+        if self.mode == "LSTM":
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"{name}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+            given = list(hx)
+        else:
+            given = [hx]
+        for label, h in zip(("h_0", "c_0"), given):
+            if tuple(h.shape) != shape:
+                raise ValueError(f"{name}: {label} must have shape {shape} (num_layers * num_directions, "
+                                 f"{'batch, ' if batched else ''}hidden_size), got {tuple(h.shape)}")
+        return [list(unbind(h if batched else getitem(h, (slice(None), None)))) for h in given]
+
+    def _run(self, x, weights, state, reverse):
+        """One layer in one direction over x (L, N, in): (outputs (L, N, H), last h[, last c])."""
+        w_ih, w_hh, b_ih, b_hh = weights
+        if self.mode == "GRU":  # b_hh stays inside the recurrent product: the reset gate multiplies it
+            steps, recurrent_bias = unbind(linear(x, w_ih, b_ih)), b_hh
+        else:  # both biases add before the cell: fold them into the input projection, once for all steps
+            steps, recurrent_bias = unbind(linear(x, w_ih, None if b_ih is None else add(b_ih, b_hh))), None
+        h, c = state[0], state[1] if len(state) > 1 else None
+        hs = [None] * len(steps)
+        for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
+            recurrent = linear(h, w_hh, recurrent_bias)
+            if self.mode == "LSTM":
+                h, c = lstm_cell(add(steps[t], recurrent), c)
+            elif self.mode == "GRU":
+                h = gru_cell(steps[t], recurrent, h)
+            else:
+                pre = add(steps[t], recurrent)
+                h = tanh(pre) if self.mode == "RNN_TANH" else relu(pre)
+            hs[t] = h
+        return (stack(hs), h, c) if self.mode == "LSTM" else (stack(hs), h)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.mode == "RNN_RELU":
+            s += ", nonlinearity='relu'"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if self.batch_first is not False:
+            s += f", batch_first={self.batch_first}"
+        if self.dropout != 0:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional is not False:
+            s += f", bidirectional={self.bidirectional}"
+        return s
+
+
+class RNN(RNNBase):
+    """Elman RNN: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (or relu), stacked and optionally
+    bidirectional. ``forward(input, h_0=None) -> (output, h_n)`` with PyTorch's shapes."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device=None, dtype=None):
+        _check_nonlinearity("RNN", nonlinearity)
+        self.nonlinearity = nonlinearity
+        super().__init__(_NONLINEARITY[nonlinearity], input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, 0, device, dtype)
+
+
+class LSTM(RNNBase):
+    """Long short-term memory: gates i, f, g, o from x_t and h_{t-1}; c_t = f c_{t-1} + i g, h_t = o tanh(c_t).
+    ``forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))`` with PyTorch's shapes; proj_size must be 0."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None):
+        super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size, device, dtype)
+
+
+class GRU(RNNBase):
+    """Gated recurrent unit, PyTorch's form: r, z gates; n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn));
+    h_t = (1 - z) n + z h_{t-1}. ``forward(input, h_0=None) -> (output, h_n)``."""
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None):
+        super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
+                         device, dtype)
+
+
+class RNNCellBase(Module):
+    """One time step of a recurrent layer: weight_ih (G*H, in), weight_hh (G*H, H), bias_ih, bias_hh (G*H)."""
+
+    def __init__(self, input_size, hidden_size, bias, gates, device=None, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        _check_size(name, "input_size", input_size, 0)
+        _check_size(name, "hidden_size", hidden_size)
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        self.weight_ih = _empty_parameter((gates * hidden_size, input_size), device, dtype)
+        self.weight_hh = _empty_parameter((gates * hidden_size, hidden_size), device, dtype)
+        if bias:
+            self.bias_ih = _empty_parameter((gates * hidden_size,), device, dtype)
+            self.bias_hh = _empty_parameter((gates * hidden_size,), device, dtype)
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    reset_parameters = RNNBase.reset_parameters
+
+    def _check_input(self, input, states):
+        """The (N, H) zero state when ``states`` is None, after checking input (N, in) or (in,) and the states."""
+        name = type(self).__name__
+        if input.ndim not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(f"{name}: input must be (batch, {self.input_size}) or ({self.input_size},), got "
+                             f"{tuple(input.shape)}")
+        shape = input.shape[:-1] + (self.hidden_size,)
+        for label, h in states:
+            if h is not None and tuple(h.shape) != shape:
+                raise ValueError(f"{name}: {label} must have shape {shape}, got {tuple(h.shape)}")
+        return Tensor(input.backend.xp.zeros(shape, dtype=input.dtype), input.backend)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.bias is not True:
+            s += f", bias={self.bias}"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        return s
+
+
+class RNNCell(RNNCellBase):
+    """h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh) (or relu); ``forward(input, hx=None) -> h'``."""
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
+        _check_nonlinearity("RNNCell", nonlinearity)
+        super().__init__(input_size, hidden_size, bias, 1, device, dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, hx=None):
+        zero = self._check_input(input, (("hx", hx),))
+        h = zero if hx is None else hx
+        pre = add(linear(input, self.weight_ih, self.bias_ih), linear(h, self.weight_hh, self.bias_hh))
+        return tanh(pre) if self.nonlinearity == "tanh" else relu(pre)
+
+
+class LSTMCell(RNNCellBase):
+    """One LSTM step: ``forward(input, (h, c)=None) -> (h', c')``, gates in PyTorch's order i, f, g, o."""
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 4, device, dtype)
+
+    def forward(self, input, hx=None):
+        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+            raise TypeError(f"LSTMCell: hx must be a tuple (h, c), got {type(hx).__name__}")
+        zero = self._check_input(input, (("h", None if hx is None else hx[0]), ("c", None if hx is None else hx[1])))
+        h, c = (zero, zero) if hx is None else hx
+        gates = add(linear(input, self.weight_ih, self.bias_ih), linear(h, self.weight_hh, self.bias_hh))
+        return lstm_cell(gates, c)
+
+
+class GRUCell(RNNCellBase):
+    """One GRU step: ``forward(input, hx=None) -> h'``, gates r, z, n; the reset gate multiplies h W_hn^T + b_hn."""
+
+    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, bias, 3, device, dtype)
+
+    def forward(self, input, hx=None):
+        zero = self._check_input(input, (("hx", hx),))
+        h = zero if hx is None else hx
+        return gru_cell(linear(input, self.weight_ih, self.bias_ih), linear(h, self.weight_hh, self.bias_hh), h)
