@@ -114,3 +114,14 @@ def test_to_moves_between_cpu_and_cuda_emu_with_gradients():
 
 def test_device_fixture_switches_and_restores(device):
     assert str(gn.tensor([0.0]).device) == str(gn.device(device))
+
+
+def test_copies_and_pickles_of_cuda_emu_tensors_share_the_device_backend():
+    import copy
+    import pickle
+
+    x = gn.tensor([[1.0, 2.0]], device="cuda-emu")
+    for clone in (copy.deepcopy(x), pickle.loads(pickle.dumps(x))):
+        assert clone.backend is x.backend
+        np.testing.assert_array_equal(clone.numpy(), x.numpy())
+        (clone + x).numpy()  # same device: no mismatch error
