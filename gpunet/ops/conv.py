@@ -1,0 +1,266 @@
+"""Convolution (cross-correlation, as in PyTorch): conv1d, conv2d, conv_transpose2d, unfold and fold.
+
+conv2d is one graph node: forward = the backend's fused ``im2col`` + a batched matrix product with the weight per
+group (cuBLAS through ``xp.matmul`` on CuPy). Its backward is written in differentiable ops: the input gradient
+is ``Col2Im(weight^T @ gy)`` and the weight gradient ``sum_n gy @ Im2Col(x)^T``, where ``Im2Col`` and ``Col2Im``
+are graph nodes that are each other's backward, so derivatives of any order work. conv1d is conv2d with H = 1.
+"""
+from __future__ import annotations
+
+import numbers
+
+from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.tensor import Tensor
+from ..backend.numpy_kernels.conv import conv_output_size
+from .arithmetic import add, matmul
+from .reduction import sum
+from .shape import getitem, reshape, transpose
+
+
+class Im2Col(Function):
+    """x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW); the backward is Col2Im."""
+
+    def __init__(self, x_shape, kernel, stride, padding, dilation):
+        self.x_shape, self.geometry = tuple(x_shape), (kernel, stride, padding, dilation)
+
+    def forward(self, backend, x):
+        return backend.im2col(x, *self.geometry)
+
+    def backward(self, gcols):
+        return Col2Im(self.x_shape, *self.geometry).apply(gcols)
+
+
+class Col2Im(Function):
+    """cols (N, C*kh*kw, OH*OW) -> x (N, C, H, W), the adjoint of im2col; the backward is Im2Col."""
+
+    def __init__(self, x_shape, kernel, stride, padding, dilation):
+        self.x_shape, self.geometry = tuple(x_shape), (kernel, stride, padding, dilation)
+
+    def forward(self, backend, cols):
+        return backend.col2im(cols, self.x_shape, *self.geometry)
+
+    def backward(self, gx):
+        return Im2Col(self.x_shape, *self.geometry).apply(gx)
+
+
+class Conv2d(Function):
+    """y = conv2d(x, weight[, bias]) for x (N, C, H, W), weight (O, C/groups, kh, kw), symmetric zero padding."""
+
+    def __init__(self, kernel, stride, padding, dilation, groups, out_shape):
+        self.geometry = (kernel, stride, padding, dilation)
+        self.groups, self.out_shape = groups, out_shape
+
+    def _grouped(self, t, n, rows):
+        """(N, G*rows, L) or (G*rows, K) viewed as (N, G, rows, L) / (G, rows, K); unchanged when groups == 1."""
+        if self.groups == 1:
+            return t
+        lead = (n,) if n is not None else ()
+        return reshape(t, lead + (self.groups, rows, t.shape[-1]))
+
+    def forward(self, backend, x, weight, bias=None):
+        n, o, g = x.shape[0], weight.shape[0], self.groups
+        cols = backend.im2col(x, *self.geometry)  # (N, C*K, L)
+        self.cols = cols  # reused by the weight gradient when no graph of the backward is built
+        if g == 1:  # a 2-D weight against stacked columns: one BLAS call per sample
+            y = backend.xp.matmul(weight.reshape(o, -1), cols)
+        else:
+            y = backend.xp.matmul(weight.reshape(g, o // g, -1), cols.reshape(n, g, -1, cols.shape[-1]))
+        y = y.reshape((n, o) + self.out_shape)
+        if bias is not None:
+            y += bias.reshape(1, o, 1, 1)
+        return y
+
+    def backward(self, gy):
+        x, weight = self.inputs[0], self.inputs[1]
+        need = self.needs_input_grad
+        n, c = x.shape[:2]
+        o, g = weight.shape[0], self.groups
+        gy3 = reshape(gy, (n, o, -1))
+        gy_g = self._grouped(gy3, n, o // g)
+        gx = gw = gb = None
+        if need[0]:
+            w_g = self._grouped(reshape(weight, (o, -1)), None, o // g)
+            gcols = matmul(transpose(w_g, -1, -2), gy_g)
+            gx = Col2Im(x.shape, *self.geometry).apply(reshape(gcols, (n, -1, gcols.shape[-1])))
+        if need[1]:
+            if is_grad_enabled() and x.requires_grad:  # building a graph of the backward: cols as a node of x
+                cols = Im2Col(x.shape, *self.geometry).apply(x)
+            else:
+                cols = Tensor(self.cols, x.backend)
+            cols_g = self._grouped(cols, n, cols.shape[1] // g)
+            gw = reshape(sum(matmul(gy_g, transpose(cols_g, -1, -2)), 0), weight.shape)
+        if len(need) > 2 and need[2]:
+            gb = sum(gy3, (0, 2))
+        return (gx, gw) if len(need) == 2 else (gx, gw, gb)
+
+
+# ----- arguments ------------------------------------------------------------------------------------------------
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _ints(value, n: int, name: str, where: str, minimum: int) -> tuple:
+    """An int or a sequence of n ints as a tuple of n ints >= minimum."""
+    if _is_int(value):
+        values = (int(value),) * n
+    elif isinstance(value, (tuple, list)) and len(value) == n and all(_is_int(v) for v in value):
+        values = tuple(int(v) for v in value)
+    else:
+        raise TypeError(f"{where}: {name} must be an int or a tuple of {n} int(s), got {value!r}")
+    if min(values) < minimum:
+        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
+    return values
+
+
+def _padding(padding, n, kernel, stride, dilation, where):
+    """(symmetric padding, crop) per axis. padding='same' with an odd total pads one more on the right, as
+    PyTorch; here both sides get the larger half and the first output (the one extra on the left) is cropped."""
+    if not isinstance(padding, str):
+        return _ints(padding, n, "padding", where, 0), (False,) * n
+    if padding == "valid":
+        return (0,) * n, (False,) * n
+    if padding != "same":
+        raise ValueError(f"{where}: padding must be an int, a tuple of {n} int(s), 'same' or 'valid', got {padding!r}")
+    if any(s != 1 for s in stride):
+        raise ValueError(f"{where}: padding='same' is not supported for strided convolutions (stride={stride}); "
+                         f"give the padding as numbers")
+    totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+    return tuple((t + 1) // 2 for t in totals), tuple(t % 2 == 1 for t in totals)
+
+
+def _check_operands(where, x, weight, bias, n, groups, transposed=False):
+    dims = "(N, C, L)" if n == 1 else "(N, C, H, W)"
+    wdims = ("(in_channels, out_channels/groups, " if transposed else "(out_channels, in_channels/groups, ") + \
+        ("k)" if n == 1 else "kh, kw)")
+    if not isinstance(x, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{where}: input and weight must be gpunet Tensors, got {type(x).__name__} and "
+                        f"{type(weight).__name__}")
+    if weight.ndim != n + 2:
+        raise ValueError(f"{where}: weight must be {n + 2}-D {wdims}, got shape {tuple(weight.shape)}")
+    if x.ndim not in (n + 1, n + 2):
+        raise ValueError(f"{where}: input must be {n + 2}-D {dims} or {n + 1}-D without the batch dimension, "
+                         f"got shape {tuple(x.shape)} (weight {tuple(weight.shape)})")
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != x.dtype):
+        raise TypeError(f"{where}: input has dtype {x.dtype} but the weight has {weight.dtype}"
+                        + (f" and the bias {bias.dtype}" if bias is not None else "")
+                        + "; convert the input with .to(dtype=...) or the layer with .to(dtype=...)")
+    if not _is_int(groups) or groups < 1:
+        raise ValueError(f"{where}: groups must be a positive int, got {groups!r}")
+    channels = x.shape[0] if x.ndim == n + 1 else x.shape[1]
+    per_group = weight.shape[0] if transposed else weight.shape[1]
+    outs = weight.shape[1] * groups if transposed else weight.shape[0]
+    if transposed:
+        if channels != per_group:
+            raise ValueError(f"{where}: input of shape {tuple(x.shape)} has {channels} channels but weight of shape "
+                             f"{tuple(weight.shape)} expects in_channels = {per_group}")
+        if per_group % groups:
+            raise ValueError(f"{where}: in_channels = {per_group} (weight {tuple(weight.shape)}) is not divisible "
+                             f"by groups = {groups}")
+    else:
+        if outs % groups:
+            raise ValueError(f"{where}: out_channels = {outs} (weight {tuple(weight.shape)}) is not divisible by "
+                             f"groups = {groups}")
+        if channels != per_group * groups:
+            raise ValueError(f"{where}: input of shape {tuple(x.shape)} has {channels} channels but weight of shape "
+                             f"{tuple(weight.shape)} with groups = {groups} expects in_channels = "
+                             f"{per_group} * {groups} = {per_group * groups}")
+    if bias is not None and tuple(bias.shape) != (outs,):
+        raise ValueError(f"{where}: bias must have shape ({outs},) (out_channels), got {tuple(bias.shape)}")
+
+
+def _conv(x, weight, bias, stride, padding, dilation, groups, n, where):
+    """conv1d (n = 1) or conv2d (n = 2): validation, then the Conv2d node on 4-D views."""
+    _check_operands(where, x, weight, bias, n, groups)
+    kernel = tuple(weight.shape[2:])
+    stride = _ints(stride, n, "stride", where, 1)
+    dilation = _ints(dilation, n, "dilation", where, 1)
+    pad, crop = _padding(padding, n, kernel, stride, dilation, where)
+    unbatched = x.ndim == n + 1
+    size = tuple(x.shape[-n:])
+    for a in range(n):
+        if size[a] + 2 * pad[a] < dilation[a] * (kernel[a] - 1) + 1:
+            padded = "x".join(str(s + 2 * p) for s, p in zip(size, pad))
+            span = "x".join(str(d * (k - 1) + 1) for k, d in zip(kernel, dilation))
+            raise ValueError(f"{where}: the padded input ({padded}) of input {tuple(x.shape)} is smaller than the "
+                             f"dilated kernel ({span}) of weight {tuple(weight.shape)}; pad more or use a smaller "
+                             f"kernel or dilation")
+    if n == 1:  # (N, C, L) as (N, C, 1, L)
+        kernel, stride, pad, dilation, crop = (1,) + kernel, (1,) + stride, (0,) + pad, (1,) + dilation, (False,) + crop
+        weight = reshape(weight, weight.shape[:2] + (1,) + kernel[1:])
+    x4 = reshape(x, (1,) * unbatched + x.shape[:-n] + (1,) * (2 - n) + size)
+    out = tuple(conv_output_size(x4.shape[2 + a], kernel[a], stride[a], pad[a], dilation[a]) for a in (0, 1))
+    node = Conv2d(kernel, stride, pad, dilation, groups, out)
+    y = node.apply(x4, weight) if bias is None else node.apply(x4, weight, bias)
+    if any(crop):
+        y = getitem(y, (slice(None), slice(None)) + tuple(slice(1 if c else None, None) for c in crop))
+    return reshape(y, (y.shape[1:2] if unbatched else y.shape[:2]) + y.shape[4 - n:])
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation, PyTorch's ``F.conv2d``: input (N, C, H, W) or (C, H, W), weight
+    (out_channels, C/groups, kh, kw); padding an int, a pair, 'valid' or 'same' (stride 1)."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation, PyTorch's ``F.conv1d``: input (N, C, L) or (C, L), weight (out_channels, C/groups, k)."""
+    return _conv(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The adjoint of conv2d with respect to its input, PyTorch's ``F.conv_transpose2d``: weight
+    (in_channels, out_channels/groups, kh, kw); output size (H - 1) s - 2 p + d (k - 1) + output_padding + 1
+    (output_padding < stride). Built as Col2Im(weight^T @ x) from differentiable ops."""
+    return _conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation,
+                             "conv_transpose2d")
+
+
+def _conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation, where):
+    _check_operands(where, input, weight, bias, 2, groups, transposed=True)
+    kernel = tuple(weight.shape[2:])
+    stride = _ints(stride, 2, "stride", where, 1)
+    dilation = _ints(dilation, 2, "dilation", where, 1)
+    padding = _ints(padding, 2, "padding", where, 0)
+    output_padding = _ints(output_padding, 2, "output_padding", where, 0)
+    if any(op >= s for op, s in zip(output_padding, stride)):
+        raise ValueError(f"{where}: output_padding {output_padding} must be smaller than stride {stride}")
+    unbatched = input.ndim == 3
+    x = reshape(input, (1,) + input.shape) if unbatched else input
+    n, c, h, w = x.shape
+    g = groups
+    out_c = weight.shape[1] * g
+    size = tuple((s_in - 1) * s - 2 * p + d * (k - 1) + op + 1
+                 for s_in, k, s, p, d, op in zip((h, w), kernel, stride, padding, dilation, output_padding))
+    if min(size) < 1:
+        raise ValueError(f"{where}: input {tuple(input.shape)} with weight {tuple(weight.shape)}, stride {stride}, "
+                         f"padding {padding} gives an empty output {size}; use less padding")
+    k = kernel[0] * kernel[1]
+    w_g = reshape(weight, (g, c // g, -1))  # (G, C/G, O/G * K)
+    x_g = reshape(x, (n, g, c // g, h * w))
+    cols = reshape(matmul(transpose(w_g, -1, -2), x_g), (n, out_c * k, h * w))
+    y = Col2Im((n, out_c) + size, kernel, stride, padding, dilation).apply(cols)
+    if bias is not None:
+        y = add(y, reshape(bias, (1, out_c, 1, 1)))
+    return reshape(y, y.shape[1:]) if unbatched else y
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """PyTorch's ``F.unfold``: sliding blocks of input (N, C, H, W) as columns (N, C*kh*kw, L)."""
+    if not isinstance(input, Tensor) or input.ndim != 4:
+        raise ValueError(f"unfold: input must be a 4-D Tensor (N, C, H, W), got {getattr(input, 'shape', input)!r}")
+    args = (_ints(kernel_size, 2, "kernel_size", "unfold", 1), _ints(stride, 2, "stride", "unfold", 1),
+            _ints(padding, 2, "padding", "unfold", 0), _ints(dilation, 2, "dilation", "unfold", 1))
+    return Im2Col(input.shape, *args).apply(input)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """PyTorch's ``F.fold``: columns (N, C*kh*kw, L) summed back into an image (N, C, *output_size)."""
+    kernel = _ints(kernel_size, 2, "kernel_size", "fold", 1)
+    size = _ints(output_size, 2, "output_size", "fold", 1)
+    if not isinstance(input, Tensor) or input.ndim != 3 or input.shape[1] % (kernel[0] * kernel[1]):
+        raise ValueError(f"fold: input must be a 3-D Tensor (N, C*kh*kw, L) with kernel_size {kernel}, got "
+                         f"{getattr(input, 'shape', input)!r}")
+    x_shape = (input.shape[0], input.shape[1] // (kernel[0] * kernel[1])) + size
+    return Col2Im(x_shape, kernel, _ints(stride, 2, "stride", "fold", 1), _ints(padding, 2, "padding", "fold", 0),
+                  _ints(dilation, 2, "dilation", "fold", 1)).apply(input)
