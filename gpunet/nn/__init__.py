@@ -5,6 +5,7 @@ from .module import Module
 from .containers import ModuleDict, ModuleList, Sequential
 from .linear import Linear
 from .flatten import Flatten
+from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .dropout import Dropout
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .activation import (ELU, GELU, BipolarSigmoid, BipolarStep, Hardtanh, Identity, LeakyReLU, LogSoftmax, PReLU,

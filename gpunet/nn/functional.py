@@ -13,6 +13,7 @@ from ..ops.activation import (bipolar_sigmoid, bipolar_step, elu, erf, gelu, har
 from ..ops.arithmetic import mul
 from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.linear import linear
+from ..ops.conv import conv1d, conv2d, conv_transpose2d, fold, unfold  # noqa: F401
 from ..ops.reduction import log_softmax as _log_softmax
 from ..ops.reduction import softmax as _softmax
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss,  # noqa: F401
@@ -20,6 +21,8 @@ from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cro
 
 __all__ = ["linear", "dropout", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu", "softplus",
            "hardtanh", "softmax", "log_softmax", "step", "bipolar_step", "bipolar_sigmoid", "erf"]
+
+__all__ += ["conv1d", "conv2d", "conv_transpose2d", "unfold", "fold"]
 
 
 def _check_p(p, where):

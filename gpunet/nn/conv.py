@@ -1,0 +1,133 @@
+"""Convolution layers Conv1d, Conv2d and ConvTranspose2d, with PyTorch's arguments, weight layouts and initialisation."""
+from __future__ import annotations
+
+import math
+
+from ..ops.conv import _conv, _conv_transpose2d, _ints, _padding
+from . import init
+from .linear import _empty_parameter
+from .module import Module
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+class _ConvNd(Module):
+    """Shared by the convolution layers: argument checks, parameters, PyTorch's default initialisation."""
+
+    _dims = 2
+    transposed = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
+                 output_padding, device, dtype):
+        super().__init__()
+        name, n = type(self).__name__, self._dims
+        for what, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < (1 if what == "groups" else 0):
+                raise ValueError(f"{name}: {what} must be a {'positive' if what == 'groups' else 'non-negative'} "
+                                 f"integer, got {value!r}")
+        for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if value % groups:
+                raise ValueError(f"{name}: {what} = {value} must be divisible by groups = {groups}")
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} is not supported by gpunet, only "
+                                      f"'zeros'; pad the input yourself and use padding=0")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = _ints(kernel_size, n, "kernel_size", name, 1)
+        self.stride = _ints(stride, n, "stride", name, 1)
+        self.dilation = _ints(dilation, n, "dilation", name, 1)
+        if isinstance(padding, str):
+            _padding(padding, n, self.kernel_size, self.stride, self.dilation, name)  # validates the string
+            self.padding = padding
+        else:
+            self.padding = _ints(padding, n, "padding", name, 0)
+        self.output_padding = _ints(output_padding, n, "output_padding", name, 0)
+        self.padding_mode = padding_mode
+        if self.transposed:
+            shape = (in_channels, out_channels // groups) + self.kernel_size
+        else:
+            shape = (out_channels, in_channels // groups) + self.kernel_size
+        self.weight = _empty_parameter(shape, device, dtype)
+        if bias:
+            self.bias = _empty_parameter((out_channels,), device, dtype)
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # PyTorch: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in from weight.shape[1:]
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = math.prod(self.weight.shape[1:])
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def _where(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def extra_repr(self) -> str:
+        n = self._dims
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}")
+        if self.padding != (0,) * n:
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * n:
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * n:
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Conv1d(_ConvNd):
+    """1-D cross-correlation over (N, C_in, L) (or (C_in, L)): weight (out_channels, in_channels/groups, k)."""
+
+    _dims = 1
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, 0, device, dtype)
+
+    def forward(self, input):
+        return _conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, 1,
+                     self._where())
+
+
+class Conv2d(_ConvNd):
+    """2-D cross-correlation over (N, C_in, H, W) (or (C_in, H, W)): weight (out_channels, in_channels/groups,
+    kh, kw); padding an int, a pair, 'valid' or 'same' (stride 1)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, 0, device, dtype)
+
+    def forward(self, input):
+        return _conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, 2,
+                     self._where())
+
+
+class ConvTranspose2d(_ConvNd):
+    """The transposed 2-D convolution (the adjoint of Conv2d's input map): weight (in_channels,
+    out_channels/groups, kh, kw); output size (H - 1) s - 2 p + d (k - 1) + output_padding + 1."""
+
+    transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                 dtype=None):
+        if isinstance(padding, str):
+            raise ValueError(f"ConvTranspose2d: padding must be an int or a pair of ints, got {padding!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding, device, dtype)
+        if any(op >= s for op, s in zip(self.output_padding, self.stride)):
+            raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than stride "
+                             f"{self.stride}")
+
+    def forward(self, input):
+        return _conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+                                 self.groups, self.dilation, self._where())
