@@ -15,6 +15,7 @@ import gpunet.optim
 from gpunet.backend import Device, get_backend
 from gpunet.backend import cupy_backend
 from gpunet.backend.cupy_backend import CupyBackend
+from gpunet.backend.fused import fused
 from gpunet.testing.cuda_emu import CudaEmuError, fake_cupy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -199,8 +200,19 @@ def test_kernel_files_compile_on_first_use_once_per_backend(fresh, monkeypatch):
     assert set(fresh._functions) == {("softmax", "softmax_rows_f32"), ("softmax", "log_softmax_rows_f32")}
 
 
-def test_warmup_compiles_the_families_of_the_named_kernels(fresh, monkeypatch):
-    assert fresh.warmup(["dropout_mask"]) == () and fresh.compiled_families() == ()  # no .cu: nothing to compile
+@pytest.fixture
+def xp_only_kernel(monkeypatch):
+    """A fused kernel ``scaled_copy(x, factor)`` that has an xp reference and no .cu file."""
+    kernel = fused(lambda xp, x, factor: xp.multiply(x, factor))
+    kernel.name = "scaled_copy"
+    monkeypatch.setattr(gn.backend.NumpyBackend, "scaled_copy", kernel, raising=False)
+    cupy_backend._references.cache_clear()
+    yield "scaled_copy"
+    cupy_backend._references.cache_clear()
+
+
+def test_warmup_compiles_the_families_of_the_named_kernels(fresh, monkeypatch, xp_only_kernel):
+    assert fresh.warmup([xp_only_kernel]) == () and fresh.compiled_families() == ()  # no .cu: nothing to compile
     assert fresh.warmup(["log_softmax"]) == ("softmax",) and fresh.compiled_families() == ("softmax",)
     monkeypatch.setattr(cupy_backend, "CUDA_KERNELS", {"softmax": "softmax", "log_softmax": "softmax"})
     assert fresh.warmup() == ("softmax",)  # default: every kernel with a .cu
@@ -221,12 +233,13 @@ def test_importing_gpunet_compiles_nothing():
     assert out.stdout.splitlines() == ["0 ()", "1 ('softmax',)"]
 
 
-def test_fused_kernels_without_cuda_source_run_the_xp_reference():
-    emu, cpu = get_backend("cuda-emu"), get_backend("cpu")
-    assert emu.kernel_implementation("softmax") == "kernels/softmax.cu"
-    assert emu.kernel_implementation("dropout_mask").startswith("xp reference gpunet.backend.numpy_kernels.dropout")
-    np.testing.assert_array_equal(emu.dropout_mask((5, 7), 0.3, 1234, 8, np.float32),
-                                  cpu.dropout_mask((5, 7), 0.3, 1234, 8, np.float32))
+def test_fused_kernels_without_cuda_source_run_the_xp_reference(fresh, xp_only_kernel):
+    assert fresh.kernel_implementation("softmax") == "kernels/softmax.cu"
+    where = fresh.kernel_implementation("scaled_copy")
+    assert where.startswith("xp reference ") and where.endswith("xp_only_kernel.<locals>.<lambda>")
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(fresh.scaled_copy(x, np.float32(1.5)), x * 1.5)
+    assert fresh.compiled_families() == ()
 
 
 def test_a_reference_not_written_against_xp_is_refused_by_name(monkeypatch, fresh):
