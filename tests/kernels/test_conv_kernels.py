@@ -1,0 +1,130 @@
+"""kernels/conv.cu on the CUDA emulator against float64 references: a direct loop definition of im2col written
+here, NumPy's reference (gpunet.backend.numpy_kernels.conv) and PyTorch's F.unfold / F.fold. Outputs are
+NaN-filled before every launch."""
+
+import numpy as np
+import pytest
+import torch
+
+from gpunet.backend.numpy_kernels import conv as ref
+from gpunet.testing import cuda_emu as ce
+from gpunet.testing.nvrtc import KERNELS_DIR
+
+CONV = KERNELS_DIR / "conv.cu"
+
+
+@pytest.fixture(scope="module")
+def mod():
+    return ce.load(CONV)
+
+
+def geometry(x_shape, kernel, stride, padding, dilation):
+    out = ref.conv_output_shape(x_shape, kernel, stride, padding, dilation)
+    return out, tuple(np.int64(v) for v in (*x_shape, *kernel, *stride, *padding, *dilation, *out))
+
+
+def run_im2col(mod, x, kernel, stride, padding, dilation, grid=None, block=64):
+    out, args = geometry(x.shape, kernel, stride, padding, dilation)
+    n, c = x.shape[:2]
+    cols = ce.nan_array((n, c * kernel[0] * kernel[1], out[0] * out[1]))
+    threads = n * c * out[0] * out[1]
+    mod.launch("im2col_f32", grid or -(-threads // block), block, (x, cols) + args)
+    return cols
+
+
+def run_col2im(mod, cols, x_shape, kernel, stride, padding, dilation, grid=None, block=64):
+    _, args = geometry(x_shape, kernel, stride, padding, dilation)
+    x = ce.nan_array(x_shape)
+    mod.launch("col2im_f32", grid or -(-int(np.prod(x_shape)) // block), block, (cols, x) + args)
+    return x
+
+
+def loop_im2col(x, kernel, stride, padding, dilation):
+    """The definition, one element at a time (float64)."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    cols = np.zeros((n, c * kh * kw, oh * ow))
+    for ci in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                for a in range(oh):
+                    for b in range(ow):
+                        hh, ww = a * sh - ph + i * dh, b * sw - pw + j * dw
+                        if 0 <= hh < h and 0 <= ww < w:
+                            cols[:, (ci * kh + i) * kw + j, a * ow + b] = x[:, ci, hh, ww]
+    return cols
+
+
+CASES = [  # x shape, kernel, stride, padding, dilation
+    ((2, 3, 7, 6), (3, 3), (1, 1), (1, 1), (1, 1)),  # 'same' 3x3
+    ((1, 2, 9, 8), (3, 2), (2, 2), (1, 0), (1, 1)),  # stride 2, batch 1, odd sizes
+    ((2, 2, 9, 11), (3, 3), (1, 2), (2, 1), (2, 2)),  # dilation 2 with padding
+    ((3, 5, 4, 5), (1, 1), (1, 1), (0, 0), (1, 1)),  # 1x1 kernel
+    ((2, 3, 5, 4), (5, 4), (1, 1), (0, 0), (1, 1)),  # kernel = input size: one output position
+    ((1, 1, 1, 13), (1, 3), (1, 2), (0, 1), (1, 3)),  # 1-D as H = 1
+    ((1, 1, 1, 1), (1, 1), (1, 1), (0, 0), (1, 1)),  # one element
+    ((2, 1, 3, 3), (3, 3), (3, 3), (2, 2), (1, 1)),  # stride 3: some pixels read by no window
+]
+
+
+def inputs(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation", CASES)
+def test_im2col_matches_the_definition(mod, x_shape, kernel, stride, padding, dilation):
+    x = inputs(x_shape)
+    cols = run_im2col(mod, x, kernel, stride, padding, dilation)
+    expected = loop_im2col(x.astype(np.float64), kernel, stride, padding, dilation)
+    np.testing.assert_array_equal(cols, expected)  # a copy: exact
+    np.testing.assert_array_equal(ref.im2col(np, x.astype(np.float64), kernel, stride, padding, dilation), expected)
+
+
+@pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation", CASES)
+def test_col2im_is_the_adjoint_of_im2col(mod, x_shape, kernel, stride, padding, dilation):
+    out = ref.conv_output_shape(x_shape, kernel, stride, padding, dilation)
+    cols = inputs((x_shape[0], x_shape[1] * kernel[0] * kernel[1], out[0] * out[1]), seed=1)
+    x = run_col2im(mod, cols, x_shape, kernel, stride, padding, dilation)
+    # the adjoint of a 0/1 matrix A (cols = A x) is A^T: build A column by column from the definition
+    eye = np.eye(int(np.prod(x_shape[1:]))).reshape((-1, 1) + x_shape[1:])
+    a = np.stack([loop_im2col(e, kernel, stride, padding, dilation)[0] for e in eye], axis=-1)  # (CK, L, CHW)
+    expected = np.einsum("nkl,klp->np", cols.astype(np.float64), a).reshape(x_shape)
+    np.testing.assert_allclose(x, expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ref.col2im(np, cols.astype(np.float64), x_shape, kernel, stride, padding, dilation),
+                               expected, rtol=1e-12, atol=1e-12)
+
+
+def test_kernels_match_torch_unfold_and_fold(mod):
+    x = inputs((2, 3, 10, 9), seed=2)
+    args = dict(kernel_size=(3, 2), dilation=(2, 1), padding=(1, 2), stride=(2, 3))
+    cols = run_im2col(mod, x, (3, 2), (2, 3), (1, 2), (2, 1))
+    np.testing.assert_array_equal(cols, torch.nn.functional.unfold(torch.tensor(x, dtype=torch.float64), **args))
+    g = inputs(cols.shape, seed=3)
+    back = run_col2im(mod, g, x.shape, (3, 2), (2, 3), (1, 2), (2, 1))
+    expected = torch.nn.functional.fold(torch.tensor(g, dtype=torch.float64), output_size=(10, 9), **args)
+    np.testing.assert_allclose(back, expected.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("grid, block", [(1, 32), (3, 96), (50, 1024)])
+def test_any_launch_geometry_gives_the_same_result(mod, grid, block):
+    """Grid-stride loops: fewer threads than items (each thread loops), a block not a power of two, more
+    threads than items; col2im is a gather, so its result is bitwise the same for every geometry."""
+    x = inputs((2, 3, 11, 7), seed=4)
+    geo = ((3, 3), (2, 1), (1, 1), (1, 2))
+    cols = run_im2col(mod, x, *geo, grid=grid, block=block)
+    np.testing.assert_array_equal(cols, ref.im2col(np, x, *geo))
+    back = run_col2im(mod, cols, x.shape, *geo, grid=grid, block=block)
+    np.testing.assert_array_equal(back, run_col2im(mod, cols, x.shape, *geo, grid=7, block=64))
+    np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
+
+
+def test_conv_kernels_under_address_sanitizer():
+    asan = ce.load(CONV, sanitize="address")
+    x = inputs((1, 2, 5, 7), seed=5)
+    geo = ((3, 3), (2, 2), (2, 1), (2, 1))  # padding reaches past every edge
+    cols = run_im2col(asan, x, *geo, grid=2, block=32)
+    np.testing.assert_array_equal(cols, ref.im2col(np, x, *geo))
+    back = run_col2im(asan, cols, x.shape, *geo, grid=2, block=32)
+    np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
