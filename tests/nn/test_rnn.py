@@ -1,0 +1,281 @@
+"""Recurrent layers and cells against PyTorch with copied weights (outputs, final states, every gradient), on
+"cpu" and "cuda-emu" (the fused cell kernels run by the CUDA emulator); gradcheck and gradgradcheck in float64."""
+import numpy as np
+import pytest
+import torch
+
+import gpunet as gn
+from gpunet import nn
+from gpunet.ops.rnn import gru_cell, lstm_cell
+from gpunet.testing import gradcheck, gradgradcheck
+
+KINDS = ("LSTM", "GRU", "RNN")
+CONFIGS = [
+    {},
+    {"num_layers": 2, "bidirectional": True},
+    {"batch_first": True, "bias": False},
+    {"num_layers": 2, "batch_first": True, "bidirectional": True},
+]
+
+
+def copy_of(torch_module, dtype=np.float32):
+    """The gpunet twin of a torch recurrent module (same class name and arguments), weights copied."""
+    kwargs = {k: getattr(torch_module, k) for k in ("num_layers", "bias", "batch_first", "bidirectional")
+              if hasattr(torch_module, k)}
+    if getattr(torch_module, "nonlinearity", "tanh") != "tanh":
+        kwargs["nonlinearity"] = torch_module.nonlinearity
+    ours = getattr(nn, type(torch_module).__name__)(torch_module.input_size, torch_module.hidden_size, **kwargs)
+    state = {k: v.detach().double().numpy() for k, v in torch_module.state_dict().items()}
+    assert list(ours.state_dict()) == list(state)
+    ours.load_state_dict(state)
+    return ours.to(dtype=dtype)
+
+
+def rand(rng, shape):
+    return rng.standard_normal(shape)
+
+
+def assert_close(ours, theirs, tol=2e-5):
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=tol, atol=tol)
+
+
+def run_both(kind, config, with_state, seq=4, batch=3, inputs=5, hidden=6, **extra):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    theirs = getattr(torch.nn, kind)(inputs, hidden, **config, **extra).double()
+    ours = copy_of(theirs)
+    directions = 2 if config.get("bidirectional") else 1
+    x = rand(rng, (batch, seq, inputs) if config.get("batch_first") else (seq, batch, inputs))
+    states = [rand(rng, (directions * config.get("num_layers", 1), batch, hidden))
+              for _ in range(2 if kind == "LSTM" else 1)] if with_state else []
+    tx, *tstates = [torch.tensor(a, requires_grad=True) for a in [x, *states]]
+    gx, *gstates = [gn.tensor(a.astype(np.float32), requires_grad=True) for a in [x, *states]]
+    hx = None if not with_state else (tuple(tstates) if kind == "LSTM" else tstates[0])
+    ghx = None if not with_state else (tuple(gstates) if kind == "LSTM" else gstates[0])
+    return theirs, ours, (tx, tstates, hx), (gx, gstates, ghx)
+
+
+def finals(kind, out):
+    output, state = out
+    return [output, *(state if kind == "LSTM" else (state,))]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_matches_torch_outputs_and_gradients(device, kind, config):
+    with_state = bool(config)
+    theirs, ours, (tx, tstates, hx), (gx, gstates, ghx) = run_both(kind, config, with_state)
+    t_out, g_out = finals(kind, theirs(tx, hx)), finals(kind, ours(gx, ghx))
+    weights = np.random.default_rng(2)
+    t_loss = g_loss = 0
+    for t, g in zip(t_out, g_out):
+        assert tuple(g.shape) == tuple(t.shape)
+        assert_close(g, t)
+        w = weights.standard_normal(tuple(t.shape))
+        t_loss = t_loss + (t * torch.tensor(w)).sum()
+        g_loss = g_loss + (g * gn.tensor(w.astype(np.float32))).sum()
+    t_loss.backward()
+    g_loss.backward()
+    assert_close(gx.grad, tx.grad)
+    for g, t in zip(gstates, tstates):
+        assert_close(g.grad, t.grad)
+    for (name, g), (_, t) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert g.grad is not None, name
+        assert_close(g.grad, t.grad)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unbatched_input_matches_torch(device, kind):
+    torch.manual_seed(3)
+    theirs = getattr(torch.nn, kind)(3, 4, num_layers=2, bidirectional=True).double()
+    ours = copy_of(theirs)
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    t_out, g_out = theirs(torch.tensor(x)), ours(gn.tensor(x.astype(np.float32)))
+    for t, g in zip(finals(kind, t_out), finals(kind, g_out)):
+        assert tuple(g.shape) == tuple(t.shape)
+        assert_close(g, t)
+
+
+def test_rnn_relu_matches_torch(device):
+    theirs, ours, (tx, tstates, hx), (gx, gstates, ghx) = run_both("RNN", {"num_layers": 2}, True,
+                                                                   nonlinearity="relu")
+    t_out, t_h = theirs(tx, hx)
+    g_out, g_h = ours(gx, ghx)
+    assert_close(g_out, t_out)
+    assert_close(g_h, t_h)
+    (t_out.sum() + t_h.sum()).backward()
+    (g_out.sum() + g_h.sum()).backward()
+    assert_close(gx.grad, tx.grad)
+    assert_close(ours.weight_hh_l1.grad, theirs.weight_hh_l1.grad)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_state_dict_keys_shapes_and_repr_equal_torch(kind):
+    for kwargs in ({}, {"num_layers": 3, "bidirectional": True, "bias": False, "batch_first": True, "dropout": 0.25}):
+        theirs, ours = getattr(torch.nn, kind)(7, 5, **kwargs), getattr(nn, kind)(7, 5, **kwargs)
+        assert [(k, tuple(v.shape)) for k, v in ours.state_dict().items()] == \
+               [(k, tuple(v.shape)) for k, v in theirs.state_dict().items()]
+        assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+        assert repr(ours) == repr(theirs)
+    for module in ("RNN", "RNNCell"):
+        assert repr(getattr(nn, module)(2, 3, nonlinearity="relu")) == \
+               repr(getattr(torch.nn, module)(2, 3, nonlinearity="relu"))
+    for cell in ("LSTMCell", "GRUCell", "RNNCell"):
+        theirs, ours = getattr(torch.nn, cell)(4, 3, bias=False), getattr(nn, cell)(4, 3, bias=False)
+        assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight_ih", "weight_hh"]
+        assert repr(ours) == repr(theirs)
+
+
+@pytest.mark.parametrize("kind", KINDS + ("LSTMCell", "GRUCell", "RNNCell"))
+def test_default_initialisation_is_uniform_within_one_over_sqrt_hidden(kind):
+    gn.manual_seed(0)
+    layer = getattr(nn, kind)(30, 16)
+    values = np.concatenate([p.numpy().ravel() for p in layer.parameters()])
+    assert np.abs(values).max() <= 0.25 and np.abs(values).max() > 0.249
+    sigma = 0.25 / np.sqrt(3)  # of U(-0.25, 0.25); sample mean and std within 4 standard errors
+    assert abs(values.mean()) < 4 * sigma / np.sqrt(values.size)
+    assert abs(values.std() - sigma) < 4 * 0.25 / np.sqrt(5 * values.size)
+
+
+def test_zero_initial_state_is_the_default(device):
+    gn.manual_seed(1)
+    layer = nn.LSTM(3, 4, num_layers=2)
+    x = gn.randn(5, 2, 3)
+    out, (h, c) = layer(x)
+    out0, (h0, c0) = layer(x, (gn.zeros(2, 2, 4), gn.zeros(2, 2, 4)))
+    np.testing.assert_array_equal(out.numpy(), out0.numpy())
+    np.testing.assert_array_equal(c.numpy(), c0.numpy())
+
+
+def test_dropout_acts_between_layers_only_in_training(device):
+    gn.manual_seed(2)
+    layer = nn.GRU(3, 8, num_layers=2, dropout=0.5)
+    x = gn.randn(4, 2, 3)
+    gn.manual_seed(7)
+    a, _ = layer(x)
+    gn.manual_seed(7)
+    b, _ = layer(x)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())  # the mask follows the seed
+    c, _ = layer(x)
+    assert not np.allclose(a.numpy(), c.numpy())
+    theirs = torch.nn.GRU(3, 8, num_layers=2, dropout=0.5).double().eval()
+    theirs.load_state_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in layer.state_dict().items()})
+    e, _ = layer.eval()(x)
+    assert_close(e, theirs(torch.tensor(x.numpy(), dtype=torch.float64))[0])
+    with pytest.warns(UserWarning, match="num_layers=1"):
+        nn.LSTM(2, 2, dropout=0.3)
+
+
+@pytest.mark.parametrize("kind", ("LSTMCell", "GRUCell", "RNNCell"))
+@pytest.mark.parametrize("unbatched", [False, True])
+def test_cells_match_torch(device, kind, unbatched):
+    torch.manual_seed(4)
+    theirs = getattr(torch.nn, kind)(5, 4).double()
+    ours = getattr(nn, kind)(5, 4)
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    rng = np.random.default_rng(5)
+    lead = () if unbatched else (3,)
+    x = rand(rng, lead + (5,))
+    states = [rand(rng, lead + (4,)) for _ in range(2 if kind == "LSTMCell" else 1)]
+    tx, *ts = [torch.tensor(a, requires_grad=True) for a in [x, *states]]
+    gx, *gs = [gn.tensor(a.astype(np.float32), requires_grad=True) for a in [x, *states]]
+    t_out = theirs(tx, tuple(ts) if kind == "LSTMCell" else ts[0])
+    g_out = ours(gx, tuple(gs) if kind == "LSTMCell" else gs[0])
+    t_out, g_out = (t_out, g_out) if kind == "LSTMCell" else ((t_out,), (g_out,))
+    t_loss = sum((t * (k + 1)).sum() for k, t in enumerate(t_out))
+    g_loss = sum((g * (k + 1)).sum() for k, g in enumerate(g_out))
+    for t, g in zip(t_out, g_out):
+        assert_close(g, t)
+    t_loss.backward()
+    g_loss.backward()
+    for g, t in zip([gx, *gs, *ours.parameters()], [tx, *ts, *theirs.parameters()]):
+        assert_close(g.grad, t.grad)
+    zero_state = ours(gx)  # hx=None: zeros
+    expected = theirs(tx)
+    for t, g in zip(expected if kind == "LSTMCell" else (expected,), zero_state if kind == "LSTMCell" else (zero_state,)):
+        assert_close(g, t)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_gradcheck_and_gradgradcheck(device, kind):
+    gn.manual_seed(5)
+    layer = getattr(nn, kind)(2, 2, bidirectional=True).double()
+    x = gn.randn(2, 2, 2, dtype=gn.float64, requires_grad=True)
+    h0 = gn.randn(2, 2, 2, dtype=gn.float64, requires_grad=True)
+    c0 = gn.randn(2, 2, 2, dtype=gn.float64, requires_grad=True)
+
+    def fn(x, h0, c0):
+        output, state = layer(x, (h0, c0) if kind == "LSTM" else h0)
+        return (output, *state) if kind == "LSTM" else (output, state)
+
+    gradcheck(fn, (x, h0, c0) if kind == "LSTM" else (x, h0, c0.detach()))
+    gradgradcheck(fn, (x, h0, c0) if kind == "LSTM" else (x, h0, c0.detach()))
+
+
+def test_cell_ops_gradcheck_and_gradgradcheck(device):
+    rng = np.random.default_rng(6)
+    lstm_inputs = [gn.tensor(rand(rng, s) * 2, requires_grad=True) for s in ((3, 8), (3, 2))]
+    gradcheck(lstm_cell, lstm_inputs)
+    gradgradcheck(lstm_cell, lstm_inputs)
+    gru_inputs = [gn.tensor(rand(rng, s) * 2, requires_grad=True) for s in ((3, 6), (3, 6), (3, 2))]
+    gradcheck(gru_cell, gru_inputs)
+    gradgradcheck(gru_cell, gru_inputs)
+
+
+@pytest.mark.parametrize("kind", ("LSTM", "GRU"))
+def test_second_derivatives_with_respect_to_weights_match_torch(device, kind):
+    """d/dW of |d loss/dx|^2: the recorded backward (elementary ops) against torch's double backward."""
+    theirs, ours, (tx, _, _), (gx, _, _) = run_both(kind, {"num_layers": 2}, False, seq=3, batch=2, hidden=3)
+    t_gx, = torch.autograd.grad((theirs(tx)[0] ** 2).sum(), tx, create_graph=True)
+    (t_gx ** 2).sum().backward()
+    g_gx, = gn.grad((ours(gx)[0] ** 2).sum(), gx, create_graph=True)
+    (g_gx ** 2).sum().backward()
+    assert_close(g_gx, t_gx)
+    for (name, g), (_, t) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert_close(g.grad, t.grad, tol=1e-4)
+
+
+def test_first_order_backward_runs_the_fused_kernel_and_create_graph_the_recorded_ops(device, monkeypatch):
+    backend = gn.backend.current()
+    calls = []
+    kernel = backend.lstm_cell_backward
+    monkeypatch.setattr(backend, "lstm_cell_backward", lambda *args: calls.append(1) or kernel(*args))
+    rng = np.random.default_rng(8)
+    gates = gn.tensor(rand(rng, (4, 12)).astype(np.float32), requires_grad=True)
+    c = gn.tensor(rand(rng, (4, 3)).astype(np.float32), requires_grad=True)
+
+    def loss():
+        h, c1 = lstm_cell(gates, c)
+        return (h * h).sum() + c1.sum()
+
+    fused = gn.grad(loss(), [gates, c])
+    assert len(calls) == 1
+    recorded = gn.grad(loss(), [gates, c], create_graph=True)
+    assert len(calls) == 1 and all(g.requires_grad for g in recorded)
+    for a, b in zip(fused, recorded):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(ValueError, match="input has 4 features .* input_size is 3"):
+        nn.LSTM(3, 2)(gn.randn(5, 2, 4))
+    with pytest.raises(ValueError, match=r"h_0 must have shape \(2, 2, 2\)"):
+        nn.GRU(3, 2, num_layers=2)(gn.randn(5, 2, 3), gn.zeros(1, 2, 2))
+    with pytest.raises(TypeError, match=r"hx must be a tuple \(h_0, c_0\)"):
+        nn.LSTM(3, 2)(gn.randn(5, 2, 3), gn.zeros(1, 2, 2))
+    with pytest.raises(ValueError, match="unknown nonlinearity 'sigmoid'"):
+        nn.RNN(3, 2, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match="proj_size"):
+        nn.LSTM(3, 2, proj_size=1)
+    with pytest.raises(ValueError, match="dropout must be a number in"):
+        nn.GRU(3, 2, num_layers=2, dropout=1.5)
+    with pytest.raises(ValueError, match="hidden_size must be an integer >= 1"):
+        nn.LSTM(3, 0)
+    with pytest.raises(ValueError, match=r"input must be \(L, N, input_size\)"):
+        nn.RNN(3, 2)(gn.randn(3))
+    with pytest.raises(ValueError, match=r"c must have shape \(2, 4\)"):
+        nn.LSTMCell(3, 4)(gn.randn(2, 3), (gn.zeros(2, 4), gn.zeros(2, 5)))
+    with pytest.raises(ValueError, match=r"gates must be \(batch, 4\*hidden\)"):
+        lstm_cell(gn.randn(2, 7), gn.randn(2, 2))
+    with pytest.raises(TypeError, match="input has dtype float64 but the weight has float32"):
+        nn.GRU(3, 2)(gn.randn(4, 1, 3, dtype=gn.float64))
