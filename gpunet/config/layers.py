@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .spec import Bool, Choice, Field, Float, Int, Section
+from .spec import AnyOf, Bool, Choice, Field, Float, Int, ListOf, Optional, Section
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,28 @@ register_layer("Hardtanh", "x clipped to [min_val, max_val].", {
     "min_val": Field(Float(), "lower clip value", -1.0),
     "max_val": Field(Float(), "upper clip value", 1.0),
 }, keeps_features=True, check_fn=_min_below_max)
+
+
+def _sizes(n: int, low: int) -> AnyOf:
+    """An int >= low, or a list of n of them (one per spatial dimension)."""
+    return AnyOf((Int(ge=low), ListOf(Int(ge=low), length=n)))
+
+
+for _n in (1, 2):
+    register_layer(f"MaxPool{_n}d", f"Maximum over sliding windows ({_n}-D).", {
+        "kernel_size": Field(_sizes(_n, 1), "window size"),
+        "stride": Field(Optional(_sizes(_n, 1)), "step between windows (null: kernel_size)", None),
+        "padding": Field(_sizes(_n, 0), "implicit -inf padding on each side (at most half the window)", 0),
+        "dilation": Field(_sizes(_n, 1), "spacing between window elements", 1),
+        "ceil_mode": Field(Bool(), "round the output size up (a last partial window)", False),
+    })
+    register_layer(f"AvgPool{_n}d", f"Mean over sliding windows ({_n}-D).", {
+        "kernel_size": Field(_sizes(_n, 1), "window size"),
+        "stride": Field(Optional(_sizes(_n, 1)), "step between windows (null: kernel_size)", None),
+        "padding": Field(_sizes(_n, 0), "implicit zero padding on each side (at most half the window)", 0),
+        "ceil_mode": Field(Bool(), "round the output size up (a last partial window)", False),
+        "count_include_pad": Field(Bool(), "count the padding in each window's divisor", True),
+    })
+    register_layer(f"AdaptiveAvgPool{_n}d", f"Average pooling to a fixed output size ({_n}-D); 1 is the global mean.", {
+        "output_size": Field(_sizes(_n, 1), "output size"),
+    })

@@ -13,16 +13,21 @@ from ..ops.activation import (bipolar_sigmoid, bipolar_step, elu, erf, gelu, har
 from ..ops.arithmetic import mul
 from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.linear import linear
+from ..ops.normalization import batch_norm  # noqa: F401
 from ..ops.conv import conv1d, conv2d, conv_transpose2d, fold, unfold  # noqa: F401
+from ..ops.pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d,  # noqa: F401
+                        max_pool2d)
 from ..ops.reduction import log_softmax as _log_softmax
 from ..ops.reduction import softmax as _softmax
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss,  # noqa: F401
                      kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 
 __all__ = ["linear", "dropout", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "gelu", "softplus",
-           "hardtanh", "softmax", "log_softmax", "step", "bipolar_step", "bipolar_sigmoid", "erf"]
+           "hardtanh", "softmax", "log_softmax", "step", "bipolar_step", "bipolar_sigmoid", "erf",
+           "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d"]
 
 __all__ += ["conv1d", "conv2d", "conv_transpose2d", "unfold", "fold"]
+__all__ += ["batch_norm"]
 
 
 def _check_p(p, where):

@@ -53,7 +53,13 @@ NON_DEFAULT = {  # a setting of every layer's arguments that differs from PyTorc
     "LeakyReLU": {"negative_slope": 0.2}, "ELU": {"alpha": 0.5}, "GELU": {"approximate": "tanh"},
     "Softplus": {"beta": 2.0, "threshold": 1.0}, "PReLU": {"num_parameters": 1, "init": 0.1},
     "Hardtanh": {"min_val": -0.5, "max_val": 0.25},
+    "MaxPool1d": {"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2, "ceil_mode": True},
+    "MaxPool2d": {"kernel_size": [2, 3], "stride": [1, 2], "padding": 1, "ceil_mode": True},
+    "AvgPool1d": {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+    "AvgPool2d": {"kernel_size": [3, 2], "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
+    "AdaptiveAvgPool1d": {"output_size": 4}, "AdaptiveAvgPool2d": {"output_size": [3, 4]},
 }
+INPUT_SHAPES = {"MaxPool2d": (2, 5, 6), "AvgPool2d": (2, 5, 6), "AdaptiveAvgPool2d": (2, 5, 6)}  # default (3, 6)
 
 
 @pytest.mark.parametrize("layer", sorted(LAYERS))
@@ -63,7 +69,7 @@ def test_every_registered_layer_builds_with_its_pytorch_arguments(layer):
     config = loads_config(edited(LAYERS_YAML, f"  layers: [{{type: {layer}, {written}}}]\n"))
     ours, theirs = build_model(config)[0], getattr(torch.nn, layer)(**args).eval()
     _same_weights(ours, theirs)
-    x = np.random.default_rng(1).standard_normal((3, 6)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal(INPUT_SHAPES.get(layer, (3, 6))).astype(np.float32)
     np.testing.assert_allclose(_forward(ours, x), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 

@@ -1,7 +1,7 @@
 """Checking a config: each kind of problem, with its file, line, key path, value, what is allowed and a guess."""
 import pytest
 
-from gpunet.config import loads_config
+from gpunet.config import LAYERS, loads_config
 
 from confighelpers import BASE, edited, line_of, only_problem, problems
 
@@ -128,9 +128,10 @@ def test_missing_required_keys(tmp_path):
 
 def test_layer_without_type(tmp_path):
     path, problem = only_problem(tmp_path, edited("{type: Sigmoid}", "{kind: Sigmoid}"))
-    assert problem.endswith("model.layers[1].type: missing required key; allowed: Linear, Flatten, Identity, ReLU, "
-                            "Sigmoid, Tanh, Dropout, Softmax, LogSoftmax, LeakyReLU, ELU, GELU, Softplus, PReLU, "
-                            "Hardtanh")
+    allowed = ", ".join(LAYERS)  # every registered layer, in registration order
+    assert allowed.startswith("Linear, Flatten, Identity, ReLU, Sigmoid, Tanh, Dropout, Softmax, LogSoftmax, "
+                              "LeakyReLU, ELU, GELU, Softplus, PReLU, Hardtanh")
+    assert problem.endswith(f"model.layers[1].type: missing required key; allowed: {allowed}")
 
 
 def test_all_problems_are_reported_together_in_file_order(tmp_path):
