@@ -18,6 +18,7 @@ _FLOAT = re.compile(
     |\.(?:nan|NaN|NAN))$""",
     re.X,
 )
+MAX_VALUES = 100_000
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -32,12 +33,17 @@ class MarkedLoader(yaml.SafeLoader):
             return None, {}
         lines: dict = {(): node.start_mark.line + 1}
         problems: list[Problem] = []
+        self._values_left = MAX_VALUES
         self._walk(node, (), lines, problems, source)
         if problems:
             raise ConfigError(problems)
         return self.construct_document(node), lines
 
     def _walk(self, node, path, lines, problems, source) -> None:
+        self._values_left -= 1
+        if self._values_left < 0:  # aliases can make a small file stand for an exponentially large tree
+            raise ConfigError.at(source, node.start_mark.line + 1, path, f"the config holds more than {MAX_VALUES} "
+                                 "values (counting each use of a YAML alias); write it out plainly")
         if node.tag not in self.yaml_constructors:
             problems.append(Problem(
                 source, node.start_mark.line + 1, path,

@@ -70,3 +70,12 @@ def test_empty_file_says_so(tmp_path):
 def test_top_level_list_is_not_a_config(tmp_path):
     path, problem = only_problem(tmp_path, "- 1\n- 2\n")
     assert problem.startswith(f"{path}:1: <config>: the config is not a mapping; got [1, 2]; allowed: a mapping")
+
+
+def test_aliases_work_but_an_alias_bomb_is_refused(tmp_path):
+    shared = loads_config(BASE.replace("  lr: 0.1\n", "  lr: &rate 0.1\n  weight_decay: *rate\n"))
+    assert shared["optimizer"]["weight_decay"] == 0.1
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8))
+    path, problem = only_problem(tmp_path, bomb)
+    assert "the config holds more than 100000 values (counting each use of a YAML alias)" in problem
