@@ -5,6 +5,7 @@ import numpy
 
 from .device import Device
 from .fused import fused
+from .numpy_kernels import batchnorm as _batchnorm
 from .numpy_kernels import conv as _conv
 from .numpy_kernels import dropout as _dropout
 from .numpy_kernels import erf as _erf
@@ -57,3 +58,4 @@ class NumpyBackend:
     avg_pool2d_backward = fused(_pool.avg_pool2d_backward)
     im2col = fused(_conv.im2col)
     col2im = fused(_conv.col2im)
+    batch_norm_stats = fused(_batchnorm.batch_norm_stats)
