@@ -27,6 +27,7 @@ import numpy
 from .device import Device
 from .fused import fused_kernels
 from .numpy_backend import NumpyBackend
+from .cupy_kernels.batchnorm import BatchNormKernels
 from .cupy_kernels.dropout import DropoutKernels
 from .cupy_kernels.softmax import SoftmaxKernels
 from .cupy_kernels.optimizers import OptimizerKernels
@@ -43,7 +44,8 @@ def _require_float(op: str, what: str, array) -> None:
         raise TypeError(f"{op}: {what} must be float32 or float64, got {array.dtype}; convert with .float()")
 
 
-class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, ConvKernels, DropoutKernels):
+class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, ConvKernels, DropoutKernels,
+                  BatchNormKernels):
     """Array work on one CUDA device through ``cupy_module`` (real CuPy, or the CPU stand-in for "cuda-emu")."""
 
     name = "cupy"
@@ -178,6 +180,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 CUDA_KERNELS = {name: "softmax" for name in ("softmax", "log_softmax", "softmax_cross_entropy",
                                              "softmax_cross_entropy_backward")}
+CUDA_KERNELS.update({name: "batchnorm" for name in ("batch_norm_stats",)})
 CUDA_KERNELS.update({name: "dropout" for name in ("dropout_mask",)})
 CUDA_KERNELS.update({name: "optimizers" for name in ("sgd_update", "adam_update")})
 CUDA_KERNELS.update({name: "rnn" for name in ("lstm_cell", "lstm_cell_backward", "gru_cell", "gru_cell_backward")})
