@@ -112,3 +112,16 @@ for _n in (1, 2):
     register_layer(f"AdaptiveAvgPool{_n}d", f"Average pooling to a fixed output size ({_n}-D); 1 is the global mean.", {
         "output_size": Field(_sizes(_n, 1), "output size"),
     })
+
+_BATCH_NORM_FIELDS = {
+    "num_features": Field(Int(ge=1), "number of channels C of the (N, C, ...) input"),
+    "eps": Field(Float(gt=0), "added to the variance for numerical stability", 1e-5),
+    "momentum": Field(Optional(Float(ge=0, le=1)), "running-statistics update factor (null: cumulative average)", 0.1),
+    "affine": Field(Bool(), "learn a per-channel scale (weight) and shift (bias)", True),
+    "track_running_stats": Field(Bool(), "keep running mean/variance for eval (else batch statistics always)", True),
+}
+register_layer("BatchNorm1d", "Normalises each channel of (N, C) or (N, C, L) inputs by batch statistics (running "
+               "ones in eval), then scales and shifts.", _BATCH_NORM_FIELDS, in_key="num_features",
+               out_key="num_features")
+register_layer("BatchNorm2d", "Normalises each channel of (N, C, H, W) inputs by batch statistics (running ones in "
+               "eval), then scales and shifts.", _BATCH_NORM_FIELDS)

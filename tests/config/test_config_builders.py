@@ -58,8 +58,11 @@ NON_DEFAULT = {  # a setting of every layer's arguments that differs from PyTorc
     "AvgPool1d": {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
     "AvgPool2d": {"kernel_size": [3, 2], "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False},
     "AdaptiveAvgPool1d": {"output_size": 4}, "AdaptiveAvgPool2d": {"output_size": [3, 4]},
+    "BatchNorm1d": {"num_features": 6, "eps": 1e-3, "momentum": 0.2, "affine": False},
+    "BatchNorm2d": {"num_features": 3, "eps": 1e-3, "track_running_stats": False},
 }
 INPUT_SHAPES = {"MaxPool2d": (2, 5, 6), "AvgPool2d": (2, 5, 6), "AdaptiveAvgPool2d": (2, 5, 6)}  # default (3, 6)
+INPUT_SHAPES["BatchNorm2d"] = (2, 3, 4, 5)
 
 
 @pytest.mark.parametrize("layer", sorted(LAYERS))
