@@ -245,17 +245,20 @@ class Section(Kind):
 
     def check_each(self, value: dict, path: Path, ck: Checker, skip: tuple = ()) -> tuple[dict, bool]:
         """Check every key of ``value`` but ``skip``; returns (resolved values, INVALID where bad; all keys fine)."""
-        resolved, ok = {}, True
+        resolved, ok, guessed = {}, True, set()
         for key in value:
             if key in skip or key in self.fields:
                 continue
             allowed = [k for k in self.fields if k not in skip] or ["no other keys"]
-            ck.fail(path + (key,), "unknown key", allowed=", ".join(allowed),
-                    hint=did_you_mean(key, self.fields))
+            hint = did_you_mean(key, self.fields)
+            ck.fail(path + (key,), "unknown key", allowed=", ".join(allowed), hint=hint)
+            guessed.add(hint)
             ok = False
         for key, spec in self.fields.items():
             if key in value:
                 resolved[key] = spec.kind.check(value[key], path + (key,), ck)
+            elif spec.required and key in guessed:  # "out_feature: ... did you mean 'out_features'?" says it all
+                resolved[key] = INVALID
             elif spec.required:
                 resolved[key] = ck.fail(path + (key,), "missing required key", allowed=spec.kind.describe())
             else:  # defaults go through the kind too, so an omitted section gets its own defaults

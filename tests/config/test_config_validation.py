@@ -8,11 +8,16 @@ from confighelpers import BASE, edited, line_of, only_problem, problems
 
 def test_misspelt_top_level_key_suggests_the_right_one(tmp_path):
     text = edited("optimizer:\n", "optimiser:\n")
-    path, found = problems(tmp_path, text)
+    path, problem = only_problem(tmp_path, text)  # not also "optimizer: missing required key"
     line = line_of(text, "optimiser:")
-    assert found[0] == (f"{path}:{line}: optimiser: unknown key; allowed: seed, device, data, model, loss, "
-                        "optimizer, scheduler, trainer, callbacks, checkpoint, sweep; did you mean 'optimizer'?")
-    assert found[1] == f"{path}:1: optimizer: missing required key; allowed: " \
+    assert problem == (f"{path}:{line}: optimiser: unknown key; allowed: seed, device, data, model, loss, "
+                       "optimizer, scheduler, trainer, callbacks, checkpoint, sweep; did you mean 'optimizer'?")
+
+
+def test_missing_required_section(tmp_path):
+    text = BASE[:BASE.index("optimizer:")] + BASE[BASE.index("trainer:"):]
+    path, problem = only_problem(tmp_path, text)
+    assert problem == f"{path}:1: optimizer: missing required key; allowed: " \
         "a mapping with 'name' (one of sgd, adam, adamw, rmsprop, adagrad, adadelta) and that optimizer's settings"
 
 
@@ -21,6 +26,13 @@ def test_misspelt_nested_key(tmp_path):
     path, problem = only_problem(tmp_path, text)
     assert problem == (f"{path}:{line_of(text, 'momentun')}: optimizer.momentun: unknown key; allowed: lr, momentum, "
                        "dampening, weight_decay, nesterov; did you mean 'momentum'?")
+
+
+def test_misspelt_required_key_is_one_problem_not_two(tmp_path):
+    text = edited("in_features: 50, out_features: 10}", "in_features: 50, out_feature: 10}")
+    path, problem = only_problem(tmp_path, text)
+    assert problem == (f"{path}:{line_of(text, 'out_feature:')}: model.layers[3].out_feature: unknown key; allowed: "
+                       "in_features, out_features, bias; did you mean 'out_features'?")
 
 
 def test_unknown_key_without_a_near_miss_has_no_guess(tmp_path):
