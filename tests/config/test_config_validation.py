@@ -146,6 +146,13 @@ def test_layer_without_type(tmp_path):
     assert problem.endswith(f"model.layers[1].type: missing required key; allowed: {allowed}")
 
 
+def test_misspelt_name_key(tmp_path):
+    text = edited("  name: sgd\n", "  nmae: sgd\n")
+    path, problem = only_problem(tmp_path, text)
+    assert problem == f"{path}:{line_of(text, 'nmae')}: optimizer.nmae: unknown key; the optimizer is chosen by 'name'; " \
+                      "allowed: name; did you mean 'name'?"
+
+
 def test_all_problems_are_reported_together_in_file_order(tmp_path):
     text = (BASE.replace("device: cpu", "device: gpu").replace("p: 0.2", "p: 2")
             .replace("lr: 0.1", "lr: -1").replace("epochs: 5", "epochs: 0"))
