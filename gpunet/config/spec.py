@@ -295,8 +295,8 @@ class Tagged(Kind):
         if self.key not in value:
             misspelt = [k for k in value if did_you_mean(k, [self.key])]
             if misspelt:
-                return ck.fail(path + (misspelt[0],), f"unknown key; the {self.what} is chosen by '{self.key}'", allowed=self.key,
-                               hint=self.key)
+                return ck.fail(path + (misspelt[0],), f"unknown key; the {self.what} is chosen by '{self.key}'",
+                               allowed=self.key, hint=self.key)
             return ck.fail(path + (self.key,), "missing required key", allowed=", ".join(self.variants))
         tag = Choice(self.variants, self.what).check(value[self.key], path + (self.key,), ck)
         if tag is INVALID:

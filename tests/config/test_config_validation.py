@@ -149,8 +149,8 @@ def test_layer_without_type(tmp_path):
 def test_misspelt_name_key(tmp_path):
     text = edited("  name: sgd\n", "  nmae: sgd\n")
     path, problem = only_problem(tmp_path, text)
-    assert problem == f"{path}:{line_of(text, 'nmae')}: optimizer.nmae: unknown key; the optimizer is chosen by 'name'; " \
-                      "allowed: name; did you mean 'name'?"
+    assert problem == f"{path}:{line_of(text, 'nmae')}: optimizer.nmae: unknown key; the optimizer is chosen by " \
+                      "'name'; allowed: name; did you mean 'name'?"
 
 
 def test_all_problems_are_reported_together_in_file_order(tmp_path):
