@@ -1,7 +1,7 @@
 """docs/config.md carries the reference generated from the schema, so the two cannot drift apart."""
 from pathlib import Path
 
-from gpunet.config import LAYERS, OPTIMIZERS
+from gpunet.config import LAYERS, OPTIMIZERS, loads_config
 from gpunet.config.docs import generated_part, render_markdown
 
 DOCS = Path(__file__).parents[2] / "docs" / "config.md"
@@ -21,3 +21,10 @@ def test_reference_lists_every_layer_and_optimizer_key():
         section = section[:section.index("\n###")]
         assert all(f"| `{key}` |" in section for key in spec.fields)
     assert "| `lr` | a number > 0 | `0.001` | learning rate |" in text
+
+
+def test_example_config_in_the_docs_is_valid():
+    text = DOCS.read_text(encoding="utf-8")
+    example = text[text.index("```yaml\n") + len("```yaml\n"):]
+    config = loads_config(example[:example.index("```")])
+    assert config["scheduler"]["name"] == "step" and config["callbacks"][0]["type"] == "early_stopping"
