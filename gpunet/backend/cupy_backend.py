@@ -132,9 +132,17 @@ class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, Con
             raise KeyError(f"warmup: no fused kernel named {', '.join(map(repr, unknown))}")
         families = tuple(sorted({CUDA_KERNELS[name] for name in names if name in CUDA_KERNELS}))
         for family in families:
-            with self.xp.cuda.Device(self._index):
-                self._module(family).compile()
+            self.compile(family)
         return families
+
+    def compile(self, family: str) -> None:
+        """Compile ``kernels/<family>.cu`` for this device now instead of at its first launch (nothing to do when
+        it is compiled already): NVRTC through ``RawModule.compile`` on a GPU, the CUDA emulator on cuda-emu."""
+        if family not in CUDA_KERNELS.values():
+            raise KeyError(f"compile: no kernel family '{family}'; the families with a .cu file are "
+                           f"{', '.join(sorted(set(CUDA_KERNELS.values())))}")
+        with self.xp.cuda.Device(self._index):
+            self._module(family).compile()
 
     def _launch(self, family: str, kernel: str, blocks: int, threads: int, args: tuple, shared_mem: int = 0):
         """Launch ``kernel`` on min(blocks, max_grid_blocks) blocks of ``threads`` threads.
