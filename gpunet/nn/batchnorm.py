@@ -17,13 +17,14 @@ class _BatchNorm(Module):
     In training, ``running_mean``/``running_var`` move toward the batch mean and the unbiased batch variance:
     ``running = (1 - momentum) * running + momentum * batch``, or a cumulative average when ``momentum`` is None.
     ``num_batches_tracked`` counts training batches. With ``track_running_stats=False`` the batch statistics
-    are used in eval too. ``weight`` starts at 1, ``bias`` at 0 (``affine=False``: neither exists).
+    are used in eval too. ``weight`` starts at 1, ``bias`` at 0 (``affine=False``: neither exists; ``bias=False``:
+    a scale without a shift, as in PyTorch 2.13).
     """
 
     _expected_dims: tuple = ()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, device=None, dtype=None):
+                 track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
         super().__init__()
         name = type(self).__name__
         if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
@@ -41,7 +42,10 @@ class _BatchNorm(Module):
         xp = backend.xp
         if affine:
             self.weight = Parameter(Tensor(xp.ones((num_features,), dtype=dtype), backend))
-            self.bias = Parameter(Tensor(xp.zeros((num_features,), dtype=dtype), backend))
+            if bias:
+                self.bias = Parameter(Tensor(xp.zeros((num_features,), dtype=dtype), backend))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -63,7 +67,8 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         if self.affine:
             init.ones_(self.weight)
-            init.zeros_(self.bias)
+            if self.bias is not None:
+                init.zeros_(self.bias)
 
     def _check_input_dim(self, x) -> None:
         if x.ndim not in self._expected_dims:
@@ -88,7 +93,7 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
