@@ -1,4 +1,4 @@
-"""The ``gpunet`` command: train, evaluate, summary, sweep and info.
+"""The ``gpunet`` command: train, evaluate, summary, sweep, warmup and info.
 
     gpunet train configs/mlp_digits.yaml optimizer.lr=0.05 --out runs/lr005
     gpunet train configs/mlp_digits.yaml --out runs/lr005 --resume
@@ -6,6 +6,7 @@
     gpunet summary configs/mlp_digits.yaml
     gpunet sweep configs/mlp_digits.yaml --grid optimizer.lr=0.01,0.1,1 --grid optimizer.weight_decay=0,1e-3
     gpunet sweep configs/mlp_digits.yaml        # the grid in the config's sweep.grid section
+    gpunet warmup configs/mlp_digits.yaml device=cuda    # compile the CUDA kernels the config will use
     gpunet info
 
 Problems a user can fix (a bad config or override, missing data, a corrupt checkpoint, an unavailable device, an
@@ -233,6 +234,31 @@ def cmd_info(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- warmup
+def cmd_warmup(args) -> int:
+    from . import set_device
+    from .backend import current
+    from .backend.warmup import kernels_used, warmup
+    from .config import build_loss, build_model, build_optimizer
+
+    config = _load(args)
+    set_device(config["device"])
+    model = build_model(config)
+    kernels = kernels_used(model, build_loss(config), build_optimizer(config, model.parameters()))
+    backend = current()
+    if backend.name != "cupy":
+        print(f"device {backend.device}: nothing to compile (the {backend.implementation} backend runs the fused "
+              "kernels in NumPy)")
+        return 0
+    print(f"device {backend.device} ({backend.implementation}): compiling the kernels of {args.config}", flush=True)
+    for family, names, seconds in warmup(backend, kernels):
+        if family is None:
+            print(f"  no CUDA kernel file (xp reference): {', '.join(names)}")
+        else:
+            print(f"  {family:<11} kernels/{family}.cu compiled in {seconds:.2f} s ({', '.join(names)})", flush=True)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- parser
 class UsageError(Exception):
     """A command-line mistake that argparse cannot see (checked after parsing)."""
@@ -281,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: the config's sweep.grid")
     p.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/<config-name>-sweep-<time>)")
     p.set_defaults(handler=cmd_sweep)
+
+    p = with_config("warmup", "Compile every CUDA kernel file the config's model, loss and optimizer use.")
+    p.set_defaults(handler=cmd_warmup)
 
     p = sub.add_parser("info", help="Show versions, the backend, the device and CUDA availability.")
     p.set_defaults(handler=cmd_info)
