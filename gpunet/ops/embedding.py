@@ -1,0 +1,71 @@
+"""Embedding lookup ``weight[indices]`` and its gradient (the backend's atomic-free ``embedding_backward``)."""
+from __future__ import annotations
+
+import numpy
+
+from ..autograd.function import DeviceMismatchError, Function
+from ..autograd.tensor import Tensor
+
+
+class EmbeddingLookup(Function):
+    """``weight[idx]`` (idx an integer array); with ``mask_padding`` the rows looked up at ``padding_idx`` are 0
+    (that is the adjoint of EmbeddingGrad, which gives the padding row no gradient)."""
+
+    def __init__(self, idx, padding_idx, mask_padding=False):
+        self.idx, self.padding_idx, self.mask_padding = idx, padding_idx, mask_padding
+
+    def forward(self, backend, weight):
+        y = backend.xp.take(weight, self.idx, axis=0)
+        if self.mask_padding and self.padding_idx is not None:
+            y *= (self.idx != self.padding_idx)[..., None].astype(y.dtype)
+        return y
+
+    def backward(self, gy):
+        return EmbeddingGrad(self.idx, self.inputs[0].shape[0], self.padding_idx).apply(gy)
+
+
+class EmbeddingGrad(Function):
+    """The weight gradient of a lookup: row r sums the ``gy`` rows whose index is r (0 for ``padding_idx``)."""
+
+    def __init__(self, idx, num_embeddings, padding_idx):
+        self.idx, self.num_embeddings, self.padding_idx = idx, num_embeddings, padding_idx
+
+    def forward(self, backend, gy):
+        return backend.embedding_backward(gy, self.idx, self.num_embeddings, self.padding_idx)
+
+    def backward(self, g_weight):
+        return EmbeddingLookup(self.idx, self.padding_idx, mask_padding=True).apply(g_weight)
+
+
+def _indices(input, num_embeddings):
+    """The backend array of integer indices in ``input``, checked against [0, num_embeddings)."""
+    data = input.data if isinstance(input, Tensor) else input
+    dtype = getattr(data, "dtype", None)
+    if dtype is None or numpy.dtype(dtype).kind not in "iu":
+        raise TypeError(f"embedding: the indices must be an integer tensor (int64 or int32), got "
+                        f"{dtype if dtype is not None else type(input).__name__}; convert with .long()")
+    if data.size:
+        low, high = int(data.min()), int(data.max())
+        if low < 0 or high >= num_embeddings:
+            bad = low if low < 0 else high
+            raise IndexError(f"embedding: index {bad} is out of range for a table of {num_embeddings} rows "
+                             f"(indices must be in [0, {num_embeddings}))")
+    return data
+
+
+def embedding(input, weight, padding_idx=None):
+    """``weight[input]``: rows of the (num_embeddings, embedding_dim) table; the ``padding_idx`` row gets no
+    gradient. ``input`` is an integer tensor of any shape; the result has shape input.shape + (embedding_dim,)."""
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be a 2-D (num_embeddings, embedding_dim) table, got shape "
+                         f"{tuple(weight.shape)}")
+    num_embeddings = weight.shape[0]
+    if padding_idx is not None:
+        if not -num_embeddings <= padding_idx < num_embeddings:
+            raise ValueError(f"embedding: padding_idx must be within num_embeddings ({num_embeddings}), got "
+                             f"{padding_idx}")
+        padding_idx %= num_embeddings
+    if isinstance(input, Tensor) and input.backend is not weight.backend:
+        raise DeviceMismatchError(f"embedding: the indices are on {input.backend.device} and the weight on "
+                           f"{weight.backend.device}; move them to one device with .to(device)")
+    return EmbeddingLookup(_indices(input, num_embeddings), padding_idx).apply(weight)
