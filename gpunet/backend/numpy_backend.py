@@ -5,6 +5,7 @@ import numpy
 
 from .device import Device
 from .fused import fused
+from .numpy_kernels import embedding as _embedding
 from .numpy_kernels import batchnorm as _batchnorm
 from .numpy_kernels import conv as _conv
 from .numpy_kernels import dropout as _dropout
@@ -59,3 +60,4 @@ class NumpyBackend:
     im2col = fused(_conv.im2col)
     col2im = fused(_conv.col2im)
     batch_norm_stats = fused(_batchnorm.batch_norm_stats)
+    embedding_backward = fused(_embedding.embedding_backward)
