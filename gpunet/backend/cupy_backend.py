@@ -27,6 +27,7 @@ import numpy
 from .device import Device
 from .fused import fused_kernels
 from .numpy_backend import NumpyBackend
+from .cupy_kernels.embedding import EmbeddingKernels
 from .cupy_kernels.batchnorm import BatchNormKernels
 from .cupy_kernels.dropout import DropoutKernels
 from .cupy_kernels.softmax import SoftmaxKernels
@@ -45,7 +46,7 @@ def _require_float(op: str, what: str, array) -> None:
 
 
 class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, ConvKernels, DropoutKernels,
-                  BatchNormKernels):
+                  BatchNormKernels, EmbeddingKernels):
     """Array work on one CUDA device through ``cupy_module`` (real CuPy, or the CPU stand-in for "cuda-emu")."""
 
     name = "cupy"
@@ -188,6 +189,7 @@ def _ceil_div(a: int, b: int) -> int:
 
 CUDA_KERNELS = {name: "softmax" for name in ("softmax", "log_softmax", "softmax_cross_entropy",
                                              "softmax_cross_entropy_backward")}
+CUDA_KERNELS.update({name: "embedding" for name in ("embedding_backward",)})
 CUDA_KERNELS.update({name: "batchnorm" for name in ("batch_norm_stats",)})
 CUDA_KERNELS.update({name: "dropout" for name in ("dropout_mask",)})
 CUDA_KERNELS.update({name: "optimizers" for name in ("sgd_update", "adam_update")})
