@@ -13,6 +13,7 @@ from ..ops.activation import (bipolar_sigmoid, bipolar_step, elu, erf, gelu, har
 from ..ops.arithmetic import mul
 from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.linear import linear
+from ..ops.embedding import embedding  # noqa: F401
 from ..ops.normalization import batch_norm  # noqa: F401
 from ..ops.conv import conv1d, conv2d, conv_transpose2d, fold, unfold  # noqa: F401
 from ..ops.pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d,  # noqa: F401
@@ -28,6 +29,7 @@ __all__ = ["linear", "dropout", "sigmoid", "tanh", "relu", "leaky_relu", "prelu"
 
 __all__ += ["conv1d", "conv2d", "conv_transpose2d", "unfold", "fold"]
 __all__ += ["batch_norm"]
+__all__ += ["embedding"]
 
 
 def _check_p(p, where):
