@@ -8,6 +8,7 @@ from .flatten import Flatten
 from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .pool import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .activation import (ELU, GELU, BipolarSigmoid, BipolarStep, Hardtanh, Identity, LeakyReLU, LogSoftmax, PReLU,
