@@ -110,10 +110,10 @@ def _geometry(op: str, x: Tensor, dims: int, kernel_size, stride, padding, dilat
                               ("dilation", dilation, 1)):
         if min(values) < low:
             raise ValueError(f"{op}: {name} must be >= {low}, got {values if dims > 1 else values[0]}")
-    for k, p, d in zip(kernel, padding, dilation):
-        if p > (d * (k - 1) + 1) // 2:
-            raise ValueError(f"{op}: pad should be at most half of effective kernel size, but got pad={p}, "
-                             f"kernel_size={k} and dilation={d}; lower the padding")
+    for k, p in zip(kernel, padding):
+        if p > k // 2:  # PyTorch's rule (dilation does not widen it)
+            raise ValueError(f"{op}: padding should be at most half of kernel size, but got padding={p} and "
+                             f"kernel_size={k}; lower the padding")
     size = x.shape[-dims:]
     out = [pool_output_size(n, k, s, p, d, ceil_mode) for n, k, s, p, d in zip(size, kernel, stride, padding, dilation)]
     if min(out) < 1:

@@ -147,7 +147,8 @@ def test_layers_have_torch_defaults_and_no_parameters():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda x: F.max_pool2d(x, 3, padding=2), "pad should be at most half of effective kernel size"),
+    (lambda x: F.max_pool2d(x, 3, padding=2), "padding should be at most half of kernel size"),
+    (lambda x: F.max_pool2d(x, 2, padding=2, dilation=3), "padding should be at most half of kernel size"),
     (lambda x: F.max_pool2d(x, 2, stride=0), "stride must be >= 1"),
     (lambda x: F.max_pool2d(x, (2, 2, 2)), "kernel_size must be an int or a tuple of 2 ints"),
     (lambda x: F.max_pool2d(x, 7), "too small"),
@@ -163,3 +164,34 @@ def test_bad_arguments_raise_clear_errors(call, message):
 def test_integer_input_is_refused_with_a_hint():
     with pytest.raises(TypeError, match=r"floating point.*\.float\(\)"):
         F.max_pool2d(gn.zeros(1, 1, 4, 4, dtype=gn.int64), 2)
+
+
+def _random_geometry(rng):
+    k = tuple(int(v) for v in rng.integers(1, 4, 2))
+    d = tuple(int(v) for v in rng.integers(1, 3, 2))
+    p = tuple(int(rng.integers(0, k[a] // 2 + 1)) for a in (0, 1))
+    s = tuple(int(v) for v in rng.integers(1, 4, 2))
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4)), *(int(v) for v in rng.integers(d[0] * (k[0] - 1) + 1, 12, 2)))
+    return shape, k, s, p, d, bool(rng.integers(0, 2))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_geometries_agree_with_torch_on_both_devices(seed):
+    rng = np.random.default_rng(seed)
+    shape, k, s, p, d, ceil_mode = _random_geometry(rng)
+    data = distinct(shape, seed)
+    xt = torch.tensor(data, requires_grad=True)
+    yt, it = TF.max_pool2d(xt, k, s, p, d, ceil_mode=ceil_mode, return_indices=True)
+    avg_p = tuple(min(p[a], k[a] // 2) for a in (0, 1))
+    at = TF.avg_pool2d(xt, k, s, avg_p, ceil_mode=ceil_mode, count_include_pad=bool(seed % 2))
+    gy, ga = rng.standard_normal(yt.shape).astype(np.float32), rng.standard_normal(at.shape).astype(np.float32)
+    ((yt * torch.tensor(gy)).sum() + (at * torch.tensor(ga)).sum()).backward()
+    for device in ("cpu", "cuda-emu"):
+        x = gn.tensor(data, device=device, requires_grad=True)
+        y, i = F.max_pool2d(x, k, s, p, d, ceil_mode=ceil_mode, return_indices=True)
+        a = F.avg_pool2d(x, k, s, avg_p, ceil_mode=ceil_mode, count_include_pad=bool(seed % 2))
+        ((y * gn.tensor(gy, device=device)).sum() + (a * gn.tensor(ga, device=device)).sum()).backward()
+        np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+        np.testing.assert_array_equal(i.numpy(), it.numpy())
+        np.testing.assert_allclose(a.numpy(), at.detach().numpy(), **F32)
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), **F32)
