@@ -125,3 +125,9 @@ register_layer("BatchNorm1d", "Normalises each channel of (N, C) or (N, C, L) in
                out_key="num_features")
 register_layer("BatchNorm2d", "Normalises each channel of (N, C, H, W) inputs by batch statistics (running ones in "
                "eval), then scales and shifts.", _BATCH_NORM_FIELDS)
+register_layer("Embedding", "Lookup table: row i of a (num_embeddings, embedding_dim) weight for each integer index i "
+               "(the model's input must be integer indices).", {
+    "num_embeddings": Field(Int(ge=1), "number of rows (the vocabulary size)"),
+    "embedding_dim": Field(Int(ge=1), "size of each vector"),
+    "padding_idx": Field(Optional(Int()), "row kept at zero that receives no gradient (null: none)", None),
+}, out_key="embedding_dim")

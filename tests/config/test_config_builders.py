@@ -60,9 +60,11 @@ NON_DEFAULT = {  # a setting of every layer's arguments that differs from PyTorc
     "AdaptiveAvgPool1d": {"output_size": 4}, "AdaptiveAvgPool2d": {"output_size": [3, 4]},
     "BatchNorm1d": {"num_features": 6, "eps": 1e-3, "momentum": 0.2, "affine": False},
     "BatchNorm2d": {"num_features": 3, "eps": 1e-3, "track_running_stats": False},
+    "Embedding": {"num_embeddings": 5, "embedding_dim": 3, "padding_idx": 1},
 }
 INPUT_SHAPES = {"MaxPool2d": (2, 5, 6), "AvgPool2d": (2, 5, 6), "AdaptiveAvgPool2d": (2, 5, 6)}  # default (3, 6)
 INPUT_SHAPES["BatchNorm2d"] = (2, 3, 4, 5)
+INTEGER_INPUTS = {"Embedding": np.array([[0, 4, 1], [2, 2, 3]])}  # layers that take indices
 
 
 @pytest.mark.parametrize("layer", sorted(LAYERS))
@@ -73,6 +75,7 @@ def test_every_registered_layer_builds_with_its_pytorch_arguments(layer):
     ours, theirs = build_model(config)[0], getattr(torch.nn, layer)(**args).eval()
     _same_weights(ours, theirs)
     x = np.random.default_rng(1).standard_normal(INPUT_SHAPES.get(layer, (3, 6))).astype(np.float32)
+    x = INTEGER_INPUTS.get(layer, x)
     np.testing.assert_allclose(_forward(ours, x), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
