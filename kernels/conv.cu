@@ -2,9 +2,11 @@
 // stride, padding and dilation; groups are a view of the columns. Reference:
 // gpunet/backend/numpy_kernels/conv.py. Performance model: docs/kernels.md.
 //
-// Layouts: x (N, C, H, W) contiguous; cols (N, C*kh*kw, OH*OW) contiguous, row c*kh*kw + i*kw + j holding
-// input channel c at kernel offset (i, j) for every output position (PyTorch's F.unfold layout), so that
-// y[n] = weight (O, C*kh*kw) @ cols[n] is the convolution. Padding is implicit (zeros, never materialised).
+// Layouts: x (N, C, H, W) contiguous. cols is stored channel-major, (C*kh*kw, N, OH*OW) contiguous: row
+// c*kh*kw + i*kw + j holds input channel c at kernel offset (i, j) for every sample and output position.
+// Viewed as (N, C*kh*kw, OH*OW) it is PyTorch's F.unfold layout; stored this way the weight product of a whole
+// batch is one GEMM, weight (O, C*kh*kw) @ cols (C*kh*kw, N*OH*OW), for the forward pass and both gradients.
+// Padding is implicit (zeros, never materialised).
 //
 // im2col: one thread per (n, c, oh, ow) writes its kh*kw column entries; neighbouring threads handle
 // neighbouring ow, so every store is coalesced and loads are coalesced for stride 1.
@@ -27,7 +29,7 @@ struct Signed<unsigned long long> {
 };
 
 struct Geometry {
-    long long C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW;
+    long long N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW;
 };
 
 // Every index of a launch over `total` items, in index type I.
@@ -39,15 +41,17 @@ template <typename I>
 __device__ __forceinline__ void im2col_body(const float* __restrict__ x, float* __restrict__ cols, I total,
                                             const Geometry g) {
     using S = typename Signed<I>::type;
-    const I OW = g.OW, OH = g.OH, H = g.H, W = g.W, kh = g.kh, kw = g.kw, L = OH * OW;
+    const I OW = g.OW, OH = g.OH, H = g.H, W = g.W, C = g.C, kh = g.kh, kw = g.kw, NL = g.N * OH * OW;
     const S sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw, dh = g.dh, dw = g.dw, Hs = g.H, Ws = g.W;
     CONV_GRID_STRIDE_LOOP(I, t, total) {
         const I ow = t % OW;
         I plane = t / OW;  // n * C + c after the next line
         const I oh = plane % OH;
         plane /= OH;
+        const I n = plane / C, c = plane - n * C;
         const float* xp = x + plane * (H * W);
-        float* out = cols + plane * (kh * kw * L) + oh * OW + ow;
+        // entry (c*kh*kw + k, n, oh*OW + ow); consecutive k are NL apart
+        float* out = cols + c * (kh * kw * NL) + (n * OH + oh) * OW + ow;
         const S h0 = static_cast<S>(oh) * sh - ph, w0 = static_cast<S>(ow) * sw - pw;
         for (S i = 0; i < static_cast<S>(kh); ++i) {
             const S h = h0 + i * dh;
@@ -55,7 +59,7 @@ __device__ __forceinline__ void im2col_body(const float* __restrict__ x, float* 
             for (S j = 0; j < static_cast<S>(kw); ++j) {
                 const S w = w0 + j * dw;
                 *out = (row_inside && w >= 0 && w < Ws) ? xp[static_cast<I>(h) * W + static_cast<I>(w)] : 0.0f;
-                out += L;
+                out += NL;
             }
         }
     }
@@ -65,14 +69,15 @@ template <typename I>
 __device__ __forceinline__ void col2im_body(const float* __restrict__ cols, float* __restrict__ x, I total,
                                             const Geometry g) {
     using S = typename Signed<I>::type;
-    const I OW = g.OW, L = g.OH * g.OW, H = g.H, W = g.W, K = g.kh * g.kw;
+    const I OW = g.OW, L = g.OH * g.OW, NL = g.N * L, H = g.H, W = g.W, C = g.C, K = g.kh * g.kw;
     const S sh = g.sh, sw = g.sw, dh = g.dh, dw = g.dw, kh = g.kh, kw = g.kw, OHs = g.OH, OWs = g.OW;
     CONV_GRID_STRIDE_LOOP(I, t, total) {
         const I w = t % W;
         I plane = t / W;
         const I h = plane % H;
         plane /= H;
-        const float* col = cols + plane * (K * L);
+        const I n = plane / C, c = plane - n * C;
+        const float* col = cols + c * (K * NL) + n * L;  // entry (c*K + k, n, l) is col[k * NL + l]
         // Output row oh reads input row h at kernel row i when oh * sh + i * dh == h + ph.
         const S hp = static_cast<S>(h) + g.ph, wp = static_cast<S>(w) + g.pw;
         float sum = 0.0f;
@@ -85,7 +90,7 @@ __device__ __forceinline__ void col2im_body(const float* __restrict__ cols, floa
                 const S ww = wp - j * dw;
                 if (ww < 0) break;
                 if (ww % sw != 0 || ww / sw >= OWs) continue;
-                sum += col[static_cast<I>(i * kw + j) * L + static_cast<I>(oh) * OW + static_cast<I>(ww / sw)];
+                sum += col[static_cast<I>(i * kw + j) * NL + static_cast<I>(oh) * OW + static_cast<I>(ww / sw)];
             }
         }
         x[t] = sum;
@@ -98,12 +103,12 @@ __device__ __forceinline__ bool fits_32_bits(long long a, long long b) {
 
 }  // namespace
 
-// cols = im2col(x): x (N, C, H, W), cols (N, C*kh*kw, OH*OW). One thread per (n, c, oh, ow); any grid.
+// cols = im2col(x): x (N, C, H, W), cols (C*kh*kw, N, OH*OW). One thread per (n, c, oh, ow); any grid.
 extern "C" __global__ void im2col_f32(const float* __restrict__ x, float* __restrict__ cols, long long N, long long C,
                                       long long H, long long W, long long kh, long long kw, long long sh, long long sw,
                                       long long ph, long long pw, long long dh, long long dw, long long OH,
                                       long long OW) {
-    const Geometry g{C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW};
+    const Geometry g{N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW};
     const long long total = N * C * OH * OW;
     if (fits_32_bits(total * kh * kw, N * C * H * W)) {
         im2col_body<unsigned int>(x, cols, static_cast<unsigned int>(total), g);
@@ -112,12 +117,13 @@ extern "C" __global__ void im2col_f32(const float* __restrict__ x, float* __rest
     }
 }
 
-// x = col2im(cols), the adjoint of im2col, as a gather: one thread per input pixel (n, c, h, w); any grid.
+// x = col2im(cols), the adjoint of im2col (cols (C*kh*kw, N, OH*OW)), as a gather: one thread per input pixel
+// (n, c, h, w); any grid.
 extern "C" __global__ void col2im_f32(const float* __restrict__ cols, float* __restrict__ x, long long N, long long C,
                                       long long H, long long W, long long kh, long long kw, long long sh, long long sw,
                                       long long ph, long long pw, long long dh, long long dw, long long OH,
                                       long long OW) {
-    const Geometry g{C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW};
+    const Geometry g{N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW};
     const long long total = N * C * H * W;
     if (fits_32_bits(N * C * kh * kw * OH * OW, total)) {
         col2im_body<unsigned int>(cols, x, static_cast<unsigned int>(total), g);

@@ -1,9 +1,10 @@
 """Convolution (cross-correlation, as in PyTorch): conv1d, conv2d, conv_transpose2d, unfold and fold.
 
-conv2d is one graph node: forward = the backend's fused ``im2col`` + a batched matrix product with the weight per
-group (cuBLAS through ``xp.matmul`` on CuPy). Its backward is written in differentiable ops: the input gradient
-is ``Col2Im(weight^T @ gy)`` and the weight gradient ``sum_n gy @ Im2Col(x)^T``, where ``Im2Col`` and ``Col2Im``
-are graph nodes that are each other's backward, so derivatives of any order work. conv1d is conv2d with H = 1.
+conv2d is one graph node: forward = the backend's fused ``im2col`` + one matrix product with the weight per
+group over the whole batch (cuBLAS through ``xp.matmul`` on CuPy). Its backward is written in differentiable ops:
+the input gradient is ``Col2Im(weight^T @ gy)`` and the weight gradient ``gy @ Im2Col(x)^T``, where ``Im2Col``
+and ``Col2Im`` are graph nodes that are each other's backward, so derivatives of any order work. conv1d is conv2d
+with H = 1.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..autograd.tensor import Tensor
 from ..backend.numpy_kernels.conv import conv_output_size
 from .arithmetic import add, matmul
 from .reduction import sum
-from .shape import getitem, reshape, transpose
+from .shape import getitem, permute, reshape, transpose
 
 
 class Im2Col(Function):
@@ -45,51 +46,48 @@ class Col2Im(Function):
 
 
 class Conv2d(Function):
-    """y = conv2d(x, weight[, bias]) for x (N, C, H, W), weight (O, C/groups, kh, kw), symmetric zero padding."""
+    """y = conv2d(x, weight[, bias]) for x (N, C, H, W), weight (O, C/groups, kh, kw), symmetric zero padding.
+
+    The columns are stored channel-major (see ``gpunet.backend.numpy_kernels.conv``), so each group's product
+    is one GEMM over the whole batch: weight (O/G, C/G*kh*kw) @ cols (C/G*kh*kw, N*OH*OW), in the forward pass
+    and in both gradients (batched over the G groups)."""
 
     def __init__(self, kernel, stride, padding, dilation, groups, out_shape):
         self.geometry = (kernel, stride, padding, dilation)
         self.groups, self.out_shape = groups, out_shape
 
-    def _grouped(self, t, n, rows):
-        """(N, G*rows, L) or (G*rows, K) viewed as (N, G, rows, L) / (G, rows, K); unchanged when groups == 1."""
-        if self.groups == 1:
-            return t
-        lead = (n,) if n is not None else ()
-        return reshape(t, lead + (self.groups, rows, t.shape[-1]))
-
     def forward(self, backend, x, weight, bias=None):
+        xp = backend.xp
         n, o, g = x.shape[0], weight.shape[0], self.groups
         cols = backend.im2col(x, *self.geometry)  # (N, C*K, L)
         self.cols = cols  # reused by the weight gradient when no graph of the backward is built
-        if g == 1:  # a 2-D weight against stacked columns: one BLAS call per sample
-            y = backend.xp.matmul(weight.reshape(o, -1), cols)
+        y = xp.matmul(weight.reshape(g, o // g, -1), cols.transpose(1, 0, 2).reshape(g, -1, cols.shape[0] * cols.shape[2]))
+        y = y.reshape((o, n) + self.out_shape).transpose(1, 0, 2, 3)  # (G, O/G, N*L) -> (N, O, OH, OW) view
+        out = xp.empty(y.shape, dtype=y.dtype)
+        if bias is None:
+            out[...] = y
         else:
-            y = backend.xp.matmul(weight.reshape(g, o // g, -1), cols.reshape(n, g, -1, cols.shape[-1]))
-        y = y.reshape((n, o) + self.out_shape)
-        if bias is not None:
-            y += bias.reshape(1, o, 1, 1)
-        return y
+            xp.add(y, bias.reshape(1, o, 1, 1), out=out)
+        return out
 
     def backward(self, gy):
         x, weight = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
-        n, c = x.shape[:2]
-        o, g = weight.shape[0], self.groups
+        n, o, g = x.shape[0], weight.shape[0], self.groups
         gy3 = reshape(gy, (n, o, -1))
-        gy_g = self._grouped(gy3, n, o // g)
+        gy_g = reshape(permute(gy3, (1, 0, 2)), (g, o // g, -1))  # (G, O/G, N*L)
         gx = gw = gb = None
         if need[0]:
-            w_g = self._grouped(reshape(weight, (o, -1)), None, o // g)
-            gcols = matmul(transpose(w_g, -1, -2), gy_g)
-            gx = Col2Im(x.shape, *self.geometry).apply(reshape(gcols, (n, -1, gcols.shape[-1])))
+            gcols = matmul(transpose(reshape(weight, (g, o // g, -1)), -1, -2), gy_g)  # (G, C/G*K, N*L)
+            gcols = permute(reshape(gcols, (-1, n, gy3.shape[-1])), (1, 0, 2))  # (N, C*K, L), channel-major
+            gx = Col2Im(x.shape, *self.geometry).apply(gcols)
         if need[1]:
             if is_grad_enabled() and x.requires_grad:  # building a graph of the backward: cols as a node of x
                 cols = Im2Col(x.shape, *self.geometry).apply(x)
             else:
                 cols = Tensor(self.cols, x.backend)
-            cols_g = self._grouped(cols, n, cols.shape[1] // g)
-            gw = reshape(sum(matmul(gy_g, transpose(cols_g, -1, -2)), 0), weight.shape)
+            cols_g = reshape(permute(cols, (1, 0, 2)), (g, -1, n * cols.shape[-1]))  # a view: channel-major
+            gw = reshape(matmul(gy_g, transpose(cols_g, -1, -2)), weight.shape)
         if len(need) > 2 and need[2]:
             gb = sum(gy3, (0, 2))
         return (gx, gw) if len(need) == 2 else (gx, gw, gb)

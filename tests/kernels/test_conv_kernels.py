@@ -1,6 +1,7 @@
 """kernels/conv.cu on the CUDA emulator against float64 references: a direct loop definition of im2col written
 here, NumPy's reference (gpunet.backend.numpy_kernels.conv) and PyTorch's F.unfold / F.fold. Outputs are
-NaN-filled before every launch."""
+NaN-filled before every launch. Columns are stored channel-major, (C*kh*kw, N, OH*OW), and compared as
+(N, C*kh*kw, OH*OW) views."""
 
 import numpy as np
 import pytest
@@ -26,15 +27,16 @@ def geometry(x_shape, kernel, stride, padding, dilation):
 def run_im2col(mod, x, kernel, stride, padding, dilation, grid=None, block=64):
     out, args = geometry(x.shape, kernel, stride, padding, dilation)
     n, c = x.shape[:2]
-    cols = ce.nan_array((n, c * kernel[0] * kernel[1], out[0] * out[1]))
+    cols = ce.nan_array((c * kernel[0] * kernel[1], n, out[0] * out[1]))  # stored channel-major
     threads = n * c * out[0] * out[1]
     mod.launch("im2col_f32", grid or -(-threads // block), block, (x, cols) + args)
-    return cols
+    return cols.transpose(1, 0, 2)
 
 
 def run_col2im(mod, cols, x_shape, kernel, stride, padding, dilation, grid=None, block=64):
     _, args = geometry(x_shape, kernel, stride, padding, dilation)
     x = ce.nan_array(x_shape)
+    cols = np.ascontiguousarray(cols.transpose(1, 0, 2))  # the kernel reads channel-major (C*K, N, L)
     mod.launch("col2im_f32", grid or -(-int(np.prod(x_shape)) // block), block, (cols, x) + args)
     return x
 
@@ -79,7 +81,9 @@ def test_im2col_matches_the_definition(mod, x_shape, kernel, stride, padding, di
     cols = run_im2col(mod, x, kernel, stride, padding, dilation)
     expected = loop_im2col(x.astype(np.float64), kernel, stride, padding, dilation)
     np.testing.assert_array_equal(cols, expected)  # a copy: exact
-    np.testing.assert_array_equal(ref.im2col(np, x.astype(np.float64), kernel, stride, padding, dilation), expected)
+    reference = ref.im2col(np, x.astype(np.float64), kernel, stride, padding, dilation)
+    np.testing.assert_array_equal(reference, expected)
+    assert reference.transpose(1, 0, 2).flags.c_contiguous  # channel-major storage, as the kernel writes it
 
 
 @pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation", CASES)

@@ -1,7 +1,8 @@
 """CuPy launchers of ``kernels/conv.cu``: im2col and its adjoint col2im (a gather, no atomics).
 
 float32 launches the kernels, one thread per (n, c, oh, ow) for im2col and one per input pixel for col2im;
-float64 runs the xp reference (``gpunet.backend.numpy_kernels.conv``).
+float64 runs the xp reference (``gpunet.backend.numpy_kernels.conv``). cols are (N, C*kh*kw, OH*OW) views of
+channel-major (C*kh*kw, N, OH*OW) storage, as the reference returns them.
 """
 from __future__ import annotations
 
@@ -32,10 +33,10 @@ class ConvKernels:
         out = conv_output_shape(x.shape, kernel, stride, padding, dilation)
         n, c = x.shape[:2]
         x = self.xp.ascontiguousarray(x)
-        cols = self.xp.empty((n, c * kernel[0] * kernel[1], out[0] * out[1]), dtype=x.dtype)
+        cols = self.xp.empty((c * kernel[0] * kernel[1], n, out[0] * out[1]), dtype=x.dtype)  # channel-major
         self._conv_launch("im2col_f32", n * c * out[0] * out[1],
                           (x, cols, *_geometry(x.shape, out, kernel, stride, padding, dilation)))
-        return cols
+        return cols.transpose(1, 0, 2)
 
     def col2im(self, cols, x_shape, kernel, stride, padding, dilation):
         _cb._require_float("col2im", "cols", cols)
@@ -49,7 +50,7 @@ class ConvKernels:
                              f"{tuple(kernel)}: expected {expected}")
         if cols.dtype != numpy.float32:
             return _cb._references()["col2im"](self.xp, cols, x_shape, kernel, stride, padding, dilation)
-        cols = self.xp.ascontiguousarray(cols)
+        cols = self.xp.ascontiguousarray(cols.transpose(1, 0, 2))  # channel-major; free for im2col's own output
         x = self.xp.empty(x_shape, dtype=cols.dtype)
         self._conv_launch("col2im_f32", x.size, (cols, x, *_geometry(x_shape, out, kernel, stride, padding, dilation)))
         return x
