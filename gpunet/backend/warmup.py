@@ -1,8 +1,8 @@
 """Which fused kernels a model, loss and optimizer use, and compiling their kernel files ahead of training.
 
 ``KERNELS_USED`` is the one table from layer, loss and optimizer class names (a subclass inherits its base's entry)
-to the fused kernels (docs/internals.md) their forward and backward call; a module adding such a class adds one
-line here. ``warmup(backend, kernels)`` compiles the kernel files those kernels live in and times each.
+to the fused kernels (docs/internals.md) their forward and backward call, the forward's first (``gpunet summary``
+shows it); a module adding such a class adds one line here. ``warmup(backend, kernels)`` compiles the kernel files those kernels live in and times each.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ KERNELS_USED: dict[str, tuple[str, ...]] = {
     # layers (gpunet.nn)
     "Softmax": ("softmax",), "LogSoftmax": ("log_softmax",), "GELU": ("erf",), "Dropout": ("dropout_mask",),
     "MaxPool1d": _POOL_MAX, "MaxPool2d": _POOL_MAX, "AvgPool1d": _POOL_AVG, "AvgPool2d": _POOL_AVG,
-    "Conv1d": _CONV, "Conv2d": _CONV, "ConvTranspose2d": _CONV,
+    "Conv1d": _CONV, "Conv2d": _CONV, "ConvTranspose2d": _CONV[::-1],
     "LSTM": _LSTM, "LSTMCell": _LSTM, "GRU": _GRU, "GRUCell": _GRU,
     "BatchNorm1d": _BATCH_NORM, "BatchNorm2d": _BATCH_NORM,
     # losses
@@ -34,6 +34,12 @@ def _kernels_of(obj) -> tuple:
         if klass.__name__ in KERNELS_USED:
             return KERNELS_USED[klass.__name__]
     return ()
+
+
+def forward_kernel(obj) -> str | None:
+    """The fused kernel the forward pass of ``obj`` (a layer, loss or optimizer step) runs, or None."""
+    kernels = _kernels_of(obj)
+    return kernels[0] if kernels else None
 
 
 def kernels_used(model=None, loss=None, optimizer=None) -> tuple:

@@ -11,19 +11,10 @@ from dataclasses import dataclass
 
 from .. import no_grad
 from ..autograd import Tensor
+from ..backend.warmup import forward_kernel
 from ..ops import zeros
 
 __all__ = ["LayerRow", "ModelSummary", "summary"]
-
-# The fused kernel behind each layer type on a CuPy backend (see docs/internals.md); a layer may name its own with a
-# ``kernel`` attribute. Layers without one run as plain CuPy array code.
-CUDA_KERNELS = {
-    "Conv1d": "im2col", "Conv2d": "im2col", "ConvTranspose2d": "col2im",
-    "MaxPool1d": "max_pool2d", "MaxPool2d": "max_pool2d", "AvgPool1d": "avg_pool2d", "AvgPool2d": "avg_pool2d",
-    "LSTM": "lstm_cell", "LSTMCell": "lstm_cell", "GRU": "gru_cell", "GRUCell": "gru_cell",
-    "Softmax": "softmax", "LogSoftmax": "log_softmax", "Dropout": "dropout_mask",
-    "BatchNorm1d": "batch_norm_stats", "BatchNorm2d": "batch_norm_stats", "Embedding": "embedding_backward",
-}
 
 
 @dataclass(frozen=True)
@@ -102,7 +93,7 @@ def _implementation(module, backend) -> str:
     or the CuPy reference), or the backend's own description for layers made of plain array ops."""
     if backend.name == "numpy":
         return backend.implementation
-    kernel = getattr(module, "kernel", None) or CUDA_KERNELS.get(type(module).__name__)
+    kernel = getattr(module, "kernel", None) or forward_kernel(module)  # a layer may name its own kernel
     if kernel is None:
         return backend.implementation
     try:

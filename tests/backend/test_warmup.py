@@ -125,3 +125,18 @@ def test_warmup_with_a_bad_config_is_a_one_line_error(config, capsys):
     assert main(["warmup", config("cpu"), "optimizer.lr=-1"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("gpunet warmup: error:") and "optimizer.lr" in err
+
+
+def test_forward_kernel_is_the_first_of_a_row_and_gpunet_summary_shows_it():
+    from gpunet.backend.warmup import forward_kernel
+    from gpunet.train.summary import summary
+
+    assert forward_kernel(nn.MaxPool2d(2)) == "max_pool2d" and forward_kernel(nn.Linear(2, 2)) is None
+    assert forward_kernel(nn.ConvTranspose2d(2, 2, 3)) == "col2im" and forward_kernel(nn.Conv1d(2, 2, 3)) == "im2col"
+    previous = current().device
+    gn.set_device("cuda-emu")
+    try:
+        text = str(summary(nn.Sequential(nn.MaxPool2d(2), nn.Flatten()), (1, 4, 4)))
+    finally:
+        gn.set_device(str(previous))
+    assert "CUDA kernel: max_pool2d (kernels/pool.cu)" in text
