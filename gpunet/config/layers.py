@@ -131,3 +131,33 @@ register_layer("Embedding", "Lookup table: row i of a (num_embeddings, embedding
     "embedding_dim": Field(Int(ge=1), "size of each vector"),
     "padding_idx": Field(Optional(Int()), "row kept at zero that receives no gradient (null: none)", None),
 }, out_key="embedding_dim")
+_CONV_INT = AnyOf((Int(ge=1), ListOf(Int(ge=1), min_len=1)))
+_CONV_PAD = AnyOf((Int(ge=0), ListOf(Int(ge=0), min_len=1), Choice(("same", "valid"))))
+for _name, _doc in (("Conv1d", "1-D cross-correlation over (N, C, L); weight (out_channels, in_channels/groups, k)."),
+                    ("Conv2d", "2-D cross-correlation over (N, C, H, W); weight (out_channels, in_channels/groups, "
+                               "kh, kw).")):
+    register_layer(_name, _doc, {
+        "in_channels": Field(Int(ge=1), "channels of the input"),
+        "out_channels": Field(Int(ge=1), "channels produced (filters)"),
+        "kernel_size": Field(_CONV_INT, "size of the kernel: an int or one per spatial dimension"),
+        "stride": Field(_CONV_INT, "step between windows", 1),
+        "padding": Field(_CONV_PAD, "zeros added on each side, or 'same' (stride 1) / 'valid'", 0),
+        "dilation": Field(_CONV_INT, "spacing between kernel elements", 1),
+        "groups": Field(Int(ge=1), "blocked connections: in and out channels are split into this many groups", 1),
+        "bias": Field(Bool(), "learn an additive bias per output channel", True),
+        "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported", "zeros"),
+    })
+register_layer("ConvTranspose2d", "Transposed 2-D convolution (the adjoint of Conv2d); weight (in_channels, "
+               "out_channels/groups, kh, kw).", {
+    "in_channels": Field(Int(ge=1), "channels of the input"),
+    "out_channels": Field(Int(ge=1), "channels produced"),
+    "kernel_size": Field(_CONV_INT, "size of the kernel: an int or a pair"),
+    "stride": Field(_CONV_INT, "step between windows", 1),
+    "padding": Field(AnyOf((Int(ge=0), ListOf(Int(ge=0), min_len=1))), "implicit zeros removed from each side", 0),
+    "output_padding": Field(AnyOf((Int(ge=0), ListOf(Int(ge=0), min_len=1))),
+                            "extra size added to one side of the output (smaller than stride)", 0),
+    "groups": Field(Int(ge=1), "blocked connections", 1),
+    "bias": Field(Bool(), "learn an additive bias per output channel", True),
+    "dilation": Field(_CONV_INT, "spacing between kernel elements", 1),
+    "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported", "zeros"),
+})

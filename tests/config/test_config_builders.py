@@ -61,9 +61,16 @@ NON_DEFAULT = {  # a setting of every layer's arguments that differs from PyTorc
     "BatchNorm1d": {"num_features": 6, "eps": 1e-3, "momentum": 0.2, "affine": False},
     "BatchNorm2d": {"num_features": 3, "eps": 1e-3, "track_running_stats": False},
     "Embedding": {"num_embeddings": 5, "embedding_dim": 3, "padding_idx": 1},
+    "Conv1d": {"in_channels": 4, "out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2,
+               "groups": 2, "bias": False},
+    "Conv2d": {"in_channels": 2, "out_channels": 4, "kernel_size": [3, 2], "stride": [1, 2], "padding": [1, 0],
+               "dilation": [2, 1], "groups": 2},
+    "ConvTranspose2d": {"in_channels": 2, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1,
+                        "output_padding": 1, "groups": 2},
 }
 INPUT_SHAPES = {"MaxPool2d": (2, 5, 6), "AvgPool2d": (2, 5, 6), "AdaptiveAvgPool2d": (2, 5, 6)}  # default (3, 6)
 INPUT_SHAPES["BatchNorm2d"] = (2, 3, 4, 5)
+INPUT_SHAPES.update({"Conv1d": (2, 4, 9), "Conv2d": (2, 2, 7, 6), "ConvTranspose2d": (2, 2, 4, 5)})
 INTEGER_INPUTS = {"Embedding": np.array([[0, 4, 1], [2, 2, 3]])}  # layers that take indices
 
 
