@@ -68,3 +68,11 @@ def test_batchnorm_kernel_under_address_sanitizer():
         mean, var = stats(asan, x, grid=2, block=block)
         np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=(0, 2)), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2)), rtol=1e-5, atol=1e-6)
+
+
+def test_batchnorm_reduction_has_no_data_races_under_thread_sanitizer():
+    tsan = ce.load(BATCHNORM, sanitize="thread", mode="threads")
+    x = np.random.default_rng(2).standard_normal((3, 2, 29)).astype(np.float32)
+    mean, var = stats(tsan, x, grid=2, block=48)
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=(0, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2)), rtol=1e-5, atol=1e-6)
