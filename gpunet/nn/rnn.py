@@ -1,7 +1,8 @@
 """Recurrent layers with PyTorch's API, parameter names and layouts: RNN, LSTM, GRU and their single-step cells.
 
-A layer runs, per layer and direction, one matrix product for the input projection of every time step at once,
-then per step one product with the recurrent weights and one fused cell (``gpunet.ops.rnn``). Weights keep
+Each layer and direction is one graph node (``gpunet.ops.rnn.recurrent_layer``): one matrix product for the
+input projection of every time step at once, then per step one product with the recurrent weights and one fused
+cell kernel; its backward runs the fused cell backward per step and the weight gradients as one product. Weights keep
 PyTorch's layout (gate blocks [i; f; g; o] or [r; z; n] along the rows), so ``state_dict`` equals torch's.
 """
 from __future__ import annotations
@@ -14,14 +15,13 @@ from ..autograd.tensor import Tensor
 from ..ops.arithmetic import add
 from ..ops.elementwise import relu, tanh
 from ..ops.linear import linear
-from ..ops.rnn import gru_cell, lstm_cell, unbind
+from ..ops.rnn import MODES, gru_cell, lstm_cell, recurrent_layer, unbind
 from ..ops.shape import cat, getitem, stack, transpose
 from . import init
 from .functional import dropout as _dropout
 from .linear import _empty_parameter
 from .module import Module
 
-_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 _NONLINEARITY = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
 
 
@@ -56,7 +56,7 @@ class RNNBase(Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
-        rows = _GATES[mode] * hidden_size
+        rows = MODES[mode] * hidden_size
         directions = 2 if bidirectional else 1
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * directions
@@ -88,6 +88,10 @@ class RNNBase(Module):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"{name}: input has {input.shape[-1]} features (last dimension) but input_size is "
                              f"{self.input_size}")
+        if input.dtype != self.weight_ih_l0.dtype:
+            raise TypeError(f"{name}: input has dtype {input.dtype} but the layer's weights have "
+                            f"{self.weight_ih_l0.dtype}; convert the input with .to(dtype=...) or the layer with "
+                            f".to(dtype=...)")
         batched = input.ndim == 3
         x = input if not batched or not self.batch_first else transpose(input, 0, 1)
         if not batched:
@@ -101,8 +105,9 @@ class RNNBase(Module):
             outputs = []
             for direction in range(directions):
                 index = layer * directions + direction
-                output, *last = self._run(x, self._weights(layer, direction), [s[index] for s in states],
-                                          reverse=direction == 1)
+                h0, c0 = (s[index] for s in states) if self.mode == "LSTM" else (states[0][index], None)
+                output, *last = recurrent_layer(self.mode, x, h0, c0, *self._weights(layer, direction),
+                                                reverse=direction == 1)
                 outputs.append(output)
                 for kept, value in zip(finals, last):
                     kept.append(value)
@@ -135,27 +140,6 @@ class RNNBase(Module):
                 raise ValueError(f"{name}: {label} must have shape {shape} (num_layers * num_directions, "
                                  f"{'batch, ' if batched else ''}hidden_size), got {tuple(h.shape)}")
         return [list(unbind(h if batched else getitem(h, (slice(None), None)))) for h in given]
-
-    def _run(self, x, weights, state, reverse):
-        """One layer in one direction over x (L, N, in): (outputs (L, N, H), last h[, last c])."""
-        w_ih, w_hh, b_ih, b_hh = weights
-        if self.mode == "GRU":  # b_hh stays inside the recurrent product: the reset gate multiplies it
-            steps, recurrent_bias = unbind(linear(x, w_ih, b_ih)), b_hh
-        else:  # both biases add before the cell: fold them into the input projection, once for all steps
-            steps, recurrent_bias = unbind(linear(x, w_ih, None if b_ih is None else add(b_ih, b_hh))), None
-        h, c = state[0], state[1] if len(state) > 1 else None
-        hs = [None] * len(steps)
-        for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
-            recurrent = linear(h, w_hh, recurrent_bias)
-            if self.mode == "LSTM":
-                h, c = lstm_cell(add(steps[t], recurrent), c)
-            elif self.mode == "GRU":
-                h = gru_cell(steps[t], recurrent, h)
-            else:
-                pre = add(steps[t], recurrent)
-                h = tanh(pre) if self.mode == "RNN_TANH" else relu(pre)
-            hs[t] = h
-        return (stack(hs), h, c) if self.mode == "LSTM" else (stack(hs), h)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"

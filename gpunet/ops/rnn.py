@@ -1,20 +1,26 @@
-"""Recurrent cells as graph nodes: the fused LSTM and GRU cells, and ``unbind`` to walk a sequence step by step.
+"""Recurrent cells and layers as graph nodes: the fused LSTM and GRU cells, and one node per layer and direction.
 
 The matrix products stay outside the cells (``linear``, i.e. cuBLAS on CUDA); a cell node takes the gate
 pre-activations in PyTorch's layout, blocks [i | f | g | o] (LSTM) or [r | z | n] (GRU), each ``hidden`` wide.
-First-order backward runs the backend's fused backward kernel; when the backward itself is recorded
-(``create_graph=True``) the same gradients are built from differentiable elementary ops, so derivatives of any
-order are right.
+``recurrent_layer`` runs a whole sequence as one node: forward, one GEMM for the input projection of every step,
+then per step one GEMM and one fused cell; backward, per step one fused cell backward and one GEMM, then one GEMM
+each for the weight and input gradients of all steps at once. First-order backward runs the fused backward
+kernels; when the backward itself is recorded (``create_graph=True``) the same gradients come from a graph of
+differentiable elementary ops, so derivatives of any order are right.
 """
 from __future__ import annotations
 
+from ..autograd.engine import grad as _grad
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
 from .arithmetic import add, mul, sub
 from .conversion import zeros_like
-from .elementwise import sigmoid, tanh
+from .elementwise import relu, sigmoid, tanh
+from .linear import linear
 from .shape import cat, getitem, stack
+
+MODES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}  # mode: gate blocks in the weights
 
 
 def _blocks(x, count, width):
@@ -123,3 +129,154 @@ def unbind(x):
     if x.shape[0] == 0:
         return ()
     return Unbind().apply(x)
+
+
+def recurrent_steps(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+    """``recurrent_layer`` as a graph of per-step ops (the differentiable-to-any-order form of its backward)."""
+    if mode == "GRU":  # b_hh stays inside the recurrent product: the reset gate multiplies it
+        steps, recurrent_bias = unbind(linear(x, w_ih, b_ih)), b_hh
+    else:  # both biases add before the cell: fold them into the input projection, once for all steps
+        steps, recurrent_bias = unbind(linear(x, w_ih, None if b_ih is None else add(b_ih, b_hh))), None
+    h, c = h0, c0
+    hs = [None] * len(steps)
+    for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
+        recurrent = linear(h, w_hh, recurrent_bias)
+        if mode == "LSTM":
+            h, c = lstm_cell(add(steps[t], recurrent), c)
+        elif mode == "GRU":
+            h = gru_cell(steps[t], recurrent, h)
+        else:
+            pre = add(steps[t], recurrent)
+            h = tanh(pre) if mode == "RNN_TANH" else relu(pre)
+        hs[t] = h
+    return (stack(hs), h, c) if mode == "LSTM" else (stack(hs), h)
+
+
+class RecurrentLayer(Function):
+    """One layer in one direction over a whole sequence. Inputs: x (L, N, in), h0 (N, H), [c0 (N, H) for the
+    LSTM], w_ih, w_hh, [b_ih, b_hh]; outputs: the hidden states of every step (L, N, H), h_n[, c_n]."""
+
+    def __init__(self, mode, reverse, bias):
+        self.mode, self.reverse, self.bias = mode, reverse, bias
+
+    def _split(self, items):
+        """(x, h0, c0, w_ih, w_hh, b_ih, b_hh) from the inputs (None where absent)."""
+        items = list(items)
+        x, h0 = items[:2]
+        c0 = items[2] if self.mode == "LSTM" else None
+        rest = items[3:] if self.mode == "LSTM" else items[2:]
+        w_ih, w_hh = rest[:2]
+        b_ih, b_hh = rest[2:] if self.bias else (None, None)
+        return x, h0, c0, w_ih, w_hh, b_ih, b_hh
+
+    def _order(self, steps):
+        return range(steps - 1, -1, -1) if self.reverse else range(steps)
+
+    def _previous(self, xp, first, states):
+        """The state entering each step, in time order: first, then states shifted by one along the run."""
+        if self.reverse:
+            return xp.concatenate((states[1:], first[None]))
+        return xp.concatenate((first[None], states[:-1]))
+
+    def forward(self, backend, *arrays):
+        xp, mode = backend.xp, self.mode
+        x, h, c, w_ih, w_hh, b_ih, b_hh = self._split(arrays)
+        steps, batch, features = x.shape
+        pre = x.reshape(steps * batch, features) @ w_ih.T
+        if b_ih is not None:
+            pre += b_ih if mode == "GRU" else b_ih + b_hh
+        pre = pre.reshape(steps, batch, -1)
+        w_hh_t = w_hh.T
+        out = xp.empty((steps, batch, w_hh.shape[1]), dtype=x.dtype)
+        cells = xp.empty_like(out) if mode == "LSTM" else None
+        recurrent = xp.empty_like(pre) if mode == "GRU" else None
+        for t in self._order(steps):
+            if mode == "LSTM":
+                gates = pre[t]
+                gates += h @ w_hh_t
+                h, c = backend.lstm_cell(gates, c)
+                cells[t] = c
+            elif mode == "GRU":
+                gh = recurrent[t]
+                xp.matmul(h, w_hh_t, out=gh)
+                if b_hh is not None:
+                    gh += b_hh
+                h = backend.gru_cell(pre[t], gh, h)
+            else:
+                a = pre[t]
+                a += h @ w_hh_t
+                h = xp.tanh(a) if mode == "RNN_TANH" else xp.maximum(a, 0)
+            out[t] = h
+        self.saved = (pre, cells, recurrent)
+        last = 0 if self.reverse else steps - 1
+        return (out, out[last], cells[last]) if mode == "LSTM" else (out, out[last])
+
+    def backward(self, grad_out, grad_h, grad_c=None):
+        if is_grad_enabled():
+            return self._recorded_backward(grad_out, grad_h, grad_c)
+        backend, mode = self.backend, self.mode
+        xp = backend.xp
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh = self._split(t.data for t in self.inputs)
+        pre, cells, recurrent = self.saved
+        out = self.outputs_data[0]
+        steps = x.shape[0]
+        h_prev = self._previous(xp, h0, out)
+        c_prev = self._previous(xp, c0, cells) if mode == "LSTM" else None
+        dh = xp.zeros_like(h0) if grad_h is None else grad_h.data
+        dc = (xp.zeros_like(c0) if grad_c is None else grad_c.data) if mode == "LSTM" else None
+        d_pre = xp.empty_like(pre)
+        d_rec = xp.empty_like(recurrent) if mode == "GRU" else d_pre  # gradient of the recurrent product
+        for t in reversed(self._order(steps)):
+            dh_t = dh if grad_out is None else dh + grad_out.data[t]
+            if mode == "LSTM":
+                d_pre[t], dc = backend.lstm_cell_backward(pre[t], c_prev[t], dh_t, dc)
+                dh = d_pre[t] @ w_hh
+            elif mode == "GRU":
+                d_pre[t], d_rec[t], dh = backend.gru_cell_backward(pre[t], recurrent[t], h_prev[t], dh_t)
+                dh = dh + d_rec[t] @ w_hh
+            else:
+                d_pre[t] = dh_t * (1 - out[t] * out[t]) if mode == "RNN_TANH" else dh_t * (out[t] > 0)
+                dh = d_pre[t] @ w_hh
+        need_x, need_h0, need_c0, need_w_ih, need_w_hh, need_b_ih, need_b_hh = self._split(self.needs_input_grad)
+        rows = d_pre.reshape(-1, d_pre.shape[-1])  # (L*N, G*H): every step at once
+        rec_rows = d_rec.reshape(-1, d_rec.shape[-1])
+        grads = ((rows @ w_ih).reshape(x.shape) if need_x else None,
+                 dh if need_h0 else None,
+                 dc if need_c0 else None,
+                 rows.T @ x.reshape(-1, x.shape[-1]) if need_w_ih else None,
+                 rec_rows.T @ h_prev.reshape(-1, h_prev.shape[-1]) if need_w_hh else None,
+                 rows.sum(axis=0) if need_b_ih else None,
+                 rec_rows.sum(axis=0) if need_b_hh else None)
+        return self._pack(*(None if g is None else Tensor(g, backend) for g in grads))
+
+    def _pack(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        """The inverse of _split: values in the order of the inputs."""
+        return ((x, h0) + ((c0,) if self.mode == "LSTM" else ()) + (w_ih, w_hh)
+                + ((b_ih, b_hh) if self.bias else ()))
+
+    def _recorded_backward(self, *grads):
+        outputs = recurrent_steps(self.mode, *self._split(self.inputs), reverse=self.reverse)
+        pairs = [(o, g) for o, g in zip(outputs, grads) if g is not None]
+        wanted = [i for i, need in enumerate(self.needs_input_grad) if need]
+        got = _grad([o for o, _ in pairs], [self.inputs[i] for i in wanted], [g for _, g in pairs],
+                    create_graph=True, allow_unused=True)
+        result = [None] * len(self.inputs)
+        for i, g in zip(wanted, got):
+            result[i] = g
+        return tuple(result)
+
+
+def recurrent_layer(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+    """Run one recurrent layer in one direction over x (L, N, in) from h0 (and c0 for "LSTM") (N, H), with
+    PyTorch's weights w_ih (G*H, in), w_hh (G*H, H), optional biases (G*H); ``mode`` is "RNN_TANH", "RNN_RELU",
+    "LSTM" or "GRU". Returns (outputs (L, N, H), h_n) or, for the LSTM, (outputs, h_n, c_n)."""
+    if mode not in MODES:
+        raise ValueError(f"recurrent_layer: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError("recurrent_layer: give both biases (b_ih and b_hh) or neither")
+    for name, t in (("h0", h0), ("c0", c0), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)):
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"recurrent_layer: x has dtype {x.dtype} but {name} has {t.dtype}; convert one with "
+                            f".to(dtype=...)")
+    node = RecurrentLayer(mode, reverse, b_ih is not None)
+    return node.apply(*node._pack(x, h0, c0, w_ih, w_hh, b_ih, b_hh))

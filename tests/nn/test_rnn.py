@@ -277,5 +277,5 @@ def test_bad_arguments_raise_clear_errors():
         nn.LSTMCell(3, 4)(gn.randn(2, 3), (gn.zeros(2, 4), gn.zeros(2, 5)))
     with pytest.raises(ValueError, match=r"gates must be \(batch, 4\*hidden\)"):
         lstm_cell(gn.randn(2, 7), gn.randn(2, 2))
-    with pytest.raises(TypeError, match="input has dtype float64 but the weight has float32"):
+    with pytest.raises(TypeError, match="input has dtype float64 but the layer's weights have float32"):
         nn.GRU(3, 2)(gn.randn(4, 1, 3, dtype=gn.float64))

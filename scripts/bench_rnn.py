@@ -1,0 +1,103 @@
+"""LSTM forward + backward on the CPU, gpunet against PyTorch, on the same weights and inputs.
+
+Cases: seed 000's IMDB model (batch 128, 200 steps, embedding 15 -> hidden 10) and a bigger one (batch 64,
+100 steps, 128 -> hidden 128). One iteration is a forward pass, a loss on the last hidden state (many-to-one, as
+the seed's sentiment model) and a backward pass to the input and every weight. The frameworks alternate so that
+machine noise hits both alike; the script prints each one's median and the ratio gpunet / PyTorch.
+
+    python scripts/bench_rnn.py [--repeats 10] [--case imdb|big|all] [--threads N]
+
+``--threads N`` limits both frameworks' BLAS/intra-op threads to N (PyTorch's ``set_num_threads``, NumPy's BLAS
+through threadpoolctl): on a busy machine, spinning BLAS threads distort the comparison.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+
+CASES = {  # name: (batch, steps, input size, hidden size)
+    "imdb": (128, 200, 15, 10),
+    "big": (64, 100, 128, 128),
+}
+
+
+def runners(batch, steps, inputs, hidden):
+    try:
+        import torch
+    except ImportError:
+        sys.exit('bench_rnn: needs PyTorch as the reference: pip install "gpunet[test]"')
+    import gpunet as gn
+
+    gn.set_device("cpu")
+    torch.manual_seed(0)
+    theirs = torch.nn.LSTM(inputs, hidden)
+    ours = gn.nn.LSTM(inputs, hidden)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((steps, batch, inputs)).astype(np.float32)
+
+    def run_torch():
+        tx = torch.tensor(x, requires_grad=True)
+        theirs.zero_grad()
+        _, (h, _) = theirs(tx)
+        (h * h).sum().backward()
+        return float(tx.grad.abs().sum())
+
+    def run_gpunet():
+        gx = gn.tensor(x, requires_grad=True)
+        ours.zero_grad()
+        _, (h, _) = ours(gx)
+        (h * h).sum().backward()
+        return float(gx.grad.abs().sum().item())
+
+    return {"gpunet": run_gpunet, "pytorch": run_torch}
+
+
+def bench(name, repeats):
+    batch, steps, inputs, hidden = CASES[name]
+    runs = runners(batch, steps, inputs, hidden)
+    first = {k: run() for k, run in runs.items()}  # warm-up, and a check that both compute the same thing
+    if not np.isclose(first["gpunet"], first["pytorch"], rtol=1e-3):
+        sys.exit(f"bench_rnn: the two frameworks disagree on the input gradient: {first}")
+    times = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[k].append(time.perf_counter() - start)
+    medians = {k: statistics.median(t) for k, t in times.items()}
+    print(f"LSTM {name}: batch {batch}, {steps} steps, {inputs} -> {hidden}, float32, forward + backward")
+    for k, t in times.items():
+        print(f"  {k:8s} median {medians[k] * 1e3:8.2f} ms  (min {min(t) * 1e3:.2f}, max {max(t) * 1e3:.2f})")
+    ratio = medians["gpunet"] / medians["pytorch"]
+    print(f"  ratio gpunet/pytorch = {ratio:.2f}")
+    return ratio
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10, help="timed iterations per framework")
+    parser.add_argument("--case", choices=(*CASES, "all"), default="all")
+    parser.add_argument("--threads", type=int, default=None, help="BLAS / intra-op threads for both frameworks")
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.threads:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            sys.exit("bench_rnn: --threads needs threadpoolctl (pip install threadpoolctl)")
+        threadpool_limits(args.threads)
+        torch.set_num_threads(args.threads)
+
+    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    for name in CASES if args.case == "all" else (args.case,):
+        bench(name, args.repeats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
