@@ -37,9 +37,11 @@ class EmbeddingGrad(Function):
         return EmbeddingLookup(self.idx, self.padding_idx, mask_padding=True).apply(g_weight)
 
 
-def _indices(input, num_embeddings):
-    """The backend array of integer indices in ``input``, checked against [0, num_embeddings)."""
-    data = input.data if isinstance(input, Tensor) else input
+def _indices(input, weight):
+    """The backend array of integer indices in ``input`` (a tensor, or array-like data moved to the weight's
+    device), checked against [0, num_embeddings)."""
+    num_embeddings = weight.shape[0]
+    data = input.data if isinstance(input, Tensor) else weight.backend.asarray(input)
     dtype = getattr(data, "dtype", None)
     if dtype is None or numpy.dtype(dtype).kind not in "iu":
         raise TypeError(f"embedding: the indices must be an integer tensor (int64 or int32), got "
@@ -68,4 +70,4 @@ def embedding(input, weight, padding_idx=None):
     if isinstance(input, Tensor) and input.backend is not weight.backend:
         raise DeviceMismatchError(f"embedding: the indices are on {input.backend.device} and the weight on "
                            f"{weight.backend.device}; move them to one device with .to(device)")
-    return EmbeddingLookup(_indices(input, num_embeddings), padding_idx).apply(weight)
+    return EmbeddingLookup(_indices(input, weight), padding_idx).apply(weight)

@@ -43,6 +43,7 @@ def test_from_pretrained_freezes_by_default(device):
     frozen = nn.Embedding.from_pretrained(gn.tensor(table))
     assert not frozen.weight.requires_grad
     np.testing.assert_array_equal(frozen(gn.tensor([3, 0])).numpy(), table[[3, 0]])
+    np.testing.assert_array_equal(F.embedding([[1], [2]], frozen.weight).numpy(), table[[[1], [2]]])  # array-like
     assert nn.Embedding.from_pretrained(table, freeze=False).weight.requires_grad
 
 
