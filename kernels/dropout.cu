@@ -7,6 +7,8 @@
 // It is 0 when the word is below `threshold` (round(p * 2^32), computed on the host) and `scale`
 // (1 / (1 - p) rounded to the output type) otherwise: an integer decision, so every backend agrees.
 // One thread per Philox block: it computes four words and writes the (up to) four elements they cover.
+// dropout_apply_* fuses the mask with its use: y = x * mask, the mask never stored (the backward applies the
+// same (seed, offset) to the incoming gradient).
 #include "common.cuh"
 
 namespace {
@@ -35,18 +37,23 @@ __device__ __forceinline__ Words philox4x32_10(unsigned long long counter, unsig
     return Words{{c0, c1, c2, c3}};
 }
 
+// out[i] = mask value of element i (x == nullptr) or x[i] * mask value (the reference's x * mask: NaN and
+// the sign of zero behave as that product does).
 template <typename T>
-__device__ __forceinline__ void dropout_mask(T* __restrict__ mask, long long n, unsigned long long seed,
-                                             long long offset, unsigned int threshold, T scale) {
+__device__ __forceinline__ void dropout(const T* __restrict__ x, T* __restrict__ out, long long n,
+                                        unsigned long long seed, long long offset, unsigned int threshold, T scale) {
     if (n <= 0) return;
     const long long first = offset / 4;
     const long long blocks = (offset + n + 3) / 4 - first;
     GPUNET_GRID_STRIDE_LOOP(b, blocks) {
         const Words r = philox4x32_10(static_cast<unsigned long long>(first + b), seed);
-        const long long base = 4 * (first + b) - offset;  // mask index of lane 0 (negative in the first block)
+        const long long base = 4 * (first + b) - offset;  // index of lane 0 (negative in the first block)
         for (int lane = 0; lane < 4; ++lane) {
             const long long i = base + lane;
-            if (i >= 0 && i < n) mask[i] = r.w[lane] >= threshold ? scale : T(0);
+            if (i >= 0 && i < n) {
+                const T m = r.w[lane] >= threshold ? scale : T(0);
+                out[i] = x ? x[i] * m : m;
+            }
         }
     }
 }
@@ -57,10 +64,23 @@ __device__ __forceinline__ void dropout_mask(T* __restrict__ mask, long long n, 
 // blocks = ceil((offset + n) / 4) - offset / 4 (any grid: grid-stride).
 extern "C" __global__ void dropout_mask_f32(float* __restrict__ mask, long long n, unsigned long long seed,
                                             long long offset, unsigned int threshold, float scale) {
-    dropout_mask<float>(mask, n, seed, offset, threshold, scale);
+    dropout<float>(nullptr, mask, n, seed, offset, threshold, scale);
 }
 
 extern "C" __global__ void dropout_mask_f64(double* __restrict__ mask, long long n, unsigned long long seed,
                                             long long offset, unsigned int threshold, double scale) {
-    dropout_mask<double>(mask, n, seed, offset, threshold, scale);
+    dropout<double>(nullptr, mask, n, seed, offset, threshold, scale);
+}
+
+// y[i] = x[i] * mask[i] for the mask of (seed, offset, threshold, scale) above, without storing the mask.
+extern "C" __global__ void dropout_apply_f32(const float* __restrict__ x, float* __restrict__ y, long long n,
+                                             unsigned long long seed, long long offset, unsigned int threshold,
+                                             float scale) {
+    dropout<float>(x, y, n, seed, offset, threshold, scale);
+}
+
+extern "C" __global__ void dropout_apply_f64(const double* __restrict__ x, double* __restrict__ y, long long n,
+                                             unsigned long long seed, long long offset, unsigned int threshold,
+                                             double scale) {
+    dropout<double>(x, y, n, seed, offset, threshold, scale);
 }

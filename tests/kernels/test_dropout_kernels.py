@@ -72,11 +72,35 @@ def test_empty_mask_launch_writes_nothing(mod):
     assert np.isnan(sentinel).all()
 
 
+def apply(mod, x, p, seed, offset, grid=None, block=64):
+    y = ce.nan_array(x.shape, x.dtype)
+    blocks = (offset + x.size + 3) // 4 - offset // 4
+    kernel = "dropout_apply_f32" if x.dtype == np.float32 else "dropout_apply_f64"
+    mod.launch(kernel, grid or max(1, -(-blocks // block)), block,
+               (x, y, np.int64(x.size), np.uint64(seed), np.int64(offset), np.uint32(ref.drop_threshold(p)),
+                x.dtype.type(1.0 / (1.0 - p))))
+    return y
+
+
+@pytest.mark.parametrize("n, p, seed, offset", CASES[::2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_apply_equals_input_times_mask_exactly(mod, n, p, seed, offset, dtype):
+    x = np.random.default_rng(n).standard_normal(n).astype(dtype)
+    x[:3] = [np.nan, -0.0, -1.0][:n] if n >= 3 else x[:3]
+    y = apply(mod, x, p, seed, offset)
+    expected = x * ref.dropout_mask(np, (n,), p, seed, offset, dtype)
+    np.testing.assert_array_equal(y, expected)  # NaN where expected is NaN
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(expected))
+    np.testing.assert_array_equal(y, ref.dropout_apply(np, x, p, seed, offset))
+
+
 def test_dropout_kernel_under_address_sanitizer():
     asan = ce.load(DROPOUT, sanitize="address")
     for n, p, seed, offset in [(1, 0.5, 1, 3), (1027, 0.4, 5, 6)]:
         got = launch(asan, n, p, seed, offset, grid=2, block=32)
         np.testing.assert_array_equal(got, ref.dropout_mask(np, (n,), p, seed, offset, np.float32))
+        x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+        np.testing.assert_array_equal(apply(asan, x, p, seed, offset, grid=2, block=32), x * got)
 
 
 def test_the_emulated_device_launches_the_kernel_and_matches_the_cpu():

@@ -55,3 +55,8 @@ def dropout_mask(xp, shape, p, seed, offset, dtype):
         n *= int(d)
     keep = random_words(xp, n, int(seed), int(offset)) >= numpy.uint32(drop_threshold(p))
     return (keep * xp.asarray(1.0 / (1.0 - p), dtype=dtype)).astype(dtype, copy=False).reshape(shape)
+
+
+def dropout_apply(xp, x, p, seed, offset):
+    """``x * dropout_mask(x.shape, p, seed, offset, x.dtype)``: inverted dropout with the mask of (seed, offset)."""
+    return x * dropout_mask(xp, x.shape, p, seed, offset, x.dtype)
