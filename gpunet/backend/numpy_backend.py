@@ -61,3 +61,4 @@ class NumpyBackend:
     col2im = fused(_conv.col2im)
     batch_norm_stats = fused(_batchnorm.batch_norm_stats)
     embedding_backward = fused(_embedding.embedding_backward)
+    dropout_apply = fused(_dropout.dropout_apply)
