@@ -191,7 +191,7 @@ CUDA_KERNELS = {name: "softmax" for name in ("softmax", "log_softmax", "softmax_
                                              "softmax_cross_entropy_backward")}
 CUDA_KERNELS.update({name: "embedding" for name in ("embedding_backward",)})
 CUDA_KERNELS.update({name: "batchnorm" for name in ("batch_norm_stats",)})
-CUDA_KERNELS.update({name: "dropout" for name in ("dropout_mask",)})
+CUDA_KERNELS.update({name: "dropout" for name in ("dropout_mask", "dropout_apply")})
 CUDA_KERNELS.update({name: "optimizers" for name in ("sgd_update", "adam_update")})
 CUDA_KERNELS.update({name: "rnn" for name in ("lstm_cell", "lstm_cell_backward", "gru_cell", "gru_cell_backward")})
 CUDA_KERNELS.update({name: "pool" for name in ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")})
