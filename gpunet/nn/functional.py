@@ -7,12 +7,11 @@ from __future__ import annotations
 import warnings
 
 from .. import random as _random
-from ..autograd.tensor import Tensor
 from ..ops.activation import (bipolar_sigmoid, bipolar_step, elu, erf, gelu, hardtanh, leaky_relu, prelu, softplus,
                               step)
-from ..ops.arithmetic import mul
 from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.linear import linear
+from ..ops.dropout import dropout as _dropout
 from ..ops.embedding import embedding  # noqa: F401
 from ..ops.normalization import batch_norm  # noqa: F401
 from ..ops.conv import conv1d, conv2d, conv_transpose2d, fold, unfold  # noqa: F401
@@ -40,14 +39,14 @@ def _check_p(p, where):
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Inverted dropout: in training, zero each element with probability ``p`` and scale the rest by 1/(1-p).
 
-    The mask comes from the backend's counter-based ``dropout_mask`` kernel with a seed drawn from gpunet's
-    generator, so ``gpunet.manual_seed`` fixes it on every backend.
+    The mask comes from the backend's counter-based generator (``dropout_apply``, which never stores it; the
+    backward regenerates it) with a seed drawn from gpunet's generator, so ``gpunet.manual_seed`` fixes it on
+    every backend.
     """
     _check_p(p, "dropout")
     if not training or p == 0.0:
         return input
-    mask = input.backend.dropout_mask(input.shape, p, _random.next_seed(), 0, input.dtype)
-    return mul(input, Tensor(mask, input.backend))
+    return _dropout(input, p, _random.next_seed())
 
 
 def _legacy_dim(x, name):
