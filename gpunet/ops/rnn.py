@@ -245,9 +245,14 @@ class RecurrentLayer(Function):
                  dc if need_c0 else None,
                  rows.T @ x.reshape(-1, x.shape[-1]) if need_w_ih else None,
                  rec_rows.T @ h_prev.reshape(-1, h_prev.shape[-1]) if need_w_hh else None,
-                 rows.sum(axis=0) if need_b_ih else None,
-                 rec_rows.sum(axis=0) if need_b_hh else None)
+                 *self._bias_grads(rows, rec_rows, need_b_ih, need_b_hh))
         return self._pack(*(None if g is None else Tensor(g, backend) for g in grads))
+
+    def _bias_grads(self, rows, rec_rows, need_b_ih, need_b_hh):
+        if self.mode == "GRU":
+            return (rows.sum(axis=0) if need_b_ih else None), (rec_rows.sum(axis=0) if need_b_hh else None)
+        grad = rows.sum(axis=0) if need_b_ih or need_b_hh else None  # both biases add before the cell: equal
+        return (grad if need_b_ih else None), (None if not need_b_hh else grad.copy() if need_b_ih else grad)
 
     def _pack(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         """The inverse of _split: values in the order of the inputs."""
@@ -274,8 +279,20 @@ def recurrent_layer(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=F
         raise ValueError(f"recurrent_layer: mode must be one of {', '.join(MODES)}, got {mode!r}")
     if (b_ih is None) != (b_hh is None):
         raise ValueError("recurrent_layer: give both biases (b_ih and b_hh) or neither")
+    rows = MODES[mode] * w_hh.shape[-1]
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise ValueError(f"recurrent_layer: x must be (L, N, in) with L >= 1, got shape {tuple(x.shape)}")
+    expected = {"h0": (x.shape[1], w_hh.shape[-1]), "c0": (x.shape[1], w_hh.shape[-1]), "w_ih": (rows, x.shape[2]),
+                "w_hh": (rows, w_hh.shape[-1]), "b_ih": (rows,), "b_hh": (rows,)}
     for name, t in (("h0", h0), ("c0", c0), ("w_ih", w_ih), ("w_hh", w_hh), ("b_ih", b_ih), ("b_hh", b_hh)):
-        if t is not None and t.dtype != x.dtype:
+        if t is None:
+            if name == "h0" or (name == "c0" and mode == "LSTM"):
+                raise ValueError(f"recurrent_layer: {name} is required for mode {mode!r}")
+            continue
+        if tuple(t.shape) != expected[name]:
+            raise ValueError(f"recurrent_layer: {name} must have shape {expected[name]} for x {tuple(x.shape)} and "
+                             f"w_hh {tuple(w_hh.shape)} in mode {mode!r}, got {tuple(t.shape)}")
+        if t.dtype != x.dtype:
             raise TypeError(f"recurrent_layer: x has dtype {x.dtype} but {name} has {t.dtype}; convert one with "
                             f".to(dtype=...)")
     node = RecurrentLayer(mode, reverse, b_ih is not None)

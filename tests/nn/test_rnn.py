@@ -6,7 +6,7 @@ import torch
 
 import gpunet as gn
 from gpunet import nn
-from gpunet.ops.rnn import gru_cell, lstm_cell
+from gpunet.ops.rnn import gru_cell, lstm_cell, recurrent_layer, recurrent_steps
 from gpunet.testing import gradcheck, gradgradcheck
 
 KINDS = ("LSTM", "GRU", "RNN")
@@ -212,6 +212,30 @@ def test_layer_gradcheck_and_gradgradcheck(device, kind):
     gradgradcheck(fn, (x, h0, c0) if kind == "LSTM" else (x, h0, c0.detach()))
 
 
+@pytest.mark.parametrize("mode", ("LSTM", "GRU", "RNN_TANH", "RNN_RELU"))
+@pytest.mark.parametrize("reverse", [False, True])
+def test_recurrent_layer_node_gradcheck_with_every_input(device, mode, reverse):
+    gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    rng = np.random.default_rng(9)
+    shapes = [(2, 1, 2), (1, 2), (1, 2), (gates * 2, 2), (gates * 2, 2), (gates * 2,), (gates * 2,)]
+    inputs = [gn.tensor(rand(rng, s), requires_grad=True) for s in shapes]
+    if mode != "LSTM":
+        inputs[2] = None
+
+    def fn(x, h0, c0, *weights):
+        return recurrent_layer(mode, x, h0, c0, *weights, reverse=reverse)
+
+    ours = fn(*inputs)
+    steps = recurrent_steps(mode, *inputs, reverse=reverse)
+    for a, b in zip(ours, steps):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
+    check = fn if mode == "LSTM" else (lambda x, h0, *w: fn(x, h0, None, *w))
+    checked = inputs if mode == "LSTM" else inputs[:2] + inputs[3:]
+    gradcheck(check, checked)
+    if not reverse:  # second derivatives: the recorded backward is the same code for both directions
+        gradgradcheck(check, checked)
+
+
 def test_cell_ops_gradcheck_and_gradgradcheck(device):
     rng = np.random.default_rng(6)
     lstm_inputs = [gn.tensor(rand(rng, s) * 2, requires_grad=True) for s in ((3, 8), (3, 2))]
@@ -279,3 +303,10 @@ def test_bad_arguments_raise_clear_errors():
         lstm_cell(gn.randn(2, 7), gn.randn(2, 2))
     with pytest.raises(TypeError, match="input has dtype float64 but the layer's weights have float32"):
         nn.GRU(3, 2)(gn.randn(4, 1, 3, dtype=gn.float64))
+    w = gn.randn(8, 2)
+    with pytest.raises(ValueError, match=r"c0 is required for mode 'LSTM'"):
+        recurrent_layer("LSTM", gn.randn(3, 1, 2), gn.zeros(1, 2), None, w, w)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(1, 2\)"):
+        recurrent_layer("LSTM", gn.randn(3, 1, 2), gn.zeros(2, 2), gn.zeros(1, 2), w, w)
+    with pytest.raises(ValueError, match=r"x must be \(L, N, in\) with L >= 1"):
+        recurrent_layer("GRU", gn.randn(0, 1, 2), gn.zeros(1, 2), None, gn.randn(6, 2), gn.randn(6, 2))
