@@ -278,6 +278,11 @@ def test_first_order_backward_runs_the_fused_kernel_and_create_graph_the_recorde
     assert len(calls) == 1 and all(g.requires_grad for g in recorded)
     for a, b in zip(fused, recorded):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    calls.clear()
+    layer = nn.LSTM(3, 4, bidirectional=True)
+    output, _ = layer(gn.randn(5, 2, 3))
+    output.sum().backward()
+    assert len(calls) == 5 * 2  # one fused backward per step and direction
 
 
 def test_bad_arguments_raise_clear_errors():
