@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gpunet as gn
 import gpunet.nn.functional as F
@@ -113,6 +115,49 @@ def test_backends_agree_in_float32(device):
     y.sum().backward()
     np.testing.assert_allclose(y.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(layer.weight.grad.numpy(), expected_grad, rtol=1e-5, atol=1e-4)
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(1, 2), groups=st.integers(1, 2), cin=st.integers(1, 2), cout=st.integers(1, 2),
+       size=st.tuples(st.integers(1, 7), st.integers(1, 7)), kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       stride=st.tuples(st.integers(1, 3), st.integers(1, 3)), padding=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+       dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)), seed=st.integers(0, 2**16))
+def test_random_geometries_agree_on_both_devices_and_with_torch(n, groups, cin, cout, size, kernel, stride, padding,
+                                                                 dilation, seed):
+    if any(s + 2 * p < d * (k - 1) + 1 for s, k, p, d in zip(size, kernel, padding, dilation)):
+        return  # the kernel does not fit: the error is tested below
+    x = _data((n, cin * groups) + size, seed).astype(np.float32)
+    w = _data((cout * groups, cin) + kernel, seed + 1).astype(np.float32)
+    args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    tx, tw = torch.tensor(x, dtype=torch.float64, requires_grad=True), torch.tensor(w, dtype=torch.float64,
+                                                                                    requires_grad=True)
+    ty = TF.conv2d(tx, tw, **args)
+    gy = _data(tuple(ty.shape), seed + 2).astype(np.float32)
+    ty.backward(torch.tensor(gy, dtype=torch.float64))
+    for device in ("cpu", "cuda-emu"):
+        gx, gw = gn.tensor(x, device=device, requires_grad=True), gn.tensor(w, device=device, requires_grad=True)
+        y = F.conv2d(gx, gw, **args)
+        y.backward(gn.tensor(gy, device=device))
+        np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-5, err_msg=device)
+        np.testing.assert_allclose(gx.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=device)
+        np.testing.assert_allclose(gw.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=device)
+
+
+def test_second_derivatives_in_float32_match_torch(device):
+    """The double-backward graph (Im2Col and Col2Im nodes, float32 kernels on cuda-emu) against torch's."""
+    x, w = _data((2, 4, 6, 5), 0), _data((4, 2, 3, 2), 1)
+    args = dict(stride=(2, 1), padding=1, dilation=(1, 2), groups=2)
+    gx, gw = (gn.tensor(v, dtype=gn.float32, requires_grad=True) for v in (x, w))
+    tx, tw = (torch.tensor(v, requires_grad=True) for v in (x, w))
+    results = []
+    for lib, fn, a, b in ((gn, F.conv2d, gx, gw), (torch, TF.conv2d, tx, tw)):
+        y = fn(a, b, **args)
+        ga, gb = (gn.grad if lib is gn else torch.autograd.grad)((y * y).sum(), (a, b), create_graph=True)
+        penalty = (ga * ga).sum() + (gb * gb * gb).sum()
+        results.append([g.numpy() if lib is gn else g.detach().numpy()
+                         for g in (gn.grad if lib is gn else torch.autograd.grad)(penalty, (a, b))])
+    for mine, ref in zip(*results):
+        np.testing.assert_allclose(mine, ref, rtol=2e-4, atol=2e-3 * np.abs(ref).max())
 
 
 # ----- layers -----------------------------------------------------------------------------------------------
