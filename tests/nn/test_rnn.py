@@ -190,9 +190,10 @@ def test_cells_match_torch(device, kind, unbatched):
     g_loss.backward()
     for g, t in zip([gx, *gs, *ours.parameters()], [tx, *ts, *theirs.parameters()]):
         assert_close(g.grad, t.grad)
-    zero_state = ours(gx)  # hx=None: zeros
-    expected = theirs(tx)
-    for t, g in zip(expected if kind == "LSTMCell" else (expected,), zero_state if kind == "LSTMCell" else (zero_state,)):
+    zero_state, expected = ours(gx), theirs(tx)  # hx=None: zeros
+    if kind != "LSTMCell":
+        zero_state, expected = (zero_state,), (expected,)
+    for g, t in zip(zero_state, expected):
         assert_close(g, t)
 
 
