@@ -56,13 +56,18 @@ class Conv2d(Function):
         self.geometry = (kernel, stride, padding, dilation)
         self.groups, self.out_shape = groups, out_shape
 
+    def _sizes(self, x_shape, weight_shape):
+        """N, O, G, O/G, C/G*kh*kw and L (explicit: a -1 cannot be resolved when the batch is empty)."""
+        n, o, g = x_shape[0], weight_shape[0], self.groups
+        return n, o, g, o // g, x_shape[1] // g * weight_shape[2] * weight_shape[3], self.out_shape[0] * self.out_shape[1]
+
     def forward(self, backend, x, weight, bias=None):
         xp = backend.xp
-        n, o, g = x.shape[0], weight.shape[0], self.groups
+        n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
         cols = backend.im2col(x, *self.geometry)  # (N, C*K, L)
         self.cols = cols  # reused by the weight gradient when no graph of the backward is built
-        y = xp.matmul(weight.reshape(g, o // g, -1), cols.transpose(1, 0, 2).reshape(g, -1, cols.shape[0] * cols.shape[2]))
-        y = y.reshape((o, n) + self.out_shape).transpose(1, 0, 2, 3)  # (G, O/G, N*L) -> (N, O, OH, OW) view
+        y = xp.matmul(weight.reshape(g, og, ckg), cols.transpose(1, 0, 2).reshape(g, ckg, n * l))  # (G, O/G, N*L)
+        y = y.reshape((o, n) + self.out_shape).transpose(1, 0, 2, 3)  # a (N, O, OH, OW) view
         out = xp.empty(y.shape, dtype=y.dtype)
         if bias is None:
             out[...] = y
@@ -73,20 +78,20 @@ class Conv2d(Function):
     def backward(self, gy):
         x, weight = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
-        n, o, g = x.shape[0], weight.shape[0], self.groups
-        gy3 = reshape(gy, (n, o, -1))
-        gy_g = reshape(permute(gy3, (1, 0, 2)), (g, o // g, -1))  # (G, O/G, N*L)
+        n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
+        gy3 = reshape(gy, (n, o, l))
+        gy_g = reshape(permute(gy3, (1, 0, 2)), (g, og, n * l))
         gx = gw = gb = None
         if need[0]:
-            gcols = matmul(transpose(reshape(weight, (g, o // g, -1)), -1, -2), gy_g)  # (G, C/G*K, N*L)
-            gcols = permute(reshape(gcols, (-1, n, gy3.shape[-1])), (1, 0, 2))  # (N, C*K, L), channel-major
+            gcols = matmul(transpose(reshape(weight, (g, og, ckg)), -1, -2), gy_g)  # (G, C/G*K, N*L)
+            gcols = permute(reshape(gcols, (g * ckg, n, l)), (1, 0, 2))  # (N, C*K, L), stored channel-major
             gx = Col2Im(x.shape, *self.geometry).apply(gcols)
         if need[1]:
             if is_grad_enabled() and x.requires_grad:  # building a graph of the backward: cols as a node of x
                 cols = Im2Col(x.shape, *self.geometry).apply(x)
             else:
                 cols = Tensor(self.cols, x.backend)
-            cols_g = reshape(permute(cols, (1, 0, 2)), (g, -1, n * cols.shape[-1]))  # a view: channel-major
+            cols_g = reshape(permute(cols, (1, 0, 2)), (g, ckg, n * l))  # a view: channel-major
             gw = reshape(matmul(gy_g, transpose(cols_g, -1, -2)), weight.shape)
         if len(need) > 2 and need[2]:
             gb = sum(gy3, (0, 2))

@@ -102,6 +102,15 @@ def test_first_and_second_derivatives_match_finite_differences(device, fn):
     assert gradgradcheck(fn, (x, w, b))
 
 
+def test_empty_batch_gives_empty_outputs_and_zero_parameter_gradients(device):
+    x = gn.randn(0, 4, 5, 5, requires_grad=True)
+    w, b = gn.randn(6, 2, 3, 3, requires_grad=True), gn.randn(6, requires_grad=True)
+    y = F.conv2d(x, w, b, padding=1, groups=2)
+    y.sum().backward()
+    assert y.shape == (0, 6, 5, 5) and x.grad.shape == (0, 4, 5, 5)
+    assert not w.grad.numpy().any() and not b.grad.numpy().any()
+
+
 def test_backends_agree_in_float32(device):
     gn.manual_seed(3)
     layer = nn.Conv2d(3, 5, (3, 2), stride=(1, 2), padding=(2, 1), dilation=(2, 1), device="cpu")
