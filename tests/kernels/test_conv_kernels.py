@@ -132,3 +132,18 @@ def test_conv_kernels_under_address_sanitizer():
     np.testing.assert_array_equal(cols, ref.im2col(np, x, *geo))
     back = run_col2im(asan, cols, x.shape, *geo, grid=2, block=32)
     np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
+
+
+def test_backend_launchers_cover_any_size_with_a_capped_grid():
+    """CupyBackend.im2col / col2im on cuda-emu with the grid capped at 2 blocks: grid-stride loops cover the rest."""
+    from gpunet.backend.cupy_backend import emulated_backend
+
+    backend = emulated_backend()
+    backend.max_grid_blocks = 2
+    x = inputs((3, 2, 9, 10), seed=6)
+    geo = ((2, 3), (1, 2), (1, 1), (2, 1))
+    cols = backend.to_numpy(backend.im2col(backend.asarray(x), *geo))
+    np.testing.assert_array_equal(cols, ref.im2col(np, x, *geo))
+    back = backend.to_numpy(backend.col2im(backend.asarray(cols), x.shape, *geo))
+    np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
+    assert backend.kernel_implementation("im2col") == backend.kernel_implementation("col2im") == "kernels/conv.cu"
