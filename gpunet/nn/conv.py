@@ -128,6 +128,19 @@ class ConvTranspose2d(_ConvNd):
             raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than stride "
                              f"{self.stride}")
 
-    def forward(self, input):
-        return _conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, self.output_padding,
+    def forward(self, input, output_size=None):
+        """``output_size`` (the output's (H, W), optionally with leading dimensions) picks output_padding, as in
+        PyTorch, when several output sizes map back to the input's size."""
+        output_padding = self.output_padding
+        if output_size is not None:
+            size = tuple(output_size)[-2:]
+            smallest = tuple((input.shape[-2 + a] - 1) * self.stride[a] - 2 * self.padding[a]
+                             + self.dilation[a] * (self.kernel_size[a] - 1) + 1 for a in (0, 1))
+            output_padding = tuple(int(want) - low for want, low in zip(size, smallest))
+            if len(size) != 2 or any(not 0 <= op < s for op, s in zip(output_padding, self.stride)):
+                ranges = " and ".join(f"{what} in [{low}, {low + s - 1}]"
+                                      for what, low, s in zip("HW", smallest, self.stride))
+                raise ValueError(f"{self._where()}: output_size {tuple(output_size)} is not reachable from input "
+                                 f"{tuple(input.shape)}: it needs {ranges}")
+        return _conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
                                  self.groups, self.dilation, self._where())

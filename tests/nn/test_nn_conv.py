@@ -194,6 +194,22 @@ def test_layers_repr_state_dict_and_outputs_match_torch(ours, theirs, args, kwar
                                atol=1e-5)
 
 
+def test_conv_transpose2d_output_size_picks_the_output_padding():
+    torch.manual_seed(0)
+    ref = torch.nn.ConvTranspose2d(3, 2, 3, stride=(2, 3), padding=1)
+    mine = nn.ConvTranspose2d(3, 2, 3, stride=(2, 3), padding=1)
+    mine.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+    x = _data((1, 3, 4, 5), 0).astype(np.float32)
+    for size in ((7, 13), (8, 15), (1, 2, 8, 14)):
+        expected = ref(torch.tensor(x), output_size=size).detach().numpy()
+        y = mine(gn.tensor(x), output_size=size)
+        assert y.shape == expected.shape
+        np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"ConvTranspose2d\(3, 2.*output_size \(9, 13\) is not reachable from "
+                                         r"input \(1, 3, 4, 5\)"):
+        mine(gn.tensor(x), output_size=(9, 13))
+
+
 def test_default_initialisation_is_pytorchs():
     gn.manual_seed(0)
     layer = nn.Conv2d(6, 64, (5, 4), groups=2)
