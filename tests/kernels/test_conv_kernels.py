@@ -147,3 +147,20 @@ def test_backend_launchers_cover_any_size_with_a_capped_grid():
     back = backend.to_numpy(backend.col2im(backend.asarray(cols), x.shape, *geo))
     np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
     assert backend.kernel_implementation("im2col") == backend.kernel_implementation("col2im") == "kernels/conv.cu"
+
+
+def test_64_bit_index_path(tmp_path):
+    """Tensors beyond 2^31 elements take the 64-bit index instantiation; forced here on small tensors by a copy
+    of the source whose size test always answers "too large"."""
+    source = CONV.read_text()
+    narrow = "return a < 0x7FFFFFFFll && b < 0x7FFFFFFFll;"
+    assert source.count(narrow) == 1
+    (tmp_path / "conv_wide.cu").write_text(source.replace(narrow, "return false;"))
+    (tmp_path / "common.cuh").write_text((KERNELS_DIR / "common.cuh").read_text())
+    wide = ce.load(tmp_path / "conv_wide.cu")
+    x = inputs((2, 3, 7, 6), seed=7)
+    for geo in (((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 2), (2, 1), (1, 0), (1, 2))):  # unit and general stride
+        cols = run_im2col(wide, x, *geo)
+        np.testing.assert_array_equal(cols, ref.im2col(np, x, *geo))
+        back = run_col2im(wide, cols, x.shape, *geo)
+        np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
