@@ -8,3 +8,4 @@ from .reduction import argmax, argmin, log_softmax, logsumexp, max, mean, min, s
 from .factories import arange, empty, eye, full, linspace, ones, rand, rand_like, randint, randn, randn_like, zeros
 from .linear import linear
 from .rnn import gru_cell, lstm_cell, unbind
+from .conv import conv1d, conv2d, conv_transpose2d, fold, unfold
