@@ -7,5 +7,5 @@ from .elementwise import abs, clamp, compare, exp, log, relu, sigmoid, sqrt, tan
 from .reduction import argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, std, sum, var
 from .factories import arange, empty, eye, full, linspace, ones, rand, rand_like, randint, randn, randn_like, zeros
 from .linear import linear
-from .rnn import gru_cell, lstm_cell, unbind
+from .rnn import gru_cell, lstm_cell, recurrent_layer, unbind
 from .conv import conv1d, conv2d, conv_transpose2d, fold, unfold
