@@ -127,11 +127,12 @@ def test_any_launch_geometry_gives_the_same_result(mod, grid, block):
 def test_conv_kernels_under_address_sanitizer():
     asan = ce.load(CONV, sanitize="address")
     x = inputs((1, 2, 5, 7), seed=5)
-    geo = ((3, 3), (2, 2), (2, 1), (2, 1))  # padding reaches past every edge
-    cols = run_im2col(asan, x, *geo, grid=2, block=32)
-    np.testing.assert_array_equal(cols, ref.im2col(np, x, *geo))
-    back = run_col2im(asan, cols, x.shape, *geo, grid=2, block=32)
-    np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
+    # padding reaching past every edge, with a general stride and with unit stride (col2im's two paths)
+    for geo in (((3, 3), (2, 2), (2, 1), (2, 1)), ((2, 4), (1, 1), (1, 2), (2, 1))):
+        cols = run_im2col(asan, x, *geo, grid=2, block=32)
+        np.testing.assert_array_equal(cols, ref.im2col(np, x, *geo))
+        back = run_col2im(asan, cols, x.shape, *geo, grid=2, block=32)
+        np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
 
 
 def test_backend_launchers_cover_any_size_with_a_capped_grid():
