@@ -32,6 +32,13 @@ def reference_log_softmax(x, axis):
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
+def call(backend, kernel, *args):
+    """Fused ``kernel`` of ``backend`` (or a device name) on host arrays: inputs moved to the device, outputs back."""
+    backend = get_backend(backend) if isinstance(backend, str) else backend
+    out = getattr(backend, kernel)(*(backend.asarray(a) if isinstance(a, np.ndarray) else a for a in args))
+    return tuple(map(backend.to_numpy, out)) if isinstance(out, tuple) else backend.to_numpy(out)
+
+
 @pytest.fixture
 def fresh():
     """A new emulated-device backend: nothing compiled yet, its own kernel caches."""
@@ -56,37 +63,36 @@ def launches(monkeypatch):
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 def test_softmax_family_on_cuda_emu_matches_cpu_and_float64(op, shape, axis):
     x = (np.random.default_rng(len(shape) * 100 + shape[0]).standard_normal(shape) * 4).astype(np.float32)
-    emu, cpu = get_backend("cuda-emu"), get_backend("cpu")
-    got = getattr(emu, op)(x, axis)
+    got = call("cuda-emu", op, x, axis)
     expected = reference_log_softmax(x, axis)
     if op == "softmax":
         expected = np.exp(expected)
     assert got.dtype == np.float32 and got.shape == x.shape
     np.testing.assert_allclose(got, expected, **F32)
-    np.testing.assert_allclose(got, getattr(cpu, op)(x, axis), **F32)
+    np.testing.assert_allclose(got, call("cpu", op, x, axis), **F32)
 
 
 @pytest.mark.parametrize("shape,axis", [((2, 0), 1), ((0, 3), 1), ((0, 3), 0)])
 def test_empty_input_gives_empty_output_on_both_backends(shape, axis):
     for device in ("cpu", "cuda-emu"):
         for op in ("softmax", "log_softmax"):
-            out = getattr(get_backend(device), op)(np.zeros(shape, np.float32), axis)
+            out = call(device, op, np.zeros(shape, np.float32), axis)
             assert out.shape == shape and out.dtype == np.float32
 
 
 def test_softmax_of_large_logits_stays_finite():
     x = np.array([[1000.0, -1000.0, 999.0], [-3e4, -3e4, -3e4]], dtype=np.float32)
-    got = get_backend("cuda-emu").log_softmax(x, 1)  # (x - max) - log(sum): no rounding at the logits' magnitude
+    got = call("cuda-emu", "log_softmax", x, 1)  # (x - max) - log(sum): no rounding at the logits' magnitude
     np.testing.assert_allclose(got, reference_log_softmax(x, 1), rtol=1e-6, atol=1e-6)
-    loss, _ = get_backend("cuda-emu").softmax_cross_entropy(x, np.array([2, 1]), -100)
+    loss, _ = call("cuda-emu", "softmax_cross_entropy", x, np.array([2, 1]), -100)
     np.testing.assert_allclose(loss, -reference_log_softmax(x, 1)[[0, 1], [2, 1]], rtol=1e-6, atol=1e-6)
 
 
 def test_softmax_kernels_run_for_float32_and_the_reference_for_float64(fresh, launches):
     x = np.random.default_rng(0).standard_normal((4, 3))
-    np.testing.assert_allclose(fresh.softmax(x, 1), np.exp(reference_log_softmax(x, 1)), rtol=1e-12)
+    np.testing.assert_allclose(call(fresh, "softmax", x, 1), np.exp(reference_log_softmax(x, 1)), rtol=1e-12)
     assert launches == [] and fresh.compiled_families() == ()
-    fresh.softmax(x.astype(np.float32), 1)
+    call(fresh, "softmax", x.astype(np.float32), 1)
     assert [name for name, _, _ in launches] == ["softmax_rows_f32"]
 
 
@@ -95,13 +101,13 @@ def test_softmax_cross_entropy_matches_cpu_with_ignored_rows():
     logits = (rng.standard_normal((9, 1025)) * 3).astype(np.float32)
     target = rng.integers(0, 1025, 9)
     target[[2, 5]] = -100
-    loss, log_probs = get_backend("cuda-emu").softmax_cross_entropy(logits, target, -100)
+    loss, log_probs = call("cuda-emu", "softmax_cross_entropy", logits, target, -100)
     expected_log_probs = reference_log_softmax(logits, 1)
     expected = np.where(target == -100, 0.0, -expected_log_probs[np.arange(9), np.where(target < 0, 0, target)])
     np.testing.assert_allclose(log_probs, expected_log_probs, **F32)
     np.testing.assert_allclose(loss, expected, **F32)
     assert loss[2] == 0.0 and loss[5] == 0.0
-    cpu_loss, cpu_log_probs = get_backend("cpu").softmax_cross_entropy(logits, target, -100)
+    cpu_loss, cpu_log_probs = call("cpu", "softmax_cross_entropy", logits, target, -100)
     np.testing.assert_allclose(loss, cpu_loss, **F32)
 
 
@@ -113,38 +119,38 @@ def test_softmax_cross_entropy_backward_matches_cpu_and_float64(rows, classes):
     target[::4] = -1  # ignored rows
     grad_loss = rng.standard_normal(rows).astype(np.float32)
     log_probs = reference_log_softmax(logits, 1).astype(np.float32)
-    got = get_backend("cuda-emu").softmax_cross_entropy_backward(log_probs, target, grad_loss, -1)
+    got = call("cuda-emu", "softmax_cross_entropy_backward", log_probs, target, grad_loss, -1)
     onehot = np.eye(classes)[np.where(target < 0, 0, target)]
     expected = (np.exp(log_probs.astype(np.float64)) - onehot) * np.where(target < 0, 0.0, grad_loss)[:, None]
     np.testing.assert_allclose(got, expected, **F32)
-    np.testing.assert_allclose(got, get_backend("cpu").softmax_cross_entropy_backward(log_probs, target, grad_loss, -1),
+    np.testing.assert_allclose(got, call("cpu", "softmax_cross_entropy_backward", log_probs, target, grad_loss, -1),
                                **F32)
     assert not got[::4].any()
 
 
 def test_cross_entropy_accepts_int32_targets_and_one_row():
     logits = np.array([[0.5, -1.0, 2.0]], dtype=np.float32)
-    loss, _ = get_backend("cuda-emu").softmax_cross_entropy(logits, np.array([1], dtype=np.int32), -100)
+    loss, _ = call("cuda-emu", "softmax_cross_entropy", logits, np.array([1], dtype=np.int32), -100)
     np.testing.assert_allclose(loss, [-reference_log_softmax(logits, 1)[0, 1]], **F32)
 
 
 def test_more_rows_than_the_grid_are_covered_by_block_stride(fresh, launches):
     fresh.max_grid_blocks = 2  # force the stride path without a huge tensor
     x = np.random.default_rng(1).standard_normal((7, 5)).astype(np.float32)
-    np.testing.assert_allclose(fresh.softmax(x, 1), np.exp(reference_log_softmax(x, 1)), **F32)
+    np.testing.assert_allclose(call(fresh, "softmax", x, 1), np.exp(reference_log_softmax(x, 1)), **F32)
     lanes = np.random.default_rng(2).standard_normal((3, 4, 300)).astype(np.float32)  # 900 lanes > 2 blocks
-    np.testing.assert_allclose(fresh.log_softmax(lanes, 1), reference_log_softmax(lanes, 1), **F32)
+    np.testing.assert_allclose(call(fresh, "log_softmax", lanes, 1), reference_log_softmax(lanes, 1), **F32)
     logits = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
-    loss, _ = fresh.softmax_cross_entropy(logits, np.array([0, 1, 2, 3, 0]), -100)
+    loss, _ = call(fresh, "softmax_cross_entropy", logits, np.array([0, 1, 2, 3, 0]), -100)
     np.testing.assert_allclose(loss, -reference_log_softmax(logits, 1)[np.arange(5), [0, 1, 2, 3, 0]], **F32)
     assert [(name, grid) for name, grid, _ in launches] == [
         ("softmax_rows_f32", (2, 1, 1)), ("log_softmax_cols_f32", (2, 1, 1)), ("softmax_xent_forward_f32", (2, 1, 1))]
 
 
 def test_launch_geometry_for_odd_sizes(fresh, launches):
-    fresh.softmax(np.zeros((3, 1025), np.float32), 1)  # row longer than a block: 1024 threads stride over it
-    fresh.softmax(np.zeros((1, 1), np.float32), 1)  # one element: one warp
-    fresh.softmax(np.zeros((2, 3, 257), np.float32), 1)  # 514 lanes: 3 blocks of 256, the last partly idle
+    call(fresh, "softmax", np.zeros((3, 1025), np.float32), 1)  # row longer than a block: 1024 threads stride over it
+    call(fresh, "softmax", np.zeros((1, 1), np.float32), 1)  # one element: one warp
+    call(fresh, "softmax", np.zeros((2, 3, 257), np.float32), 1)  # 514 lanes: 3 blocks of 256, the last partly idle
     assert launches == [("softmax_rows_f32", (3, 1, 1), (1024, 1, 1)), ("softmax_rows_f32", (1, 1, 1), (32, 1, 1)),
                         ("softmax_cols_f32", (3, 1, 1), (256, 1, 1))]
 
@@ -154,23 +160,29 @@ def test_default_grid_limit_comes_from_the_device(fresh):
 
 
 def test_non_contiguous_input_is_made_contiguous_before_the_launch():
-    x = np.random.default_rng(4).standard_normal((6, 8)).astype(np.float32)[:, ::2].T  # strided and transposed
-    np.testing.assert_allclose(get_backend("cuda-emu").softmax(x, 1), np.exp(reference_log_softmax(x, 1)), **F32)
+    emu = get_backend("cuda-emu")
+    x = np.random.default_rng(4).standard_normal((6, 8)).astype(np.float32)
+    view = emu.asarray(x)[:, ::2].T  # strided and transposed, on the device
+    assert not view.flags.c_contiguous
+    expected = np.exp(reference_log_softmax(x[:, ::2].T, 1))
+    np.testing.assert_allclose(emu.to_numpy(emu.softmax(view, 1)), expected, **F32)
 
 
 def test_dtype_errors_name_the_argument():
     emu = get_backend("cuda-emu")
     with pytest.raises(TypeError, match="softmax: x must be float32 or float64, got int64"):
-        emu.softmax(np.arange(6).reshape(2, 3), 1)
+        emu.softmax(emu.asarray(np.arange(6).reshape(2, 3)), 1)
+    logits = emu.asarray(np.zeros((2, 3), np.float32))
     with pytest.raises(TypeError, match="targets must be integer class indices, got float32"):
-        emu.softmax_cross_entropy(np.zeros((2, 3), np.float32), np.zeros(2, np.float32), -100)
+        emu.softmax_cross_entropy(logits, emu.asarray(np.zeros(2, np.float32)), -100)
     with pytest.raises(ValueError, match=r"\(rows, classes\) and targets \(rows,\), got \(2, 3\) and \(3,\)"):
-        emu.softmax_cross_entropy(np.zeros((2, 3), np.float32), np.zeros(3, np.int64), -100)
+        emu.softmax_cross_entropy(logits, emu.asarray(np.zeros(3, np.int64)), -100)
 
 
 def test_kernel_arguments_are_checked_as_cupy_passes_them():
-    kernel = get_backend("cuda-emu")._function("softmax", "softmax_rows_f32")
-    x, y = np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32)
+    emu = get_backend("cuda-emu")
+    kernel = emu._function("softmax", "softmax_rows_f32")
+    x, y = emu.asarray(np.zeros((2, 3), np.float32)), emu.asarray(np.zeros((2, 3), np.float32))
     with pytest.raises(CudaEmuError, match=r"parameter 'rows' \(long long\): got a numpy.int32 scalar"):
         kernel((1, 1, 1), (32, 1, 1), (x, y, np.int32(2), np.int64(3)))
     with pytest.raises(CudaEmuError, match=r"parameter 'cols' \(long long\): got a Python float"):
@@ -179,6 +191,8 @@ def test_kernel_arguments_are_checked_as_cupy_passes_them():
         kernel((1, 1, 1), (32, 1, 1), (x.astype(np.float64), y, np.int64(2), np.int64(3)))
     with pytest.raises(CudaEmuError, match="grid must be a tuple"):
         kernel(1, (32, 1, 1), (x, y, np.int64(2), np.int64(3)))
+    with pytest.raises(CudaEmuError, match=r"got a host NumPy array \(shape \(2, 3\)\).*cupy.asarray"):
+        kernel((1, 1, 1), (32, 1, 1), (np.zeros((2, 3), np.float32), y, np.int64(2), np.int64(3)))
 
 
 def test_kernel_files_compile_on_first_use_once_per_backend(fresh, monkeypatch):
@@ -254,6 +268,26 @@ def test_stand_in_refuses_names_cupy_lacks():
     assert fake_cupy.exp is np.exp
     with pytest.raises(AttributeError, match="busday_count"):
         fake_cupy.busday_count
+
+
+def test_stand_in_arrays_refuse_host_arrays_as_cupy_does():
+    device = fake_cupy.asarray(np.arange(4.0))
+    assert isinstance(device, fake_cupy.ndarray) and isinstance(device + 1.0, fake_cupy.ndarray)
+    for mix in (lambda: device + np.ones(4), lambda: fake_cupy.where(np.ones(4, bool), device, 0.0),
+                lambda: fake_cupy.concatenate([device, np.ones(2)]), lambda: fake_cupy.zeros_like(np.ones(3))):
+        with pytest.raises(TypeError, match="host NumPy array.*backend.asarray"):
+            mix()
+    assert type(fake_cupy.asnumpy(device)) is np.ndarray
+
+
+def test_stand_in_transfers_copy_and_reductions_give_0d_device_arrays():
+    host = np.arange(3.0)
+    device = fake_cupy.asarray(host)
+    host[0] = 99.0  # the device copy is not the host's memory
+    assert device[0] == 0.0
+    total, first = device.sum(), device[1]
+    assert isinstance(total, fake_cupy.ndarray) and total.shape == () and float(total) == 3.0
+    assert isinstance(first, fake_cupy.ndarray) and first.shape == ()
 
 
 def test_gradients_through_softmax_agree_between_devices(device):

@@ -2,8 +2,9 @@
 
 ``CupyBackend(Device("cuda-emu"), fake_cupy)`` runs the real backend code against this module:
 
-- the array namespace is NumPy's (a NumPy array plays the "device" array); when CuPy is installed, a name that
-  CuPy's namespace lacks is refused, so code that works here does not fail for want of a function on a GPU;
+- the array namespace is NumPy's, on ``DeviceArray`` "device" arrays (NumPy memory that refuses to be mixed with
+  host NumPy arrays, as CuPy arrays do); when CuPy is installed, a name that CuPy's namespace lacks is refused, so
+  code that works here does not fail for want of a function on a GPU;
 - ``asnumpy(array)`` copies to the host;
 - ``RawModule(code=..., options=(...))`` keeps the CUDA source and compiles it with the CUDA emulator on
   ``compile()`` or the first ``get_function(name)`` (once per source and include path); the kernel returned is
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy
 
 from .build import cache_dir
+from .device_array import DeviceArray, check_no_host, to_device
 from .errors import CudaEmuError
 from .module import MAX_SHARED_MEM, Module
 
@@ -49,14 +51,38 @@ def _cupy_names():
     return frozenset(dir(cupy))
 
 
+_TRANSFERS = frozenset({"asarray", "array", "asanyarray", "ascontiguousarray"})  # host data -> device copy
+
+
 def __getattr__(name):
-    """Array-namespace names come from NumPy (only those real CuPy also has, when CuPy is installed)."""
+    """Array-namespace names come from NumPy (only those real CuPy also has, when CuPy is installed), with
+    ``ndarray`` the emulated device's array and functions returning device arrays."""
     names = _cupy_names()
     if name.startswith("__") or (names is not None and name not in names):
         raise AttributeError(f"the CuPy stand-in has no '{name}' (CuPy's namespace has none either)")
-    value = getattr(numpy, name)
+    value = DeviceArray if name == "ndarray" else getattr(numpy, name)
+    if callable(value) and not isinstance(value, (type, numpy.ufunc)):  # ufuncs dispatch by DeviceArray itself
+        value = _device_function(name, value)
     globals()[name] = value  # later lookups are plain module attributes
     return value
+
+
+def _device_function(name, function):
+    """``function`` returning device arrays; as in CuPy, only the transfer functions accept host arrays."""
+    transfer = name in _TRANSFERS
+
+    @functools.wraps(function)
+    def device_function(*args, **kwargs):
+        if not transfer:
+            check_no_host(f"cupy.{name}", (args, kwargs))
+            return to_device(function(*args, **kwargs))
+        result = function(*args, **kwargs)
+        source = args[0] if args else kwargs.get("a", kwargs.get("obj"))
+        if type(source) is numpy.ndarray and numpy.shares_memory(result, source):
+            result = result.copy()  # device memory is never the host array's memory
+        return to_device(result)
+
+    return device_function
 
 
 def asnumpy(array):
@@ -142,6 +168,10 @@ class _Kernel:
         for what, value in (("grid", grid), ("block", block), ("args", args)):
             if not isinstance(value, tuple):
                 raise CudaEmuError(f"kernel '{self.name}': {what} must be a tuple (as CuPy requires), got {value!r}")
+        for value in args:
+            if isinstance(value, numpy.ndarray) and not isinstance(value, DeviceArray):
+                raise CudaEmuError(f"kernel '{self.name}': got a host NumPy array (shape {value.shape}); CuPy passes "
+                                   "only device arrays: move it with cupy.asarray")
         self._emulated(grid, block, args, shared_mem=shared_mem)
 
 

@@ -1,0 +1,80 @@
+"""The emulated device's array: NumPy memory that, like a CuPy array, refuses to be mixed with host NumPy arrays.
+
+On a GPU, ``cupy_array + numpy_array`` or ``cupy.where(numpy_mask, a, b)`` raises ``TypeError``: data must be moved
+explicitly (``cupy.asarray``, ``cupy.asnumpy``). ``DeviceArray`` applies the same rule to NumPy ufuncs and array
+functions, so code that would mix host and device arrays on a GPU fails on "cuda-emu" too. NumPy scalars and
+Python numbers mix freely, as in CuPy, and results that NumPy would give as scalars (a full reduction, one element)
+are 0-d device arrays, as in CuPy. (One difference remains: ``numpy.asarray(device_array)`` succeeds here,
+where CuPy refuses the implicit conversion; NumPy gives subclasses no hook for it.)
+"""
+from __future__ import annotations
+
+import numpy
+
+
+class DeviceArray(numpy.ndarray):
+    """A "device" array of the emulated CUDA device (see the module docstring)."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        check_no_host(f"{ufunc.__name__}{'' if method == '__call__' else '.' + method}", inputs + (out or ()))
+        if out is not None:
+            kwargs["out"] = tuple(host_view(a) for a in out)
+        result = getattr(ufunc, method)(*(host_view(a) for a in inputs), **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return to_device(result)
+
+    def __getitem__(self, key):
+        return to_device(super().__getitem__(key))
+
+    def __array_function__(self, func, types, args, kwargs):
+        check_no_host(func.__name__, (args, kwargs))
+        return to_device(func(*host_view(args), **host_view(kwargs)))
+
+
+def check_no_host(what: str, values) -> None:
+    """Raise TypeError when ``values`` (nested tuples, lists, dicts) hold a host NumPy array (CuPy would)."""
+    for value in _leaves(values):
+        if isinstance(value, numpy.ndarray) and not isinstance(value, DeviceArray):
+            raise TypeError(
+                f"{what}: got a host NumPy array (shape {value.shape}, {value.dtype}) among device arrays; CuPy "
+                f"refuses to mix them: move it with backend.asarray(...) (or the device array to the host)"
+            )
+
+
+def _leaves(values):
+    if isinstance(values, (tuple, list)):
+        for v in values:
+            yield from _leaves(v)
+    elif isinstance(values, dict):
+        for v in values.values():
+            yield from _leaves(v)
+    else:
+        yield values
+
+
+def host_view(value):
+    """``value`` with every DeviceArray inside replaced by a plain NumPy view of the same memory."""
+    if isinstance(value, DeviceArray):
+        return value.view(numpy.ndarray)
+    if isinstance(value, tuple):
+        return tuple(host_view(v) for v in value)
+    if isinstance(value, list):
+        return [host_view(v) for v in value]
+    if isinstance(value, dict):
+        return {k: host_view(v) for k, v in value.items()}
+    return value
+
+
+def to_device(value):
+    """``value`` with every plain NumPy array inside viewed as a DeviceArray (same memory); NumPy scalars become
+    0-d device arrays, as CuPy's reductions and element accesses return 0-d arrays, never scalars."""
+    if type(value) is numpy.ndarray:
+        return value.view(DeviceArray)
+    if isinstance(value, numpy.generic):
+        return numpy.asarray(value).view(DeviceArray)
+    if isinstance(value, tuple):
+        return type(value)(*map(to_device, value)) if hasattr(value, "_fields") else tuple(map(to_device, value))
+    if isinstance(value, list):
+        return [to_device(v) for v in value]
+    return value
