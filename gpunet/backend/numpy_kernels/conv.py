@@ -29,8 +29,14 @@ def conv_output_shape(x_shape, kernel, stride, padding, dilation) -> tuple:
 
 
 def _padded(xp, x, padding):
+    """x with zero borders (a slice assignment: several times faster than xp.pad on small images)."""
     ph, pw = padding
-    return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+    if not (ph or pw):
+        return x
+    n, c, h, w = x.shape
+    padded = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    return padded
 
 
 def im2col(xp, x, kernel, stride, padding, dilation):
