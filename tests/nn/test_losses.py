@@ -431,6 +431,6 @@ def test_error_for_bad_reduction_and_probabilities_out_of_range():
 
 
 def test_error_for_target_on_another_device():
-    x = gn.zeros(2, 3)
+    x = gn.zeros(2, 3, device="cpu")
     with _raises(gn.DeviceMismatchError, "cross_entropy", "cuda-emu", "cpu", ".to(device)"):
         F.cross_entropy(x, gn.tensor([0, 1], device="cuda-emu"))
