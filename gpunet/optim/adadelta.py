@@ -16,17 +16,9 @@ class Adadelta(Optimizer):
         self._require(0.0 <= group["rho"] <= 1.0, f"rho must be in [0, 1], got {group['rho']!r}")
 
     def _update(self, group):
-        lr, rho, eps, weight_decay = group["lr"], group["rho"], group["eps"], group["weight_decay"]
-        maximize = group["maximize"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            xp, x = p.backend.xp, p.data
-            g = -p.grad.data if maximize else p.grad.data
-            if weight_decay != 0:
-                g = g + weight_decay * x
-            state = self.state[p]
-            state["step"] = state.get("step", 0) + 1
+        lr, rho, eps = group["lr"], group["rho"], group["eps"]
+        for p, g, state in self._gradients(group):
+            xp = p.backend.xp
             square_avg = self._buffer(state, "square_avg", p)
             acc_delta = self._buffer(state, "acc_delta", p)
             square_avg *= rho
@@ -34,4 +26,4 @@ class Adadelta(Optimizer):
             delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * g
             acc_delta *= rho
             acc_delta += (1 - rho) * delta * delta
-            x -= lr * delta
+            p.data -= lr * delta

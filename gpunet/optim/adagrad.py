@@ -22,19 +22,10 @@ class Adagrad(Optimizer):
         self._check_nonnegative(group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def _update(self, group):
-        lr, lr_decay, weight_decay, eps = group["lr"], group["lr_decay"], group["weight_decay"], group["eps"]
-        maximize = group["maximize"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            xp, x = p.backend.xp, p.data
-            g = -p.grad.data if maximize else p.grad.data
-            if weight_decay != 0:
-                g = g + weight_decay * x
-            state = self.state[p]
-            step = state["step"] = state.get("step", 0) + 1
+        lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
+        for p, g, state in self._gradients(group):
             total = self._buffer(state, "sum", p, group["initial_accumulator_value"])
             total += g * g
-            std = xp.sqrt(total)
+            std = p.backend.xp.sqrt(total)
             std += eps
-            x -= lr / (1 + (step - 1) * lr_decay) * (g / std)
+            p.data -= lr / (1 + (state["step"] - 1) * lr_decay) * (g / std)

@@ -118,6 +118,20 @@ class Optimizer:
     def _update(self, group):
         raise NotImplementedError
 
+    def _gradients(self, group):
+        """For each parameter of ``group`` that has a gradient: count a step in its state and yield
+        ``(p, g, state)``, where ``g`` is the gradient, negated under ``maximize``, plus ``weight_decay * p``."""
+        weight_decay, maximize = group["weight_decay"], group["maximize"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = -p.grad.data if maximize else p.grad.data
+            if weight_decay != 0:
+                g = g + weight_decay * p.data
+            state = self.state[p]
+            state["step"] = state.get("step", 0) + 1
+            yield p, g, state
+
     def _buffer(self, state, key, p, fill=0.0):
         """``state[key]``, created as a tensor like ``p`` filled with ``fill`` when missing."""
         buf = state.get(key)

@@ -17,17 +17,10 @@ class RMSprop(Optimizer):
         self._check_nonnegative(group, "lr", "eps", "momentum", "weight_decay", "alpha")
 
     def _update(self, group):
-        lr, alpha, eps, weight_decay = group["lr"], group["alpha"], group["eps"], group["weight_decay"]
-        momentum, centered, maximize = group["momentum"], group["centered"], group["maximize"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            xp, x = p.backend.xp, p.data
-            g = -p.grad.data if maximize else p.grad.data
-            if weight_decay != 0:
-                g = g + weight_decay * x
-            state = self.state[p]
-            state["step"] = state.get("step", 0) + 1
+        lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+        momentum, centered = group["momentum"], group["centered"]
+        for p, g, state in self._gradients(group):
+            xp = p.backend.xp
             square_avg = self._buffer(state, "square_avg", p)
             square_avg *= alpha
             square_avg += (1 - alpha) * g * g
@@ -42,6 +35,6 @@ class RMSprop(Optimizer):
                 buf = self._buffer(state, "momentum_buffer", p)
                 buf *= momentum
                 buf += g / avg
-                x -= lr * buf
+                p.data -= lr * buf
             else:
-                x -= lr * (g / avg)
+                p.data -= lr * (g / avg)
