@@ -206,10 +206,29 @@ class _EpochFileLogger(Callback):
 
 
 class JSONLLogger(_EpochFileLogger):
-    """Append one JSON object per epoch (the epoch's ``logs``) to ``filename``, e.g. ``metrics.jsonl``."""
+    """Append one JSON object per epoch (the epoch's ``logs``) to ``filename``, e.g. ``metrics.jsonl``.
 
-    def __init__(self, filename="metrics.jsonl", append: bool = False):
+    On a CUDA device (``cuda-emu`` too) each record also gets the device's state at the end of the epoch from
+    ``gpunet.backend.telemetry.GpuTelemetry`` (unless ``gpu_telemetry`` is false): ``cupy_pool_used_bytes`` and
+    ``cupy_pool_total_bytes``, and from NVML ``gpu_memory_used_bytes``, ``gpu_memory_total_bytes``,
+    ``gpu_utilization_percent``, ``gpu_temperature_c`` and ``gpu_power_w``. Without NVML (or when it fails) there
+    is one warning and the pool bytes only; the CPU adds nothing. The Trainer's history and the other callbacks
+    see only the epoch's logs.
+    """
+
+    def __init__(self, filename="metrics.jsonl", append: bool = False, gpu_telemetry: bool = True):
         super().__init__(filename, append)
+        self.gpu_telemetry = gpu_telemetry
+        self._telemetry = None
+
+    def set_trainer(self, trainer):
+        from ..backend.telemetry import GpuTelemetry
+
+        super().set_trainer(trainer)
+        self._telemetry = GpuTelemetry(trainer.backend) if self.gpu_telemetry else None
+
+    def on_epoch_end(self, epoch, logs):
+        self._write([{**logs, **self._telemetry.sample()} if self._telemetry else logs], "a")
 
     def _records(self):
         with open(self.filename, encoding="utf-8") as f:
