@@ -13,6 +13,7 @@ one, never a mix.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -132,23 +133,30 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: str, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+@contextlib.contextmanager
+def _removed_on_failure(tmp: str):
+    """Delete the temporary file ``tmp`` if the block fails (before it was renamed into place)."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        yield
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+
+
+def _atomic_write(path: str, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    with _removed_on_failure(tmp):
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
     _fsync_directory(directory)
 
 
@@ -346,7 +354,7 @@ def _atomic_link_or_copy(source: str, target: str) -> None:
     tmp = os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.link.tmp")
     if os.path.lexists(tmp):  # left by a crash
         os.unlink(tmp)
-    try:
+    with _removed_on_failure(tmp):
         try:
             os.link(source, tmp)
         except OSError:
@@ -354,10 +362,4 @@ def _atomic_link_or_copy(source: str, target: str) -> None:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     _fsync_directory(directory)
