@@ -1,29 +1,44 @@
-"""Shared helpers for the core tests: float64 inputs in several memory layouts, value domains, comparisons."""
+"""Shared helpers for the core tests: inputs in several memory layouts on the current device, value domains, comparisons."""
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
 from hypothesis import strategies as st
 
 import gpunet as gn
+from gpunet import backend
 
 LAYOUTS = ("contiguous", "transposed", "strided")
 
 
-def leaf(array, layout="contiguous", requires_grad=True):
-    """A float64 leaf holding ``array``; its data is a contiguous array, a transposed view or a strided slice."""
-    array = np.asarray(array, dtype=np.float64)
+def leaf(array, layout="contiguous", requires_grad=True, dtype=np.float64):
+    """A leaf on the current device holding ``array`` (in ``dtype``, float64 by default); its data is a contiguous
+    array, a transposed view or a strided slice."""
+    array = np.asarray(array, dtype=dtype)
     if layout == "transposed" and array.ndim >= 2:
-        data = gn.tensor(np.ascontiguousarray(array.T), dtype=gn.float64).T
+        data = gn.tensor(np.ascontiguousarray(array.T), dtype=dtype).T
     elif layout == "strided" and array.ndim >= 1:
-        wide = np.zeros(array.shape[:-1] + (2 * array.shape[-1],))
+        wide = np.zeros(array.shape[:-1] + (2 * array.shape[-1],), dtype=dtype)
         wide[..., ::2] = array
-        data = gn.tensor(wide, dtype=gn.float64)[..., ::2]
+        data = gn.tensor(wide, dtype=dtype)[..., ::2]
     else:
-        data = gn.tensor(array, dtype=gn.float64)
+        data = gn.tensor(array, dtype=dtype)
     out = data.detach().requires_grad_(requires_grad)
     np.testing.assert_array_equal(out.numpy(), array)
     return out
+
+
+@contextlib.contextmanager
+def on_device(name):
+    """Make ``name`` the current device inside the block (tensors created there live on it)."""
+    previous = backend.current().device
+    backend.set_device(name)
+    try:
+        yield
+    finally:
+        backend.set_device(previous)
 
 
 def values(rng, shape, domain="any"):

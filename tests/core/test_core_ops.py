@@ -361,9 +361,10 @@ def _close(actual, expected, what):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                                                 HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_op(case, data):
+def test_op(case, device, data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     arrays, params = case.gen(data.draw, rng)
     layouts = [data.draw(st.sampled_from(LAYOUTS), label=f"layout{i}") for i in range(len(arrays))]
@@ -372,6 +373,7 @@ def test_op(case, data):
     outs = as_list(case.fn(gn, *xs, **params))
     for i, (out, ref) in enumerate(zip(outs, as_list(case.reference(arrays, params)), strict=True)):
         _close(out, ref, f"{case.name} output {i} vs NumPy")
+        assert out.device == gn.device(device), f"{case.name}: output {i} on {out.device}, inputs on {device}"
         if out.dtype.kind == "f":
             assert out.dtype == np.float64, f"{case.name}: float64 inputs gave a {out.dtype} output"
 
@@ -400,7 +402,7 @@ def test_op(case, data):
     assert gradgradcheck(f, tuple(xs))
 
 
-def test_layouts_give_the_promised_memory_layouts():
+def test_layouts_give_the_promised_memory_layouts(device):
     array = np.arange(6.0).reshape(2, 3)
     assert leaf(array).data.flags.c_contiguous
     transposed = leaf(array, "transposed").data
