@@ -20,6 +20,29 @@ __device__ __forceinline__ void row_col(long long k, long long cols, bool narrow
     j = k - n * cols;
 }
 
+// The LSTM gate activations of one hidden unit, from its pre-activations a[0], a[H], a[2H], a[3H] (H = hidden):
+// i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g). Forward and backward share it, so they agree to the bit.
+struct LstmGates {
+    float i, f, g, o;
+};
+
+__device__ __forceinline__ LstmGates lstm_gates(const float* a, long long hidden) {
+    return {sigmoid(a[0]), sigmoid(a[hidden]), tanhf(a[2 * hidden]), sigmoid(a[3 * hidden])};
+}
+
+// The GRU gates r, z and the candidate n of one hidden unit, from gi and gh pointing at its r pre-activation
+// (the z and n ones follow H and 2H further): r = sigmoid(gi_r + gh_r), z = sigmoid(gi_z + gh_z),
+// n = tanh(gi_n + r * gh_n). Forward and backward share it, so they agree to the bit.
+struct GruGates {
+    float r, z, n;
+};
+
+__device__ __forceinline__ GruGates gru_gates(const float* gi, const float* gh, long long hidden) {
+    const float r = sigmoid(gi[0] + gh[0]);
+    const float z = sigmoid(gi[hidden] + gh[hidden]);
+    return {r, z, tanhf(gi[2 * hidden] + r * gh[2 * hidden])};
+}
+
 }  // namespace
 
 // LSTM cell forward, PyTorch's equations: i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g),
@@ -32,11 +55,7 @@ extern "C" __global__ void lstm_cell_forward_f32(const float* __restrict__ gates
     GPUNET_GRID_STRIDE_LOOP(k, total) {
         long long n, j;
         row_col(k, hidden, narrow, n, j);
-        const float* a = gates + 4 * hidden * n + j;
-        const float i = sigmoid(a[0]);
-        const float f = sigmoid(a[hidden]);
-        const float g = tanhf(a[2 * hidden]);
-        const float o = sigmoid(a[3 * hidden]);
+        const auto [i, f, g, o] = lstm_gates(gates + 4 * hidden * n + j, hidden);
         const float cn = f * c_prev[k] + i * g;
         c[k] = cn;
         h[k] = o * tanhf(cn);
@@ -55,11 +74,7 @@ extern "C" __global__ void lstm_cell_backward_f32(const float* __restrict__ gate
         long long n, j;
         row_col(k, hidden, narrow, n, j);
         const long long base = 4 * hidden * n + j;
-        const float* a = gates + base;
-        const float i = sigmoid(a[0]);
-        const float f = sigmoid(a[hidden]);
-        const float g = tanhf(a[2 * hidden]);
-        const float o = sigmoid(a[3 * hidden]);
+        const auto [i, f, g, o] = lstm_gates(gates + base, hidden);
         const float cp = c_prev[k];
         const float tc = tanhf(f * cp + i * g);
         const float gh = grad_h[k];
@@ -85,9 +100,7 @@ extern "C" __global__ void gru_cell_forward_f32(const float* __restrict__ gi, co
         long long n, j;
         row_col(k, hidden, narrow, n, j);
         const long long base = 3 * hidden * n + j;
-        const float r = sigmoid(gi[base] + gh[base]);
-        const float z = sigmoid(gi[base + hidden] + gh[base + hidden]);
-        const float nn = tanhf(gi[base + 2 * hidden] + r * gh[base + 2 * hidden]);
+        const auto [r, z, nn] = gru_gates(gi + base, gh + base, hidden);
         h[k] = (1.0f - z) * nn + z * h_prev[k];
     }
 }
@@ -104,10 +117,8 @@ extern "C" __global__ void gru_cell_backward_f32(const float* __restrict__ gi, c
         long long n, j;
         row_col(k, hidden, narrow, n, j);
         const long long base = 3 * hidden * n + j;
-        const float r = sigmoid(gi[base] + gh[base]);
-        const float z = sigmoid(gi[base + hidden] + gh[base + hidden]);
+        const auto [r, z, nn] = gru_gates(gi + base, gh + base, hidden);
         const float ghn = gh[base + 2 * hidden];
-        const float nn = tanhf(gi[base + 2 * hidden] + r * ghn);
         const float hp = h_prev[k];
         const float dh = grad_h[k];
         const float dan = dh * (1.0f - z) * (1.0f - nn * nn);
