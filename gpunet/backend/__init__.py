@@ -10,9 +10,10 @@ import os
 import sys
 
 from .device import Device, DeviceError, parse_device
+from .kernel_source import kernel_dir
 from .numpy_backend import NumpyBackend
 
-__all__ = ["Device", "DeviceError", "current", "get_backend", "set_device", "cuda_unavailable_reason"]
+__all__ = ["Device", "DeviceError", "current", "get_backend", "set_device", "cuda_unavailable_reason", "kernel_dir"]
 
 _backends: dict = {}
 _current = None

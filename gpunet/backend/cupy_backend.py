@@ -20,12 +20,12 @@ Kernel files are compiled on first use, never at import, once per device.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy
 
 from .device import Device
 from .fused import fused_kernels
+from .kernel_source import kernel_dir
 from .numpy_backend import NumpyBackend
 from .cupy_kernels.embedding import EmbeddingKernels
 from .cupy_kernels.batchnorm import BatchNormKernels
@@ -36,7 +36,6 @@ from .cupy_kernels.rnn import RnnKernels
 from .cupy_kernels.pool import PoolKernels
 from .cupy_kernels.conv import ConvKernels
 
-KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
 BLOCK_SIZE = 256  # threads per block for element-wise kernels: a multiple of the warp size, good occupancy
 
 
@@ -109,10 +108,11 @@ class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, Con
     def _module(self, family: str):
         module = self._modules.get(family)
         if module is None:
-            source = (KERNELS_DIR / f"{family}.cu").read_text()
+            directory = kernel_dir()
+            source = (directory / f"{family}.cu").read_text()
             # RawModule compiles with NVRTC when a method is first called (get_function or compile), for this
             # device's architecture, and CuPy caches the binary on disk (~/.cupy/kernel_cache); -I finds common.cuh.
-            module = self._modules[family] = self.xp.RawModule(code=source, options=(f"-I{KERNELS_DIR}",))
+            module = self._modules[family] = self.xp.RawModule(code=source, options=(f"-I{directory}",))
         return module
 
     def _function(self, family: str, kernel: str):

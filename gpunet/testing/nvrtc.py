@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
+from ..backend.kernel_source import kernel_dir
+
+KERNELS_DIR = kernel_dir()
 ARCHS = ("compute_70", "compute_80", "compute_90")
 _INSTALL = 'NVRTC is not installed: pip install "cuda-bindings>=12,<13" nvidia-cuda-nvrtc-cu12'
 

@@ -10,11 +10,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ...backend.kernel_source import kernel_dir
 from .errors import CudaEmuError
 from .signature import KernelSignature
 
 SHIM = Path(__file__).with_name("shim.h")
-KERNELS_DIR = Path(__file__).resolve().parents[3] / "kernels"
+KERNELS_DIR = kernel_dir()
 CXX = os.environ.get("CXX", "g++")
 FLAGS = ("-std=c++20", "-O1", "-pthread", "-fPIC", "-fvisibility=hidden")
 SANITIZER_FLAGS = {
