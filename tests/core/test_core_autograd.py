@@ -13,15 +13,16 @@ def f64(data, requires_grad=True):
     return gn.tensor(data, dtype=gn.float64, requires_grad=requires_grad)
 
 
-def test_backward_accumulates_into_grad_over_two_calls():
+def test_backward_accumulates_into_grad_over_two_calls(device):
     x = f64([1.0, -2.0, 3.0])
     (x * x).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [2.0, -4.0, 6.0])
     (x * 3.0).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [5.0, -1.0, 9.0])
+    assert x.grad.device == gn.device(device)
 
 
-def test_each_leaf_owns_a_writable_grad():
+def test_each_leaf_owns_a_writable_grad(device):
     # Add passes one gradient to both operands and Sum's backward is a read-only broadcast view: the leaves must
     # still get separate arrays that in-place updates (zero_grad, clipping) can write
     a, b = f64([1.0, 2.0]), f64([3.0, 4.0])
@@ -32,7 +33,7 @@ def test_each_leaf_owns_a_writable_grad():
     np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
 
 
-def test_backward_with_create_graph_gives_a_differentiable_grad():
+def test_backward_with_create_graph_gives_a_differentiable_grad(device):
     x = f64([1.0, -2.0])
     (x ** 3).sum().backward(create_graph=True)
     assert x.grad.requires_grad
@@ -41,14 +42,14 @@ def test_backward_with_create_graph_gives_a_differentiable_grad():
     np.testing.assert_allclose(second.numpy(), [6.0, -12.0])
 
 
-def test_tensor_used_twice_and_backward_with_explicit_gradient():
+def test_tensor_used_twice_and_backward_with_explicit_gradient(device):
     x = f64([0.5, -1.5])
     y = x * x + x * 2.0  # x feeds two products and both operands of the first
     y.backward(gn.tensor([1.0, 10.0], dtype=gn.float64))
     np.testing.assert_allclose(x.grad.numpy(), [1.0 * (2 * 0.5 + 2), 10.0 * (2 * -1.5 + 2)])
 
 
-def test_diamond_graph_matches_torch():
+def test_diamond_graph_matches_torch(device):
     data = np.array([[0.3, -1.2], [2.0, 0.7]])
 
     def run(M, x):
@@ -70,13 +71,13 @@ def _nth_derivative(f, x, n):
     return y
 
 
-def test_third_derivative_of_x_to_the_fourth():
+def test_third_derivative_of_x_to_the_fourth(device):
     x = f64([-1.5, 0.5, 2.0])
     np.testing.assert_allclose(_nth_derivative(lambda t: t ** 4, x, 3).numpy(), 24 * x.numpy())
     np.testing.assert_allclose(_nth_derivative(lambda t: t ** 4, x, 4).numpy(), [24.0, 24.0, 24.0])
 
 
-def test_third_derivative_of_tanh_and_sigmoid_compositions():
+def test_third_derivative_of_tanh_and_sigmoid_compositions(device):
     data = np.array([-1.3, 0.2, 0.9])
     x = f64(data)
     t = np.tanh(data)
@@ -106,7 +107,7 @@ def _ode_loss(x, w1, b1, w2, b2, g0=1.0, gamma=2.0):
     return (residual * residual).mean()
 
 
-def test_seed001_ode_loss_gradients_match_finite_differences():
+def test_seed001_ode_loss_gradients_match_finite_differences(device):
     rng = np.random.default_rng(1)
     x = f64(np.linspace(0.0, 1.0, 7).reshape(7, 1))
     params = [f64(rng.standard_normal(s) * 0.8) for s in [(5, 1), (5,), (1, 5), (1,)]]
@@ -129,7 +130,7 @@ def test_seed001_ode_loss_gradients_match_finite_differences():
         np.testing.assert_allclose(p.grad.numpy(), g.numpy(), rtol=1e-12)
 
 
-def test_seed001_ode_loss_gradcheck_and_gradgradcheck():
+def test_seed001_ode_loss_gradcheck_and_gradgradcheck(device):
     rng = np.random.default_rng(2)
     x = f64(np.linspace(0.0, 1.0, 3).reshape(3, 1))
     params = tuple(f64(rng.standard_normal(s)) for s in [(3, 1), (3,), (1, 3), (1,)])
@@ -138,7 +139,7 @@ def test_seed001_ode_loss_gradcheck_and_gradgradcheck():
     assert gradgradcheck(fn, params)
 
 
-def test_grad_allow_unused():
+def test_grad_allow_unused(device):
     x, z = f64([1.0, 2.0]), f64([3.0])
     y = (x * x).sum()
     with pytest.raises(RuntimeError, match=r"inputs\[1\] was not used.*allow_unused=True"):
@@ -149,7 +150,7 @@ def test_grad_allow_unused():
     assert x.grad is None and z.grad is None  # grad leaves .grad alone
 
 
-def test_grad_without_create_graph_is_detached_and_with_it_is_differentiable():
+def test_grad_without_create_graph_is_detached_and_with_it_is_differentiable(device):
     x = f64([1.0, 2.0])
     (g,) = gn.grad((x ** 3).sum(), x)
     assert g.creator is None and not g.requires_grad
@@ -159,7 +160,7 @@ def test_grad_without_create_graph_is_detached_and_with_it_is_differentiable():
     np.testing.assert_allclose(gg.numpy(), [6.0, 12.0])
 
 
-def test_grad_with_respect_to_an_intermediate_tensor():
+def test_grad_with_respect_to_an_intermediate_tensor(device):
     x = f64([1.0, 2.0])
     h = x * 3.0
     y = (h * h).sum()
@@ -167,7 +168,7 @@ def test_grad_with_respect_to_an_intermediate_tensor():
     np.testing.assert_allclose(gh.numpy(), [6.0, 12.0])
 
 
-def test_backward_errors():
+def test_backward_errors(device):
     x = f64([1.0, 2.0])
     with pytest.raises(RuntimeError, match=r"single-element output.*shape \(2,\)"):
         (x * 2).backward()
@@ -180,7 +181,7 @@ def test_backward_errors():
         gn.grad((x * c).sum(), [c])
 
 
-def test_no_grad_records_nothing_and_restores_the_mode():
+def test_no_grad_records_nothing_and_restores_the_mode(device):
     x = f64([1.0, 2.0])
     with gn.no_grad():
         assert not gn.is_grad_enabled()
@@ -196,7 +197,7 @@ def test_no_grad_records_nothing_and_restores_the_mode():
     assert gn.is_grad_enabled()
 
 
-def test_detach_shares_data_and_stops_gradients():
+def test_detach_shares_data_and_stops_gradients(device):
     x = f64([1.0, 2.0])
     d = (x * 2).detach()
     assert not d.requires_grad and d.creator is None
@@ -205,7 +206,7 @@ def test_detach_shares_data_and_stops_gradients():
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])  # d counted as a constant
 
 
-def test_cast_forward_and_backward_dtypes_match_torch():
+def test_cast_forward_and_backward_dtypes_match_torch(device):
     data = np.array([0.1, 0.2, 0.3], dtype=np.float32)
     x = gn.tensor(data, requires_grad=True)
     y = x.double()

@@ -12,12 +12,12 @@ import gpunet as gn
     ("add", lambda a, b: a + b), ("sub", lambda a, b: a - b), ("mul", lambda a, b: a * b),
     ("div", lambda a, b: a / b), ("pow", lambda a, b: a ** b),
 ])
-def test_broadcast_errors_name_the_op_and_both_shapes(name, op):
+def test_broadcast_errors_name_the_op_and_both_shapes(device, name, op):
     with pytest.raises(ValueError, match=rf"{name}: shapes \(2, 3\) and \(4,\) cannot be broadcast together"):
         op(gn.ones(2, 3), gn.ones(4))
 
 
-def test_where_and_batched_matmul_shape_errors():
+def test_where_and_batched_matmul_shape_errors(device):
     with pytest.raises(ValueError, match=r"where: condition of shape \(5,\) and values of shapes \(2, 3\) and \(\)"):
         gn.where(gn.ones(5) > 0, gn.ones(2, 3), 0.0)
     with pytest.raises(ValueError, match=r"matmul: the batch dimensions of shapes \(2, 3, 4\) and \(3, 4, 5\)"):
@@ -36,7 +36,7 @@ def _both(fn, data, dtype=np.float32):
     ("logsumexp", lambda M, x: M.logsumexp(x, 1)), ("sigmoid", lambda M, x: M.sigmoid(x)),
     ("tanh", lambda M, x: M.tanh(x)),
 ])
-def test_large_magnitudes_stay_finite_and_match_torch(name, fn):
+def test_large_magnitudes_stay_finite_and_match_torch(device, name, fn):
     data = [[1000.0, -1000.0, 0.0, 999.0], [-1000.0, -1000.0, -999.5, -1000.0]]
     x, y, _, _ = _both(fn, data)  # float32
     _, _, tx, ty = _both(fn, data, np.float64)  # the reference, in float64
@@ -49,7 +49,7 @@ def test_large_magnitudes_stay_finite_and_match_torch(name, fn):
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
-def test_logsumexp_of_minus_infinity_rows():
+def test_logsumexp_of_minus_infinity_rows(device):
     data = [[-np.inf, -np.inf, -np.inf], [-np.inf, 0.0, 1.0]]
     x, y, tx, ty = _both(lambda M, t: M.logsumexp(t, 1), data, np.float64)
     np.testing.assert_array_equal(y.numpy()[0], -np.inf)
@@ -59,7 +59,7 @@ def test_logsumexp_of_minus_infinity_rows():
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
 
 
-def test_max_and_min_gradients_with_ties_match_torch():
+def test_max_and_min_gradients_with_ties_match_torch(device):
     data = [[1.0, 3.0, 3.0, 2.0], [0.0, 0.0, -1.0, 0.0]]
     for kind in ("max", "min"):
         x, y, tx, ty = _both(lambda M, t: getattr(M, kind)(t), data)
@@ -73,7 +73,7 @@ def test_max_and_min_gradients_with_ties_match_torch():
         np.testing.assert_array_equal(getattr(gn, kind)(x, 1).indices.numpy(), getattr(torch, kind)(tx, 1).indices)
 
 
-def test_reductions_over_no_dims_and_of_0d_tensors_match_torch():
+def test_reductions_over_no_dims_and_of_0d_tensors_match_torch(device):
     data = np.arange(6.0).reshape(2, 3)
     for dim in ((), []):
         assert gn.tensor(data).sum(dim).item() == torch.tensor(data).sum(dim).item() == 15.0
@@ -85,7 +85,7 @@ def test_reductions_over_no_dims_and_of_0d_tensors_match_torch():
         scalar.sum(1)
 
 
-def test_empty_tensors():
+def test_empty_tensors(device):
     e = gn.zeros(2, 0, requires_grad=True)
     y = e @ gn.ones(0, 3)
     np.testing.assert_array_equal(y.numpy(), np.zeros((2, 3)))

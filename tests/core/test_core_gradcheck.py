@@ -42,7 +42,7 @@ class IgnoresGradOutput(Function):
         return self.inputs[0] * 2.0
 
 
-def test_passes_several_inputs_and_outputs_and_passes_through_other_arguments():
+def test_passes_several_inputs_and_outputs_and_passes_through_other_arguments(device):
     rng = np.random.default_rng(0)
     a, b = leaf(rng.standard_normal((2, 3))), leaf(rng.standard_normal((3,)), "strided")
     c = gn.tensor(rng.standard_normal((2, 3)), dtype=gn.float64)  # not differentiated
@@ -131,7 +131,7 @@ def test_needs_an_input_that_requires_grad():
         gradcheck(lambda t: t * 2, (x,))
 
 
-def test_inputs_are_restored_and_read_only_broadcast_data_is_handled():
+def test_inputs_are_restored_and_read_only_broadcast_data_is_handled(device):
     base = gn.tensor([1.0, 2.0, 3.0], dtype=gn.float64)
     wide = gn.ops.broadcast_to(base, (2, 3)).detach().requires_grad_()
     assert not wide.data.flags.writeable

@@ -43,8 +43,8 @@ def test_to_device_moves_data_and_gradients_flow_back(device, other_device):
     np.testing.assert_allclose(a.grad.numpy(), [2.0, 4.0])
 
 
-def test_default_dtypes_follow_pytorch():
-    assert gn.tensor([1.0, 2.0]).dtype == np.float32
+def test_default_dtypes_follow_pytorch(device):
+    assert gn.tensor([1.0, 2.0]).dtype == np.float32 and gn.tensor([1.0]).device == gn.device(device)
     assert gn.tensor(1.5).dtype == np.float32
     assert gn.tensor([1, 2]).dtype == np.int64
     assert gn.tensor([True]).dtype == np.bool_
@@ -57,7 +57,7 @@ def test_default_dtypes_follow_pytorch():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_python_and_numpy_scalars_keep_the_tensor_dtype(dtype):
+def test_python_and_numpy_scalars_keep_the_tensor_dtype(device, dtype):
     x = gn.tensor([1.0, 2.0], dtype=dtype)
     for scalar in (2, 2.5, np.float64(2.5), np.float32(2.5), np.int64(3)):
         for y in (x + scalar, scalar - x, x * scalar, scalar / x, x ** scalar, scalar ** x):
@@ -66,7 +66,7 @@ def test_python_and_numpy_scalars_keep_the_tensor_dtype(dtype):
     assert gn.clamp(x, 0.5, 1.5).dtype == dtype
 
 
-def test_float64_end_to_end():
+def test_float64_end_to_end(device):
     rng = np.random.default_rng(0)
     x = gn.tensor(rng.standard_normal((4, 3)), dtype=gn.float64)
     w = gn.tensor(rng.standard_normal((2, 3)), dtype=gn.float64, requires_grad=True)
@@ -79,7 +79,7 @@ def test_float64_end_to_end():
     assert gw.dtype == np.float64
 
 
-def test_matmul_and_linear_dtype_mismatch_errors():
+def test_matmul_and_linear_dtype_mismatch_errors(device):
     a = gn.tensor(np.ones((2, 3)), dtype=gn.float32)
     b = gn.tensor(np.ones((3, 2)), dtype=gn.float64)
     with pytest.raises(TypeError, match=r"matmul: operands have dtypes float32 and float64.*\.double\(\)"):
@@ -88,12 +88,12 @@ def test_matmul_and_linear_dtype_mismatch_errors():
         gn.ops.linear(a, b.T)
 
 
-def test_matmul_shape_error_names_both_shapes():
+def test_matmul_shape_error_names_both_shapes(device):
     with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 2\) do not fit"):
         gn.ones(2, 3) @ gn.ones(4, 2)
 
 
-def test_integer_indexing_and_item():
+def test_integer_indexing_and_item(device):
     data = np.arange(12.0).reshape(3, 4)
     x = gn.tensor(data)
     assert x[1, 2].item() == 6.0 and isinstance(x[1, 2].item(), float)
@@ -108,7 +108,7 @@ def test_integer_indexing_and_item():
         x[3]
 
 
-def test_numpy_and_tensor_make_copies():
+def test_numpy_and_tensor_make_copies(device):
     source = np.array([1.0, 2.0])
     x = gn.tensor(source)
     source[0] = 100.0
@@ -122,7 +122,7 @@ def test_numpy_and_tensor_make_copies():
     assert x[0].item() == 1.0
 
 
-def test_grad_of_integer_indexing_with_repeats_accumulates():
+def test_grad_of_integer_indexing_with_repeats_accumulates(device):
     x = gn.tensor([1.0, 2.0, 3.0], requires_grad=True)
     x[gn.tensor([0, 0, 2, 0])].sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [3.0, 0.0, 1.0])
