@@ -68,6 +68,17 @@ def _reduce(loss, reduction):
     return loss
 
 
+def _check_class_scores(loss, input, target, reduction):
+    """The checks cross_entropy and nll_loss share: tensors, ``reduction``, and a floating-point ``input`` with a
+    class dimension, (C,), (N, C) or (N, C, d1, ...)."""
+    _check_tensor(loss, "input", input)
+    _check_tensor(loss, "target", target)
+    _check_reduction(loss, reduction)
+    _check_float(loss, "input", input)
+    if input.ndim == 0:
+        raise ValueError(f"{loss}: input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...), got ()")
+
+
 def _class_targets(loss, input, target, ignore_index):
     """Validate integer class-index ``target`` for ``input`` of shape (C,), (N, C) or (N, C, d1, ...)."""
     if target.dtype.kind not in "iu":
@@ -124,12 +135,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     the uniform distribution. Computed stably from log-softmax, for logits of any magnitude.
     """
     name = "cross_entropy"
-    _check_tensor(name, "input", input)
-    _check_tensor(name, "target", target)
-    _check_reduction(name, reduction)
-    _check_float(name, "input", input)
-    if input.ndim == 0:
-        raise ValueError(f"{name}: input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...), got ()")
+    _check_class_scores(name, input, target, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     class_dim = 1 if input.ndim >= 2 else 0
@@ -181,12 +187,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` (C,), (N, C) or (N, C, d1, ...) at the integer class
     indices ``target``; 'mean' divides by the summed weights of the non-ignored targets, as PyTorch does."""
     name = "nll_loss"
-    _check_tensor(name, "input", input)
-    _check_tensor(name, "target", target)
-    _check_reduction(name, reduction)
-    _check_float(name, "input", input)
-    if input.ndim == 0:
-        raise ValueError(f"{name}: input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...), got ()")
+    _check_class_scores(name, input, target, reduction)
     num_classes = input.shape[1 if input.ndim >= 2 else 0]
     w = _check_weight(name, weight, num_classes, input)
     _class_targets(name, input, target, ignore_index)
