@@ -198,34 +198,63 @@ def cmd_sweep(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- info
+def _cuda_version(encoded: int) -> str:
+    return f"{encoded // 1000}.{encoded % 1000 // 10}"  # CUDA encodes 12.8 as 12080
+
+
+def _gpu_lines(cupy) -> dict:
+    """The CUDA line, then two lines per device: name, compute capability and memory; NVML's readings."""
+    import warnings
+
+    from .backend import get_backend
+    from .backend.telemetry import GpuTelemetry
+
+    runtime = cupy.cuda.runtime
+    count = runtime.getDeviceCount()
+    lines = {"cuda": f"available: {count} device(s), driver {_cuda_version(runtime.driverGetVersion())}, "
+                     f"runtime {_cuda_version(runtime.runtimeGetVersion())}"}
+    for index in range(count):
+        props = runtime.getDeviceProperties(index)
+        with cupy.cuda.Device(index):
+            free, total = runtime.memGetInfo()
+        lines[f"cuda:{index}"] = (f"{props['name'].decode()}, compute capability {props['major']}.{props['minor']}, "
+                                  f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free")
+        telemetry = GpuTelemetry(get_backend(f"cuda:{index}"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the reason is shown below instead
+            reading = telemetry.sample()
+        lines[f"cuda:{index} nvml"] = (
+            f"unavailable ({telemetry.nvml_error}; it needs nvidia-ml-py and the NVIDIA driver)" if telemetry.nvml_error
+            else f"{reading['gpu_temperature_c']} C, {reading['gpu_power_w']:.1f} W, "
+                 f"{reading['gpu_utilization_percent']} % busy")
+    return lines
+
+
 def cmd_info(args) -> int:
     import numpy
 
     from . import __version__
-    from .backend import cuda_unavailable_reason, current
+    from .backend import cuda_unavailable_reason, current, kernel_dir
 
     backend = current()
-    lines = {"gpunet": __version__, "python": platform.python_version(), "numpy": numpy.__version__}
+    lines = {"gpunet": __version__, "python": f"{platform.python_version()} ({sys.executable})",
+             "numpy": numpy.__version__}
     try:
         import cupy
 
         lines["cupy"] = cupy.__version__
     except ImportError:
+        cupy = None
         lines["cupy"] = 'not installed (pip install "gpunet[cuda]")'
+    try:
+        lines["kernels"] = str(kernel_dir())
+    except FileNotFoundError as exc:
+        lines["kernels"] = str(exc)
     lines["device"] = f"{backend.device} (set with GPUNET_DEVICE or the config's device)"
     lines["backend"] = f"{backend.name} ({backend.implementation})"
     reason = cuda_unavailable_reason(0)
     if reason is None:
-        import cupy
-
-        count = cupy.cuda.runtime.getDeviceCount()
-        for index in range(count):
-            props = cupy.cuda.runtime.getDeviceProperties(index)
-            with cupy.cuda.Device(index):
-                free, total = cupy.cuda.runtime.memGetInfo()
-            lines[f"cuda:{index}"] = (f"{props['name'].decode()} compute {props['major']}.{props['minor']}, "
-                                      f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free")
-        lines["cuda"] = f"available ({count} device(s))"
+        lines.update(_gpu_lines(cupy))
     else:
         lines["cuda"] = f"unavailable: {reason}"
     width = max(len(k) for k in lines)

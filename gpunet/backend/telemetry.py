@@ -17,6 +17,7 @@ class GpuTelemetry:
         self._handle = None
         self._nvml = None
         self._nvml_broken = backend.device.kind != "cuda"  # the CPU and the emulated device have no NVML
+        self.nvml_error: str | None = None  # why NVML readings are off, once it has failed
 
     def sample(self) -> dict:
         """``cupy_pool_used_bytes``/``cupy_pool_total_bytes`` and, from NVML, ``gpu_memory_used_bytes``,
@@ -29,8 +30,9 @@ class GpuTelemetry:
                 out.update(self._nvml_sample())
             except Exception as exc:  # NVML raises NVMLError subclasses, or ImportError when not installed
                 self._nvml_broken = True
+                self.nvml_error = f"{type(exc).__name__}: {exc}"
                 warnings.warn(f"gpunet: GPU telemetry from NVML is off for {self.backend.device} "
-                              f"({type(exc).__name__}: {exc}); install nvidia-ml-py and an NVIDIA driver for it",
+                              f"({self.nvml_error}); install nvidia-ml-py and an NVIDIA driver for it",
                               RuntimeWarning, stacklevel=2)
         return out
 
