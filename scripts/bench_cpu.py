@@ -26,39 +26,17 @@ def load_digits_float32():
     return (x / 16.0).astype(np.float32), y.astype(np.int64)
 
 
-def gpunet_epoch_runner(x, y, batch_size, weights):
-    import gpunet as gn
-
-    gn.set_device("cpu")
-    net = gn.nn.Sequential(gn.nn.Linear(64, 50), gn.nn.Sigmoid(), gn.nn.Linear(50, 10))
-    net.load_state_dict(weights)
-    opt = gn.optim.SGD(net.parameters(), lr=0.1)
+def epoch_runner(fw, x, y, batch_size, weights):
+    """A function that trains the digits network for one epoch and returns the last loss, written once for
+    ``fw``: the ``gpunet`` or the ``torch`` module (the same names, arguments and weight layout)."""
+    net = fw.nn.Sequential(fw.nn.Linear(64, 50), fw.nn.Sigmoid(), fw.nn.Linear(50, 10))
+    net.load_state_dict({k: fw.tensor(v) for k, v in weights.items()})
+    opt = fw.optim.SGD(net.parameters(), lr=0.1)
     batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
 
     def epoch():
         for xb, yb in batches:
-            loss = gn.nn.functional.cross_entropy(net(gn.tensor(xb)), gn.tensor(yb))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return loss.item()
-
-    return epoch
-
-
-def torch_epoch_runner(x, y, batch_size, weights):
-    try:
-        import torch
-    except ImportError:
-        sys.exit('bench_cpu: needs PyTorch as the reference: pip install "gpunet[test]"')
-    net = torch.nn.Sequential(torch.nn.Linear(64, 50), torch.nn.Sigmoid(), torch.nn.Linear(50, 10))
-    net.load_state_dict({k: torch.tensor(v) for k, v in weights.items()})
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-
-    def epoch():
-        for xb, yb in batches:
-            loss = torch.nn.functional.cross_entropy(net(torch.tensor(xb)), torch.tensor(yb))
+            loss = fw.nn.functional.cross_entropy(net(fw.tensor(xb)), fw.tensor(yb))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -74,6 +52,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     x, y = load_digits_float32()
+    try:
+        import torch
+    except ImportError:
+        sys.exit('bench_cpu: needs PyTorch as the reference: pip install "gpunet[test]"')
+    import gpunet as gn
+
+    gn.set_device("cpu")
     rng = np.random.default_rng(0)
     bound1, bound2 = 1 / np.sqrt(64), 1 / np.sqrt(50)
     weights = {
@@ -82,8 +67,8 @@ def main(argv=None):
         "2.weight": rng.uniform(-bound2, bound2, (10, 50)).astype(np.float32),
         "2.bias": rng.uniform(-bound2, bound2, 10).astype(np.float32),
     }
-    runners = {"gpunet": gpunet_epoch_runner(x, y, args.batch_size, weights),
-               "pytorch": torch_epoch_runner(x, y, args.batch_size, weights)}
+    runners = {"gpunet": epoch_runner(gn, x, y, args.batch_size, weights),
+               "pytorch": epoch_runner(torch, x, y, args.batch_size, weights)}
     first_losses = {name: run() for name, run in runners.items()}  # warm-up, and a sanity check
     if abs(first_losses["gpunet"] - first_losses["pytorch"]) > 1e-4:
         sys.exit(f"bench_cpu: the two frameworks disagree after one epoch: {first_losses}")
@@ -93,8 +78,6 @@ def main(argv=None):
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
-
-    import torch
 
     medians = {name: statistics.median(t) for name, t in times.items()}
     ratio = medians["gpunet"] / medians["pytorch"]
