@@ -7,6 +7,9 @@ current one for the test and restores the previous device afterwards; its value 
     def test_softmax_rows_sum_to_one(device):
         x = gn.randn(4, 7)              # created on `device`
         assert x.device == gn.device(device)
+
+``launched_kernels``: the names of the kernels launched on the emulated device during the test, in order (to show
+that a test exercised the CUDA kernels and not an xp reference).
 """
 import pytest
 
@@ -23,3 +26,18 @@ def device(request):
         yield request.param
     finally:
         backend.set_device(previous)
+
+
+@pytest.fixture
+def launched_kernels(monkeypatch):
+    from gpunet.testing.cuda_emu import fake_cupy
+
+    names = []
+    original = fake_cupy._Kernel.__call__
+
+    def spy(self, *args, **kwargs):
+        names.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(fake_cupy._Kernel, "__call__", spy)
+    return names

@@ -11,7 +11,6 @@ from gpunet.backend import get_backend
 from gpunet.backend.cupy_backend import CUDA_KERNELS
 from gpunet.backend.numpy_kernels.conv import conv_output_shape
 from gpunet.backend.numpy_kernels.pool import pool_output_size
-from gpunet.testing.cuda_emu import fake_cupy
 
 SIZES = (1, 7, 33, 1025)
 
@@ -84,27 +83,13 @@ def test_the_cases_cover_every_kernel_with_a_cuda_file_except_softmax():
     assert covered == {name for name, family in CUDA_KERNELS.items() if family != "softmax"}
 
 
-@pytest.fixture
-def launched(monkeypatch):
-    """The names of the kernels launched on the emulated device, in order."""
-    names = []
-    original = fake_cupy._Kernel.__call__
-
-    def spy(self, *args, **kwargs):
-        names.append(self.name)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(fake_cupy._Kernel, "__call__", spy)
-    return names
-
-
 @pytest.mark.parametrize("n", SIZES)
-def test_cuda_emu_agrees_with_cpu_at_odd_sizes(n, launched):
+def test_cuda_emu_agrees_with_cpu_at_odd_sizes(n, launched_kernels):
     for kernel, args, in_place in cases(n, np.random.default_rng(n)):
         cpu = run("cpu", kernel, args, in_place)
-        launched.clear()
+        launched_kernels.clear()
         emu = run("cuda-emu", kernel, args, in_place)
-        assert launched and all(name.endswith("_f32") for name in launched), (kernel, launched)
+        assert launched_kernels and all(name.endswith("_f32") for name in launched_kernels), kernel
         assert len(cpu) == len(emu) > 0
         for i, (a, b) in enumerate(zip(cpu, emu)):
             what = f"{kernel} result {i} at n={n}"

@@ -1,4 +1,4 @@
-"""Shared helpers for the core tests: inputs in several memory layouts on the current device, value domains, comparisons."""
+"""Shared helpers for the core tests: inputs in several memory layouts on the current device, value domains."""
 from __future__ import annotations
 
 import contextlib
