@@ -2,7 +2,10 @@
 
 Mirrors ``kernels/pool.cu``. x is (N, C, H, W); ``kernel``, ``stride``, ``padding``, ``dilation`` are (h, w) pairs.
 Work is vectorised over pixels: windows are strided views (``sliding_window_view``) of the padded input, and the
-only Python loops run over the kh * kw positions of the window.
+only Python loops run over the kh * kw positions of the window. Max pooling has fast paths with the same results
+(values, argmax indices, gradients): windows that tile the input (stride == kernel, no padding, dilation 1) are
+read through a reshape instead of a padded copy, and when no two windows share an input element the backward
+writes each gy straight to its argmax.
 """
 from __future__ import annotations
 
@@ -45,13 +48,45 @@ def _first_inside(xp, start, d):
     return xp.where(start >= 0, start, start + (-start + d - 1) // d * d)
 
 
+def _tiles(x_shape, out, kernel, stride, padding, dilation) -> bool:
+    """The windows tile (a crop of) the input: stride == kernel, no padding, dilation 1, no partial window."""
+    return (tuple(stride) == tuple(kernel) and not any(padding) and tuple(dilation) == (1, 1)
+            and all(out[a] * kernel[a] <= x_shape[2 + a] for a in (0, 1)))
+
+
+def _tiled_max_pool2d(xp, x, out, kernel):
+    """``max_pool2d`` for tiling windows: x viewed as (N, C, OH, kh, OW, kw), the same first-max / last-NaN scan."""
+    n, c, h, w = x.shape
+    (oh, ow), (kh, kw) = out, kernel
+    tiles = x[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw)
+    best = tiles[:, :, :, 0, :, 0].copy()
+    pick = xp.zeros((n, c, oh, ow), dtype=xp.int64)  # window position i * kw + j; a window of -inf keeps 0
+    for i in range(kh):
+        for j in range(kw):
+            if i or j:
+                v = tiles[:, :, :, i, :, j]
+                better = (v > best) | (v != v)
+                best = xp.where(better, v, best)
+                pick = xp.where(better, i * kw + j, pick)
+    rows = (xp.arange(oh) * kh)[:, None] + pick // kw
+    cols = (xp.arange(ow) * kw)[None, :] + pick % kw
+    return best, rows * w + cols
+
+
 def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode=False):
     """(y, argmax): the window maxima and their flat indices ih * W + iw in the input plane (int64).
 
     As PyTorch: the first maximum wins, a NaN wins over any number (the last NaN of the window), and a window
     holding only -inf (or padding) reports its first position inside the input."""
-    n, c, h, w = x.shape
     out = _out_shape(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    if _tiles(x.shape, out, kernel, stride, padding, dilation):
+        return _tiled_max_pool2d(xp, x, out, kernel)
+    return _windowed_max_pool2d(xp, x, out, kernel, stride, padding, dilation)
+
+
+def _windowed_max_pool2d(xp, x, out, kernel, stride, padding, dilation):
+    """``max_pool2d`` for any geometry: a scan over the window positions of the padded input's strided windows."""
+    n, c, h, w = x.shape
     win = _windows(xp, _padded(xp, x, out, kernel, stride, padding, dilation, -math.inf), out, kernel, stride, dilation)
     best = xp.full((n, c) + out, -math.inf, dtype=x.dtype)
     pick = xp.full((n, c) + out, -1, dtype=xp.int64)  # window position i * kw + j; -1: none beat -inf
@@ -90,6 +125,24 @@ def _scatter_windows(xp, values, x_shape, kernel, stride, padding, dilation):
 def max_pool2d_backward(xp, gy, argmax, x_shape, kernel, stride, padding, dilation):
     """gx: each gy[n, c, oh, ow] added to the input element argmax[n, c, oh, ow] of its window (a gather over the
     windows holding each input element, as the CUDA kernel; deterministic)."""
+    if all(stride[a] > dilation[a] * (kernel[a] - 1) for a in (0, 1)):
+        return _disjoint_max_pool2d_backward(xp, gy, argmax, x_shape)
+    return _windowed_max_pool2d_backward(xp, gy, argmax, x_shape, kernel, stride, padding, dilation)
+
+
+def _disjoint_max_pool2d_backward(xp, gy, argmax, x_shape):
+    """``max_pool2d_backward`` when no two windows share an input element, so no index repeats within a plane:
+    every gy written straight to its argmax (every window's argmax lies inside the input)."""
+    n, c, h, w = x_shape
+    gx = xp.zeros(n * c * h * w, dtype=gy.dtype)
+    planes = xp.arange(0, n * c * h * w, h * w, dtype=xp.int64)[:, None]
+    index = (argmax.reshape(n * c, -1) + planes).reshape(-1)
+    gx[index] = gy.reshape(-1) + xp.zeros((), dtype=gy.dtype)  # + 0: -0.0 becomes 0.0, as when accumulating
+    return gx.reshape(x_shape)
+
+
+def _windowed_max_pool2d_backward(xp, gy, argmax, x_shape, kernel, stride, padding, dilation):
+    """``max_pool2d_backward`` for any geometry: per window position, the gy whose argmax it is, summed back."""
     h, w = x_shape[2:]
     oh, ow = gy.shape[2:]
     rows = (xp.arange(oh) * stride[0] - padding[0])[:, None]

@@ -1,0 +1,100 @@
+"""The NumPy max-pool fast paths (tiling windows forward, disjoint windows backward) give exactly the results of
+the general window scan, and PyTorch's: values, argmax indices (first maximum on ties, last NaN), gradients."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gpunet.backend.numpy_kernels import pool as P
+
+
+def tie_heavy(shape, seed, dtype=np.float32):
+    """Small integers (many ties), some NaN, some -inf, some signed zeros, and one window of only -inf."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, size=shape).astype(dtype)
+    x[rng.random(shape) < 0.05] = np.nan
+    x[rng.random(shape) < 0.05] = -np.inf
+    x[(x == 0) & (rng.random(shape) < 0.5)] = -0.0
+    x[0, 0, :2, :2] = -np.inf
+    return x
+
+
+TILED = [  # x shape, kernel: stride == kernel, no padding, dilation 1
+    ((3, 4, 8, 8), (2, 2)),
+    ((2, 3, 9, 7), (2, 2)),       # odd sizes: the last row / column is not pooled
+    ((2, 2, 9, 12), (3, 4)),
+    ((1, 3, 6, 5), (1, 1)),
+    ((4, 1, 4, 10), (4, 5)),      # one window per column of windows
+]
+
+
+def windowed(x, kernel, stride=None, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    stride = stride or kernel
+    out = P._out_shape(x.shape, kernel, stride, padding, dilation, ceil_mode)
+    return P._windowed_max_pool2d(np, x, out, kernel, stride, padding, dilation)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("shape, kernel", TILED)
+def test_tiled_forward_equals_the_window_scan_and_torch(shape, kernel, seed, dtype):
+    x = tie_heavy(shape, seed, dtype)
+    assert P._tiles(x.shape, P._out_shape(x.shape, kernel, kernel, (0, 0), (1, 1), False), kernel, kernel, (0, 0),
+                    (1, 1))
+    y, index = P.max_pool2d(np, x, kernel, kernel, (0, 0), (1, 1))
+    y_ref, index_ref = windowed(x, kernel)
+    np.testing.assert_array_equal(index, index_ref)
+    np.testing.assert_array_equal(y, y_ref)                               # NaN where NaN
+    assert (np.signbit(y) == np.signbit(y_ref)).all()                     # -0.0 where -0.0
+    assert y.dtype == x.dtype and index.dtype == np.int64
+    yt, it = F.max_pool2d(torch.tensor(x), kernel, return_indices=True)
+    np.testing.assert_array_equal(index, it.numpy())
+    np.testing.assert_array_equal(y, yt.numpy())
+
+
+def test_nan_and_ties_pick_torchs_positions():
+    x = np.array([[[[1.0, np.nan, 5.0, 5.0, -np.inf, -np.inf],
+                    [np.nan, 0.0, 5.0, 5.0, -np.inf, -np.inf]]]], np.float32)
+    y, index = P.max_pool2d(np, x, (2, 2), (2, 2), (0, 0), (1, 1))
+    assert np.isnan(y[0, 0, 0, 0]) and y[0, 0, 0, 1:].tolist() == [5.0, -np.inf]
+    assert index[0, 0, 0].tolist() == [6, 2, 4]  # the last NaN, the first 5, the first -inf
+
+
+GEOMETRIES = [  # x shape, kernel, stride, padding, dilation, ceil_mode: disjoint windows
+    ((3, 4, 8, 8), (2, 2), (2, 2), (0, 0), (1, 1), False),
+    ((2, 3, 9, 7), (2, 2), (2, 2), (1, 1), (1, 1), True),     # padding and a last partial window
+    ((2, 2, 11, 10), (2, 3), (3, 4), (1, 0), (1, 1), False),  # stride > kernel: gaps between windows
+    ((2, 2, 12, 12), (2, 2), (3, 3), (0, 1), (2, 2), True),   # dilation 2 with stride 3
+]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("shape, kernel, stride, padding, dilation, ceil_mode", GEOMETRIES)
+def test_disjoint_backward_equals_the_window_sum_and_torch(shape, kernel, stride, padding, dilation, ceil_mode, seed):
+    x = tie_heavy(shape, seed)
+    y, index = P.max_pool2d(np, x, kernel, stride, padding, dilation, ceil_mode)
+    gy = np.random.default_rng(seed).standard_normal(y.shape).astype(np.float32)
+    gy[..., 0] = -0.0
+    gx = P.max_pool2d_backward(np, gy, index, x.shape, kernel, stride, padding, dilation)
+    gx_ref = P._windowed_max_pool2d_backward(np, gy, index, x.shape, kernel, stride, padding, dilation)
+    np.testing.assert_array_equal(gx, gx_ref)
+    assert (np.signbit(gx) == np.signbit(gx_ref)).all() and gx.dtype == np.float32 and gx.flags.c_contiguous
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = F.max_pool2d(xt, kernel, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(index, it.numpy())
+    yt.backward(torch.tensor(gy))
+    np.testing.assert_array_equal(gx, xt.grad.numpy())
+
+
+def test_the_fast_paths_are_the_ones_taken(monkeypatch):
+    def general(*args):
+        raise AssertionError("general path taken")
+
+    monkeypatch.setattr(P, "_windowed_max_pool2d", general)
+    monkeypatch.setattr(P, "_windowed_max_pool2d_backward", general)
+    x = tie_heavy((2, 3, 8, 8), 0)
+    y, index = P.max_pool2d(np, x, (2, 2), (2, 2), (0, 0), (1, 1))
+    P.max_pool2d_backward(np, np.ones_like(y), index, x.shape, (2, 2), (2, 2), (0, 0), (1, 1))
+    with pytest.raises(AssertionError, match="general path"):  # overlapping windows still take the scan
+        P.max_pool2d(np, x, (3, 3), (2, 2), (0, 0), (1, 1))
