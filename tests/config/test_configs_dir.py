@@ -12,7 +12,8 @@ CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
 
 def test_there_are_configs():
-    assert {p.name for p in CONFIGS} >= {"mlp_digits.yaml", "mlp_mnist.yaml", "mlp_fashion_mnist.yaml"}
+    assert {p.name for p in CONFIGS} >= {"mlp_digits.yaml", "mlp_mnist.yaml", "mlp_fashion_mnist.yaml",
+                                         "cnn_digits.yaml"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -36,6 +37,19 @@ def test_mlp_digits_is_seed_001s_network():
     assert config["sweep"]["grid"] == {"optimizer.lr": [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
                                        "optimizer.weight_decay": [0.0, 1e-4, 1e-3, 1e-2, 1e-1]}
 
+
+def test_cnn_digits_is_seed_001s_cnn():
+    config = load_config(Path(CONFIGS[0]).parent / "cnn_digits.yaml")
+    conv, relu, pool, flatten, fc, relu2, out = _layers(config)
+    assert {k: conv[k] for k in ("type", "in_channels", "out_channels", "kernel_size", "stride", "padding")} == \
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 10, "kernel_size": 3, "stride": 1, "padding": "same"}
+    assert (relu, relu2) == ({"type": "ReLU"}, {"type": "ReLU"})
+    assert pool["type"] == "MaxPool2d" and pool["kernel_size"] == 2 and pool["stride"] in (None, 2)
+    assert flatten["type"] == "Flatten"
+    assert fc == {"type": "Linear", "in_features": 10 * 4 * 4, "out_features": 50}
+    assert out == {"type": "Linear", "in_features": 50, "out_features": 10}
+    assert config["data"]["name"] == "digits" and not config["data"]["flatten"] and config["data"]["test_split"] == 0.2
+    assert config["loss"]["name"] == "cross_entropy" and config["trainer"]["batch_size"] == 100
 
 @pytest.mark.parametrize("name, dataset", [("mlp_mnist.yaml", "mnist5k"), ("mlp_fashion_mnist.yaml", "fashion_mnist")])
 def test_mnist_configs_are_seed_000s_network(name, dataset):
