@@ -50,6 +50,7 @@ def test_cnn_digits_is_seed_001s_cnn():
     assert out == {"type": "Linear", "in_features": 50, "out_features": 10}
     assert config["data"]["name"] == "digits" and not config["data"]["flatten"] and config["data"]["test_split"] == 0.2
     assert config["loss"]["name"] == "cross_entropy" and config["trainer"]["batch_size"] == 100
+    assert config["sweep"] == load_config(Path(CONFIGS[0]).parent / "mlp_digits.yaml")["sweep"]  # seed 001's grid
 
 @pytest.mark.parametrize("name, dataset", [("mlp_mnist.yaml", "mnist5k"), ("mlp_fashion_mnist.yaml", "fashion_mnist")])
 def test_mnist_configs_are_seed_000s_network(name, dataset):
