@@ -86,8 +86,20 @@ class Sigmoid(Function):
         return xp.where(x >= 0, 1, e) / (1 + e)
 
     def backward(self, gy):
-        y = self.output()
-        return mul(gy, mul(y, sub(1.0, y)))
+        return SigmoidGrad().apply(self.output(), gy)
+
+
+class SigmoidGrad(Function):
+    """``gy * y * (1 - y)``, the sigmoid's backward as one node (y is the sigmoid's output)."""
+
+    def forward(self, backend, y, gy):
+        return gy * y * (1 - y)
+
+    def backward(self, ggx):
+        y, gy = self.inputs
+        gy_grad = mul(ggx, mul(y, sub(1.0, y))) if self.needs_input_grad[1] else None
+        y_grad = mul(ggx, mul(gy, sub(1.0, mul(y, 2.0)))) if self.needs_input_grad[0] else None
+        return y_grad, gy_grad
 
 
 class Tanh(Function):
@@ -95,8 +107,20 @@ class Tanh(Function):
         return backend.xp.tanh(x)
 
     def backward(self, gy):
-        y = self.output()
-        return mul(gy, sub(1.0, mul(y, y)))
+        return TanhGrad().apply(self.output(), gy)
+
+
+class TanhGrad(Function):
+    """``gy * (1 - y^2)``, the tanh's backward as one node (y is the tanh's output)."""
+
+    def forward(self, backend, y, gy):
+        return gy * (1 - y * y)
+
+    def backward(self, ggx):
+        y, gy = self.inputs
+        gy_grad = mul(ggx, sub(1.0, mul(y, y))) if self.needs_input_grad[1] else None
+        y_grad = mul(ggx, mul(gy, mul(y, -2.0))) if self.needs_input_grad[0] else None
+        return y_grad, gy_grad
 
 
 class ReLU(Function):

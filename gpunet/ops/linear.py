@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import state as _grad_state
+from ..autograd.tensor import Tensor
 from .arithmetic import matmul
 from .reduction import sum
 from .shape import reshape
@@ -15,6 +17,8 @@ class Linear(Function):
         return y
 
     def backward(self, gy):
+        if not _grad_state.enabled:
+            return self._first_order_backward(gy)
         x, weight = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
         gx = matmul(gy, weight) if need[0] else None
@@ -27,6 +31,18 @@ class Linear(Function):
             if len(need) > 2 and need[2]:
                 gb = sum(gy2, 0)
         return (gx, gw) if len(need) == 2 else (gx, gw, gb)
+
+    def _first_order_backward(self, gy):
+        """The same three products on arrays, when the backward itself is not recorded (every training step)."""
+        x, weight = self.inputs[0].data, self.inputs[1].data
+        backend, need = self.inputs[0].backend, self.needs_input_grad
+        g = gy.data
+        g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
+        gx = Tensor(g @ weight, backend) if need[0] else None
+        gw = Tensor(g2.T @ (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x), backend) if need[1] else None
+        if len(need) == 2:
+            return gx, gw
+        return gx, gw, (Tensor(g2.sum(0), backend) if need[2] else None)
 
 
 def linear(x, weight, bias=None):

@@ -6,7 +6,9 @@ def log_softmax(xp, x, axis):
     if x.size == 0:
         return xp.empty_like(x)  # nothing to normalise (a max over an empty axis has no value)
     shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    log_sum = xp.exp(shifted).sum(axis=axis, keepdims=True)
+    shifted -= xp.log(log_sum, out=log_sum)
+    return shifted
 
 
 def softmax(xp, x, axis):
@@ -20,8 +22,7 @@ def softmax_cross_entropy(xp, logits, target_idx, ignore_index):
     """Per-row -log softmax(logits)[target] (0 where target == ignore_index), and the log-probabilities."""
     log_probs = log_softmax(xp, logits, 1)
     keep = target_idx != ignore_index
-    safe = xp.where(keep, target_idx, 0)
-    picked = xp.take_along_axis(log_probs, safe[:, None], axis=1)[:, 0]
+    picked = log_probs[xp.arange(logits.shape[0]), xp.where(keep, target_idx, 0)]
     return xp.where(keep, -picked, 0).astype(logits.dtype, copy=False), log_probs
 
 
