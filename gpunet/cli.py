@@ -9,8 +9,10 @@
     gpunet warmup configs/mlp_digits.yaml device=cuda    # compile the CUDA kernels the config will use
     gpunet info
 
-Problems a user can fix (a bad config or override, missing data, a corrupt checkpoint, an unavailable device, an
-occupied run directory) print one message to stderr and exit with status 1, without a traceback.
+Problems a user can fix (a bad config or override, a model that does not fit its data, missing data, a corrupt
+checkpoint, an unavailable device, an occupied run directory) print one message to stderr and exit with status 1,
+without a traceback. Anything else is a bug in gpunet: one line says so (status 3); with GPUNET_DEBUG=1 every error
+also shows its traceback.
 """
 from __future__ import annotations
 
@@ -64,7 +66,7 @@ def cmd_train(args) -> int:
 # ----------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
     from . import set_device
-    from .config import build_dataset, build_loss, build_model
+    from .config import build_dataset, build_loss, build_model, check_model
     from .data import DataLoader
     from .train.checkpoint import CheckpointError, load_checkpoint
     from .train.trainer import Trainer
@@ -77,6 +79,7 @@ def cmd_evaluate(args) -> int:
     if split is None:
         raise _usage(f"the config's data has no {args.split} split (its fraction is 0); choose another --split")
     model = build_model(config)
+    check_model(config, model, dataset.info.input_shape, dataset.info.num_classes, f"the data ({dataset.info.name})")
     try:
         model.load_state_dict(checkpoint.model)
     except (RuntimeError, ValueError) as exc:
@@ -106,16 +109,20 @@ def _parse_shape(text: str) -> tuple:
 
 def cmd_summary(args) -> int:
     from . import set_device
-    from .config import build_dataset, build_model
+    from .config import build_dataset, build_model, check_model
+    from .config.dry_run import input_dtype
     from .train.summary import summary
 
     config = _load(args)
     set_device(config["device"])
     model = build_model(config)
-    shape = _parse_shape(args.input_shape) if args.input_shape else build_dataset(config).info.input_shape
-    first = next((m for m in model.modules() if not any(True for _ in m.children())), None)
-    dtype = "int64" if type(first).__name__ == "Embedding" else "float32"
-    print(summary(model, shape, dtype=dtype))
+    if args.input_shape:
+        shape, classes, origin = _parse_shape(args.input_shape), None, f"--input-shape {args.input_shape}"
+    else:
+        info = build_dataset(config).info
+        shape, classes, origin = info.input_shape, info.num_classes, f"the data ({info.name})"
+    check_model(config, model, shape, classes, origin)
+    print(summary(model, shape, dtype=input_dtype(model)))
     return 0
 
 
@@ -144,7 +151,7 @@ def _slug(text: str) -> str:
 def cmd_sweep(args) -> int:
     from .config import load_config
     from .train.plots import plot_heatmap
-    from .train.run import run
+    from .train.run import check_run, run
 
     if args.grid:
         grid = _parse_grid(args.grid)
@@ -155,10 +162,12 @@ def cmd_sweep(args) -> int:
         grid = [(key, [json.dumps(v) for v in values]) for key, values in sweep["grid"].items()]
     keys = [key for key, _ in grid]
     combos = list(itertools.product(*[values for _, values in grid]))
-    configs = []
-    for combo in combos:  # check every combination before training any
+    configs, data_info = [], {}
+    for combo in combos:  # check every combination (and dry-run its model) before training any
         overrides = [*args.overrides, *(f"{k}={v}" for k, v in zip(keys, combo))]
         configs.append(load_config(args.config, overrides))
+        data_key = json.dumps(configs[-1]["data"], sort_keys=True)
+        data_info[data_key] = check_run(configs[-1], data_info.get(data_key))
     name = _config_name(args.config)
     out = args.out or os.path.join("runs", f"{name}-sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     os.makedirs(out, exist_ok=True)
@@ -345,6 +354,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DEBUG_VARIABLE = "GPUNET_DEBUG"
+
+
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _report(command: str, message: str, status: int) -> int:
+    if _debugging():
+        import traceback
+
+        traceback.print_exc()
+    print(f"gpunet {command}: {message}", file=sys.stderr)
+    return status
+
+
 def main(argv=None) -> int:
     """Run the gpunet command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
@@ -355,18 +380,20 @@ def main(argv=None) -> int:
     try:
         return args.handler(args)
     except UsageError as exc:
-        print(f"gpunet {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _report(args.command, f"error: {exc}", 2)
     except _user_errors() as exc:
-        print(f"gpunet {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return _report(args.command, f"error: {exc}", 1)
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"gpunet {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 1
+        return _report(args.command, f"error: {exc.strerror or exc}{where}", 1)
     except KeyboardInterrupt:
-        print(f"gpunet {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _report(args.command, "interrupted", 130)
+    except Exception as exc:  # not the user's to fix: a bug in gpunet (or in a user's imported model code)
+        if _debugging():
+            raise
+        return _report(args.command, f"internal error: {type(exc).__name__}: {exc} (this is likely a bug; run "
+                       f"again with {DEBUG_VARIABLE}=1 to see the traceback, and report it with that traceback and "
+                       "your config)", 3)
 
 
 if __name__ == "__main__":

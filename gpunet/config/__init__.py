@@ -6,6 +6,7 @@
 from .archs import ARCHS, register_arch
 from .builders import (build_dataset, build_layers, build_loss, build_model, build_optimizer, build_scheduler,
                        dataset_options)
+from .dry_run import check_model
 from .errors import ConfigError, Problem, format_path
 from .layers import LAYERS, register_layer
 from .load import dump_config, load_config, loads_config, validate_config
@@ -16,7 +17,7 @@ from .schema import (CALLBACKS, CONFIG, DATASETS, LOSSES, OPTIMIZERS, SCHEDULERS
 __all__ = [
     "ARCHS", "CALLBACKS", "CONFIG", "DATASETS", "LAYERS", "LOSSES", "OPTIMIZERS", "SCHEDULERS", "ConfigError",
     "Problem", "apply_overrides", "build_dataset", "build_layers", "build_loss", "build_model", "build_optimizer",
-    "build_scheduler", "dataset_options", "dump_config", "format_path", "load_config", "loads_config",
+    "build_scheduler", "check_model", "dataset_options", "dump_config", "format_path", "load_config", "loads_config",
     "register_arch", "register_callback", "register_dataset", "register_layer", "register_loss",
     "register_optimizer", "register_scheduler", "validate_config",
 ]

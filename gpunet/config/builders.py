@@ -5,11 +5,29 @@ configs) without the engine.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 
 from .archs import ARCHS
 from .errors import ConfigError, Path
+from .load import where
 from .schema import LOSSES, OPTIMIZERS, SCHEDULERS, Component
+
+
+def _located(build):
+    """Give the builder's ConfigErrors the file and line (or override) of their key, when the config knows it."""
+    @functools.wraps(build)
+    def located(config, *args):
+        try:
+            return build(config, *args)
+        except ConfigError as err:
+            if all(p.source is not None for p in err.problems):
+                raise
+            problems = [p if p.source is not None else dataclasses.replace(p, **dict(zip(
+                ("source", "line"), where(config, p.path)))) for p in err.problems]
+            raise ConfigError(problems) from err.__cause__
+    return located
 
 
 def _gpunet_class(target: str, path: Path, key: str):
@@ -40,13 +58,20 @@ def build_layers(layers: list[dict], path: Path = ("model", "layers")):
     return nn.Sequential(*modules)
 
 
+@_located
 def build_model(config: dict):
     """The network ``config['model']`` describes: sequential layers, a registered arch, or an imported class."""
     model = config["model"]
     if "layers" in model:
         return build_layers(model["layers"])
     if "arch" in model:
-        return ARCHS[model["arch"]].build(**model["args"])
+        try:
+            return ARCHS[model["arch"]].build(**model["args"])
+        except (TypeError, ValueError, IndexError) as err:  # a ConfigError (a ValueError) from build_layers too
+            if isinstance(err, ConfigError):
+                raise
+            raise ConfigError.at(None, None, ("model", "args"), f"architecture {model['arch']!r} cannot be built "
+                                 f"from these arguments: {type(err).__name__}: {err}") from err
     module_name, _, class_name = model["import"].partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
@@ -68,16 +93,19 @@ def _component(registry: dict, section: dict, path: Path, *leading):
     return _construct(_gpunet_class(spec.target, path, "name"), args, path, *leading)
 
 
+@_located
 def build_loss(config: dict):
     """``gpunet.nn.<Loss>`` for ``config['loss']``."""
     return _component(LOSSES, config["loss"], ("loss",))
 
 
+@_located
 def build_optimizer(config: dict, params):
     """``gpunet.optim.<Optimizer>(params, ...)`` for ``config['optimizer']``."""
     return _component(OPTIMIZERS, config["optimizer"], ("optimizer",), params)
 
 
+@_located
 def build_scheduler(config: dict, optimizer):
     """``gpunet.optim.lr_scheduler.<Scheduler>(optimizer, ...)`` for ``config['scheduler']``, or None without one.
 

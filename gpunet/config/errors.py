@@ -51,12 +51,14 @@ class Problem:
     value: Any = _NO_VALUE
     allowed: str | None = None
     hint: str | None = None
+    label: str | None = None  # shown after the path, e.g. the layer type: "model.layers[4] (Linear): ..."
 
     def __str__(self) -> str:
         where = ""
         if self.source:
             where = f"{self.source}:{self.line}: " if self.line is not None else f"{self.source}: "
-        text = f"{where}{format_path(self.path)}: {self.message}"
+        label = f" ({self.label})" if self.label else ""
+        text = f"{where}{format_path(self.path)}{label}: {self.message}"
         if self.value is not _NO_VALUE:
             text += f"; got {show(self.value)}"
         if self.allowed:

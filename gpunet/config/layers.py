@@ -16,22 +16,28 @@ class LayerSpec(Section):
 
     ``in_key``: the argument that must equal the incoming feature count; ``out_key``: the argument giving the
     outgoing count; ``keeps_features``: the layer leaves the count unchanged (activations, dropout).
+    For the dry run's hints (``gpunet.config.dry_run``): ``input_size`` is ``(argument, axis)``, an argument that
+    must equal the input's size along ``axis`` (in_channels along axis 1); ``input_dims`` the numbers of input
+    dimensions, batch axis included, that the layer accepts (empty: any).
     """
 
     in_key: str | None = None
     out_key: str | None = None
     keeps_features: bool = False
+    input_size: tuple | None = None
+    input_dims: tuple = ()
 
 
 LAYERS: dict[str, LayerSpec] = {}
 
 
 def register_layer(name: str, doc: str, fields: dict | None = None, *, in_key: str | None = None,
-                   out_key: str | None = None, keeps_features: bool = False, check_fn=None) -> LayerSpec:
+                   out_key: str | None = None, keeps_features: bool = False, check_fn=None,
+                   input_size: tuple | None = None, input_dims: tuple = ()) -> LayerSpec:
     """Allow ``{type: name, ...}`` in ``model.layers``; ``build_model`` calls ``gpunet.nn.<name>(**arguments)``."""
     if not name.isidentifier():
         raise ValueError(f"layer name must be a Python identifier (the gpunet.nn class name), got {name!r}")
-    spec = LayerSpec(fields or {}, doc, check_fn, in_key, out_key, keeps_features)
+    spec = LayerSpec(fields or {}, doc, check_fn, in_key, out_key, keeps_features, input_size, tuple(input_dims))
     LAYERS[name] = spec
     return spec
 
@@ -47,7 +53,7 @@ register_layer("Linear", "Fully connected layer y = x W^T + b, W of shape (out_f
     "in_features": Field(Int(ge=1), "size of each input sample"),
     "out_features": Field(Int(ge=1), "size of each output sample"),
     "bias": Field(Bool(), "learn an additive bias", True),
-}, in_key="in_features", out_key="out_features")
+}, in_key="in_features", out_key="out_features", input_size=("in_features", -1))
 register_layer("Flatten", "Flattens dimensions start_dim..end_dim into one.", {
     "start_dim": Field(_DIM, "first dimension to flatten", 1),
     "end_dim": Field(_DIM, "last dimension to flatten", -1),
@@ -101,17 +107,17 @@ for _n in (1, 2):
         "padding": Field(_sizes(_n, 0), "implicit -inf padding on each side (at most half the window)", 0),
         "dilation": Field(_sizes(_n, 1), "spacing between window elements", 1),
         "ceil_mode": Field(Bool(), "round the output size up (a last partial window)", False),
-    })
+    }, input_dims=(_n + 2,))
     register_layer(f"AvgPool{_n}d", f"Mean over sliding windows ({_n}-D).", {
         "kernel_size": Field(_sizes(_n, 1), "window size"),
         "stride": Field(Optional(_sizes(_n, 1)), "step between windows (null: kernel_size)", None),
         "padding": Field(_sizes(_n, 0), "implicit zero padding on each side (at most half the window)", 0),
         "ceil_mode": Field(Bool(), "round the output size up (a last partial window)", False),
         "count_include_pad": Field(Bool(), "count the padding in each window's divisor", True),
-    })
+    }, input_dims=(_n + 2,))
     register_layer(f"AdaptiveAvgPool{_n}d", f"Average pooling to a fixed output size ({_n}-D); 1 is the global mean.", {
         "output_size": Field(_sizes(_n, 1), "output size"),
-    })
+    }, input_dims=(_n + 2,))
 
 _BATCH_NORM_FIELDS = {
     "num_features": Field(Int(ge=1), "number of channels C of the (N, C, ...) input"),
@@ -122,9 +128,9 @@ _BATCH_NORM_FIELDS = {
 }
 register_layer("BatchNorm1d", "Normalises each channel of (N, C) or (N, C, L) inputs by batch statistics (running "
                "ones in eval), then scales and shifts.", _BATCH_NORM_FIELDS, in_key="num_features",
-               out_key="num_features")
+               out_key="num_features", input_size=("num_features", 1), input_dims=(2, 3))
 register_layer("BatchNorm2d", "Normalises each channel of (N, C, H, W) inputs by batch statistics (running ones in "
-               "eval), then scales and shifts.", _BATCH_NORM_FIELDS)
+               "eval), then scales and shifts.", _BATCH_NORM_FIELDS, input_size=("num_features", 1), input_dims=(4,))
 register_layer("Embedding", "Lookup table: row i of a (num_embeddings, embedding_dim) weight for each integer index i "
                "(the model's input must be integer indices).", {
     "num_embeddings": Field(Int(ge=1), "number of rows (the vocabulary size)"),
@@ -146,7 +152,7 @@ for _name, _doc in (("Conv1d", "1-D cross-correlation over (N, C, L); weight (ou
         "groups": Field(Int(ge=1), "blocked connections: in and out channels are split into this many groups", 1),
         "bias": Field(Bool(), "learn an additive bias per output channel", True),
         "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported", "zeros"),
-    })
+    }, input_size=("in_channels", 1), input_dims=(3,) if _name == "Conv1d" else (4,))
 register_layer("ConvTranspose2d", "Transposed 2-D convolution (the adjoint of Conv2d); weight (in_channels, "
                "out_channels/groups, kh, kw).", {
     "in_channels": Field(Int(ge=1), "channels of the input"),
@@ -160,4 +166,4 @@ register_layer("ConvTranspose2d", "Transposed 2-D convolution (the adjoint of Co
     "bias": Field(Bool(), "learn an additive bias per output channel", True),
     "dilation": Field(_CONV_INT, "spacing between kernel elements", 1),
     "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported", "zeros"),
-})
+}, input_size=("in_channels", 1), input_dims=(4,))

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .. import manual_seed, set_device
-from ..config import (build_dataset, build_loss, build_model, build_optimizer, build_scheduler, dump_config)
+from ..config import (build_dataset, build_loss, build_model, build_optimizer, build_scheduler, check_model,
+                      dump_config)
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
@@ -23,7 +24,7 @@ from .checkpoint import load_checkpoint
 from .plots import plot_history
 from .trainer import Trainer
 
-__all__ = ["Run", "RunError", "build_callbacks", "build_run", "config_differences", "default_run_dir",
+__all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "config_differences", "default_run_dir",
            "final_metrics", "run", "summary_line"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
@@ -94,17 +95,38 @@ class Run:
     checkpointer: ModelCheckpoint
 
 
-def build_run(config: dict, run_dir: str, progress: bool = True) -> Run:
-    """Seed, choose the device, load the data and build the model and training objects (no training yet)."""
-    set_device(config["device"])
+def _checked_model(config: dict, info):
+    """Seed and build the model, then dry-run it on a zero batch of the data's input shape."""
     manual_seed(config["seed"])
-    dataset = build_dataset(config)
     model = build_model(config)
+    check_model(config, model, info.input_shape, info.num_classes, f"the data ({info.name})")
+    return model
+
+
+def check_run(config: dict, dataset_info=None):
+    """Everything ``build_run`` checks before writing anything: the data loads, the model builds and its dry run
+    passes, the loss, optimizer and scheduler build. Returns the dataset's info (pass it back to skip loading)."""
+    set_device(config["device"])
+    info = dataset_info or build_dataset(config).info
+    model = _checked_model(config, info)
+    build_scheduler(config, build_optimizer(config, model.parameters()))
+    build_loss(config)
+    return info
+
+
+def build_run(config: dict, run_dir: str, progress: bool = True) -> Run:
+    """Seed, choose the device, load the data, build and dry-run the model, build the training objects; creates
+    ``run_dir`` only once all of that has passed (no training yet)."""
+    set_device(config["device"])
+    dataset = build_dataset(config)
+    model = _checked_model(config, dataset.info)
     optimizer = build_optimizer(config, model.parameters())
     scheduler = build_scheduler(config, optimizer)
+    loss = build_loss(config)
     trainer_cfg, scheduler_cfg = config["trainer"], config.get("scheduler") or {}
+    os.makedirs(run_dir, exist_ok=True)
     callbacks, checkpointer = build_callbacks(config, run_dir, progress)
-    trainer = Trainer(model, build_loss(config), optimizer, scheduler, callbacks, metrics=trainer_cfg["metrics"],
+    trainer = Trainer(model, loss, optimizer, scheduler, callbacks, metrics=trainer_cfg["metrics"],
                       grad_clip=trainer_cfg["grad_clip"], scheduler_interval=scheduler_cfg.get("interval", "epoch"),
                       scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss")
     trainer.config = config
@@ -173,7 +195,6 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
     DeviceError for problems with the config, the data, a checkpoint or the device.
     """
     started = time.perf_counter()
-    os.makedirs(run_dir, exist_ok=True)
     built = build_run(config, run_dir, progress)
     checkpoint_path = None
     if resume:

@@ -1,0 +1,160 @@
+"""The model's dry run: one forward pass on a zero batch of the data's input shape, before any training work.
+
+Config checking sees each value, and the Linear chain, but not the shapes that Conv, Pool and Flatten layers
+produce. The dry run does: it feeds 2 zero samples through the built model (evaluation mode, no gradients, the
+random state left as it was), layer by layer for ``layers:`` models, and turns the first failure into a
+ConfigError naming the layer's config path, where it was written, the shape that arrived, what the layer expects
+and how to fix it. For classification losses it also checks that the model gives a score per class.
+"""
+from __future__ import annotations
+
+import importlib
+from math import prod
+
+from .errors import ConfigError, Problem, format_path
+from .layers import LAYERS
+from .load import where
+from .schema import CLASSIFICATION_LOSSES
+
+BATCH = 2
+
+
+def input_dtype(model) -> str:
+    """``"int64"`` for a model whose first layer is an Embedding (it takes indices), else ``"float32"``."""
+    first = next((m for m in model.modules() if not any(True for _ in m.children())), None)
+    return "int64" if type(first).__name__ == "Embedding" else "float32"
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _error_text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _problem(config: dict, path: tuple, message: str, hint: str, at: tuple | None = None,
+             label: str | None = None) -> ConfigError:
+    source, line = where(config, at or path)
+    return ConfigError([Problem(source, line, path, f"{message}; hint: {hint}", label=label)])
+
+
+def _previous(layers: list, index: int) -> str:
+    return f"the previous layer, {format_path(('model', 'layers', index - 1))} ({layers[index - 1]['type']}),"
+
+
+def _gives(layers: list, index: int, shape: tuple, input_from: str, what: str) -> str:
+    """'<what reaches layer index> outputs <what>', e.g. 'the previous layer, model.layers[3] (Flatten), outputs
+    160 features' or 'the data (digits) gives samples of shape (1, 8, 8), that is 1 channel(s)'."""
+    if index == 0:
+        return f"{input_from} gives samples of shape {_shape(shape[1:])}, that is {what}"
+    return f"{_previous(layers, index)} outputs {what}"
+
+
+def _layer_hint(config: dict, layers: list, index: int, shape: tuple, input_from: str) -> str:
+    """How to fix layer ``index`` of ``model.layers`` given the ``shape`` (batch axis first) that reaches it."""
+    layer, spec = layers[index], LAYERS[layers[index]["type"]]
+    if spec.input_dims and len(shape) not in spec.input_dims:
+        wanted = " or ".join(f"{d}-D" for d in spec.input_dims)
+        if index == 0 and config["data"].get("flatten") and len(shape) < min(spec.input_dims):
+            return f"{layer['type']} takes {wanted} input but the data is flattened: set data.flatten: false"
+        if index > 0 and layers[index - 1]["type"] == "Flatten":
+            return f"{layer['type']} takes {wanted} input: remove the Flatten before it or move it after this layer"
+        return f"{layer['type']} takes {wanted} input but {_gives(layers, index, shape, input_from, f'{len(shape)}-D')}"
+    if layer["type"] == "Linear" and len(shape) > 2:
+        return (f"{_gives(layers, index, shape, input_from, _shape(shape))}; Linear works on the last axis: add "
+                f"{{type: Flatten}} before it and set in_features: {prod(shape[1:])}")
+    if spec.input_size is not None:
+        key, axis = spec.input_size
+        if -len(shape) <= axis < len(shape) and shape[axis] != layer[key]:
+            what = "features" if axis == -1 or len(shape) == 2 else "channels"
+            return f"{_gives(layers, index, shape, input_from, f'{shape[axis]} {what}')}: set {key}: {shape[axis]}"
+    return (f"{_gives(layers, index, shape, input_from, _shape(shape))}; compare it with this layer's arguments "
+            f"(gpunet summary shows every layer's output shape)")
+
+
+def _expects(layer: dict) -> str:
+    spec = LAYERS[layer["type"]]
+    parts = []
+    if spec.input_size is not None:
+        key, axis = spec.input_size
+        parts.append(f"{key} = {layer[key]} along {'the last axis' if axis == -1 else f'axis {axis}'}")
+    if spec.input_dims:
+        parts.append(" or ".join(f"{d}-D" for d in spec.input_dims) + " input")
+    return f" and expects {', '.join(parts)}" if parts else ""
+
+
+def _run_layers(config: dict, model, x, input_from: str):
+    layers = config["model"]["layers"]
+    for index, module in enumerate(model):
+        try:
+            x = module(x)
+        except Exception as exc:  # any failure of a layer on the shape it is given is the config's to fix
+            layer, path = layers[index], ("model", "layers", index)
+            key = (LAYERS[layer["type"]].input_size or (None,))[0]
+            shape = tuple(x.shape)
+            raise _problem(config, path, f"the dry run failed: the layer receives input of shape {_shape(shape)}"
+                           f"{_expects(layer)} ({_error_text(exc)})",
+                           _layer_hint(config, layers, index, shape, input_from),
+                           at=path + (key,) if key else None, label=layer["type"]) from exc
+    return x
+
+
+def _check_scores(config: dict, output, num_classes: int | None) -> None:
+    """A classification loss needs (batch, classes) scores with at least one column per class of the data."""
+    loss = config["loss"]["name"]
+    if num_classes is None or loss not in CLASSIFICATION_LOSSES or loss.startswith("bce"):
+        return
+    shape = tuple(getattr(output, "shape", ()))
+    if len(shape) == 2 and shape[1] >= num_classes:
+        return
+    model = config["model"]
+    last = None
+    if "layers" in model:
+        last = next((i for i in range(len(model["layers"]) - 1, -1, -1)
+                     if LAYERS[model["layers"][i]["type"]].out_key), None)
+    if last is not None:
+        layer = model["layers"][last]
+        key = LAYERS[layer["type"]].out_key
+        path, label, fix = ("model", "layers", last), layer["type"], f"set {key}: {num_classes}"
+    else:
+        path, label, fix = ("model",), None, f"make the model output {num_classes} scores per sample"
+    got = f"shape {_shape(shape)}" if shape else type(output).__name__
+    raise _problem(config, path, f"the model's output ({got} for a batch of {BATCH}) does not fit loss {loss}, "
+                   f"which needs ({BATCH}, C) class scores with C >= {num_classes}, the data's number of classes",
+                   fix, at=path + (key,) if last is not None else None, label=label)
+
+
+def check_model(config: dict, model, input_shape, num_classes: int | None = None,
+                input_from: str = "the data") -> None:
+    """Run ``model`` (built from ``config``) on a zero batch of ``BATCH`` samples of ``input_shape``.
+
+    Raises ConfigError: for ``layers:`` models naming the first failing layer (``model.layers[i] (Type)``), the
+    file and line or override, the shape it received, what it expects and a hint; for ``arch:``/``import:`` models
+    naming ``model`` and the error. ``num_classes``: also check the output against a classification loss.
+    ``input_from`` says where ``input_shape`` came from (shown in hints). The model is left in the mode it was in,
+    and gpunet's random state is restored, so a run with the dry run trains exactly as one without.
+    """
+    gpunet = importlib.import_module("gpunet")
+    input_shape = tuple(input_shape)
+    params = list(model.parameters())
+    x = gpunet.zeros(BATCH, *input_shape, dtype=input_dtype(model), device=params[0].device if params else None)
+    was_training, state = model.training, gpunet.random.get_rng_state()
+    model.eval()
+    try:
+        with gpunet.no_grad():
+            if "layers" in config["model"]:
+                output = _run_layers(config, model, x, input_from)
+            else:
+                try:
+                    output = model(x)
+                except Exception as exc:  # the model's own code failed on this input: show its message
+                    what = "model.args" if "arch" in config["model"] else f"{config['model']['import']} and its args"
+                    raise _problem(config, ("model",), f"the dry run on a zero batch of shape "
+                                   f"{_shape((BATCH, *input_shape))} failed: {_error_text(exc)}",
+                                   f"check {what} against {input_from}'s samples of shape "
+                                   f"{_shape(input_shape)}") from exc
+        _check_scores(config, output, num_classes)
+    finally:
+        model.train(was_training)
+        gpunet.random.set_rng_state(state)
