@@ -73,13 +73,13 @@ def _layer_hint(config: dict, layers: list, index: int, shape: tuple, input_from
             f"(gpunet summary shows every layer's output shape)")
 
 
-def _expects(layer: dict) -> str:
+def _expects(layer: dict, shape: tuple) -> str:
     spec = LAYERS[layer["type"]]
     parts = []
     if spec.input_size is not None:
         key, axis = spec.input_size
         parts.append(f"{key} = {layer[key]} along {'the last axis' if axis == -1 else f'axis {axis}'}")
-    if spec.input_dims:
+    if spec.input_dims and len(shape) not in spec.input_dims:
         parts.append(" or ".join(f"{d}-D" for d in spec.input_dims) + " input")
     return f" and expects {', '.join(parts)}" if parts else ""
 
@@ -94,7 +94,7 @@ def _run_layers(config: dict, model, x, input_from: str):
             key = (LAYERS[layer["type"]].input_size or (None,))[0]
             shape = tuple(x.shape)
             raise _problem(config, path, f"the dry run failed: the layer receives input of shape {_shape(shape)}"
-                           f"{_expects(layer)} ({_error_text(exc)})",
+                           f"{_expects(layer, shape)} ({_error_text(exc)})",
                            _layer_hint(config, layers, index, shape, input_from),
                            at=path + (key,) if key else None, label=layer["type"]) from exc
     return x
@@ -152,8 +152,8 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
                     what = "model.args" if "arch" in config["model"] else f"{config['model']['import']} and its args"
                     raise _problem(config, ("model",), f"the dry run on a zero batch of shape "
                                    f"{_shape((BATCH, *input_shape))} failed: {_error_text(exc)}",
-                                   f"check {what} against {input_from}'s samples of shape "
-                                   f"{_shape(input_shape)}") from exc
+                                   f"check {what} against the samples of shape {_shape(input_shape)} from "
+                                   f"{input_from}") from exc
         _check_scores(config, output, num_classes)
     finally:
         model.train(was_training)
