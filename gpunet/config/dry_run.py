@@ -101,28 +101,35 @@ def _run_layers(config: dict, model, x, input_from: str):
 
 
 def _check_scores(config: dict, output, num_classes: int | None) -> None:
-    """A classification loss needs (batch, classes) scores with at least one column per class of the data."""
+    """A classification loss needs (batch, classes) scores with a column per class of the data, or for the binary
+    losses one score per sample and two classes."""
     loss = config["loss"]["name"]
-    if num_classes is None or loss not in CLASSIFICATION_LOSSES or loss.startswith("bce"):
+    if num_classes is None or loss not in CLASSIFICATION_LOSSES:
         return
     shape = tuple(getattr(output, "shape", ()))
-    if len(shape) == 2 and shape[1] >= num_classes:
+    binary = loss.startswith("bce")
+    if (binary and shape in ((BATCH,), (BATCH, 1)) and num_classes <= 2) or \
+            (not binary and len(shape) == 2 and shape[1] >= num_classes):
         return
-    model = config["model"]
-    last = None
+    model, last = config["model"], None
     if "layers" in model:
         last = next((i for i in range(len(model["layers"]) - 1, -1, -1)
                      if LAYERS[model["layers"][i]["type"]].out_key), None)
-    if last is not None:
+    size = 1 if binary else num_classes
+    if binary and num_classes > 2:
+        path, label, key, fix = ("loss", "name"), None, None, f"for {num_classes} classes use cross_entropy"
+    elif last is not None:
         layer = model["layers"][last]
         key = LAYERS[layer["type"]].out_key
-        path, label, fix = ("model", "layers", last), layer["type"], f"set {key}: {num_classes}"
+        path, label, fix = ("model", "layers", last), layer["type"], f"set {key}: {size}"
     else:
-        path, label, fix = ("model",), None, f"make the model output {num_classes} scores per sample"
+        path, label, key, fix = ("model",), None, None, f"make the model output {size} score(s) per sample"
+    needs = f"one score per sample, ({BATCH},) or ({BATCH}, 1), and data with 2 classes" if binary else \
+        f"({BATCH}, C) class scores with C >= {num_classes}"
     got = f"shape {_shape(shape)}" if shape else type(output).__name__
     raise _problem(config, path, f"the model's output ({got} for a batch of {BATCH}) does not fit loss {loss}, "
-                   f"which needs ({BATCH}, C) class scores with C >= {num_classes}, the data's number of classes",
-                   fix, at=path + (key,) if last is not None else None, label=label)
+                   f"which needs {needs}; the data has {num_classes} classes", fix,
+                   at=path + (key,) if key else None, label=label)
 
 
 def check_model(config: dict, model, input_shape, num_classes: int | None = None,

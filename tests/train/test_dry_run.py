@@ -80,8 +80,11 @@ def test_a_fault_in_the_file_names_its_line(tmp_path, capsys):
      "outputs (2, 10, 4, 4); Linear works on the last axis: add {type: Flatten} before it and set in_features: 160"),
     ("model.layers[0].padding=0", "model.layers[4] (Linear)", "outputs 90 features: set in_features: 90"),
     ("model.layers[2].kernel_size=20", "model.layers[2] (MaxPool2d)", "gives an output of size (0, 0), too small"),
-    ("model.layers[6].out_features=5", "model.layers[6] (Linear)", "C >= 10, the data's number of classes; "
-                                                                   "hint: set out_features: 10"),
+    ("model.layers[6].out_features=5", "model.layers[6] (Linear)",
+     "output (shape (2, 5) for a batch of 2) does not fit loss cross_entropy, which needs (2, C) class scores with "
+     "C >= 10; the data has 10 classes; hint: set out_features: 10"),
+    ("loss.name=bce", "loss.name", "needs one score per sample, (2,) or (2, 1), and data with 2 classes; the data "
+                                   "has 10 classes; hint: for 10 classes use cross_entropy"),
 ])
 def test_other_shape_faults_name_the_layer_and_the_fix(override, located, hint):
     config = load_config(CNN, ["device=cpu", override])
@@ -89,7 +92,8 @@ def test_other_shape_faults_name_the_layer_and_the_fix(override, located, hint):
     with pytest.raises(ConfigError) as caught:
         check_run(config, info)
     (problem,) = caught.value.problems
-    assert str(problem).startswith(f"override '{override}': " if "out_features" in override else f"{CNN}:")
+    from_override = override.startswith(("loss", "model.layers[6]"))  # the fault is at the overridden key
+    assert str(problem).startswith(f"override '{override}': " if from_override else f"{CNN}:")
     assert f": {located}: " in str(problem) and hint in str(problem)
 
 
