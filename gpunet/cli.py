@@ -111,7 +111,6 @@ def cmd_summary(args) -> int:
     from . import set_device
     from .config import build_dataset, build_model, check_model
     from .config.dry_run import input_dtype
-    from .train.summary import summary
 
     config = _load(args)
     set_device(config["device"])
@@ -122,7 +121,7 @@ def cmd_summary(args) -> int:
         info = build_dataset(config).info
         shape, classes, origin = info.input_shape, info.num_classes, f"the data ({info.name})"
     check_model(config, model, shape, classes, origin)
-    print(summary(model, shape, dtype=input_dtype(model)))
+    model.summary(shape, dtype=input_dtype(model))
     return 0
 
 

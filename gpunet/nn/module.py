@@ -312,6 +312,21 @@ class Module:
         return self
 
     # ----- printing -------------------------------------------------------------------------------------------
+    def summary(self, input_shape, batch_size=None, dtype="float32", device=None, print_fn=print):
+        """Print the Keras-style layer table for inputs of ``input_shape`` (one sample, no batch axis) and return it.
+
+        One row per layer: output shape, parameter count and the implementation that runs it, then the trainable
+        and non-trainable totals. ``print_fn`` receives the table as one string (``None``: print nothing). The
+        returned ``gpunet.nn.summary.ModelSummary`` has ``rows``, the totals and ``to_dict()``; ``str()`` of it is
+        the table. ``batch_size``, ``dtype`` and ``device`` are those of ``gpunet.nn.summary.summary``.
+        """
+        from .summary import summary  # summary.py imports Module
+
+        result = summary(self, input_shape, batch_size=batch_size, dtype=dtype, device=device)
+        if print_fn is not None:
+            print_fn(str(result))
+        return result
+
     def extra_repr(self) -> str:
         """The text inside this module's parentheses in ``repr``; layers override it."""
         return ""
