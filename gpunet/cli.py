@@ -51,11 +51,16 @@ def _load(args):
 
 # ----------------------------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
-    from .train.run import default_run_dir, run, summary_line
+    from .train.run import default_run_dir, resumed_config, run, summary_line
 
-    config = _load(args)
-    if args.resume and args.out is None:
-        raise _usage("--resume needs --out DIR: the run directory to continue")
+    if args.resume:  # the run's own config.yaml, not CONFIG: resume continues that run
+        if args.out is None:
+            raise _usage("--resume needs --out DIR: the run directory to continue")
+        config = resumed_config(args.out, args.overrides)
+        print(f"gpunet: resuming {args.out} with its saved config {os.path.join(args.out, 'config.yaml')} "
+              f"({args.config} is not read)", file=sys.stderr, flush=True)
+    else:
+        config = _load(args)
     out = args.out or default_run_dir(_config_name(args.config))
     summary = run(config, out, resume=args.resume, config_name=_config_name(args.config),
                   progress=not args.no_progress)
@@ -324,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config("train", "Train a model from a config and write a run directory.")
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/<config-name>-<YYYYmmdd-HHMMSS>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out DIR from its last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out DIR from its last checkpoint, with its saved config.yaml "
+                   "(CONFIG is not read; overrides may change trainer.epochs, device, trainer.log_every)")
     p.add_argument("--no-progress", action="store_true", help="no progress display (the summary line remains)")
     p.set_defaults(handler=cmd_train)
 

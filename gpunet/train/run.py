@@ -16,7 +16,7 @@ from datetime import datetime
 
 from .. import manual_seed, set_device
 from ..config import (build_dataset, build_loss, build_model, build_optimizer, build_scheduler, check_model,
-                      dump_config)
+                      dump_config, load_config)
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
@@ -25,7 +25,7 @@ from .plots import plot_history
 from .trainer import Trainer
 
 __all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "config_differences", "default_run_dir",
-           "final_metrics", "run", "summary_line"]
+           "final_metrics", "resumed_config", "run", "summary_line"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
 RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every")
@@ -159,6 +159,24 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     old, new = _flatten(saved), _flatten(current)
     return [f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}" for key in sorted(set(old) | set(new))
             if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
+
+
+def resumed_config(run_dir: str, overrides=()) -> dict:
+    """The config that continues the run in ``run_dir``: its own ``config.yaml`` with ``overrides`` applied, which may
+    change only ``RESUMABLE_CHANGES`` (Lightning's and Keras' resume continues that run, whatever a config file
+    says now). Raises RunError when there is no saved config or an override changes anything else."""
+    path = os.path.join(run_dir, "config.yaml")
+    if not os.path.exists(path):
+        raise RunError(f"nothing to resume in {run_dir}: {path} does not exist; run without --resume to start "
+                       "training")
+    saved = load_config(path)
+    config = load_config(path, overrides) if overrides else saved
+    differences = config_differences(saved, config)
+    if differences:
+        raise RunError(f"cannot resume {run_dir} with these overrides: only {', '.join(RESUMABLE_CHANGES)} may "
+                       f"change on resume, but they change " + "; ".join(differences[:5]) +
+                       "; to train with other values start a new run (another --out)")
+    return config
 
 
 def _resume_point(run: Run) -> str:

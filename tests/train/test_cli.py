@@ -95,7 +95,9 @@ def test_resume_continues_exactly(config, tmp_path, capsys):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert gpunet(capsys, "train", config, "--out", straight, "--no-progress")[0] == 0
     assert gpunet(capsys, "train", config, "trainer.epochs=2", "--out", split, "--no-progress")[0] == 0
-    status, stdout, err = gpunet(capsys, "train", config, "--out", split, "--resume", "--no-progress")
+    # the run's saved config says 2 epochs: the resume asks for the 4 of the uninterrupted run
+    status, stdout, err = gpunet(capsys, "train", config, "trainer.epochs=4", "--out", split, "--resume",
+                                 "--no-progress")
     assert status == 0, err
     assert without_time(records(split)) == without_time(records(straight))
     a = load_checkpoint(split / "checkpoints" / "last.npz").model
@@ -105,6 +107,38 @@ def test_resume_continues_exactly(config, tmp_path, capsys):
     summary_a, summary_b = (json.loads((d / "summary.json").read_text()) for d in (split, straight))
     assert {k: v for k, v in summary_a.items() if k not in ("time_s", "run_dir")} == \
         {k: v for k, v in summary_b.items() if k not in ("time_s", "run_dir")}
+
+
+def test_the_issues_resume_sequence_continues_the_run_with_its_saved_config(tmp_path, capsys, monkeypatch):
+    # gpunet train configs/mlp_digits.yaml optimizer.lr=0.05 trainer.epochs=30 --out runs/lr005   (interrupted)
+    # gpunet train configs/mlp_digits.yaml --out runs/lr005 --resume
+    from gpunet.train.callbacks import ModelCheckpoint
+
+    digits, lr005, straight = str(ROOT / "configs" / "mlp_digits.yaml"), tmp_path / "lr005", tmp_path / "straight"
+    assert gpunet(capsys, "train", digits, "optimizer.lr=0.05", "trainer.epochs=3", "--out", straight)[0] == 0
+    save = ModelCheckpoint.on_epoch_end
+
+    def interrupted_after_epoch_2(self, epoch, logs):  # Ctrl-C once epoch 2's checkpoint is written
+        save(self, epoch, logs)
+        if epoch == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(ModelCheckpoint, "on_epoch_end", interrupted_after_epoch_2)
+    status, _, err = gpunet(capsys, "train", digits, "optimizer.lr=0.05", "trainer.epochs=3", "--out", lr005)
+    assert status == 130 and "interrupted" in err
+    monkeypatch.setattr(ModelCheckpoint, "on_epoch_end", save)
+    assert load_checkpoint(lr005 / "checkpoints" / "last.npz").epoch == 2
+
+    status, stdout, err = gpunet(capsys, "train", digits, "--out", lr005, "--resume")
+    assert status == 0, err
+    assert f"resuming {lr005} with its saved config {lr005 / 'config.yaml'} ({digits} is not read)" in err
+    assert "differs" not in err
+    resolved = load_config(lr005 / "config.yaml")
+    assert resolved["optimizer"]["lr"] == 0.05 and resolved["trainer"]["epochs"] == 3
+    assert without_time(records(lr005)) == without_time(records(straight))
+    summary_a, summary_b = (json.loads((d / "summary.json").read_text()) for d in (lr005, straight))
+    assert {k: v for k, v in summary_a.items() if k not in ("time_s", "run_dir")} == \
+        {k: v for k, v in summary_b.items() if k not in ("time_s", "run_dir")}
+    assert json.loads(stdout.splitlines()[-1])["epochs"] == 3
 
 
 def test_two_runs_of_one_config_give_identical_metrics(config, tmp_path, capsys):
@@ -224,7 +258,10 @@ def test_an_occupied_run_directory_needs_resume(config, tmp_path, capsys):
     status, _, err = gpunet(capsys, "train", config, "--out", tmp_path / "r")
     assert status == 1 and "already holds a run" in err and "--resume" in err
     status, _, err = gpunet(capsys, "train", config, "optimizer.lr=0.1", "--out", tmp_path / "r", "--resume")
-    assert status == 1 and "optimizer.lr: 0.5 -> 0.1" in err
+    assert status == 1 and "optimizer.lr: 0.5 -> 0.1" in err and "only trainer.epochs, device" in err
+    status, _, err = gpunet(capsys, "train", config, "trainer.epochs=2", "--out", tmp_path / "r", "--resume",
+                            "--no-progress")
+    assert status == 0, err
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
