@@ -14,11 +14,21 @@ GFLOP/s and the fraction of the device's peak bandwidth. The peak is computed fr
 ``--emulate`` runs every case at its reduced size on the emulated device "cuda-emu" (the real CuPy backend code,
 each CUDA kernel executed by gpunet.testing.cuda_emu) and on the CPU backend, and compares the results; it claims
 no timings. Without a GPU and without ``--emulate`` the script says so in one line and exits with status 1.
+
+``--csv PATH`` writes one row per case and size, with a header line. On a GPU (``TIMING_COLUMNS``):
+family, kernel, sizes (``name=value`` pairs), implementation (the ``kernels/*.cu`` file or the xp reference),
+time_us (median GPU time of one call, microseconds), gb_per_s (bytes / time, 1e9 bytes/s), gflop_per_s
+(flops / time, 1e9 FLOP/s), peak_fraction (achieved bytes/s over the device's peak; ``nan`` when the device does
+not report it), bytes and flops (per call, from the case table). Under ``--emulate`` (``CHECK_COLUMNS``):
+family, kernel, sizes, implementation, max_abs_error (largest |cuda-emu - cpu| over the compared outputs; NaN in
+both counts as equal, ``inf`` for a NaN in one only or a shape mismatch) and ok (``True`` when every output agrees
+within the case's tolerance).
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import statistics
 import sys
@@ -29,8 +39,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the case table
 
 from kernel_cases import all_cases  # noqa: E402
 
-COLUMNS = ("family", "kernel", "sizes", "implementation", "time_us", "gb_per_s", "gflop_per_s", "peak_fraction",
-           "bytes", "flops")
+TIMING_COLUMNS = ("family", "kernel", "sizes", "implementation", "time_us", "gb_per_s", "gflop_per_s",
+                  "peak_fraction", "bytes", "flops")
+CHECK_COLUMNS = ("family", "kernel", "sizes", "implementation", "max_abs_error", "ok")
 
 
 def _sizes_text(sizes: dict) -> str:
@@ -65,12 +76,26 @@ def _select(cases, families):
     return [c for c in cases if c.family in families]
 
 
-def emulate(cases, seed: int) -> int:
-    """Run each case on cuda-emu and on the CPU; print one line per case; return the number of mismatches."""
+def _max_error(got, expected) -> float:
+    """Largest |got - expected| in float64; equal values (NaN in both included) agree, NaN in one or another shape
+    is ``inf``."""
+    if got.shape != expected.shape:
+        return math.inf
+    got, expected = got.astype(numpy.float64), expected.astype(numpy.float64)
+    same = (got == expected) | (numpy.isnan(got) & numpy.isnan(expected))  # equal infinities included
+    with numpy.errstate(invalid="ignore"):
+        diff = numpy.where(same, 0.0, numpy.abs(got - expected))
+    return float(numpy.nan_to_num(diff, nan=math.inf).max(initial=0.0))
+
+
+def emulate(cases, seed: int, csv_path: str | None = None) -> int:
+    """Run each case on cuda-emu and on the CPU; print one line per case (and write ``CHECK_COLUMNS`` rows to
+    ``csv_path``); return the number of mismatches."""
     from gpunet.backend import get_backend
 
     emu, cpu = get_backend("cuda-emu"), get_backend("cpu")
     failures = 0
+    rows = []
     for case in cases:
         results = []
         for backend in (emu, cpu):
@@ -78,28 +103,32 @@ def emulate(cases, seed: int) -> int:
             result = getattr(backend, case.kernel)(*args)
             picked = case.outputs(result, args) if case.outputs else _arrays(result)
             results.append([backend.to_numpy(a) for a in picked])
-        errors = []
+        errors, ok = [], True
         for got, expected in zip(*results):
-            if got.shape != expected.shape or not numpy.allclose(got, expected, equal_nan=True, **case.tolerance):
-                errors.append(float(numpy.max(numpy.abs(got.astype(float) - expected.astype(float))))
-                              if got.shape == expected.shape else "shape")
-        status = "ok" if not errors else f"MISMATCH {errors}"
-        failures += bool(errors)
-        print(f"{case.family:<11} {case.name:<40} {_sizes_text(case.emulate):<40} "
-              f"{emu.kernel_implementation(case.kernel):<22} {status}", flush=True)
+            errors.append(_max_error(got, expected))
+            ok &= got.shape == expected.shape and bool(numpy.allclose(got, expected, equal_nan=True,
+                                                                      **case.tolerance))
+        max_error = max(errors, default=0.0)
+        failures += not ok
+        row = {"family": case.family, "kernel": case.name, "sizes": _sizes_text(case.emulate),
+               "implementation": emu.kernel_implementation(case.kernel), "max_abs_error": max_error, "ok": ok}
+        rows.append(row)
+        print(f"{row['family']:<11} {row['kernel']:<40} {row['sizes']:<40} {row['implementation']:<22} "
+              f"{'ok' if ok else f'MISMATCH max abs error {max_error:.3g}'}", flush=True)
     print(f"--emulate: {len(cases) - failures} of {len(cases)} cases agree between cuda-emu and cpu "
           "(correctness only; no timings)")
+    if csv_path:
+        _write_csv(csv_path, CHECK_COLUMNS, rows)
     return failures
 
 
 def profile(cases, device: str, repeat: int, warmup: int, seed: int, csv_path: str | None) -> None:
-    import cupy
     from cupyx.profiler import benchmark
 
     from gpunet.backend import get_backend
 
     backend = get_backend(device)
-    index = backend.device.index
+    cupy, index = backend.xp, backend.device.index  # the CuPy module the backend runs on
     props = cupy.cuda.runtime.getDeviceProperties(index)
     peak = peak_bandwidth(cupy, index)
     peak_text = f"{peak / 1e9:.0f} GB/s" if peak else "unknown"
@@ -124,18 +153,23 @@ def profile(cases, device: str, repeat: int, warmup: int, seed: int, csv_path: s
             del args
             cupy.get_default_memory_pool().free_all_blocks()
     if csv_path:
-        with open(csv_path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        print(f"wrote {csv_path}")
+        _write_csv(csv_path, TIMING_COLUMNS, rows)
+
+
+def _write_csv(path: str, columns: tuple, rows: list) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path}")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--emulate", action="store_true",
                         help="check every case on the CUDA emulator against the CPU backend (reduced sizes, no timings)")
-    parser.add_argument("--csv", metavar="PATH", help="also write the timings to a CSV file")
+    parser.add_argument("--csv", metavar="PATH",
+                        help="also write the timings (with --emulate: the errors) to a CSV file, a row per case")
     parser.add_argument("--family", action="append", metavar="NAME", help="only this kernel family (repeatable)")
     parser.add_argument("--device", default="cuda:0", help="CUDA device to profile (default: cuda:0)")
     parser.add_argument("--repeat", type=int, default=100, help="timed calls per case (default: 100)")
@@ -143,11 +177,21 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
     args = parser.parse_args(argv)
     cases = _select(all_cases(), args.family)
+    folder = os.path.dirname(os.path.abspath(args.csv)) if args.csv else None
+    if folder and not os.path.isdir(folder):  # say so before the work, not after it
+        raise SystemExit(f"profile_kernels: --csv {args.csv}: the folder {folder} does not exist; create it first")
     if args.emulate:
-        return 1 if emulate(cases, args.seed) else 0
-    from gpunet.backend import cuda_unavailable_reason, parse_device
+        return 1 if emulate(cases, args.seed, args.csv) else 0
+    from gpunet.backend import DeviceError, cuda_unavailable_reason, parse_device
 
-    reason = cuda_unavailable_reason(parse_device(args.device).index or 0)
+    try:
+        device = parse_device(args.device)
+    except DeviceError:
+        device = None
+    if device is None or device.kind != "cuda":
+        raise SystemExit(f"profile_kernels: --device {args.device!r} is not a CUDA GPU; give cuda:N to time the "
+                         "kernels, or --emulate to check them on the CPU emulator")
+    reason = cuda_unavailable_reason(device.index)
     if reason is not None:
         print(f"profile_kernels: no CUDA GPU to profile ({reason}); use --emulate to check the kernels on the CPU "
               "emulator", file=sys.stderr)
