@@ -1,0 +1,294 @@
+"""Every loss and layer family on random shapes drawn by hypothesis, on "cpu" and "cuda-emu": float64 values and
+gradients (inputs and parameters) against PyTorch, then gradcheck and gradgradcheck. Float inputs and parameters
+come contiguous, transposed or as a strided slice. (Linear is ``test_core_ops``'s ``linear`` case.)"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import gpunet as gn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from core_helpers import LAYOUTS, as_list, leaf, numpy_of, shapes, torch_leaf, values  # noqa: E402
+
+from gpunet.testing import gradcheck, gradgradcheck  # noqa: E402
+
+
+def _const(array):
+    array = np.asarray(array)
+    return gn.tensor(array, dtype=gn.float64) if array.dtype.kind == "f" else gn.tensor(array)
+
+
+def _gn_module(module, state, args):
+    module = module.double()
+    for name, tensor in state.items():  # the gradcheck inputs stand in for the parameters
+        module._parameters[name] = tensor
+    return module(*args)
+
+
+GN = SimpleNamespace(F=gn.nn.functional, nn=gn.nn, const=_const, call=_gn_module)
+TORCH = SimpleNamespace(F=torch.nn.functional, nn=torch.nn, const=torch.as_tensor,
+                        call=lambda module, state, args: torch.func.functional_call(module.double(), state, args))
+
+
+@dataclass
+class Family:
+    name: str
+    gen: Callable  # (draw, rng) -> (float64 input arrays, params)
+    fn: Callable  # fn(M, *inputs, **params) for M = GN or TORCH
+    examples: int = 5  # hypothesis examples per device
+
+
+# ----- losses ---------------------------------------------------------------------------------------------------
+REDUCTIONS = st.sampled_from(["mean", "sum", "none"])
+
+
+def _classes(draw, rng, ignore=True):
+    """Logits (N, C, *d) or (C,), integer targets (some ignored), optional class weights."""
+    shape = draw(st.sampled_from([(), (1,), (2,)]).flatmap(
+        lambda extra: st.tuples(st.integers(1, 3), st.integers(1, 4)).map(lambda nc: nc + extra)))
+    if draw(st.booleans(), label="unbatched"):
+        shape = shape[1:2]
+    classes = shape[1] if len(shape) > 1 else shape[0]
+    target = rng.integers(0, classes, size=shape[:1] + shape[2:] if len(shape) > 1 else ())
+    if ignore and target.ndim and draw(st.booleans(), label="ignore"):
+        target.reshape(-1)[1::2] = -100  # the first target stays, so a mean is defined
+    weight = rng.uniform(0.5, 2.0, classes) if draw(st.booleans(), label="weighted") else None
+    return values(rng, shape), dict(target=target, weight=weight, reduction=draw(REDUCTIONS))
+
+
+def _cross_entropy_gen(draw, rng):
+    x, params = _classes(draw, rng)
+    return [x], dict(params, label_smoothing=draw(st.sampled_from([0.0, 0.2])))
+
+
+def _cross_entropy_probs_gen(draw, rng):
+    x, params = _classes(draw, rng, ignore=False)
+    p = np.exp(values(rng, x.shape))
+    p /= p.sum(axis=1 if x.ndim > 1 else 0, keepdims=True)
+    del params["target"]
+    return [x, p], dict(params, label_smoothing=draw(st.sampled_from([0.0, 0.2])))
+
+
+def _weighted(M, weight):
+    return None if weight is None else M.const(weight)
+
+
+def _pair_gen(gap=0.2, target=None, first="any"):
+    """(input, target) of one random shape; by default target = input + d with |d| >= gap (off the kinks)."""
+    def gen(draw, rng):
+        shape = draw(shapes(0, 3))
+        a = values(rng, shape, first)
+        b = a + values(rng, shape, "nonzero") * (gap / 0.2) if target is None else target(rng, shape)
+        return [a, b], dict(reduction=draw(REDUCTIONS))
+    return gen
+
+
+def _bce_gen(logits):
+    def gen(draw, rng):
+        shape = draw(shapes(1, 3))
+        x = values(rng, shape) * 2 if logits else rng.uniform(0.1, 0.9, shape)
+        params = dict(reduction=draw(REDUCTIONS), weight=rng.uniform(0.5, 2, shape) if draw(st.booleans()) else None)
+        if logits:
+            params["pos_weight"] = rng.uniform(0.5, 3, shape[-1:]) if draw(st.booleans()) else None
+        return [x, rng.uniform(0, 1, shape)], params
+    return gen
+
+
+def _kl_gen(draw, rng):
+    shape = draw(shapes(1, 3))
+    log_target = draw(st.booleans())
+    target = values(rng, shape) if log_target else values(rng, shape, "positive")
+    return [values(rng, shape), target], dict(log_target=log_target,
+                                              reduction=draw(st.sampled_from(["mean", "sum", "none", "batchmean"])))
+
+
+LOSSES = [
+    Family("cross_entropy", _cross_entropy_gen, lambda M, x, target, weight, **kw: M.F.cross_entropy(
+        x, M.const(target), weight=_weighted(M, weight), **kw)),
+    Family("cross_entropy_probabilities", _cross_entropy_probs_gen,
+           lambda M, x, p, weight, **kw: M.F.cross_entropy(x, p, weight=_weighted(M, weight), **kw)),
+    Family("nll_loss", lambda d, rng: ([(r := _classes(d, rng))[0]], r[1]),
+           lambda M, x, target, weight, **kw: M.F.nll_loss(x, M.const(target), weight=_weighted(M, weight), **kw)),
+    Family("mse_loss", _pair_gen(), lambda M, a, b, **kw: M.F.mse_loss(a, b, **kw)),
+    Family("l1_loss", _pair_gen(), lambda M, a, b, **kw: M.F.l1_loss(a, b, **kw)),
+    Family("smooth_l1_loss", _pair_gen(), lambda M, a, b, **kw: M.F.smooth_l1_loss(a, b, beta=0.7, **kw)),
+    Family("huber_loss", _pair_gen(), lambda M, a, b, **kw: M.F.huber_loss(a, b, delta=1.3, **kw)),
+    Family("binary_cross_entropy", _bce_gen(False), lambda M, x, y, weight, **kw: M.F.binary_cross_entropy(
+        x, y, weight=_weighted(M, weight), **kw)),
+    Family("binary_cross_entropy_with_logits", _bce_gen(True),
+           lambda M, x, y, weight, pos_weight, **kw: M.F.binary_cross_entropy_with_logits(
+               x, y, weight=_weighted(M, weight), pos_weight=_weighted(M, pos_weight), **kw)),
+    Family("kl_div", _kl_gen, lambda M, x, y, **kw: M.F.kl_div(x, y, **kw)),
+]
+
+
+# ----- layers (parameters are inputs too, put in place of the module's own) -------------------------------------
+def _module(make, args=1):
+    """fn(M, *inputs, names): the module make(M.nn) called on inputs[:args] (None for an absent input), with its
+    parameters replaced by the remaining inputs, in the order of ``names``."""
+    def fn(M, *inputs, names=(), **params):
+        module = make(M.nn, **params)
+        return M.call(module, dict(zip(names, inputs[args:])), tuple(inputs[:args]))
+    return fn
+
+
+def _parameters(torch_module, rng):
+    names = [name for name, _ in torch_module.named_parameters()]
+    return [values(rng, p.shape) * 0.7 for _, p in torch_module.named_parameters()], names
+
+
+def _pool_gen(kind):
+    def gen(draw, rng):
+        k = draw(st.tuples(st.integers(1, 3), st.integers(1, 3)))
+        p = tuple(draw(st.integers(0, s // 2)) for s in k)
+        d = draw(st.tuples(st.integers(1, 2), st.integers(1, 2))) if kind == "max" else (1, 1)
+        size = tuple(draw(st.integers(d[a] * (k[a] - 1) + 1, 6)) for a in (0, 1))
+        lead = draw(st.sampled_from([(1,), (2,), (1, 2), (2, 1)]))
+        params = dict(kernel_size=k, stride=draw(st.tuples(st.integers(1, 3), st.integers(1, 3))), padding=p,
+                      ceil_mode=draw(st.booleans()))
+        if kind == "max":
+            params.update(dilation=d, return_indices=True)
+        else:
+            params.update(count_include_pad=draw(st.booleans()), divisor_override=draw(st.sampled_from([None, 3])))
+        return [values(rng, lead + size, "distinct")], params  # no ties: max pooling's gradient is defined
+    return gen
+
+
+def _batchnorm_gen(dims):
+    def gen(draw, rng):
+        shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) + tuple(draw(shapes(dims - 2, dims - 2)))
+        if int(np.prod(shape)) == shape[1]:  # one value per channel: no batch variance, as in PyTorch
+            shape = (2,) + shape[1:]
+        affine, training = draw(st.booleans()), draw(st.booleans())
+        ref = (torch.nn.BatchNorm1d if dims < 4 else torch.nn.BatchNorm2d)(shape[1], affine=affine)
+        weights, names = _parameters(ref, rng)
+        return [values(rng, shape, "distinct"), *weights], dict(names=names, num_features=shape[1], affine=affine,
+                                                               training=training, eps=draw(st.sampled_from([1e-5, 0.1])))
+    return gen
+
+
+def _batchnorm(cls):
+    def make(nn, num_features, affine, training, eps):
+        return getattr(nn, cls)(num_features, eps=eps, affine=affine).train(training)
+    return _module(make)
+
+
+def _embedding_gen(draw, rng):
+    num, dim = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    idx = rng.integers(0, num, size=draw(shapes(1, 2)))
+    return [values(rng, (num, dim))], dict(names=["weight"], idx=idx, num=num, dim=dim)
+
+
+def _embedding(M, weight, names, idx, num, dim):
+    return M.call(M.nn.Embedding(num, dim), {"weight": weight}, (M.const(idx),))
+
+
+def _cell_gen(kind):
+    def gen(draw, rng):
+        inputs, hidden, batch = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.sampled_from([(), (1,), (3,)]))
+        bias = draw(st.booleans())
+        weights, names = _parameters(getattr(torch.nn, kind)(inputs, hidden, bias=bias), rng)
+        states = [values(rng, batch + (hidden,)) for _ in range(2 if kind == "LSTMCell" else 1)]
+        return [values(rng, batch + (inputs,)), *states, *weights], dict(
+            names=names, kind=kind, sizes=(inputs, hidden), bias=bias)
+    return gen
+
+
+def _cell(M, x, *rest, names, kind, sizes, bias):
+    states = 2 if kind == "LSTMCell" else 1
+    hx = tuple(rest[:2]) if states == 2 else rest[0]
+    return M.call(getattr(M.nn, kind)(*sizes, bias=bias), dict(zip(names, rest[states:])), (x, hx))
+
+
+def _layer_gen(kind):
+    def gen(draw, rng):
+        config = dict(num_layers=draw(st.integers(1, 2)), bidirectional=draw(st.booleans()),
+                      batch_first=draw(st.booleans()), bias=draw(st.booleans()))
+        inputs, hidden = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+        seq, batch = draw(st.integers(1, 3)), draw(st.sampled_from([(), (1,), (2,)]))
+        weights, names = _parameters(getattr(torch.nn, kind)(inputs, hidden, **config), rng)
+        x_shape = (batch + (seq,) if config["batch_first"] else (seq,) + batch) + (inputs,)
+        state = ((1 + config["bidirectional"]) * config["num_layers"],) + batch + (hidden,)
+        states = [values(rng, state) for _ in range(2 if kind == "LSTM" else 1)]
+        return [values(rng, x_shape), *states, *weights], dict(names=names, kind=kind, sizes=(inputs, hidden),
+                                                               config=config)
+    return gen
+
+
+def _layer(M, x, *rest, names, kind, sizes, config):
+    states = 2 if kind == "LSTM" else 1
+    hx = tuple(rest[:2]) if states == 2 else rest[0]
+    output, state = M.call(getattr(M.nn, kind)(*sizes, **config), dict(zip(names, rest[states:])), (x, hx))
+    return (output, *state) if kind == "LSTM" else (output, state)
+
+
+LAYERS = [
+    Family("MaxPool2d", _pool_gen("max"), _module(lambda nn, **kw: nn.MaxPool2d(**kw))),
+    Family("AvgPool2d", _pool_gen("avg"), _module(lambda nn, **kw: nn.AvgPool2d(**kw))),
+    Family("BatchNorm1d", _batchnorm_gen(3), _batchnorm("BatchNorm1d")),
+    Family("BatchNorm2d", _batchnorm_gen(4), _batchnorm("BatchNorm2d")),
+    Family("Embedding", _embedding_gen, _embedding),
+    *(Family(kind, _cell_gen(kind), _cell) for kind in ("LSTMCell", "GRUCell", "RNNCell")),
+    *(Family(kind, _layer_gen(kind), _layer, examples=3) for kind in ("LSTM", "GRU", "RNN")),
+    Family("Dropout_eval", lambda d, rng: ([values(rng, d(shapes(0, 3)))], dict(p=d(st.sampled_from([0.2, 0.9])))),
+           _module(lambda nn, p: nn.Dropout(p).eval())),
+]
+FAMILIES = LOSSES + LAYERS
+pytestmark = pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")  # PyTorch's, on kl_div
+
+
+def _close(actual, expected, what):
+    actual, expected = numpy_of(actual), numpy_of(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
+    if expected.dtype.kind in "iub":
+        np.testing.assert_array_equal(actual, expected, err_msg=what)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-12, err_msg=what)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
+def test_family_on_random_shapes(family, device):
+    @settings(max_examples=family.examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def check(data):
+        _check_example(family, device, data)
+
+    check()
+
+
+def _check_example(family, device, data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    arrays, params = family.gen(data.draw, rng)
+    layouts = [data.draw(st.sampled_from(LAYOUTS), label=f"layout{i}") for i in range(len(arrays))]
+    xs = [leaf(a, layout) for a, layout in zip(arrays, layouts)]
+    txs = [torch_leaf(a) for a in arrays]
+    outs, touts = as_list(family.fn(GN, *xs, **params)), as_list(family.fn(TORCH, *txs, **params))
+    assert len(outs) == len(touts), family.name
+    for i, (out, tout) in enumerate(zip(outs, touts)):
+        assert out.device == gn.device(device), f"{family.name}: output {i} on {out.device}"
+        _close(out, tout, f"{family.name} output {i} vs torch")
+    floats = [(o, t) for o, t in zip(outs, touts) if o.dtype.kind == "f"]
+    weights = [rng.standard_normal(o.shape) for o, _ in floats]
+    sum((o * gn.tensor(w, dtype=gn.float64)).sum() for (o, _), w in zip(floats, weights)).backward()
+    sum((t * torch.tensor(w)).sum() for (_, t), w in zip(floats, weights)).backward()
+    for i, (x, tx) in enumerate(zip(xs, txs)):
+        expected = np.zeros(tx.shape) if tx.grad is None else tx.grad.numpy()
+        _close(np.zeros(x.shape) if x.grad is None else x.grad, expected, f"{family.name} grad of input {i}")
+        assert x.grad is None or x.grad.device == gn.device(device)
+
+    def f(*inputs):
+        return tuple(o for o in as_list(family.fn(GN, *inputs, **params)) if o.dtype.kind == "f")
+
+    inputs = tuple(x.detach().requires_grad_() for x in xs)
+    assert gradcheck(f, inputs)
+    assert gradgradcheck(f, inputs)
