@@ -4,13 +4,15 @@ Config checking sees each value, and the Linear chain, but not the shapes that C
 produce. The dry run does: it feeds 2 zero samples through the built model (evaluation mode, no gradients, the
 random state left as it was), layer by layer for ``layers:`` models, and turns the first failure into a
 ConfigError naming the layer's config path, where it was written, the shape that arrived, what the layer expects
-and how to fix it. For classification losses it also checks that the model gives a score per class.
+and how to fix it. For classification losses it also checks that the model gives a score per class, and for every
+loss that the loss can be computed on the output and a zero target of the data's kind.
 """
 from __future__ import annotations
 
 import importlib
 from math import prod
 
+from .builders import build_loss
 from .errors import ConfigError, Problem, format_path
 from .layers import LAYERS
 from .load import where
@@ -132,13 +134,38 @@ def _check_scores(config: dict, output, num_classes: int | None) -> None:
                    at=path + (key,) if key else None, label=label)
 
 
+def _check_loss(config: dict, output, num_classes: int | None, input_from: str) -> None:
+    """Compute the configured loss on the dry run's output and zero class indices of shape (BATCH,), the targets
+    every gpunet dataset gives, passed as the Trainer passes them. Skipped when the data is unknown
+    (``num_classes`` None, e.g. ``gpunet summary --input-shape``) or the model returns several tensors."""
+    if num_classes is None or not hasattr(output, "shape"):
+        return
+    gpunet = importlib.import_module("gpunet")
+    trainer = importlib.import_module("gpunet.train.trainer")  # not at import time: gpunet.train imports this package
+    loss_fn, name, shape = build_loss(config), config["loss"]["name"], tuple(output.shape)
+    labels = gpunet.zeros(BATCH, dtype="int64", device=output.device)
+    targets = f"the class indices of shape {_shape((BATCH,))} that {input_from} gives"
+    try:
+        loss_fn(output, trainer.loss_target(loss_fn, labels, output))
+    except Exception as exc:  # the loss cannot pair this output with these targets: the config's to fix
+        failed = f"the dry run failed: loss {name} on the model's output of shape {_shape(shape)} and {targets}"
+        if len(shape) >= 2 and prod(shape[1:]) > 1:  # labels for a loss that wants one target per score
+            raise _problem(config, ("loss", "name"), failed, f"{name} expects targets shaped like the model output, "
+                           f"{_shape(shape)}; {input_from} gives one class index per sample ({num_classes} classes), "
+                           f"not one-hot rows: use loss: {{name: cross_entropy}} (or nll after a LogSoftmax), or "
+                           f"make the model output one value per sample") from exc
+        raise _problem(config, ("loss", "name"), f"{failed} ({_error_text(exc)})",
+                       f"choose a loss that takes the model's output {_shape(shape)} and {targets}") from exc
+
+
 def check_model(config: dict, model, input_shape, num_classes: int | None = None,
                 input_from: str = "the data") -> None:
     """Run ``model`` (built from ``config``) on a zero batch of ``BATCH`` samples of ``input_shape``.
 
     Raises ConfigError: for ``layers:`` models naming the first failing layer (``model.layers[i] (Type)``), the
     file and line or override, the shape it received, what it expects and a hint; for ``arch:``/``import:`` models
-    naming ``model`` and the error. ``num_classes``: also check the output against a classification loss.
+    naming ``model`` and the error; naming ``loss.name`` when the loss cannot take the output and a target of the
+    data's kind. ``num_classes``: the data's classes (None: data unknown), for the checks of the output.
     ``input_from`` says where ``input_shape`` came from (shown in hints). The model is left in the mode it was in,
     and gpunet's random state is restored, so a run with the dry run trains exactly as one without.
     """
@@ -161,7 +188,8 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
                                    f"{_shape((BATCH, *input_shape))} failed: {_error_text(exc)}",
                                    f"check {what} against the samples of shape {_shape(input_shape)} from "
                                    f"{input_from}") from exc
-        _check_scores(config, output, num_classes)
+            _check_scores(config, output, num_classes)
+            _check_loss(config, output, num_classes, input_from)
     finally:
         model.train(was_training)
         gpunet.random.set_rng_state(state)

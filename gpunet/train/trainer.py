@@ -22,10 +22,22 @@ from .callbacks import Callback
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .metrics import EpochCollector
 
-__all__ = ["History", "Trainer"]
+__all__ = ["History", "Trainer", "loss_target"]
 
 # Losses whose target is a class index (int64); every other loss gets float targets shaped like the output.
 _INDEX_TARGET_LOSSES = ("CrossEntropyLoss", "NLLLoss")
+
+
+def loss_target(loss_fn, target: Tensor, output: Tensor) -> Tensor:
+    """The batch's ``target`` as ``loss_fn`` gets it: class indices as they are for cross-entropy and NLL, otherwise
+    in the output's dtype and, when the sizes agree, reshaped to the output's shape ((N,) labels for (N, 1) scores)."""
+    if type(loss_fn).__name__ in _INDEX_TARGET_LOSSES:
+        return target
+    if target.dtype != output.dtype:
+        target = target.to(dtype=output.dtype)
+    if target.shape != output.shape and target.numel() == output.numel():
+        target = target.reshape(*output.shape)
+    return target
 
 
 class History:
@@ -112,14 +124,7 @@ class Trainer:
         return x.to(self.device) if isinstance(x, Tensor) else tensor(x, device=self.device)
 
     def _target(self, y, output: Tensor) -> Tensor:
-        if type(self.loss_fn).__name__ in _INDEX_TARGET_LOSSES:
-            return self._input(y)
-        target = self._input(y)
-        if target.dtype != output.dtype:
-            target = target.to(dtype=output.dtype)
-        if target.shape != output.shape and target.numel() == output.numel():
-            target = target.reshape(*output.shape)
-        return target
+        return loss_target(self.loss_fn, self._input(y), output)
 
     @staticmethod
     def _split(batch):

@@ -180,7 +180,8 @@ def test_a_valid_dry_run_is_one_pass_that_changes_nothing(monkeypatch):
     started = time.perf_counter()
     check_model(config, model, (64,), 10)
     assert time.perf_counter() - started < 1.0  # a forward pass on 2 samples, no training
-    assert calls == [("Linear", (2, 64)), ("BatchNorm1d", (2, 16)), ("Dropout", (2, 16)), ("Linear", (2, 16))]
+    assert calls == [("Linear", (2, 64)), ("BatchNorm1d", (2, 16)), ("Dropout", (2, 16)), ("Linear", (2, 16)),
+                     ("CrossEntropyLoss", (2, 10))]  # then the loss, once, on the output
     assert model.training and gpunet.random.get_rng_state() == rng
     after = model.state_dict()  # weights and BatchNorm running statistics untouched
     assert before.keys() == after.keys()
@@ -218,3 +219,40 @@ def test_an_internal_error_is_one_line_unless_debugging(tmp_path, capsys, monkey
     monkeypatch.setenv("GPUNET_DEBUG", "1")
     with pytest.raises(KeyError, match="some_internal_key"):
         main(["summary", str(CNN)])
+
+
+MSE_ON_LABELS = """\
+seed: 0
+device: cpu
+data: {name: digits, flatten: true, normalize: scale}
+model: {layers: [{type: Linear, in_features: 64, out_features: 10}]}
+loss: {name: mse}
+optimizer: {name: sgd, lr: 0.1}
+trainer: {epochs: 1}
+"""
+
+
+def test_a_loss_that_cannot_take_the_class_labels_stops_train_before_the_run_directory(tmp_path, capsys):
+    path, out = write(tmp_path, MSE_ON_LABELS), tmp_path / "run"
+    status, stdout, err = gpunet_cli(capsys, "train", path, "--out", out)
+    assert status == 1 and stdout == "" and "Traceback" not in err and not out.exists()
+    assert err.strip().splitlines() == [
+        f"gpunet train: error: {path}:5: loss.name: the dry run failed: loss mse on the model's output of shape "
+        "(2, 10) and the class indices of shape (2,) that the data (digits) gives; hint: mse expects targets shaped "
+        "like the model output, (2, 10); the data (digits) gives one class index per sample (10 classes), not "
+        "one-hot rows: use loss: {name: cross_entropy} (or nll after a LogSoftmax), or make the model output one "
+        "value per sample"]
+    status, _, err = gpunet_cli(capsys, "train", path, "loss.name=l1", "--out", out)  # an override is named
+    assert status == 1 and f"override 'loss.name=l1': loss.name: the dry run failed: loss l1 on" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model.layers[0].out_features=1"],  # one value per sample: the labels are reshaped to (2, 1), as in training
+    ["loss.name=cross_entropy"],
+    ["loss.name=nll", "model.layers=[{type: Linear, in_features: 64, out_features: 10}, {type: LogSoftmax, dim: 1}]"],
+])
+def test_losses_that_take_the_class_labels_pass_the_dry_run(overrides):
+    config = loads_config(MSE_ON_LABELS, overrides)
+    assert check_run(config).num_classes == 10
+
