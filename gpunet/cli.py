@@ -70,7 +70,7 @@ def cmd_train(args) -> int:
 
 # ----------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
-    from . import set_device
+    from .train.run import use_device
     from .config import build_dataset, build_loss, build_model, check_model
     from .data import DataLoader
     from .train.checkpoint import CheckpointError, load_checkpoint
@@ -78,7 +78,7 @@ def cmd_evaluate(args) -> int:
 
     config = _load(args)
     checkpoint = load_checkpoint(args.checkpoint)
-    set_device(config["device"])
+    use_device(config["device"])
     dataset = build_dataset(config)
     split = {"train": dataset.train, "val": dataset.validation, "test": dataset.test}[args.split]
     if split is None:
@@ -113,12 +113,12 @@ def _parse_shape(text: str) -> tuple:
 
 
 def cmd_summary(args) -> int:
-    from . import set_device
+    from .train.run import use_device
     from .config import build_dataset, build_model, check_model
     from .config.dry_run import input_dtype
 
     config = _load(args)
-    set_device(config["device"])
+    use_device(config["device"])
     model = build_model(config)
     if args.input_shape:
         shape, classes, origin = _parse_shape(args.input_shape), None, f"--input-shape {args.input_shape}"
@@ -278,13 +278,13 @@ def cmd_info(args) -> int:
 
 # ----------------------------------------------------------------------------------------------- warmup
 def cmd_warmup(args) -> int:
-    from . import set_device
+    from .train.run import use_device
     from .backend import current
     from .backend.warmup import kernels_used, warmup
     from .config import build_loss, build_model, build_optimizer
 
     config = _load(args)
-    set_device(config["device"])
+    use_device(config["device"])
     model = build_model(config)
     kernels = kernels_used(model, build_loss(config), build_optimizer(config, model.parameters()))
     backend = current()

@@ -439,7 +439,8 @@ DEVICE = Str(r"cpu|cuda|cuda:\d+|auto|cuda-emu", "cpu, cuda, cuda:N, auto or cud
 
 CONFIG = Section({
     "seed": Field(Int(ge=0), "seeds weight initialisation, dropout, data splits and shuffling", 0),
-    "device": Field(DEVICE, "where to train (auto: the first CUDA GPU if there is one, else the CPU)", "auto"),
+    "device": Field(DEVICE, "where to train (auto: GPUNET_DEVICE if set, else the first CUDA GPU if there is one, "
+                    "else the CPU)", "auto"),
     "data": Field(Tagged("name", DATASETS, "dataset"), "the dataset and how it is split and normalised"),
     "model": Field(ModelKind(), "the network"),
     "loss": Field(Tagged("name", LOSSES, "loss"), "the training loss"),

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from .. import manual_seed, set_device
+from ..backend import DeviceError
 from ..config import (build_dataset, build_loss, build_model, build_optimizer, build_scheduler, check_model,
                       dump_config, load_config)
 from ..data import DataLoader
@@ -25,10 +27,29 @@ from .plots import plot_history
 from .trainer import Trainer
 
 __all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "config_differences", "default_run_dir",
-           "final_metrics", "resumed_config", "run", "summary_line"]
+           "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
 RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every")
+
+
+DEVICE_VARIABLE = "GPUNET_DEVICE"
+
+
+def use_device(spec: str):
+    """Make a config's ``device`` the current one. ``auto`` defers to the GPUNET_DEVICE environment variable when it
+    is set (to anything but auto), else picks the first CUDA GPU or the CPU; any other value is used as it is.
+    What ``auto`` chose is said on stderr."""
+    chosen = os.environ.get(DEVICE_VARIABLE, "").strip()
+    if spec == "auto" and chosen and chosen.lower() != "auto":
+        try:
+            device = set_device(chosen)
+        except DeviceError as exc:
+            raise DeviceError(f"{DEVICE_VARIABLE}={chosen} (used because the config's device is auto): {exc}, "
+                              f"or unset {DEVICE_VARIABLE}") from None
+        print(f"gpunet: device auto -> {device} ({DEVICE_VARIABLE}={chosen})", file=sys.stderr)
+        return device
+    return set_device(spec)
 
 
 class RunError(RuntimeError):
@@ -106,7 +127,7 @@ def _checked_model(config: dict, info):
 def check_run(config: dict, dataset_info=None):
     """Everything ``build_run`` checks before writing anything: the data loads, the model builds and its dry run
     passes, the loss, optimizer and scheduler build. Returns the dataset's info (pass it back to skip loading)."""
-    set_device(config["device"])
+    use_device(config["device"])
     info = dataset_info or build_dataset(config).info
     model = _checked_model(config, info)
     build_scheduler(config, build_optimizer(config, model.parameters()))
@@ -115,9 +136,9 @@ def check_run(config: dict, dataset_info=None):
 
 
 def build_run(config: dict, run_dir: str, progress: bool = True) -> Run:
-    """Seed, choose the device, load the data, build and dry-run the model, build the training objects; creates
-    ``run_dir`` only once all of that has passed (no training yet)."""
-    set_device(config["device"])
+    """Seed, choose the device (``use_device``), load the data, build and dry-run the model, build the training
+    objects; creates ``run_dir`` only once all of that has passed (no training yet)."""
+    use_device(config["device"])
     dataset = build_dataset(config)
     model = _checked_model(config, dataset.info)
     optimizer = build_optimizer(config, model.parameters())

@@ -1,0 +1,77 @@
+"""The config's device: ``auto`` defers to GPUNET_DEVICE (an explicit device wins), and says what it chose once."""
+import pytest
+
+import gpunet
+from gpunet.cli import main
+
+AUTO = """\
+seed: 0
+device: auto
+data: {name: xor, n_samples: 200, noise: 0.1}
+model:
+  layers:
+    - {type: Linear, in_features: 2, out_features: 8}
+    - {type: Tanh}
+    - {type: Linear, in_features: 8, out_features: 2}
+loss: {name: cross_entropy}
+optimizer: {name: sgd, lr: 0.5}
+trainer: {epochs: 1, batch_size: 16}
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "auto.yaml"
+    path.write_text(AUTO)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _back_to_cpu():
+    yield
+    gpunet.set_device("cpu")
+
+
+def gpunet_cli(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_auto_defers_to_the_environment_variable(config, capsys, monkeypatch):
+    monkeypatch.setenv("GPUNET_DEVICE", "cuda-emu")
+    status, out, err = gpunet_cli(capsys, "summary", config, "--input-shape", "2")
+    assert status == 0, err
+    assert "device cuda-emu:0" in out.splitlines()[0]
+    assert err.splitlines() == ["gpunet: device auto -> cuda-emu:0 (GPUNET_DEVICE=cuda-emu)"]
+
+
+def test_an_explicit_device_in_the_config_or_an_override_wins(config, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GPUNET_DEVICE", "cuda-emu")
+    status, out, err = gpunet_cli(capsys, "summary", config, "device=cpu", "--input-shape", "2")
+    assert status == 0 and "device cpu" in out.splitlines()[0] and err == ""
+    in_file = tmp_path / "cpu.yaml"
+    in_file.write_text(AUTO.replace("device: auto", "device: cpu"))
+    status, out, err = gpunet_cli(capsys, "summary", in_file, "--input-shape", "2")
+    assert status == 0 and "device cpu" in out.splitlines()[0] and err == ""
+
+
+@pytest.mark.parametrize("value", [None, "", "auto"])
+def test_without_the_variable_auto_chooses_itself(value, config, capsys, monkeypatch):
+    if value is None:
+        monkeypatch.delenv("GPUNET_DEVICE", raising=False)
+    else:
+        monkeypatch.setenv("GPUNET_DEVICE", value)
+    monkeypatch.setattr(gpunet.backend, "cuda_unavailable_reason", lambda index=0: "no GPU here (test)")
+    status, out, err = gpunet_cli(capsys, "summary", config, "--input-shape", "2")
+    assert status == 0 and "device cpu" in out.splitlines()[0]
+    assert err.splitlines() == ["gpunet: device auto -> cpu (no GPU here (test))"]
+
+
+def test_a_bad_variable_is_named(config, capsys, monkeypatch):
+    monkeypatch.setenv("GPUNET_DEVICE", "gpu")
+    status, out, err = gpunet_cli(capsys, "summary", config, "--input-shape", "2")
+    assert status == 1 and out == "" and "Traceback" not in err
+    assert err.startswith("gpunet summary: error: GPUNET_DEVICE=gpu (used because the config's device is auto): "
+                          "unknown device 'gpu'") and err.rstrip().endswith("or unset GPUNET_DEVICE")
+
