@@ -171,7 +171,8 @@ def cmd_sweep(args) -> int:
         overrides = [*args.overrides, *(f"{k}={v}" for k, v in zip(keys, combo))]
         configs.append(load_config(args.config, overrides))
         data_key = json.dumps(configs[-1]["data"], sort_keys=True)
-        data_info[data_key] = check_run(configs[-1], data_info.get(data_key))
+        # what device auto chose is said once, for the first combination
+        data_info[data_key] = check_run(configs[-1], data_info.get(data_key), announce_device=len(configs) == 1)
     name = _config_name(args.config)
     out = args.out or os.path.join("runs", f"{name}-sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     os.makedirs(out, exist_ok=True)
@@ -179,7 +180,7 @@ def cmd_sweep(args) -> int:
     for index, (combo, config) in enumerate(zip(combos, configs), start=1):
         label = " ".join(f"{k}={v}" for k, v in zip(keys, combo))
         run_dir = os.path.join(out, f"{index:03d}_" + _slug("_".join(f"{k}={v}" for k, v in zip(keys, combo))))
-        summary = run(config, run_dir, config_name=name, progress=False)
+        summary = run(config, run_dir, config_name=name, progress=False, announce_device=False)
         row = {"run": os.path.basename(run_dir), **dict(zip(keys, combo)),
                **{k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                   and k != "best_epoch"}}

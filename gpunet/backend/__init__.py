@@ -64,14 +64,16 @@ def _create(device: Device):
     return emulated_backend()
 
 
-def set_device(spec) -> Device:
-    """Make ``spec`` ('cpu', 'cuda', 'cuda:N', 'cuda-emu' or 'auto') the device new tensors go to."""
+def set_device(spec, announce: bool = True) -> Device:
+    """Make ``spec`` ('cpu', 'cuda', 'cuda:N', 'cuda-emu' or 'auto') the device new tensors go to; ``announce``: say
+    on stderr what 'auto' chose."""
     global _current
     if isinstance(spec, str) and spec.strip().lower() == "auto":
         reason = cuda_unavailable_reason(0)
         spec = "cuda:0" if reason is None else "cpu"
         why = "a CUDA device is visible" if reason is None else reason
-        print(f"gpunet: device auto -> {spec} ({why})", file=sys.stderr)
+        if announce:
+            print(f"gpunet: device auto -> {spec} ({why})", file=sys.stderr)
     _current = get_backend(spec)
     return _current.device
 

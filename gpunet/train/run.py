@@ -36,10 +36,10 @@ RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every")
 DEVICE_VARIABLE = "GPUNET_DEVICE"
 
 
-def use_device(spec: str):
+def use_device(spec: str, announce: bool = True):
     """Make a config's ``device`` the current one. ``auto`` defers to the GPUNET_DEVICE environment variable when it
     is set (to anything but auto), else picks the first CUDA GPU or the CPU; any other value is used as it is.
-    What ``auto`` chose is said on stderr."""
+    ``announce``: say on stderr what ``auto`` chose (a sweep says it once)."""
     chosen = os.environ.get(DEVICE_VARIABLE, "").strip()
     if spec == "auto" and chosen and chosen.lower() != "auto":
         try:
@@ -47,9 +47,10 @@ def use_device(spec: str):
         except DeviceError as exc:
             raise DeviceError(f"{DEVICE_VARIABLE}={chosen} (used because the config's device is auto): {exc}, "
                               f"or unset {DEVICE_VARIABLE}") from None
-        print(f"gpunet: device auto -> {device} ({DEVICE_VARIABLE}={chosen})", file=sys.stderr)
+        if announce:
+            print(f"gpunet: device auto -> {device} ({DEVICE_VARIABLE}={chosen})", file=sys.stderr)
         return device
-    return set_device(spec)
+    return set_device(spec, announce=announce)
 
 
 class RunError(RuntimeError):
@@ -124,10 +125,10 @@ def _checked_model(config: dict, info):
     return model
 
 
-def check_run(config: dict, dataset_info=None):
+def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     """Everything ``build_run`` checks before writing anything: the data loads, the model builds and its dry run
     passes, the loss, optimizer and scheduler build. Returns the dataset's info (pass it back to skip loading)."""
-    use_device(config["device"])
+    use_device(config["device"], announce_device)
     info = dataset_info or build_dataset(config).info
     model = _checked_model(config, info)
     build_scheduler(config, build_optimizer(config, model.parameters()))
@@ -135,10 +136,10 @@ def check_run(config: dict, dataset_info=None):
     return info
 
 
-def build_run(config: dict, run_dir: str, progress: bool = True) -> Run:
+def build_run(config: dict, run_dir: str, progress: bool = True, announce_device: bool = True) -> Run:
     """Seed, choose the device (``use_device``), load the data, build and dry-run the model, build the training
     objects; creates ``run_dir`` only once all of that has passed (no training yet)."""
-    use_device(config["device"])
+    use_device(config["device"], announce_device)
     dataset = build_dataset(config)
     model = _checked_model(config, dataset.info)
     optimizer = build_optimizer(config, model.parameters())
@@ -226,15 +227,17 @@ def final_metrics(run: Run) -> dict:
     return results
 
 
-def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "run", progress: bool = True) -> dict:
+def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "run", progress: bool = True,
+        announce_device: bool = True) -> dict:
     """Train as ``config`` says, write the run directory, and return the summary (also in ``summary.json``).
+    ``announce_device``: say on stderr what ``device: auto`` chose.
 
     Raises ``RunError`` when there is nothing to resume, when ``run_dir`` already holds a run and ``resume`` is
     false, or when training stopped on a NaN/infinite loss; ConfigError, DatasetError, CheckpointError and
     DeviceError for problems with the config, the data, a checkpoint or the device.
     """
     started = time.perf_counter()
-    built = build_run(config, run_dir, progress)
+    built = build_run(config, run_dir, progress, announce_device)
     checkpoint_path = None
     if resume:
         checkpoint_path = _resume_point(built)

@@ -75,3 +75,18 @@ def test_a_bad_variable_is_named(config, capsys, monkeypatch):
     assert err.startswith("gpunet summary: error: GPUNET_DEVICE=gpu (used because the config's device is auto): "
                           "unknown device 'gpu'") and err.rstrip().endswith("or unset GPUNET_DEVICE")
 
+
+@pytest.mark.parametrize("variable", [None, "cpu"])
+def test_a_sweep_says_what_auto_chose_once(variable, config, tmp_path, capsys, monkeypatch):
+    if variable is None:
+        monkeypatch.delenv("GPUNET_DEVICE", raising=False)
+    else:
+        monkeypatch.setenv("GPUNET_DEVICE", variable)
+    status, out, err = gpunet_cli(capsys, "sweep", config, "--grid", "optimizer.lr=0.1,0.5", "--grid",
+                                  "optimizer.weight_decay=0,1e-3", "--out", tmp_path / "sw")
+    assert status == 0, err
+    assert '"runs": 4' in out.splitlines()[-1]
+    announced = [line for line in err.splitlines() if line.startswith("gpunet: device auto -> ")]
+    assert len(announced) == 1 and announced[0].startswith("gpunet: device auto -> cpu (")
+    if variable:
+        assert announced == ["gpunet: device auto -> cpu (GPUNET_DEVICE=cpu)"]
