@@ -1,8 +1,6 @@
 """Convolution layers Conv1d, Conv2d and ConvTranspose2d, with PyTorch's arguments, weight layouts and initialisation."""
 from __future__ import annotations
 
-import math
-
 from ..ops.conv import _conv, _conv_transpose2d, _ints, _padding
 from . import init
 from .linear import _empty_parameter
@@ -56,12 +54,7 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # PyTorch: kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in from weight.shape[1:]
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = math.prod(self.weight.shape[1:])
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_layer_init_(self.weight, self.bias)
 
     def _where(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"

@@ -1,7 +1,6 @@
 """Linear: the fully connected layer y = x W^T + b, with PyTorch's weight layout and default initialisation."""
 from __future__ import annotations
 
-import math
 
 import numpy
 
@@ -42,11 +41,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_features
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_layer_init_(self.weight, self.bias)
 
     def forward(self, x):
         return linear(x, self.weight, self.bias)
