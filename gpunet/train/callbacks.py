@@ -336,7 +336,7 @@ class ProgressBar(Callback):
             done = self._WIDTH * step // total if total else self._WIDTH
             bar = "=" * done + (">" if done < self._WIDTH else "") + " " * max(self._WIDTH - done - 1, 0)
             self._out().write(f"\r{self._prefix(self.trainer.epoch + 1)} [{bar}] {step}/{total or '?'} "
-                              f"loss {logs['loss']:.4f} {time.perf_counter() - self._started:.1f}s")
+                              f"loss {logs['loss']:.4f} {_duration(time.perf_counter() - self._started)}")
             self._out().flush()
         elif self.log_every and step % self.log_every == 0:
             print(f"{self._prefix(self.trainer.epoch + 1)} step {step}/{total or '?'} loss={logs['loss']:.6g}",
@@ -345,6 +345,11 @@ class ProgressBar(Callback):
     def on_epoch_end(self, epoch, logs):
         parts = [f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()
                  if k not in ("epoch", "time") and not isinstance(v, list)]
-        line = f"{self._prefix(epoch)} " + " ".join(parts) + f" ({logs['time']:.1f}s)"
+        line = f"{self._prefix(epoch)} " + " ".join(parts) + f" ({_duration(logs['time'])})"
         self._out().write(("\r\x1b[K" if self._bar() else "") + line + "\n")
         self._out().flush()
+
+
+def _duration(seconds: float) -> str:
+    """A short human duration: milliseconds below one second (a digits epoch takes a few ms), else seconds."""
+    return f"{seconds * 1e3:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"

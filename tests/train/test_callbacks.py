@@ -1,6 +1,7 @@
 """Callbacks, each driven through a real Trainer (monitored values scripted where the behaviour depends on them)."""
 import csv
 import io
+import re
 import json
 import math
 
@@ -146,6 +147,7 @@ def test_progress_prints_one_plain_line_per_epoch_when_not_a_terminal(xor):
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3 and all(line.startswith(f"epoch {i + 1}/3 train_loss=") for i, line in enumerate(lines))
     assert "\r" not in stream.getvalue()
+    assert all(re.search(r" \(\d+ ms\)$| \(\d+\.\d s\)$", line) for line in lines)  # fast epochs in ms
 
 
 def test_progress_lines_every_n_steps(xor):
