@@ -1,9 +1,9 @@
 """Callbacks, each driven through a real Trainer (monitored values scripted where the behaviour depends on them)."""
 import csv
 import io
-import re
 import json
 import math
+import re
 
 import numpy as np
 import pytest
