@@ -10,10 +10,20 @@ current one for the test and restores the previous device afterwards; its value 
 
 ``launched_kernels``: the names of the kernels launched on the emulated device during the test, in order (to show
 that a test exercised the CUDA kernels and not an xp reference).
+
+Under CI (``CI`` set in the environment) hypothesis draws the same examples on every run (``derandomize``), so a
+failure there is reproducible and a run cannot fail by the luck of the draw; locally each run explores new ones.
 """
+import os
+
 import pytest
+from hypothesis import settings
 
 from gpunet import backend
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 DEVICES = ("cpu", "cuda-emu")
 
