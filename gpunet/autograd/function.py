@@ -7,6 +7,8 @@ that derivatives of any order work. ``self.inputs`` are the input tensors; ``sel
 """
 from __future__ import annotations
 
+import re
+
 from .grad_mode import state as _grad_state
 
 
@@ -16,6 +18,12 @@ class DeviceMismatchError(RuntimeError):
 
 class Function:
     output_backend = None  # set by ops whose output lives on another device than their input (transfer)
+
+    @classmethod
+    def op_name(cls) -> str:
+        """The op's name as errors print it: ``SoftmaxCrossEntropy`` -> ``softmax_cross_entropy``."""
+        return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.__name__).lower()
+
     def forward(self, backend, *arrays):
         raise NotImplementedError
 
@@ -28,7 +36,7 @@ class Function:
         for t in inputs:
             if t.backend is not backend:
                 raise DeviceMismatchError(
-                    f"{type(self).__name__}: tensors on two devices, {backend.device} and {t.backend.device}; "
+                    f"{self.op_name()}: tensors on two devices, {backend.device} and {t.backend.device}; "
                     f"move them to one device with .to(device)"
                 )
         raw = self.forward(backend, *[t.data for t in inputs])
