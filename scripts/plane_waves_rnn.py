@@ -118,7 +118,7 @@ def main(argv=None):
     results = train(args.sequences, args.frames, args.points, args.hidden, args.epochs, args.batch_size, args.lr,
                     args.seed)
     print(f"test MSE {results['test_mse']:.5f}, persistence baseline (frame t+1 = frame t) "
-          f"{results['persistence_mse']:.5f}: {results['persistence_mse'] / results['test_mse']:.1f}x lower")
+          f"{results['persistence_mse']:.5f}, ratio {results['test_mse'] / results['persistence_mse']:.3f}")
     return results
 
 
