@@ -72,7 +72,10 @@ def main(argv=None):
     if args.code < 1 or args.epochs < 1 or args.batch_size < 1:
         parser.error("--code, --epochs and --batch-size must be at least 1")
 
-    gn.set_device(args.device)
+    try:
+        gn.set_device(args.device)
+    except gn.DeviceError as exc:
+        parser.error(f"--device: {exc}")
     gn.manual_seed(args.seed)
     data = load_dataset(args.dataset, seed=args.seed, validation_split=0.0, flatten=True, normalize="scale")
     x_train, x_test = data.train.x, data.test.x

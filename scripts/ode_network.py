@@ -62,7 +62,10 @@ def main(argv=None):
     if args.points < 2 or args.iterations < 1 or min(args.hidden) < 1:
         parser.error("--points needs at least 2, --iterations and every --hidden size at least 1")
 
-    gn.set_device(args.device)
+    try:
+        gn.set_device(args.device)
+    except gn.DeviceError as exc:
+        parser.error(f"--device: {exc}")
     gn.manual_seed(args.seed)
     layers, width = [], 1
     for size in args.hidden:
