@@ -18,6 +18,8 @@ import numpy as np
 import gpunet as gn
 from gpunet.data import DataLoader, load_dataset
 
+from example_device import add_device_argument, use_device
+
 DATASETS = ("digits", "mnist5k")
 
 
@@ -65,17 +67,14 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     parser.add_argument("--seed", type=int, default=0, help="weights, shuffling and the train/test split")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, auto or cuda-emu")
+    add_device_argument(parser)
     parser.add_argument("--plot", metavar="PATH", help="write a PNG of test images and their reconstructions")
     parser.add_argument("--quiet", action="store_true", help="print only the final result")
     args = parser.parse_args(argv)
     if args.code < 1 or args.epochs < 1 or args.batch_size < 1:
         parser.error("--code, --epochs and --batch-size must be at least 1")
 
-    try:
-        gn.set_device(args.device)
-    except gn.DeviceError as exc:
-        parser.error(f"--device: {exc}")
+    use_device(parser, args.device)
     gn.manual_seed(args.seed)
     data = load_dataset(args.dataset, seed=args.seed, validation_split=0.0, flatten=True, normalize="scale")
     x_train, x_test = data.train.x, data.test.x

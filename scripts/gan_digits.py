@@ -28,6 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gpunet as gn  # noqa: E402  (after the path is set, so a source checkout works uninstalled)
 from gpunet.data import DataLoader, load_dataset  # noqa: E402
 
+from example_device import add_device_argument, use_device  # noqa: E402  (beside this script)
+
 F = gn.nn.functional
 NOISE, HIDDEN, PIXELS = 16, 64, 64
 
@@ -125,12 +127,12 @@ def main(argv=None):
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate of both networks (default 2e-3)")
     parser.add_argument("--beta1", type=float, default=0.5, help="Adam's first beta (default 0.5, as DCGAN)")
     parser.add_argument("--seed", type=int, default=0, help="gn.manual_seed and the data split (default 0)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto or cuda-emu")
+    add_device_argument(parser)
     parser.add_argument("--plot", metavar="PATH", help="write an 8x8 grid of generated digits to this PNG")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.batch_size < 1:
         parser.error("--epochs and --batch-size must be at least 1")
-    gn.set_device(args.device)
+    use_device(parser, args.device)
     results = train(args.epochs, args.batch_size, args.lr, args.beta1, args.seed)
     print(f"mean pixel: data {results['data_mean']:.3f}, samples before training {results['initial_mean']:.3f}, "
           f"after {results['final_mean']:.3f}")

@@ -21,6 +21,8 @@ import numpy as np
 
 import gpunet as gn
 
+from example_device import add_device_argument, use_device
+
 OPTIMIZERS = {"adam": gn.optim.Adam, "sgd": gn.optim.SGD}
 
 
@@ -56,16 +58,13 @@ def main(argv=None):
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     parser.add_argument("--lr", type=float, default=0.05, help="learning rate (the notes: 0.001 with sgd)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, auto or cuda-emu")
+    add_device_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="print only the final result")
     args = parser.parse_args(argv)
     if args.points < 2 or args.iterations < 1 or min(args.hidden) < 1:
         parser.error("--points needs at least 2, --iterations and every --hidden size at least 1")
 
-    try:
-        gn.set_device(args.device)
-    except gn.DeviceError as exc:
-        parser.error(f"--device: {exc}")
+    use_device(parser, args.device)
     gn.manual_seed(args.seed)
     layers, width = [], 1
     for size in args.hidden:

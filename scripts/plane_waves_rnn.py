@@ -29,6 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gpunet as gn  # noqa: E402  (after the path is set, so a source checkout works uninstalled)
 from gpunet.data import DataLoader  # noqa: E402
 
+from example_device import add_device_argument, use_device
+
 F = gn.nn.functional
 DT = 0.005  # seconds between frames (seed 000)
 
@@ -107,14 +109,14 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32, help="default 32")
     parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
     parser.add_argument("--seed", type=int, default=0, help="gn.manual_seed and the wave parameters (default 0)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto or cuda-emu")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size", "hidden", "points"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.sequences < 2 or args.frames < 2:
         parser.error("--sequences and --frames must be at least 2 (half the sequences test; a frame predicts the next)")
-    gn.set_device(args.device)
+    use_device(parser, args.device)
     results = train(args.sequences, args.frames, args.points, args.hidden, args.epochs, args.batch_size, args.lr,
                     args.seed)
     print(f"test MSE {results['test_mse']:.5f}, persistence baseline (frame t+1 = frame t) "
