@@ -122,18 +122,21 @@ def min(x, dim=None, keepdim=False):
     return _extreme("min", x, dim, keepdim)
 
 
+def _arg_extreme(kind, x, dim, keepdim):
+    if dim is None:  # index into the flattened tensor, as PyTorch
+        xp = x.backend.xp
+        return Tensor(xp.asarray(getattr(xp, "arg" + kind)(x.data), dtype="int64"), x.backend)
+    return _extreme(kind, x, dim, keepdim).indices
+
+
 def argmax(x, dim=None, keepdim=False):
-    xp = x.backend.xp
-    if dim is None:
-        return Tensor(xp.asarray(xp.argmax(x.data), dtype="int64"), x.backend)
-    return max(x, dim, keepdim).indices
+    """Index of the largest element (of the flattened tensor when ``dim`` is None)."""
+    return _arg_extreme("max", x, dim, keepdim)
 
 
 def argmin(x, dim=None, keepdim=False):
-    xp = x.backend.xp
-    if dim is None:
-        return Tensor(xp.asarray(xp.argmin(x.data), dtype="int64"), x.backend)
-    return min(x, dim, keepdim).indices
+    """Index of the smallest element (of the flattened tensor when ``dim`` is None)."""
+    return _arg_extreme("min", x, dim, keepdim)
 
 
 class Softmax(Function):
