@@ -12,7 +12,7 @@ GFLOP/s and the fraction of the device's peak bandwidth. The peak is computed fr
 2 (double data rate) x memoryClockRate (kHz) x memoryBusWidth (bits) / 8.
 
 ``--emulate`` runs every case at its reduced size on the emulated device "cuda-emu" (the real CuPy backend code,
-each CUDA kernel executed by gpunet.testing.cuda_emu) and on the CPU backend, and compares the results; it claims
+each CUDA kernel executed by gpunet.backend.emulated) and on the CPU backend, and compares the results; it claims
 no timings. Without a GPU and without ``--emulate`` the script says so in one line and exits with status 1.
 
 ``--csv PATH`` writes one row per case and size, with a header line. On a GPU (``TIMING_COLUMNS``):

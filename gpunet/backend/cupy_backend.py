@@ -1,6 +1,6 @@
 """The CUDA backend: CuPy arrays, cuBLAS through CuPy's matmul, and gpunet's own kernels from ``kernels/*.cu``.
 
-The CuPy API this module uses, all of it (the emulated device's stand-in, ``gpunet.testing.cuda_emu.fake_cupy``,
+The CuPy API this module uses, all of it (the emulated device's stand-in, ``gpunet.backend.emulated.cupy_standin``,
 implements exactly this on the CPU):
 
 - the array namespace ``cupy.<function>`` through ``backend.xp`` (``asarray``, ``ascontiguousarray``, ``empty``,
@@ -206,6 +206,6 @@ def _references() -> dict:
 
 def emulated_backend() -> CupyBackend:
     """The backend of the emulated device "cuda-emu": this module's code on the CPU stand-in for CuPy."""
-    from ..testing.cuda_emu import fake_cupy
+    from .emulated import cupy_standin
 
-    return CupyBackend(Device("cuda-emu"), fake_cupy)
+    return CupyBackend(Device("cuda-emu"), cupy_standin)

@@ -1,2 +1,3 @@
-"""Tools for testing gpunet: NVRTC compilation (``nvrtc``) and a CPU emulator of CUDA (``cuda_emu``)."""
+"""Tools for testing gpunet: gradient checks (``gradcheck``) and NVRTC compilation (``nvrtc``); the CUDA emulator is
+the emulated device, ``gpunet.backend.emulated``."""
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

@@ -13,7 +13,7 @@ from gpunet.backend.fused import fused_kernels
 from gpunet.backend.numpy_backend import NumpyBackend
 from gpunet.backend.warmup import KERNELS_USED, kernels_used, warmup
 from gpunet.cli import main
-from gpunet.testing.cuda_emu import fake_cupy
+from gpunet.backend.emulated import cupy_standin
 
 CONFIG = """\
 seed: 0
@@ -48,14 +48,14 @@ def config(tmp_path):
 def compiles(monkeypatch):
     """The kernel files a RawModule of the stand-in compiled (by their first line; a module compiles once)."""
     seen = []
-    original = fake_cupy.RawModule.compile
+    original = cupy_standin.RawModule.compile
 
     def spy(self):
         if self._module is None:
             seen.append(self.code.splitlines()[0])
         return original(self)
 
-    monkeypatch.setattr(fake_cupy.RawModule, "compile", spy)
+    monkeypatch.setattr(cupy_standin.RawModule, "compile", spy)
     return seen
 
 
@@ -85,7 +85,7 @@ def test_the_table_names_real_classes_and_real_fused_kernels():
 
 
 def test_warmup_compiles_each_family_once_on_a_fresh_emulated_device(compiles):
-    backend = CupyBackend(Device("cuda-emu"), fake_cupy)
+    backend = CupyBackend(Device("cuda-emu"), cupy_standin)
     results = warmup(backend, ("softmax", "max_pool2d", "log_softmax", "max_pool2d_gather", "adam_update"))
     assert [(family, names) for family, names, _ in results] == [
         ("softmax", ("softmax", "log_softmax")), ("pool", ("max_pool2d",)), ("optimizers", ("adam_update",)),

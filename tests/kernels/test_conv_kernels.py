@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gpunet.backend.numpy_kernels import conv as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 CONV = KERNELS_DIR / "conv.cu"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gpunet.backend.numpy_kernels import dropout as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 DROPOUT = KERNELS_DIR / "dropout.cu"

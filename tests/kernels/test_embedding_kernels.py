@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gpunet.backend.numpy_kernels import embedding as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 EMBEDDING = KERNELS_DIR / "embedding.cu"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gpunet.backend.numpy_kernels import optimizers as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 OPTIMIZERS = KERNELS_DIR / "optimizers.cu"

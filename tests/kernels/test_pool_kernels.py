@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from gpunet.backend.numpy_kernels.pool import pool_output_size
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 POOL = KERNELS_DIR / "pool.cu"

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gpunet.backend.numpy_kernels import rnn as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 RNN = KERNELS_DIR / "rnn.cu"

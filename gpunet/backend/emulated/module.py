@@ -136,7 +136,7 @@ class Module:
                 "args": args, "shared_mem": shared_mem, "timeout": self.timeout, "mode": self.mode,
                 "result": str(result_path),
             }))
-            proc = subprocess.run([sys.executable, "-m", "gpunet.testing.cuda_emu._child", str(job)],
+            proc = subprocess.run([sys.executable, "-m", "gpunet.backend.emulated._child", str(job)],
                                   env=env, capture_output=True, text=True, timeout=self.timeout + 300)
             if proc.returncode != 0 or not result_path.exists():
                 hint = ""

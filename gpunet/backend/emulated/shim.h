@@ -1,4 +1,4 @@
-// CUDA built-ins for running a kernel file on the CPU (gpunet.testing.cuda_emu).
+// CUDA built-ins for running a kernel file on the CPU (gpunet.backend.emulated).
 //
 // Force-included (g++ -include) ahead of the exact kernel source. Execution model:
 // - the blocks of a launch run one after another; the threads of a block run as real,

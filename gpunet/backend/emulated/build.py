@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ...backend.kernel_source import kernel_dir
+from ..kernel_source import kernel_dir
 from .errors import CudaEmuError
 from .signature import KernelSignature
 

@@ -1,6 +1,6 @@
 """A CPU stand-in for the part of CuPy that gpunet's CuPy backend uses: the emulated device "cuda-emu".
 
-``CupyBackend(Device("cuda-emu"), fake_cupy)`` runs the real backend code against this module:
+``CupyBackend(Device("cuda-emu"), cupy_standin)`` runs the real backend code against this module:
 
 - the array namespace is NumPy's, on ``DeviceArray`` "device" arrays (NumPy memory that refuses to be mixed with
   host NumPy arrays, as CuPy arrays do); when CuPy is installed, a name that CuPy's namespace lacks is refused, so
