@@ -13,8 +13,8 @@ implements exactly this on the CPU):
 - ``cupy.get_default_memory_pool().used_bytes()`` / ``.total_bytes()``.
 
 A fused kernel whose family has a ``kernels/<family>.cu`` launches it (its launchers are a mixin in
-``gpunet/backend/cupy_kernels/<family>.py``, built on ``CupyBackend._launch``); every other fused kernel runs its
-xp-generic reference (``gpunet/backend/numpy_kernels``) on CuPy arrays, the same code the CPU backend runs.
+``gpunet/backend/launchers/<family>.py``, built on ``CupyBackend._launch``); every other fused kernel runs its
+xp-generic reference (``gpunet/backend/references``) on CuPy arrays, the same code the CPU backend runs.
 Kernel files are compiled on first use, never at import, once per device.
 """
 from __future__ import annotations
@@ -27,14 +27,14 @@ from .device import Device
 from .fused import fused_kernels
 from .kernel_source import kernel_dir
 from .numpy_backend import NumpyBackend
-from .cupy_kernels.embedding import EmbeddingKernels
-from .cupy_kernels.batchnorm import BatchNormKernels
-from .cupy_kernels.dropout import DropoutKernels
-from .cupy_kernels.softmax import SoftmaxKernels
-from .cupy_kernels.optimizers import OptimizerKernels
-from .cupy_kernels.rnn import RnnKernels
-from .cupy_kernels.pool import PoolKernels
-from .cupy_kernels.conv import ConvKernels
+from .launchers.embedding import EmbeddingKernels
+from .launchers.batchnorm import BatchNormKernels
+from .launchers.dropout import DropoutKernels
+from .launchers.softmax import SoftmaxKernels
+from .launchers.optimizers import OptimizerKernels
+from .launchers.rnn import RnnKernels
+from .launchers.pool import PoolKernels
+from .launchers.conv import ConvKernels
 
 BLOCK_SIZE = 256  # threads per block for element-wise kernels: a multiple of the warp size, good occupancy
 

@@ -1,6 +1,6 @@
 """Fused kernels declared once: an xp-generic reference that every backend can call with its own array namespace.
 
-A reference in ``gpunet/backend/numpy_kernels/<family>.py`` takes the array namespace ``xp`` as its first
+A reference in ``gpunet/backend/references/<family>.py`` takes the array namespace ``xp`` as its first
 parameter. ``NumpyBackend`` declares ``softmax = fused(reference)`` and calls it with ``xp=numpy``;
 ``CupyBackend`` calls the same function with ``xp=cupy`` for families that have no ``kernels/<family>.cu`` yet.
 """

@@ -5,15 +5,15 @@ import numpy
 
 from .device import Device
 from .fused import fused
-from .numpy_kernels import embedding as _embedding
-from .numpy_kernels import batchnorm as _batchnorm
-from .numpy_kernels import conv as _conv
-from .numpy_kernels import dropout as _dropout
-from .numpy_kernels import erf as _erf
-from .numpy_kernels import optimizers as _optimizers
-from .numpy_kernels import pool as _pool
-from .numpy_kernels import rnn as _rnn
-from .numpy_kernels import softmax as _softmax
+from .references import embedding as _embedding
+from .references import batchnorm as _batchnorm
+from .references import conv as _conv
+from .references import dropout as _dropout
+from .references import erf as _erf
+from .references import optimizers as _optimizers
+from .references import pool as _pool
+from .references import rnn as _rnn
+from .references import softmax as _softmax
 
 
 class NumpyBackend:

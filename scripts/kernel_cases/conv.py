@@ -1,5 +1,5 @@
 """Convolution support: im2col and its adjoint col2im (a gather); pure data movement, no FLOPs."""
-from gpunet.backend.numpy_kernels.conv import conv_output_size
+from gpunet.backend.geometry import conv_output_size
 
 from . import Case, normal
 

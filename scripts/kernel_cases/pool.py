@@ -1,5 +1,5 @@
 """Pooling family: max pooling with argmax and average pooling, forward and backward (gathers)."""
-from gpunet.backend.numpy_kernels.pool import pool_output_size
+from gpunet.backend.geometry import pool_output_size
 
 from . import Case, normal
 

@@ -9,8 +9,8 @@ import pytest
 
 from gpunet.backend import get_backend
 from gpunet.backend.cupy_backend import CUDA_KERNELS
-from gpunet.backend.numpy_kernels.conv import conv_output_shape
-from gpunet.backend.numpy_kernels.pool import pool_output_size
+from gpunet.backend.geometry import conv_output_shape
+from gpunet.backend.geometry import pool_output_size
 
 SIZES = (1, 7, 33, 1025)
 

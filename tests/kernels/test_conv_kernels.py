@@ -1,5 +1,5 @@
 """kernels/conv.cu on the CUDA emulator against float64 references: a direct loop definition of im2col written
-here, NumPy's reference (gpunet.backend.numpy_kernels.conv) and PyTorch's F.unfold / F.fold. Outputs are
+here, NumPy's reference (gpunet.backend.references.conv) and PyTorch's F.unfold / F.fold. Outputs are
 NaN-filled before every launch. Columns are stored channel-major, (C*kh*kw, N, OH*OW), and compared as
 (N, C*kh*kw, OH*OW) views."""
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from gpunet.backend.numpy_kernels import conv as ref
+from gpunet.backend.references import conv as ref
 from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 

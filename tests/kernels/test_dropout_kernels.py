@@ -1,10 +1,10 @@
 """kernels/dropout.cu on the CUDA emulator: the Philox-4x32-10 mask equals the NumPy reference
-(gpunet/backend/numpy_kernels/dropout.py) exactly, for any seed, offset (also not a multiple of 4) and size."""
+(gpunet/backend/references/dropout.py) exactly, for any seed, offset (also not a multiple of 4) and size."""
 
 import numpy as np
 import pytest
 
-from gpunet.backend.numpy_kernels import dropout as ref
+from gpunet.backend.references import dropout as ref
 from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 

@@ -1,4 +1,4 @@
-"""kernels/optimizers.cu on the CUDA emulator against the NumPy reference (gpunet/backend/numpy_kernels/optimizers.py),
+"""kernels/optimizers.cu on the CUDA emulator against the NumPy reference (gpunet/backend/references/optimizers.py),
 bit for bit over 20 steps for every option combination, and against float64 PyTorch-rule arithmetic."""
 
 import itertools
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gpunet.backend.numpy_kernels import optimizers as ref
+from gpunet.backend.references import optimizers as ref
 from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gpunet.backend.numpy_kernels.pool import pool_output_size
+from gpunet.backend.geometry import pool_output_size
 from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gpunet.backend.numpy_kernels import rnn as ref
+from gpunet.backend.references import rnn as ref
 from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 

@@ -1,7 +1,7 @@
 """CuPy launchers of ``kernels/optimizers.cu``: fused SGD and Adam/AdamW steps, one launch per parameter.
 
 float32 parameters with C-contiguous state launch the kernels; anything else runs the xp reference
-(``gpunet.backend.numpy_kernels.optimizers``), which the kernels match bit for bit. The hyper-parameters are
+(``gpunet.backend.references.optimizers``), which the kernels match bit for bit. The hyper-parameters are
 combined on the host in double and rounded to float32 exactly where the reference's NumPy operations round them.
 """
 from __future__ import annotations

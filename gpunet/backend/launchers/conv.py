@@ -1,7 +1,7 @@
 """CuPy launchers of ``kernels/conv.cu``: im2col and its adjoint col2im (a gather, no atomics).
 
 float32 launches the kernels, one thread per (n, c, oh, ow) for im2col and one per input pixel for col2im;
-float64 runs the xp reference (``gpunet.backend.numpy_kernels.conv``). cols are (N, C*kh*kw, OH*OW) views of
+float64 runs the xp reference (``gpunet.backend.references.conv``). cols are (N, C*kh*kw, OH*OW) views of
 channel-major (C*kh*kw, N, OH*OW) storage, as the reference returns them.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy
 
 from .. import cupy_backend as _cb  # its helpers (a module reference: cupy_backend imports this mixin)
-from ..numpy_kernels.conv import conv_output_shape
+from ..geometry import conv_output_shape
 
 
 def _geometry(x_shape, out_shape, kernel, stride, padding, dilation) -> tuple:

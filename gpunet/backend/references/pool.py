@@ -11,15 +11,7 @@ from __future__ import annotations
 
 import math
 
-
-def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool) -> int:
-    """Output length along one axis, PyTorch's rule (``pooling_output_shape``): with ``ceil_mode`` the last window
-    may run past the input but must start inside it or its left padding."""
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
-    if ceil_mode and (out - 1) * stride >= size + padding:
-        out -= 1
-    return out
+from ..geometry import pool_output_size
 
 
 def _out_shape(x_shape, kernel, stride, padding, dilation, ceil_mode):

@@ -1,7 +1,7 @@
 """CuPy launchers of ``kernels/rnn.cu``: fused LSTM and GRU cells, one launch per time step and direction.
 
 float32 launches the kernels (one thread per hidden unit of the batch, grid-stride); float64 runs the xp reference
-(``gpunet.backend.numpy_kernels.rnn``). Gate pre-activations keep PyTorch's layout: (batch, 4*hidden) for the
+(``gpunet.backend.references.rnn``). Gate pre-activations keep PyTorch's layout: (batch, 4*hidden) for the
 LSTM ([i | f | g | o]) and (batch, 3*hidden) for the GRU ([r | z | n]).
 """
 from __future__ import annotations

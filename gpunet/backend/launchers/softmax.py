@@ -1,7 +1,7 @@
 """CuPy launchers of ``kernels/softmax.cu``: softmax, log-softmax, fused softmax cross-entropy forward and backward.
 
 float32 launches the kernels (a row kernel when the reduced axis is the last one, a lane kernel when it is strided,
-so no transpose is needed); float64 runs the xp reference (``gpunet.backend.numpy_kernels.softmax``).
+so no transpose is needed); float64 runs the xp reference (``gpunet.backend.references.softmax``).
 """
 from __future__ import annotations
 

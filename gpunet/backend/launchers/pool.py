@@ -1,14 +1,14 @@
 """CuPy launchers of ``kernels/pool.cu``: max pooling with argmax and average pooling, forward and backward.
 
 float32 launches the kernels (one thread per output element forward, one per input element backward: gathers,
-no atomics); float64 runs the xp reference (``gpunet.backend.numpy_kernels.pool``).
+no atomics); float64 runs the xp reference (``gpunet.backend.references.pool``).
 """
 from __future__ import annotations
 
 import numpy
 
 from .. import cupy_backend as _cb  # its helpers (a module reference: cupy_backend imports this mixin)
-from ..numpy_kernels.pool import pool_output_size
+from ..geometry import pool_output_size
 
 _i64 = numpy.int64
 

@@ -1,7 +1,7 @@
 """CuPy launcher of ``kernels/embedding.cu``: the embedding gradient as a gather over a CSR of positions (no atomics).
 
 The CSR (positions sorted by (index, position), row offsets) is built with CuPy's argsort, bincount and cumsum
-(``gpunet.backend.numpy_kernels.embedding.embedding_csr``); the kernel then sums, for each gradient element, the
+(``gpunet.backend.references.embedding.embedding_csr``); the kernel then sums, for each gradient element, the
 ``gy`` rows of its positions in increasing order: deterministic, and bit for bit the reference's ``add.at``.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy
 
 from .. import cupy_backend as _cb  # its helpers (a module reference: cupy_backend imports this mixin)
-from ..numpy_kernels.embedding import embedding_csr
+from ..references.embedding import embedding_csr
 
 _KERNELS = {numpy.dtype(numpy.float32): "embedding_backward_f32", numpy.dtype(numpy.float64): "embedding_backward_f64"}
 

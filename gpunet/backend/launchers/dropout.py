@@ -1,7 +1,7 @@
 """CuPy launchers of ``kernels/dropout.cu``: the counter-based (Philox-4x32-10) dropout mask, and dropout applied
 to an array without storing the mask.
 
-The kernels reproduce ``gpunet.backend.numpy_kernels.dropout`` bit for bit (the keep decision is an integer
+The kernels reproduce ``gpunet.backend.references.dropout`` bit for bit (the keep decision is an integer
 comparison), so the same (seed, offset) gives the same mask on every backend.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy
 
 from .. import cupy_backend as _cb  # its helpers (a module reference: cupy_backend imports this mixin)
-from ..numpy_kernels.dropout import drop_threshold
+from ..references.dropout import drop_threshold
 
 _FLOATS = {numpy.dtype(numpy.float32): "f32", numpy.dtype(numpy.float64): "f64"}
 

@@ -1,7 +1,7 @@
 """CuPy launcher of ``kernels/batchnorm.cu``: per-channel mean and biased variance (batch-norm statistics).
 
 float32 input reduced over every axis but one launches the kernel (one block per channel); other cases run the
-xp reference (``gpunet.backend.numpy_kernels.batchnorm``).
+xp reference (``gpunet.backend.references.batchnorm``).
 """
 from __future__ import annotations
 
