@@ -15,7 +15,7 @@ import gpunet.optim
 from gpunet.backend import Device, get_backend
 from gpunet.backend import cupy_backend
 from gpunet.backend.cupy_backend import CupyBackend
-from gpunet.backend.fused import fused
+from gpunet.backend.registry import KERNELS, FusedKernel
 from gpunet.backend.emulated import CudaEmuError, cupy_standin
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,19 +216,15 @@ def test_kernel_files_compile_on_first_use_once_per_backend(fresh, monkeypatch):
 
 @pytest.fixture
 def xp_only_kernel(monkeypatch):
-    """A fused kernel ``scaled_copy(x, factor)`` that has an xp reference and no .cu file."""
-    kernel = fused(lambda xp, x, factor: xp.multiply(x, factor))
-    kernel.name = "scaled_copy"
-    monkeypatch.setattr(gn.backend.NumpyBackend, "scaled_copy", kernel, raising=False)
-    cupy_backend._references.cache_clear()
-    yield "scaled_copy"
-    cupy_backend._references.cache_clear()
+    """A fused kernel ``scaled_copy(x, factor)`` declared with an xp reference and no .cu file."""
+    monkeypatch.setitem(KERNELS, "scaled_copy", FusedKernel("scaled_copy", lambda xp, x, factor: xp.multiply(x, factor)))
+    return "scaled_copy"
 
 
 def test_warmup_compiles_the_families_of_the_named_kernels(fresh, monkeypatch, xp_only_kernel):
     assert fresh.warmup([xp_only_kernel]) == () and fresh.compiled_families() == ()  # no .cu: nothing to compile
     assert fresh.warmup(["log_softmax"]) == ("softmax",) and fresh.compiled_families() == ("softmax",)
-    monkeypatch.setattr(cupy_backend, "CUDA_KERNELS", {"softmax": "softmax", "log_softmax": "softmax"})
+    monkeypatch.setattr(cupy_backend, "KERNELS", {name: KERNELS[name] for name in ("softmax", "log_softmax")})
     assert fresh.warmup() == ("softmax",)  # default: every kernel with a .cu
     with pytest.raises(KeyError, match="'conv9d'"):
         fresh.warmup(["conv9d"])
@@ -256,10 +252,13 @@ def test_fused_kernels_without_cuda_source_run_the_xp_reference(fresh, xp_only_k
     assert fresh.compiled_families() == ()
 
 
-def test_a_reference_not_written_against_xp_is_refused_by_name(monkeypatch, fresh):
-    monkeypatch.setattr(gn.backend.NumpyBackend, "host_only_kernel", staticmethod(lambda x: x), raising=False)
-    with pytest.raises(AttributeError, match="'host_only_kernel' has no CUDA kernel.*gpunet.backend.fused.fused"):
-        fresh.host_only_kernel
+def test_a_declaration_is_refused_unless_its_reference_takes_xp_first(fresh):
+    with pytest.raises(TypeError, match=r"'host_only': its reference must take the array namespace xp first.*\(x\)"):
+        FusedKernel("host_only", lambda x: x)
+    with pytest.raises(TypeError, match="'half': give both family and launcher, or neither"):
+        FusedKernel("half", lambda xp, x: x, family="softmax")
+    with pytest.raises(TypeError, match="dtype_arg 'y' is not a parameter of its reference"):
+        FusedKernel("odd", lambda xp, x: x, family="softmax", launcher=lambda backend, x: x, dtype_arg="y")
     with pytest.raises(AttributeError, match="no attribute or fused kernel 'no_such_kernel'"):
         fresh.no_such_kernel
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gpunet.backend import get_backend
-from gpunet.backend.cupy_backend import CUDA_KERNELS
+from gpunet.backend.registry import KERNELS
 from gpunet.backend.geometry import conv_output_shape
 from gpunet.backend.geometry import pool_output_size
 
@@ -80,7 +80,7 @@ def run(device, kernel, args, in_place):
 
 def test_the_cases_cover_every_kernel_with_a_cuda_file_except_softmax():
     covered = {kernel for kernel, _, _ in cases(7, np.random.default_rng(0))}
-    assert covered == {name for name, family in CUDA_KERNELS.items() if family != "softmax"}
+    assert covered == {name for name, k in KERNELS.items() if k.family not in (None, "softmax")}
 
 
 @pytest.mark.parametrize("n", SIZES)

@@ -1,5 +1,6 @@
-"""CuPy launchers of gpunet's kernel families, one mixin class per ``kernels/<family>.cu``, bases of ``CupyBackend``.
+"""CuPy launchers of gpunet's kernel families, one module per ``kernels/<family>.cu``.
 
-Each mixin's methods have the names and signatures of the fused kernels they implement (see docs/internals.md);
-they launch through ``CupyBackend._launch`` and fall back to the xp reference for dtypes the ``.cu`` file lacks.
+Each launcher takes the backend and the fused kernel's arguments, packs them and launches the family's CUDA
+kernels through ``backend.launch``; ``gpunet.backend.registry`` declares which launcher serves which fused kernel,
+for which dtypes, and which argument checks run first. Shared arithmetic lives in ``common``.
 """

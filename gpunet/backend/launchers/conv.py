@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy
 
-from .. import cupy_backend as _cb  # its helpers (a module reference: cupy_backend imports this mixin)
 from ..geometry import conv_output_shape
+from .common import launch_per_element, require_float
 
 
 def _geometry(x_shape, out_shape, kernel, stride, padding, dilation) -> tuple:
@@ -17,40 +17,39 @@ def _geometry(x_shape, out_shape, kernel, stride, padding, dilation) -> tuple:
     return tuple(numpy.int64(v) for v in (*x_shape, *kernel, *stride, *padding, *dilation, *out_shape))
 
 
-class ConvKernels:
-    """``im2col`` and ``col2im`` (mixin of ``CupyBackend``)."""
+def check_im2col(x, kernel, stride, padding, dilation):
+    require_float("im2col", "x", x)
+    if x.ndim != 4:
+        raise ValueError(f"im2col: x must be (N, C, H, W), got shape {tuple(x.shape)}")
 
-    def _conv_launch(self, kernel: str, threads: int, args: tuple) -> None:
-        if threads:
-            self._launch("conv", kernel, _cb._ceil_div(threads, _cb.BLOCK_SIZE), min(_cb.BLOCK_SIZE, threads), args)
 
-    def im2col(self, x, kernel, stride, padding, dilation):
-        _cb._require_float("im2col", "x", x)
-        if x.ndim != 4:
-            raise ValueError(f"im2col: x must be (N, C, H, W), got shape {tuple(x.shape)}")
-        if x.dtype != numpy.float32:
-            return _cb._references()["im2col"](self.xp, x, kernel, stride, padding, dilation)
-        out = conv_output_shape(x.shape, kernel, stride, padding, dilation)
-        n, c = x.shape[:2]
-        x = self.xp.ascontiguousarray(x)
-        cols = self.xp.empty((c * kernel[0] * kernel[1], n, out[0] * out[1]), dtype=x.dtype)  # channel-major
-        self._conv_launch("im2col_f32", n * c * out[0] * out[1],
-                          (x, cols, *_geometry(x.shape, out, kernel, stride, padding, dilation)))
-        return cols.transpose(1, 0, 2)
+def im2col(backend, x, kernel, stride, padding, dilation):
+    out = conv_output_shape(x.shape, kernel, stride, padding, dilation)
+    n, c = x.shape[:2]
+    x = backend.xp.ascontiguousarray(x)
+    cols = backend.xp.empty((c * kernel[0] * kernel[1], n, out[0] * out[1]), dtype=x.dtype)  # channel-major
+    launch_per_element(backend, "conv", "im2col_f32", n * c * out[0] * out[1],
+                       (x, cols, *_geometry(x.shape, out, kernel, stride, padding, dilation)))
+    return cols.transpose(1, 0, 2)
 
-    def col2im(self, cols, x_shape, kernel, stride, padding, dilation):
-        _cb._require_float("col2im", "cols", cols)
-        x_shape = tuple(int(v) for v in x_shape)
-        if len(x_shape) != 4:
-            raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {x_shape}")
-        out = conv_output_shape(x_shape, kernel, stride, padding, dilation)
-        expected = (x_shape[0], x_shape[1] * kernel[0] * kernel[1], out[0] * out[1])
-        if tuple(cols.shape) != expected:
-            raise ValueError(f"col2im: cols of shape {tuple(cols.shape)} do not fit x_shape {x_shape} with kernel "
-                             f"{tuple(kernel)}: expected {expected}")
-        if cols.dtype != numpy.float32:
-            return _cb._references()["col2im"](self.xp, cols, x_shape, kernel, stride, padding, dilation)
-        cols = self.xp.ascontiguousarray(cols.transpose(1, 0, 2))  # channel-major; free for im2col's own output
-        x = self.xp.empty(x_shape, dtype=cols.dtype)
-        self._conv_launch("col2im_f32", x.size, (cols, x, *_geometry(x_shape, out, kernel, stride, padding, dilation)))
-        return x
+
+def check_col2im(cols, x_shape, kernel, stride, padding, dilation):
+    require_float("col2im", "cols", cols)
+    x_shape = tuple(int(v) for v in x_shape)
+    if len(x_shape) != 4:
+        raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {x_shape}")
+    out = conv_output_shape(x_shape, kernel, stride, padding, dilation)
+    expected = (x_shape[0], x_shape[1] * kernel[0] * kernel[1], out[0] * out[1])
+    if tuple(cols.shape) != expected:
+        raise ValueError(f"col2im: cols of shape {tuple(cols.shape)} do not fit x_shape {x_shape} with kernel "
+                         f"{tuple(kernel)}: expected {expected}")
+
+
+def col2im(backend, cols, x_shape, kernel, stride, padding, dilation):
+    x_shape = tuple(int(v) for v in x_shape)
+    out = conv_output_shape(x_shape, kernel, stride, padding, dilation)
+    cols = backend.xp.ascontiguousarray(cols.transpose(1, 0, 2))  # channel-major; free for im2col's own output
+    x = backend.xp.empty(x_shape, dtype=cols.dtype)
+    launch_per_element(backend, "conv", "col2im_f32", x.size,
+                       (cols, x, *_geometry(x_shape, out, kernel, stride, padding, dilation)))
+    return x

@@ -8,43 +8,45 @@ from __future__ import annotations
 
 import numpy
 
-from .. import cupy_backend as _cb  # its helpers (a module reference: cupy_backend imports this mixin)
 from ..references.dropout import drop_threshold
+from .common import BLOCK_SIZE, ceil_div
 
-_FLOATS = {numpy.dtype(numpy.float32): "f32", numpy.dtype(numpy.float64): "f64"}
+_SUFFIXES = {numpy.dtype(numpy.float32): "f32", numpy.dtype(numpy.float64): "f64"}
 
 
-def _check(op: str, p, seed, offset, dtype) -> str:
-    """The kernel suffix for ``dtype``, after checking the arguments."""
-    suffix = _FLOATS.get(numpy.dtype(dtype))
-    if suffix is None:
+def _check(op: str, p, seed, offset, dtype) -> None:
+    if numpy.dtype(dtype) not in _SUFFIXES:
         raise TypeError(f"{op}: dtype must be float32 or float64, got {numpy.dtype(dtype)}")
     if not 0.0 <= p < 1.0:
         raise ValueError(f"{op}: the drop probability p must be in [0, 1), got {p}")
     if not 0 <= int(seed) < 2**64 or int(offset) < 0:
         raise ValueError(f"{op}: seed must be in [0, 2**64) and offset >= 0, got seed={seed}, offset={offset}")
-    return suffix
 
 
-class DropoutKernels:
-    """``dropout_mask`` and ``dropout_apply`` on ``kernels/dropout.cu`` (mixin of ``CupyBackend``)."""
+def _launch(backend, kernel, arrays, n, p, seed, offset, dtype):
+    if n:
+        blocks = (int(offset) + n + 3) // 4 - int(offset) // 4  # Philox blocks: one thread each
+        backend.launch("dropout", f"{kernel}_{_SUFFIXES[numpy.dtype(dtype)]}", ceil_div(blocks, BLOCK_SIZE),
+                       min(BLOCK_SIZE, blocks), (*arrays, numpy.int64(n), numpy.uint64(seed), numpy.int64(offset),
+                                                 numpy.uint32(drop_threshold(p)), dtype.type(1.0 / (1.0 - p))))
 
-    def _dropout_launch(self, kernel, arrays, n, p, seed, offset, dtype):
-        if n:
-            blocks = (int(offset) + n + 3) // 4 - int(offset) // 4  # Philox blocks: one thread each
-            self._launch("dropout", kernel, _cb._ceil_div(blocks, _cb.BLOCK_SIZE), min(_cb.BLOCK_SIZE, blocks),
-                         (*arrays, numpy.int64(n), numpy.uint64(seed), numpy.int64(offset),
-                          numpy.uint32(drop_threshold(p)), dtype.type(1.0 / (1.0 - p))))
 
-    def dropout_mask(self, shape, p, seed, offset, dtype):
-        suffix = _check("dropout_mask", p, seed, offset, dtype)
-        mask = self.xp.empty(tuple(int(d) for d in shape), dtype=dtype)
-        self._dropout_launch(f"dropout_mask_{suffix}", (mask,), mask.size, p, seed, offset, mask.dtype)
-        return mask
+def check_dropout_mask(shape, p, seed, offset, dtype):
+    _check("dropout_mask", p, seed, offset, dtype)
 
-    def dropout_apply(self, x, p, seed, offset):
-        suffix = _check("dropout_apply", p, seed, offset, x.dtype)
-        x = self.xp.ascontiguousarray(x)
-        y = self.xp.empty_like(x)
-        self._dropout_launch(f"dropout_apply_{suffix}", (x, y), x.size, p, seed, offset, x.dtype)
-        return y
+
+def dropout_mask(backend, shape, p, seed, offset, dtype):
+    mask = backend.xp.empty(tuple(int(d) for d in shape), dtype=dtype)
+    _launch(backend, "dropout_mask", (mask,), mask.size, p, seed, offset, mask.dtype)
+    return mask
+
+
+def check_dropout_apply(x, p, seed, offset):
+    _check("dropout_apply", p, seed, offset, x.dtype)
+
+
+def dropout_apply(backend, x, p, seed, offset):
+    x = backend.xp.ascontiguousarray(x)
+    y = backend.xp.empty_like(x)
+    _launch(backend, "dropout_apply", (x, y), x.size, p, seed, offset, x.dtype)
+    return y

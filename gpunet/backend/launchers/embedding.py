@@ -8,30 +8,29 @@ from __future__ import annotations
 
 import numpy
 
-from .. import cupy_backend as _cb  # its helpers (a module reference: cupy_backend imports this mixin)
 from ..references.embedding import embedding_csr
+from .common import launch_per_element, require_float
 
 _KERNELS = {numpy.dtype(numpy.float32): "embedding_backward_f32", numpy.dtype(numpy.float64): "embedding_backward_f64"}
 
 
-class EmbeddingKernels:
-    """``embedding_backward`` on ``kernels/embedding.cu`` (mixin of ``CupyBackend``)."""
+def check_embedding_backward(gy, idx, num_embeddings, padding_idx=None):
+    require_float("embedding_backward", "gy", gy)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding_backward: indices must be integers, got {idx.dtype}")
+    if gy.ndim != idx.ndim + 1 or tuple(gy.shape[:-1]) != tuple(idx.shape):
+        raise ValueError(f"embedding_backward: gy must have shape indices.shape + (embedding_dim,), got "
+                         f"{tuple(gy.shape)} for indices of shape {tuple(idx.shape)}")
 
-    def embedding_backward(self, gy, idx, num_embeddings, padding_idx=None):
-        _cb._require_float("embedding_backward", "gy", gy)
-        if idx.dtype.kind not in "iu":
-            raise TypeError(f"embedding_backward: indices must be integers, got {idx.dtype}")
-        if gy.ndim != idx.ndim + 1 or tuple(gy.shape[:-1]) != tuple(idx.shape):
-            raise ValueError(f"embedding_backward: gy must have shape indices.shape + (embedding_dim,), got "
-                             f"{tuple(gy.shape)} for indices of shape {tuple(idx.shape)}")
-        xp = self.xp
-        num_embeddings, dim = int(num_embeddings), int(gy.shape[-1])
-        grad = xp.empty((num_embeddings, dim), dtype=gy.dtype)
-        total = num_embeddings * dim
-        if total:
-            positions, offsets = embedding_csr(xp, xp.ascontiguousarray(idx), num_embeddings)
-            self._launch("embedding", _KERNELS[numpy.dtype(gy.dtype)], _cb._ceil_div(total, _cb.BLOCK_SIZE),
-                         min(_cb.BLOCK_SIZE, total),
-                         (xp.ascontiguousarray(gy), positions, offsets, grad, numpy.int64(num_embeddings),
-                          numpy.int64(dim), numpy.int64(-1 if padding_idx is None else padding_idx)))
-        return grad
+
+def embedding_backward(backend, gy, idx, num_embeddings, padding_idx=None):
+    xp = backend.xp
+    num_embeddings, dim = int(num_embeddings), int(gy.shape[-1])
+    grad = xp.empty((num_embeddings, dim), dtype=gy.dtype)
+    total = num_embeddings * dim
+    if total:
+        positions, offsets = embedding_csr(xp, xp.ascontiguousarray(idx), num_embeddings)
+        launch_per_element(backend, "embedding", _KERNELS[numpy.dtype(gy.dtype)], total,
+                           (xp.ascontiguousarray(gy), positions, offsets, grad, numpy.int64(num_embeddings),
+                            numpy.int64(dim), numpy.int64(-1 if padding_idx is None else padding_idx)))
+    return grad

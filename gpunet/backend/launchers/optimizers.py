@@ -10,7 +10,7 @@ import math
 
 import numpy
 
-from .. import cupy_backend as _cb  # its helpers (a module reference: cupy_backend imports this mixin)
+from .common import RUN_REFERENCE, launch_per_element
 
 
 def _on_kernel(param, grad, *state) -> bool:
@@ -27,53 +27,53 @@ def _on_kernel(param, grad, *state) -> bool:
     return True
 
 
-class OptimizerKernels:
-    """``sgd_update`` and ``adam_update`` on ``kernels/optimizers.cu`` (mixin of ``CupyBackend``)."""
+def check_sgd_update(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize,
+                     first_step):
+    if momentum != 0 and momentum_buffer is None:
+        raise ValueError("sgd_update: momentum != 0 needs a momentum_buffer of the parameter's shape")
 
-    def _elementwise_launch(self, kernel: str, n: int, args: tuple) -> None:
-        if n:
-            self._launch("optimizers", kernel, _cb._ceil_div(n, _cb.BLOCK_SIZE), min(_cb.BLOCK_SIZE, n), args)
 
-    def sgd_update(self, param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize,
-                   first_step):
-        if momentum != 0 and momentum_buffer is None:
-            raise ValueError("sgd_update: momentum != 0 needs a momentum_buffer of the parameter's shape")
-        buffer = momentum_buffer if momentum != 0 else None
-        if not _on_kernel(param, grad, buffer):
-            return _cb._references()["sgd_update"](self.xp, param, grad, momentum_buffer, lr, momentum, dampening,
-                                               weight_decay, nesterov, maximize, first_step)
-        grad = self.xp.ascontiguousarray(grad)
-        f32, n = numpy.float32, numpy.int64(param.size)
-        if buffer is None:
-            self._elementwise_launch("sgd_update_f32", param.size,
-                                     (param, grad, n, f32(lr), f32(weight_decay), numpy.int32(bool(maximize))))
-        else:
-            self._elementwise_launch("sgd_momentum_update_f32", param.size,
-                                     (param, grad, buffer, n, f32(lr), f32(momentum), f32(1 - dampening),
-                                      f32(weight_decay), numpy.int32(bool(nesterov)), numpy.int32(bool(maximize)),
-                                      numpy.int32(bool(first_step))))
+def sgd_update(backend, param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, maximize,
+               first_step):
+    buffer = momentum_buffer if momentum != 0 else None
+    if not _on_kernel(param, grad, buffer):
+        return RUN_REFERENCE
+    grad = backend.xp.ascontiguousarray(grad)
+    f32, n = numpy.float32, numpy.int64(param.size)
+    if buffer is None:
+        launch_per_element(backend, "optimizers", "sgd_update_f32", param.size,
+                           (param, grad, n, f32(lr), f32(weight_decay), numpy.int32(bool(maximize))))
+    else:
+        launch_per_element(backend, "optimizers", "sgd_momentum_update_f32", param.size,
+                           (param, grad, buffer, n, f32(lr), f32(momentum), f32(1 - dampening), f32(weight_decay),
+                            numpy.int32(bool(nesterov)), numpy.int32(bool(maximize)), numpy.int32(bool(first_step))))
 
-    def adam_update(self, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
-                    weight_decay, decoupled, amsgrad, maximize):
-        if amsgrad and max_exp_avg_sq is None:
-            raise ValueError("adam_update: amsgrad=True needs a max_exp_avg_sq buffer of the parameter's shape")
-        if not isinstance(step, (int, numpy.integer)) or step < 1:
-            raise ValueError(f"adam_update: step counts from 1 (the step being taken), got {step!r}")
-        max_sq = max_exp_avg_sq if amsgrad else None
-        if not _on_kernel(param, grad, exp_avg, exp_avg_sq, max_sq):
-            return _cb._references()["adam_update"](self.xp, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr,
-                                                beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize)
-        grad = self.xp.ascontiguousarray(grad)
-        f32 = numpy.float32
-        param_scale = 1 - lr * weight_decay if decoupled and weight_decay != 0 else 1.0
-        l2_decay = 0.0 if decoupled else weight_decay
-        bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
-        step_size = lr / (1 - beta1 ** step)
-        scalars = (f32(beta1), f32(1 - beta1), f32(beta2), f32(1 - beta2), f32(eps), f32(param_scale), f32(l2_decay),
-                   f32(bias_correction2_sqrt), f32(step_size), numpy.int32(bool(maximize)))
-        n = numpy.int64(param.size)
-        if max_sq is None:
-            self._elementwise_launch("adam_update_f32", param.size, (param, grad, exp_avg, exp_avg_sq, n, *scalars))
-        else:
-            self._elementwise_launch("adam_amsgrad_update_f32", param.size,
-                                     (param, grad, exp_avg, exp_avg_sq, max_sq, n, *scalars))
+
+def check_adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
+                      decoupled, amsgrad, maximize):
+    if amsgrad and max_exp_avg_sq is None:
+        raise ValueError("adam_update: amsgrad=True needs a max_exp_avg_sq buffer of the parameter's shape")
+    if not isinstance(step, (int, numpy.integer)) or step < 1:
+        raise ValueError(f"adam_update: step counts from 1 (the step being taken), got {step!r}")
+
+
+def adam_update(backend, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+                weight_decay, decoupled, amsgrad, maximize):
+    max_sq = max_exp_avg_sq if amsgrad else None
+    if not _on_kernel(param, grad, exp_avg, exp_avg_sq, max_sq):
+        return RUN_REFERENCE
+    grad = backend.xp.ascontiguousarray(grad)
+    f32 = numpy.float32
+    param_scale = 1 - lr * weight_decay if decoupled and weight_decay != 0 else 1.0
+    l2_decay = 0.0 if decoupled else weight_decay
+    bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
+    step_size = lr / (1 - beta1 ** step)
+    scalars = (f32(beta1), f32(1 - beta1), f32(beta2), f32(1 - beta2), f32(eps), f32(param_scale), f32(l2_decay),
+               f32(bias_correction2_sqrt), f32(step_size), numpy.int32(bool(maximize)))
+    n = numpy.int64(param.size)
+    if max_sq is None:
+        launch_per_element(backend, "optimizers", "adam_update_f32", param.size,
+                           (param, grad, exp_avg, exp_avg_sq, n, *scalars))
+    else:
+        launch_per_element(backend, "optimizers", "adam_amsgrad_update_f32", param.size,
+                           (param, grad, exp_avg, exp_avg_sq, max_sq, n, *scalars))

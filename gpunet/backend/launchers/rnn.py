@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy
 
-from .. import cupy_backend as _cb  # its helpers (a module reference: cupy_backend imports this mixin)
+from .common import launch_per_element, require_float
 
 
 def _check(op: str, gate_count: int, gates: tuple, state: tuple, gates_like: tuple = (), state_like: tuple = ()):
-    """(batch, hidden) after checking shapes and dtypes: ``gates`` = (name, array of (batch, gate_count*hidden)),
-    ``state`` = (name, array of (batch, hidden)); ``gates_like`` / ``state_like`` more (name, array) of those shapes."""
+    """Check shapes and dtypes: ``gates`` = (name, array of (batch, gate_count*hidden)), ``state`` = (name, array of
+    (batch, hidden)); ``gates_like`` / ``state_like`` more (name, array) of those shapes."""
     (gates_name, g), (state_name, s) = gates, state
-    _cb._require_float(op, gates_name, g)
+    require_float(op, gates_name, g)
     if s.ndim != 2 or g.shape != (s.shape[0], gate_count * s.shape[1]):
         raise ValueError(f"{op}: {gates_name} must be (batch, {gate_count}*hidden) and {state_name} (batch, hidden); "
                          f"got {tuple(g.shape)} and {tuple(s.shape)}")
@@ -25,58 +25,59 @@ def _check(op: str, gate_count: int, gates: tuple, state: tuple, gates_like: tup
     for name, array in (state, *gates_like, *state_like):
         if array.dtype != g.dtype:
             raise TypeError(f"{op}: {name} has dtype {array.dtype} but {gates_name} has {g.dtype}; use one dtype")
-    return s.shape
 
 
-class RnnKernels:
-    """``lstm_cell``, ``lstm_cell_backward``, ``gru_cell``, ``gru_cell_backward`` on ``kernels/rnn.cu``."""
+def _cell_launch(backend, kernel: str, state, args: tuple) -> None:
+    """One thread per element of the (batch, hidden) ``state``."""
+    batch, hidden = state.shape
+    launch_per_element(backend, "rnn", kernel, batch * hidden, args + (numpy.int64(batch), numpy.int64(hidden)))
 
-    def _cell_launch(self, kernel: str, batch: int, hidden: int, args: tuple) -> None:
-        total = batch * hidden
-        if total:
-            self._launch("rnn", kernel, _cb._ceil_div(total, _cb.BLOCK_SIZE), min(_cb.BLOCK_SIZE, total),
-                         args + (numpy.int64(batch), numpy.int64(hidden)))
 
-    def lstm_cell(self, gates, c_prev):
-        batch, hidden = _check("lstm_cell", 4, ("gates", gates), ("c_prev", c_prev))
-        if gates.dtype != numpy.float32:
-            return _cb._references()["lstm_cell"](self.xp, gates, c_prev)
-        xp = self.xp
-        gates, c_prev = xp.ascontiguousarray(gates), xp.ascontiguousarray(c_prev)
-        h, c = xp.empty_like(c_prev), xp.empty_like(c_prev)
-        self._cell_launch("lstm_cell_forward_f32", batch, hidden, (gates, c_prev, h, c))
-        return h, c
+def check_lstm_cell(gates, c_prev):
+    _check("lstm_cell", 4, ("gates", gates), ("c_prev", c_prev))
 
-    def lstm_cell_backward(self, gates, c_prev, grad_h, grad_c):
-        batch, hidden = _check("lstm_cell_backward", 4, ("gates", gates), ("c_prev", c_prev),
-                               state_like=(("grad_h", grad_h), ("grad_c", grad_c)))
-        if gates.dtype != numpy.float32:
-            return _cb._references()["lstm_cell_backward"](self.xp, gates, c_prev, grad_h, grad_c)
-        xp = self.xp
-        gates, c_prev, grad_h, grad_c = (xp.ascontiguousarray(a) for a in (gates, c_prev, grad_h, grad_c))
-        grad_gates, grad_c_prev = xp.empty_like(gates), xp.empty_like(c_prev)
-        self._cell_launch("lstm_cell_backward_f32", batch, hidden,
-                          (gates, c_prev, grad_h, grad_c, grad_gates, grad_c_prev))
-        return grad_gates, grad_c_prev
 
-    def gru_cell(self, gi, gh, h_prev):
-        batch, hidden = _check("gru_cell", 3, ("gi", gi), ("h_prev", h_prev), gates_like=(("gh", gh),))
-        if gi.dtype != numpy.float32:
-            return _cb._references()["gru_cell"](self.xp, gi, gh, h_prev)
-        xp = self.xp
-        gi, gh, h_prev = xp.ascontiguousarray(gi), xp.ascontiguousarray(gh), xp.ascontiguousarray(h_prev)
-        h = xp.empty_like(h_prev)
-        self._cell_launch("gru_cell_forward_f32", batch, hidden, (gi, gh, h_prev, h))
-        return h
+def lstm_cell(backend, gates, c_prev):
+    xp = backend.xp
+    gates, c_prev = xp.ascontiguousarray(gates), xp.ascontiguousarray(c_prev)
+    h, c = xp.empty_like(c_prev), xp.empty_like(c_prev)
+    _cell_launch(backend, "lstm_cell_forward_f32", c_prev, (gates, c_prev, h, c))
+    return h, c
 
-    def gru_cell_backward(self, gi, gh, h_prev, grad_h):
-        batch, hidden = _check("gru_cell_backward", 3, ("gi", gi), ("h_prev", h_prev), gates_like=(("gh", gh),),
-                               state_like=(("grad_h", grad_h),))
-        if gi.dtype != numpy.float32:
-            return _cb._references()["gru_cell_backward"](self.xp, gi, gh, h_prev, grad_h)
-        xp = self.xp
-        gi, gh, h_prev, grad_h = (xp.ascontiguousarray(a) for a in (gi, gh, h_prev, grad_h))
-        grad_gi, grad_gh, grad_h_prev = xp.empty_like(gi), xp.empty_like(gh), xp.empty_like(h_prev)
-        self._cell_launch("gru_cell_backward_f32", batch, hidden,
-                          (gi, gh, h_prev, grad_h, grad_gi, grad_gh, grad_h_prev))
-        return grad_gi, grad_gh, grad_h_prev
+
+def check_lstm_cell_backward(gates, c_prev, grad_h, grad_c):
+    _check("lstm_cell_backward", 4, ("gates", gates), ("c_prev", c_prev),
+           state_like=(("grad_h", grad_h), ("grad_c", grad_c)))
+
+
+def lstm_cell_backward(backend, gates, c_prev, grad_h, grad_c):
+    xp = backend.xp
+    gates, c_prev, grad_h, grad_c = (xp.ascontiguousarray(a) for a in (gates, c_prev, grad_h, grad_c))
+    grad_gates, grad_c_prev = xp.empty_like(gates), xp.empty_like(c_prev)
+    _cell_launch(backend, "lstm_cell_backward_f32", c_prev, (gates, c_prev, grad_h, grad_c, grad_gates, grad_c_prev))
+    return grad_gates, grad_c_prev
+
+
+def check_gru_cell(gi, gh, h_prev):
+    _check("gru_cell", 3, ("gi", gi), ("h_prev", h_prev), gates_like=(("gh", gh),))
+
+
+def gru_cell(backend, gi, gh, h_prev):
+    xp = backend.xp
+    gi, gh, h_prev = xp.ascontiguousarray(gi), xp.ascontiguousarray(gh), xp.ascontiguousarray(h_prev)
+    h = xp.empty_like(h_prev)
+    _cell_launch(backend, "gru_cell_forward_f32", h_prev, (gi, gh, h_prev, h))
+    return h
+
+
+def check_gru_cell_backward(gi, gh, h_prev, grad_h):
+    _check("gru_cell_backward", 3, ("gi", gi), ("h_prev", h_prev), gates_like=(("gh", gh),),
+           state_like=(("grad_h", grad_h),))
+
+
+def gru_cell_backward(backend, gi, gh, h_prev, grad_h):
+    xp = backend.xp
+    gi, gh, h_prev, grad_h = (xp.ascontiguousarray(a) for a in (gi, gh, h_prev, grad_h))
+    grad_gi, grad_gh, grad_h_prev = xp.empty_like(gi), xp.empty_like(gh), xp.empty_like(h_prev)
+    _cell_launch(backend, "gru_cell_backward_f32", h_prev, (gi, gh, h_prev, grad_h, grad_gi, grad_gh, grad_h_prev))
+    return grad_gi, grad_gh, grad_h_prev
