@@ -21,18 +21,20 @@ def to_host(value) -> numpy.ndarray:
     return numpy.asarray(value)
 
 
-def assert_close(actual, expected, rtol: float | None = None, atol: float | None = None, what: str = "") -> None:
+def assert_close(actual, expected, rtol: float | None = None, atol: float | None = None, dtype=None,
+                 what: str = "") -> None:
     """``actual`` has ``expected``'s shape and equals it: exactly for integer and boolean values, else within
-    ``rtol``/``atol`` (default: by the less precise float dtype of the two, ``TOLERANCES``; the absolute part grows
-    with the expected values' largest magnitude). NaN matches NaN. ``what`` names the value in the failure."""
+    ``rtol``/``atol`` (default: ``TOLERANCES`` of ``dtype``, or of the less precise float dtype of the two; the
+    absolute part grows with the expected values' largest magnitude). NaN matches NaN. ``what`` names the value in
+    the failure."""
     actual, expected = to_host(actual), to_host(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
     if expected.dtype.kind in "iub" and actual.dtype.kind in "iub":
         numpy.testing.assert_array_equal(actual, expected, err_msg=what)
         return
-    floats = [d for d in (actual.dtype, expected.dtype) if d in TOLERANCES]
-    default_rtol, default_atol, per_magnitude = TOLERANCES[min(floats, key=lambda d: d.itemsize)] if floats else \
-        TOLERANCES[numpy.dtype(numpy.float64)]
+    floats = [numpy.dtype(dtype)] if dtype is not None else \
+        [d for d in (actual.dtype, expected.dtype) if d in TOLERANCES] or [numpy.dtype(numpy.float64)]
+    default_rtol, default_atol, per_magnitude = TOLERANCES[min(floats, key=lambda d: d.itemsize)]
     if atol is None:
         atol = default_atol + per_magnitude * float(numpy.abs(expected).max(initial=0.0, where=numpy.isfinite(expected)))
     numpy.testing.assert_allclose(actual, expected, rtol=default_rtol if rtol is None else rtol, atol=atol,

@@ -7,7 +7,7 @@ import torch
 import gpunet as gn
 from gpunet import nn
 from gpunet.ops.rnn import gru_cell, lstm_cell, recurrent_layer, recurrent_steps
-from gpunet.testing import gradcheck, gradgradcheck
+from gpunet.testing import assert_close, gradcheck, gradgradcheck
 
 KINDS = ("LSTM", "GRU", "RNN")
 CONFIGS = [
@@ -35,8 +35,7 @@ def rand(rng, shape):
     return rng.standard_normal(shape)
 
 
-def assert_close(ours, theirs, tol=2e-5):
-    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=tol, atol=tol)
+TOLERANCE = {"rtol": 2e-5, "atol": 2e-5}
 
 
 def run_both(kind, config, with_state, seq=4, batch=3, inputs=5, hidden=6, **extra):
@@ -70,18 +69,18 @@ def test_layer_matches_torch_outputs_and_gradients(device, kind, config):
     t_loss = g_loss = 0
     for t, g in zip(t_out, g_out):
         assert tuple(g.shape) == tuple(t.shape)
-        assert_close(g, t)
+        assert_close(g, t, **TOLERANCE)
         w = weights.standard_normal(tuple(t.shape))
         t_loss = t_loss + (t * torch.tensor(w)).sum()
         g_loss = g_loss + (g * gn.tensor(w.astype(np.float32))).sum()
     t_loss.backward()
     g_loss.backward()
-    assert_close(gx.grad, tx.grad)
+    assert_close(gx.grad, tx.grad, **TOLERANCE)
     for g, t in zip(gstates, tstates):
-        assert_close(g.grad, t.grad)
+        assert_close(g.grad, t.grad, **TOLERANCE)
     for (name, g), (_, t) in zip(ours.named_parameters(), theirs.named_parameters()):
         assert g.grad is not None, name
-        assert_close(g.grad, t.grad)
+        assert_close(g.grad, t.grad, **TOLERANCE)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -93,7 +92,7 @@ def test_unbatched_input_matches_torch(device, kind):
     t_out, g_out = theirs(torch.tensor(x)), ours(gn.tensor(x.astype(np.float32)))
     for t, g in zip(finals(kind, t_out), finals(kind, g_out)):
         assert tuple(g.shape) == tuple(t.shape)
-        assert_close(g, t)
+        assert_close(g, t, **TOLERANCE)
 
 
 def test_rnn_relu_matches_torch(device):
@@ -101,12 +100,12 @@ def test_rnn_relu_matches_torch(device):
                                                                    nonlinearity="relu")
     t_out, t_h = theirs(tx, hx)
     g_out, g_h = ours(gx, ghx)
-    assert_close(g_out, t_out)
-    assert_close(g_h, t_h)
+    assert_close(g_out, t_out, **TOLERANCE)
+    assert_close(g_h, t_h, **TOLERANCE)
     (t_out.sum() + t_h.sum()).backward()
     (g_out.sum() + g_h.sum()).backward()
-    assert_close(gx.grad, tx.grad)
-    assert_close(ours.weight_hh_l1.grad, theirs.weight_hh_l1.grad)
+    assert_close(gx.grad, tx.grad, **TOLERANCE)
+    assert_close(ours.weight_hh_l1.grad, theirs.weight_hh_l1.grad, **TOLERANCE)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -161,7 +160,7 @@ def test_dropout_acts_between_layers_only_in_training(device):
     theirs = torch.nn.GRU(3, 8, num_layers=2, dropout=0.5).double().eval()
     theirs.load_state_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in layer.state_dict().items()})
     e, _ = layer.eval()(x)
-    assert_close(e, theirs(torch.tensor(x.numpy(), dtype=torch.float64))[0])
+    assert_close(e, theirs(torch.tensor(x.numpy(), dtype=torch.float64))[0], **TOLERANCE)
     with pytest.warns(UserWarning, match="num_layers=1"):
         nn.LSTM(2, 2, dropout=0.3)
 
@@ -185,16 +184,16 @@ def test_cells_match_torch(device, kind, unbatched):
     t_loss = sum((t * (k + 1)).sum() for k, t in enumerate(t_out))
     g_loss = sum((g * (k + 1)).sum() for k, g in enumerate(g_out))
     for t, g in zip(t_out, g_out):
-        assert_close(g, t)
+        assert_close(g, t, **TOLERANCE)
     t_loss.backward()
     g_loss.backward()
     for g, t in zip([gx, *gs, *ours.parameters()], [tx, *ts, *theirs.parameters()]):
-        assert_close(g.grad, t.grad)
+        assert_close(g.grad, t.grad, **TOLERANCE)
     zero_state, expected = ours(gx), theirs(tx)  # hx=None: zeros
     if kind != "LSTMCell":
         zero_state, expected = (zero_state,), (expected,)
     for g, t in zip(zero_state, expected):
-        assert_close(g, t)
+        assert_close(g, t, **TOLERANCE)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -255,9 +254,9 @@ def test_second_derivatives_with_respect_to_weights_match_torch(device, kind):
     (t_gx ** 2).sum().backward()
     g_gx, = gn.grad((ours(gx)[0] ** 2).sum(), gx, create_graph=True)
     (g_gx ** 2).sum().backward()
-    assert_close(g_gx, t_gx)
+    assert_close(g_gx, t_gx, **TOLERANCE)
     for (name, g), (_, t) in zip(ours.named_parameters(), theirs.named_parameters()):
-        assert_close(g.grad, t.grad, tol=1e-4)
+        assert_close(g.grad, t.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_first_order_backward_runs_the_fused_kernel_and_create_graph_the_recorded_ops(device, monkeypatch):
