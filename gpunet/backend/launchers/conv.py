@@ -12,8 +12,8 @@ from ..geometry import conv_output_shape
 from .common import launch_per_element, require_float
 
 
-def _geometry(x_shape, out_shape, kernel, stride, padding, dilation) -> tuple:
-    """(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW) as the kernels' long long arguments."""
+def geometry_args(x_shape, out_shape, kernel, stride, padding, dilation) -> tuple:
+    """(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW): the kernels' long long arguments after the arrays."""
     return tuple(numpy.int64(v) for v in (*x_shape, *kernel, *stride, *padding, *dilation, *out_shape))
 
 
@@ -29,7 +29,7 @@ def im2col(backend, x, kernel, stride, padding, dilation):
     x = backend.xp.ascontiguousarray(x)
     cols = backend.xp.empty((c * kernel[0] * kernel[1], n, out[0] * out[1]), dtype=x.dtype)  # channel-major
     launch_per_element(backend, "conv", "im2col_f32", n * c * out[0] * out[1],
-                       (x, cols, *_geometry(x.shape, out, kernel, stride, padding, dilation)))
+                       (x, cols, *geometry_args(x.shape, out, kernel, stride, padding, dilation)))
     return cols.transpose(1, 0, 2)
 
 
@@ -51,5 +51,5 @@ def col2im(backend, cols, x_shape, kernel, stride, padding, dilation):
     cols = backend.xp.ascontiguousarray(cols.transpose(1, 0, 2))  # channel-major; free for im2col's own output
     x = backend.xp.empty(x_shape, dtype=cols.dtype)
     launch_per_element(backend, "conv", "col2im_f32", x.size,
-                       (cols, x, *_geometry(x_shape, out, kernel, stride, padding, dilation)))
+                       (cols, x, *geometry_args(x_shape, out, kernel, stride, padding, dilation)))
     return x

@@ -23,12 +23,22 @@ def _check(op: str, p, seed, offset, dtype) -> None:
         raise ValueError(f"{op}: seed must be in [0, 2**64) and offset >= 0, got seed={seed}, offset={offset}")
 
 
+def philox_threads(n: int, offset: int) -> int:
+    """Threads of a launch over elements offset .. offset + n - 1: one per Philox block of 4 they touch."""
+    return (int(offset) + n + 3) // 4 - int(offset) // 4
+
+
+def scalar_args(n, p, seed, offset, dtype) -> tuple:
+    """The dropout kernels' arguments after their arrays: n, seed, offset, the keep threshold and the scale."""
+    return (numpy.int64(n), numpy.uint64(seed), numpy.int64(offset), numpy.uint32(drop_threshold(p)),
+            numpy.dtype(dtype).type(1.0 / (1.0 - p)))
+
+
 def _launch(backend, kernel, arrays, n, p, seed, offset, dtype):
     if n:
-        blocks = (int(offset) + n + 3) // 4 - int(offset) // 4  # Philox blocks: one thread each
-        backend.launch("dropout", f"{kernel}_{_SUFFIXES[numpy.dtype(dtype)]}", ceil_div(blocks, BLOCK_SIZE),
-                       min(BLOCK_SIZE, blocks), (*arrays, numpy.int64(n), numpy.uint64(seed), numpy.int64(offset),
-                                                 numpy.uint32(drop_threshold(p)), dtype.type(1.0 / (1.0 - p))))
+        threads = philox_threads(n, offset)
+        backend.launch("dropout", f"{kernel}_{_SUFFIXES[numpy.dtype(dtype)]}", ceil_div(threads, BLOCK_SIZE),
+                       min(BLOCK_SIZE, threads), (*arrays, *scalar_args(n, p, seed, offset, dtype)))
 
 
 def check_dropout_mask(shape, p, seed, offset, dtype):

@@ -38,15 +38,18 @@ def sgd_update(backend, param, grad, momentum_buffer, lr, momentum, dampening, w
     buffer = momentum_buffer if momentum != 0 else None
     if not _on_kernel(param, grad, buffer):
         return RUN_REFERENCE
-    grad = backend.xp.ascontiguousarray(grad)
-    f32, n = numpy.float32, numpy.int64(param.size)
-    if buffer is None:
-        launch_per_element(backend, "optimizers", "sgd_update_f32", param.size,
-                           (param, grad, n, f32(lr), f32(weight_decay), numpy.int32(bool(maximize))))
-    else:
-        launch_per_element(backend, "optimizers", "sgd_momentum_update_f32", param.size,
-                           (param, grad, buffer, n, f32(lr), f32(momentum), f32(1 - dampening), f32(weight_decay),
-                            numpy.int32(bool(nesterov)), numpy.int32(bool(maximize)), numpy.int32(bool(first_step))))
+    kernel, scalars = sgd_scalars(param.size, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step)
+    arrays = (param, backend.xp.ascontiguousarray(grad)) + ((buffer,) if buffer is not None else ())
+    launch_per_element(backend, "optimizers", kernel, param.size, arrays + scalars)
+
+
+def sgd_scalars(n, lr, momentum, dampening, weight_decay, nesterov, maximize, first_step) -> tuple:
+    """``(kernel, scalar arguments after the arrays)`` of an SGD step: the momentum kernel when momentum != 0."""
+    f32, i32 = numpy.float32, numpy.int32
+    if momentum == 0:
+        return "sgd_update_f32", (numpy.int64(n), f32(lr), f32(weight_decay), i32(bool(maximize)))
+    return "sgd_momentum_update_f32", (numpy.int64(n), f32(lr), f32(momentum), f32(1 - dampening), f32(weight_decay),
+                                       i32(bool(nesterov)), i32(bool(maximize)), i32(bool(first_step)))
 
 
 def check_adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps, weight_decay,
@@ -62,18 +65,19 @@ def adam_update(backend, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step,
     max_sq = max_exp_avg_sq if amsgrad else None
     if not _on_kernel(param, grad, exp_avg, exp_avg_sq, max_sq):
         return RUN_REFERENCE
-    grad = backend.xp.ascontiguousarray(grad)
+    arrays = (param, backend.xp.ascontiguousarray(grad), exp_avg, exp_avg_sq) + ((max_sq,) if max_sq is not None else ())
+    kernel = "adam_update_f32" if max_sq is None else "adam_amsgrad_update_f32"
+    scalars = adam_scalars(step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize)
+    launch_per_element(backend, "optimizers", kernel, param.size, (*arrays, numpy.int64(param.size), *scalars))
+
+
+def adam_scalars(step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize) -> tuple:
+    """The Adam kernels' scalar arguments after the element count: the hyper-parameters combined on the host in
+    double and rounded to float32 where the reference's NumPy operations round them."""
     f32 = numpy.float32
     param_scale = 1 - lr * weight_decay if decoupled and weight_decay != 0 else 1.0
     l2_decay = 0.0 if decoupled else weight_decay
     bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
     step_size = lr / (1 - beta1 ** step)
-    scalars = (f32(beta1), f32(1 - beta1), f32(beta2), f32(1 - beta2), f32(eps), f32(param_scale), f32(l2_decay),
-               f32(bias_correction2_sqrt), f32(step_size), numpy.int32(bool(maximize)))
-    n = numpy.int64(param.size)
-    if max_sq is None:
-        launch_per_element(backend, "optimizers", "adam_update_f32", param.size,
-                           (param, grad, exp_avg, exp_avg_sq, n, *scalars))
-    else:
-        launch_per_element(backend, "optimizers", "adam_amsgrad_update_f32", param.size,
-                           (param, grad, exp_avg, exp_avg_sq, max_sq, n, *scalars))
+    return (f32(beta1), f32(1 - beta1), f32(beta2), f32(1 - beta2), f32(eps), f32(param_scale), f32(l2_decay),
+            f32(bias_correction2_sqrt), f32(step_size), numpy.int32(bool(maximize)))

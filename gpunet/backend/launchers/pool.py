@@ -19,10 +19,21 @@ def _check(op: str, x, what: str = "x") -> None:
         raise ValueError(f"{op}: {what} must be (N, C, H, W), got shape {tuple(x.shape)}")
 
 
-def _geometry(x_shape, out_shape, kernel, stride, padding) -> tuple:
+def _window_args(x_shape, out_shape, kernel, stride, padding) -> tuple:
     """(planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw) as the kernels' long long arguments."""
     n, c, h, w = x_shape
     return tuple(_i64(v) for v in (n * c, h, w, *out_shape, *kernel, *stride, *padding))
+
+
+def max_pool_args(x_shape, out_shape, kernel, stride, padding, dilation) -> tuple:
+    """The scalar arguments of the max-pooling kernels, after their arrays."""
+    return (*_window_args(x_shape, out_shape, kernel, stride, padding), *map(_i64, dilation))
+
+
+def avg_pool_args(x_shape, out_shape, kernel, stride, padding, count_include_pad, divisor_override) -> tuple:
+    """The scalar arguments of the average-pooling kernels, after their arrays."""
+    return (*_window_args(x_shape, out_shape, kernel, stride, padding), _i64(bool(count_include_pad)),
+            _i64(divisor_override or 0))
 
 
 def check_max_pool2d(x, kernel, stride, padding, dilation, ceil_mode=False):
@@ -36,7 +47,7 @@ def max_pool2d(backend, x, kernel, stride, padding, dilation, ceil_mode=False):
     y = backend.xp.empty(x.shape[:2] + out, dtype=x.dtype)
     argmax = backend.xp.empty(y.shape, dtype=numpy.int64)
     launch_per_element(backend, "pool", "max_pool2d_forward_f32", y.size,
-                       (x, y, argmax, *_geometry(x.shape, out, kernel, stride, padding), *map(_i64, dilation)))
+                       (x, y, argmax, *max_pool_args(x.shape, out, kernel, stride, padding, dilation)))
     return y, argmax
 
 
@@ -52,8 +63,7 @@ def max_pool2d_backward(backend, gy, argmax, x_shape, kernel, stride, padding, d
     argmax = backend.xp.ascontiguousarray(argmax.astype(numpy.int64, copy=False))
     gx = backend.xp.empty(tuple(x_shape), dtype=gy.dtype)
     launch_per_element(backend, "pool", "max_pool2d_backward_f32", gx.size,
-                       (gy, argmax, gx, *_geometry(x_shape, gy.shape[2:], kernel, stride, padding),
-                        *map(_i64, dilation)))
+                       (gy, argmax, gx, *max_pool_args(x_shape, gy.shape[2:], kernel, stride, padding, dilation)))
     return gx
 
 
@@ -66,8 +76,8 @@ def avg_pool2d(backend, x, kernel, stride, padding, count_include_pad=True, ceil
     x = backend.xp.ascontiguousarray(x)
     y = backend.xp.empty(x.shape[:2] + out, dtype=x.dtype)
     launch_per_element(backend, "pool", "avg_pool2d_forward_f32", y.size,
-                       (x, y, *_geometry(x.shape, out, kernel, stride, padding), _i64(bool(count_include_pad)),
-                        _i64(divisor_override or 0)))
+                       (x, y, *avg_pool_args(x.shape, out, kernel, stride, padding, count_include_pad,
+                                             divisor_override)))
     return y
 
 
@@ -79,6 +89,6 @@ def avg_pool2d_backward(backend, gy, x_shape, kernel, stride, padding, count_inc
     gy = backend.xp.ascontiguousarray(gy)
     gx = backend.xp.empty(tuple(x_shape), dtype=gy.dtype)
     launch_per_element(backend, "pool", "avg_pool2d_backward_f32", gx.size,
-                       (gy, gx, *_geometry(x_shape, gy.shape[2:], kernel, stride, padding),
-                        _i64(bool(count_include_pad)), _i64(divisor_override or 0)))
+                       (gy, gx, *avg_pool_args(x_shape, gy.shape[2:], kernel, stride, padding, count_include_pad,
+                                               divisor_override)))
     return gx
