@@ -407,6 +407,9 @@ TRAINER = Section({
     "drop_last": Field(Bool(), "drop the last incomplete training batch", False),
     "log_every": Field(Int(ge=0), "print a progress line every N steps (0: once per epoch)", 50),
     "grad_clip": Field(Optional(Float(gt=0)), "clip the total gradient L2 norm to this (null: no clipping)", None),
+    "on_nonfinite": Field(Choice(("stop", "continue")), "a NaN or infinite training loss: stop (the run "
+                          "ends with status 1 naming the epoch and step; the last good checkpoint stays) or continue",
+                          "stop"),
     "metrics": Field(Optional(ListOf(MetricName())), "metrics computed on each split (null: accuracy for "
                      "classification losses, none otherwise)", None),
 }, "How the model is trained.")
