@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import sys
 import threading
 
 __all__ = ["StopSignals", "TrainingInterrupted", "resume_command"]
@@ -70,9 +71,13 @@ class StopSignals:
         if self.received is not None:
             raise TrainingInterrupted(signum, at_once=True)
         self.received = signum
-        # os.write, not print: a handler may run while the program is inside a write to stderr
-        os.write(2, f"gpunet: {signal.Signals(signum).name} received: finishing the current step and saving a "
-                    f"checkpoint (Ctrl-C again stops at once)\n".encode())
+        notice = (f"gpunet: {signal.Signals(signum).name} received: finishing the current step and saving a "
+                  "checkpoint (Ctrl-C again stops at once)\n")
+        try:
+            sys.stderr.write(notice)
+            sys.stderr.flush()
+        except (RuntimeError, OSError, ValueError):  # the signal came in the middle of a write to stderr
+            os.write(2, notice.encode())
 
 
 def resume_command(argv: list[str], run_dir: str | None, has_out: bool, has_resume: bool) -> str:
