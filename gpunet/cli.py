@@ -73,6 +73,7 @@ def cmd_evaluate(args) -> int:
     from .train.run import use_device
     from .config import build_dataset, build_loss, build_model, check_model
     from .data import DataLoader
+    from .train import strict_json
     from .train.checkpoint import CheckpointError, load_checkpoint
     from .train.trainer import Trainer
 
@@ -97,7 +98,7 @@ def cmd_evaluate(args) -> int:
         print("confusion matrix (rows: true class, columns: predicted class):")
         for row in matrix:
             print("  " + " ".join(f"{v:5d}" for v in row))
-    print(json.dumps({"checkpoint": args.checkpoint, "epoch": checkpoint.epoch, **results}), flush=True)
+    print(strict_json.dumps({"checkpoint": args.checkpoint, "epoch": checkpoint.epoch, **results}), flush=True)
     return 0
 
 

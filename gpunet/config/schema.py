@@ -392,7 +392,8 @@ register_callback("jsonl_logger", "Write one JSON object of metrics per epoch (t
     "filename": Field(Str(text="a file path"), "file name (relative paths: inside the run directory)", "log.jsonl"),
     "append": Field(Bool(), "append to an existing file instead of replacing it", False),
 })
-register_callback("terminate_on_nan", "Stop at the first NaN or infinite loss, naming the epoch and step.")
+register_callback("terminate_on_nan", "Stop at the first NaN or infinite loss, naming the epoch and step (what "
+                  "trainer.on_nonfinite: stop, the default, does already).")
 register_callback("progress", "Show progress while training.", {
     "style": Field(Choice(("auto", "bar", "lines", "none"), "style"),
                    "auto: a bar on a terminal, plain lines otherwise", "auto"),

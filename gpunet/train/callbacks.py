@@ -168,8 +168,9 @@ class ReduceLROnPlateau(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop at the first batch whose loss is NaN or infinite, naming the epoch and step. The epoch is not
-    finished, so no checkpoint is written for it: the last good checkpoint stays the latest one."""
+    """Stop at the first batch whose loss is NaN or infinite, naming the epoch and step, also when the Trainer's
+    ``on_nonfinite`` is ``"continue"`` (its default, ``"stop"``, does this already). The epoch is not finished, so
+    no checkpoint is written for it: the last good checkpoint stays the latest one."""
 
     def on_batch_end(self, step, logs):
         self.trainer.stop_if_nonfinite(logs["loss"], step)

@@ -71,8 +71,8 @@ class StopSignals:
         if self.received is not None:
             raise TrainingInterrupted(signum, at_once=True)
         self.received = signum
-        notice = (f"gpunet: {signal.Signals(signum).name} received: finishing the current step and saving a "
-                  "checkpoint (Ctrl-C again stops at once)\n")
+        notice = (f"gpunet: {signal.Signals(signum).name} received: finishing the current step, then "
+                  "stopping cleanly (Ctrl-C again stops at once)\n")
         try:
             sys.stderr.write(notice)
             sys.stderr.flush()

@@ -236,7 +236,8 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
 
     Raises ``RunError`` when there is nothing to resume, when ``run_dir`` already holds a run and ``resume`` is
     false, or when training stopped on a NaN/infinite loss; ConfigError, DatasetError, CheckpointError and
-    DeviceError for problems with the config, the data, a checkpoint or the device.
+    DeviceError for problems with the config, the data, a checkpoint or the device; ``TrainingInterrupted`` (its
+    ``run_dir`` and ``checkpoint`` filled in) when SIGINT or SIGTERM stopped training.
     """
     started = time.perf_counter()
     built = build_run(config, run_dir, progress, announce_device)

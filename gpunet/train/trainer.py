@@ -125,7 +125,7 @@ class Trainer:
         self._train_loader = None
         self._partial: dict | None = None  # the epoch in progress: collector, lr, time spent
         self._signals: StopSignals | None = None  # while fit runs
-        self._mid_step = False  # a step began and its bookkeeping is not done: weights, counters may disagree
+        self._updating = False  # inside a step or an epoch's end: weights, counters and position may disagree
 
     # ----- stopping -------------------------------------------------------------------------------------------
     def stop(self, reason: str, error: bool = False) -> None:
@@ -160,10 +160,11 @@ class Trainer:
         raise TrainingInterrupted(self._signals.received, where)
 
     def _check_whole(self, what: str) -> None:
-        if self._mid_step:
-            raise RuntimeError(f"{what}: the last training step was cut off part-way (by a second interrupt or an "
-                               "error), so the weights, optimizer state and data position may disagree; restore a "
-                               "checkpoint first (fit(..., resume=PATH) or load_checkpoint(PATH))")
+        if self._updating:
+            raise RuntimeError(f"{what}: training was cut off in the middle of a step or of an epoch's end (by a "
+                               "second interrupt or an error), so the weights, optimizer state, counters and data "
+                               "position may disagree; restore a checkpoint first (fit(..., resume=PATH) or "
+                               "load_checkpoint(PATH))")
 
     # ----- batches ----------------------------------------------------------------------------------------------
     def _input(self, x) -> Tensor:
@@ -243,14 +244,14 @@ class Trainer:
         if self.steps_per_epoch is not None and collector.batches >= self.steps_per_epoch:
             batches = ()  # stopped after the epoch's last step: only its end remains (the loader is at its end)
         for batch in batches:
-            self._mid_step = True
+            self._updating = True
             x, y = self._split(batch)
             loss, output = self._train_step(x, y)
             self.global_step += 1
             collector.add(len(x), loss, output.numpy() if collector.keep_outputs else None, self._host(y))
             if self.scheduler is not None and self.scheduler_interval == "step":
                 self.scheduler.step()
-            self._mid_step = False
+            self._updating = False
             for callback in self.callbacks:
                 callback.on_batch_end(collector.batches, {"loss": loss, "global_step": self.global_step})
             if self.on_nonfinite == "stop":
@@ -265,6 +266,7 @@ class Trainer:
             logs.update(self.evaluate(val_loader, prefix="val_"))
         logs["lr"] = partial["lr"]
         logs["time"] = partial["time"] + time.perf_counter() - partial["started"]
+        self._updating = True
         self.epoch, self._partial = number, None
         if self.scheduler is not None and self.scheduler_interval == "epoch":
             if type(self.scheduler).__name__ == "ReduceLROnPlateau":
@@ -275,6 +277,7 @@ class Trainer:
             else:
                 self.scheduler.step()
         self.history.append(logs)
+        self._updating = False
         for callback in self.callbacks:
             callback.on_epoch_end(number, logs)
 
@@ -356,7 +359,7 @@ class Trainer:
         if ckpt.rng is not None:
             random.set_rng_state(ckpt.rng)
         self.epoch, self.global_step = ckpt.epoch, ckpt.step
-        self._mid_step = False
+        self._updating = False
         self.history = History(ckpt.history)
         partial = ckpt.extra.get("partial_epoch")
         self._partial = None

@@ -92,9 +92,9 @@ def test_a_second_signal_stops_at_once_and_the_cut_off_trainer_must_be_restored_
     assert "stopped at once by a second SIGINT" in str(stopped.value)
     # nothing was saved for step 13: last.npz is still the end of epoch 1
     assert load_checkpoint(tmp_path / "ckpt" / "last.npz").step == 9
-    with pytest.raises(RuntimeError, match="cut off part-way.*restore a checkpoint first"):
+    with pytest.raises(RuntimeError, match="cut off in the middle of a step.*restore a checkpoint first"):
         trainer.fit(train, val, epochs=4)
-    with pytest.raises(RuntimeError, match="cut off part-way"):
+    with pytest.raises(RuntimeError, match="cut off in the middle"):
         trainer.checkpoint()
     trainer.fit(train, val, epochs=4, resume=str(tmp_path / "ckpt" / "last.npz"))
     _assert_same_run(trainer, straight)

@@ -94,7 +94,7 @@ def test_sigterm_mid_epoch_saves_says_how_to_continue_and_continuing_is_exact(co
     done = subprocess.run([sys.executable, str(RUNNER), "train", config, "--out", str(out)], capture_output=True,
                           text=True, env=_env(SIGNAL_AT="13:TERM"), timeout=300)
     assert done.returncode == 143, done.stderr
-    assert "SIGTERM received: finishing the current step and saving a checkpoint" in done.stderr
+    assert "SIGTERM received: finishing the current step, then stopping cleanly" in done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         f"gpunet train: stopped by SIGTERM after step 4 of 9 of epoch 2; saved {out}/checkpoints/last.npz; "
         f"continue with: gpunet train {config} --out {out} --resume")
