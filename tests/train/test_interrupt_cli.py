@@ -14,29 +14,16 @@ import pytest
 from gpunet.cli import main
 from gpunet.train.checkpoint import load_checkpoint
 
+from test_cli import XOR
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RUNNER = HERE / "signal_runner.py"
 
-# 144 training samples in batches of 16: 9 steps per epoch
-XOR = """\
-seed: 0
-device: cpu
-data: {name: xor, n_samples: 200, noise: 0.1}
-model:
-  layers:
-    - {type: Linear, in_features: 2, out_features: 16}
-    - {type: Tanh}
-    - {type: Dropout, p: 0.1}
-    - {type: Linear, in_features: 16, out_features: 2}
-loss: {name: cross_entropy}
-optimizer: {name: sgd, lr: 0.5, momentum: 0.9}
-scheduler: {name: step, step_size: 2, gamma: 0.5}
-trainer: {epochs: 4, batch_size: 16, log_every: 1}
-callbacks:
-  - {type: early_stopping, patience: 10}
-  - {type: progress, style: lines}
-"""
+# test_cli's xor run (144 training samples in batches of 16: 9 steps per epoch) with a progress line every step
+XOR = XOR.replace("trainer: {epochs: 4, batch_size: 16}", "trainer: {epochs: 4, batch_size: 16, log_every: 1}") + \
+    "  - {type: progress, style: lines}\n"
+assert "log_every: 1" in XOR
 
 
 @pytest.fixture(scope="module")
