@@ -149,7 +149,8 @@ class Trainer:
         if self._signals is None or self._signals.received is None:
             return
         if self._partial is not None:
-            where = f"step {self._partial['collector'].batches} of {self.steps_per_epoch or '?'} of epoch {self.epoch + 1}"
+            done, total = self._partial["collector"].batches, self.steps_per_epoch or "?"
+            where = f"step {done} of {total} of epoch {self.epoch + 1}"
         else:
             where = f"the end of epoch {self.epoch}"
         for callback in self.callbacks:
@@ -159,7 +160,7 @@ class Trainer:
             self._partial["time"] += now - self._partial.pop("started", now)
         raise TrainingInterrupted(self._signals.received, where)
 
-    def _check_whole(self, what: str) -> None:
+    def _refuse_if_cut_off(self, what: str) -> None:
         if self._updating:
             raise RuntimeError(f"{what}: training was cut off in the middle of a step or of an epoch's end (by a "
                                "second interrupt or an error), so the weights, optimizer state, counters and data "
@@ -202,7 +203,7 @@ class Trainer:
             raise ValueError("fit: this Trainer has no optimizer (optimizer=None is for evaluate and predict only)")
         if resume is not None:
             self.load_checkpoint(resume, train_loader)
-        self._check_whole("fit")
+        self._refuse_if_cut_off("fit")
         self.epochs, self._train_loader = epochs, train_loader
         self.steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
         self.stop_training, self.stop_reason, self.stopped_on_error = False, None, False
@@ -317,7 +318,7 @@ class Trainer:
 
     def checkpoint(self) -> Checkpoint:
         """Everything needed to continue exactly from this point (also mid-epoch)."""
-        self._check_whole("checkpoint")
+        self._refuse_if_cut_off("checkpoint")
         partial = None
         if self._partial is not None:
             spent = self._partial["time"] + time.perf_counter() - self._partial.get("started", time.perf_counter())
