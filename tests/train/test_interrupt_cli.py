@@ -123,3 +123,26 @@ def test_a_second_ctrl_c_stops_at_once(config, tmp_path):
         f"gpunet train {config} --out {out} --no-progress --resume")
     assert load_checkpoint(out / "checkpoints" / "last.npz").step == 9  # the end of epoch 1 stays the last
     assert "Traceback" not in done.stderr
+
+
+def test_a_sweep_stopped_by_sigterm_names_the_command_that_continues_its_run(config, tmp_path, monkeypatch, capsys):
+    from gpunet.train.trainer import Trainer
+
+    step = Trainer._train_step
+
+    def signalled(self, x, y):  # SIGTERM during global step 3 of the first run
+        if self.global_step + 1 == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(self, x, y)
+
+    monkeypatch.setattr(Trainer, "_train_step", signalled)
+    out = tmp_path / "sweep"
+    status = main(["sweep", config, "--grid", "optimizer.lr=0.1,0.2", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert status == 143, err
+    run = out / "001_optimizer.lr=0.1"
+    assert err.strip().splitlines()[-1] == (
+        f"gpunet sweep: stopped by SIGTERM after step 3 of 9 of epoch 1; saved {run}/checkpoints/last.npz; "
+        f"continue with: gpunet train {config} --out {run} --resume")
+    assert load_checkpoint(run / "checkpoints" / "last.npz").step == 3
+    assert not (out / "002_optimizer.lr=0.2").exists()
