@@ -83,7 +83,9 @@ class Module:
     """A kernel file compiled for the CPU. Prefer :func:`load`, which caches modules."""
 
     def __init__(self, path, *, sanitize: str | None = None, isolate: bool = False,
-                 timeout: float = DEFAULT_TIMEOUT, mode: str = DEFAULT_MODE, include_dirs=(KERNELS_DIR,)):
+                 timeout: float = DEFAULT_TIMEOUT, mode: str = DEFAULT_MODE, include_dirs=(KERNELS_DIR,),
+                 library: Path | None = None):
+        """``library``: a library built before for this source (a cache hit); default: build (or find) it now."""
         self.path = Path(path).resolve()
         if mode not in MODES:
             raise CudaEmuError(f"unknown emulator mode {mode!r}; use one of {MODES}")
@@ -98,7 +100,7 @@ class Module:
         self.kernels = parse_kernels(self.path.read_text(), str(self.path))
         if not self.kernels:
             raise CudaEmuError(f'{self.path} declares no extern "C" __global__ kernel')
-        self.library_path = build(self.path, self.kernels, sanitize, tuple(Path(d) for d in include_dirs))
+        self.library_path = library or build(self.path, self.kernels, sanitize, tuple(Path(d) for d in include_dirs))
 
     def get_function(self, name: str) -> Kernel:
         return Kernel(self, self._signature(name))
