@@ -31,7 +31,7 @@ import time
 import types
 
 from .device import Device
-from .kernel_source import kernel_dir
+from .kernel_source import kernel_source
 from .registry import KERNELS, RUN_REFERENCE, FusedKernels, families
 
 
@@ -108,11 +108,10 @@ class CupyBackend(FusedKernels):
     def _module(self, family: str):
         module = self._modules.get(family)
         if module is None:
-            directory = kernel_dir()
-            source = (directory / f"{family}.cu").read_text()
             # RawModule compiles with NVRTC when a method is first called (get_function or compile), for this
-            # device's architecture, and CuPy caches the binary on disk (~/.cupy/kernel_cache); -I finds common.cuh.
-            module = self._modules[family] = self.xp.RawModule(code=source, options=(f"-I{directory}",))
+            # device's architecture, and CuPy caches the binary on disk (~/.cupy/kernel_cache) by source text and
+            # options: the headers are inlined into the text so that a header change is a new key.
+            module = self._modules[family] = self._cupy.RawModule(code=kernel_source(family))
         return module
 
     def _function(self, family: str, kernel: str):

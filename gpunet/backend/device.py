@@ -25,7 +25,7 @@ class Device:
 
 
 def parse_device(spec) -> Device:
-    """Turn ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"cuda-emu"`` or a Device into a Device ("auto" is resolved elsewhere)."""
+    """Turn "cpu", "cuda", "cuda:N", "cuda-emu[:N]" or a Device into a Device ("auto" is resolved elsewhere)."""
     if isinstance(spec, Device):
         return spec
     if not isinstance(spec, str):
@@ -33,7 +33,8 @@ def parse_device(spec) -> Device:
     text = spec.strip().lower()
     kind, _, index = text.partition(":")
     if kind not in KINDS or (kind == "cpu" and index not in ("", "0")):
-        raise DeviceError(f"unknown device {spec!r}: use 'cpu', 'cuda', 'cuda:N', 'cuda-emu', 'cuda-emu:N' or 'auto'")
+        raise DeviceError(f"unknown device {spec!r}: use 'cpu', 'cuda', 'cuda:N', 'cuda-emu', 'cuda-emu:N' or "
+                          "'auto'")
     if index and not index.isdigit():
         raise DeviceError(f"bad device index in {spec!r}: the part after ':' must be a number, as in 'cuda:1'")
     return Device(kind, int(index or 0))
@@ -67,7 +68,8 @@ def cuda_libraries_missing(cupy, index: int = 0):
             try:
                 probe()
             except Exception as exc:  # a missing shared library shows as OSError, RuntimeError or CuPy's own errors
-                return (f"CuPy cannot load {library} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                first_line = (str(exc).splitlines() or [""])[0]
+                return (f"CuPy cannot load {library} ({type(exc).__name__}: {first_line}); "
                         'install the CUDA libraries with pip install "gpunet[cuda]" (cupy-cuda12x[ctk]) or a CUDA 12 '
                         "toolkit")
     return None
