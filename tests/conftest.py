@@ -22,10 +22,14 @@ failure there is reproducible and a run cannot fail by the luck of the draw; loc
 import os
 from pathlib import Path
 
-import pytest
-from hypothesis import settings
+# The CUDA emulator resumes the threads of a block in a shuffled (repeatable) order, so that a kernel whose result
+# depends on thread order (a missing __syncthreads()) fails here as it would on a GPU; set before gpunet is imported.
+os.environ.setdefault("GPUNET_CUDA_EMU_MODE", "shuffled")
 
-from gpunet import backend
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+from gpunet import backend  # noqa: E402
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):

@@ -39,16 +39,20 @@ from pathlib import Path
 
 import numpy
 
-from .build import cache_dir
+from .build import cache_dir, toolchain
 from .device_array import DeviceArray, check_no_host, current_device, set_current_device, to_device
 from .errors import CudaEmuError
-from .module import MAX_SHARED_MEM, Module
+from .module import DEFAULT_FTZ, MAX_SHARED_MEM, Module
 
 __all__ = ["RawModule", "asnumpy", "cuda", "get_default_memory_pool", "compilations"]
 
 DEVICE_NAME = "gpunet CUDA emulator (CPU)"
 MAX_GRID_SIZE = (2**31 - 1, 65535, 65535)
 DEVICE_COUNT = int(os.environ.get("GPUNET_CUDA_EMU_DEVICES", "2"))
+# CuPy compiles every kernel with -ftz=true: subnormal float32 inputs and results are zero on a GPU. Opt-in here
+# (the emulator's flush also applies to double arithmetic, which a GPU does not flush): set True, or
+# GPUNET_CUDA_EMU_FTZ=1.
+flush_subnormals = DEFAULT_FTZ
 compilations = 0
 _modules: dict[str, Module] = {}  # CuPy's cache key -> module, in memory
 
@@ -214,7 +218,7 @@ class _Kernel:
                 raise CudaEmuError(f"kernel '{self.name}': argument {position} (shape {value.shape}) lives on device "
                                    f"{value.device_id}, the launch is on device {current}: a kernel given another "
                                    "device's pointer reads and writes the wrong memory on a GPU")
-        self._emulated(grid, block, args, shared_mem=shared_mem)
+        self._emulated(grid, block, args, shared_mem=shared_mem, ftz=flush_subnormals)
 
 
 class RawModule:
@@ -240,8 +244,9 @@ class RawModule:
 
 
 def cache_key(code: str, options: tuple) -> str:
-    """CuPy's cache key for ``RawModule(code=code, options=options)``: the source text and the options only."""
-    return hashlib.sha256("\0".join([code, *options]).encode()).hexdigest()[:24]
+    """CuPy's cache key for ``RawModule(code=code, options=options)``: the source text and the options, plus the
+    compiler's identity (CuPy's has the NVRTC version and architecture; here the shim and g++), never the headers."""
+    return hashlib.sha256("\0".join([code, *options, toolchain()]).encode()).hexdigest()[:24]
 
 
 def _compile(code: str, options: tuple, include_dirs: tuple[Path, ...]) -> Module:
