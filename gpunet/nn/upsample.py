@@ -1,7 +1,7 @@
 """Upsample: a layer around ``F.interpolate`` (nearest and linear resampling), with PyTorch's arguments."""
 from __future__ import annotations
 
-from ..ops.interpolate import interpolate
+from ..ops.interpolate import _interpolate
 from .module import Module
 
 
@@ -16,8 +16,8 @@ class Upsample(Module):
         self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
 
     def forward(self, input):
-        return interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
-                           self.recompute_scale_factor)
+        return _interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
+                            self.recompute_scale_factor, False, f"Upsample({self.extra_repr()})")
 
     def extra_repr(self) -> str:
         what = f"size={self.size}" if self.scale_factor is None else f"scale_factor={self.scale_factor}"

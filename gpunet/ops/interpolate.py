@@ -21,11 +21,11 @@ _MODES = {"nearest": (3, 4), "nearest-exact": (3, 4), "linear": (3,), "bilinear"
 _UNSUPPORTED = ("bicubic", "trilinear", "area")
 
 
-def _per_axis(value, n, what, where, kind):
+def _per_axis(value, n, what, where, kind, kind_name):
     """``value`` (a number or a sequence of n numbers) as a tuple of n positive ``kind``s."""
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
     if len(values) != n or not all(isinstance(v, kind) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ValueError(f"{where}: {what} must be a positive {kind.__name__.lower()} or a sequence of {n} of them "
+        raise ValueError(f"{where}: {what} must be a positive {kind_name} or a sequence of {n} of them "
                          f"(one per spatial dimension), got {value!r}")
     return values
 
@@ -59,8 +59,8 @@ def _linear_indices(in_size, out_size, scale, align_corners):
 def _take(x, axis, indices):
     """x's entries ``indices`` along ``axis``; a whole-number repeat of every entry is a broadcast."""
     size = x.shape[axis]
-    if size and len(indices) % size == 0 and numpy.array_equal(indices, numpy.arange(len(indices)) // (len(indices) // size)):
-        repeat = len(indices) // size
+    repeat = len(indices) // size
+    if len(indices) == repeat * size and numpy.array_equal(indices, numpy.arange(len(indices)) // repeat):
         if repeat == 1:
             return x
         shape = x.shape[:axis + 1] + (1,) + x.shape[axis + 1:]
@@ -86,7 +86,11 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     pixels' centres onto each other instead of the corners of the image. With ``scale_factor`` the output size is
     floor(in * scale_factor), and the sampling uses 1 / scale_factor unless ``recompute_scale_factor``.
     """
-    where = "interpolate"
+    return _interpolate(input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias,
+                        "interpolate")
+
+
+def _interpolate(input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias, where):
     if not isinstance(input, Tensor):
         raise TypeError(f"{where}: input must be a gpunet Tensor, got {type(input).__name__}")
     if mode in _UNSUPPORTED:
@@ -108,9 +112,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError(f"{where}: give exactly one of size and scale_factor (got size={size!r}, "
                          f"scale_factor={scale_factor!r})")
     if size is not None:
-        out_sizes, scales = _per_axis(size, n, "size", where, numbers.Integral), (None,) * n
+        out_sizes, scales = _per_axis(size, n, "size", where, numbers.Integral, "int"), (None,) * n
     else:
-        scales = tuple(float(s) for s in _per_axis(scale_factor, n, "scale_factor", where, numbers.Real))
+        scales = tuple(float(s) for s in _per_axis(scale_factor, n, "scale_factor", where, numbers.Real, "number"))
         out_sizes = tuple(int(math.floor(i * s)) for i, s in zip(in_sizes, scales))
         if min(out_sizes) < 1:
             raise ValueError(f"{where}: scale_factor {scale_factor!r} makes input {tuple(input.shape)} empty "
@@ -124,7 +128,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         axis, in_size, out_size = 2 + a, in_sizes[a], int(out_sizes[a])
         if linear:
             i0, i1, lam = _linear_indices(in_size, out_size, scales[a], bool(align_corners))
-            y = add(mul(_take(y, axis, i0), _weights(y, axis, 1.0 - lam)), mul(_take(y, axis, i1), _weights(y, axis, lam)))
+            y = add(mul(_take(y, axis, i0), _weights(y, axis, 1.0 - lam)),
+                    mul(_take(y, axis, i1), _weights(y, axis, lam)))
         else:
             y = _take(y, axis, _nearest_indices(in_size, out_size, scales[a], mode == "nearest-exact"))
     return y
