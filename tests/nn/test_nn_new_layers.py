@@ -50,6 +50,33 @@ def test_group_norm_with_one_group_per_channel_is_instance_norm():
     np.testing.assert_allclose(F.group_norm(gn.tensor(x, dtype=gn.float64), 4).numpy(), expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("build, shape, message", [
+    (lambda: gn.nn.LayerNorm((4, 5)), (2, 5, 4), r"LayerNorm\(\(4, 5\), .*\): input of shape \(2, 5, 4\) does not end "
+                                                r"in normalized_shape \(4, 5\)"),
+    (lambda: gn.nn.LayerNorm(3), (3, 1), r"LayerNorm\(\(3,\).*input of shape \(3, 1\) does not end in normalized_shape"),
+    (lambda: gn.nn.GroupNorm(2, 4), (2, 6, 3), r"GroupNorm\(2, 4, .*\): expected an input \(N, 4, ...\) with 4 channels in "
+                                               r"dimension 1, got shape \(2, 6, 3\)"),
+    (lambda: gn.nn.GroupNorm(2, 4), (4,), r"GroupNorm\(2, 4.*got shape \(4,\)"),
+])
+def test_normalization_bad_input_names_the_layer_shape_and_rule(build, shape, message):
+    with pytest.raises(ValueError, match=message):
+        build()(gn.randn(*shape))
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: gn.nn.LayerNorm(0), r"LayerNorm: normalized_shape must be a positive int or a non-empty sequence"),
+    (lambda: gn.nn.LayerNorm([]), r"LayerNorm: normalized_shape must be"),
+    (lambda: gn.nn.LayerNorm(3, eps=0), r"LayerNorm: eps must be a number > 0, got 0"),
+    (lambda: gn.nn.GroupNorm(3, 4), r"GroupNorm: num_channels = 4 must be divisible by num_groups = 3"),
+    (lambda: gn.nn.GroupNorm(0, 4), r"GroupNorm: num_groups must be a positive integer, got 0"),
+    (lambda: F.group_norm(gn.randn(2, 6), 4), r"group_norm: the input of shape \(2, 6\) has 6 channels .* divisible by "
+                                              r"num_groups = 4"),
+])
+def test_normalization_bad_arguments(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
 # ----- Dropout2d --------------------------------------------------------------------------------------------------
 def test_dropout2d_drops_whole_channels_with_the_counter_based_mask(device):
     gn.manual_seed(5)
