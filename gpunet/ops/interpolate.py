@@ -44,7 +44,8 @@ def _nearest_indices(in_size, out_size, scale, exact):
 
 
 def _linear_indices(in_size, out_size, scale, align_corners):
-    """(i0, i1, lambda1): output j = x[i0] (1 - lambda1) + x[i1] lambda1, PyTorch's ``compute_indices_weights_linear``."""
+    """(i0, i1, lambda1): output j = x[i0] (1 - lambda1) + x[i1] lambda1 (PyTorch's
+    ``compute_indices_weights_linear``)."""
     dst = numpy.arange(out_size, dtype=numpy.float64)
     if align_corners:
         src = dst * ((in_size - 1) / (out_size - 1) if out_size > 1 else 0.0)

@@ -23,7 +23,8 @@ def torch_lenet5(num_classes=10, in_channels=1, input_size=32):
 
 def torch_cifar_cnn(num_classes=10, in_channels=3, side=4):
     return tnn.Sequential(
-        tnn.Conv2d(in_channels, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Conv2d(in_channels, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2),
         tnn.Conv2d(64, 64, 3), tnn.ReLU(), tnn.Flatten(), tnn.Linear(64 * side * side, 64), tnn.ReLU(),
         tnn.Linear(64, num_classes))
 

@@ -285,7 +285,8 @@ def _causal_conv_gen(draw, rng):
                   bias=draw(st.booleans()))
     weights, names = _parameters(torch.nn.Conv1d(**config), rng)
     batch = draw(st.sampled_from([(), (1,), (2,)]))
-    return [values(rng, batch + (config["in_channels"], draw(st.integers(1, 6)))), *weights], dict(names=names, **config)
+    x = values(rng, batch + (config["in_channels"], draw(st.integers(1, 6))))
+    return [x, *weights], dict(names=names, **config)
 
 
 def _causal_conv(nn, **config):

@@ -19,7 +19,8 @@ def _copy_from_torch(module, torch_module):
 
 @pytest.mark.parametrize("make", [
     lambda nn: nn.LayerNorm(5), lambda nn: nn.LayerNorm([3, 5], elementwise_affine=False),
-    lambda nn: nn.LayerNorm((3, 5), bias=False), lambda nn: nn.GroupNorm(2, 4), lambda nn: nn.GroupNorm(4, 4, affine=False),
+    lambda nn: nn.LayerNorm((3, 5), bias=False), lambda nn: nn.GroupNorm(2, 4),
+    lambda nn: nn.GroupNorm(4, 4, affine=False),
 ], ids=["LayerNorm", "LayerNorm_no_affine", "LayerNorm_no_bias", "GroupNorm", "GroupNorm_no_affine"])
 def test_normalization_state_dict_defaults_and_float32_values_match_pytorch(make, device):
     torch.manual_seed(0)
@@ -47,7 +48,8 @@ def test_layer_norm_worked_example():
 def test_group_norm_with_one_group_per_channel_is_instance_norm():
     x = np.random.default_rng(2).normal(size=(3, 4, 5, 6))
     expected = torch.nn.functional.instance_norm(torch.tensor(x)).numpy()
-    np.testing.assert_allclose(F.group_norm(gn.tensor(x, dtype=gn.float64), 4).numpy(), expected, rtol=1e-10, atol=1e-12)
+    y = F.group_norm(gn.tensor(x, dtype=gn.float64), 4)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("build, shape, message", [
