@@ -2,8 +2,8 @@
 linear and bilinear.
 
 Each of these modes is separable: it resamples one spatial axis after the other. Along an axis, nearest is a
-gather (``getitem`` with an index array; a whole-number upscale is a broadcast instead) and linear the weighted sum
-of two gathers. The source indices and weights follow PyTorch's CPU kernels (``UpSample.h``), including nearest's
+gather (``TakeAlongAxis``; a whole-number upscale is a broadcast instead) and linear the weighted sum of two
+gathers. The gathers' indices are sorted, so their adjoint sums runs of outputs with a few gathers, no scatter. The source indices and weights follow PyTorch's CPU kernels (``UpSample.h``), including nearest's
 float32 arithmetic, so the results match PyTorch's; the gradients, of any order, come from the gathers'.
 """
 from __future__ import annotations
@@ -13,9 +13,10 @@ import numbers
 
 import numpy
 
+from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from .arithmetic import add, mul
-from .shape import broadcast_to, getitem, reshape
+from .shape import broadcast_to, reshape
 
 _MODES = {"nearest": (3, 4), "nearest-exact": (3, 4), "linear": (3,), "bilinear": (4,)}
 _UNSUPPORTED = ("bicubic", "trilinear", "area")
@@ -57,22 +58,61 @@ def _linear_indices(in_size, out_size, scale, align_corners):
     return i0, numpy.minimum(i0 + 1, in_size - 1), lam
 
 
-def _take(x, axis, indices):
-    """x's entries ``indices`` along ``axis``; a whole-number repeat of every entry is a broadcast."""
-    size = x.shape[axis]
-    repeat = len(indices) // size
-    if len(indices) == repeat * size and numpy.array_equal(indices, numpy.arange(len(indices)) // repeat):
+class TakeAlongAxis(Function):
+    """``x[..., index, ...]`` along ``axis`` for a non-decreasing ``index`` (host int64) into an axis of ``size``;
+    the backward is ``TakeAdjoint``."""
+
+    def __init__(self, axis, index, size):
+        self.axis, self.index, self.size = axis, index, size
+
+    def forward(self, backend, x):
+        return backend.xp.take(x, backend.asarray(self.index), axis=self.axis)
+
+    def backward(self, gy):
+        return TakeAdjoint(self.axis, self.index, self.size).apply(gy)
+
+
+class TakeAdjoint(Function):
+    """The adjoint of ``TakeAlongAxis``: input position i gets the sum of the outputs that took it. The index is
+    sorted, so those outputs are a run [start_i, start_i + count_i): the sum is ``max(count)`` gathers, added in
+    output order (no scatter, no atomics); the backward is ``TakeAlongAxis``."""
+
+    def __init__(self, axis, index, size):
+        self.axis, self.index, self.size = axis, index, size
+
+    def forward(self, backend, gy):
+        xp, positions = backend.xp, numpy.arange(self.size)
+        starts = numpy.searchsorted(self.index, positions, "left")
+        counts = numpy.searchsorted(self.index, positions, "right") - starts
+        shape = (self.size,) + (1,) * (gy.ndim - self.axis - 1)
+        gx = xp.zeros(gy.shape[:self.axis] + (self.size,) + gy.shape[self.axis + 1:], dtype=gy.dtype)
+        for k in range(int(counts.max(initial=0))):
+            taken = xp.take(gy, backend.asarray(numpy.minimum(starts + k, len(self.index) - 1)), axis=self.axis)
+            if (counts > k).all():
+                gx += taken
+            else:
+                gx += taken * backend.asarray((counts > k).reshape(shape), dtype=gy.dtype)
+        return gx
+
+    def backward(self, ggx):
+        return TakeAlongAxis(self.axis, self.index, self.size).apply(ggx)
+
+
+def _take(x, axis, index):
+    """x's entries ``index`` (non-decreasing) along ``axis``; a whole-number repeat of every entry is a broadcast."""
+    size, out_size = x.shape[axis], len(index)
+    repeat = out_size // size
+    if out_size == repeat * size and numpy.array_equal(index, numpy.arange(out_size) // repeat):
         if repeat == 1:
             return x
         shape = x.shape[:axis + 1] + (1,) + x.shape[axis + 1:]
         wide = broadcast_to(reshape(x, shape), shape[:axis + 1] + (repeat,) + shape[axis + 2:])
-        return reshape(wide, x.shape[:axis] + (len(indices),) + x.shape[axis + 1:])
-    key = (slice(None),) * axis + (x.backend.asarray(indices),)
-    return getitem(x, key)
+        return reshape(wide, x.shape[:axis] + (out_size,) + x.shape[axis + 1:])
+    return TakeAlongAxis(axis, index, size).apply(x)
 
 
 def _weights(x, axis, lam):
-    """``lam`` as a tensor of x's dtype that broadcasts along ``axis``."""
+    """``lam`` as a constant of x's dtype that broadcasts along ``axis``."""
     shape = (len(lam),) + (1,) * (x.ndim - axis - 1)
     return Tensor(x.backend.asarray(lam.reshape(shape), dtype=x.dtype), x.backend)
 
