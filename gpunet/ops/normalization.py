@@ -100,11 +100,17 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return y
 
 
-def _normalize(x, axes, eps):
-    """(x - mean) / sqrt(var + eps) with the mean and biased variance over ``axes``."""
-    mean, var = Moments(axes).apply(x)
-    shape = tuple(1 if a in axes else n for a, n in enumerate(x.shape))
-    return div(sub(x, reshape(mean, shape)), sqrt(add(reshape(var, shape), eps)))
+def _normalize(x, rows, eps):
+    """x viewed as ``rows`` rows, each normalised: (row - mean) / sqrt(biased var + eps). One statistic per row, so
+    the backend's ``batch_norm_stats`` kernel runs (rows as its channels)."""
+    cols = 1
+    for size in x.shape:
+        cols *= size
+    cols = cols // rows if rows else 0
+    x2 = reshape(x, (rows, cols))
+    mean, var = Moments((1,)).apply(x2)
+    y = div(sub(x2, reshape(mean, (rows, 1))), sqrt(add(reshape(var, (rows, 1)), eps)))
+    return reshape(y, x.shape)
 
 
 def _check_eps(eps, where):
@@ -141,7 +147,10 @@ def _layer_norm(input, normalized_shape, weight, bias, eps, where):
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != shape:
             raise ValueError(f"{where}: {name} must have shape normalized_shape {shape}, got {tuple(t.shape)}")
-    y = _normalize(input, tuple(range(input.ndim - k, input.ndim)), eps)
+    rows = 1
+    for size in input.shape[:input.ndim - k]:
+        rows *= size
+    y = _normalize(input, rows, eps)
     if weight is not None:
         y = mul(y, weight)
     if bias is not None:
@@ -168,11 +177,7 @@ def _group_norm(input, num_groups, weight, bias, eps, where):
         if t is not None and tuple(t.shape) != (c,):
             raise ValueError(f"{where}: {name} must have shape ({c},) for an input with {c} channels, got "
                              f"{tuple(t.shape)}")
-    per_group = c // num_groups
-    for size in input.shape[2:]:
-        per_group *= size
-    grouped = reshape(input, (n, num_groups, per_group))
-    y = reshape(_normalize(grouped, (2,), eps), input.shape)
+    y = _normalize(input, n * num_groups, eps)
     _, shape = _channel_view(input)
     if weight is not None:
         y = mul(y, reshape(weight, shape))

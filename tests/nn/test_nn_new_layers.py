@@ -199,3 +199,19 @@ def test_interpolate_bad_input(kwargs, shape, message):
         layer(gn.randn(*shape))
     with pytest.raises(ValueError, match=r"^interpolate: " + message):
         F.interpolate(gn.randn(*shape), **kwargs)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda nn: nn.LayerNorm(24), (6, 24)), (lambda nn: nn.LayerNorm((3, 8)), (2, 5, 3, 8)),
+    (lambda nn: nn.GroupNorm(2, 6), (3, 6, 4, 4)),
+], ids=["LayerNorm", "LayerNorm_2d", "GroupNorm"])
+def test_normalization_statistics_run_the_cuda_kernel_on_the_emulated_device(make, shape, launched_kernels):
+    torch.manual_seed(0)
+    ref = make(torch.nn)
+    for p in ref.parameters():
+        p.data.normal_()
+    layer = _copy_from_torch(make(gn.nn).to("cuda-emu"), ref)
+    x = np.random.default_rng(7).normal(1.0, 2.0, shape).astype(np.float32)
+    y = layer(gn.tensor(x, device="cuda-emu"))
+    assert "batch_norm_stats_f32" in launched_kernels
+    np.testing.assert_allclose(y.numpy(), ref(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
