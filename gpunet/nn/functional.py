@@ -61,8 +61,8 @@ def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = Fals
         raise ValueError(f"dropout2d: expected a 4-D input (N, C, H, W) (or 3-D (N, C, L)), got shape "
                          f"{tuple(input.shape)}")
     if input.ndim == 3:
-        warnings.warn("dropout2d: received a 3-D input; as PyTorch, it is taken as (N, C, L) and whole channels of "
-                      "length L are dropped (not as an unbatched (C, H, W) image); use dropout1d semantics knowingly",
+        warnings.warn("dropout2d: a 3-D input is taken as (N, C, L), as PyTorch does: whole channels of length L "
+                      "are dropped, not those of an unbatched (C, H, W) image; add the batch dimension for an image",
                       UserWarning, stacklevel=2)
     if not training or p == 0.0:
         return input
