@@ -13,6 +13,7 @@ from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.linear import linear
 from ..ops.dropout import dropout as _dropout
 from ..ops.embedding import embedding  # noqa: F401
+from ..ops.attention import scaled_dot_product_attention  # noqa: F401
 from ..ops.normalization import batch_norm  # noqa: F401
 from ..ops.conv import conv1d, conv2d, conv_transpose2d, fold, unfold  # noqa: F401
 from ..ops.pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d,  # noqa: F401
@@ -29,6 +30,7 @@ __all__ = ["linear", "dropout", "sigmoid", "tanh", "relu", "leaky_relu", "prelu"
 __all__ += ["conv1d", "conv2d", "conv_transpose2d", "unfold", "fold"]
 __all__ += ["batch_norm"]
 __all__ += ["embedding"]
+__all__ += ["scaled_dot_product_attention"]
 
 
 def _check_p(p, where):
