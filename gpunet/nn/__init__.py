@@ -12,6 +12,8 @@ from .embedding import Embedding
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .attention import AdditiveAttention, MultiheadAttention
+from .transformer import TransformerEncoder, TransformerEncoderLayer
+from .positional import LearnedPositionalEncoding, PositionalEncoding
 from .activation import (ELU, GELU, BipolarSigmoid, BipolarStep, Hardtanh, Identity, LeakyReLU, LogSoftmax, PReLU,
                          ReLU, Sigmoid, Softmax, Softplus, Step, Tanh)
 from . import utils

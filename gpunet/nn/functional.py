@@ -13,13 +13,13 @@ from ..ops.elementwise import relu, sigmoid, tanh
 from ..ops.linear import linear
 from ..ops.dropout import dropout as _dropout
 from ..ops.embedding import embedding  # noqa: F401
-from ..ops.attention import scaled_dot_product_attention  # noqa: F401
 from ..ops.normalization import batch_norm  # noqa: F401
 from ..ops.conv import conv1d, conv2d, conv_transpose2d, fold, unfold  # noqa: F401
 from ..ops.pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d,  # noqa: F401
                         max_pool2d)
 from ..ops.reduction import log_softmax as _log_softmax
 from ..ops.reduction import softmax as _softmax
+from ..ops.attention import scaled_dot_product_attention  # noqa: F401
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss,  # noqa: F401
                      kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 
