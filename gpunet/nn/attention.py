@@ -16,6 +16,7 @@ from ..ops.elementwise import tanh
 from ..ops.linear import linear
 from ..ops.reduction import mean
 from ..ops.shape import broadcast_to, cat, chunk, getitem, reshape, squeeze, transpose, unsqueeze
+from . import functional as F
 from . import init
 from .linear import Linear, _empty_parameter
 from .module import Module
@@ -24,11 +25,6 @@ from .module import Module
 def _check_positive(layer, name, value):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
-
-
-def _check_dropout(layer, p):
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
-        raise ValueError(f"{layer}: dropout must be a probability in [0, 1), got {p!r}")
 
 
 def _concat_columns(keep, bias, extra, backend):
@@ -66,7 +62,7 @@ class MultiheadAttention(Module):
         for label, value in (("kdim", kdim), ("vdim", vdim)):
             if value is not None:
                 _check_positive(name, label, value)
-        _check_dropout(name, dropout)
+        F._check_p(dropout, name)
         if embed_dim % num_heads:
             raise ValueError(f"{name}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads}): each "
                              f"head works on embed_dim // num_heads features")

@@ -10,7 +10,8 @@ from .. import backend as _backend
 from ..autograd.tensor import Tensor
 from ..ops.arithmetic import add
 from ..ops.shape import getitem, reshape
-from .attention import _check_dropout, _check_positive
+from . import functional as F
+from .attention import _check_positive
 from .dropout import Dropout
 from .embedding import Embedding
 from .module import Module
@@ -35,7 +36,7 @@ class _PositionalBase(Module):
         name = type(self).__name__
         _check_positive(name, "d_model", d_model)
         _check_positive(name, "max_len", max_len)
-        _check_dropout(name, dropout)
+        F._check_p(dropout, name)
         self.d_model, self.max_len, self.batch_first = d_model, max_len, batch_first
         self.dropout = Dropout(p=dropout)
 

@@ -11,6 +11,8 @@ from gpunet import nn
 from gpunet.nn import functional as F
 from gpunet.testing import gradcheck
 
+pytestmark = pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask and attn_mask")
+
 TOL = 1e-10
 
 
@@ -231,7 +233,6 @@ def test_mha_matches_torch_for_every_layout_and_projection(device, config):
     _assert_mha_equal(theirs, ours, t, g)
 
 
-@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask and attn_mask")
 @pytest.mark.parametrize("kind", ["none", "bool_attn_2d", "float_attn_3d", "bool_padding", "float_padding",
                                   "mixed_both"])
 def test_mha_matches_torch_for_every_mask(device, kind):
@@ -332,7 +333,7 @@ def test_mha_gradcheck(device):
 @pytest.mark.parametrize("call, message", [
     (lambda: nn.MultiheadAttention(10, 3), r"embed_dim \(10\) must be divisible by num_heads \(3\)"),
     (lambda: nn.MultiheadAttention(0, 1), "embed_dim must be a positive integer"),
-    (lambda: nn.MultiheadAttention(4, 2, dropout=1.5), r"dropout must be a probability in \[0, 1\)"),
+    (lambda: nn.MultiheadAttention(4, 2, dropout=1.5), r"dropout probability p must be in \[0, 1\)"),
     (lambda: nn.MultiheadAttention(4, 2)(gn.randn(3, 2, 5), gn.randn(3, 2, 5), gn.randn(3, 2, 5)),
      r"query of shape \(3, 2, 5\) has 5 features .* embed_dim is 4"),
     (lambda: nn.MultiheadAttention(4, 2, kdim=3)(gn.randn(3, 2, 4), gn.randn(3, 2, 4), gn.randn(3, 2, 4)),

@@ -265,5 +265,5 @@ def test_positional_encoding_errors():
     with pytest.raises(ValueError, match=r"LearnedPositionalEncoding: expected an input \(N, S, d_model\) .* d_model "
                                          r"= 4, got shape \(2, 3, 5\)"):
         nn.LearnedPositionalEncoding(4, batch_first=True)(gn.randn(2, 3, 5))
-    with pytest.raises(ValueError, match=r"PositionalEncoding: dropout must be a probability in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"PositionalEncoding: dropout probability p must be in \[0, 1\)"):
         nn.PositionalEncoding(4, dropout=1.0)
