@@ -38,7 +38,9 @@ class MaskedSoftmax(Softmax):
             return xp.zeros_like(x)
         if self.keep is not None:
             x = xp.where(self.keep, x, -numpy.inf).astype(x.dtype, copy=False)
-        empty = x.max(axis=-1, keepdims=True) == -numpy.inf
+        empty = x.max(axis=-1, keepdims=True) == -numpy.inf  # (..., 1): small next to the scores
+        if not empty.any():
+            return backend.softmax(x, -1)
         x = xp.where(empty, 0, x).astype(x.dtype, copy=False)  # softmax of all -inf would be NaN (and a warning)
         return xp.where(empty, 0, backend.softmax(x, -1)).astype(x.dtype, copy=False)
 
