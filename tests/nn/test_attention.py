@@ -105,6 +105,20 @@ def test_sdpa_fully_masked_row_is_zero_with_zero_gradient_as_in_torch(device):
             close(g.grad, t.grad)
 
 
+def test_sdpa_float32_masked_rows_through_the_softmax_kernel(device, launched_kernels):
+    """float32 runs the backend's row-softmax kernel (on cuda-emu the CUDA source, emulated) on scores holding -inf
+    at masked keys; a fully-masked row stays 0."""
+    rng = np.random.default_rng(18)
+    q, k, v = (rng.standard_normal(s).astype(np.float32) for s in [(2, 3, 4), (2, 5, 4), (2, 5, 3)])
+    keep = rng.random((3, 5)) > 0.4
+    keep[0, 0], keep[2] = True, False
+    theirs = torch.nn.functional.scaled_dot_product_attention(*map(torch.tensor, (q, k, v)), attn_mask=torch.tensor(keep))
+    ours = F.scaled_dot_product_attention(*map(gn.tensor, (q, k, v)), attn_mask=gn.tensor(keep))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=2e-6, atol=2e-6)
+    assert np.all(ours.numpy()[:, 2] == 0)
+    assert ("softmax_rows_f32" in launched_kernels) == (device == "cuda-emu")
+
+
 def test_sdpa_dropout_zeroes_weights_and_scales_the_rest(device):
     """With the identity as values the output is the weight matrix: after dropout each entry is 0 or the
     undropped weight / (1 - p); the same seed gives the same mask."""
