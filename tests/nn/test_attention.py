@@ -9,7 +9,7 @@ import torch
 import gpunet as gn
 from gpunet import nn
 from gpunet.nn import functional as F
-from gpunet.testing import gradcheck
+from gpunet.testing import gradcheck, gradgradcheck
 
 pytestmark = pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask and attn_mask")
 
@@ -160,6 +160,7 @@ def test_sdpa_gradcheck_with_mask(device):
     keep = gn.tensor(np.array([[1, 1, 0, 1], [0, 1, 1, 1], [0, 0, 0, 0]], dtype=bool))  # with a fully-masked row
     assert gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=keep), [q, k, v])
     assert gradcheck(lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, attn_mask=b), [q, k, v, bias])
+    assert gradgradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=keep), [q, k, v])
 
 
 # ----- MultiheadAttention -----------------------------------------------------------------------------------------
