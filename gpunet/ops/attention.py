@@ -14,6 +14,7 @@ import numbers
 import numpy
 
 from .. import random as _random
+from ..autograd.function import DeviceMismatchError
 from ..autograd.tensor import Tensor
 from .arithmetic import add, matmul, mul
 from .conversion import cast
@@ -26,7 +27,7 @@ class MaskedSoftmax(Softmax):
     """Softmax over the last axis of the scores at the positions where ``keep`` holds (0 elsewhere); a row with
     no finite score left is all 0. The backward is the softmax's (masked weights are 0, so they get no gradient).
 
-    The forward is the one place a fused CUDA masked-softmax kernel takes over (``backend.masked_softmax``)."""
+    The forward is the one place for a fused CUDA masked-softmax kernel (a future ``backend.masked_softmax``)."""
 
     def __init__(self, keep):
         super().__init__(-1)
@@ -77,6 +78,9 @@ def split_mask(mask, like, name, invert=False):
     if mask is None:
         return None, None
     backend = like.backend
+    if isinstance(mask, Tensor) and mask.backend is not backend:
+        raise DeviceMismatchError(f"{name} is on {mask.device} but the inputs are on {like.device}; move it with "
+                                  f".to(device)")
     if not isinstance(mask, Tensor):
         mask = Tensor(backend.asarray(numpy.asarray(mask)), backend)
     if mask.dtype == numpy.bool_:

@@ -153,6 +153,12 @@ def test_sdpa_errors_name_the_rule(kwargs, message):
         F.scaled_dot_product_attention(q, k, gn.randn(2, 5, 2))
 
 
+def test_mask_on_another_device_is_named():
+    q = gn.randn(2, 3, 4, device="cuda-emu")
+    with pytest.raises(RuntimeError, match="attn_mask is on cpu but the inputs are on cuda-emu"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=gn.tensor(np.ones((3, 3), bool)))
+
+
 def test_sdpa_gradcheck_with_mask(device):
     rng = np.random.default_rng(7)
     q, k, v = (gn.tensor(rng.standard_normal(s), requires_grad=True) for s in [(2, 3, 2), (2, 4, 2), (2, 4, 3)])
