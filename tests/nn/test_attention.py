@@ -112,7 +112,8 @@ def test_sdpa_float32_masked_rows_through_the_softmax_kernel(device, launched_ke
     q, k, v = (rng.standard_normal(s).astype(np.float32) for s in [(2, 3, 4), (2, 5, 4), (2, 5, 3)])
     keep = rng.random((3, 5)) > 0.4
     keep[0, 0], keep[2] = True, False
-    theirs = torch.nn.functional.scaled_dot_product_attention(*map(torch.tensor, (q, k, v)), attn_mask=torch.tensor(keep))
+    theirs = torch.nn.functional.scaled_dot_product_attention(*map(torch.tensor, (q, k, v)),
+                                                              attn_mask=torch.tensor(keep))
     ours = F.scaled_dot_product_attention(*map(gn.tensor, (q, k, v)), attn_mask=gn.tensor(keep))
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=2e-6, atol=2e-6)
     assert np.all(ours.numpy()[:, 2] == 0)
@@ -192,8 +193,10 @@ MHA_CONFIGS = {
 
 def _mha_inputs(rng, config, target_len=4, source_len=6, batch=2, embed=6):
     def seq(length, features):
-        return rng.standard_normal((batch, length, features) if config.get("batch_first") else (length, batch, features))
-    return seq(target_len, embed), seq(source_len, config.get("kdim", embed)), seq(source_len, config.get("vdim", embed))
+        shape = (batch, length, features) if config.get("batch_first") else (length, batch, features)
+        return rng.standard_normal(shape)
+    kdim, vdim = config.get("kdim", embed), config.get("vdim", embed)
+    return seq(target_len, embed), seq(source_len, kdim), seq(source_len, vdim)
 
 
 def _mha_masks(rng, kind, target_len=4, source_len=6, batch=2, heads=3):

@@ -1,6 +1,6 @@
-"""TransformerEncoderLayer / TransformerEncoder against PyTorch on the same weights (outputs and every gradient, float64,
-dropout off, on "cpu" and "cuda-emu"), gradcheck, and the positional encodings against the PyTorch tutorial's
-sinusoids and an Embedding lookup."""
+"""TransformerEncoderLayer / TransformerEncoder against PyTorch on the same weights (outputs and every gradient,
+float64, dropout off, on "cpu" and "cuda-emu"), gradcheck, and the positional encodings against the PyTorch
+tutorial's sinusoids and an Embedding lookup."""
 import math
 
 import numpy as np
@@ -66,8 +66,9 @@ LAYER_CONFIGS = {
 def _masks(kind):
     padding = np.zeros((BATCH, SEQ), dtype=bool)
     padding[1, -2:] = True
+    causal = np.triu(np.full((SEQ, SEQ), -np.inf), 1)
     return {"none": {},
-            "causal_and_padding": {"src_mask": np.triu(np.full((SEQ, SEQ), -np.inf), 1), "src_key_padding_mask": padding},
+            "causal_and_padding": {"src_mask": causal, "src_key_padding_mask": padding},
             "bool_padding": {"src_key_padding_mask": padding}}[kind]
 
 
@@ -181,12 +182,14 @@ def test_state_dict_keys_and_repr_follow_torch():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: nn.TransformerEncoderLayer(10, 3), r"TransformerEncoderLayer: d_model \(10\) must be divisible by nhead \(3\)"),
+    (lambda: nn.TransformerEncoderLayer(10, 3),
+     r"TransformerEncoderLayer: d_model \(10\) must be divisible by nhead \(3\)"),
     (lambda: nn.TransformerEncoderLayer(8, 2, activation="tanh"), "activation must be 'relu', 'gelu' or a callable"),
     (lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2), 0), "num_layers must be a positive integer"),
     (lambda: nn.TransformerEncoderLayer(8, 2)(gn.randn(5, 3, 6)),
      r"MultiheadAttention: query of shape \(5, 3, 6\) has 6 features .* embed_dim is 8"),
-    (lambda: nn.TransformerEncoderLayer(8, 2)(gn.randn(5, 3, 8), src_key_padding_mask=gn.tensor(np.zeros((5, 3), bool))),
+    (lambda: nn.TransformerEncoderLayer(8, 2)(gn.randn(5, 3, 8),
+                                              src_key_padding_mask=gn.tensor(np.zeros((5, 3), bool))),
      r"key_padding_mask of shape \(5, 3\) does not fit: it must be \(batch, source length\) = \(3, 5\)"),
 ])
 def test_errors_name_the_layer_and_rule(call, message):
