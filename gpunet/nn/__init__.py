@@ -14,6 +14,9 @@ from .normalization import GroupNorm, LayerNorm
 from .separable_conv import DepthwiseSeparableConv2d
 from .upsample import Upsample
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .attention import AdditiveAttention, MultiheadAttention
+from .transformer import TransformerEncoder, TransformerEncoderLayer
+from .positional import LearnedPositionalEncoding, PositionalEncoding
 from .activation import (ELU, GELU, BipolarSigmoid, BipolarStep, Hardtanh, Identity, LeakyReLU, LogSoftmax, PReLU,
                          ReLU, Sigmoid, Softmax, Softplus, Step, Tanh)
 from . import utils

@@ -21,6 +21,7 @@ from ..ops.pool import (adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, av
                         max_pool2d)
 from ..ops.reduction import log_softmax as _log_softmax
 from ..ops.reduction import softmax as _softmax
+from ..ops.attention import scaled_dot_product_attention  # noqa: F401
 from .losses import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss,  # noqa: F401
                      kl_div, l1_loss, mse_loss, nll_loss, smooth_l1_loss)
 
@@ -31,6 +32,7 @@ __all__ = ["linear", "dropout", "sigmoid", "tanh", "relu", "leaky_relu", "prelu"
 __all__ += ["conv1d", "conv2d", "conv_transpose2d", "unfold", "fold"]
 __all__ += ["batch_norm", "layer_norm", "group_norm", "dropout2d", "interpolate"]
 __all__ += ["embedding"]
+__all__ += ["scaled_dot_product_attention"]
 
 
 def _check_p(p, where):
