@@ -22,6 +22,7 @@ from .containers import ModuleList
 from .dropout import Dropout
 from .linear import Linear
 from .module import Module
+from .normalization import LayerNorm
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
@@ -46,8 +47,6 @@ class TransformerEncoderLayer(Module):
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
                  bias: bool = True, device=None, dtype=None):
-        # LOCAL IMPORT: gpunet.nn.normalization (LayerNorm) arrives with branch `layers`; move it to the top once merged
-        from .normalization import LayerNorm
 
         super().__init__()
         name = type(self).__name__
