@@ -28,8 +28,8 @@ def _check_numeric(data):
         raise ValueError(f"gpunet.tensor: the data is not a rectangular array of numbers: {exc}") from None
     if kind not in "biufc":
         values = numpy.asarray(data, dtype=object).ravel()
-        bad = next((v for v in values if not isinstance(v, (numbers.Number, numpy.generic))), None)
-        got = f"dtype {numpy.asarray(data).dtype}" if bad is None else f"{type(bad).__name__} {bad!r}"
+        bad = [v for v in values if not isinstance(v, (numbers.Number, numpy.generic))][:1]
+        got = f"{type(bad[0]).__name__} {bad[0]!r}" if bad else f"dtype {numpy.asarray(data).dtype}"
         raise TypeError(f"gpunet.tensor: data must be numbers (bool, int or float), got {got}; convert it first "
                         "(e.g. float(s) for numeric strings)")
 
