@@ -133,6 +133,9 @@ def npz(path: str, x_key: str | None = None, y_key: str = "y", x_test_key: str |
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DatasetError(f"dataset 'npz': file not found: {path} (save one with numpy.savez(path, x=..., y=...))")
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(f"dataset 'npz': {path} is not a NumPy .npz archive; is it the right file? (save one with "
+                           "numpy.savez(path, x=..., y=...); for a CSV table use the csv dataset)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
@@ -186,10 +189,13 @@ def csv_file(path: str, label_column: str | int = -1, header: bool = True, delim
     """
     path = os.fspath(path)
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
     except FileNotFoundError:
         raise DatasetError(f"dataset 'csv': file not found: {path}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:  # a binary file (an image, an .npz) given as CSV
+        raise DatasetError(f"dataset 'csv': {path} is not a UTF-8 text CSV file ({exc}); is it the right file? "
+                           "For NumPy arrays use the npz dataset") from None
     names = rows.pop(0) if header and rows else None
     if not rows:
         raise DatasetError(f"dataset 'csv': {path} has no data rows")

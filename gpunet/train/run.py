@@ -17,8 +17,9 @@ from datetime import datetime
 
 from .. import manual_seed, set_device
 from ..backend import DeviceError
-from ..config import (build_dataset, build_loss, build_model, build_optimizer, build_scheduler, check_model,
-                      dump_config, load_config)
+from ..config import (ConfigError, build_dataset, build_loss, build_model, build_optimizer, build_scheduler,
+                      check_model, dump_config, load_config)
+from ..config.load import where
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
@@ -125,11 +126,23 @@ def _checked_model(config: dict, info):
     return model
 
 
+def _check_batches(config: dict, info) -> None:
+    """``drop_last`` with a batch larger than the training split would leave no batch to train on."""
+    batch, drop_last = config["trainer"]["batch_size"], config["trainer"]["drop_last"]
+    if drop_last and info.train_size is not None and batch > info.train_size:
+        source, line = where(config, ("trainer", "batch_size"))
+        raise ConfigError.at(source, line, ("trainer", "batch_size"),
+                             f"with trainer.drop_last true, a batch of {batch} is larger than the {info.train_size} "
+                             f"training samples of {info.name}, so every epoch would have no batch",
+                             allowed=f"trainer.batch_size at most {info.train_size}, or trainer.drop_last false")
+
+
 def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     """Everything ``build_run`` checks before writing anything: the data loads, the model builds and its dry run
     passes, the loss, optimizer and scheduler build. Returns the dataset's info (pass it back to skip loading)."""
     use_device(config["device"], announce_device)
     info = dataset_info or build_dataset(config).info
+    _check_batches(config, info)
     model = _checked_model(config, info)
     build_scheduler(config, build_optimizer(config, model.parameters()))
     build_loss(config)
@@ -141,6 +154,7 @@ def build_run(config: dict, run_dir: str, progress: bool = True, announce_device
     objects; creates ``run_dir`` only once all of that has passed (no training yet)."""
     use_device(config["device"], announce_device)
     dataset = build_dataset(config)
+    _check_batches(config, dataset.info)
     model = _checked_model(config, dataset.info)
     optimizer = build_optimizer(config, model.parameters())
     scheduler = build_scheduler(config, optimizer)
