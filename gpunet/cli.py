@@ -6,8 +6,13 @@
     gpunet summary configs/mlp_digits.yaml
     gpunet sweep configs/mlp_digits.yaml --grid optimizer.lr=0.01,0.1,1 --grid optimizer.weight_decay=0,1e-3
     gpunet sweep configs/mlp_digits.yaml        # the grid in the config's sweep.grid section
+    gpunet sweep configs/mlp_digits.yaml --out runs/sw --resume    # continue an interrupted sweep
     gpunet warmup configs/mlp_digits.yaml device=cuda    # compile the CUDA kernels the config will use
     gpunet info
+    gpunet --version
+
+Options and ``key=value`` overrides may come in any order. The work is done in ``gpunet.train`` (``run``, ``sweep``,
+``Run.evaluate``); this module parses the command line and prints.
 
 Problems a user can fix (a bad config or override, a model that does not fit its data, missing data, a corrupt
 checkpoint, an unavailable device, an occupied run directory) print one message to stderr and exit with status 1,
@@ -70,9 +75,10 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .train.run import Run
 
-    run, checkpoint = Run.from_checkpoint(args.checkpoint, args.overrides)
-    print(f"gpunet: evaluating with the config stored in {args.checkpoint} (the run's own data splits and model; "
-          f"{args.config} is not read)", file=sys.stderr, flush=True)
+    run, checkpoint = Run.from_checkpoint(args.checkpoint, args.overrides, config_path=args.config)
+    if checkpoint.config is not None:
+        print(f"gpunet: evaluating with the config stored in {args.checkpoint} (the run's own data splits and "
+              f"model; {args.config} is not read)", file=sys.stderr, flush=True)
     results = run.evaluate(args.split)
     matrix = results.pop(f"{args.split}_confusion_matrix", None)
     if matrix is not None:
@@ -292,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config("evaluate", "Evaluate a checkpoint on a split of its run's data, with the config stored in the "
                     "checkpoint (overrides may change only device, trainer.batch_size, trainer.eval_batch_size, "
-                    "trainer.metrics and trainer.log_every).")
+                    "trainer.metrics and trainer.log_every); CONFIG is read only for a checkpoint without one.")
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file (.npz) written by a run")
     p.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default: test)")
     p.set_defaults(handler=cmd_evaluate)

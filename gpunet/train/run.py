@@ -120,16 +120,21 @@ class Run:
     checkpointer: ModelCheckpoint | None
 
     @classmethod
-    def from_checkpoint(cls, path: str, overrides=(), announce_device: bool = True) -> tuple["Run", object]:
+    def from_checkpoint(cls, path: str, overrides=(), config_path: str | None = None,
+                        announce_device: bool = True) -> tuple["Run", object]:
         """The run a checkpoint was trained in, rebuilt from the config stored in it (same data splits and
         normalisation, same model) with the checkpoint's weights, for evaluation: no directory is written.
-        ``overrides`` may change only ``EVALUATION_CHANGES``. Returns the run and the checkpoint."""
+        ``overrides`` may change only ``EVALUATION_CHANGES``. A checkpoint without a config (saved from Python)
+        takes the config file ``config_path`` with ``overrides``. Returns the run and the checkpoint."""
         checkpoint = load_checkpoint(path)
         if checkpoint.config is None:
-            raise RunError(f"{path} holds no config (it was not written by a gpunet run), so its data and model "
-                           "are unknown; load it with Trainer.load_checkpoint in Python instead")
-        saved = validate_config(checkpoint.config, source=f"{path} (its stored config)")
-        config = loads_config(dump_config(saved), overrides, f"{path} (its stored config)") if overrides else saved
+            if config_path is None:
+                raise RunError(f"{path} holds no config (it was saved from Python, not by a gpunet run), so its data "
+                               "and model are unknown; give the config it was trained with")
+            saved = config = load_config(config_path, overrides)
+        else:
+            saved = validate_config(checkpoint.config, source=f"{path} (its stored config)")
+            config = loads_config(dump_config(saved), overrides, f"{path} (its stored config)") if overrides else saved
         refused = config_differences(saved, config, EVALUATION_CHANGES)
         if refused:
             raise RunError(f"cannot evaluate {path} with these overrides: evaluation uses the run's own config (its "
@@ -139,7 +144,8 @@ class Run:
         try:
             built.trainer.model.load_state_dict(checkpoint.model)
         except (RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{path} does not fit the model of its own config: {exc}") from None
+            origin = "its own config" if checkpoint.config is not None else config_path
+            raise CheckpointError(f"{path} does not fit the model of {origin}: {exc}") from None
         return built, checkpoint
 
     def evaluate(self, split: str = "test") -> dict:

@@ -230,7 +230,7 @@ def _write(tmp_path, name, text):
     (["evaluate", "@config", "--checkpoint", "@truncated"], "the file may be truncated"),
     (["evaluate", "@config", "--checkpoint", "@tmp/none.npz"], "checkpoint not found"),
     (["evaluate", "@config", "--checkpoint", "@other_model"], "does not fit the model of its own config"),
-    (["evaluate", "@config", "--checkpoint", "@bare"], "holds no config"),
+    (["evaluate", "@config", "--checkpoint", "@bare"], "does not fit the model of @config"),
     (["sweep", "@config", "--grid", "optimizer.lr"], "write key=value1,value2"),
     (["sweep", "@config", "--grid", "optimizer.lr=0.1,-2"], "optimizer.lr: out of range"),
     (["sweep", "@config"], "no grid: give --grid"),
@@ -250,6 +250,7 @@ def test_user_errors_print_one_clean_message_and_exit_non_zero(argv, message, co
              "other_model": tmp_path / "other.npz", "bare": tmp_path / "bare.npz"}
     for name, value in names.items():
         argv = [a.replace(f"@{name}", str(value)) for a in argv]
+        message = message.replace(f"@{name}", str(value))
     status, stdout, err = gpunet(capsys, *argv)
     assert status != 0
     assert message in err and "Traceback" not in err and stdout == ""

@@ -224,3 +224,14 @@ def test_a_config_that_is_not_utf8_is_named(tmp_path, capsys):
     path.write_bytes(XOR.encode() + b"# \xff\xfe\n")
     status, _, err = gpunet(capsys, "summary", path)
     assert status == 1 and f"{path}" in err and "cannot read the config file" in err
+
+
+def test_a_checkpoint_saved_from_python_is_evaluated_with_config(trained, config, tmp_path, capsys):
+    from gpunet.train.checkpoint import load_checkpoint, save_checkpoint
+
+    saved = load_checkpoint(trained / "checkpoints/last.npz")
+    save_checkpoint(tmp_path / "bare.npz", type(saved)(model=saved.model))  # weights only, no config
+    summary = json.loads((trained / "summary.json").read_text())
+    status, stdout, err = gpunet(capsys, "evaluate", config, "trainer.epochs=2", "--checkpoint", tmp_path / "bare.npz")
+    assert status == 0, err
+    assert json.loads(stdout.splitlines()[-1])["test_loss"] == summary["test_loss"] and "is not read" not in err
