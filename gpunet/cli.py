@@ -379,6 +379,10 @@ def main(argv=None) -> int:
         return _report(args.command, f"error: {exc.strerror or exc}{where}", 1)
     except KeyboardInterrupt as exc:
         return _interrupted(args, argv, exc)
+    except MemoryError as exc:  # NumPy's and CuPy's out-of-memory errors: sizes the user chose
+        return _report(args.command, f"error: out of memory: {exc}; the model (layer sizes), the batch "
+                       "(trainer.batch_size, trainer.eval_batch_size) or the data is too large for the device: make "
+                       "it smaller", 1)
     except Exception as exc:  # not the user's to fix: a bug in gpunet (or in a user's imported model code)
         if _debugging():
             raise

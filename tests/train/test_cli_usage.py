@@ -235,3 +235,10 @@ def test_a_checkpoint_saved_from_python_is_evaluated_with_config(trained, config
     status, stdout, err = gpunet(capsys, "evaluate", config, "trainer.epochs=2", "--checkpoint", tmp_path / "bare.npz")
     assert status == 0, err
     assert json.loads(stdout.splitlines()[-1])["test_loss"] == summary["test_loss"] and "is not read" not in err
+
+
+def test_a_model_too_large_for_memory_is_named_not_an_internal_error(config, capsys):
+    status, _, err = gpunet(capsys, "summary", config, "model.layers[0].out_features=100000000000",
+                            "model.layers[3].in_features=100000000000")
+    assert status == 1 and "error: out of memory: " in err and "trainer.batch_size" in err, err
+    assert "internal error" not in err
