@@ -26,6 +26,9 @@ _DTYPES = {"float32": "float32", "float64": "float64", "float16": "float16", "in
            "bool": "bool", "float": "float32", "double": "float64", "long": "int64"}
 
 
+__all__ = sorted({*_SUBMODULES, *_HOME, *_DTYPES, "device", "get_device"} - {"cli", "config", "data", "train"})
+
+
 def __getattr__(name):
     if name in _DTYPES:
         import numpy
