@@ -3,12 +3,13 @@ and the run directory.
 
 The run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one object per epoch),
 ``checkpoints/`` (``last.npz``, ``best.npz``, recent ``epoch-NNNN.npz``), ``summary.json`` (the final model's
-metrics on every split: ``test_accuracy``, ``test_loss``, ...) and PNG plots of the curves. ``resume=True`` continues
-from ``checkpoints/last.npz`` exactly where the run stopped.
+metrics on every split: ``test_accuracy``, ``test_loss``, ...) and PNG plots of the curves. Every file is written
+atomically (``gpunet.train.atomic``); a directory that holds a run is never written by a new run. ``resume=True``
+continues exactly from the newest intact checkpoint, or starts the run when it has none yet.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import sys
 import time
@@ -22,7 +23,8 @@ from ..config import (build_dataset, build_loss, build_model, build_optimizer, b
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
-from .checkpoint import load_checkpoint
+from .atomic import atomic_write_text, json_text, remove_stale_temporaries
+from .checkpoint import Checkpoint, CheckpointManager, fallback_message, load_checkpoint, newest_intact
 from .plots import plot_history
 from .trainer import Trainer
 
@@ -183,14 +185,14 @@ def config_differences(saved: dict, current: dict) -> list[str]:
             if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
 
 
-def resumed_config(run_dir: str, overrides=()) -> dict:
+def resumed_config(run_dir: str, overrides=()) -> dict | None:
     """The config that continues the run in ``run_dir``: its own ``config.yaml`` with ``overrides`` applied, which may
     change only ``RESUMABLE_CHANGES`` (Lightning's and Keras' resume continues that run, whatever a config file
-    says now). Raises RunError when there is no saved config or an override changes anything else."""
+    says now). None when ``run_dir`` holds no run yet (resuming it starts a new one). Raises RunError when an
+    override changes anything else."""
     path = os.path.join(run_dir, "config.yaml")
     if not os.path.exists(path):
-        raise RunError(f"nothing to resume in {run_dir}: {path} does not exist; run without --resume to start "
-                       "training")
+        return None
     saved = load_config(path)
     config = load_config(path, overrides) if overrides else saved
     differences = config_differences(saved, config)
@@ -201,18 +203,43 @@ def resumed_config(run_dir: str, overrides=()) -> dict:
     return config
 
 
-def _resume_point(run: Run) -> str:
-    path = run.checkpointer.manager.last_path
-    if not os.path.exists(path):
-        raise RunError(f"nothing to resume in {run.directory}: {path} does not exist; run without --resume to "
-                       "start training")
-    saved = load_checkpoint(path)
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json")
+
+
+def _existing_run(run_dir: str, config: dict) -> str | None:
+    """A file showing that ``run_dir`` already holds a run, or None."""
+    for name in RUN_FILES:
+        if os.path.exists(os.path.join(run_dir, name)):
+            return os.path.join(run_dir, name)
+    for manager in _managers(config, run_dir):
+        if manager.paths():
+            return manager.paths()[0]
+    return None
+
+
+def _managers(config: dict, run_dir: str) -> list[CheckpointManager]:
+    """The checkpoint directories of the run's checkpointers (its own first)."""
+    sections = [config["checkpoint"]] + [c for c in config["callbacks"] if c["type"] == "model_checkpoint"]
+    return [CheckpointManager(_inside(run_dir, section["dir"]), monitor=None) for section in sections]
+
+
+def _resume_point(run: Run) -> Checkpoint | None:
+    """The newest intact checkpoint of the run (saying on stderr which damaged ones were skipped), or None when the
+    run has none yet (it then starts from the beginning)."""
+    found = newest_intact(run.checkpointer.manager.paths())
+    if found is None:
+        print(f"gpunet: {run.directory} has no checkpoint yet; starting the run from the beginning", file=sys.stderr,
+              flush=True)
+        return None
+    path, saved, problems = found
+    if problems:
+        print(fallback_message(path, saved, problems), file=sys.stderr, flush=True)
     if saved.config is not None:
         differences = config_differences(saved.config, run.config)
         if differences:
             raise RunError(f"cannot resume {run.directory}: the config differs from the one it was trained with "
                            f"(only {', '.join(RESUMABLE_CHANGES)} may change): " + "; ".join(differences[:5]))
-    return path
+    return saved
 
 
 def final_metrics(run: Run) -> dict:
@@ -232,38 +259,63 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
     """Train as ``config`` says, write the run directory, and return the summary (also in ``summary.json``).
     ``announce_device``: say on stderr what ``device: auto`` chose.
 
-    Raises ``RunError`` when there is nothing to resume, when ``run_dir`` already holds a run and ``resume`` is
-    false, or when training stopped on a NaN/infinite loss; ConfigError, DatasetError, CheckpointError and
+    ``resume``: continue from the newest intact checkpoint (from the beginning if there is none yet). Raises
+    ``RunError`` when ``run_dir`` already holds a run and ``resume`` is false, when another process is writing to it,
+    or when training stopped on a NaN/infinite loss; ConfigError, DatasetError, CheckpointError and
     DeviceError for problems with the config, the data, a checkpoint or the device.
     """
     started = time.perf_counter()
+    if not resume:
+        existing = _existing_run(run_dir, config)
+        if existing:
+            raise RunError(f"{run_dir} already holds a run ({existing}); nothing was changed. Continue it with "
+                           "--resume, or choose another --out directory")
     built = build_run(config, run_dir, progress, announce_device)
-    checkpoint_path = None
-    if resume:
-        checkpoint_path = _resume_point(built)
-    elif os.path.exists(built.checkpointer.manager.last_path):
-        raise RunError(f"{run_dir} already holds a run ({built.checkpointer.manager.last_path}); continue it with "
-                       "--resume, or choose another --out directory")
-    dump_config(config, os.path.join(run_dir, "config.yaml"))
-    trainer = built.trainer
-    trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint_path)
-    plot_history(trainer.history.epochs, run_dir)
-    if trainer.stopped_on_error:
-        last = built.checkpointer.manager.latest()
-        kept = f"the last good checkpoint is {last} (epoch {load_checkpoint(last).epoch})" if last \
-            else "no checkpoint had been written yet"
-        raise RunError(f"training did not finish ({trainer.stop_reason.split(':')[0]} stopped it at epoch "
-                       f"{trainer.epoch + 1}); {kept}")
-    summary = {"config": config_name, "run_dir": run_dir, "epochs": trainer.epoch,
-               "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
-               **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
-    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
+    with _exclusive(run_dir):
+        for directory in [run_dir] + [m.directory for m in _managers(config, run_dir)]:
+            remove_stale_temporaries(directory)
+        checkpoint = _resume_point(built) if resume else None
+        config_path = os.path.join(run_dir, "config.yaml")
+        if not os.path.exists(config_path) or load_config(config_path) != config:
+            atomic_write_text(config_path, dump_config(config))
+        trainer = built.trainer
+        trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
+        plot_history(trainer.history.epochs, run_dir)
+        if trainer.stopped_on_error:
+            last = built.checkpointer.manager.latest()
+            kept = f"the last good checkpoint is {last} (epoch {load_checkpoint(last).epoch})" if last \
+                else "no checkpoint had been written yet"
+            raise RunError(f"training did not finish ({trainer.stop_reason.split(':')[0]} stopped it at epoch "
+                           f"{trainer.epoch + 1}); {kept}")
+        summary = {"config": config_name, "run_dir": run_dir, "epochs": trainer.epoch,
+                   "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
+                   **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
+        atomic_write_text(os.path.join(run_dir, "summary.json"), json_text(summary, indent=2) + "\n")
     return summary
+
+
+@contextlib.contextmanager
+def _exclusive(run_dir: str):
+    """Hold an exclusive lock on ``run_dir`` (the directory itself: no lock file to leave behind) while writing it;
+    RunError if another gpunet process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): nothing to hold
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RunError(f"another gpunet process is writing to {run_dir}; wait for it to finish, or choose "
+                           "another --out directory") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def summary_line(summary: dict) -> str:
     """The summary as one line of JSON, without list values (confusion matrices stay in summary.json)."""
-    return json.dumps({k: v for k, v in summary.items() if not isinstance(v, list)})
+    return json_text({k: v for k, v in summary.items() if not isinstance(v, list)})
 
