@@ -57,9 +57,10 @@ def cmd_train(args) -> int:
         if args.out is None:
             raise _usage("--resume needs --out DIR: the run directory to continue")
         config = resumed_config(args.out, args.overrides)
-        print(f"gpunet: resuming {args.out} with its saved config {os.path.join(args.out, 'config.yaml')} "
-              f"({args.config} is not read)", file=sys.stderr, flush=True)
-    else:
+        if config is not None:
+            print(f"gpunet: resuming {args.out} with its saved config {os.path.join(args.out, 'config.yaml')} "
+                  f"({args.config} is not read)", file=sys.stderr, flush=True)
+    if not args.resume or config is None:  # nothing to resume yet: --resume starts the run
         config = _load(args)
     out = args.out or default_run_dir(_config_name(args.config))
     summary = run(config, out, resume=args.resume, config_name=_config_name(args.config),
@@ -73,11 +74,13 @@ def cmd_evaluate(args) -> int:
     from .train.run import use_device
     from .config import build_dataset, build_loss, build_model, check_model
     from .data import DataLoader
-    from .train.checkpoint import CheckpointError, load_checkpoint
+    from .train.checkpoint import CheckpointError, fallback_message, open_checkpoint
     from .train.trainer import Trainer
 
     config = _load(args)
-    checkpoint = load_checkpoint(args.checkpoint)
+    path, checkpoint, problems = open_checkpoint(args.checkpoint)
+    if problems:
+        print(fallback_message(path, checkpoint, problems), file=sys.stderr, flush=True)
     use_device(config["device"])
     dataset = build_dataset(config)
     split = {"train": dataset.train, "val": dataset.validation, "test": dataset.test}[args.split]
@@ -88,7 +91,7 @@ def cmd_evaluate(args) -> int:
     try:
         model.load_state_dict(checkpoint.model)
     except (RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{args.checkpoint} does not fit the model of {args.config}: {exc}") from None
+        raise CheckpointError(f"{path} does not fit the model of {args.config}: {exc}") from None
     trainer = Trainer(model, build_loss(config), None, metrics=config["trainer"]["metrics"])
     batch = config["trainer"]["eval_batch_size"] or config["trainer"]["batch_size"]
     results = trainer.evaluate(DataLoader(split, batch), prefix=f"{args.split}_")
@@ -97,7 +100,7 @@ def cmd_evaluate(args) -> int:
         print("confusion matrix (rows: true class, columns: predicted class):")
         for row in matrix:
             print("  " + " ".join(f"{v:5d}" for v in row))
-    print(json.dumps({"checkpoint": args.checkpoint, "epoch": checkpoint.epoch, **results}), flush=True)
+    print(json.dumps({"checkpoint": path, "epoch": checkpoint.epoch, **results}), flush=True)
     return 0
 
 
