@@ -7,7 +7,7 @@ the loggers repair on resume. ``remove_stale_temporaries`` deletes the temporari
 
 Fault injection (for the soak test, ``tests/train/test_soak.py``): with the environment variable
 ``GPUNET_KILL_AT_WRITE_STEP=k`` the process SIGKILLs itself at the k-th write step since it started; the steps are
-marked by ``_step()`` below (4 per atomic write, 2 per append).
+marked by ``_step()`` below (4 per atomic write, 2 per append); ``k=0`` only counts them (``_steps_taken``).
 """
 from __future__ import annotations
 

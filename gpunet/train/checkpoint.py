@@ -310,19 +310,23 @@ class CheckpointManager:
             improved = self.record(checkpoint.epoch, metrics)
         checkpoint = dataclasses.replace(checkpoint, extra={**checkpoint.extra,
                                                             "checkpoint_manager": self.state_dict()})
-        targets = [self.last_path] + ([self.epoch_path(checkpoint.epoch)] if self.keep else [])
-        if improved:
-            targets.append(self.best_path)
+        # last.npz is written last: when it is intact, every file of its checkpoint is complete
+        targets = ([self.best_path] if improved else []) + ([self.epoch_path(checkpoint.epoch)] if self.keep else [])
+        targets.append(self.last_path)
         data = checkpoint_bytes(checkpoint, targets[0])
         os.makedirs(self.directory, exist_ok=True)
         for target in targets:
             atomic_write(target, lambda f: f.write(data))
+        self.prune()
+        return targets
+
+    def prune(self) -> None:
+        """Remove the epoch files older than the ``keep`` newest (call only once the newest are known intact)."""
         old = self.epoch_paths()[:-self.keep] if self.keep else []
         for path in old:
             os.remove(path)
         if old:
             fsync_directory(self.directory)
-        return targets
 
     def state_dict(self) -> dict:
         return {"best_score": self.best_score, "best_epoch": self.best_epoch}
@@ -337,7 +341,8 @@ class CheckpointManager:
             self.load_state_dict(checkpoint.extra["checkpoint_manager"])
 
     def paths(self) -> list[str]:
-        """Every checkpoint file here, the most recently written first: last, epoch files (newest first), best."""
+        """Every checkpoint file here, newest first: last (an intact one is the newest complete checkpoint), epoch
+        files (newest first), best."""
         found = [self.last_path] + self.epoch_paths()[::-1] + [self.best_path]
         return [path for path in found if os.path.exists(path)]
 
@@ -347,7 +352,7 @@ class CheckpointManager:
 
 
 def newest_intact(paths) -> tuple[str, Checkpoint, list[str]] | None:
-    """The newest checkpoint among ``paths`` (most recently written first) that loads and verifies:
+    """The newest checkpoint among ``paths`` (as ``CheckpointManager.paths`` orders them) that loads and verifies:
     ``(path, checkpoint, problems)`` where ``problems`` names each damaged file skipped before it. None when
     ``paths`` is empty; CheckpointError listing every file's problem when none is intact."""
     problems, intact = [], []
@@ -357,7 +362,7 @@ def newest_intact(paths) -> tuple[str, Checkpoint, list[str]] | None:
         except CheckpointError as exc:
             problems.append(str(exc))
             continue
-        if not problems:  # the most recently written file is intact: it is the newest
+        if not problems:  # the first is intact: it is the newest complete checkpoint
             return path, checkpoint, []
         intact.append((path, checkpoint))
     if not intact:

@@ -234,6 +234,8 @@ def _resume_point(run: Run) -> Checkpoint | None:
     path, saved, problems = found
     if problems:
         print(fallback_message(path, saved, problems), file=sys.stderr, flush=True)
+    else:
+        run.checkpointer.manager.prune()  # epoch files a kill kept from being removed
     if saved.config is not None:
         differences = config_differences(saved.config, run.config)
         if differences:

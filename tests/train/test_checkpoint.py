@@ -295,7 +295,7 @@ def test_manager_keeps_last_best_and_n_newest(tmp_path):
     losses = [0.5, 0.3, 0.4, 0.2, 0.25]
     for epoch, loss in enumerate(losses, start=1):
         written = manager.save(manager_checkpoint(epoch), {"val_loss": loss, "val_accuracy": 1 - loss})
-        assert [os.path.basename(p) for p in written[:2]] == ["last.npz", f"epoch-{epoch:04d}.npz"]
+        assert [os.path.basename(p) for p in written[-2:]] == [f"epoch-{epoch:04d}.npz", "last.npz"]
     names = sorted(os.listdir(tmp_path / "checkpoints"))
     assert names == ["best.npz", "epoch-0004.npz", "epoch-0005.npz", "last.npz"]
     inodes = {os.stat(tmp_path / "checkpoints" / name).st_ino for name in names}
