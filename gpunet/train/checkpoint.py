@@ -302,16 +302,20 @@ class CheckpointManager:
         return True
 
     def save(self, checkpoint: Checkpoint, metrics: dict | None = None, improved: bool | None = None) -> list[str]:
-        """Write ``checkpoint`` as ``last``, the epoch file and, if it is a new best, ``best``; returns the paths.
+        """Write ``checkpoint`` as the epoch file, ``best`` if it is a new best, and ``last``; returns the paths.
 
-        Whether it is a new best is ``improved`` when given (after ``record``), else ``record(epoch, metrics)``.
+        Whether it is a new best is ``improved`` when given (after ``record``), else ``record(epoch, metrics)``;
+        without metrics it is not. A checkpoint taken mid-epoch (``extra["partial_epoch"]``) goes to ``last`` only:
+        the epoch files stay the ends of epochs.
         """
         if improved is None:
-            improved = self.record(checkpoint.epoch, metrics)
+            improved = metrics is not None and self.record(checkpoint.epoch, metrics)
         checkpoint = dataclasses.replace(checkpoint, extra={**checkpoint.extra,
                                                             "checkpoint_manager": self.state_dict()})
         # last.npz is written last: when it is intact, every file of its checkpoint is complete
-        targets = ([self.best_path] if improved else []) + ([self.epoch_path(checkpoint.epoch)] if self.keep else [])
+        targets = [self.best_path] if improved else []
+        if self.keep and checkpoint.extra.get("partial_epoch") is None:
+            targets.append(self.epoch_path(checkpoint.epoch))
         targets.append(self.last_path)
         data = checkpoint_bytes(checkpoint, targets[0])
         os.makedirs(self.directory, exist_ok=True)
