@@ -189,7 +189,8 @@ class _EpochFileLogger(Callback):
     At the start of training it is made to agree with the checkpoint resumed from, so it reads as if training had
     never stopped: records of epochs after the checkpoint (written before a crash) and a torn or unreadable line are
     dropped, and records missing for epochs the checkpoint holds are taken from its history. Such a repair replaces
-    the file atomically. A new run (no checkpoint) starts the file empty unless ``append``.
+    the file atomically. A new run (no checkpoint) starts the file empty unless ``append`` (then only a torn line
+    is dropped).
     """
 
     order = 50
@@ -208,10 +209,12 @@ class _EpochFileLogger(Callback):
 
     def on_train_begin(self):
         resumed, exists = self.trainer.epoch, os.path.exists(self.filename)
-        if self.append and resumed == 0 and exists:
-            self._read()  # appending to a file of its own: learn its columns
-            return
         records, damaged = self._read() if exists else ([], False)
+        if self.append and resumed == 0 and exists:  # a file of its own to append to: only a torn line goes
+            if damaged:
+                self._reset()
+                atomic_write_text(self.filename, self._text(records))
+            return
         by_epoch = {}
         for record in records:
             epoch = _epoch_of(record)

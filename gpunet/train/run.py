@@ -10,6 +10,7 @@ continues exactly from the newest intact checkpoint, or starts the run when it h
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -18,8 +19,8 @@ from datetime import datetime
 
 from .. import manual_seed, set_device
 from ..backend import DeviceError
-from ..config import (build_dataset, build_loss, build_model, build_optimizer, build_scheduler, check_model,
-                      dump_config, load_config)
+from ..config import (ConfigError, build_dataset, build_loss, build_model, build_optimizer, build_scheduler,
+                      check_model, dump_config, load_config, loads_config)
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
@@ -186,15 +187,26 @@ def config_differences(saved: dict, current: dict) -> list[str]:
 
 
 def resumed_config(run_dir: str, overrides=()) -> dict | None:
-    """The config that continues the run in ``run_dir``: its own ``config.yaml`` with ``overrides`` applied, which may
-    change only ``RESUMABLE_CHANGES`` (Lightning's and Keras' resume continues that run, whatever a config file
+    """The config that continues the run in ``run_dir``: its own ``config.yaml`` (or, when that is missing or
+    unreadable, the config saved in its newest intact checkpoint, said on stderr) with ``overrides`` applied, which
+    may change only ``RESUMABLE_CHANGES`` (Lightning's and Keras' resume continues that run, whatever a config file
     says now). None when ``run_dir`` holds no run yet (resuming it starts a new one). Raises RunError when an
     override changes anything else."""
     path = os.path.join(run_dir, "config.yaml")
-    if not os.path.exists(path):
-        return None
-    saved = load_config(path)
-    config = load_config(path, overrides) if overrides else saved
+    try:
+        load = functools.partial(load_config, path)
+        saved = load()
+    except ConfigError as exc:
+        found = newest_intact(CheckpointManager(os.path.join(run_dir, "checkpoints")).paths())
+        if found is None or found[1].config is None:
+            if not os.path.exists(path):
+                return None
+            raise
+        problem = "does not exist" if not os.path.exists(path) else f"cannot be read ({str(exc).splitlines()[0]})"
+        print(f"gpunet: {path} {problem}; using the config saved in {found[0]}", file=sys.stderr, flush=True)
+        load = functools.partial(loads_config, dump_config(found[1].config), source=found[0])
+        saved = load()
+    config = load(overrides) if overrides else saved
     differences = config_differences(saved, config)
     if differences:
         raise RunError(f"cannot resume {run_dir} with these overrides: only {', '.join(RESUMABLE_CHANGES)} may "
@@ -277,9 +289,9 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
         for directory in [run_dir] + [m.directory for m in _managers(config, run_dir)]:
             remove_stale_temporaries(directory)
         checkpoint = _resume_point(built) if resume else None
-        config_path = os.path.join(run_dir, "config.yaml")
-        if not os.path.exists(config_path) or load_config(config_path) != config:
-            atomic_write_text(config_path, dump_config(config))
+        config_path, config_text = os.path.join(run_dir, "config.yaml"), dump_config(config)
+        if not os.path.exists(config_path) or _read_text(config_path) != config_text:
+            atomic_write_text(config_path, config_text)
         trainer = built.trainer
         trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
         plot_history(trainer.history.epochs, run_dir)
@@ -294,6 +306,11 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
                    **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
         atomic_write_text(os.path.join(run_dir, "summary.json"), json_text(summary, indent=2) + "\n")
     return summary
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
 
 
 @contextlib.contextmanager

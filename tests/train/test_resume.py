@@ -182,3 +182,22 @@ def test_every_file_of_a_run_is_written_atomically(tmp_path, monkeypatch):
     files = {str(p.relative_to(tmp_path / "run")) for p in (tmp_path / "run").rglob("*") if p.is_file()}
     assert files == set(replaced)
     assert sorted(set(appended)) == ["metrics.csv", "metrics.jsonl"] and len(appended) == 4
+
+
+@pytest.mark.parametrize("damage", ["empty", "missing"])
+def test_resume_survives_a_lost_config_yaml_with_the_checkpoints_config(uninterrupted, tmp_path, capsys, damage):
+    from gpunet.cli import main
+    run_dir = tmp_path / "run"
+    train(run_dir, epochs=3)
+    if damage == "empty":
+        (run_dir / "config.yaml").write_text("")
+    else:
+        (run_dir / "config.yaml").unlink()
+    status = main(["train", "ignored.yaml", "trainer.epochs=8", "--out", str(run_dir), "--resume", "--no-progress"])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert f"{run_dir / 'config.yaml'} " in err and f"using the config saved in {run_dir / 'checkpoints/last.npz'}" in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary == {**json.loads((uninterrupted / "summary.json").read_text()), "config": "ignored",
+                       "run_dir": str(run_dir), "time_s": summary["time_s"]}
+    assert (run_dir / "config.yaml").read_text() == (uninterrupted / "config.yaml").read_text()  # written back
