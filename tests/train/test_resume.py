@@ -201,3 +201,17 @@ def test_resume_survives_a_lost_config_yaml_with_the_checkpoints_config(uninterr
     assert summary == {**json.loads((uninterrupted / "summary.json").read_text()), "config": "ignored",
                        "run_dir": str(run_dir), "time_s": summary["time_s"]}
     assert (run_dir / "config.yaml").read_text() == (uninterrupted / "config.yaml").read_text()  # written back
+
+
+def test_evaluate_falls_back_from_a_damaged_last_checkpoint_naming_both(tmp_path, capsys):
+    from gpunet.cli import main
+    run_dir = tmp_path / "run"
+    train(run_dir, epochs=3)
+    (tmp_path / "c.yaml").write_text(STATEFUL)
+    last = run_dir / "checkpoints/last.npz"
+    last.write_bytes(last.read_bytes()[:-10])
+    status = main(["evaluate", str(tmp_path / "c.yaml"), "--checkpoint", str(last)])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert f"skipping a damaged checkpoint: {last} is not a valid checkpoint" in err
+    assert json.loads(out.splitlines()[-1])["checkpoint"] == str(run_dir / "checkpoints/epoch-0003.npz")
