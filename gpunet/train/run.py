@@ -286,7 +286,9 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
                            "--resume, or choose another --out directory")
     built = build_run(config, run_dir, progress, announce_device)
     with _exclusive(run_dir):
-        for directory in [run_dir] + [m.directory for m in _managers(config, run_dir)]:
+        logs = [os.path.dirname(os.path.abspath(c.filename)) for c in built.trainer.callbacks
+                if isinstance(c, (CSVLogger, JSONLLogger))]
+        for directory in {run_dir, *logs, *(m.directory for m in _managers(config, run_dir))}:
             remove_stale_temporaries(directory)
         checkpoint = _resume_point(built) if resume else None
         config_path, config_text = os.path.join(run_dir, "config.yaml"), dump_config(config)
