@@ -11,13 +11,12 @@ marked by ``_step()`` below (4 per atomic write, 2 per append); ``k=0`` only cou
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import tempfile
 
-__all__ = ["KILL_VARIABLE", "append_text", "atomic_write", "atomic_write_text", "fsync_directory", "json_text",
+__all__ = ["KILL_VARIABLE", "append_text", "atomic_write", "atomic_write_text", "fsync_directory",
            "remove_stale_temporaries"]
 
 KILL_VARIABLE = "GPUNET_KILL_AT_WRITE_STEP"
@@ -110,7 +109,3 @@ def remove_stale_temporaries(directory) -> list[str]:
         fsync_directory(directory)
     return removed
 
-
-def json_text(value, indent: int | None = None) -> str:
-    """The JSON encoding of run files (``summary.json``, ``metrics.jsonl`` records)."""
-    return json.dumps(value, indent=indent)

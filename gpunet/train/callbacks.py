@@ -21,7 +21,8 @@ import re
 import sys
 import time
 
-from .atomic import append_text, atomic_write_text, json_text
+from . import strict_json
+from .atomic import append_text, atomic_write_text
 from .checkpoint import CheckpointManager
 
 __all__ = [
@@ -72,6 +73,10 @@ class Callback:
 
     def on_batch_end(self, step: int, logs: dict) -> None:
         """``step``: the batch number within the epoch (from 1); ``logs``: ``loss`` and ``global_step``."""
+
+    def on_interrupt(self) -> None:
+        """SIGINT or SIGTERM stopped training between two steps (``gpunet.train.interrupt``); a checkpoint taken
+        now (``self.trainer.checkpoint()``) continues exactly."""
 
     def state_dict(self) -> dict:
         return {}
@@ -172,15 +177,12 @@ class ReduceLROnPlateau(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop at the first batch whose loss is NaN or infinite, naming the epoch and step. The epoch is not
-    finished, so no checkpoint is written for it: the last good checkpoint stays the latest one."""
+    """Stop at the first batch whose loss is NaN or infinite, naming the epoch and step, also when the Trainer's
+    ``on_nonfinite`` is ``"continue"`` (its default, ``"stop"``, does this already). The epoch is not finished, so
+    no checkpoint is written for it: the last good checkpoint stays the latest one."""
 
     def on_batch_end(self, step, logs):
-        loss = logs["loss"]
-        if not math.isfinite(loss):
-            epoch = self.trainer.epoch + 1
-            self.trainer.stop(f"TerminateOnNaN: the training loss is {loss} at epoch {epoch}, step {step} of the "
-                              f"epoch (global step {logs['global_step']}); training stopped", error=True)
+        self.trainer.stop_if_nonfinite(logs["loss"], step)
 
 
 class _EpochFileLogger(Callback):
@@ -282,7 +284,7 @@ class JSONLLogger(_EpochFileLogger):
         return records, damaged
 
     def _text(self, records):
-        return "".join(json_text(record) + "\n" for record in records)
+        return "".join(strict_json.dumps(record) + "\n" for record in records)
 
 
 class CSVLogger(_EpochFileLogger):
@@ -344,6 +346,9 @@ class ModelCheckpoint(Callback):
         self.last_saved_epoch = epoch
         improved = self.manager.record(epoch, logs)  # before the checkpoint takes this callback's state
         self.manager.save(self.trainer.checkpoint(), improved=improved)
+
+    def on_interrupt(self):
+        self.manager.save_last(self.trainer.checkpoint())
 
     def state_dict(self):
         return {**self.manager.state_dict(), "last_saved_epoch": self.last_saved_epoch}

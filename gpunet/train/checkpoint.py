@@ -302,26 +302,25 @@ class CheckpointManager:
         return True
 
     def save(self, checkpoint: Checkpoint, metrics: dict | None = None, improved: bool | None = None) -> list[str]:
-        """Write ``checkpoint`` as the epoch file, ``best`` if it is a new best, and ``last``; returns the paths.
-
-        Whether it is a new best is ``improved`` when given (after ``record``), else ``record(epoch, metrics)``;
-        without metrics it is not. A checkpoint taken mid-epoch (``extra["partial_epoch"]``) goes to ``last`` only:
-        the epoch files stay the ends of epochs.
-        """
+        """Write ``checkpoint`` (an epoch's end) as ``best`` if it is a new best, the epoch file, and ``last``;
+        returns the paths. Whether it is a new best is ``improved`` when given (after ``record``), else
+        ``record(epoch, metrics)``."""
         if improved is None:
-            improved = metrics is not None and self.record(checkpoint.epoch, metrics)
+            improved = self.record(checkpoint.epoch, metrics)
+        targets = ([self.best_path] if improved else []) + ([self.epoch_path(checkpoint.epoch)] if self.keep else [])
+        self._write(checkpoint, targets + [self.last_path])
+        self.prune()
+        return targets + [self.last_path]
+
+    def _write(self, checkpoint: Checkpoint, targets: list[str]) -> list[str]:
+        """``checkpoint`` with this manager's state, as a separate copy in each of ``targets``, in order (``last``
+        comes last: when it is intact, every file of its checkpoint is complete)."""
         checkpoint = dataclasses.replace(checkpoint, extra={**checkpoint.extra,
                                                             "checkpoint_manager": self.state_dict()})
-        # last.npz is written last: when it is intact, every file of its checkpoint is complete
-        targets = [self.best_path] if improved else []
-        if self.keep and checkpoint.extra.get("partial_epoch") is None:
-            targets.append(self.epoch_path(checkpoint.epoch))
-        targets.append(self.last_path)
         data = checkpoint_bytes(checkpoint, targets[0])
         os.makedirs(self.directory, exist_ok=True)
         for target in targets:
             atomic_write(target, lambda f: f.write(data))
-        self.prune()
         return targets
 
     def prune(self) -> None:
@@ -331,6 +330,11 @@ class CheckpointManager:
             os.remove(path)
         if old:
             fsync_directory(self.directory)
+
+    def save_last(self, checkpoint: Checkpoint) -> str:
+        """Write ``checkpoint`` as ``last`` only (one taken mid-epoch when training is interrupted: no epoch file, no
+        best). Returns its path."""
+        return self._write(checkpoint, [self.last_path])[-1]
 
     def state_dict(self) -> dict:
         return {"best_score": self.best_score, "best_epoch": self.best_epoch}

@@ -24,8 +24,10 @@ from ..config import (ConfigError, build_dataset, build_loss, build_model, build
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
-from .atomic import atomic_write_text, json_text, remove_stale_temporaries
+from . import strict_json
+from .atomic import atomic_write_text, remove_stale_temporaries
 from .checkpoint import Checkpoint, CheckpointManager, fallback_message, load_checkpoint, newest_intact
+from .interrupt import TrainingInterrupted
 from .plots import plot_history
 from .trainer import Trainer
 
@@ -33,7 +35,7 @@ __all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "conf
            "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
-RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every")
+RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every", "trainer.on_nonfinite")
 
 
 DEVICE_VARIABLE = "GPUNET_DEVICE"
@@ -153,7 +155,8 @@ def build_run(config: dict, run_dir: str, progress: bool = True, announce_device
     callbacks, checkpointer = build_callbacks(config, run_dir, progress)
     trainer = Trainer(model, loss, optimizer, scheduler, callbacks, metrics=trainer_cfg["metrics"],
                       grad_clip=trainer_cfg["grad_clip"], scheduler_interval=scheduler_cfg.get("interval", "epoch"),
-                      scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss")
+                      scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss",
+                      on_nonfinite=trainer_cfg["on_nonfinite"])
     trainer.config = config
     eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
     train_loader = DataLoader(dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
@@ -276,7 +279,8 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
     ``resume``: continue from the newest intact checkpoint (from the beginning if there is none yet). Raises
     ``RunError`` when ``run_dir`` already holds a run and ``resume`` is false, when another process is writing to it,
     or when training stopped on a NaN/infinite loss; ConfigError, DatasetError, CheckpointError and
-    DeviceError for problems with the config, the data, a checkpoint or the device.
+    DeviceError for problems with the config, the data, a checkpoint or the device; ``TrainingInterrupted`` (its
+    ``run_dir`` and ``checkpoint`` filled in) when SIGINT or SIGTERM stopped training.
     """
     started = time.perf_counter()
     if not resume:
@@ -295,7 +299,11 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
         if not os.path.exists(config_path) or _read_text(config_path) != config_text:
             atomic_write_text(config_path, config_text)
         trainer = built.trainer
-        trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
+        try:
+            trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
+        except TrainingInterrupted as exc:
+            exc.run_dir, exc.checkpoint = run_dir, None if exc.at_once else built.checkpointer.manager.latest()
+            raise
         plot_history(trainer.history.epochs, run_dir)
         if trainer.stopped_on_error:
             last = built.checkpointer.manager.latest()
@@ -306,7 +314,7 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
         summary = {"config": config_name, "run_dir": run_dir, "epochs": trainer.epoch,
                    "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
                    **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
-        atomic_write_text(os.path.join(run_dir, "summary.json"), json_text(summary, indent=2) + "\n")
+        atomic_write_text(os.path.join(run_dir, "summary.json"), strict_json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -338,5 +346,5 @@ def _exclusive(run_dir: str):
 
 def summary_line(summary: dict) -> str:
     """The summary as one line of JSON, without list values (confusion matrices stay in summary.json)."""
-    return json_text({k: v for k, v in summary.items() if not isinstance(v, list)})
+    return strict_json.dumps({k: v for k, v in summary.items() if not isinstance(v, list)})
 

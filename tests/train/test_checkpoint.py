@@ -391,7 +391,7 @@ def test_a_mid_epoch_checkpoint_goes_to_last_only(tmp_path):
     manager.save(manager_checkpoint(1), {"loss": 1.0})
     epoch_file = open(manager.epoch_path(1), "rb").read()
     mid = Checkpoint(model={"w": np.zeros(3)}, epoch=1, step=15, extra={"partial_epoch": {"lr": 0.1}})
-    assert manager.save(mid) == [manager.last_path]  # no metrics: not an epoch end, no best
+    assert manager.save_last(mid) == manager.last_path
     assert sorted(os.listdir(tmp_path)) == ["best.npz", "epoch-0001.npz", "last.npz"]
     assert open(manager.epoch_path(1), "rb").read() == epoch_file and load_checkpoint(manager.last_path).step == 15
     assert newest_intact(manager.paths())[1].step == 15
