@@ -93,24 +93,27 @@ def newest_step(run_dir) -> int:
     return max(steps)
 
 
-def kill_then_resume(config, run_dir, kill_at, reference) -> None:
-    """Kill a run of ``config`` at write step ``kill_at``, check nothing is corrupt, resume it to the end and
-    compare with the uninterrupted ``reference``."""
+def kill_then_resume(config, run_dir, kill_at, reference, killed_epoch=None) -> None:
+    """Kill a run of ``config`` at write step ``kill_at``, check nothing is corrupt (and that ``last.npz`` holds
+    ``killed_epoch`` if given), resume it to the end and compare with the uninterrupted ``reference``."""
     assert run_in_child(config, run_dir, kill_at), f"the run ended before write step {kill_at}"
     newest_step(run_dir)
+    if killed_epoch is not None:
+        assert load_checkpoint(Path(run_dir) / "checkpoints/last.npz").epoch == killed_epoch
     assert not run_in_child(config, run_dir)
     assert_same_run(run_dir, reference)
     assert temporaries(run_dir) == [], f"temporary files left after a kill at write step {kill_at}"
 
 
-def test_kill_at_each_step_of_the_last_epochs_writes(config_path, tmp_path):
-    # 3 epochs; epoch 3 sets the best: its metrics appends, best/epoch/last checkpoint files, pruning, the plots and
-    # summary.json are the last 30 write steps. Kill at each, resume, compare.
+def test_kill_at_each_step_of_an_epochs_writes(config_path, tmp_path):
+    # 3 epochs; epoch 3 sets the best. Its 16 write steps (metrics.jsonl and metrics.csv appends, 2 each; best.npz,
+    # epoch-0003.npz, last.npz, 4 each) come before the run's last 12 (2 plots and summary.json, 4 each).
     config = load_config(str(config_path), ["trainer.epochs=3"])
     steps = uninterrupted_run(config, tmp_path / "whole")
     assert load_checkpoint(tmp_path / "whole/checkpoints/best.npz").epoch == 3
-    for kill_at in range(steps - 29, steps + 1):
-        kill_then_resume(config, tmp_path / f"k{kill_at}", kill_at, tmp_path / "whole")
+    first, last = steps - 27, steps - 12
+    for kill_at in range(first, last + 1):  # last.npz is replaced at the last step's start: epoch 3 from then on
+        kill_then_resume(config, tmp_path / f"k{kill_at}", kill_at, tmp_path / "whole", 2 if kill_at < last else 3)
 
 
 @pytest.mark.slow
