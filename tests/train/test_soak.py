@@ -2,9 +2,10 @@
 compare with the uninterrupted run: nothing lost, nothing corrupt, nothing left behind.
 
 Kills at write steps use the fault-injection hook of ``gpunet.train.atomic`` (``GPUNET_KILL_AT_WRITE_STEP=k``:
-the process SIGKILLs itself at its k-th write step; 4 steps per atomic write, 2 per append). The fast variant runs
-``gpunet.train.run.run`` in forked children (no interpreter start-up per kill); the slow ones kill at every write
-step of a whole run, and kill real ``gpunet train`` processes with SIGKILL at random moments.
+the process SIGKILLs itself at its k-th write step; 4 steps per atomic write, 2 per append), in runs of
+``gpunet.train.run.run`` in forked children (no interpreter start-up per kill). The default suite kills at each
+write step of one epoch's end; the slow tests at every write step of a whole run, at random write steps of chains
+of resumes, and real ``gpunet train`` processes (SIGKILL from outside) at random moments.
 """
 import json
 import os
