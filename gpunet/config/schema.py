@@ -325,7 +325,8 @@ _CHECKPOINT = {
                  "checkpoints"),
     "save_best": Field(Bool(), "keep the checkpoints with the best monitored value", True),
     "save_last": Field(Bool(), "keep the latest checkpoint (what --resume continues from)", True),
-    "keep": Field(Int(ge=1), "how many best checkpoints to keep", 1),
+    "keep": Field(Int(ge=1), "how many of the newest epoch-NNNN.npz to keep (copies besides last.npz and best.npz)",
+                  1),
     "every_n_epochs": Field(Int(ge=1), "write a checkpoint every N epochs", 1),
     **_MONITOR,
 }
