@@ -6,9 +6,9 @@ implements exactly this on the CPU):
 - the array namespace ``cupy.<function>`` through ``backend.xp`` (``asarray``, ``ascontiguousarray``, ``empty``,
   ``empty_like``, ``broadcast_to`` in the launchers; the ops use more of it, always through ``xp``);
 - ``cupy.asnumpy(array)``;
-- ``cupy.RawModule(code=..., options=(...))``, ``RawModule.compile()`` and ``RawModule.get_function(name)``,
-  whose kernel is called as ``kernel(grid, block, args, shared_mem=...)``;
-- ``cupy.cuda.Device(index)`` as a context manager, and its ``pci_bus_id`` (telemetry);
+- ``cupy.RawModule(code=...)``, ``RawModule.compile()`` and ``RawModule.get_function(name)``, whose kernel is
+  called as ``kernel(grid, block, args, shared_mem=...)``;
+- ``cupy.cuda.Device(index)`` as a context manager, its ``use()`` and its ``pci_bus_id`` (telemetry);
 - ``cupy.cuda.runtime.getDeviceProperties(index)["maxGridSize"]``;
 - ``cupy.get_default_memory_pool().used_bytes()`` / ``.total_bytes()``.
 
@@ -73,8 +73,9 @@ class CupyBackend(FusedKernels):
         """Bytes held by CuPy's default memory pool: ``{"pool_used_bytes", "pool_total_bytes"}``."""
         # CuPy allocates device memory through a pool that keeps freed blocks for reuse (CuPy user guide,
         # "Memory Management"): total_bytes() is what the pool holds from the driver, used_bytes() what arrays use.
-        pool = self.xp.get_default_memory_pool()
-        return {"pool_used_bytes": int(pool.used_bytes()), "pool_total_bytes": int(pool.total_bytes())}
+        with self.activate():  # the pool's counters are the current device's
+            pool = self._cupy.get_default_memory_pool()
+            return {"pool_used_bytes": int(pool.used_bytes()), "pool_total_bytes": int(pool.total_bytes())}
 
     def __deepcopy__(self, memo):
         return self  # one backend per device: copied tensors must share it

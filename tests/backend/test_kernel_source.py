@@ -11,6 +11,8 @@ from gpunet.backend import cupy_backend, kernel_dir
 from gpunet.backend.device import Device
 from gpunet.backend.emulated import cupy_standin
 from gpunet.backend.kernel_source import kernel_source
+from gpunet.backend.registry import KERNELS, families
+from gpunet.testing import nvrtc
 
 BLOCK_REDUCE_RESULT = "T result = scratch[0];"
 DOUBLED = "T result = op(scratch[0], scratch[0]);"  # softmax's (max, sum) pair combined with itself: sum doubled
@@ -83,3 +85,14 @@ def test_the_stand_in_caches_by_source_text_and_options_only_as_cupy_does(kernel
     rebuilt = cupy_standin.RawModule(code=code, options=(f"-I{kernels}", f"-I{kernels}/."))
     rebuilt.compile()  # another key: built now, from the edited header
     assert rebuilt._module.library_path.read_bytes() != first._module.library_path.read_bytes()
+
+
+@pytest.mark.parametrize("family", families())
+def test_what_raw_module_gets_compiles_with_nvrtc_and_cupys_options_alone(family, tmp_path):
+    """No include path needed; ``-ftz=true`` (which CuPy appends) makes float32 arithmetic flush subnormals."""
+    path = tmp_path / f"{family}.cu"
+    path.write_text(kernel_source(family))
+    ptx = nvrtc.compile_file(path, "compute_80", options=("-ftz=true",), include_dirs=()).ptx
+    entries = set(re.findall(r"\.entry (\w+)\(", ptx))
+    assert {e for k in KERNELS.values() if k.family == family for e in k.entry_points} <= entries
+    assert re.search(r"\.ftz\.f32", ptx)
