@@ -179,6 +179,9 @@ public:
     std::vector<std::thread*> workers;
     std::atomic<uint32_t> launch_gen{0};
     std::atomic<uint32_t> finished{0};
+    // Workers that have seen the current launch (all of them, busy or idle): a launch returns only when every
+    // worker has read its thread count, so a worker slow to wake never reads the next launch's count instead.
+    std::atomic<uint32_t> acknowledged{0};
 
     void fail(const std::string& message) {
         {
@@ -299,7 +302,9 @@ public:
             while ((gen = launch_gen.load(std::memory_order_acquire)) == seen)
                 futex(&launch_gen, FUTEX_WAIT_PRIVATE, seen, nullptr);
             seen = gen;
-            if (index < nthreads) run_thread(index);
+            const bool active = index < nthreads;
+            acknowledged.fetch_add(1, std::memory_order_acq_rel);
+            if (active) run_thread(index);
         }
     }
 
@@ -442,6 +447,7 @@ public:
         aborted.store(false);
         arrived.store(0);
         finished.store(0);
+        acknowledged.store(0);
         current_block = 0;
         sites.assign(nthreads, Site{nullptr, 0});
         if (dyn_smem_bytes) std::memset(dyn_smem, 0xFF, dyn_smem_bytes);
@@ -466,6 +472,7 @@ public:
                 }
             }
         }
+        while (acknowledged.load(std::memory_order_acquire) < workers.size()) std::this_thread::yield();
         return aborted.load() ? 1 : 0;
     }
 };
