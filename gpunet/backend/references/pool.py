@@ -5,7 +5,8 @@ Work is vectorised over pixels: windows are strided views (``sliding_window_view
 only Python loops run over the kh * kw positions of the window. Max pooling has fast paths with the same results
 (values, argmax indices, gradients): windows that tile the input (stride == kernel, no padding, dilation 1) are
 read through a reshape instead of a padded copy, and when no two windows share an input element the backward
-writes each gy straight to its argmax.
+writes each gy straight to its argmax. Average pooling over tiling windows is likewise a reshape and kh * kw - 1
+adds forward, and one broadcast copy backward.
 """
 from __future__ import annotations
 
@@ -181,6 +182,13 @@ def avg_pool2d(xp, x, kernel, stride, padding, count_include_pad=True, ceil_mode
     """Window means: the sum over the window divided by its size (padding counted when ``count_include_pad``, the
     window clipped to the padded input) or by ``divisor_override``; 0 for a window with no input element."""
     out = _out_shape(x.shape, kernel, stride, padding, (1, 1), ceil_mode)
+    if _tiles(x.shape, out, kernel, stride, padding, (1, 1)):
+        return _tiled_avg_pool2d(xp, x, out, kernel, divisor_override or kernel[0] * kernel[1])
+    return _windowed_avg_pool2d(xp, x, out, kernel, stride, padding, count_include_pad, divisor_override)
+
+
+def _windowed_avg_pool2d(xp, x, out, kernel, stride, padding, count_include_pad, divisor_override):
+    """``avg_pool2d`` for any geometry: a sum over the padded input's strided windows."""
     win = _windows(xp, _padded(xp, x, out, kernel, stride, padding, (1, 1), 0), out, kernel, stride, (1, 1))
     divisor, empty = _avg_divisors(xp, x.shape, out, kernel, stride, padding, count_include_pad, divisor_override,
                                    x.dtype)
@@ -189,7 +197,44 @@ def avg_pool2d(xp, x, kernel, stride, padding, count_include_pad=True, ceil_mode
 
 def avg_pool2d_backward(xp, gy, x_shape, kernel, stride, padding, count_include_pad=True, divisor_override=None):
     """gx: the adjoint of ``avg_pool2d``, each gy[oh, ow] / divisor spread over its window's input elements."""
+    if _tiles(x_shape, gy.shape[2:], kernel, stride, padding, (1, 1)):
+        return _tiled_avg_pool2d_backward(xp, gy, x_shape, kernel, divisor_override or kernel[0] * kernel[1])
+    return _windowed_avg_pool2d_backward(xp, gy, x_shape, kernel, stride, padding, count_include_pad, divisor_override)
+
+
+def _windowed_avg_pool2d_backward(xp, gy, x_shape, kernel, stride, padding, count_include_pad, divisor_override):
+    """``avg_pool2d_backward`` for any geometry: the scaled gy added back window position by window position."""
     divisor, empty = _avg_divisors(xp, x_shape, gy.shape[2:], kernel, stride, padding, count_include_pad,
                                    divisor_override, gy.dtype)
     g = xp.where(empty, xp.zeros((), dtype=gy.dtype), gy / divisor)
     return xp.ascontiguousarray(_scatter_windows(xp, lambda i, j: g, x_shape, kernel, stride, padding, (1, 1)))
+
+
+def _tiled_avg_pool2d(xp, x, out, kernel, divisor):
+    """``avg_pool2d`` for tiling windows: x viewed as (N, C, OH, kh, OW, kw) and the kh * kw window positions added
+    in (i, j) order (PyTorch's summation order), then divided (every window lies inside the input)."""
+    n, c = x.shape[:2]
+    (oh, ow), (kh, kw) = out, kernel
+    tiles = x[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw)
+    total = tiles[:, :, :, 0, :, 0].copy()
+    for i in range(kh):
+        for j in range(kw):
+            if i or j:
+                total += tiles[:, :, :, i, :, j]
+    total /= total.dtype.type(divisor)
+    return total
+
+
+def _tiled_avg_pool2d_backward(xp, gy, x_shape, kernel, divisor):
+    """``avg_pool2d_backward`` for tiling windows: gy / divisor repeated over each window (one broadcast copy),
+    zeros in the rows and columns no window covers."""
+    n, c, h, w = x_shape
+    (oh, ow), (kh, kw) = gy.shape[2:], kernel
+    g = gy / gy.dtype.type(divisor)
+    g += 0  # -0.0 becomes 0.0, as when accumulating into zeros
+    tiled = xp.broadcast_to(g[:, :, :, None, :, None], (n, c, oh, kh, ow, kw)).reshape(n, c, oh * kh, ow * kw)
+    if (oh * kh, ow * kw) == (h, w):
+        return tiled
+    gx = xp.zeros(x_shape, dtype=gy.dtype)
+    gx[:, :, :oh * kh, :ow * kw] = tiled
+    return gx
