@@ -48,22 +48,36 @@ def _tiles(x_shape, out, kernel, stride, padding, dilation) -> bool:
 
 
 def _tiled_max_pool2d(xp, x, out, kernel):
-    """``max_pool2d`` for tiling windows: x viewed as (N, C, OH, kh, OW, kw), the same first-max / last-NaN scan."""
+    """``max_pool2d`` for tiling windows: the same first-max / last-NaN scan over the window positions, tracking
+    each maximum's offset i * W + j from its window's corner. x is copied once to (kh, kw, N, C, OH, OW) so that
+    every step runs over contiguous planes, and the choices are branch-free blends (the float bits through an
+    integer mask, the offsets by a multiply): in NumPy, ``where`` on a random mask is several times slower (its
+    branches mispredicted), and so are strided operands with short rows."""
     n, c, h, w = x.shape
     (oh, ow), (kh, kw) = out, kernel
-    tiles = x[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw)
-    best = tiles[:, :, :, 0, :, 0].copy()
-    pick = xp.zeros((n, c, oh, ow), dtype=xp.int64)  # window position i * kw + j; a window of -inf keeps 0
+    bits = xp.dtype(f"int{8 * x.dtype.itemsize}")
+    planes = xp.ascontiguousarray(x[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw).transpose(3, 5, 0, 1, 2, 4))
+    best = planes[0, 0].copy()
+    best_bits = best.view(bits)
+    offset = xp.zeros((n, c, oh, ow), dtype=xp.int32 if h * w < 2 ** 31 else xp.int64)  # -inf only: the corner
+    better, nan = xp.empty(best.shape, dtype=bool), xp.empty(best.shape, dtype=bool)
+    mask, flip, step = xp.empty(best.shape, dtype=bits), xp.empty(best.shape, dtype=bits), xp.empty_like(offset)
     for i in range(kh):
         for j in range(kw):
             if i or j:
-                v = tiles[:, :, :, i, :, j]
-                better = (v > best) | (v != v)
-                best = xp.where(better, v, best)
-                pick = xp.where(better, i * kw + j, pick)
-    rows = (xp.arange(oh) * kh)[:, None] + pick // kw
-    cols = (xp.arange(ow) * kw)[None, :] + pick % kw
-    return best, rows * w + cols
+                v = planes[i, j]
+                xp.greater(v, best, out=better)
+                xp.not_equal(v, v, out=nan)
+                better |= nan
+                xp.subtract(0, better, out=mask, dtype=bits)  # 0 or -1: all bits set where better
+                xp.bitwise_xor(best_bits, v.view(bits), out=flip)
+                flip &= mask
+                best_bits ^= flip  # best = v where better
+                xp.subtract(offset, i * w + j, out=step)
+                step *= better
+                offset -= step  # offset = i * W + j where better
+    corner = (xp.arange(oh, dtype=xp.int64) * (kh * w))[:, None] + (xp.arange(ow, dtype=xp.int64) * kw)[None, :]
+    return best, xp.add(offset, corner, dtype=xp.int64)
 
 
 def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode=False):
