@@ -140,3 +140,22 @@ def test_the_avg_fast_paths_are_the_ones_taken(monkeypatch):
         with pytest.raises(AssertionError, match="general path"):  # overlap, padding, a partial last window
             P.avg_pool2d(np, np.ones((2, 3, 8, 8), np.float32), (2, 2) if stride != (3, 3) else (3, 3), stride,
                          padding, ceil_mode=ceil_mode)
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_tiled_paths_on_the_emulated_device_equal_torch(op):
+    """float64 on cuda-emu runs these references through the emulated array module (CuPy's API)."""
+    import gpunet as gn
+
+    x = tie_heavy((3, 4, 9, 8), 1, np.float64) if op == "max" else np.random.default_rng(1).standard_normal((3, 4, 9, 8))
+    ours = gn.nn.functional.max_pool2d if op == "max" else gn.nn.functional.avg_pool2d
+    theirs = F.max_pool2d if op == "max" else F.avg_pool2d
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt, 2)
+    gy = np.random.default_rng(2).standard_normal(tuple(yt.shape))
+    yt.backward(torch.tensor(gy))
+    t = gn.tensor(x, device="cuda-emu", requires_grad=True)
+    y = ours(t, 2)
+    y.backward(gn.tensor(gy, device="cuda-emu"))
+    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+    np.testing.assert_array_equal(t.grad.numpy(), xt.grad.numpy())
