@@ -6,7 +6,7 @@ only Python loops run over the kh * kw positions of the window. Max pooling has 
 (values, argmax indices, gradients): windows that tile the input (stride == kernel, no padding, dilation 1) are
 read through a reshape instead of a padded copy, and when no two windows share an input element the backward
 writes each gy straight to its argmax. Average pooling over tiling windows is likewise a reshape and kh * kw - 1
-adds forward, and one broadcast copy backward.
+adds forward, and a repeat of gy backward.
 """
 from __future__ import annotations
 
@@ -240,13 +240,14 @@ def _tiled_avg_pool2d(xp, x, out, kernel, divisor):
 
 
 def _tiled_avg_pool2d_backward(xp, gy, x_shape, kernel, divisor):
-    """``avg_pool2d_backward`` for tiling windows: gy / divisor repeated over each window (one broadcast copy),
-    zeros in the rows and columns no window covers."""
-    n, c, h, w = x_shape
+    """``avg_pool2d_backward`` for tiling windows: gy / divisor repeated over each window, zeros in the rows and
+    columns no window covers. Two ``repeat`` calls: about 5x faster in NumPy than one copy of a broadcast view,
+    whose innermost run is kw elements."""
+    h, w = x_shape[2:]
     (oh, ow), (kh, kw) = gy.shape[2:], kernel
     g = gy / gy.dtype.type(divisor)
     g += 0  # -0.0 becomes 0.0, as when accumulating into zeros
-    tiled = xp.broadcast_to(g[:, :, :, None, :, None], (n, c, oh, kh, ow, kw)).reshape(n, c, oh * kh, ow * kw)
+    tiled = xp.repeat(xp.repeat(g, kw, axis=3), kh, axis=2)
     if (oh * kh, ow * kw) == (h, w):
         return tiled
     gx = xp.zeros(x_shape, dtype=gy.dtype)
