@@ -293,8 +293,8 @@ def step_case(gn, torch, forwards, x, gy, repeats, title, target):
 
         return step
 
-    times, first = alternate({name: step_runner(fw, forwards[name]) for name, fw in (("gpunet", gn), ("pytorch", torch))},
-                             repeats)
+    frameworks = {"gpunet": gn, "pytorch": torch}
+    times, first = alternate({name: step_runner(fw, forwards[name]) for name, fw in frameworks.items()}, repeats)
     _check_agree(title.split(":")[0], first, 1e-3)
     return report(title, times, target, unit="step")
 

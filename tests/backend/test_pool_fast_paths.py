@@ -147,7 +147,8 @@ def test_tiled_paths_on_the_emulated_device_equal_torch(op):
     """float64 on cuda-emu runs these references through the emulated array module (CuPy's API)."""
     import gpunet as gn
 
-    x = tie_heavy((3, 4, 9, 8), 1, np.float64) if op == "max" else np.random.default_rng(1).standard_normal((3, 4, 9, 8))
+    shape = (3, 4, 9, 8)
+    x = tie_heavy(shape, 1, np.float64) if op == "max" else np.random.default_rng(1).standard_normal(shape)
     ours = gn.nn.functional.max_pool2d if op == "max" else gn.nn.functional.avg_pool2d
     theirs = F.max_pool2d if op == "max" else F.avg_pool2d
     xt = torch.tensor(x, requires_grad=True)
