@@ -1,7 +1,10 @@
 """Reference of the recurrent-cell family (fused LSTM and GRU cells), written against ``xp``.
 
 Gate pre-activations keep PyTorch's layout along the last axis: blocks [i | f | g | o] (LSTM) and [r | z | n]
-(GRU), each ``hidden`` wide. The backward functions recompute the activations from the pre-activations.
+(GRU), each ``hidden`` wide. The cell backward functions recompute the activations from the pre-activations
+(the contract of the per-step CUDA kernels); ``lstm_layer`` / ``lstm_layer_backward`` run a whole sequence with the
+activations kept from forward, few NumPy calls per step on preallocated buffers, and everything that does not
+depend on the previous step done once for all steps.
 """
 from __future__ import annotations
 
@@ -55,6 +58,95 @@ def lstm_cell_backward(xp, gates, c_prev, grad_h, grad_c):
     slope[..., 2 * hidden:3 * hidden] = 1 - g * g
     grad_gates *= slope
     return grad_gates, gc * f
+
+
+def _gate_scale(xp, hidden, dtype):
+    """(scale, shift) over the 4H gate axis: sigmoid(a) = tanh(a / 2) / 2 + 1 / 2 for i, f, o; tanh(a) for g."""
+    scale = xp.full(4 * hidden, 0.5, dtype=dtype)
+    scale[2 * hidden:3 * hidden] = 1
+    shift = scale.copy()
+    shift[2 * hidden:3 * hidden] = 0
+    return scale, shift
+
+
+def time_order(steps, reverse):
+    """The step indices in the order a layer runs them."""
+    return range(steps - 1, -1, -1) if reverse else range(steps)
+
+
+def previous_states(xp, first, states, reverse):
+    """The state entering each step, in time order: ``first``, then ``states`` shifted by one along the run."""
+    return xp.concatenate((states[1:], first[None]) if reverse else (first[None], states[:-1]))
+
+
+def lstm_layer(xp, pre, w_hh, h0, c0, reverse=False):
+    """One LSTM layer over a sequence after the input projection: ``pre`` (L, N, 4H) = x W_ih^T + b_ih + b_hh,
+    w_hh (4H, H), h0 and c0 (N, H); steps run backwards with ``reverse``. Returns ``(out, cells, act, tanh_c)``:
+    the hidden and cell states of every step (L, N, H), and for the backward the activations
+    [sigmoid(i) | sigmoid(f) | tanh(g) | sigmoid(o)] (L, N, 4H), computed in ``pre``'s memory (overwritten), and
+    tanh of the cell states (L, N, H). The same arithmetic as ``lstm_cell`` per step (scaling by 1/2 is exact)."""
+    steps, batch, gates = pre.shape
+    hidden = gates // 4
+    scale, shift = _gate_scale(xp, hidden, pre.dtype)
+    act = pre
+    act *= scale  # the activations are computed in place: first the (scaled) pre-activations of every step
+    w_scaled = (w_hh * scale[:, None]).T
+    out = xp.empty((steps, batch, hidden), dtype=pre.dtype)
+    cells, tanh_c = xp.empty_like(out), xp.empty_like(out)
+    recurrent, ig = xp.empty((batch, gates), dtype=pre.dtype), xp.empty((batch, hidden), dtype=pre.dtype)
+    h, c = h0, c0
+    for t in time_order(steps, reverse):
+        a = act[t]
+        xp.matmul(h, w_scaled, out=recurrent)
+        a += recurrent
+        xp.tanh(a, out=a)
+        a *= scale
+        a += shift
+        i, f, g, o = _blocks(a, 4, hidden)
+        c_t, h = cells[t], out[t]
+        xp.multiply(f, c, out=c_t)
+        xp.multiply(i, g, out=ig)
+        c_t += ig
+        xp.tanh(c_t, out=tanh_c[t])
+        xp.multiply(o, tanh_c[t], out=h)
+        c = c_t
+    return out, cells, act, tanh_c
+
+
+def lstm_layer_backward(xp, act, cells, tanh_c, c0, w_hh, grad_out, grad_h, grad_c, reverse=False):
+    """The gradients ``(grad_pre (L, N, 4H), grad_h0, grad_c0)`` of ``lstm_layer`` from those of its outputs:
+    ``grad_out`` (L, N, H) or None, and of the last step's h and c (N, H) or None; ``act``, ``cells``, ``tanh_c``
+    as ``lstm_layer`` returned them. Per step only the recurrence runs (the gradients flowing through the
+    previous h and c); every factor that needs no gradient is formed once for all steps."""
+    steps, batch, gates = act.shape
+    hidden = gates // 4
+    i, f, g, o = _blocks(act, 4, hidden)
+    # grad_pre = [gc * g * i'(.), gc * c_prev * f'(.), gc * i * g'(.), dh * tanh(c) * o'(.)], gc the gradient of c
+    factor = 1 - act
+    factor *= act  # s (1 - s) for the sigmoid gates
+    factor[..., 2 * hidden:3 * hidden] = 1 - g * g
+    factor[..., :hidden] *= g
+    factor[..., hidden:2 * hidden] *= previous_states(xp, c0, cells, reverse)
+    factor[..., 2 * hidden:3 * hidden] *= i
+    factor[..., 3 * hidden:] *= tanh_c
+    through_h = 1 - tanh_c * tanh_c  # gc = grad_c + dh * o * (1 - tanh(c)^2)
+    through_h *= o
+    factor4 = factor.reshape(steps, batch, 4, hidden)
+    grad_pre = xp.empty_like(act)
+    grad_pre4 = grad_pre.reshape(steps, batch, 4, hidden)
+    dh = xp.zeros_like(c0) if grad_h is None else grad_h.copy()
+    dc = xp.zeros_like(c0) if grad_c is None else grad_c.copy()
+    gc = xp.empty_like(dc)
+    for t in reversed(time_order(steps, reverse)):
+        if grad_out is not None:
+            dh += grad_out[t]
+        xp.multiply(dh, through_h[t], out=gc)
+        gc += dc
+        xp.multiply(gc[:, None, :], factor4[t, :, :3], out=grad_pre4[t, :, :3])
+        xp.multiply(dh, factor4[t, :, 3], out=grad_pre4[t, :, 3])
+        xp.multiply(gc, f[t], out=dc)
+        xp.matmul(grad_pre[t], w_hh, out=dh)
+    return grad_pre, dh, dc
 
 
 def _gru_activations(xp, gi, gh, hidden):
