@@ -182,16 +182,15 @@ class RecurrentLayer(Function):
         xp, mode = backend.xp, self.mode
         x, h, c, w_ih, w_hh, b_ih, b_hh = self._split(arrays)
         steps, batch, features = x.shape
+        self.layer_saved = None
+        if mode == "LSTM" and not _launches_cell_kernels(backend, x.dtype):  # the whole layer in one call
+            bias = None if b_ih is None else b_ih + b_hh
+            out, c_n, self.layer_saved = backend.lstm_layer(x, w_ih, w_hh, bias, h, c, self.reverse)
+            return out, out[0 if self.reverse else steps - 1], c_n
         pre = x.reshape(steps * batch, features) @ w_ih.T
         if b_ih is not None:
             pre += b_ih if mode == "GRU" else b_ih + b_hh
         pre = pre.reshape(steps, batch, -1)
-        self.activations = None
-        if mode == "LSTM" and not _launches_cell_kernels(backend, x.dtype):  # the whole layer in one call
-            out, cells, *self.activations = backend.lstm_layer(pre, w_hh, h, c, self.reverse)
-            self.saved = (None, cells, None)
-            last = 0 if self.reverse else steps - 1
-            return out, out[last], cells[last]
         w_hh_t = w_hh.T
         out = xp.empty((steps, batch, w_hh.shape[1]), dtype=x.dtype)
         cells = xp.empty_like(out) if mode == "LSTM" else None
@@ -220,30 +219,35 @@ class RecurrentLayer(Function):
     def backward(self, grad_out, grad_h, grad_c=None):
         if is_grad_enabled():
             return self._recorded_backward(grad_out, grad_h, grad_c)
-        backend, mode = self.backend, self.mode
-        xp = backend.xp
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh = self._split(t.data for t in self.inputs)
+        backend = self.backend
+        x, h0, c0, w_ih, w_hh, _, _ = self._split(t.data for t in self.inputs)
+        grad_out, grad_h, grad_c = (None if g is None else g.data for g in (grad_out, grad_h, grad_c))
+        needs = self._split(self.needs_input_grad)
+        if self.layer_saved is not None:
+            grad_x, grad_w_ih, grad_w_hh, grad_bias, dh, dc = backend.lstm_layer_backward(
+                self.layer_saved, x, w_ih, w_hh, h0, c0, self.outputs_data[0], grad_out, grad_h, grad_c, self.reverse)
+            grads = (grad_x, dh, dc, grad_w_ih, grad_w_hh, grad_bias, grad_bias.copy())
+            grads = (g if need else None for g, need in zip(grads, needs))
+        else:
+            grads = self._step_grads(x, h0, c0, w_ih, w_hh, grad_out, grad_h, grad_c, needs)
+        return self._pack(*(None if g is None else Tensor(g, backend) for g in grads))
+
+    def _step_grads(self, x, h0, c0, w_ih, w_hh, grad_out, grad_h, grad_c, needs):
+        """The gradients (in _split order) of the per-step forward."""
+        xp, mode = self.backend.xp, self.mode
         pre, cells, recurrent = self.saved
         h_prev = previous_states(xp, h0, self.outputs_data[0], self.reverse)
-        grad_out, grad_h, grad_c = (None if g is None else g.data for g in (grad_out, grad_h, grad_c))
-        if self.activations is not None:
-            act, tanh_c = self.activations
-            d_pre, dh, dc = backend.lstm_layer_backward(act, cells, tanh_c, c0, w_hh, grad_out, grad_h, grad_c,
-                                                        self.reverse)
-            d_rec = d_pre
-        else:
-            d_pre, d_rec, dh, dc = self._backward_steps(pre, cells, recurrent, h0, c0, h_prev, w_hh, grad_out,
-                                                        grad_h, grad_c)
-        need_x, need_h0, need_c0, need_w_ih, need_w_hh, need_b_ih, need_b_hh = self._split(self.needs_input_grad)
+        d_pre, d_rec, dh, dc = self._backward_steps(pre, cells, recurrent, h0, c0, h_prev, w_hh, grad_out, grad_h,
+                                                    grad_c)
+        need_x, need_h0, need_c0, need_w_ih, need_w_hh, need_b_ih, need_b_hh = needs
         rows = d_pre.reshape(-1, d_pre.shape[-1])  # (L*N, G*H): every step at once
         rec_rows = d_rec.reshape(-1, d_rec.shape[-1])
-        grads = ((rows @ w_ih).reshape(x.shape) if need_x else None,
-                 dh if need_h0 else None,
-                 dc if need_c0 else None,
-                 rows.T @ x.reshape(-1, x.shape[-1]) if need_w_ih else None,
-                 rec_rows.T @ h_prev.reshape(-1, h_prev.shape[-1]) if need_w_hh else None,
-                 *self._bias_grads(rows, rec_rows, need_b_ih, need_b_hh))
-        return self._pack(*(None if g is None else Tensor(g, backend) for g in grads))
+        return ((rows @ w_ih).reshape(x.shape) if need_x else None,
+                dh if need_h0 else None,
+                dc if need_c0 else None,
+                rows.T @ x.reshape(-1, x.shape[-1]) if need_w_ih else None,
+                rec_rows.T @ h_prev.reshape(-1, h_prev.shape[-1]) if need_w_hh else None,
+                *self._bias_grads(rows, rec_rows, need_b_ih, need_b_hh))
 
     def _backward_steps(self, pre, cells, recurrent, h0, c0, h_prev, w_hh, grad_out, grad_h, grad_c):
         """The backward step by step through the fused cells: (d_pre, d_rec, grad_h0, grad_c0)."""
