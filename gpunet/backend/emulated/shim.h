@@ -439,21 +439,20 @@ inline T atomic_add(T* address, T val) {
     return std::atomic_ref<T>(*address).fetch_add(val, std::memory_order_relaxed);
 }
 
-template <typename T>
-inline T atomic_max(T* address, T val) {
+// Store val while better(val, old) holds for the value old found there; returns the value before.
+template <typename T, typename Better>
+inline T atomic_improve(T* address, T val, Better better) {
     std::atomic_ref<T> ref(*address);
     T old = ref.load(std::memory_order_relaxed);
-    while (old < val && !ref.compare_exchange_weak(old, val, std::memory_order_relaxed)) {}
+    while (better(val, old) && !ref.compare_exchange_weak(old, val, std::memory_order_relaxed)) {}
     return old;
 }
 
 template <typename T>
-inline T atomic_min(T* address, T val) {
-    std::atomic_ref<T> ref(*address);
-    T old = ref.load(std::memory_order_relaxed);
-    while (val < old && !ref.compare_exchange_weak(old, val, std::memory_order_relaxed)) {}
-    return old;
-}
+inline T atomic_max(T* address, T val) { return atomic_improve(address, val, [](T a, T b) { return b < a; }); }
+
+template <typename T>
+inline T atomic_min(T* address, T val) { return atomic_improve(address, val, [](T a, T b) { return a < b; }); }
 
 }  // namespace cuda_emu
 
