@@ -142,15 +142,15 @@ def lstm_layer(xp, x, w_ih, w_hh, bias, h0, c0, reverse=False):
     gate activations, cell states and their tanh, kept from forward).
 
     sigmoid(a) = 1 / (1 + exp(-a)) for i, f, o and tanh(g) = 2 sigmoid(2 g) - 1: one exp over all gates (the
-    factors -1 and -2 are applied to the projection and to w_hh once, exactly); the argument of exp is clamped at
+    factors -1 and -2 are folded into the weights and bias, exactly); the argument of exp is clamped at
     ``_exp_limit`` (a sigmoid below ~1e-35 in float32, ~1e-304 in float64, is that value instead of 0)."""
     steps, batch = x.shape[:2]
     hidden, dtype = w_hh.shape[1], x.dtype
     layout = _Layout(xp, hidden)
     scale = xp.full(4 * hidden, -1, dtype=dtype)
     scale[2 * hidden:3 * hidden] = -2
-    act = layout.project(x, w_ih, bias)  # the activations are computed in place, from the scaled projection
-    act *= layout.along_gates(scale)
+    # the activations are computed in place, from the projection with the scales folded into the weights
+    act = layout.project(x, w_ih * scale[:, None], None if bias is None else bias * scale)
     w = w_hh * scale[:, None]
     out = xp.empty((steps, batch, hidden), dtype=dtype)
     cells = xp.empty((steps,) + layout.state(out[0]).shape, dtype=dtype)
