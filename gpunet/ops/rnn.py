@@ -6,7 +6,8 @@ pre-activations in PyTorch's layout, blocks [i | f | g | o] (LSTM) or [r | z | n
 then per step one GEMM and one fused cell; backward, per step one fused cell backward and one GEMM, then one GEMM
 each for the weight and input gradients of all steps at once. First-order backward runs the fused backward
 kernels; when the backward itself is recorded (``create_graph=True``) the same gradients come from a graph of
-differentiable elementary ops, so derivatives of any order are right.
+differentiable elementary ops, so derivatives of any order are right. Where the LSTM cell kernels do not launch
+(the CPU, float64), an LSTM layer is one ``lstm_layer`` call instead, which keeps the activations for its backward.
 """
 from __future__ import annotations
 
