@@ -191,7 +191,13 @@ class EveryLayer(nn.Module):
                                     nn.Flatten())
         self.signals = nn.Sequential(nn.Conv1d(2, 3, 3), nn.MaxPool1d(2), nn.AvgPool1d(1), nn.AdaptiveAvgPool1d(2),
                                      nn.Flatten(), nn.BatchNorm1d(6))
+        self.more_images = nn.Sequential(nn.DepthwiseSeparableConv2d(2, 4, 3, padding=1), nn.GroupNorm(2, 4),
+                                         nn.Dropout2d(0.2), nn.Upsample(scale_factor=2), nn.Flatten())
         self.tokens = nn.Embedding(10, 5)
+        self.sequence = nn.Sequential(nn.PositionalEncoding(5), nn.LearnedPositionalEncoding(5, max_len=8),
+                                      nn.TransformerEncoder(nn.TransformerEncoderLayer(5, 1, dim_feedforward=8), 2),
+                                      nn.LayerNorm(5))
+        self.attention = nn.ModuleList([nn.MultiheadAttention(5, 1), nn.AdditiveAttention(5)])
         self.recurrent = nn.ModuleList([nn.LSTM(5, 4), nn.GRU(5, 4), nn.RNN(5, 4)])
         self.cells = nn.ModuleDict({"lstm": nn.LSTMCell(5, 4), "gru": nn.GRUCell(5, 4), "rnn": nn.RNNCell(5, 4)})
         self.activations = nn.ModuleList([
@@ -201,8 +207,11 @@ class EveryLayer(nn.Module):
         self.head = nn.Linear(4, 3)
 
     def forward(self, images, signals, tokens):
-        total = self.images(images).sum() + self.signals(signals).sum()
+        total = self.images(images).sum() + self.signals(signals).sum() + self.more_images(images).sum()
         embedded = self.tokens(tokens)  # (T, N, 5)
+        total = total + self.sequence(embedded).sum() + self.attention[0](embedded, embedded, embedded)[0].sum()
+        batch_first = embedded.transpose(0, 1)
+        total = total + self.attention[1](batch_first[:, 0], batch_first)[0].sum()
         for layer in self.recurrent:
             total = total + layer(embedded)[0].sum()
         for layer in self.cells.values():
