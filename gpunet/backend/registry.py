@@ -102,6 +102,8 @@ KERNELS: dict[str, FusedKernel] = _declare(
     _cuda("batch_norm_stats", batchnorm, _batchnorm, "batchnorm", ("batch_norm_stats_f32",), "x"),
     _cuda("embedding_backward", embedding, _embedding, "embedding",
           ("embedding_backward_f32", "embedding_backward_f64"), "gy", ("float32", "float64")),
+    FusedKernel("lstm_layer", rnn.lstm_layer),  # where the cell kernels do not launch: the CPU, float64
+    FusedKernel("lstm_layer_backward", rnn.lstm_layer_backward),
     FusedKernel("erf", erf.erf),
     FusedKernel("max_pool2d_gather", pool.max_pool2d_gather),
 )

@@ -6,6 +6,7 @@ import torch
 
 import gpunet as gn
 from gpunet import nn
+from gpunet.backend.registry import observe
 from gpunet.ops.rnn import gru_cell, lstm_cell, recurrent_layer, recurrent_steps
 from gpunet.testing import assert_close, gradcheck, gradgradcheck
 
@@ -278,11 +279,14 @@ def test_first_order_backward_runs_the_fused_kernel_and_create_graph_the_recorde
     assert len(calls) == 1 and all(g.requires_grad for g in recorded)
     for a, b in zip(fused, recorded):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
-    calls.clear()
     layer = nn.LSTM(3, 4, bidirectional=True)
     output, _ = layer(gn.randn(5, 2, 3))
-    output.sum().backward()
-    assert len(calls) == 5 * 2  # one fused backward per step and direction
+    with observe() as names:
+        output.sum().backward()
+    if backend.device.kind == "cpu":  # the whole layer in the reference, activations kept from forward
+        assert names.count("lstm_layer_backward") == 2 and "lstm_cell_backward" not in names
+    else:  # the CUDA cell kernel: one fused backward per step and direction
+        assert names.count("lstm_cell_backward") == 5 * 2 and "lstm_layer_backward" not in names
 
 
 def test_bad_arguments_raise_clear_errors():
@@ -315,3 +319,24 @@ def test_bad_arguments_raise_clear_errors():
         recurrent_layer("LSTM", gn.randn(3, 1, 2), gn.zeros(2, 2), gn.zeros(1, 2), w, w)
     with pytest.raises(ValueError, match=r"x must be \(L, N, in\) with L >= 1"):
         recurrent_layer("GRU", gn.randn(0, 1, 2), gn.zeros(1, 2), None, gn.randn(6, 2), gn.randn(6, 2))
+
+
+@pytest.mark.parametrize("hidden", [6, 40], ids=["gate-major", "batch-major"])  # both layouts of lstm_layer
+def test_lstm_layer_in_float64_equals_torch_with_every_output_gradient(device, hidden):
+    """The whole-layer LSTM (the CPU's, and float64's on CUDA) in float64 against PyTorch's, both directions and a
+    batch-first input, with gradients flowing into the outputs of every step and into h_n and c_n."""
+    torch.manual_seed(3)
+    theirs = torch.nn.LSTM(5, hidden, num_layers=2, bidirectional=True, batch_first=True).double()
+    ours = copy_of(theirs, np.float64)
+    rng = np.random.default_rng(4)
+    x, h0, c0 = rand(rng, (3, 7, 5)), rand(rng, (4, 3, hidden)), rand(rng, (4, 3, hidden))
+    weights = [rand(rng, shape) for shape in ((3, 7, 2 * hidden), (4, 3, hidden), (4, 3, hidden))]
+    tx, th0, tc0 = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
+    gx, gh0, gc0 = (gn.tensor(a, requires_grad=True) for a in (x, h0, c0))
+    t_out, (t_h, t_c) = theirs(tx, (th0, tc0))
+    g_out, (g_h, g_c) = ours(gx, (gh0, gc0))
+    sum((o * torch.tensor(w)).sum() for o, w in zip((t_out, t_h, t_c), weights)).backward()
+    sum((o * gn.tensor(w)).sum() for o, w in zip((g_out, g_h, g_c), weights)).backward()
+    for g, t in [(g_out, t_out), (g_h, t_h), (g_c, t_c), (gx.grad, tx.grad), (gh0.grad, th0.grad),
+                 (gc0.grad, tc0.grad)] + [(p.grad, q.grad) for p, q in zip(ours.parameters(), theirs.parameters())]:
+        assert_close(g, t, rtol=1e-11, atol=1e-12)
