@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from math import prod
 
+from ..nn.losses import loss_target
 from .builders import build_loss
 from .errors import ConfigError, Problem, format_path
 from .layers import LAYERS
@@ -22,9 +23,10 @@ BATCH = 2
 
 
 def input_dtype(model) -> str:
-    """``"int64"`` for a model whose first layer is an Embedding (it takes indices), else ``"float32"``."""
+    """``"int64"`` for a model whose first layer declares ``input_kind = "index"`` (an Embedding), else
+    ``"float32"``."""
     first = next((m for m in model.modules() if not any(True for _ in m.children())), None)
-    return "int64" if type(first).__name__ == "Embedding" else "float32"
+    return "int64" if getattr(first, "input_kind", "float") == "index" else "float32"
 
 
 def _shape(shape) -> str:
@@ -141,12 +143,11 @@ def _check_loss(config: dict, output, num_classes: int | None, input_from: str) 
     if num_classes is None or not hasattr(output, "shape"):
         return
     gpunet = importlib.import_module("gpunet")
-    trainer = importlib.import_module("gpunet.train.trainer")  # not at import time: gpunet.train imports this package
     loss_fn, name, shape = build_loss(config), config["loss"]["name"], tuple(output.shape)
     labels = gpunet.zeros(BATCH, dtype="int64", device=output.device)
     targets = f"the class indices of shape {_shape((BATCH,))} that {input_from} gives"
     try:
-        loss_fn(output, trainer.loss_target(loss_fn, labels, output))
+        loss_fn(output, loss_target(loss_fn, labels, output))
     except Exception as exc:  # the loss cannot pair this output with these targets: the config's to fix
         failed = f"the dry run failed: loss {name} on the model's output of shape {_shape(shape)} and {targets}"
         if len(shape) >= 2 and prod(shape[1:]) > 1:  # labels for a loss that wants one target per score

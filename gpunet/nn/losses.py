@@ -2,6 +2,10 @@
 
 ``reduction`` is 'mean' (the default), 'sum' or 'none' (per-element losses); ``kl_div`` also takes 'batchmean'.
 Shapes are checked up front and errors say which loss, which shapes, and how to fix the call.
+
+Each loss module declares what the Trainer and the config need to know about it: ``target_kind`` ("index": class
+indices; "binary": one 0/1 value per score; "float": values shaped like the output) and ``decision_threshold``
+(the score above which a binary prediction is class 1). ``loss_target`` prepares a batch's labels accordingly.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from ..ops.activation import softplus
 from ..ops.loss import binary_cross_entropy as _bce_node, pick_class, softmax_cross_entropy
 from .module import Module
 
-__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss"]
+__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
+           "KLDivLoss", "loss_target"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -321,6 +326,9 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
 
 # ----- modules --------------------------------------------------------------------------------------------------
 class _Loss(Module):
+    target_kind = "float"  # "index" (class indices), "binary" (0/1 per score) or "float" (shaped like the output)
+    decision_threshold = 0.5  # a binary score above this predicts class 1
+
     def __init__(self, reduction="mean"):
         super().__init__()
         _check_reduction(type(self).__name__, reduction, self._reductions)
@@ -335,6 +343,8 @@ class _Loss(Module):
 class CrossEntropyLoss(_Loss):
     """Module form of :func:`cross_entropy` (logits and class indices or class probabilities)."""
 
+    target_kind = "index"
+
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)
         self.register_buffer("weight", weight)
@@ -346,6 +356,8 @@ class CrossEntropyLoss(_Loss):
 
 class NLLLoss(_Loss):
     """Module form of :func:`nll_loss` (log-probabilities and class indices)."""
+
+    target_kind = "index"
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(reduction)
@@ -395,6 +407,8 @@ class HuberLoss(_Loss):
 class BCELoss(_Loss):
     """Module form of :func:`binary_cross_entropy` (probabilities)."""
 
+    target_kind = "binary"
+
     def __init__(self, weight=None, reduction="mean"):
         super().__init__(reduction)
         self.register_buffer("weight", weight)
@@ -405,6 +419,9 @@ class BCELoss(_Loss):
 
 class BCEWithLogitsLoss(_Loss):
     """Module form of :func:`binary_cross_entropy_with_logits` (logits; the stable choice)."""
+
+    target_kind = "binary"
+    decision_threshold = 0.0  # logit 0 is probability 0.5
 
     def __init__(self, weight=None, reduction="mean", pos_weight=None):
         super().__init__(reduction)
@@ -426,3 +443,16 @@ class KLDivLoss(_Loss):
 
     def forward(self, input, target):
         return kl_div(input, target, self.reduction, self.log_target)
+
+
+def loss_target(loss_fn, target: Tensor, output: Tensor) -> Tensor:
+    """The batch's ``target`` as ``loss_fn`` takes it: class indices unchanged for an "index" loss; otherwise in the
+    output's dtype and, when the sizes agree, reshaped to the output's shape ((N,) labels for (N, 1) scores).
+    A loss that declares no ``target_kind`` (a user's function) gets float targets."""
+    if getattr(loss_fn, "target_kind", "float") == "index":
+        return target
+    if target.dtype != output.dtype:
+        target = target.to(dtype=output.dtype)
+    if target.shape != output.shape and target.numel() == output.numel():
+        target = target.reshape(*output.shape)
+    return target

@@ -17,6 +17,8 @@ __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", 
 class LRScheduler:
     """Base class: ``step()`` advances ``last_epoch`` and writes ``get_lr()`` into the optimizer's groups."""
 
+    steps_on_metric = False  # True: step(metric) takes the monitored value (ReduceLROnPlateau)
+
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}: expected a gpunet optimizer, got {type(optimizer).__name__}")
@@ -217,7 +219,7 @@ class SequentialLR(LRScheduler):
         if not schedulers:
             raise ValueError("SequentialLR: give at least one scheduler")
         for i, s in enumerate(schedulers):
-            if isinstance(s, ReduceLROnPlateau):
+            if s.steps_on_metric:
                 raise ValueError(f"SequentialLR: schedulers[{i}] is a ReduceLROnPlateau, whose step needs a metric")
             if s.optimizer is not optimizer:
                 raise ValueError(f"SequentialLR: schedulers[{i}] belongs to another optimizer")
@@ -261,6 +263,8 @@ class ReduceLROnPlateau(LRScheduler):
     """Multiply the lr by ``factor`` once the metric passed to ``step(metric)`` has not improved for more than
     ``patience`` epochs (improvement judged by ``mode``, ``threshold`` and ``threshold_mode``); wait ``cooldown``
     epochs after a reduction; never go below ``min_lr``; skip changes smaller than ``eps``."""
+
+    steps_on_metric = True
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
                  cooldown=0, min_lr=0, eps=1e-8):
