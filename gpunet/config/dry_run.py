@@ -17,7 +17,7 @@ from .builders import build_loss
 from .errors import ConfigError, Problem, format_path
 from .layers import LAYERS
 from .load import where
-from .schema import CLASSIFICATION_LOSSES
+from .schema import LOSSES
 
 BATCH = 2
 
@@ -108,10 +108,11 @@ def _check_scores(config: dict, output, num_classes: int | None) -> None:
     """A classification loss needs (batch, classes) scores with a column per class of the data, or for the binary
     losses one score per sample and two classes."""
     loss = config["loss"]["name"]
-    if num_classes is None or loss not in CLASSIFICATION_LOSSES:
+    target_kind = LOSSES[loss].cls.target_kind
+    if num_classes is None or target_kind not in ("index", "binary"):
         return
     shape = tuple(getattr(output, "shape", ()))
-    binary = loss.startswith("bce")
+    binary = target_kind == "binary"
     if (binary and shape in ((BATCH,), (BATCH, 1)) and num_classes <= 2) or \
             (not binary and len(shape) == 2 and shape[1] >= num_classes):
         return
