@@ -144,33 +144,41 @@ register_layer(nn.Embedding, "Lookup table: row i of a (num_embeddings, embeddin
     "embedding_dim": Field(Int(ge=1), "size of each vector"),
     "padding_idx": Field(Optional(Int()), "row kept at zero that receives no gradient (null: none)"),
 }, out_key="embedding_dim")
-_CONV_INT = AnyOf((Int(ge=1), ListOf(Int(ge=1), min_len=1)))
-_CONV_PAD = AnyOf((Int(ge=0), ListOf(Int(ge=0), min_len=1), Choice(("same", "valid"))))
-for _name, _doc in (("Conv1d", "1-D cross-correlation over (N, C, L); weight (out_channels, in_channels/groups, k)."),
-                    ("Conv2d", "2-D cross-correlation over (N, C, H, W); weight (out_channels, in_channels/groups, "
-                               "kh, kw).")):
+for _n, _name, _doc in (
+        (1, "Conv1d", "1-D cross-correlation over (N, C, L); weight (out_channels, in_channels/groups, k)."),
+        (2, "Conv2d", "2-D cross-correlation over (N, C, H, W); weight (out_channels, in_channels/groups, kh, kw).")):
     register_layer(getattr(nn, _name), _doc, {
         "in_channels": Field(Int(ge=1), "channels of the input"),
         "out_channels": Field(Int(ge=1), "channels produced (filters)"),
-        "kernel_size": Field(_CONV_INT, "size of the kernel: an int or one per spatial dimension"),
-        "stride": Field(_CONV_INT, "step between windows"),
-        "padding": Field(_CONV_PAD, "zeros added on each side, or 'same' (stride 1) / 'valid'"),
-        "dilation": Field(_CONV_INT, "spacing between kernel elements"),
+        "kernel_size": Field(_sizes(_n, 1), "size of the kernel: an int or one per spatial dimension"),
+        "stride": Field(_sizes(_n, 1), "step between windows"),
+        "padding": Field(AnyOf((*_sizes(_n, 0).kinds, Choice(("same", "valid")))),
+                         "zeros added on each side, or 'same' (stride 1) / 'valid'"),
+        "dilation": Field(_sizes(_n, 1), "spacing between kernel elements"),
         "groups": Field(Int(ge=1), "blocked connections: in and out channels are split into this many groups"),
         "bias": Field(Bool(), "learn an additive bias per output channel"),
         "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported"),
-    }, input_size=("in_channels", 1), input_dims=(3,) if _name == "Conv1d" else (4,))
+    }, input_size=("in_channels", 1), input_dims=(_n + 2,))
+
+
+def _output_padding_below_stride(args, path, ck):
+    """ConvTranspose2d's own rule, checked here too so the message names the file and line."""
+    pairs = [[v] * 2 if isinstance(v, int) else v for v in (args["output_padding"], args["stride"])]
+    if any(op >= st for op, st in zip(*pairs)):
+        ck.fail(path + ("output_padding",), f"must be smaller than stride ({args['stride']}) in each dimension",
+                value=args["output_padding"], allowed="an integer (or a pair) below stride")
+
+
 register_layer(nn.ConvTranspose2d, "Transposed 2-D convolution (the adjoint of Conv2d); weight (in_channels, "
                "out_channels/groups, kh, kw).", {
     "in_channels": Field(Int(ge=1), "channels of the input"),
     "out_channels": Field(Int(ge=1), "channels produced"),
-    "kernel_size": Field(_CONV_INT, "size of the kernel: an int or a pair"),
-    "stride": Field(_CONV_INT, "step between windows"),
-    "padding": Field(AnyOf((Int(ge=0), ListOf(Int(ge=0), min_len=1))), "implicit zeros removed from each side"),
-    "output_padding": Field(AnyOf((Int(ge=0), ListOf(Int(ge=0), min_len=1))),
-                            "extra size added to one side of the output (smaller than stride)"),
+    "kernel_size": Field(_sizes(2, 1), "size of the kernel: an int or a pair"),
+    "stride": Field(_sizes(2, 1), "step between windows"),
+    "padding": Field(_sizes(2, 0), "implicit zeros removed from each side"),
+    "output_padding": Field(_sizes(2, 0), "extra size added to one side of the output (smaller than stride)"),
     "groups": Field(Int(ge=1), "blocked connections"),
     "bias": Field(Bool(), "learn an additive bias per output channel"),
-    "dilation": Field(_CONV_INT, "spacing between kernel elements"),
+    "dilation": Field(_sizes(2, 1), "spacing between kernel elements"),
     "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported"),
-}, input_size=("in_channels", 1), input_dims=(4,))
+}, input_size=("in_channels", 1), input_dims=(4,), check_fn=_output_padding_below_stride)

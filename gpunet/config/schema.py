@@ -255,7 +255,7 @@ _ADAM = {
 register_optimizer("sgd", optim.SGD, "Stochastic gradient descent with optional (Nesterov) momentum.", {
     "lr": _LR,
     "momentum": Field(Float(ge=0), "momentum factor"),
-    "dampening": Field(Float(ge=0), "dampening for momentum"),
+    "dampening": Field(Float(), "dampening for momentum"),
     "weight_decay": _WEIGHT_DECAY,
     "nesterov": Field(Bool(), "use Nesterov momentum"),
 }, _nesterov_needs_momentum)
@@ -263,7 +263,7 @@ register_optimizer("adam", optim.Adam, "Adam.", _ADAM)
 register_optimizer("adamw", optim.AdamW, "Adam with decoupled weight decay.", _ADAM)
 register_optimizer("rmsprop", optim.RMSprop, "RMSProp.", {
     "lr": _LR,
-    "alpha": Field(Float(ge=0, le=1), "smoothing constant of the squared-gradient average"),
+    "alpha": Field(Float(ge=0), "smoothing constant of the squared-gradient average"),
     "eps": _EPS,
     "weight_decay": _WEIGHT_DECAY,
     "momentum": Field(Float(ge=0), "momentum factor"),
@@ -311,8 +311,7 @@ _MONITOR = {
                      why_default="null is resolved from the data: val_loss, or train_loss without a validation "
                      "split"),
     "mode": Field(Choice(("auto", "min", "max"), "mode"),
-                  "whether lower or higher is better (auto: max for accuracy, precision, recall, f1; min otherwise)",
-                  "auto", why_default="auto is resolved from the monitored metric before anything is built"),
+                  "whether lower or higher is better (auto: max for accuracy, precision, recall, f1; min otherwise)"),
 }
 _PLATEAU = {
     **_MONITOR,
@@ -360,7 +359,12 @@ register_scheduler("cosine", lr_scheduler.CosineAnnealingLR, "Cosine annealing f
     "eta_min": Field(Float(ge=0), "final learning rate"),
 })
 register_scheduler("reduce_on_plateau", lr_scheduler.ReduceLROnPlateau, "Reduce the learning rate when the "
-                   "monitored metric stops improving.", _PLATEAU, config_only=("monitor",))
+                   "monitored metric stops improving.", {
+                       **_PLATEAU,
+                       "mode": Field(_PLATEAU["mode"].kind, _PLATEAU["mode"].doc, "auto",
+                                     why_default="like the callbacks' mode; resolved from the monitored metric "
+                                     "before the scheduler is built"),
+                   }, config_only=("monitor",))
 register_scheduler("warmup", lr_scheduler.LinearLR, "Linear warm-up: the factor on lr goes from start_factor to "
                    "end_factor over total_iters steps.", {
                        "start_factor": Field(Float(gt=0, le=1), "factor at the start"),

@@ -31,6 +31,21 @@ def _check_reduction(loss, reduction, allowed=_REDUCTIONS):
         raise ValueError(f"{loss}: reduction must be one of {choices}; got {reduction!r}")
 
 
+def _check_label_smoothing(loss, label_smoothing):
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{loss}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+
+
+def _check_beta(loss, beta):
+    if beta < 0:
+        raise ValueError(f"{loss}: beta must be >= 0, got {beta!r}")
+
+
+def _check_delta(loss, delta):
+    if delta <= 0:
+        raise ValueError(f"{loss}: delta must be > 0, got {delta!r}")
+
+
 def _check_tensor(loss, name, value):
     if not isinstance(value, Tensor):
         raise TypeError(f"{loss}: {name} must be a gpunet Tensor, got {type(value).__name__}; wrap it with gpunet.tensor(...)")
@@ -141,8 +156,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """
     name = "cross_entropy"
     _check_class_scores(name, input, target, reduction)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    _check_label_smoothing(name, label_smoothing)
     class_dim = 1 if input.ndim >= 2 else 0
     num_classes = input.shape[class_dim]
     w = _check_weight(name, weight, num_classes, input)
@@ -310,8 +324,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """``0.5 d^2 / beta`` where |d| < beta, else ``|d| - beta / 2`` (d = input - target); L1 when beta = 0."""
     _same_shape("smooth_l1_loss", input, target)
     _check_reduction("smooth_l1_loss", reduction)
-    if beta < 0:
-        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta!r}")
+    _check_beta("smooth_l1_loss", beta)
     return _reduce(_piecewise_quadratic(input, target, beta, 1.0 / beta if beta else 0.0, 1.0), reduction)
 
 
@@ -319,8 +332,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     """``0.5 d^2`` where |d| < delta, else ``delta (|d| - delta / 2)`` (d = input - target)."""
     _same_shape("huber_loss", input, target)
     _check_reduction("huber_loss", reduction)
-    if delta <= 0:
-        raise ValueError(f"huber_loss: delta must be > 0, got {delta!r}")
+    _check_delta("huber_loss", delta)
     return _reduce(_piecewise_quadratic(input, target, delta, 1.0, delta), reduction)
 
 
@@ -347,6 +359,7 @@ class CrossEntropyLoss(_Loss):
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)
+        _check_label_smoothing(type(self).__name__, label_smoothing)
         self.register_buffer("weight", weight)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
@@ -387,6 +400,7 @@ class SmoothL1Loss(_Loss):
 
     def __init__(self, reduction="mean", beta=1.0):
         super().__init__(reduction)
+        _check_beta(type(self).__name__, beta)
         self.beta = beta
 
     def forward(self, input, target):
@@ -398,6 +412,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction="mean", delta=1.0):
         super().__init__(reduction)
+        _check_delta(type(self).__name__, delta)
         self.delta = delta
 
     def forward(self, input, target):
