@@ -13,11 +13,11 @@ import inspect
 import sys
 
 from ..data import load_dataset
-from ..nn import Module, Sequential
+from ..nn import Module
 from .archs import ARCHS
-from .components import public_name
+from .components import construct, public_name
 from .errors import ConfigError, Path
-from .layers import LAYERS
+from .layers import build_layers
 from .load import where
 from .schema import LOSSES, OPTIMIZERS, SCHEDULERS
 
@@ -35,22 +35,6 @@ def _located(build):
                 ("source", "line"), where(config, p.path)))) for p in err.problems]
             raise ConfigError(problems) from err.__cause__
     return located
-
-
-def _construct(cls, args: dict, path: Path, *leading):
-    try:
-        return cls(*leading, **args)
-    except (TypeError, ValueError) as err:
-        raise ConfigError.at(None, None, path, f"{cls.__name__} rejected its arguments {args}: {err}") from err
-
-
-def build_layers(layers: list[dict], path: Path = ("model", "layers")):
-    """``gpunet.nn.Sequential`` of each checked layer mapping, built by its registered class."""
-    modules = []
-    for index, layer in enumerate(layers):
-        spec = LAYERS[layer["type"]]
-        modules.append(_construct(spec.cls, spec.arguments(layer), path + (index,)))
-    return Sequential(*modules)
 
 
 def user_class(spec: str, base: type, path: Path):
@@ -89,12 +73,12 @@ def build_model(config: dict):
             raise ConfigError.at(None, None, ("model", "args"), f"architecture {model['arch']!r} cannot be built "
                                  f"from these arguments: {type(err).__name__}: {err}") from err
     cls = user_class(model["import"], Module, ("model", "import"))
-    return _construct(cls, model["args"], ("model", "args"))
+    return construct(cls, model["args"], ("model", "args"))
 
 
 def _component(registry: dict, section: dict, path: Path, *leading):
     spec = registry[section["name"]]
-    return _construct(spec.cls, spec.arguments(section), path, *leading)
+    return construct(spec.cls, spec.arguments(section), path, *leading)
 
 
 @_located

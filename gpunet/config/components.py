@@ -9,9 +9,11 @@ cannot drift; a default that differs on purpose is given with ``Field(..., why_d
 from __future__ import annotations
 
 import inspect
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .errors import ConfigError, Path
 from .spec import REQUIRED, Field, Kind, Section
 
 
@@ -33,11 +35,18 @@ class Component(Section):
 def public_name(cls) -> str:
     """``gpunet.nn.Linear`` rather than ``gpunet.nn.linear.Linear``: the shortest package path that exports it."""
     parts = cls.__module__.split(".")
-    for end in range(2, len(parts) + 1):
-        module = inspect.getmodule(cls) if end == len(parts) else __import__(".".join(parts[:end]), fromlist=["_"])
-        if getattr(module, cls.__name__, None) is cls:
+    for end in range(1, len(parts) + 1):
+        if getattr(sys.modules.get(".".join(parts[:end])), cls.__name__, None) is cls:
             return f"{'.'.join(parts[:end])}.{cls.__qualname__}"
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def construct(cls, args: dict, path: Path, *leading):
+    """``cls(*leading, **args)``; a ConfigError naming ``path`` if the class refuses its arguments."""
+    try:
+        return cls(*leading, **args)
+    except (TypeError, ValueError) as err:
+        raise ConfigError.at(None, None, path, f"{cls.__name__} rejected its arguments {args}: {err}") from err
 
 
 def _plain(value):

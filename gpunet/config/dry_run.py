@@ -9,10 +9,12 @@ loss that the loss can be computed on the output and a zero target of the data's
 """
 from __future__ import annotations
 
-import importlib
 from math import prod
 
+from .. import random
+from ..autograd import no_grad
 from ..nn.losses import loss_target
+from ..ops import zeros
 from .builders import build_loss
 from .errors import ConfigError, Problem, format_path
 from .layers import LAYERS
@@ -143,9 +145,8 @@ def _check_loss(config: dict, output, num_classes: int | None, input_from: str) 
     (``num_classes`` None, e.g. ``gpunet summary --input-shape``) or the model returns several tensors."""
     if num_classes is None or not hasattr(output, "shape"):
         return
-    gpunet = importlib.import_module("gpunet")
     loss_fn, name, shape = build_loss(config), config["loss"]["name"], tuple(output.shape)
-    labels = gpunet.zeros(BATCH, dtype="int64", device=output.device)
+    labels = zeros(BATCH, dtype="int64", device=output.device)
     targets = f"the class indices of shape {_shape((BATCH,))} that {input_from} gives"
     try:
         loss_fn(output, loss_target(loss_fn, labels, output))
@@ -171,14 +172,13 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
     ``input_from`` says where ``input_shape`` came from (shown in hints). The model is left in the mode it was in,
     and gpunet's random state is restored, so a run with the dry run trains exactly as one without.
     """
-    gpunet = importlib.import_module("gpunet")
     input_shape = tuple(input_shape)
     params = list(model.parameters())
-    x = gpunet.zeros(BATCH, *input_shape, dtype=input_dtype(model), device=params[0].device if params else None)
-    was_training, state = model.training, gpunet.random.get_rng_state()
+    x = zeros(BATCH, *input_shape, dtype=input_dtype(model), device=params[0].device if params else None)
+    was_training, state = model.training, random.get_rng_state()
     model.eval()
     try:
-        with gpunet.no_grad():
+        with no_grad():
             if "layers" in config["model"]:
                 output = _run_layers(config, model, x, input_from)
             else:
@@ -194,4 +194,4 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
             _check_loss(config, output, num_classes, input_from)
     finally:
         model.train(was_training)
-        gpunet.random.set_rng_state(state)
+        random.set_rng_state(state)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import nn
-from .components import Component, component
+from .components import Component, component, construct
+from .errors import Path
 from .spec import AnyOf, Bool, Choice, Field, Float, Int, ListOf, Optional
 
 
@@ -46,6 +47,12 @@ def register_layer(cls, doc: str | None = None, fields: dict | None = None, *, i
                      input_dims=tuple(input_dims))
     LAYERS[cls.__name__] = spec
     return spec
+
+
+def build_layers(layers: list[dict], path: Path = ("model", "layers")):
+    """``gpunet.nn.Sequential`` of each checked layer mapping, built by its registered class."""
+    return nn.Sequential(*(construct(LAYERS[layer["type"]].cls, LAYERS[layer["type"]].arguments(layer),
+                                     path + (index,)) for index, layer in enumerate(layers)))
 
 
 def _min_below_max(args, path, ck):
