@@ -13,6 +13,7 @@ from math import prod
 
 from .. import random
 from ..autograd import no_grad
+from ..nn import Flatten
 from ..nn.losses import loss_target
 from ..ops import zeros
 from .builders import build_loss
@@ -64,12 +65,12 @@ def _layer_hint(config: dict, layers: list, index: int, shape: tuple, input_from
         wanted = " or ".join(f"{d}-D" for d in spec.input_dims)
         if index == 0 and config["data"].get("flatten") and len(shape) < min(spec.input_dims):
             return f"{layer['type']} takes {wanted} input but the data is flattened: set data.flatten: false"
-        if index > 0 and layers[index - 1]["type"] == "Flatten":
+        if index > 0 and LAYERS[layers[index - 1]["type"]].cls is Flatten:
             return f"{layer['type']} takes {wanted} input: remove the Flatten before it or move it after this layer"
         return f"{layer['type']} takes {wanted} input but {_gives(layers, index, shape, input_from, f'{len(shape)}-D')}"
-    if layer["type"] == "Linear" and len(shape) > 2:
-        return (f"{_gives(layers, index, shape, input_from, _shape(shape))}; Linear works on the last axis: add "
-                f"{{type: Flatten}} before it and set in_features: {prod(shape[1:])}")
+    if spec.input_size is not None and spec.input_size[1] == -1 and not spec.input_dims and len(shape) > 2:
+        return (f"{_gives(layers, index, shape, input_from, _shape(shape))}; {layer['type']} works on the last axis: "
+                f"add {{type: Flatten}} before it and set {spec.input_size[0]}: {prod(shape[1:])}")
     if spec.input_size is not None:
         key, axis = spec.input_size
         if -len(shape) <= axis < len(shape) and shape[axis] != layer[key]:

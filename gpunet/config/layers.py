@@ -129,7 +129,8 @@ for _n in (1, 2):
         "ceil_mode": Field(Bool(), "round the output size up (a last partial window)"),
         "count_include_pad": Field(Bool(), "count the padding in each window's divisor"),
     }, input_dims=(_n + 2,))
-    register_layer(getattr(nn, f"AdaptiveAvgPool{_n}d"), f"Average pooling to a fixed output size ({_n}-D); 1 is the global mean.", {
+    register_layer(getattr(nn, f"AdaptiveAvgPool{_n}d"), f"Average pooling to a fixed output size ({_n}-D); 1 is the "
+                   "global mean.", {
         "output_size": Field(_sizes(_n, 1), "output size"),
     }, input_dims=(_n + 2,))
 

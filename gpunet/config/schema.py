@@ -482,7 +482,8 @@ def _metric_rules(cfg: dict, ck: Checker) -> None:
         trainer["metrics"] = ["accuracy"] if classification else []
     for index, metric in enumerate(trainer["metrics"]):
         if not classification and (metric in CLASSIFICATION_METRICS or _TOP_K.fullmatch(metric)):
-            ck.fail(("trainer", "metrics", index), f"needs a classification loss ({', '.join(n for n in LOSSES if is_classification(n))}); "
+            ck.fail(("trainer", "metrics", index), "needs a classification loss "
+                    f"({', '.join(n for n in LOSSES if is_classification(n))}); "
                     f"loss.name is {loss['name']!r}", value=metric, allowed="mse, rmse, mae")
 
 

@@ -18,8 +18,7 @@ from ..ops.activation import softplus
 from ..ops.loss import binary_cross_entropy as _bce_node, pick_class, softmax_cross_entropy
 from .module import Module
 
-__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
-           "KLDivLoss", "loss_target"]
+__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss", "KLDivLoss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 

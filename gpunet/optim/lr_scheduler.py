@@ -22,7 +22,8 @@ def _check_number(owner: str, name: str, value, low: float, *, strict: bool = Fa
     ok = isinstance(value, kind) and not isinstance(value, bool) and (value > low if strict else value >= low) \
         and (high is None or value < high)
     if not ok:
-        bound = f"in {'(' if strict else '['}{low:g}, {high:g})" if high is not None else f"{'>' if strict else '>='} {low:g}"
+        bound = f"in {'(' if strict else '['}{low:g}, {high:g})" if high is not None else \
+            f"{'>' if strict else '>='} {low:g}"
         raise ValueError(f"{owner}: {name} must be {'an integer' if integer else 'a number'} {bound}, got {value!r}")
 
 

@@ -192,7 +192,8 @@ class Trainer:
             if getattr(self.scheduler, "steps_on_metric", False):
                 if self.scheduler_monitor not in logs:
                     raise ValueError(f"the {type(self.scheduler).__name__} scheduler monitors "
-                                     f"{self.scheduler_monitor!r}, which is not logged; logged values: {', '.join(k for k in logs if k != 'time')}")
+                                     f"{self.scheduler_monitor!r}, which is not logged; logged values: "
+                                     f"{', '.join(k for k in logs if k != 'time')}")
                 self.scheduler.step(logs[self.scheduler_monitor])
             else:
                 self.scheduler.step()
