@@ -182,3 +182,36 @@ def test_a_default_stated_in_the_config_is_refused_unless_it_says_why():
     with pytest.raises(TypeError, match="has no parameter 'prob'"):
         component(gpunet.nn.Dropout, None, {"prob": Float(ge=0)})
     assert component(gpunet.nn.Dropout, None, {"p": Float(ge=0)}).fields["p"].default == 0.5
+
+
+def test_registering_a_layer_is_one_call(monkeypatch):
+    """A new layer needs its class and the kinds of the arguments it offers; names, defaults, the builder, the
+    checks and the docs follow from them."""
+    from gpunet.config import ConfigError, build_model, loads_config, register_layer
+    from gpunet.config.docs import render_markdown
+    from gpunet.config.layers import LAYERS as TABLE
+    from gpunet.config.spec import Int
+
+    class Scale(gpunet.nn.Module):
+        """Multiplies its input by ``factor``."""
+
+        def __init__(self, factor: int = 3):
+            super().__init__()
+            if factor < 1:
+                raise ValueError(f"Scale: factor must be >= 1, got {factor}")
+            self.factor = factor
+
+        def forward(self, x):
+            return x * self.factor
+
+    monkeypatch.setitem(TABLE, "Scale", None)  # removed again after the test
+    register_layer(Scale, None, {"factor": Int(ge=1)}, keeps_features=True)
+    assert TABLE["Scale"].fields["factor"].default == 3 and TABLE["Scale"].doc == "Multiplies its input by ``factor``."
+    base = "data: {name: xor}\nloss: {name: cross_entropy}\noptimizer: {name: sgd}\ntrainer: {epochs: 1}\n"
+    model = build_model(loads_config(base + "model: {layers: [{type: Linear, in_features: 2, out_features: 2}, "
+                                            "{type: Scale}]}\n"))
+    assert isinstance(model[1], Scale) and model[1].factor == 3
+    with pytest.raises(ConfigError, match=r"model.layers\[1\].factor: out of range; got 0; allowed: an integer >= 1"):
+        loads_config(base + "model: {layers: [{type: Linear, in_features: 2, out_features: 2}, "
+                            "{type: Scale, factor: 0}]}\n")
+    assert "| `Scale` | `factor` (an integer >= 1; `3`) |" in render_markdown()
