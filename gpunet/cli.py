@@ -73,6 +73,7 @@ def cmd_evaluate(args) -> int:
     from .train.run import use_device
     from .config import build_dataset, build_loss, build_model, check_model
     from .data import DataLoader
+    from .train import strict_json
     from .train.checkpoint import CheckpointError, load_checkpoint
     from .train.trainer import Trainer
 
@@ -97,7 +98,7 @@ def cmd_evaluate(args) -> int:
         print("confusion matrix (rows: true class, columns: predicted class):")
         for row in matrix:
             print("  " + " ".join(f"{v:5d}" for v in row))
-    print(json.dumps({"checkpoint": args.checkpoint, "epoch": checkpoint.epoch, **results}), flush=True)
+    print(strict_json.dumps({"checkpoint": args.checkpoint, "epoch": checkpoint.epoch, **results}), flush=True)
     return 0
 
 
@@ -376,8 +377,25 @@ def _report(command: str, message: str, status: int) -> int:
     return status
 
 
+def _interrupted(args, argv: list, exc: KeyboardInterrupt) -> int:
+    """Status 130 (SIGINT) or 143 (SIGTERM); a stopped run also gets one line: where it stopped, what was saved and
+    the command that continues it (the same command line with --resume)."""
+    from .train.interrupt import TrainingInterrupted, resume_command
+
+    if not isinstance(exc, TrainingInterrupted):
+        return _report(args.command, "interrupted", 130)
+    if exc.run_dir is None:
+        return _report(args.command, exc.describe(), exc.exit_code)
+    if args.command == "train":
+        command = resume_command(["gpunet", *argv], exc.run_dir, args.out is not None, args.resume)
+    else:
+        command = resume_command(["gpunet", "train", args.config], exc.run_dir, False, False)
+    return _report(args.command, f"{exc.describe()}; continue with: {command}", exc.exit_code)
+
+
 def main(argv=None) -> int:
     """Run the gpunet command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -392,8 +410,8 @@ def main(argv=None) -> int:
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         return _report(args.command, f"error: {exc.strerror or exc}{where}", 1)
-    except KeyboardInterrupt:
-        return _report(args.command, "interrupted", 130)
+    except KeyboardInterrupt as exc:
+        return _interrupted(args, argv, exc)
     except Exception as exc:  # not the user's to fix: a bug in gpunet (or in a user's imported model code)
         if _debugging():
             raise

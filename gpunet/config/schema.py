@@ -408,7 +408,7 @@ register_callback("jsonl_logger", callbacks.JSONLLogger, "Write one JSON object 
     "append": Field(Bool(), "append to an existing file instead of replacing it"),
 })
 register_callback("terminate_on_nan", callbacks.TerminateOnNaN, "Stop at the first NaN or infinite loss, naming the "
-                  "epoch and step.")
+                  "epoch and step (what trainer.on_nonfinite: stop, the default, does already).")
 register_callback("progress", callbacks.ProgressBar, "Show progress while training.", {
     "style": Field(Choice(("auto", "bar", "lines", "none"), "style"),
                    "auto: a bar on a terminal, plain lines otherwise; none: no progress display"),
@@ -423,6 +423,9 @@ TRAINER = Section({
     "drop_last": Field(Bool(), "drop the last incomplete training batch", False),
     "log_every": Field(Int(ge=0), "print a progress line every N steps (0: once per epoch)", 50),
     "grad_clip": Field(Optional(Float(gt=0)), "clip the total gradient L2 norm to this (null: no clipping)", None),
+    "on_nonfinite": Field(Choice(("stop", "continue")), "a NaN or infinite training loss: stop (the run "
+                          "ends with status 1 naming the epoch and step; the last good checkpoint stays) or continue",
+                          "stop"),
     "metrics": Field(Optional(ListOf(MetricName())), "metrics computed on each split (null: accuracy for "
                      "classification losses, none otherwise)", None),
 }, "How the model is trained.")

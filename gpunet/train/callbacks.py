@@ -20,6 +20,7 @@ import re
 import sys
 import time
 
+from . import strict_json
 from .checkpoint import CheckpointManager
 
 __all__ = [
@@ -70,6 +71,10 @@ class Callback:
 
     def on_batch_end(self, step: int, logs: dict) -> None:
         """``step``: the batch number within the epoch (from 1); ``logs``: ``loss`` and ``global_step``."""
+
+    def on_interrupt(self) -> None:
+        """SIGINT or SIGTERM stopped training between two steps (``gpunet.train.interrupt``); a checkpoint taken
+        now (``self.trainer.checkpoint()``) continues exactly."""
 
     def state_dict(self) -> dict:
         return {}
@@ -163,15 +168,12 @@ class ReduceLROnPlateau(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop at the first batch whose loss is NaN or infinite, naming the epoch and step. The epoch is not
-    finished, so no checkpoint is written for it: the last good checkpoint stays the latest one."""
+    """Stop at the first batch whose loss is NaN or infinite, naming the epoch and step, also when the Trainer's
+    ``on_nonfinite`` is ``"continue"`` (its default, ``"stop"``, does this already). The epoch is not finished, so
+    no checkpoint is written for it: the last good checkpoint stays the latest one."""
 
     def on_batch_end(self, step, logs):
-        loss = logs["loss"]
-        if not math.isfinite(loss):
-            epoch = self.trainer.epoch + 1
-            self.trainer.stop(f"TerminateOnNaN: the training loss is {loss} at epoch {epoch}, step {step} of the "
-                              f"epoch (global step {logs['global_step']}); training stopped", error=True)
+        self.trainer.stop_if_nonfinite(logs["loss"], step)
 
 
 class _EpochFileLogger(Callback):
@@ -237,7 +239,7 @@ class JSONLLogger(_EpochFileLogger):
     def _write(self, records, mode):
         with open(self.filename, mode, encoding="utf-8") as f:
             for record in records:
-                f.write(json.dumps(record) + "\n")
+                f.write(strict_json.dumps(record) + "\n")
 
 
 class CSVLogger(_EpochFileLogger):
@@ -291,6 +293,9 @@ class ModelCheckpoint(Callback):
             return
         self.last_saved_epoch = epoch
         self.manager.save(self.trainer.checkpoint(), logs)
+
+    def on_interrupt(self):
+        self.manager.save_last(self.trainer.checkpoint())
 
     def state_dict(self):
         return {**self.manager.state_dict(), "last_saved_epoch": self.last_saved_epoch}

@@ -331,6 +331,14 @@ class CheckpointManager:
             os.remove(old)
         return targets
 
+    def save_last(self, checkpoint: Checkpoint) -> str:
+        """Write ``checkpoint`` as ``last`` only (one taken mid-epoch when training is interrupted: no epoch file, no
+        best). Returns its path."""
+        os.makedirs(self.directory, exist_ok=True)
+        save_checkpoint(self.last_path, dataclasses.replace(
+            checkpoint, extra={**checkpoint.extra, "checkpoint_manager": self.state_dict()}))
+        return self.last_path
+
     def state_dict(self) -> dict:
         return {"best_score": self.best_score, "best_epoch": self.best_epoch}
 

@@ -8,7 +8,6 @@ from ``checkpoints/last.npz`` exactly where the run stopped.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -22,7 +21,9 @@ from ..config import (build_dataset, build_loss, build_model, build_optimizer, b
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
+from . import strict_json
 from .checkpoint import load_checkpoint
+from .interrupt import TrainingInterrupted
 from .plots import plot_history
 from .trainer import Trainer
 
@@ -30,7 +31,7 @@ __all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "conf
            "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
-RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every")
+RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every", "trainer.on_nonfinite")
 
 
 DEVICE_VARIABLE = "GPUNET_DEVICE"
@@ -150,7 +151,8 @@ def build_run(config: dict, run_dir: str, progress: bool = True, announce_device
     callbacks, checkpointer = build_callbacks(config, run_dir, progress)
     trainer = Trainer(model, loss, optimizer, scheduler, callbacks, metrics=trainer_cfg["metrics"],
                       grad_clip=trainer_cfg["grad_clip"], scheduler_interval=scheduler_cfg.get("interval", "epoch"),
-                      scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss")
+                      scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss",
+                      on_nonfinite=trainer_cfg["on_nonfinite"])
     trainer.config = config
     eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
     train_loader = DataLoader(dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
@@ -234,7 +236,8 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
 
     Raises ``RunError`` when there is nothing to resume, when ``run_dir`` already holds a run and ``resume`` is
     false, or when training stopped on a NaN/infinite loss; ConfigError, DatasetError, CheckpointError and
-    DeviceError for problems with the config, the data, a checkpoint or the device.
+    DeviceError for problems with the config, the data, a checkpoint or the device; ``TrainingInterrupted`` (its
+    ``run_dir`` and ``checkpoint`` filled in) when SIGINT or SIGTERM stopped training.
     """
     started = time.perf_counter()
     built = build_run(config, run_dir, progress, announce_device)
@@ -246,7 +249,11 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
                        "--resume, or choose another --out directory")
     dump_config(config, os.path.join(run_dir, "config.yaml"))
     trainer = built.trainer
-    trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint_path)
+    try:
+        trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint_path)
+    except TrainingInterrupted as exc:
+        exc.run_dir, exc.checkpoint = run_dir, None if exc.at_once else built.checkpointer.manager.latest()
+        raise
     plot_history(trainer.history.epochs, run_dir)
     if trainer.stopped_on_error:
         last = built.checkpointer.manager.latest()
@@ -258,12 +265,11 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
                "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
                **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
     with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
+        f.write(strict_json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def summary_line(summary: dict) -> str:
     """The summary as one line of JSON, without list values (confusion matrices stay in summary.json)."""
-    return json.dumps({k: v for k, v in summary.items() if not isinstance(v, list)})
+    return strict_json.dumps({k: v for k, v in summary.items() if not isinstance(v, list)})
 

@@ -7,9 +7,15 @@ Exact resume: ``checkpoint()`` captures everything that decides what happens nex
 state, gpunet's RNG, the training loader's position, the epoch in progress, the history and every callback's state),
 so a run restored with ``load_checkpoint`` continues with bitwise the same numbers as one never interrupted (on
 the CPU).
+
+Clean stops: while ``fit`` runs, SIGINT (Ctrl-C) and SIGTERM stop it between two steps (``gpunet.train.interrupt``):
+the callbacks' ``on_interrupt`` run (``ModelCheckpoint`` saves a mid-epoch checkpoint) and ``fit`` raises
+``TrainingInterrupted``; calling ``fit`` again continues exactly. A NaN or infinite training loss stops training
+(``on_nonfinite="stop"``, the default) before the epoch ends, so no checkpoint of the diverged model is written.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -21,6 +27,7 @@ from ..nn.utils import clip_grad_norm_
 from ..ops import tensor
 from .callbacks import Callback
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from .interrupt import StopSignals, TrainingInterrupted
 from .metrics import EpochCollector
 
 __all__ = ["History", "Trainer"]
@@ -59,12 +66,16 @@ class Trainer:
     ``ReduceLROnPlateau`` scheduler is stepped with the epoch's ``scheduler_monitor`` value. ``metrics`` are names
     from ``gpunet.train.metrics`` (``accuracy``, ``top5_accuracy``, ``f1``, ``mse``, ...), reported as
     ``train_<name>`` and ``val_<name>``. ``device`` (default: gpunet's current device) is where the model and batches
-    go. ``grad_clip`` clips the total gradient norm before each step. ``optimizer=None`` makes a Trainer that can
-    only ``evaluate`` and ``predict``.
+    go. ``grad_clip`` clips the total gradient norm before each step. ``on_nonfinite``: ``"stop"`` ends training
+    (``stopped_on_error``) at the first NaN or infinite training loss, naming the epoch and step; ``"continue"`` trains
+    on. ``optimizer=None`` makes a Trainer that can only ``evaluate`` and ``predict``.
     """
 
     def __init__(self, model, loss_fn, optimizer, scheduler=None, callbacks=(), metrics=("accuracy",), device=None,
-                 grad_clip=None, scheduler_interval: str = "epoch", scheduler_monitor: str = "val_loss"):
+                 grad_clip=None, scheduler_interval: str = "epoch", scheduler_monitor: str = "val_loss",
+                 on_nonfinite: str = "stop"):
+        if on_nonfinite not in ("stop", "continue"):
+            raise ValueError(f"Trainer: on_nonfinite must be 'stop' or 'continue', got {on_nonfinite!r}")
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"Trainer: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         if grad_clip is not None and not grad_clip > 0:
@@ -79,6 +90,7 @@ class Trainer:
         self.scheduler_monitor = scheduler_monitor
         self.metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         self.grad_clip = grad_clip
+        self.on_nonfinite = on_nonfinite
         self.threshold = getattr(loss_fn, "decision_threshold", 0.5)
         for callback in callbacks:
             if not isinstance(callback, Callback):
@@ -98,12 +110,48 @@ class Trainer:
         self.stopped_on_error = False
         self._train_loader = None
         self._partial: dict | None = None  # the epoch in progress: collector, lr, time spent
+        self._signals: StopSignals | None = None  # while fit runs
+        self._updating = False  # inside a step or an epoch's end: weights, counters and position may disagree
 
     # ----- stopping -------------------------------------------------------------------------------------------
     def stop(self, reason: str, error: bool = False) -> None:
         """Ask ``fit`` to stop (after this batch if ``error``, else at the end of this epoch), saying why on stderr."""
         self.stop_training, self.stop_reason, self.stopped_on_error = True, reason, error
         print(f"gpunet: {reason}", file=sys.stderr, flush=True)
+
+    def stop_if_nonfinite(self, loss: float, step: int) -> None:
+        """Stop with an error after this batch if the training ``loss`` of batch ``step`` (of the epoch) is NaN or
+        infinite, naming the epoch and step and what to change."""
+        if math.isfinite(loss) or self.stopped_on_error:
+            return
+        self.stop(f"non-finite loss: the training loss is {loss} at epoch {self.epoch + 1}, step {step} of the epoch "
+                  f"(global step {self.global_step}); training stopped. Lower the learning rate (optimizer.lr) or "
+                  "clip the gradients (trainer.grad_clip); trainer.on_nonfinite: continue trains on regardless",
+                  error=True)
+
+    def _check_signals(self) -> None:
+        """Between two steps: if SIGINT or SIGTERM arrived, let the callbacks save (``on_interrupt``) and raise
+        ``TrainingInterrupted``."""
+        if self._signals is None or self._signals.received is None:
+            return
+        if self._partial is not None:
+            done, total = self._partial["collector"].batches, self.steps_per_epoch or "?"
+            where = f"step {done} of {total} of epoch {self.epoch + 1}"
+        else:
+            where = f"the end of epoch {self.epoch}"
+        for callback in self.callbacks:
+            callback.on_interrupt()
+        if self._partial is not None:  # the time spent so far counts when fit continues this epoch
+            now = time.perf_counter()
+            self._partial["time"] += now - self._partial.pop("started", now)
+        raise TrainingInterrupted(self._signals.received, where)
+
+    def _refuse_if_cut_off(self, what: str) -> None:
+        if self._updating:
+            raise RuntimeError(f"{what}: training was cut off in the middle of a step or of an epoch's end (by a "
+                               "second interrupt or an error), so the weights, optimizer state, counters and data "
+                               "position may disagree; restore a checkpoint first (fit(..., resume=PATH) or "
+                               "load_checkpoint(PATH))")
 
     # ----- batches ----------------------------------------------------------------------------------------------
     def _input(self, x) -> Tensor:
@@ -130,20 +178,30 @@ class Trainer:
     def fit(self, train_loader, val_loader=None, epochs: int = 1, resume=None) -> History:
         """Train until ``epochs`` epochs are complete in total (Keras' meaning: a Trainer restored at epoch 2 and
         fitted with ``epochs=4`` trains epochs 3 and 4). ``resume``: a checkpoint path or ``Checkpoint`` to continue
-        from. Returns the history of all epochs so far."""
+        from. Returns the history of all epochs so far.
+
+        SIGINT and SIGTERM stop training after the current step (see ``gpunet.train.interrupt``): the callbacks
+        save, then ``TrainingInterrupted`` (a ``KeyboardInterrupt``) is raised, and ``fit`` again continues
+        exactly."""
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"fit: epochs must be an integer >= 1, got {epochs!r}")
         if self.optimizer is None:
             raise ValueError("fit: this Trainer has no optimizer (optimizer=None is for evaluate and predict only)")
         if resume is not None:
             self.load_checkpoint(resume, train_loader)
+        self._refuse_if_cut_off("fit")
         self.epochs, self._train_loader = epochs, train_loader
         self.steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
         self.stop_training, self.stop_reason, self.stopped_on_error = False, None, False
-        for callback in self.callbacks:
-            callback.on_train_begin()
-        while self.epoch < epochs and not self.stop_training:
-            self._run_epoch(train_loader, val_loader)
+        with StopSignals() as self._signals:
+            try:
+                for callback in self.callbacks:
+                    callback.on_train_begin()
+                while self.epoch < epochs and not self.stop_training:
+                    self._run_epoch(train_loader, val_loader)
+                    self._check_signals()
+            finally:
+                self._signals = None
         for callback in self.callbacks:
             callback.on_train_end()
         return self.history
@@ -169,17 +227,25 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_epoch_begin(number)
         self.model.train()
-        for batch in train_loader:
+        batches = train_loader
+        if self.steps_per_epoch is not None and collector.batches >= self.steps_per_epoch:
+            batches = ()  # stopped after the epoch's last step: only its end remains (the loader is at its end)
+        for batch in batches:
+            self._updating = True
             x, y = self._split(batch)
             loss, output = self._train_step(x, y)
             self.global_step += 1
             collector.add(len(x), loss, output.numpy() if collector.keep_outputs else None, self._host(y))
             if self.scheduler is not None and self.scheduler_interval == "step":
                 self.scheduler.step()
+            self._updating = False
             for callback in self.callbacks:
                 callback.on_batch_end(collector.batches, {"loss": loss, "global_step": self.global_step})
+            if self.on_nonfinite == "stop":
+                self.stop_if_nonfinite(loss, collector.batches)
             if self.stop_training and self.stopped_on_error:
                 return
+            self._check_signals()
         if collector.batches == 0:
             raise ValueError("the training loader yielded no batches; check the data split and batch_size")
         logs = {"epoch": number, **collector.results("train_")}
@@ -187,6 +253,7 @@ class Trainer:
             logs.update(self.evaluate(val_loader, prefix="val_"))
         logs["lr"] = partial["lr"]
         logs["time"] = partial["time"] + time.perf_counter() - partial["started"]
+        self._updating = True
         self.epoch, self._partial = number, None
         if self.scheduler is not None and self.scheduler_interval == "epoch":
             if getattr(self.scheduler, "steps_on_metric", False):
@@ -198,6 +265,7 @@ class Trainer:
             else:
                 self.scheduler.step()
         self.history.append(logs)
+        self._updating = False
         for callback in self.callbacks:
             callback.on_epoch_end(number, logs)
 
@@ -237,6 +305,7 @@ class Trainer:
 
     def checkpoint(self) -> Checkpoint:
         """Everything needed to continue exactly from this point (also mid-epoch)."""
+        self._refuse_if_cut_off("checkpoint")
         partial = None
         if self._partial is not None:
             spent = self._partial["time"] + time.perf_counter() - self._partial.get("started", time.perf_counter())
@@ -278,6 +347,7 @@ class Trainer:
         if ckpt.rng is not None:
             random.set_rng_state(ckpt.rng)
         self.epoch, self.global_step = ckpt.epoch, ckpt.step
+        self._updating = False
         self.history = History(ckpt.history)
         partial = ckpt.extra.get("partial_epoch")
         self._partial = None

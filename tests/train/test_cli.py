@@ -270,7 +270,7 @@ def test_a_diverging_run_stops_naming_the_epoch_and_step(config, tmp_path, capsy
     status, _, err = gpunet(capsys, "train", config, "optimizer.lr=1e38", "callbacks=[{type: terminate_on_nan}]",
                             "--out", tmp_path / "d", "--no-progress")
     assert status == 1
-    assert "TerminateOnNaN: the training loss is nan at epoch 1, step 3 of the epoch" in err
+    assert "non-finite loss: the training loss is nan at epoch 1, step 3 of the epoch" in err
     assert "no checkpoint had been written yet" in err
     assert not (tmp_path / "d" / "summary.json").exists() and (tmp_path / "d" / "config.yaml").exists()
 
