@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from .atomic import atomic_write
+
 __all__ = ["plot_heatmap", "plot_history", "pyplot_or_hint"]
 
 HINT = "gpunet: plots skipped: matplotlib is not installed (pip install matplotlib)"
@@ -50,7 +52,7 @@ def plot_history(epochs: list[dict], directory) -> list[str]:
         axes.legend()
         figure.tight_layout()
         path = os.path.join(os.fspath(directory), f"{name}.png")
-        figure.savefig(path, dpi=100)
+        _save(figure, path)
         plt.close(figure)
         paths.append(path)
     return paths
@@ -77,6 +79,11 @@ def plot_heatmap(values, row_labels, col_labels, row_name: str, col_name: str, t
                           color="k" if value > middle else "w")  # readable on bright and dark cells
     figure.colorbar(image, ax=axes)
     figure.tight_layout()
-    figure.savefig(os.fspath(path), dpi=100)
+    _save(figure, os.fspath(path))
     plt.close(figure)
     return os.fspath(path)
+
+
+def _save(figure, path: str) -> None:
+    """Write ``figure`` as a PNG, atomically."""
+    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
