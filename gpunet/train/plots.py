@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["plot_heatmap", "plot_history", "pyplot_or_hint"]
+import numpy as np
+
+from .checkpoint import _atomic_write
+
+__all__ = ["plot_augmented_samples", "plot_heatmap", "plot_history", "pyplot_or_hint"]
 
 HINT = "gpunet: plots skipped: matplotlib is not installed (pip install matplotlib)"
 
@@ -80,3 +84,61 @@ def plot_heatmap(values, row_labels, col_labels, row_name: str, col_name: str, t
     figure.savefig(os.fspath(path), dpi=100)
     plt.close(figure)
     return os.fspath(path)
+
+
+AUGMENTED_SAMPLES = "augmented_samples.png"
+
+
+def _label(y) -> str:
+    """A label, or the two likeliest classes of class probabilities (``3: 0.62, 7: 0.38``)."""
+    if np.ndim(y) == 0:
+        return str(int(y))
+    top = np.argsort(-y)[:2]
+    return ", ".join(f"{c}: {y[c]:.2f}" for c in top if y[c] > 0)
+
+
+def _show(axes, image, low: float, high: float) -> None:
+    """One (C, H, W) image: grey for one channel, colour for three (scaled by ``low``/``high``), else channel 0."""
+    if image.shape[0] == 3:
+        axes.imshow(np.clip((image.transpose(1, 2, 0) - low) / max(high - low, 1e-12), 0, 1))
+    else:
+        axes.imshow(image[0], cmap="gray", vmin=low, vmax=high)
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+def plot_augmented_samples(loader, directory, count: int = 16) -> str | None:
+    """``augmented_samples.png`` in ``directory``: the first ``count`` images of the training loader's first batch
+    (epoch 0) with their labels, each above itself as the loader's ``transform`` gives it to the model. Written once
+    (a resumed run keeps it); returns its path, or None without a transform or matplotlib."""
+    path = os.path.join(os.fspath(directory), AUGMENTED_SAMPLES)
+    if loader.transform is None or os.path.exists(path):
+        return None
+    plt = pyplot_or_hint()
+    if plt is None:
+        return None
+    x, y = (a[loader.order(0)[:loader.batch_size]] for a in loader.arrays)
+    new_x, new_y = loader.transform(x, y, loader.batch_generator(0, 0))
+    count = min(count, len(x))
+    columns = min(count, 8)
+    rows = -(-count // columns)
+    low, high = float(x.min()), float(x.max())
+    figure, grid = plt.subplots(2 * rows, columns, figsize=(1.3 * columns, 2.8 * rows), squeeze=False)
+    for axes in grid.flat:
+        axes.axis("off")
+    for k in range(count):
+        top, bottom = grid[2 * (k // columns), k % columns], grid[2 * (k // columns) + 1, k % columns]
+        for axes, image, label in ((top, x[k], _label(y[k])), (bottom, new_x[k], _label(new_y[k]))):
+            axes.axis("on")
+            _show(axes, image, low, high)
+            axes.set_title(label, fontsize=7)
+    figure.suptitle("training images (upper) and as augmented for the first step (lower)", fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)
+    return path
+
+
+def _save(figure, path: str) -> None:
+    """Write ``figure`` as a PNG, atomically."""
+    _atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))

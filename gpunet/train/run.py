@@ -17,14 +17,14 @@ from datetime import datetime
 from .. import manual_seed, set_device
 from ..backend import DeviceError
 from ..config import (build_dataset, build_loss, build_model, build_optimizer, build_scheduler, check_model,
-                      dump_config, load_config)
+                      build_augment, dump_config, load_config)
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
 from . import strict_json
 from .checkpoint import load_checkpoint
 from .interrupt import TrainingInterrupted
-from .plots import plot_history
+from .plots import plot_augmented_samples, plot_history
 from .trainer import Trainer
 
 __all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "config_differences", "default_run_dir",
@@ -132,6 +132,7 @@ def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     use_device(config["device"], announce_device)
     info = dataset_info or build_dataset(config).info
     model = _checked_model(config, info)
+    build_augment(config, info)
     build_scheduler(config, build_optimizer(config, model.parameters()))
     build_loss(config)
     return info
@@ -143,6 +144,7 @@ def build_run(config: dict, run_dir: str, progress: bool = True, announce_device
     use_device(config["device"], announce_device)
     dataset = build_dataset(config)
     model = _checked_model(config, dataset.info)
+    augment = build_augment(config, dataset.info)
     optimizer = build_optimizer(config, model.parameters())
     scheduler = build_scheduler(config, optimizer)
     loss = build_loss(config)
@@ -156,7 +158,7 @@ def build_run(config: dict, run_dir: str, progress: bool = True, announce_device
     trainer.config = config
     eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
     train_loader = DataLoader(dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
-                              drop_last=trainer_cfg["drop_last"], seed=config["seed"])
+                              drop_last=trainer_cfg["drop_last"], seed=config["seed"], transform=augment)
 
     def evaluation_loader(split):
         return None if split is None else DataLoader(split, eval_batch)
@@ -248,6 +250,7 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
         raise RunError(f"{run_dir} already holds a run ({built.checkpointer.manager.last_path}); continue it with "
                        "--resume, or choose another --out directory")
     dump_config(config, os.path.join(run_dir, "config.yaml"))
+    plot_augmented_samples(built.train_loader, run_dir)
     trainer = built.trainer
     try:
         trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint_path)
