@@ -163,12 +163,16 @@ class RandomCrop(Transform):
         return np.ascontiguousarray(windows[np.arange(len(x)), :, top, left]), y
 
 
-def _gather(x, rows, cols, fill):
-    """``x[n, :, rows[n], cols[n]]`` for integer maps (N, H, W); ``fill`` where a position is outside the image."""
-    n, _, height, width = x.shape
-    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-    values = x[np.arange(n)[:, None, None], :, np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1)]
-    return np.where(inside[..., None], values, x.dtype.type(fill)).transpose(0, 3, 1, 2)
+def _sampler(x, fill):
+    """``read(rows, cols)``: ``x[n, :, rows[n], cols[n]]`` for integer maps (N, H, W), ``fill`` outside the image
+    (``x`` is padded by one pixel of ``fill``, which every outside position is clipped onto)."""
+    n, c, height, width = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=fill).reshape(n, c, -1)
+
+    def read(rows, cols):
+        flat = np.clip(rows + 1, 0, height + 1) * (width + 2) + np.clip(cols + 1, 0, width + 1)
+        return np.take_along_axis(padded, flat.reshape(n, 1, -1), axis=2).reshape(n, c, *rows.shape[1:])
+    return read
 
 
 class RandomAffine(Transform):
@@ -199,18 +203,27 @@ class RandomAffine(Transform):
             shift = np.round(np.stack([generator.uniform(-m, m, n) for m in limits]))
         factor = generator.uniform(*self.scale, n) if self.scale is not None else np.ones(n)
         # Output pixel (r, c) reads the input at the inverse map: undo the shift, the scale and the rotation.
+        # With u = c - cx - shift_c, v = r - cy - shift_r: column cos*u - sin*v, row sin*u + cos*v (over the scale),
+        # each an affine function of r and c, evaluated on the grid in float32.
         cy, cx = (height - 1) / 2, (width - 1) / 2
-        dv = np.arange(height)[None, :, None] - cy - shift[0][:, None, None]
-        du = np.arange(width)[None, None, :] - cx - shift[1][:, None, None]
-        cos, sin, factor = (a[:, None, None] for a in (np.cos(angle), np.sin(angle), factor))
-        cols = (cos * du - sin * dv) / factor + cx
-        rows = (sin * du + cos * dv) / factor + cy
+        cos, sin = np.cos(angle) / factor, np.sin(angle) / factor
+        u0, v0 = -cx - shift[1], -cy - shift[0]  # u and v at r = c = 0
+        r = np.arange(height, dtype=np.float32)[None, :, None]
+        c = np.arange(width, dtype=np.float32)[None, None, :]
+
+        def grid(at_origin, per_column, per_row):
+            return (at_origin.astype(np.float32)[:, None, None] + per_column.astype(np.float32)[:, None, None] * c
+                    + per_row.astype(np.float32)[:, None, None] * r)
+        cols = grid(cos * u0 - sin * v0 + cx, cos, -sin)
+        rows = grid(sin * u0 + cos * v0 + cy, sin, cos)
+        read = _sampler(x, self.fill)
         if self.interpolation == "nearest":
-            return _gather(x, np.rint(rows).astype(np.int64), np.rint(cols).astype(np.int64), self.fill), y
-        r0, c0 = np.floor(rows).astype(np.int64), np.floor(cols).astype(np.int64)
+            return read(np.rint(rows).astype(np.int64), np.rint(cols).astype(np.int64)), y
+        r0, c0 = np.floor(rows), np.floor(cols)
         fr, fc = (rows - r0)[:, None].astype(x.dtype), (cols - c0)[:, None].astype(x.dtype)
-        top = _gather(x, r0, c0, self.fill) * (1 - fc) + _gather(x, r0, c0 + 1, self.fill) * fc
-        bottom = _gather(x, r0 + 1, c0, self.fill) * (1 - fc) + _gather(x, r0 + 1, c0 + 1, self.fill) * fc
+        r0, c0 = r0.astype(np.int64), c0.astype(np.int64)
+        top = read(r0, c0) * (1 - fc) + read(r0, c0 + 1) * fc
+        bottom = read(r0 + 1, c0) * (1 - fc) + read(r0 + 1, c0 + 1) * fc
         return top * (1 - fr) + bottom * fr, y
 
 
@@ -227,7 +240,8 @@ class GaussianNoise(Transform):
         self.clip = clip
 
     def forward(self, x, y, generator):
-        noisy = x + generator.normal(self.mean, self.sigma, x.shape).astype(x.dtype)
+        noise = generator.standard_normal(x.shape, dtype=np.float64 if x.dtype == np.float64 else np.float32)
+        noisy = x + (noise * self.sigma + self.mean).astype(x.dtype, copy=False)
         return (np.clip(noisy, 0, 1) if self.clip else noisy), y
 
 
