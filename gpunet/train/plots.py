@@ -97,20 +97,17 @@ def _label(y) -> str:
     return ", ".join(f"{c}: {y[c]:.2f}" for c in top if y[c] > 0)
 
 
-def _show(axes, image, low: float, high: float) -> None:
-    """One (C, H, W) image: grey for one channel, colour for three (scaled by ``low``/``high``), else channel 0."""
-    if image.shape[0] == 3:
-        axes.imshow(np.clip((image.transpose(1, 2, 0) - low) / max(high - low, 1e-12), 0, 1))
-    else:
-        axes.imshow(image[0], cmap="gray", vmin=low, vmax=high)
-    axes.set_xticks([])
-    axes.set_yticks([])
+def _display(images: np.ndarray, low: float, high: float) -> np.ndarray:
+    """(N, C, H, W) images as (N, H, W, 3) colours in [0, 1]: grey for one channel, RGB for three, else channel 0."""
+    shown = images if images.shape[1] == 3 else np.repeat(images[:, :1], 3, axis=1)
+    return np.clip((shown.transpose(0, 2, 3, 1) - low) / max(high - low, 1e-12), 0, 1)
 
 
 def plot_augmented_samples(loader, directory, count: int = 16) -> str | None:
     """``augmented_samples.png`` in ``directory``: the first ``count`` images of the training loader's first batch
-    (epoch 0) with their labels, each above itself as the loader's ``transform`` gives it to the model. Written once
-    (a resumed run keeps it); returns its path, or None without a transform or matplotlib."""
+    (epoch 0) with their labels, each above itself as the loader's ``transform`` gives it to the model (one picture:
+    a montage, drawn on the original images' value range). Written once (a resumed run keeps it); returns its path,
+    or None without a transform or matplotlib."""
     path = os.path.join(os.fspath(directory), AUGMENTED_SAMPLES)
     if loader.transform is None or os.path.exists(path):
         return None
@@ -123,16 +120,20 @@ def plot_augmented_samples(loader, directory, count: int = 16) -> str | None:
     columns = min(count, 8)
     rows = -(-count // columns)
     low, high = float(x.min()), float(x.max())
-    figure, grid = plt.subplots(2 * rows, columns, figsize=(1.3 * columns, 2.8 * rows), squeeze=False)
-    for axes in grid.flat:
-        axes.axis("off")
-    for k in range(count):
-        top, bottom = grid[2 * (k // columns), k % columns], grid[2 * (k // columns) + 1, k % columns]
-        for axes, image, label in ((top, x[k], _label(y[k])), (bottom, new_x[k], _label(new_y[k]))):
-            axes.axis("on")
-            _show(axes, image, low, high)
-            axes.set_title(label, fontsize=7)
-    figure.suptitle("training images (upper) and as augmented for the first step (lower)", fontsize=9)
+    height, width = x.shape[2:]
+    gap_h, gap_w = max(height // 2, 4), max(width // 6, 1)  # room for a label above each image
+    cell_h, cell_w = height + gap_h, width + gap_w
+    canvas = np.ones((2 * rows * cell_h, columns * cell_w, 3))
+    figure, axes = plt.subplots(figsize=(1.2 * columns, 2.6 * rows))
+    for block, images, targets in ((0, x, y), (1, new_x, new_y)):
+        shown = _display(images[:count], low, high)
+        for k in range(count):
+            top, left = (2 * (k // columns) + block) * cell_h + gap_h, (k % columns) * cell_w
+            canvas[top:top + height, left:left + width] = shown[k]
+            axes.text(left + width / 2, top - 0.5, _label(targets[k]), ha="center", va="bottom", fontsize=6)
+    axes.imshow(canvas, interpolation="nearest")
+    axes.axis("off")
+    axes.set_title("training images (upper) and as augmented for the first step (lower)", fontsize=9)
     figure.tight_layout()
     _save(figure, path)
     plt.close(figure)
