@@ -204,8 +204,7 @@ class EpochCollector:
         self._targets: list = []
 
     def add(self, batch_size: int, loss: float | None = None, outputs=None, targets=None) -> None:
-        """Record one batch: ``loss`` is its mean loss; ``outputs``/``targets`` host arrays (kept if needed); targets
-        given as class probabilities shaped like the outputs count as their likeliest class."""
+        """Record one batch: ``loss`` is its mean loss; ``outputs``/``targets`` host arrays (kept if needed)."""
         if loss is not None:
             self.loss_sum += loss * batch_size
         self.count += batch_size
@@ -213,10 +212,7 @@ class EpochCollector:
         if self.keep_outputs:
             self._outputs.append(np.asarray(outputs))
             if targets is not None:
-                targets = np.asarray(targets)
-                if targets.ndim == 2 and targets.dtype.kind == "f" and targets.shape == np.shape(outputs):
-                    targets = np.argmax(targets, axis=1)  # class probabilities (MixUp's labels): their likeliest class
-                self._targets.append(targets)
+                self._targets.append(np.asarray(targets))
 
     def outputs(self) -> np.ndarray:
         """All recorded outputs, concatenated along the batch axis."""
