@@ -29,7 +29,8 @@ def _number(owner: str, name: str, value, *, low=None, high=None, low_open=False
     if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
         raise ValueError(f"{owner}: {name} must be {'an integer' if integer else 'a finite number'}, got {value!r}")
     if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
-        bounds = f"{'>' if low_open else '>='} {low}" if high is None else f"in {'(' if low_open else '['}{low}, {high}]"
+        opening = "(" if low_open else "["
+        bounds = f"{'>' if low_open else '>='} {low}" if high is None else f"in {opening}{low}, {high}]"
         raise ValueError(f"{owner}: {name} must be {bounds}, got {value!r}")
     return int(value) if integer else float(value)
 

@@ -49,7 +49,8 @@ def test_unknown_transform_suggests_the_right_one(tmp_path):
     text = with_augment("  augment: [{type: RandomHorizontalFlp}]\n")
     path, problem = only_problem(tmp_path, text)
     assert problem.startswith(f"{path}:{line_of(text, 'RandomHorizontalFlp')}: data.augment[0].type: unknown "
-                              "transform; got 'RandomHorizontalFlp'; allowed: RandomHorizontalFlip, RandomCrop, RandomAffine,")
+                              "transform; got 'RandomHorizontalFlp'; allowed: RandomHorizontalFlip, RandomCrop, "
+                              "RandomAffine,")
     assert problem.endswith("did you mean 'RandomHorizontalFlip'?")
 
 
@@ -70,8 +71,8 @@ def test_mixing_labels_needs_a_loss_that_takes_class_probabilities(tmp_path):
     text = edited("  name: cross_entropy\n", "  name: nll\n", with_augment("  augment: [{type: CutMix}]\n"))
     path, problem = only_problem(tmp_path, text)
     assert problem == (f"{path}:{line_of(text, 'CutMix')}: data.augment[0].type: CutMix turns the labels into class "
-                       "probabilities, which loss 'nll' does not take; got 'CutMix'; allowed: a transform that keeps the labels, "
-                       "or loss.name: cross_entropy")
+                       "probabilities, which loss 'nll' does not take; got 'CutMix'; allowed: a transform that keeps "
+                       "the labels, or loss.name: cross_entropy")
 
 
 def test_flat_data_is_refused_with_the_entry_and_the_fix(tmp_path):

@@ -11,12 +11,11 @@ import gpunet
 from gpunet import nn, optim
 from gpunet.cli import main
 from gpunet.data import DataLoader, load_dataset, transforms as T
-from gpunet.train import Callback, Trainer
-from gpunet.train.checkpoint import load_checkpoint, save_checkpoint
-from gpunet.train.metrics import EpochCollector
+from gpunet.train import Trainer
+from gpunet.train.checkpoint import load_checkpoint
 from gpunet.train.plots import AUGMENTED_SAMPLES
 
-from trainhelpers import assert_same_weights, without_time
+from trainhelpers import StopAfter, assert_same_weights, without_time
 
 CNN = Path(__file__).resolve().parents[2] / "configs" / "cnn_digits.yaml"
 AUGMENT = ("data.augment=[{type: RandomAffine, degrees: 10, translate: [0.1, 0.1]}, {type: RandomErasing, p: 0.3}, "
@@ -41,16 +40,6 @@ def train(data, epochs, callbacks=(), resume=None):
     loader = DataLoader(data.train, 64, shuffle=True, seed=0, transform=augment())
     trainer.fit(loader, DataLoader(data.validation, 256), epochs, resume=resume)
     return trainer
-
-
-class StopAfter(Callback):
-    def __init__(self, path, epoch, step):
-        self.path, self.epoch, self.step = path, epoch, step
-
-    def on_batch_end(self, step, logs):
-        if self.trainer.epoch + 1 == self.epoch and step == self.step:
-            save_checkpoint(self.path, self.trainer.checkpoint())
-            raise KeyboardInterrupt
 
 
 def test_resume_from_the_middle_of_an_epoch_with_augmentation_is_exact(images, tmp_path):
@@ -128,8 +117,13 @@ def test_the_grid_is_only_written_with_augmentation_and_matplotlib(tmp_path, cap
 
 
 def test_training_metrics_count_class_probability_labels_as_their_likeliest_class():
-    outputs = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 1.0]])
+    outputs = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 1.0]], np.float32)
     soft = np.array([[0.7, 0.3, 0.0], [0.6, 0.4, 0.0], [0.0, 0.1, 0.9]], np.float32)
-    collector = EpochCollector(["accuracy"])
-    collector.add(3, 0.5, outputs, soft)
-    assert collector.results()["accuracy"] == pytest.approx(2 / 3)  # rows 0 and 2 right, row 1 (class 0) wrong
+    model = nn.Linear(3, 3)
+    model.weight.data[...] = np.eye(3, dtype=np.float32)  # the model returns its input
+    model.bias.data[...] = 0
+    trainer = Trainer(model, nn.CrossEntropyLoss(), None, metrics=("accuracy",))
+    results = trainer.evaluate(DataLoader((outputs, soft), 3))
+    assert results["accuracy"] == pytest.approx(2 / 3)  # rows 0 and 2 right, row 1 (class 0) wrong
+    expected = -(soft * (outputs - np.log(np.exp(outputs).sum(axis=1, keepdims=True)))).sum(axis=1).mean()
+    assert results["loss"] == pytest.approx(expected, rel=1e-6)  # cross-entropy with probability targets
