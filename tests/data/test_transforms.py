@@ -235,3 +235,19 @@ def test_loader_augments_each_batch_from_seed_epoch_and_batch_only():
     # images alone (no labels) work for transforms that keep the labels
     alone = next(iter(DataLoader(x, 8, transform=T.RandomHorizontalFlip(1.0))))
     assert np.array_equal(alone, x[:8, ..., ::-1])
+
+
+@pytest.mark.parametrize("angle,scale", [(30.0, 1.0), (-12.5, 1.25), (90.0, 0.8)])
+def test_bilinear_rotation_and_scale_match_torch_grid_sample(angle, scale):
+    torch = pytest.importorskip("torch")
+    x = images(n=3, c=2, h=9, w=7, dtype=np.float64)
+    out, _ = T.RandomAffine((angle, angle), scale=(scale, scale), interpolation="bilinear")(x, None, gen())
+    # affine_grid with align_corners=True puts -1 and 1 on the corner pixels' centres, so the centre is ((W-1)/2,
+    # (H-1)/2) as here; theta maps output to input coordinates in those normalised units.
+    t, (h, w) = np.deg2rad(angle), x.shape[2:]
+    theta = np.array([[np.cos(t), -np.sin(t) * (h - 1) / (w - 1), 0], [np.sin(t) * (w - 1) / (h - 1), np.cos(t), 0]])
+    theta = torch.tensor(np.broadcast_to(theta / scale, (3, 2, 3)).copy())
+    grid = torch.nn.functional.affine_grid(theta, (3, 2, h, w), align_corners=True)
+    ref = torch.nn.functional.grid_sample(torch.tensor(x), grid, mode="bilinear", padding_mode="zeros",
+                                          align_corners=True).numpy()
+    np.testing.assert_allclose(out, ref, atol=1e-5)
