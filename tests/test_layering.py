@@ -2,7 +2,7 @@
 the same or a lower one, and no two modules import each other at import time; the few known exceptions are listed
 below with their reason, and an entry that is no longer needed fails the test so the list only shrinks.
 
-    data, random < backend < autograd < ops < nn < optim < train < config < cli < testing
+    data, random < backend < autograd < ops < nn < models < optim < train < config < cli < testing
 
 ``backend`` sits below ``autograd``: a Tensor wraps a backend array, the backend knows nothing of Tensors.
 ``testing`` (the test kit) is on top: it may use anything, and the product never imports it. The package root
@@ -16,8 +16,8 @@ import pathlib
 
 import gpunet
 
-ORDER = (("data", "random"), ("backend",), ("autograd",), ("ops",), ("nn",), ("optim",), ("train",), ("config",),
-         ("cli",), ("testing",))
+ORDER = (("data", "random"), ("backend",), ("autograd",), ("ops",), ("nn",), ("models",), ("optim",), ("train",),
+         ("config",), ("cli",), ("testing",))
 RANK = {name: rank for rank, names in enumerate(ORDER) for name in names}
 ROOT = pathlib.Path(gpunet.__file__).parent
 

@@ -7,10 +7,16 @@ from .linear import Linear
 from .flatten import Flatten
 from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .pool import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .embedding import Embedding
 from .batchnorm import BatchNorm1d, BatchNorm2d
+from .normalization import GroupNorm, LayerNorm
+from .separable_conv import DepthwiseSeparableConv2d
+from .upsample import Upsample
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .attention import AdditiveAttention, MultiheadAttention
+from .transformer import TransformerEncoder, TransformerEncoderLayer
+from .positional import LearnedPositionalEncoding, PositionalEncoding
 from .activation import (ELU, GELU, BipolarSigmoid, BipolarStep, Hardtanh, Identity, LeakyReLU, LogSoftmax, PReLU,
                          ReLU, Sigmoid, Softmax, Softplus, Step, Tanh)
 from . import utils

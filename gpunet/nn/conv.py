@@ -76,7 +76,9 @@ class _ConvNd(Module):
 
 
 class Conv1d(_ConvNd):
-    """1-D cross-correlation over (N, C_in, L) (or (C_in, L)): weight (out_channels, in_channels/groups, k)."""
+    """1-D cross-correlation over (N, C_in, L) (or (C_in, L)): weight (out_channels, in_channels/groups, k);
+    padding an int, 'valid', 'same' or 'causal' (stride 1: the input is padded by dilation * (k - 1) on the left
+    only, so output t depends only on inputs <= t and the output keeps the length L, as Keras' padding='causal')."""
 
     _dims = 1
 

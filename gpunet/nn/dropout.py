@@ -1,4 +1,4 @@
-"""Dropout: inverted dropout, active only in training mode."""
+"""Dropout and Dropout2d: inverted dropout of elements or of whole channels, active only in training mode."""
 from __future__ import annotations
 
 from . import functional as F
@@ -10,7 +10,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        F._check_p(p, "Dropout")
+        F._check_p(p, type(self).__name__)
         self.p = float(p)
         self.inplace = inplace
 
@@ -19,3 +19,11 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout2d(Dropout):
+    """Zero each whole channel of (N, C, H, W) with probability ``p`` in training and scale the others by 1/(1-p)
+    (``F.dropout2d``); identity in eval."""
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training)

@@ -117,19 +117,28 @@ def _ints(value, n: int, name: str, where: str, minimum: int) -> tuple:
 
 
 def _padding(padding, n, kernel, stride, dilation, where):
-    """(symmetric padding, crop) per axis. padding='same' with an odd total pads one more on the right, as
-    PyTorch; here both sides get the larger half and the first output (the one extra on the left) is cropped."""
+    """(symmetric padding, crop: a slice of the output per axis). padding='same' with an odd total pads one more on
+    the right, as PyTorch; here both sides get the larger half and the first output (the one extra on the left) is
+    cropped. padding='causal' (1-D): the left padding d(k-1) on both sides, the last d(k-1) outputs cropped, so
+    output t depends only on inputs <= t."""
+    whole = (slice(None),) * n
     if not isinstance(padding, str):
-        return _ints(padding, n, "padding", where, 0), (False,) * n
+        return _ints(padding, n, "padding", where, 0), whole
     if padding == "valid":
-        return (0,) * n, (False,) * n
-    if padding != "same":
-        raise ValueError(f"{where}: padding must be an int, a tuple of {n} int(s), 'same' or 'valid', got {padding!r}")
+        return (0,) * n, whole
+    if padding not in ("same", "causal"):
+        causal = ", 'causal'" if n == 1 else ""
+        raise ValueError(f"{where}: padding must be an int, a tuple of {n} int(s), 'same'{causal} or 'valid', got "
+                         f"{padding!r}")
+    if padding == "causal" and n != 1:
+        raise ValueError(f"{where}: padding='causal' is for 1-D convolutions (Conv1d, conv1d) only")
     if any(s != 1 for s in stride):
-        raise ValueError(f"{where}: padding='same' is not supported for strided convolutions (stride={stride}); "
+        raise ValueError(f"{where}: padding={padding!r} is not supported for strided convolutions (stride={stride}); "
                          f"give the padding as numbers")
     totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
-    return tuple((t + 1) // 2 for t in totals), tuple(t % 2 == 1 for t in totals)
+    if padding == "causal":
+        return tuple(totals), tuple(slice(None, -t) if t else slice(None) for t in totals)
+    return tuple((t + 1) // 2 for t in totals), tuple(slice(1, None) if t % 2 else slice(None) for t in totals)
 
 
 def _check_operands(where, x, weight, bias, n, groups, transposed=False):
@@ -189,14 +198,15 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, n, where):
                              f"dilated kernel ({span}) of weight {tuple(weight.shape)}; pad more or use a smaller "
                              f"kernel or dilation")
     if n == 1:  # (N, C, L) as (N, C, 1, L)
-        kernel, stride, pad, dilation, crop = (1,) + kernel, (1,) + stride, (0,) + pad, (1,) + dilation, (False,) + crop
+        kernel, stride, pad, dilation = (1,) + kernel, (1,) + stride, (0,) + pad, (1,) + dilation
+        crop = (slice(None),) + crop
         weight = reshape(weight, weight.shape[:2] + (1,) + kernel[1:])
     x4 = reshape(x, (1,) * unbatched + x.shape[:-n] + (1,) * (2 - n) + size)
     out = tuple(conv_output_size(x4.shape[2 + a], kernel[a], stride[a], pad[a], dilation[a]) for a in (0, 1))
     node = Conv2d(kernel, stride, pad, dilation, groups, out)
     y = node.apply(x4, weight) if bias is None else node.apply(x4, weight, bias)
-    if any(crop):
-        y = getitem(y, (slice(None), slice(None)) + tuple(slice(1 if c else None, None) for c in crop))
+    if any(c != slice(None) for c in crop):
+        y = getitem(y, (slice(None), slice(None)) + crop)
     return reshape(y, (y.shape[1:2] if unbatched else y.shape[:2]) + y.shape[4 - n:])
 
 
@@ -207,7 +217,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1-D cross-correlation, PyTorch's ``F.conv1d``: input (N, C, L) or (C, L), weight (out_channels, C/groups, k)."""
+    """1-D cross-correlation, PyTorch's ``F.conv1d``: input (N, C, L) or (C, L), weight (out_channels, C/groups, k);
+    padding an int, 'valid', 'same' or 'causal' (stride 1: left padding d(k-1), output t depends only on inputs
+    <= t, output length L)."""
     return _conv(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+from .arithmetic import mul
 
 
 class DropoutApply(Function):
@@ -24,3 +26,10 @@ class DropoutApply(Function):
 def dropout(x, p, seed, offset=0):
     """Inverted dropout of x with the mask of (seed, offset): ``x * backend.dropout_mask(x.shape, p, seed, offset)``."""
     return DropoutApply(p, seed, offset).apply(x)
+
+
+def channel_dropout(x, p, seed, offset=0):
+    """Dropout of whole channels of x (N, C, ...): ``x * mask`` with one mask entry per (sample, channel), the
+    entries of ``backend.dropout_mask((N, C, 1, ...), p, seed, offset)``, broadcast over the other axes."""
+    mask = x.backend.dropout_mask(tuple(x.shape[:2]) + (1,) * (x.ndim - 2), p, seed, offset, x.dtype)
+    return mul(x, Tensor(mask, x.backend))

@@ -1,5 +1,8 @@
-"""Batch normalisation: per-channel statistics from the backend's fused kernel, normalisation in differentiable ops."""
+"""Normalisation: batch, layer and group norm. Statistics come from the backend's fused ``batch_norm_stats`` kernel
+(mean and biased variance over any axes); the normalisation itself is written in differentiable ops."""
 from __future__ import annotations
+
+import numbers
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
@@ -13,21 +16,25 @@ def _channel_view(x):
     return (0,) + tuple(range(2, x.ndim)), (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
-class BatchNormStats(Function):
-    """Per-channel ``(mean, biased variance)`` of x over every axis but 1, by ``backend.batch_norm_stats``.
+class Moments(Function):
+    """``(mean, biased variance)`` of x over ``axes`` (the other axes kept, in order), by ``backend.batch_norm_stats``.
 
-    Backward: d mean / dx = 1 / M and d var / dx = 2 (x - mean) / M (M values per channel), written with
+    Backward: d mean / dx = 1 / M and d var / dx = 2 (x - mean) / M (M values per statistic), written with
     differentiable ops (and the saved mean, an output of this node), so derivatives of any order work.
     """
 
+    def __init__(self, axes):
+        self.axes = tuple(axes)
+
     def forward(self, backend, x):
-        axes, _ = _channel_view(x)
-        return backend.batch_norm_stats(x, axes)
+        return backend.batch_norm_stats(x, self.axes)
 
     def backward(self, g_mean, g_var):
         x = self.inputs[0]
-        _, shape = _channel_view(x)
-        count = float(x.data.size // x.shape[1])
+        shape = tuple(1 if a in self.axes else n for a, n in enumerate(x.shape))  # the statistics, keepdims
+        count = 1.0
+        for a in self.axes:
+            count *= x.shape[a]
         grad = None
         if g_mean is not None:
             grad = broadcast_to(reshape(div(g_mean, count), shape), x.shape)
@@ -43,7 +50,7 @@ def batch_norm_stats(x):
     if x.ndim < 2:
         raise ValueError(f"batch_norm_stats: x must be (N, C, ...) with at least 2 dimensions, got shape "
                          f"{tuple(x.shape)}")
-    return BatchNormStats().apply(x)
+    return Moments(_channel_view(x)[0]).apply(x)
 
 
 def _update_running(buffer, value, momentum):
@@ -86,6 +93,92 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
         mean, var = running_mean, running_var
     y = div(sub(input, reshape(mean, shape)), sqrt(add(reshape(var, shape), eps)))
+    if weight is not None:
+        y = mul(y, reshape(weight, shape))
+    if bias is not None:
+        y = add(y, reshape(bias, shape))
+    return y
+
+
+def _normalize(x, rows, eps):
+    """x viewed as ``rows`` rows, each normalised: (row - mean) / sqrt(biased var + eps). One statistic per row, so
+    the backend's ``batch_norm_stats`` kernel runs (rows as its channels)."""
+    cols = 1
+    for size in x.shape:
+        cols *= size
+    cols = cols // rows if rows else 0
+    x2 = reshape(x, (rows, cols))
+    mean, var = Moments((1,)).apply(x2)
+    y = div(sub(x2, reshape(mean, (rows, 1))), sqrt(add(reshape(var, (rows, 1)), eps)))
+    return reshape(y, x.shape)
+
+
+def _check_eps(eps, where):
+    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps > 0:
+        raise ValueError(f"{where}: eps must be a number > 0, got {eps!r}")
+
+
+def normalized_shape_tuple(normalized_shape, where) -> tuple:
+    """An int or a sequence of positive ints as a tuple (LayerNorm's ``normalized_shape``)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else normalized_shape
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        shape = None
+    if not shape or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in shape):
+        raise ValueError(f"{where}: normalized_shape must be a positive int or a non-empty sequence of positive ints "
+                         f"(the trailing dimensions to normalise), got {normalized_shape!r}")
+    return tuple(int(n) for n in shape)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """PyTorch's ``F.layer_norm``: normalise over the trailing dimensions ``normalized_shape`` of each sample, then
+    scale by ``weight`` and shift by ``bias`` (both of shape ``normalized_shape``)."""
+    return _layer_norm(input, normalized_shape, weight, bias, eps, "layer_norm")
+
+
+def _layer_norm(input, normalized_shape, weight, bias, eps, where):
+    shape = normalized_shape_tuple(normalized_shape, where)
+    _check_eps(eps, where)
+    k = len(shape)
+    if tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
+        raise ValueError(f"{where}: input of shape {tuple(input.shape)} does not end in normalized_shape {shape}; "
+                         f"the last {k} dimension(s) of the input must be {shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise ValueError(f"{where}: {name} must have shape normalized_shape {shape}, got {tuple(t.shape)}")
+    rows = 1
+    for size in input.shape[:input.ndim - k]:
+        rows *= size
+    y = _normalize(input, rows, eps)
+    if weight is not None:
+        y = mul(y, weight)
+    if bias is not None:
+        y = add(y, bias)
+    return y
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """PyTorch's ``F.group_norm``: split the channels (axis 1) of ``input`` (N, C, ...) into ``num_groups`` groups,
+    normalise each sample's group over its channels and positions, then scale and shift per channel (C,)."""
+    return _group_norm(input, num_groups, weight, bias, eps, "group_norm")
+
+
+def _group_norm(input, num_groups, weight, bias, eps, where):
+    _check_eps(eps, where)
+    if input.ndim < 2:
+        raise ValueError(f"{where}: input must be (N, C, ...) with at least 2 dimensions, got shape "
+                         f"{tuple(input.shape)}")
+    n, c = input.shape[:2]
+    if not isinstance(num_groups, numbers.Integral) or num_groups < 1 or c % num_groups:
+        raise ValueError(f"{where}: the input of shape {tuple(input.shape)} has {c} channels (dimension 1), which "
+                         f"must be divisible by num_groups = {num_groups!r}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise ValueError(f"{where}: {name} must have shape ({c},) for an input with {c} channels, got "
+                             f"{tuple(t.shape)}")
+    y = _normalize(input, n * num_groups, eps)
+    _, shape = _channel_view(input)
     if weight is not None:
         y = mul(y, reshape(weight, shape))
     if bias is not None:

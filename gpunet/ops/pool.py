@@ -117,7 +117,8 @@ def _geometry(op: str, x: Tensor, dims: int, kernel_size, stride, padding, dilat
     size = x.shape[-dims:]
     out = [pool_output_size(n, k, s, p, d, ceil_mode) for n, k, s, p, d in zip(size, kernel, stride, padding, dilation)]
     if min(out) < 1:
-        raise ValueError(f"{op}: input of size {tuple(size)} gives an output of size {tuple(out)}, too small; use a "
+        raise ValueError(f"{op}: input of shape {tuple(x.shape)} gives an output of size {tuple(out)}, too small for "
+                         f"kernel_size {kernel}, stride {stride}, padding {padding}, dilation {dilation}; use a "
                          "smaller kernel_size or dilation, or more padding")
     if dims == 1:  # 1-D is 2-D of height 1
         kernel, stride, padding, dilation = (1, *kernel), (1, *stride), (0, *padding), (1, *dilation)

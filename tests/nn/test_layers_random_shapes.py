@@ -31,7 +31,11 @@ def _const(array):
 def _gn_module(module, state, args):
     module = module.double()
     for name, tensor in state.items():  # the gradcheck inputs stand in for the parameters
-        module._parameters[name] = tensor
+        *path, leaf_name = name.split(".")
+        owner = module
+        for child in path:
+            owner = owner._modules[child]
+        owner._parameters[leaf_name] = tensor
     return module(*args)
 
 
@@ -232,6 +236,98 @@ def _layer(M, x, *rest, names, kind, sizes, config):
     return (output, *state) if kind == "LSTM" else (output, state)
 
 
+class _TorchCausalConv1d(torch.nn.Conv1d):
+    """The reference of Conv1d(padding="causal"): zero padding dilation * (k - 1) on the left only."""
+
+    def forward(self, x):
+        left = self.dilation[0] * (self.kernel_size[0] - 1)
+        return torch.nn.functional.conv1d(torch.nn.functional.pad(x, (left, 0)), self.weight, self.bias,
+                                          dilation=self.dilation, groups=self.groups)
+
+
+class _TorchSeparable(torch.nn.Module):
+    """The reference of DepthwiseSeparableConv2d, from PyTorch's Conv2d with the same children."""
+
+    def __init__(self, c_in, c_out, kernel_size, stride=1, padding=0, dilation=1, bias=True, depth_multiplier=1):
+        super().__init__()
+        self.depthwise = torch.nn.Conv2d(c_in, c_in * depth_multiplier, kernel_size, stride, padding, dilation,
+                                         groups=c_in, bias=False)
+        self.pointwise = torch.nn.Conv2d(c_in * depth_multiplier, c_out, 1, bias=bias)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
+def _layer_norm_gen(draw, rng):
+    shape = draw(shapes(1, 4))
+    normalized = shape[len(shape) - draw(st.integers(1, len(shape))):]
+    config = dict(elementwise_affine=draw(st.booleans()), bias=draw(st.booleans()))
+    weights, names = _parameters(torch.nn.LayerNorm(normalized, **config), rng)
+    return [values(rng, shape, "distinct"), *weights], dict(names=names, normalized_shape=normalized, **config,
+                                                           eps=draw(st.sampled_from([1e-5, 0.1])))
+
+
+def _group_norm_gen(draw, rng):
+    groups, per_group = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    shape = (draw(st.integers(1, 3)), groups * per_group) + draw(shapes(0, 2))
+    if shape[0] * per_group * int(np.prod(shape[2:])) == 1:  # PyTorch refuses a single value per batch and group
+        shape = (2,) + shape[1:]
+    affine = draw(st.booleans())
+    weights, names = _parameters(torch.nn.GroupNorm(groups, shape[1], affine=affine), rng)
+    return [values(rng, shape, "distinct"), *weights], dict(names=names, num_groups=groups, num_channels=shape[1],
+                                                           affine=affine, eps=draw(st.sampled_from([1e-5, 0.1])))
+
+
+def _causal_conv_gen(draw, rng):
+    groups = draw(st.integers(1, 2))
+    config = dict(in_channels=groups * draw(st.integers(1, 2)), out_channels=groups * draw(st.integers(1, 2)),
+                  kernel_size=draw(st.integers(1, 3)), dilation=draw(st.integers(1, 3)), groups=groups,
+                  bias=draw(st.booleans()))
+    weights, names = _parameters(torch.nn.Conv1d(**config), rng)
+    batch = draw(st.sampled_from([(), (1,), (2,)]))
+    x = values(rng, batch + (config["in_channels"], draw(st.integers(1, 6))))
+    return [x, *weights], dict(names=names, **config)
+
+
+def _causal_conv(nn, **config):
+    return nn.Conv1d(**config, padding="causal") if nn is gn.nn else _TorchCausalConv1d(**config)
+
+
+def _separable_gen(draw, rng):
+    k = draw(st.tuples(st.integers(1, 3), st.integers(1, 3)))
+    d = draw(st.tuples(st.integers(1, 2), st.integers(1, 2)))
+    config = dict(kernel_size=k, stride=draw(st.tuples(st.integers(1, 2), st.integers(1, 2))),
+                  padding=draw(st.tuples(st.integers(0, 1), st.integers(0, 1))), dilation=d,
+                  bias=draw(st.booleans()), depth_multiplier=draw(st.integers(1, 2)))
+    c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    weights, names = _parameters(_TorchSeparable(c_in, c_out, **config), rng)
+    size = tuple(draw(st.integers(max(1, d[a] * (k[a] - 1) + 1 - 2 * config["padding"][a]), 5)) for a in (0, 1))
+    x = values(rng, (draw(st.integers(1, 2)), c_in) + size)
+    return [x, *weights], dict(names=names, c_in=c_in, c_out=c_out, **config)
+
+
+def _separable(nn, c_in, c_out, **config):
+    return (nn.DepthwiseSeparableConv2d if nn is gn.nn else _TorchSeparable)(c_in, c_out, **config)
+
+
+def _upsample_gen(draw, rng):
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", "linear", "bilinear"]))
+    dims = {"linear": 1, "bilinear": 2}.get(mode) or draw(st.integers(1, 2))
+    size = tuple(draw(st.integers(1, 5)) for _ in range(dims))
+    params = dict(mode=mode)
+    if draw(st.booleans(), label="by size"):
+        out = tuple(draw(st.integers(1, 8)) for _ in range(dims))
+        params["size"] = out[0] if dims == 1 or draw(st.booleans()) and len(set(out)) == 1 else out
+    else:
+        factors = tuple(f if s * f >= 1 else 2.0 for s, f in zip(size, (draw(st.sampled_from(
+            [0.5, 0.75, 1.0, 1.6, 2.0, 2.5, 3.0])) for _ in range(dims))))
+        params["scale_factor"] = factors[0] if len(set(factors)) == 1 else factors
+        params["recompute_scale_factor"] = draw(st.sampled_from([None, True]))
+    if mode in ("linear", "bilinear"):
+        params["align_corners"] = draw(st.sampled_from([None, False, True]))
+    return [values(rng, (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + size)], params
+
+
 LAYERS = [
     Family("MaxPool2d", _pool_gen("max"), _module(lambda nn, **kw: nn.MaxPool2d(**kw))),
     Family("AvgPool2d", _pool_gen("avg"), _module(lambda nn, **kw: nn.AvgPool2d(**kw))),
@@ -240,6 +336,13 @@ LAYERS = [
     Family("Embedding", _embedding_gen, _embedding),
     *(Family(kind, _cell_gen(kind), _cell) for kind in ("LSTMCell", "GRUCell", "RNNCell")),
     *(Family(kind, _layer_gen(kind), _layer, examples=3) for kind in ("LSTM", "GRU", "RNN")),
+    Family("LayerNorm", _layer_norm_gen, _module(lambda nn, **kw: nn.LayerNorm(**kw))),
+    Family("GroupNorm", _group_norm_gen, _module(lambda nn, **kw: nn.GroupNorm(**kw))),
+    Family("Conv1d_causal", _causal_conv_gen, _module(_causal_conv)),
+    Family("DepthwiseSeparableConv2d", _separable_gen, _module(_separable)),
+    Family("Upsample", _upsample_gen, _module(lambda nn, **kw: nn.Upsample(**kw)), examples=10),
+    Family("Dropout2d_eval", lambda d, rng: ([values(rng, d(shapes(4, 4)))], dict(p=d(st.sampled_from([0.2, 0.9])))),
+           _module(lambda nn, p: nn.Dropout2d(p).eval())),
     Family("Dropout_eval", lambda d, rng: ([values(rng, d(shapes(0, 3)))], dict(p=d(st.sampled_from([0.2, 0.9])))),
            _module(lambda nn, p: nn.Dropout(p).eval())),
 ]
