@@ -114,7 +114,8 @@ def plot_augmented_samples(loader, directory, count: int = 16) -> str | None:
     plt = pyplot_or_hint()
     if plt is None:
         return None
-    x, y = (a[loader.order(0)[:loader.batch_size]] for a in loader.arrays)
+    first = [a[loader.order(0)[:loader.batch_size]] for a in loader.arrays]
+    x, y = first[0], first[1] if len(first) > 1 else None
     new_x, new_y = loader.transform(x, y, loader.batch_generator(0, 0))
     count = min(count, len(x))
     columns = min(count, 8)
@@ -130,7 +131,8 @@ def plot_augmented_samples(loader, directory, count: int = 16) -> str | None:
         for k in range(count):
             top, left = (2 * (k // columns) + block) * cell_h + gap_h, (k % columns) * cell_w
             canvas[top:top + height, left:left + width] = shown[k]
-            axes.text(left + width / 2, top - 0.5, _label(targets[k]), ha="center", va="bottom", fontsize=6)
+            if targets is not None:
+                axes.text(left + width / 2, top - 0.5, _label(targets[k]), ha="center", va="bottom", fontsize=6)
     axes.imshow(canvas, interpolation="nearest")
     axes.axis("off")
     axes.set_title("training images (upper) and as augmented for the first step (lower)", fontsize=9)
