@@ -6,8 +6,13 @@
     gpunet summary configs/mlp_digits.yaml
     gpunet sweep configs/mlp_digits.yaml --grid optimizer.lr=0.01,0.1,1 --grid optimizer.weight_decay=0,1e-3
     gpunet sweep configs/mlp_digits.yaml        # the grid in the config's sweep.grid section
+    gpunet sweep configs/mlp_digits.yaml --out runs/sw --resume    # continue an interrupted sweep
     gpunet warmup configs/mlp_digits.yaml device=cuda    # compile the CUDA kernels the config will use
     gpunet info
+    gpunet --version
+
+Options and ``key=value`` overrides may come in any order. The work is done in ``gpunet.train`` (``run``, ``sweep``,
+``Run.evaluate``); this module parses the command line and prints.
 
 Problems a user can fix (a bad config or override, a model that does not fit its data, missing data, a corrupt
 checkpoint, an unavailable device, an occupied run directory) print one message to stderr and exit with status 1,
@@ -17,8 +22,6 @@ also shows its traceback.
 from __future__ import annotations
 
 import argparse
-import csv
-import itertools
 import json
 import os
 import platform
@@ -70,29 +73,14 @@ def cmd_train(args) -> int:
 
 # ----------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
-    from .train.run import use_device
-    from .config import build_dataset, build_loss, build_model, check_model
-    from .data import DataLoader
     from .train import strict_json
-    from .train.checkpoint import CheckpointError, load_checkpoint
-    from .train.trainer import Trainer
+    from .train.run import Run
 
-    config = _load(args)
-    checkpoint = load_checkpoint(args.checkpoint)
-    use_device(config["device"])
-    dataset = build_dataset(config)
-    split = {"train": dataset.train, "val": dataset.validation, "test": dataset.test}[args.split]
-    if split is None:
-        raise _usage(f"the config's data has no {args.split} split (its fraction is 0); choose another --split")
-    model = build_model(config)
-    check_model(config, model, dataset.info.input_shape, dataset.info.num_classes, f"the data ({dataset.info.name})")
-    try:
-        model.load_state_dict(checkpoint.model)
-    except (RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{args.checkpoint} does not fit the model of {args.config}: {exc}") from None
-    trainer = Trainer(model, build_loss(config), None, metrics=config["trainer"]["metrics"])
-    batch = config["trainer"]["eval_batch_size"] or config["trainer"]["batch_size"]
-    results = trainer.evaluate(DataLoader(split, batch), prefix=f"{args.split}_")
+    run, checkpoint = Run.from_checkpoint(args.checkpoint, args.overrides, config_path=args.config)
+    if checkpoint.config is not None:
+        print(f"gpunet: evaluating with the config stored in {args.checkpoint} (the run's own data splits and "
+              f"model; {args.config} is not read)", file=sys.stderr, flush=True)
+    results = run.evaluate(args.split)
     matrix = results.pop(f"{args.split}_confusion_matrix", None)
     if matrix is not None:
         print("confusion matrix (rows: true class, columns: predicted class):")
@@ -149,66 +137,20 @@ def _parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
     return grid
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)
-
-
 def cmd_sweep(args) -> int:
     from .config import load_config
-    from .train.plots import plot_heatmap
-    from .train.run import check_run, run
+    from .train.sweep import config_grid, run_sweep
 
-    if args.grid:
-        grid = _parse_grid(args.grid)
-    else:  # the config's own sweep.grid, its values written back as YAML (JSON is a subset) for the overrides
-        sweep = load_config(args.config, args.overrides)["sweep"]
-        if sweep is None:
-            raise _usage(f"no grid: give --grid KEY=V1,V2,... or add a sweep.grid section to {args.config}")
-        grid = [(key, [json.dumps(v) for v in values]) for key, values in sweep["grid"].items()]
-    keys = [key for key, _ in grid]
-    combos = list(itertools.product(*[values for _, values in grid]))
-    configs, data_info = [], {}
-    for combo in combos:  # check every combination (and dry-run its model) before training any
-        overrides = [*args.overrides, *(f"{k}={v}" for k, v in zip(keys, combo))]
-        configs.append(load_config(args.config, overrides))
-        data_key = json.dumps(configs[-1]["data"], sort_keys=True)
-        # what device auto chose is said once, for the first combination
-        data_info[data_key] = check_run(configs[-1], data_info.get(data_key), announce_device=len(configs) == 1)
+    if args.resume and args.out is None:
+        raise _usage("--resume needs --out DIR: the sweep directory to continue")
+    grid = _parse_grid(args.grid) if args.grid else config_grid(load_config(args.config, args.overrides))
+    if grid is None:
+        raise _usage(f"no grid: give --grid KEY=V1,V2,... or add a sweep.grid section to {args.config}")
     name = _config_name(args.config)
     out = args.out or os.path.join("runs", f"{name}-sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    os.makedirs(out, exist_ok=True)
-    rows = []
-    for index, (combo, config) in enumerate(zip(combos, configs), start=1):
-        label = " ".join(f"{k}={v}" for k, v in zip(keys, combo))
-        run_dir = os.path.join(out, f"{index:03d}_" + _slug("_".join(f"{k}={v}" for k, v in zip(keys, combo))))
-        summary = run(config, run_dir, config_name=name, progress=False, announce_device=False)
-        row = {"run": os.path.basename(run_dir), **dict(zip(keys, combo)),
-               **{k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                  and k != "best_epoch"}}
-        rows.append(row)
-        scores = " ".join(f"{k}={row[k]:.4f}" for k in ("train_accuracy", "test_accuracy", "test_loss") if k in row)
-        print(f"[{index}/{len(combos)}] {label}: {scores}", flush=True)
-    results = os.path.join(out, "results.csv")
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    with open(results, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    heatmaps = []
-    if len(grid) == 2:
-        (row_key, row_values), (col_key, col_values) = grid
-        metric = "accuracy" if "test_accuracy" in rows[0] else "loss"
-        for split in ("train", "test"):
-            column = f"{split}_{metric}"
-            if column not in rows[0]:
-                continue
-            table = [[rows[i * len(col_values) + j][column] for j in range(len(col_values))]
-                     for i in range(len(row_values))]
-            path = plot_heatmap(table, row_values, col_values, row_key, col_key, f"{split} {metric}",
-                                os.path.join(out, f"{column}.png"))
-            if path:
-                heatmaps.append(path)
-    print(json.dumps({"sweep": out, "runs": len(rows), "results": results, "heatmaps": heatmaps}), flush=True)
+    result = run_sweep(args.config, args.overrides, grid, out, name, resume=args.resume,
+                       report=lambda line: print(line, flush=True))
+    print(json.dumps(result), flush=True)
     return 0
 
 
@@ -317,9 +259,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _CommandParser(_Parser):
+    """A subcommand's parser: options and ``KEY=VALUE`` overrides may come in any order (``parse_intermixed_args``),
+    e.g. ``gpunet train CONFIG --out R trainer.epochs=4``."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixing:  # parse_known_intermixed_args parses in two passes through this method
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="gpunet", description="Train and study neural networks from YAML configs.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"gpunet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     sub.required = True
 
     def with_config(name, help_text):
@@ -336,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress display (the summary line remains)")
     p.set_defaults(handler=cmd_train)
 
-    p = with_config("evaluate", "Evaluate a checkpoint on a split of the config's data.")
+    p = with_config("evaluate", "Evaluate a checkpoint on a split of its run's data, with the config stored in the "
+                    "checkpoint (overrides may change only device, trainer.batch_size, trainer.eval_batch_size, "
+                    "trainer.metrics and trainer.log_every); CONFIG is read only for a checkpoint without one.")
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file (.npz) written by a run")
     p.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default: test)")
     p.set_defaults(handler=cmd_evaluate)
@@ -351,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a config key and its values; repeat for more keys (two keys give heatmaps); "
                    "default: the config's sweep.grid")
     p.add_argument("--out", metavar="DIR", help="sweep directory (default: runs/<config-name>-sweep-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep in --out DIR: finished cells are "
+                   "skipped, interrupted ones resume from their last checkpoint (give the same grid and overrides)")
     p.set_defaults(handler=cmd_sweep)
 
     p = with_config("warmup", "Compile every CUDA kernel file the config's model, loss and optimizer use.")
@@ -388,6 +353,8 @@ def _interrupted(args, argv: list, exc: KeyboardInterrupt) -> int:
         return _report(args.command, exc.describe(), exc.exit_code)
     if args.command == "train":
         command = resume_command(["gpunet", *argv], exc.run_dir, args.out is not None, args.resume)
+    elif args.command == "sweep":  # the whole sweep continues: finished runs skipped, this one resumed
+        command = resume_command(["gpunet", *argv], os.path.dirname(exc.run_dir), args.out is not None, args.resume)
     else:
         command = resume_command(["gpunet", "train", args.config], exc.run_dir, False, False)
     return _report(args.command, f"{exc.describe()}; continue with: {command}", exc.exit_code)
@@ -412,6 +379,10 @@ def main(argv=None) -> int:
         return _report(args.command, f"error: {exc.strerror or exc}{where}", 1)
     except KeyboardInterrupt as exc:
         return _interrupted(args, argv, exc)
+    except MemoryError as exc:  # NumPy's and CuPy's out-of-memory errors: sizes the user chose
+        return _report(args.command, f"error: out of memory: {exc}; the model (layer sizes), the batch "
+                       "(trainer.batch_size, trainer.eval_batch_size) or the data is too large for the device: make "
+                       "it smaller", 1)
     except Exception as exc:  # not the user's to fix: a bug in gpunet (or in a user's imported model code)
         if _debugging():
             raise

@@ -56,11 +56,23 @@ def _needed_nodes(outputs, targets):
     return {k for k, v in needed.items() if v}
 
 
-def run_backward(outputs, grad_outputs, create_graph, targets=None):
-    """Propagate gradients from ``outputs``; return {target key: grad} for ``targets``, else accumulate into leaves."""
+RELEASED_MESSAGE = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they have already "
+    "been freed). Saved intermediate values of the graph are freed when you call .backward() or autograd.grad(). "
+    "Specify retain_graph=True if you need to backward through the graph a second time or if you need to access "
+    "saved tensors after calling backward."
+)
+
+
+def run_backward(outputs, grad_outputs, create_graph, targets=None, retain_graph=None):
+    """Propagate gradients from ``outputs``; return {target key: grad} for ``targets``, else accumulate into leaves.
+
+    Unless ``retain_graph`` (default: ``create_graph``), every node run is released, as PyTorch frees the graph:
+    a second pass through it raises."""
     from .. import ops
 
     seeds = _seed_gradients(outputs, grad_outputs)
+    retain = create_graph if retain_graph is None else retain_graph
     needed = None if targets is None else _needed_nodes(outputs, targets)
     captured = {}
     if targets is not None:
@@ -100,11 +112,15 @@ def run_backward(outputs, grad_outputs, create_graph, targets=None):
         while heap:
             _, _, node = heapq.heappop(heap)
             grads = pending.pop(node)
+            if node.released:
+                raise RuntimeError(RELEASED_MESSAGE)
             if targets is not None:
                 for i, g in enumerate(grads):
                     if (id(node), i) in keys and g is not None:
                         captured[(id(node), i)] = g
             input_grads = node.backward(*grads)
+            if not retain:
+                node.released = True
             if type(input_grads) is not tuple:
                 input_grads = (input_grads,)
             for x, gx, need in zip(node.inputs, input_grads, node.needs_input_grad):
@@ -122,12 +138,12 @@ def _key(t):
     return id(t) if t.creator is None else (id(t.creator), t.output_index)
 
 
-def backward(outputs, grad_outputs=None, create_graph=False):
+def backward(outputs, grad_outputs=None, retain_graph=None, create_graph=False):
     """Accumulate gradients of ``outputs`` into the ``.grad`` of every leaf that requires grad."""
-    run_backward(list(outputs), grad_outputs, create_graph)
+    run_backward(list(outputs), grad_outputs, create_graph, retain_graph=retain_graph)
 
 
-def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple (leaves' ``.grad`` untouched)."""
     from .tensor import Tensor
 
@@ -139,7 +155,7 @@ def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=Fa
     for i, x in enumerate(inputs):
         if not x.requires_grad:
             raise RuntimeError(f"inputs[{i}] does not require grad: create it with requires_grad=True")
-    captured = run_backward(outputs, grad_outputs, create_graph, targets=inputs)
+    captured = run_backward(outputs, grad_outputs, create_graph, targets=inputs, retain_graph=retain_graph)
     result = []
     for i, x in enumerate(inputs):
         g = captured.get(_key(x))

@@ -18,6 +18,7 @@ class DeviceMismatchError(RuntimeError):
 
 class Function:
     output_backend = None  # set by ops whose output lives on another device than their input (transfer)
+    released = False  # set once a backward pass without retain_graph has run this node
 
     @classmethod
     def op_name(cls) -> str:

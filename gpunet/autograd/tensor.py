@@ -142,8 +142,9 @@ class Tensor:
 
     # ----- autograd -------------------------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=None, create_graph=False):
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``; ``grad`` defaults to 1 for a scalar."""
-        engine.backward([self], None if grad is None else [grad], create_graph=create_graph)
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``; ``grad`` defaults to 1 for a scalar. The graph is
+        released unless ``retain_graph`` (default: ``create_graph``): a second backward through it raises."""
+        engine.backward([self], None if grad is None else [grad], retain_graph, create_graph)
 
     def zero_(self):
         """Fill with zeros in place (for gradients and buffers; not recorded in the graph)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from .errors import ConfigError, Path, Problem, format_path
-from .yaml_io import parse_yaml
+from .yaml_io import check_characters, parse_yaml
 
 _KEY_PART = re.compile(r"([A-Za-z_][\w-]*)((?:\[-?\d+\])*)")
 _INDEX = re.compile(r"\[(-?\d+)\]")
@@ -26,6 +26,7 @@ def parse_key(text: str, source: str) -> Path:
 def apply_override(data: dict, origins: dict, text: str) -> None:
     """Set one ``key=value`` in ``data`` (creating missing mappings) and record the override as the value's origin."""
     source = f"override {text!r}"
+    check_characters(text, source, lines=False)
     key, sep, value_text = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError.at(source, None, (), "an override needs the form key=value", allowed=_SYNTAX)

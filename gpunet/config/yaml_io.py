@@ -76,8 +76,28 @@ for _cls in (MarkedLoader, PlainDumper):
     _cls.add_implicit_resolver(_FLOAT_TAG, _FLOAT, list("-+0123456789."))
 
 
+# What YAML may hold (PyYAML's Reader.NON_PRINTABLE): tab, newlines and printable text; no other control characters.
+_NOT_YAML = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+_CONTROL_NAMES = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL"}
+
+
+def check_characters(text: str, source: str | None, lines: bool = True) -> None:
+    """Refuse control characters (a NUL, an escape sequence pasted from a terminal), naming the character and its
+    line and column (``lines``), or its position in a one-line ``text`` such as an override."""
+    found = _NOT_YAML.search(text)
+    if found:
+        char, start = found.group(), found.start()
+        line = text.count("\n", 0, start) + 1
+        column = start - (text.rfind("\n", 0, start) + 1) + 1
+        name = _CONTROL_NAMES.get(ord(char), "control character")
+        raise ConfigError.at(source, line if lines else None, (),
+                             f"{'column' if lines else 'character'} {column} is the {name} {char!r} (U+{ord(char):04X}), "
+                             "which a config may not hold; delete it (configs are plain text)")
+
+
 def parse_yaml(text: str, source: str | None) -> tuple[Any, dict]:
     """Parse YAML text safely; returns ``(data, {path: line})``. Syntax errors become ConfigError naming the line."""
+    check_characters(text, source)
     loader = MarkedLoader(text)
     try:
         return loader.read(source)

@@ -43,11 +43,13 @@ class RawData:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Metadata of a loaded dataset: per-sample input shape, number of classes, class names if known."""
+    """Metadata of a loaded dataset: per-sample input shape, number of classes, class names if known, and the number
+    of training samples."""
     name: str
     input_shape: tuple[int, ...]
     num_classes: int
     class_names: tuple[str, ...] | None = None
+    train_size: int | None = None
 
 
 class ArrayDataset:
@@ -246,7 +248,7 @@ def load_dataset(name: str, **options) -> Dataset:
         raise DatasetError(f"dataset {name!r}: {len(raw.class_names)} class names for {num_classes} classes")
     if labels_max >= num_classes:
         raise DatasetError(f"dataset {name!r}: label {labels_max} out of range for {num_classes} classes")
-    info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, raw.class_names)
+    info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, raw.class_names, len(x))
 
     def split(a, b):
         return ArrayDataset(a, b) if len(a) else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import functools
+import gzip
+import importlib.util
 import os
 import zipfile
 
@@ -38,13 +40,30 @@ def _as_images(x: np.ndarray) -> np.ndarray:
     return x[:, None] if x.ndim == 3 else x
 
 
+def _digits_file() -> str | None:
+    """scikit-learn's own copy of the digits table, found without importing scikit-learn (which takes seconds)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz")
+    return path if os.path.isfile(path) else None
+
+
 @register_dataset("digits")
 def digits() -> RawData:
-    """scikit-learn's 1797 handwritten digits, 8x8 pixels valued 0..16 (the data of seed 001)."""
-    datasets = require("sklearn.datasets", "digits", 'pip install scikit-learn  (or: pip install "gpunet[datasets]")')
-    bunch = datasets.load_digits()
-    return RawData(bunch.images[:, None], bunch.target, num_classes=10, class_names=DIGIT_CLASSES,
-                   value_range=(0.0, 16.0))
+    """scikit-learn's 1797 handwritten digits, 8x8 pixels valued 0..16 (the data of seed 001), read from its package
+    data as ``sklearn.datasets.load_digits`` does."""
+    path = _digits_file()
+    if path is None:
+        datasets = require("sklearn.datasets", "digits",
+                           'pip install scikit-learn  (or: pip install "gpunet[datasets]")')
+        bunch = datasets.load_digits()
+        images, target = bunch.images, bunch.target
+    else:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            table = np.loadtxt(f, delimiter=",")
+        images, target = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
+    return RawData(images[:, None], target, num_classes=10, class_names=DIGIT_CLASSES, value_range=(0.0, 16.0))
 
 
 @functools.lru_cache(maxsize=1)
@@ -133,6 +152,9 @@ def npz(path: str, x_key: str | None = None, y_key: str = "y", x_test_key: str |
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DatasetError(f"dataset 'npz': file not found: {path} (save one with numpy.savez(path, x=..., y=...))")
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(f"dataset 'npz': {path} is not a NumPy .npz archive; is it the right file? (save one with "
+                           "numpy.savez(path, x=..., y=...); for a CSV table use the csv dataset)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = list(archive.files)
@@ -186,10 +208,13 @@ def csv_file(path: str, label_column: str | int = -1, header: bool = True, delim
     """
     path = os.fspath(path)
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
     except FileNotFoundError:
         raise DatasetError(f"dataset 'csv': file not found: {path}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:  # a binary file (an image, an .npz) given as CSV
+        raise DatasetError(f"dataset 'csv': {path} is not a UTF-8 text CSV file ({exc}); is it the right file? "
+                           "For NumPy arrays use the npz dataset") from None
     names = rows.pop(0) if header and rows else None
     if not rows:
         raise DatasetError(f"dataset 'csv': {path} has no data rows")

@@ -20,6 +20,20 @@ def default_dtype_for(data):
     return probe.dtype
 
 
+def _check_numeric(data):
+    """Refuse data that is not numbers (strings, None, arbitrary objects), as PyTorch does, before NumPy casts it."""
+    try:
+        kind = numpy.asarray(data).dtype.kind
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"gpunet.tensor: the data is not a rectangular array of numbers: {exc}") from None
+    if kind not in "biufc":
+        values = numpy.asarray(data, dtype=object).ravel()
+        bad = [v for v in values if not isinstance(v, (numbers.Number, numpy.generic))][:1]
+        got = f"{type(bad[0]).__name__} {bad[0]!r}" if bad else f"dtype {numpy.asarray(data).dtype}"
+        raise TypeError(f"gpunet.tensor: data must be numbers (bool, int or float), got {got}; convert it first "
+                        "(e.g. float(s) for numeric strings)")
+
+
 def tensor(data, requires_grad=False, dtype=None, device=None):
     """A new leaf tensor holding a copy of ``data`` (Python numbers, nested lists, NumPy arrays or a Tensor)."""
     backend = _backend.current() if device is None else _backend.get_backend(device)
@@ -27,6 +41,7 @@ def tensor(data, requires_grad=False, dtype=None, device=None):
         data = data.numpy()
     elif not isinstance(data, numpy.ndarray) and hasattr(data, "__cuda_array_interface__"):
         data = backend.to_numpy(data)
+    _check_numeric(data)
     dtype = default_dtype_for(data) if dtype is None else numpy.dtype(dtype)
     if requires_grad and dtype.kind not in "fc":
         raise TypeError(f"only floating-point tensors can require gradients; got dtype {dtype}")

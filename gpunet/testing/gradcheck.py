@@ -83,7 +83,7 @@ def _analytical(outputs, inputs, wrt):
             onehot = numpy.zeros(out.numel(), dtype=out.dtype)
             onehot[m] = 1
             seed = Tensor(out.backend.asarray(onehot.reshape(out.shape)), out.backend)
-            grads = grad([out], targets, [seed], allow_unused=True)
+            grads = grad([out], targets, [seed], retain_graph=True, allow_unused=True)
             for col, (i, g) in enumerate(zip(wrt, grads)):
                 if g is None:
                     continue

@@ -16,13 +16,14 @@ from datetime import datetime
 
 from .. import manual_seed, set_device
 from ..backend import DeviceError
-from ..config import (build_dataset, build_loss, build_model, build_optimizer, build_scheduler, check_model,
-                      build_augment, dump_config, load_config)
+from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_model, build_optimizer,
+                      build_scheduler, check_model, dump_config, load_config, loads_config, validate_config)
+from ..config.load import where
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
 from . import strict_json
-from .checkpoint import load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
 from .interrupt import TrainingInterrupted
 from .plots import plot_augmented_samples, plot_history
 from .trainer import Trainer
@@ -32,6 +33,8 @@ __all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "conf
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
 RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every", "trainer.on_nonfinite")
+# Config keys an evaluation may change: neither the data (splits, normalisation) nor the model depend on them.
+EVALUATION_CHANGES = ("device", "trainer.batch_size", "trainer.eval_batch_size", "trainer.metrics", "trainer.log_every")
 
 
 DEVICE_VARIABLE = "GPUNET_DEVICE"
@@ -115,7 +118,48 @@ class Run:
     train_loader: DataLoader
     val_loader: DataLoader | None
     test_loader: DataLoader | None
-    checkpointer: ModelCheckpoint
+    checkpointer: ModelCheckpoint | None
+
+    @classmethod
+    def from_checkpoint(cls, path: str, overrides=(), config_path: str | None = None,
+                        announce_device: bool = True) -> tuple["Run", object]:
+        """The run a checkpoint was trained in, rebuilt from the config stored in it (same data splits and
+        normalisation, same model) with the checkpoint's weights, for evaluation: no directory is written.
+        ``overrides`` may change only ``EVALUATION_CHANGES``. A checkpoint without a config (saved from Python)
+        takes the config file ``config_path`` with ``overrides``. Returns the run and the checkpoint."""
+        checkpoint = load_checkpoint(path)
+        if checkpoint.config is None:
+            if config_path is None:
+                raise RunError(f"{path} holds no config (it was saved from Python, not by a gpunet run), so its data "
+                               "and model are unknown; give the config it was trained with")
+            saved = config = load_config(config_path, overrides)
+        else:
+            saved = validate_config(checkpoint.config, source=f"{path} (its stored config)")
+            config = loads_config(dump_config(saved), overrides, f"{path} (its stored config)") if overrides else saved
+        refused = config_differences(saved, config, EVALUATION_CHANGES)
+        if refused:
+            raise RunError(f"cannot evaluate {path} with these overrides: evaluation uses the run's own config (its "
+                           f"data splits, normalisation and model), of which only {', '.join(EVALUATION_CHANGES)} may "
+                           "change, but they change " + "; ".join(refused[:5]))
+        built = build_run(config, None, progress=False, announce_device=announce_device)
+        try:
+            built.trainer.model.load_state_dict(checkpoint.model)
+        except (RuntimeError, ValueError) as exc:
+            origin = "its own config" if checkpoint.config is not None else config_path
+            raise CheckpointError(f"{path} does not fit the model of {origin}: {exc}") from None
+        return built, checkpoint
+
+    def evaluate(self, split: str = "test") -> dict:
+        """The model's loss and metrics on ``split`` (``train``, ``val`` or ``test``), in eval mode, each key
+        prefixed ``<split>_``."""
+        trainer_cfg = self.config["trainer"]
+        loaders = {"train": DataLoader(self.dataset.train, trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]),
+                   "val": self.val_loader, "test": self.test_loader}
+        if split not in loaders:
+            raise ValueError(f"split must be one of {', '.join(loaders)}, got {split!r}")
+        if loaders[split] is None:
+            raise RunError(f"the run's data has no {split} split (its fraction is 0); choose another split")
+        return self.trainer.evaluate(loaders[split], prefix=f"{split}_")
 
 
 def _checked_model(config: dict, info):
@@ -126,11 +170,23 @@ def _checked_model(config: dict, info):
     return model
 
 
+def _check_batches(config: dict, info) -> None:
+    """``drop_last`` with a batch larger than the training split would leave no batch to train on."""
+    batch, drop_last = config["trainer"]["batch_size"], config["trainer"]["drop_last"]
+    if drop_last and info.train_size is not None and batch > info.train_size:
+        source, line = where(config, ("trainer", "batch_size"))
+        raise ConfigError.at(source, line, ("trainer", "batch_size"),
+                             f"with trainer.drop_last true, a batch of {batch} is larger than the {info.train_size} "
+                             f"training samples of {info.name}, so every epoch would have no batch",
+                             allowed=f"trainer.batch_size at most {info.train_size}, or trainer.drop_last false")
+
+
 def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     """Everything ``build_run`` checks before writing anything: the data loads, the model builds and its dry run
     passes, the loss, optimizer and scheduler build. Returns the dataset's info (pass it back to skip loading)."""
     use_device(config["device"], announce_device)
     info = dataset_info or build_dataset(config).info
+    _check_batches(config, info)
     model = _checked_model(config, info)
     build_augment(config, info)
     build_scheduler(config, build_optimizer(config, model.parameters()))
@@ -138,19 +194,23 @@ def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     return info
 
 
-def build_run(config: dict, run_dir: str, progress: bool = True, announce_device: bool = True) -> Run:
+def build_run(config: dict, run_dir: str | None, progress: bool = True, announce_device: bool = True) -> Run:
     """Seed, choose the device (``use_device``), load the data, build and dry-run the model, build the training
-    objects; creates ``run_dir`` only once all of that has passed (no training yet)."""
+    objects; creates ``run_dir`` only once all of that has passed (no training yet). ``run_dir`` None: no
+    directory and no callbacks (to evaluate)."""
     use_device(config["device"], announce_device)
     dataset = build_dataset(config)
+    _check_batches(config, dataset.info)
     model = _checked_model(config, dataset.info)
     augment = build_augment(config, dataset.info)
     optimizer = build_optimizer(config, model.parameters())
     scheduler = build_scheduler(config, optimizer)
     loss = build_loss(config)
     trainer_cfg, scheduler_cfg = config["trainer"], config.get("scheduler") or {}
-    os.makedirs(run_dir, exist_ok=True)
-    callbacks, checkpointer = build_callbacks(config, run_dir, progress)
+    callbacks, checkpointer = [], None
+    if run_dir is not None:
+        os.makedirs(run_dir, exist_ok=True)
+        callbacks, checkpointer = build_callbacks(config, run_dir, progress)
     trainer = Trainer(model, loss, optimizer, scheduler, callbacks, metrics=trainer_cfg["metrics"],
                       grad_clip=trainer_cfg["grad_clip"], scheduler_interval=scheduler_cfg.get("interval", "epoch"),
                       scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss",
@@ -180,11 +240,16 @@ def _flatten(value, prefix="") -> dict:
     return {prefix: value}
 
 
-def config_differences(saved: dict, current: dict) -> list[str]:
-    """``key: old -> new`` for every setting that differs, except those a resume may change."""
+def _within(key: str, allowed) -> bool:
+    return any(key == a or key.startswith((a + ".", a + "[")) for a in allowed)
+
+
+def config_differences(saved: dict, current: dict, allowed=RESUMABLE_CHANGES) -> list[str]:
+    """``key: old -> new`` for every setting that differs, except those under ``allowed`` (default: those a resume
+    may change)."""
     old, new = _flatten(saved), _flatten(current)
     return [f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}" for key in sorted(set(old) | set(new))
-            if old.get(key) != new.get(key) and key not in RESUMABLE_CHANGES]
+            if old.get(key) != new.get(key) and not _within(key, allowed)]
 
 
 def resumed_config(run_dir: str, overrides=()) -> dict:
@@ -222,12 +287,9 @@ def _resume_point(run: Run) -> str:
 def final_metrics(run: Run) -> dict:
     """The trained model's loss and metrics on every split (``train_*``, ``val_*``, ``test_*``), in eval mode."""
     results = {}
-    eval_batch = run.config["trainer"]["eval_batch_size"] or run.config["trainer"]["batch_size"]
-    splits = (("train", DataLoader(run.dataset.train, eval_batch)), ("val", run.val_loader),
-              ("test", run.test_loader))
-    for name, loader in splits:
-        if loader is not None:
-            results.update(run.trainer.evaluate(loader, prefix=f"{name}_"))
+    for split, present in (("train", True), ("val", run.val_loader is not None), ("test", run.test_loader is not None)):
+        if present:
+            results.update(run.evaluate(split))
     return results
 
 

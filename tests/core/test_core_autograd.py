@@ -112,7 +112,7 @@ def test_seed001_ode_loss_gradients_match_finite_differences(device):
     x = f64(np.linspace(0.0, 1.0, 7).reshape(7, 1))
     params = [f64(rng.standard_normal(s) * 0.8) for s in [(5, 1), (5,), (1, 5), (1,)]]
     loss = _ode_loss(x, *params)
-    grads = gn.grad(loss, params)
+    grads = gn.grad(loss, params, retain_graph=True)  # backward below reuses the graph, as in PyTorch
     eps = 1e-6
     for p, g in zip(params, grads):
         numerical = np.zeros(p.shape)
@@ -143,7 +143,7 @@ def test_grad_allow_unused(device):
     x, z = f64([1.0, 2.0]), f64([3.0])
     y = (x * x).sum()
     with pytest.raises(RuntimeError, match=r"inputs\[1\] was not used.*allow_unused=True"):
-        gn.grad(y, [x, z])
+        gn.grad(y, [x, z], retain_graph=True)  # the graph is used again below (PyTorch frees it otherwise)
     gx, gz = gn.grad(y, [x, z], allow_unused=True)
     np.testing.assert_allclose(gx.numpy(), [2.0, 4.0])
     assert gz is None

@@ -135,6 +135,7 @@ def test_missing_package_names_the_install_command(monkeypatch, name, module, co
     from gpunet.data import sources
     monkeypatch.setattr(sources, "_mnist5k_arrays", sources._mnist5k_arrays.__wrapped__)  # bypass the cache
     monkeypatch.setitem(sys.modules, module, None)  # makes "import module" raise ImportError
+    monkeypatch.setitem(sys.modules, module.split(".")[0], None)  # and the package not found (digits' data file)
     with pytest.raises(DatasetError, match=f"needs the package '{module}'") as info:
         load_dataset(name)
     message = str(info.value)
@@ -264,3 +265,23 @@ def test_register_a_custom_dataset():
         load_dataset("test_custom_bad_names", test_split=0, validation_split=0)
     with pytest.raises(ValueError, match="already registered"):
         register_dataset("test_custom_ramp")(ramp)
+
+
+def test_digits_are_scikit_learns_load_digits_read_without_importing_it():
+    from sklearn.datasets import load_digits
+
+    from gpunet.data.sources import digits
+
+    raw, reference = digits(), load_digits()
+    np.testing.assert_array_equal(raw.x, reference.images[:, None])
+    np.testing.assert_array_equal(raw.y, reference.target)
+    assert raw.x.dtype == reference.images.dtype and raw.y.dtype == reference.target.dtype
+
+
+def test_a_binary_file_given_as_csv_or_npz_names_the_file(tmp_path):
+    binary = tmp_path / "image.png"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DatasetError, match=f"dataset 'csv': {binary} is not a UTF-8 text CSV file"):
+        load_dataset("csv", path=str(binary))
+    with pytest.raises(DatasetError, match=f"dataset 'npz': {binary} is not a NumPy .npz archive"):
+        load_dataset("npz", path=str(binary))

@@ -229,7 +229,8 @@ def _write(tmp_path, name, text):
     (["train", "@config", "--resume"], "--resume needs --out"),
     (["evaluate", "@config", "--checkpoint", "@truncated"], "the file may be truncated"),
     (["evaluate", "@config", "--checkpoint", "@tmp/none.npz"], "checkpoint not found"),
-    (["evaluate", "@config", "--checkpoint", "@other_model"], "does not fit the model"),
+    (["evaluate", "@config", "--checkpoint", "@other_model"], "does not fit the model of its own config"),
+    (["evaluate", "@config", "--checkpoint", "@bare"], "does not fit the model of @config"),
     (["sweep", "@config", "--grid", "optimizer.lr"], "write key=value1,value2"),
     (["sweep", "@config", "--grid", "optimizer.lr=0.1,-2"], "optimizer.lr: out of range"),
     (["sweep", "@config"], "no grid: give --grid"),
@@ -238,15 +239,18 @@ def _write(tmp_path, name, text):
 def test_user_errors_print_one_clean_message_and_exit_non_zero(argv, message, config, tmp_path, capsys):
     from gpunet.train.checkpoint import Checkpoint, save_checkpoint
 
-    save_checkpoint(tmp_path / "other.npz", Checkpoint(model={"0.weight": np.zeros((3, 3), np.float32)}))
+    save_checkpoint(tmp_path / "other.npz", Checkpoint(model={"0.weight": np.zeros((3, 3), np.float32)},
+                                                       config=dict(load_config(config))))
+    save_checkpoint(tmp_path / "bare.npz", Checkpoint(model={"0.weight": np.zeros((3, 3), np.float32)}))
     good = tmp_path / "good.npz"
     save_checkpoint(good, Checkpoint(model={"w": np.zeros(1000, np.float32)}))
     (tmp_path / "truncated.npz").write_bytes(good.read_bytes()[:200])
     names = {"missing": tmp_path / "nope.yaml", "syntax": _write(tmp_path, "bad.yaml", "seed: [1, 2\n"),
              "config": config, "tmp": tmp_path, "truncated": tmp_path / "truncated.npz",
-             "other_model": tmp_path / "other.npz"}
+             "other_model": tmp_path / "other.npz", "bare": tmp_path / "bare.npz"}
     for name, value in names.items():
         argv = [a.replace(f"@{name}", str(value)) for a in argv]
+        message = message.replace(f"@{name}", str(value))
     status, stdout, err = gpunet(capsys, *argv)
     assert status != 0
     assert message in err and "Traceback" not in err and stdout == ""

@@ -143,6 +143,9 @@ def test_a_sweep_stopped_by_sigterm_names_the_command_that_continues_its_run(con
     run = out / "001_optimizer.lr=0.1"
     assert err.strip().splitlines()[-1] == (
         f"gpunet sweep: stopped by SIGTERM after step 3 of 9 of epoch 1; saved {run}/checkpoints/last.npz; "
-        f"continue with: gpunet train {config} --out {run} --resume")
+        f"continue with: gpunet sweep {config} --grid optimizer.lr=0.1,0.2 --out {out} --resume")
     assert load_checkpoint(run / "checkpoints" / "last.npz").step == 3
     assert not (out / "002_optimizer.lr=0.2").exists()
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    assert main(["sweep", config, "--grid", "optimizer.lr=0.1,0.2", "--out", str(out), "--resume"]) == 0
+    assert (run / "summary.json").exists() and (out / "002_optimizer.lr=0.2" / "summary.json").exists()
