@@ -127,7 +127,9 @@ def build_augment(config: dict, info):
     shape, built = tuple(info.input_shape), []
     for index, entry in enumerate(entries):
         spec, path = TRANSFORMS[entry["type"]], ("data", "augment", index)
-        args = {**spec.arguments(entry), **({"num_classes": info.num_classes} if spec.cls.changes_targets else {})}
+        args = spec.arguments(entry)
+        if getattr(spec.cls, "changes_targets", False):  # labels become class probabilities: say how many classes
+            args["num_classes"] = info.num_classes
         transform = construct(spec.cls, args, path)
         try:
             transform.check_sample_shape(shape)

@@ -262,6 +262,11 @@ def is_classification(loss_name: str) -> bool:
     return LOSSES[loss_name].cls.target_kind in ("index", "binary")
 
 
+def takes_probabilities(loss_name: str) -> bool:
+    """Whether the loss also takes class probabilities, MixUp's labels (its class declares ``probability_targets``)."""
+    return getattr(LOSSES[loss_name].cls, "probability_targets", False)
+
+
 register_loss("cross_entropy", nn.CrossEntropyLoss, "Softmax cross-entropy on logits and class indices.", {
     "ignore_index": Field(Int(), "target value that is ignored"),
     "label_smoothing": Field(Float(ge=0, le=1), "amount of label smoothing"),
@@ -542,11 +547,11 @@ CONFIG = Section({
 def _augment_rules(cfg: dict, ck: Checker) -> None:
     """A transform that turns labels into class probabilities needs a loss that takes them."""
     data, loss = cfg["data"], cfg["loss"]
-    if data is INVALID or loss is INVALID or LOSSES[loss["name"]].cls.probability_targets:
+    if data is INVALID or loss is INVALID or takes_probabilities(loss["name"]):
         return
     for index, entry in enumerate(data["augment"]):
-        if TRANSFORMS[entry["type"]].cls.changes_targets:
-            takers = ", ".join(n for n, spec in LOSSES.items() if spec.cls.probability_targets)
+        if getattr(TRANSFORMS[entry["type"]].cls, "changes_targets", False):
+            takers = ", ".join(n for n in LOSSES if takes_probabilities(n))
             ck.fail(("data", "augment", index, "type"), f"{entry['type']} turns the labels into class "
                     f"probabilities, which loss {loss['name']!r} does not take", value=entry["type"],
                     allowed=f"a transform that keeps the labels, or loss.name: {takers}")
