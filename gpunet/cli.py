@@ -60,9 +60,10 @@ def cmd_train(args) -> int:
         if args.out is None:
             raise _usage("--resume needs --out DIR: the run directory to continue")
         config = resumed_config(args.out, args.overrides)
-        print(f"gpunet: resuming {args.out} with its saved config {os.path.join(args.out, 'config.yaml')} "
-              f"({args.config} is not read)", file=sys.stderr, flush=True)
-    else:
+        if config is not None:
+            print(f"gpunet: resuming {args.out} with its saved config {os.path.join(args.out, 'config.yaml')} "
+                  f"({args.config} is not read)", file=sys.stderr, flush=True)
+    if not args.resume or config is None:  # nothing to resume yet: --resume starts the run
         config = _load(args)
     out = args.out or default_run_dir(_config_name(args.config))
     summary = run(config, out, resume=args.resume, config_name=_config_name(args.config),
@@ -76,9 +77,9 @@ def cmd_evaluate(args) -> int:
     from .train import strict_json
     from .train.run import Run
 
-    run, checkpoint = Run.from_checkpoint(args.checkpoint, args.overrides, config_path=args.config)
+    run, path, checkpoint = Run.from_checkpoint(args.checkpoint, args.overrides, config_path=args.config)
     if checkpoint.config is not None:
-        print(f"gpunet: evaluating with the config stored in {args.checkpoint} (the run's own data splits and "
+        print(f"gpunet: evaluating with the config stored in {path} (the run's own data splits and "
               f"model; {args.config} is not read)", file=sys.stderr, flush=True)
     results = run.evaluate(args.split)
     matrix = results.pop(f"{args.split}_confusion_matrix", None)
@@ -86,7 +87,7 @@ def cmd_evaluate(args) -> int:
         print("confusion matrix (rows: true class, columns: predicted class):")
         for row in matrix:
             print("  " + " ".join(f"{v:5d}" for v in row))
-    print(strict_json.dumps({"checkpoint": args.checkpoint, "epoch": checkpoint.epoch, **results}), flush=True)
+    print(strict_json.dumps({"checkpoint": path, "epoch": checkpoint.epoch, **results}), flush=True)
     return 0
 
 

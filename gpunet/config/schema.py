@@ -396,7 +396,7 @@ _CHECKPOINT = {
                  "checkpoints", why_default="the class needs a directory; a run keeps its own in checkpoints/"),
     "save_best": Field(Bool(), "keep the checkpoints with the best monitored value"),
     "save_last": Field(Bool(), "keep the latest checkpoint (what --resume continues from)", True),
-    "keep": Field(Int(ge=1), "how many best checkpoints to keep"),
+    "keep": Field(Int(ge=1), "how many of the newest epoch-NNNN.npz to keep (copies besides last.npz and best.npz)"),
     "every_n_epochs": Field(Int(ge=1), "write a checkpoint every N epochs"),
     **_MONITOR,
 }

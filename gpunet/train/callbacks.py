@@ -13,6 +13,7 @@ callback's state for that epoch.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import sys
 import time
 
 from . import strict_json
+from .atomic import append_text, atomic_write_text
 from .checkpoint import CheckpointManager
 
 __all__ = [
@@ -125,10 +127,17 @@ class EarlyStopping(Callback):
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
-            self.trainer.stop(f"EarlyStopping: {self.monitor} has not improved for {self.wait} epoch(s) "
-                              f"(best {self.best:.6g} at epoch {self.best_epoch})", error=False)
+            self._stop()
             if self.restore_best_weights and self.best_weights is not None:
                 self.trainer.model.load_state_dict(self.best_weights)
+
+    def _stop(self) -> None:
+        self.trainer.stop(f"EarlyStopping: {self.monitor} has not improved for {self.wait} epoch(s) "
+                          f"(best {self.best:.6g} at epoch {self.best_epoch})", error=False)
+
+    def on_train_begin(self):
+        if self.stopped_epoch is not None and self.stopped_epoch == self.trainer.epoch:
+            self._stop()  # resumed from the checkpoint of the epoch it stopped at: the run stays stopped
 
     def state_dict(self):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
@@ -177,8 +186,14 @@ class TerminateOnNaN(Callback):
 
 
 class _EpochFileLogger(Callback):
-    """A file with one record per epoch; on resume the records of epochs after the checkpoint are dropped, so
-    the file reads as if training had never stopped."""
+    """A file with one record per epoch, appended to (and fsynced) at the end of every epoch.
+
+    At the start of training it is made to agree with the checkpoint resumed from, so it reads as if training had
+    never stopped: records of epochs after the checkpoint (written before a crash) and a torn or unreadable line are
+    dropped, and records missing for epochs the checkpoint holds are taken from its history. Such a repair replaces
+    the file atomically. A new run (no checkpoint) starts the file empty unless ``append`` (then only a torn line
+    is dropped).
+    """
 
     order = 50
 
@@ -186,25 +201,47 @@ class _EpochFileLogger(Callback):
         self.filename = os.fspath(filename)
         self.append = append
 
-    def _records(self) -> list:
+    def _read(self) -> tuple[list[dict], bool]:
+        """The file's intact records and whether anything in it was unreadable."""
         raise NotImplementedError
 
-    def _write(self, records: list, mode: str) -> None:
+    def _text(self, records: list[dict]) -> str:
+        """The file's text for ``records`` (the header too, for CSV, when the file is new)."""
         raise NotImplementedError
 
     def on_train_begin(self):
-        resumed = self.trainer.epoch
-        directory = os.path.dirname(os.path.abspath(self.filename))
-        os.makedirs(directory, exist_ok=True)
-        if resumed > 0 and os.path.exists(self.filename):
-            self._write([r for r in self._records() if int(r["epoch"]) <= resumed], "w")
-        elif not self.append or not os.path.exists(self.filename):
-            self._write([], "w")
-        else:
-            self._records()  # appending: learn the existing columns
+        resumed, exists = self.trainer.epoch, os.path.exists(self.filename)
+        records, damaged = self._read() if exists else ([], False)
+        if self.append and resumed == 0 and exists:  # a file of its own to append to: only a torn line goes
+            if damaged:
+                self._reset()
+                atomic_write_text(self.filename, self._text(records))
+            return
+        by_epoch = {}
+        for record in records:
+            epoch = _epoch_of(record)
+            if epoch is not None and 1 <= epoch <= resumed:
+                by_epoch.setdefault(epoch, record)
+        for logs in self.trainer.history.epochs[:resumed]:
+            by_epoch.setdefault(int(logs["epoch"]), logs)
+        kept = [by_epoch[e] for e in sorted(by_epoch)]
+        if not exists or damaged or kept != records:
+            os.makedirs(os.path.dirname(os.path.abspath(self.filename)), exist_ok=True)
+            self._reset()
+            atomic_write_text(self.filename, self._text(kept))
+
+    def _reset(self) -> None:
+        pass
 
     def on_epoch_end(self, epoch, logs):
-        self._write([logs], "a")
+        append_text(self.filename, self._text([logs]))
+
+
+def _epoch_of(record: dict) -> int | None:
+    try:
+        return int(record["epoch"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class JSONLLogger(_EpochFileLogger):
@@ -230,16 +267,24 @@ class JSONLLogger(_EpochFileLogger):
         self._telemetry = GpuTelemetry(trainer.backend) if self.gpu_telemetry else None
 
     def on_epoch_end(self, epoch, logs):
-        self._write([{**logs, **self._telemetry.sample()} if self._telemetry else logs], "a")
+        super().on_epoch_end(epoch, {**logs, **self._telemetry.sample()} if self._telemetry else logs)
 
-    def _records(self):
-        with open(self.filename, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+    def _read(self):
+        records, damaged = [], False
+        with open(self.filename, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    record = json.loads(line) if line.endswith("\n") else None
+                except json.JSONDecodeError:
+                    record = None
+                if isinstance(record, dict):
+                    records.append(record)
+                elif line.strip() or not line.endswith("\n"):
+                    damaged = True
+        return records, damaged
 
-    def _write(self, records, mode):
-        with open(self.filename, mode, encoding="utf-8") as f:
-            for record in records:
-                f.write(strict_json.dumps(record) + "\n")
+    def _text(self, records):
+        return "".join(strict_json.dumps(record) + "\n" for record in records)
 
 
 class CSVLogger(_EpochFileLogger):
@@ -249,23 +294,30 @@ class CSVLogger(_EpochFileLogger):
         super().__init__(filename, append)
         self.columns: list | None = None
 
-    def _records(self):
-        with open(self.filename, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        if rows:
-            self.columns = list(rows[0])
-        return rows
+    def _read(self):
+        with open(self.filename, newline="", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        reader = csv.DictReader(io.StringIO(text))
+        rows = list(reader)
+        self.columns = list(reader.fieldnames) if reader.fieldnames else None
+        complete = [r for r in rows if None not in r and None not in r.values()]
+        damaged = len(complete) != len(rows) or bool(text) and not text.endswith("\n")
+        if damaged and rows and rows[-1] in complete:
+            complete.pop()  # the last row lost its end: its last value may be cut short
+        return complete, damaged
 
-    def _write(self, records, mode):
-        with open(self.filename, mode, newline="", encoding="utf-8") as f:
-            if mode == "w":
-                self.columns = None
-            for record in records:
-                if self.columns is None:
-                    self.columns = list(record)
-                    f.write(",".join(self.columns) + "\n")
-                csv.DictWriter(f, self.columns, extrasaction="ignore", lineterminator="\n").writerow(
-                    {k: repr(v) if isinstance(v, float) else v for k, v in record.items()})
+    def _reset(self):
+        self.columns = None
+
+    def _text(self, records):
+        out = io.StringIO()
+        for record in records:
+            if self.columns is None:
+                self.columns = list(record)
+                out.write(",".join(self.columns) + "\n")
+            csv.DictWriter(out, self.columns, extrasaction="ignore", lineterminator="\n").writerow(
+                {k: repr(v) if isinstance(v, float) else v for k, v in record.items()})
+        return out.getvalue()
 
 
 class ModelCheckpoint(Callback):
@@ -292,7 +344,8 @@ class ModelCheckpoint(Callback):
         if epoch % self.every_n_epochs and not self.trainer.stop_training:
             return
         self.last_saved_epoch = epoch
-        self.manager.save(self.trainer.checkpoint(), logs)
+        improved = self.manager.record(epoch, logs)  # before the checkpoint takes this callback's state
+        self.manager.save(self.trainer.checkpoint(), improved=improved)
 
     def on_interrupt(self):
         self.manager.save_last(self.trainer.checkpoint())

@@ -7,32 +7,34 @@ infinities too), as do None, bools, strings, lists, tuples, dicts with non-strin
 keyed by parameter index) and NumPy scalars (stored as 0-d arrays, dtype kept). Loading uses
 ``allow_pickle=False`` and ``json``: it never runs code from the file.
 
-Writes are atomic: a temporary file in the same directory is written, flushed and fsynced, then renamed
-over the target with ``os.replace``, and the directory is fsynced. A crash leaves the old file or the new
-one, never a mix.
+The member ``__checksum__`` holds the SHA-256 of the description and of every array (name, dtype, shape and
+bytes); loading verifies it, so a damaged file is reported as damaged instead of giving wrong numbers. Writes
+are atomic (``gpunet.train.atomic``): a crash leaves the old file or the new one, never a mix.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import hashlib
+import io
 import json
 import math
 import os
 import re
-import shutil
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .atomic import atomic_write, fsync_directory
+
 __all__ = ["Checkpoint", "CheckpointError", "CheckpointManager", "FORMAT", "VERSION", "load_checkpoint",
-           "save_checkpoint"]
+           "fallback_message", "newest_intact", "open_checkpoint", "save_checkpoint"]
 
 FORMAT = "gpunet-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: with __checksum__; version 1 files (no checksum) are still read
 _HEADER = "__checkpoint__"
+_CHECKSUM = "__checksum__"
 _MARKERS = ("__array__", "__tuple__", "__dict__")
 
 
@@ -120,49 +122,18 @@ def _decode(node, arrays: dict):
     return {k: _decode(v, arrays) for k, v in node.items()}
 
 
-def _fsync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # platforms that cannot open directories (Windows) have nothing to sync
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _checksum(header: np.ndarray, arrays: dict) -> np.ndarray:
+    """SHA-256 (as 64 hex bytes) of the description and of every array's name, dtype, shape and bytes."""
+    digest = hashlib.sha256(header.tobytes())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"|{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return np.frombuffer(digest.hexdigest().encode("ascii"), dtype=np.uint8)
 
 
-@contextlib.contextmanager
-def _removed_on_failure(tmp: str):
-    """Delete the temporary file ``tmp`` if the block fails (before it was renamed into place)."""
-    try:
-        yield
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _atomic_write(path: str, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, and rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    with _removed_on_failure(tmp):
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    _fsync_directory(directory)
-
-
-def save_checkpoint(path, checkpoint: Checkpoint) -> None:
-    """Write ``checkpoint`` to ``path`` atomically (TypeError, before writing, for values it cannot store)."""
-    path = os.fspath(path)
+def checkpoint_bytes(checkpoint: Checkpoint, path: str = "checkpoint") -> bytes:
+    """The ``.npz`` file of ``checkpoint`` (TypeError naming ``path`` for values it cannot store)."""
     if not isinstance(checkpoint, Checkpoint):
         raise TypeError(f"save_checkpoint needs a Checkpoint, got {type(checkpoint).__name__}")
     problem = _problem(checkpoint)
@@ -172,7 +143,16 @@ def save_checkpoint(path, checkpoint: Checkpoint) -> None:
     content = {f.name: _encode(getattr(checkpoint, f.name), arrays, f.name) for f in dataclasses.fields(checkpoint)}
     document = json.dumps({"format": FORMAT, "version": VERSION, "content": content}, allow_nan=True)
     header = np.frombuffer(document.encode("utf-8"), dtype=np.uint8)
-    _atomic_write(path, lambda f: np.savez(f, **{_HEADER: header}, **arrays))
+    buffer = io.BytesIO()
+    np.savez(buffer, **{_HEADER: header, _CHECKSUM: _checksum(header, arrays)}, **arrays)
+    return buffer.getvalue()
+
+
+def save_checkpoint(path, checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (TypeError, before writing, for values it cannot store)."""
+    path = os.fspath(path)
+    data = checkpoint_bytes(checkpoint, path)
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _read(path: str):
@@ -196,14 +176,16 @@ def _read(path: str):
                 raise CheckpointError(f"{path}: the checkpoint description is not valid JSON ({exc})") from None
             if not isinstance(document, dict) or document.get("format") != FORMAT:
                 raise CheckpointError(f"{path} is not a gpunet checkpoint (format is not {FORMAT!r})")
-            if document.get("version") != VERSION:
-                raise CheckpointError(f"{path} has checkpoint format version {document.get('version')!r}; "
-                                      f"this gpunet reads version {VERSION}")
+            version = document.get("version")
+            if version not in (1, VERSION):
+                raise CheckpointError(f"{path} has checkpoint format version {version!r}; "
+                                      f"this gpunet reads versions 1 to {VERSION}")
+            own = {_HEADER} if version == 1 else {_HEADER, _CHECKSUM}
             wanted = _references(document.get("content"), set())
-            if wanted - members:
-                raise CheckpointError(f"{path} is missing array member(s) {sorted(wanted - members)}")
-            if members - wanted - {_HEADER}:
-                raise CheckpointError(f"{path} has unexpected member(s) {sorted(members - wanted - {_HEADER})}")
+            if wanted - members or own - members:
+                raise CheckpointError(f"{path} is missing member(s) {sorted((wanted | own) - members)}")
+            if members - wanted - own:
+                raise CheckpointError(f"{path} has unexpected member(s) {sorted(members - wanted - own)}")
             arrays = {}
             for name in wanted:
                 try:
@@ -215,6 +197,8 @@ def _read(path: str):
                     raise
                 if not isinstance(arrays[name], np.ndarray):
                     raise CheckpointError(f"{path}: member {name!r} is not a NumPy array")
+            if version != 1 and not np.array_equal(archive[_CHECKSUM], _checksum(header, arrays)):
+                raise CheckpointError(f"{path} is damaged: its arrays do not match its checksum")
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError, RecursionError) as exc:
@@ -254,12 +238,12 @@ def _problem(checkpoint: Checkpoint) -> str | None:
 
 
 class CheckpointManager:
-    """A run's ``checkpoints/`` directory: ``last.npz``, ``best.npz`` and the ``keep`` newest
-    ``epoch-NNNN.npz``.
+    """A run's ``checkpoints/`` directory: ``last.npz``, ``best.npz`` and the ``keep`` newest ``epoch-NNNN.npz``.
 
-    ``best.npz`` is rewritten when the metric ``monitor`` improves (``mode`` ``"min"`` or ``"max"``;
-    ``monitor=None`` keeps no best). Every file is replaced atomically, and old epoch files are removed
-    only after the new checkpoint is safely on disk. The manager's own state (best score and epoch) is
+    Every file is a separate copy (no hard links), written atomically, so damage to one leaves the others intact;
+    ``newest_intact`` finds the newest checkpoint that verifies. ``best.npz`` is rewritten when the metric
+    ``monitor`` improves (``mode`` ``"min"`` or ``"max"``; ``monitor=None`` keeps no best). Old epoch files are
+    removed only after the new checkpoint is safely on disk. The manager's own state (best score and epoch) is
     stored in each checkpoint's ``extra["checkpoint_manager"]``; ``restore`` reads it back on resume.
     """
 
@@ -276,7 +260,6 @@ class CheckpointManager:
         self.keep = keep
         self.best_score: float | None = None
         self.best_epoch: int | None = None
-        os.makedirs(self.directory, exist_ok=True)
 
     @property
     def last_path(self) -> str:
@@ -291,6 +274,8 @@ class CheckpointManager:
 
     def epoch_paths(self) -> list[str]:
         """Existing epoch checkpoints, oldest first."""
+        if not os.path.isdir(self.directory):
+            return []
         found = [(int(m.group(1)), name) for name in os.listdir(self.directory)
                  if (m := self._EPOCH_FILE.fullmatch(name))]
         return [os.path.join(self.directory, name) for _, name in sorted(found)]
@@ -303,41 +288,53 @@ class CheckpointManager:
             return True
         return score < self.best_score if self.mode == "min" else score > self.best_score
 
-    def save(self, checkpoint: Checkpoint, metrics: dict | None = None) -> list[str]:
-        """Write ``checkpoint`` as the epoch file, ``last`` and, if ``metrics[monitor]`` improved, ``best``.
+    def record(self, epoch: int, metrics: dict | None) -> bool:
+        """Take ``metrics[monitor]`` of ``epoch`` into account; whether it is a new best (then it is remembered)."""
+        if self.monitor is None:
+            return False
+        if not metrics or self.monitor not in metrics:
+            raise ValueError(f"CheckpointManager monitors {self.monitor!r}, but the metrics given are "
+                             f"{sorted(metrics or {})}")
+        score = float(metrics[self.monitor])
+        if not self.is_improvement(score):
+            return False
+        self.best_score, self.best_epoch = score, epoch
+        return True
 
-        Returns the paths written.
-        """
-        improved = False
-        if self.monitor is not None:
-            if not metrics or self.monitor not in metrics:
-                raise ValueError(f"CheckpointManager monitors {self.monitor!r}, but the metrics given are "
-                                 f"{sorted(metrics or {})}")
-            score = float(metrics[self.monitor])
-            improved = self.is_improvement(score)
-        state = self.state_dict()
-        if improved:
-            state.update(best_score=score, best_epoch=checkpoint.epoch)
-        checkpoint = dataclasses.replace(checkpoint, extra={**checkpoint.extra, "checkpoint_manager": state})
+    def save(self, checkpoint: Checkpoint, metrics: dict | None = None, improved: bool | None = None) -> list[str]:
+        """Write ``checkpoint`` (an epoch's end) as ``best`` if it is a new best, the epoch file, and ``last``;
+        returns the paths. Whether it is a new best is ``improved`` when given (after ``record``), else
+        ``record(epoch, metrics)``."""
+        if improved is None:
+            improved = self.record(checkpoint.epoch, metrics)
+        targets = ([self.best_path] if improved else []) + ([self.epoch_path(checkpoint.epoch)] if self.keep else [])
+        self._write(checkpoint, targets + [self.last_path])
+        self.prune()
+        return targets + [self.last_path]
 
-        targets = ([self.epoch_path(checkpoint.epoch)] if self.keep else []) + [self.last_path]
-        if improved:
-            targets.append(self.best_path)
-        save_checkpoint(targets[0], checkpoint)
-        for target in targets[1:]:
-            _atomic_link_or_copy(targets[0], target)
-        self.load_state_dict(state)
-        for old in self.epoch_paths()[:-self.keep] if self.keep else []:
-            os.remove(old)
+    def _write(self, checkpoint: Checkpoint, targets: list[str]) -> list[str]:
+        """``checkpoint`` with this manager's state, as a separate copy in each of ``targets``, in order (``last``
+        comes last: when it is intact, every file of its checkpoint is complete)."""
+        checkpoint = dataclasses.replace(checkpoint, extra={**checkpoint.extra,
+                                                            "checkpoint_manager": self.state_dict()})
+        data = checkpoint_bytes(checkpoint, targets[0])
+        os.makedirs(self.directory, exist_ok=True)
+        for target in targets:
+            atomic_write(target, lambda f: f.write(data))
         return targets
+
+    def prune(self) -> None:
+        """Remove the epoch files older than the ``keep`` newest (call only once the newest are known intact)."""
+        old = self.epoch_paths()[:-self.keep] if self.keep else []
+        for path in old:
+            os.remove(path)
+        if old:
+            fsync_directory(self.directory)
 
     def save_last(self, checkpoint: Checkpoint) -> str:
         """Write ``checkpoint`` as ``last`` only (one taken mid-epoch when training is interrupted: no epoch file, no
         best). Returns its path."""
-        os.makedirs(self.directory, exist_ok=True)
-        save_checkpoint(self.last_path, dataclasses.replace(
-            checkpoint, extra={**checkpoint.extra, "checkpoint_manager": self.state_dict()}))
-        return self.last_path
+        return self._write(checkpoint, [self.last_path])[-1]
 
     def state_dict(self) -> dict:
         return {"best_score": self.best_score, "best_epoch": self.best_epoch}
@@ -351,23 +348,66 @@ class CheckpointManager:
         if "checkpoint_manager" in checkpoint.extra:
             self.load_state_dict(checkpoint.extra["checkpoint_manager"])
 
+    def paths(self) -> list[str]:
+        """Every checkpoint file here, newest first: last (an intact one is the newest complete checkpoint), epoch
+        files (newest first), best."""
+        found = [self.last_path] + self.epoch_paths()[::-1] + [self.best_path]
+        return [path for path in found if os.path.exists(path)]
+
     def latest(self) -> str | None:
-        """Path of ``last.npz`` if it exists (what ``--resume`` continues from)."""
+        """Path of ``last.npz`` if it exists."""
         return self.last_path if os.path.exists(self.last_path) else None
 
 
-def _atomic_link_or_copy(source: str, target: str) -> None:
-    """Make ``target`` an atomically replaced copy of ``source`` (a hard link where the file system allows)."""
-    directory = os.path.dirname(os.path.abspath(target))
-    tmp = os.path.join(directory, f".{os.path.basename(target)}.{os.getpid()}.link.tmp")
-    if os.path.lexists(tmp):  # left by a crash
-        os.unlink(tmp)
-    with _removed_on_failure(tmp):
+def newest_intact(paths) -> tuple[str, Checkpoint, list[str]] | None:
+    """The newest checkpoint among ``paths`` (as ``CheckpointManager.paths`` orders them) that loads and verifies:
+    ``(path, checkpoint, problems)`` where ``problems`` names each damaged file skipped before it. None when
+    ``paths`` is empty; CheckpointError listing every file's problem when none is intact."""
+    problems, intact = [], []
+    for path in paths:
         try:
-            os.link(source, tmp)
-        except OSError:
-            shutil.copyfile(source, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, target)
-    _fsync_directory(directory)
+            checkpoint = load_checkpoint(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        if not problems:  # the first is intact: it is the newest complete checkpoint
+            return path, checkpoint, []
+        intact.append((path, checkpoint))
+    if not intact:
+        if not problems:
+            return None
+        raise CheckpointError("no intact checkpoint: " + "; ".join(problems))
+    path, checkpoint = max(intact, key=lambda pc: (pc[1].step, pc[1].epoch))
+    return path, checkpoint, problems
+
+
+def fallback_message(path: str, checkpoint: Checkpoint, problems: list[str]) -> str:
+    """What to tell the user when ``newest_intact`` or ``open_checkpoint`` skipped damaged files."""
+    return "\n".join([f"gpunet: skipping a damaged checkpoint: {problem}" for problem in problems] +
+                     [f"gpunet: using the newest intact checkpoint instead: {path} (epoch {checkpoint.epoch})"])
+
+
+def open_checkpoint(path) -> tuple[str, Checkpoint, list[str]]:
+    """Load ``path``; if it is damaged and is a run's ``last.npz`` or ``epoch-NNNN.npz``, the newest intact one of
+    those beside it instead: ``(path used, checkpoint, problems of the damaged files)``. A damaged ``best.npz``
+    (or any other file) raises CheckpointError naming the intact checkpoints beside it."""
+    path = os.fspath(path)
+    try:
+        return path, load_checkpoint(path), []
+    except CheckpointError as exc:
+        damage = exc
+    manager = CheckpointManager(os.path.dirname(path) or ".", monitor=None)
+    name = os.path.basename(path)
+    if name == "last.npz" or CheckpointManager._EPOCH_FILE.fullmatch(name):
+        found = newest_intact([p for p in manager.paths() if p != manager.best_path])
+        if found is not None:
+            return found
+    others = []
+    for other in manager.paths():
+        if os.path.abspath(other) != os.path.abspath(path):
+            try:
+                others.append(f"{other} (epoch {load_checkpoint(other).epoch})")
+            except CheckpointError:
+                pass
+    hint = f"; intact checkpoints beside it: {', '.join(others)}" if others else ""
+    raise CheckpointError(f"{damage}{hint}") from None

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from .checkpoint import _atomic_write
+from .atomic import atomic_write
 
 __all__ = ["plot_augmented_samples", "plot_heatmap", "plot_history", "pyplot_or_hint"]
 
@@ -54,7 +54,7 @@ def plot_history(epochs: list[dict], directory) -> list[str]:
         axes.legend()
         figure.tight_layout()
         path = os.path.join(os.fspath(directory), f"{name}.png")
-        figure.savefig(path, dpi=100)
+        _save(figure, path)
         plt.close(figure)
         paths.append(path)
     return paths
@@ -81,7 +81,7 @@ def plot_heatmap(values, row_labels, col_labels, row_name: str, col_name: str, t
                           color="k" if value > middle else "w")  # readable on bright and dark cells
     figure.colorbar(image, ax=axes)
     figure.tight_layout()
-    figure.savefig(os.fspath(path), dpi=100)
+    _save(figure, os.fspath(path))
     plt.close(figure)
     return os.fspath(path)
 
@@ -144,4 +144,4 @@ def plot_augmented_samples(loader, directory, count: int = 16) -> str | None:
 
 def _save(figure, path: str) -> None:
     """Write ``figure`` as a PNG, atomically."""
-    _atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))
+    atomic_write(path, lambda f: figure.savefig(f, format="png", dpi=100))

@@ -3,11 +3,14 @@ and the run directory.
 
 The run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one object per epoch),
 ``checkpoints/`` (``last.npz``, ``best.npz``, recent ``epoch-NNNN.npz``), ``summary.json`` (the final model's
-metrics on every split: ``test_accuracy``, ``test_loss``, ...) and PNG plots of the curves. ``resume=True`` continues
-from ``checkpoints/last.npz`` exactly where the run stopped.
+metrics on every split: ``test_accuracy``, ``test_loss``, ...) and PNG plots of the curves. Every file is written
+atomically (``gpunet.train.atomic``); a directory that holds a run is never written by a new run. ``resume=True``
+continues exactly from the newest intact checkpoint, or starts the run when it has none yet.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import time
@@ -23,7 +26,9 @@ from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
 from . import strict_json
-from .checkpoint import CheckpointError, load_checkpoint
+from .atomic import atomic_write_text, remove_stale_temporaries
+from .checkpoint import (Checkpoint, CheckpointError, CheckpointManager, fallback_message, load_checkpoint,
+                         newest_intact, open_checkpoint)
 from .interrupt import TrainingInterrupted
 from .plots import plot_augmented_samples, plot_history
 from .trainer import Trainer
@@ -122,12 +127,16 @@ class Run:
 
     @classmethod
     def from_checkpoint(cls, path: str, overrides=(), config_path: str | None = None,
-                        announce_device: bool = True) -> tuple["Run", object]:
+                        announce_device: bool = True) -> tuple["Run", str, object]:
         """The run a checkpoint was trained in, rebuilt from the config stored in it (same data splits and
         normalisation, same model) with the checkpoint's weights, for evaluation: no directory is written.
         ``overrides`` may change only ``EVALUATION_CHANGES``. A checkpoint without a config (saved from Python)
-        takes the config file ``config_path`` with ``overrides``. Returns the run and the checkpoint."""
-        checkpoint = load_checkpoint(path)
+        takes the config file ``config_path`` with ``overrides``. A damaged ``last.npz``/``epoch-NNNN.npz`` gives way
+        to the newest intact checkpoint beside it (said on stderr). Returns the run, the path of the checkpoint used
+        and the checkpoint."""
+        path, checkpoint, problems = open_checkpoint(path)
+        if problems:
+            print(fallback_message(path, checkpoint, problems), file=sys.stderr, flush=True)
         if checkpoint.config is None:
             if config_path is None:
                 raise RunError(f"{path} holds no config (it was saved from Python, not by a gpunet run), so its data "
@@ -147,7 +156,7 @@ class Run:
         except (RuntimeError, ValueError) as exc:
             origin = "its own config" if checkpoint.config is not None else config_path
             raise CheckpointError(f"{path} does not fit the model of {origin}: {exc}") from None
-        return built, checkpoint
+        return built, path, checkpoint
 
     def evaluate(self, split: str = "test") -> dict:
         """The model's loss and metrics on ``split`` (``train``, ``val`` or ``test``), in eval mode, each key
@@ -252,16 +261,27 @@ def config_differences(saved: dict, current: dict, allowed=RESUMABLE_CHANGES) ->
             if old.get(key) != new.get(key) and not _within(key, allowed)]
 
 
-def resumed_config(run_dir: str, overrides=()) -> dict:
-    """The config that continues the run in ``run_dir``: its own ``config.yaml`` with ``overrides`` applied, which may
-    change only ``RESUMABLE_CHANGES`` (Lightning's and Keras' resume continues that run, whatever a config file
-    says now). Raises RunError when there is no saved config or an override changes anything else."""
+def resumed_config(run_dir: str, overrides=()) -> dict | None:
+    """The config that continues the run in ``run_dir``: its own ``config.yaml`` (or, when that is missing or
+    unreadable, the config saved in its newest intact checkpoint, said on stderr) with ``overrides`` applied, which
+    may change only ``RESUMABLE_CHANGES`` (Lightning's and Keras' resume continues that run, whatever a config file
+    says now). None when ``run_dir`` holds no run yet (resuming it starts a new one). Raises RunError when an
+    override changes anything else."""
     path = os.path.join(run_dir, "config.yaml")
-    if not os.path.exists(path):
-        raise RunError(f"nothing to resume in {run_dir}: {path} does not exist; run without --resume to start "
-                       "training")
-    saved = load_config(path)
-    config = load_config(path, overrides) if overrides else saved
+    try:
+        load = functools.partial(load_config, path)
+        saved = load()
+    except ConfigError as exc:
+        found = newest_intact(CheckpointManager(os.path.join(run_dir, "checkpoints")).paths())
+        if found is None or found[1].config is None:
+            if not os.path.exists(path):
+                return None
+            raise
+        problem = "does not exist" if not os.path.exists(path) else f"cannot be read ({str(exc).splitlines()[0]})"
+        print(f"gpunet: {path} {problem}; using the config saved in {found[0]}", file=sys.stderr, flush=True)
+        load = functools.partial(loads_config, dump_config(found[1].config), source=found[0])
+        saved = load()
+    config = load(overrides) if overrides else saved
     differences = config_differences(saved, config)
     if differences:
         raise RunError(f"cannot resume {run_dir} with these overrides: only {', '.join(RESUMABLE_CHANGES)} may "
@@ -270,18 +290,45 @@ def resumed_config(run_dir: str, overrides=()) -> dict:
     return config
 
 
-def _resume_point(run: Run) -> str:
-    path = run.checkpointer.manager.last_path
-    if not os.path.exists(path):
-        raise RunError(f"nothing to resume in {run.directory}: {path} does not exist; run without --resume to "
-                       "start training")
-    saved = load_checkpoint(path)
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json")
+
+
+def _existing_run(run_dir: str, config: dict) -> str | None:
+    """A file showing that ``run_dir`` already holds a run, or None."""
+    for name in RUN_FILES:
+        if os.path.exists(os.path.join(run_dir, name)):
+            return os.path.join(run_dir, name)
+    for manager in _managers(config, run_dir):
+        if manager.paths():
+            return manager.paths()[0]
+    return None
+
+
+def _managers(config: dict, run_dir: str) -> list[CheckpointManager]:
+    """The checkpoint directories of the run's checkpointers (its own first)."""
+    sections = [config["checkpoint"]] + [c for c in config["callbacks"] if c["type"] == "model_checkpoint"]
+    return [CheckpointManager(_inside(run_dir, section["dir"]), monitor=None) for section in sections]
+
+
+def _resume_point(run: Run) -> Checkpoint | None:
+    """The newest intact checkpoint of the run (saying on stderr which damaged ones were skipped), or None when the
+    run has none yet (it then starts from the beginning)."""
+    found = newest_intact(run.checkpointer.manager.paths())
+    if found is None:
+        print(f"gpunet: {run.directory} has no checkpoint yet; starting the run from the beginning", file=sys.stderr,
+              flush=True)
+        return None
+    path, saved, problems = found
+    if problems:
+        print(fallback_message(path, saved, problems), file=sys.stderr, flush=True)
+    else:
+        run.checkpointer.manager.prune()  # epoch files a kill kept from being removed
     if saved.config is not None:
         differences = config_differences(saved.config, run.config)
         if differences:
             raise RunError(f"cannot resume {run.directory}: the config differs from the one it was trained with "
                            f"(only {', '.join(RESUMABLE_CHANGES)} may change): " + "; ".join(differences[:5]))
-    return path
+    return saved
 
 
 def final_metrics(run: Run) -> dict:
@@ -298,40 +345,73 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
     """Train as ``config`` says, write the run directory, and return the summary (also in ``summary.json``).
     ``announce_device``: say on stderr what ``device: auto`` chose.
 
-    Raises ``RunError`` when there is nothing to resume, when ``run_dir`` already holds a run and ``resume`` is
-    false, or when training stopped on a NaN/infinite loss; ConfigError, DatasetError, CheckpointError and
+    ``resume``: continue from the newest intact checkpoint (from the beginning if there is none yet). Raises
+    ``RunError`` when ``run_dir`` already holds a run and ``resume`` is false, when another process is writing to it,
+    or when training stopped on a NaN/infinite loss; ConfigError, DatasetError, CheckpointError and
     DeviceError for problems with the config, the data, a checkpoint or the device; ``TrainingInterrupted`` (its
     ``run_dir`` and ``checkpoint`` filled in) when SIGINT or SIGTERM stopped training.
     """
     started = time.perf_counter()
+    if not resume:
+        existing = _existing_run(run_dir, config)
+        if existing:
+            raise RunError(f"{run_dir} already holds a run ({existing}); nothing was changed. Continue it with "
+                           "--resume, or choose another --out directory")
     built = build_run(config, run_dir, progress, announce_device)
-    checkpoint_path = None
-    if resume:
-        checkpoint_path = _resume_point(built)
-    elif os.path.exists(built.checkpointer.manager.last_path):
-        raise RunError(f"{run_dir} already holds a run ({built.checkpointer.manager.last_path}); continue it with "
-                       "--resume, or choose another --out directory")
-    dump_config(config, os.path.join(run_dir, "config.yaml"))
-    plot_augmented_samples(built.train_loader, run_dir)
-    trainer = built.trainer
-    try:
-        trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint_path)
-    except TrainingInterrupted as exc:
-        exc.run_dir, exc.checkpoint = run_dir, None if exc.at_once else built.checkpointer.manager.latest()
-        raise
-    plot_history(trainer.history.epochs, run_dir)
-    if trainer.stopped_on_error:
-        last = built.checkpointer.manager.latest()
-        kept = f"the last good checkpoint is {last} (epoch {load_checkpoint(last).epoch})" if last \
-            else "no checkpoint had been written yet"
-        raise RunError(f"training did not finish ({trainer.stop_reason.split(':')[0]} stopped it at epoch "
-                       f"{trainer.epoch + 1}); {kept}")
-    summary = {"config": config_name, "run_dir": run_dir, "epochs": trainer.epoch,
-               "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
-               **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
-    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as f:
-        f.write(strict_json.dumps(summary, indent=2) + "\n")
+    with _exclusive(run_dir):
+        logs = [os.path.dirname(os.path.abspath(c.filename)) for c in built.trainer.callbacks
+                if isinstance(c, (CSVLogger, JSONLLogger))]
+        for directory in {run_dir, *logs, *(m.directory for m in _managers(config, run_dir))}:
+            remove_stale_temporaries(directory)
+        checkpoint = _resume_point(built) if resume else None
+        config_path, config_text = os.path.join(run_dir, "config.yaml"), dump_config(config)
+        if not os.path.exists(config_path) or _read_text(config_path) != config_text:
+            atomic_write_text(config_path, config_text)
+        plot_augmented_samples(built.train_loader, run_dir)
+        trainer = built.trainer
+        try:
+            trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
+        except TrainingInterrupted as exc:
+            exc.run_dir, exc.checkpoint = run_dir, None if exc.at_once else built.checkpointer.manager.latest()
+            raise
+        plot_history(trainer.history.epochs, run_dir)
+        if trainer.stopped_on_error:
+            last = built.checkpointer.manager.latest()
+            kept = f"the last good checkpoint is {last} (epoch {load_checkpoint(last).epoch})" if last \
+                else "no checkpoint had been written yet"
+            raise RunError(f"training did not finish ({trainer.stop_reason.split(':')[0]} stopped it at epoch "
+                           f"{trainer.epoch + 1}); {kept}")
+        summary = {"config": config_name, "run_dir": run_dir, "epochs": trainer.epoch,
+                   "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
+                   **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
+        atomic_write_text(os.path.join(run_dir, "summary.json"), strict_json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
+
+
+@contextlib.contextmanager
+def _exclusive(run_dir: str):
+    """Hold an exclusive lock on ``run_dir`` (the directory itself: no lock file to leave behind) while writing it;
+    RunError if another gpunet process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): nothing to hold
+        yield
+        return
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise RunError(f"another gpunet process is writing to {run_dir}; wait for it to finish, or choose "
+                           "another --out directory") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def summary_line(summary: dict) -> str:

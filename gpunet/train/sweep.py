@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from ..config import load_config
-from .checkpoint import _atomic_write
+from .atomic import atomic_write_text
 from .run import RunError, check_run, config_differences, run
 
 __all__ = ["Cell", "SweepError", "config_grid", "plan_sweep", "run_sweep"]
@@ -101,10 +101,6 @@ def _claim(out: str, manifest: dict, cells: list[Cell], resume: bool) -> None:
                                  "sweep (another --out)")
 
 
-def _write_text(path: str, text: str) -> None:
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
 def _finished_summary(cell: Cell) -> dict | None:
     path = os.path.join(cell.directory, "summary.json")
     if not os.path.exists(path):
@@ -128,7 +124,7 @@ def run_sweep(config_path: str, overrides, grid, out: str, config_name: str, res
     manifest = _manifest(config_path, overrides, grid)
     _claim(out, manifest, cells, resume)
     os.makedirs(out, exist_ok=True)
-    _write_text(os.path.join(out, MANIFEST), json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(os.path.join(out, MANIFEST), json.dumps(manifest, indent=2) + "\n")
     rows = []
     for cell in cells:
         summary = _finished_summary(cell) if resume else None
@@ -147,7 +143,7 @@ def run_sweep(config_path: str, overrides, grid, out: str, config_name: str, res
     writer = csv.DictWriter(table, list(dict.fromkeys(k for row in rows for k in row)), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(results, table.getvalue())
+    atomic_write_text(results, table.getvalue())
     heatmaps = []
     if len(grid) == 2:
         (row_key, row_values), (col_key, col_values) = grid

@@ -183,3 +183,44 @@ def test_early_stopping_never_counts_nan_as_an_improvement(xor):
     stopper = EarlyStopping(monitor="val_loss", patience=1)
     trainer = _fit(xor, 5, [Scripted("val_loss", [1.0, math.nan, 0.5]), stopper])
     assert len(trainer.history) == 2 and stopper.best == 1.0
+
+
+def test_model_checkpoint_and_early_stopping_state_survive_a_resume_through_the_trainer(xor, tmp_path):
+    # the sequence: 2 epochs, the last the best so far, resumed to 5 where every score is worse: best stays 2
+    scores = [3.0, 1.0, 2.0, 1.5, 1.2]
+
+    def callbacks(directory):
+        return [Scripted("val_loss", scores), EarlyStopping("val_loss", patience=3),
+                ModelCheckpoint(directory, monitor="val_loss", keep=1)]
+    straight = _fit(xor, 5, callbacks(tmp_path / "straight"))
+    _fit(xor, 2, callbacks(tmp_path / "resumed"))
+    trainer, train, val = make_trainer(xor, [2, 8, 2], callbacks=callbacks(tmp_path / "resumed"))
+    trainer.fit(train, val, epochs=5, resume=str(tmp_path / "resumed" / "last.npz"))
+    assert straight.stop_reason == trainer.stop_reason  # early stopping's counter went on from 1, not 0
+    assert trainer.stop_reason.startswith("EarlyStopping: val_loss has not improved for 3 epoch(s)")
+    for name in ("best.npz", "last.npz"):
+        a, b = load_checkpoint(tmp_path / "straight" / name), load_checkpoint(tmp_path / "resumed" / name)
+        assert a.epoch == b.epoch and a.extra["callbacks"] == b.extra["callbacks"]
+    assert load_checkpoint(tmp_path / "resumed" / "best.npz").epoch == 2
+    assert trainer.callbacks[-1].manager.best_epoch == 2
+    again, train, val = make_trainer(xor, [2, 8, 2], callbacks=callbacks(tmp_path / "resumed"))
+    again.fit(train, val, epochs=8, resume=str(tmp_path / "resumed" / "last.npz"))
+    assert again.epoch == 5 and again.stop_reason == straight.stop_reason  # a stopped run stays stopped
+
+
+def test_loggers_repair_a_torn_last_line_and_refill_lost_records(xor, tmp_path):
+    straight = _fit(xor, 4, [JSONLLogger(tmp_path / "s.jsonl"), CSVLogger(tmp_path / "s.csv")])
+    _fit(xor, 2, [JSONLLogger(tmp_path / "m.jsonl"), CSVLogger(tmp_path / "m.csv"), ModelCheckpoint(tmp_path / "c")])
+    with open(tmp_path / "m.jsonl", "a") as f:
+        f.write('{"epoch": 3, "train_loss": 0.2')  # torn
+    lines = (tmp_path / "m.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "m.csv").write_text(lines[0] + lines[2] + "3,0.5")  # epoch 1 lost, a torn row
+    trainer, train, val = make_trainer(xor, [2, 8, 2], callbacks=[JSONLLogger(tmp_path / "m.jsonl"),
+                                                                  CSVLogger(tmp_path / "m.csv")])
+    trainer.fit(train, val, epochs=4, resume=str(tmp_path / "c" / "last.npz"))
+    records = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert without_time(records) == without_time(straight.history.epochs)
+    with open(tmp_path / "m.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["val_loss"]) for r in rows] == straight.history["val_loss"]
+    assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]

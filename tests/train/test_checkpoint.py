@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet.train.checkpoint import (Checkpoint, CheckpointError, CheckpointManager, load_checkpoint,
-                                     save_checkpoint)
+from gpunet.train.checkpoint import (Checkpoint, CheckpointError, CheckpointManager, fallback_message,
+                                     load_checkpoint, newest_intact, open_checkpoint, save_checkpoint)
 
 
 def torch_adam_state():
@@ -108,7 +108,7 @@ def test_file_layout_is_json_plus_arrays(tmp_path):
     save_checkpoint(path, Checkpoint(model={"w": np.ones(2)}, epoch=1))
     with np.load(path, allow_pickle=False) as archive:
         document = json.loads(archive["__checkpoint__"].tobytes())
-        assert document["format"] == "gpunet-checkpoint" and document["version"] == 1
+        assert document["format"] == "gpunet-checkpoint" and document["version"] == 2
         assert document["content"]["model"] == {"w": {"__array__": "a0", "scalar": False}}
         np.testing.assert_array_equal(archive["a0"], [1, 1])
 
@@ -206,15 +206,15 @@ def header_bytes(document):
 def test_missing_members_and_bad_descriptions(tmp_path):
     path = saved(tmp_path)
     cases = {
-        "missing.npz": ({"drop": ["a0.npy"]}, r"missing array member\(s\) \['a0'\]"),
+        "missing.npz": ({"drop": ["a0.npy"]}, r"missing member\(s\) \['a0'\]"),
         "noheader.npz": ({"drop": ["__checkpoint__.npy"]}, "not a gpunet checkpoint: it has no __checkpoint__"),
         "badjson.npz": ({"replace": {"__checkpoint__.npy": npy_bytes(np.frombuffer(b"{not json", np.uint8))}},
                         "description is not valid JSON"),
         "version.npz": ({"replace": {"__checkpoint__.npy": header_bytes(
-            {"format": "gpunet-checkpoint", "version": 99, "content": {}})}}, "format version 99; this gpunet reads version 1"),
+            {"format": "gpunet-checkpoint", "version": 99, "content": {}})}}, "format version 99; this gpunet reads versions 1 to 2"),
         "format.npz": ({"replace": {"__checkpoint__.npy": header_bytes({"format": "other", "version": 1})}},
                        "not a gpunet checkpoint"),
-        "fields.npz": ({"drop": ["a0.npy"], "replace": {"__checkpoint__.npy": header_bytes(
+        "fields.npz": ({"drop": ["a0.npy", "__checksum__.npy"], "replace": {"__checkpoint__.npy": header_bytes(
             {"format": "gpunet-checkpoint", "version": 1, "content": {"model": {}}})}}, "content has fields"),
         "extra.npz": ({"add": {"a7.npy": npy_bytes(np.zeros(2))}}, r"unexpected member\(s\) \['a7'\]"),
     }
@@ -230,6 +230,35 @@ def test_missing_members_and_bad_descriptions(tmp_path):
     garbage.write_bytes(b"\x80\x04 definitely not a zip")
     with pytest.raises(CheckpointError, match="garbage.npz is not a valid checkpoint"):
         load_checkpoint(garbage)
+
+
+def test_the_checksum_catches_damage_the_zip_format_does_not(tmp_path):
+    # a member replaced with other valid data (its zip CRC matches the new bytes): only the checksum can tell
+    path = saved(tmp_path)
+    damaged = tmp_path / "damaged.npz"
+    changed = np.arange(50, dtype=np.float64)
+    changed[25] = 1e6
+    rewrite(path, damaged, replace={"a0.npy": npy_bytes(changed)})
+    with pytest.raises(CheckpointError, match=f"{damaged} is damaged: its arrays do not match its checksum"):
+        load_checkpoint(damaged)
+    header = tmp_path / "header.npz"  # the description is covered too
+    with np.load(path) as archive:
+        document = json.loads(archive["__checkpoint__"].tobytes())
+    document["content"]["epoch"] = 5
+    rewrite(path, header, replace={"__checkpoint__.npy": header_bytes(document)})
+    with pytest.raises(CheckpointError, match="do not match its checksum"):
+        load_checkpoint(header)
+    assert load_checkpoint(path).epoch == 4
+
+
+def test_version_1_files_without_a_checksum_still_load(tmp_path):
+    path = saved(tmp_path)
+    with np.load(path) as archive:
+        document = json.loads(archive["__checkpoint__"].tobytes())
+    document["version"] = 1
+    old = tmp_path / "old.npz"
+    rewrite(path, old, drop=["__checksum__.npy"], replace={"__checkpoint__.npy": header_bytes(document)})
+    np.testing.assert_array_equal(load_checkpoint(old).model["w"], np.arange(50))
 
 
 class Exploit:
@@ -266,9 +295,11 @@ def test_manager_keeps_last_best_and_n_newest(tmp_path):
     losses = [0.5, 0.3, 0.4, 0.2, 0.25]
     for epoch, loss in enumerate(losses, start=1):
         written = manager.save(manager_checkpoint(epoch), {"val_loss": loss, "val_accuracy": 1 - loss})
-        assert written[0].endswith(f"epoch-{epoch:04d}.npz")
+        assert [os.path.basename(p) for p in written[-2:]] == [f"epoch-{epoch:04d}.npz", "last.npz"]
     names = sorted(os.listdir(tmp_path / "checkpoints"))
     assert names == ["best.npz", "epoch-0004.npz", "epoch-0005.npz", "last.npz"]
+    inodes = {os.stat(tmp_path / "checkpoints" / name).st_ino for name in names}
+    assert len(inodes) == 4 and all(os.stat(tmp_path / "checkpoints" / n).st_nlink == 1 for n in names)
     assert load_checkpoint(manager.last_path).epoch == 5
     best = load_checkpoint(manager.best_path)
     assert best.epoch == 4 and best.model["w"][0] == 4.0
@@ -310,12 +341,57 @@ def test_manager_failure_keeps_last_good_checkpoint_and_old_epochs(tmp_path, mon
     assert load_checkpoint(manager.last_path).epoch == 1
 
 
-def test_manager_copies_where_hard_links_fail(tmp_path, monkeypatch):
-    def no_links(*args):
-        raise OSError("links not supported")
-    monkeypatch.setattr(os, "link", no_links)
+def damage(path, at=0.5):
+    """Flip one byte in the middle of ``path`` (bit rot)."""
+    data = bytearray(open(path, "rb").read())
+    data[int(len(data) * at)] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+
+
+def test_newest_intact_skips_damaged_files_and_names_them(tmp_path):
+    manager = CheckpointManager(tmp_path, monitor="loss", keep=2)
+    for epoch, loss in [(1, 1.0), (2, 0.5), (3, 0.7)]:
+        manager.save(manager_checkpoint(epoch), {"loss": loss})
+    assert newest_intact([]) is None
+    path, checkpoint, problems = newest_intact(manager.paths())
+    assert (path, checkpoint.epoch, problems) == (manager.last_path, 3, [])
+    damage(manager.last_path)
+    path, checkpoint, problems = newest_intact(manager.paths())
+    assert (path, checkpoint.epoch) == (manager.epoch_path(3), 3)
+    assert len(problems) == 1 and problems[0].startswith(f"{manager.last_path} is ")
+    damage(manager.epoch_path(3))
+    path, checkpoint, problems = newest_intact(manager.paths())
+    assert (path, checkpoint.epoch, len(problems)) == (manager.epoch_path(2), 2, 2)
+    damage(manager.epoch_path(2))  # best.npz (epoch 2) is the last copy left: resuming from it is still exact
+    path, checkpoint, problems = newest_intact(manager.paths())
+    assert (path, checkpoint.epoch, len(problems)) == (manager.best_path, 2, 3)
+    damage(manager.best_path)
+    with pytest.raises(CheckpointError, match="no intact checkpoint: .*last.npz.*epoch-0003.*epoch-0002.*best.npz"):
+        newest_intact(manager.paths())
+
+
+def test_open_checkpoint_falls_back_for_last_but_not_for_best(tmp_path):
     manager = CheckpointManager(tmp_path, monitor="loss", keep=1)
+    for epoch, loss in [(1, 1.0), (2, 2.0)]:
+        manager.save(manager_checkpoint(epoch), {"loss": loss})
+    assert open_checkpoint(manager.best_path)[1].epoch == 1
+    damage(manager.last_path)
+    path, checkpoint, problems = open_checkpoint(manager.last_path)
+    assert (path, checkpoint.epoch) == (manager.epoch_path(2), 2) and manager.last_path in problems[0]
+    assert "using the newest intact checkpoint instead: " + manager.epoch_path(2) in \
+        fallback_message(path, checkpoint, problems)
+    damage(manager.best_path)  # another model than the best would be a silently wrong answer: refuse, name others
+    with pytest.raises(CheckpointError, match=r"best.npz is .*; intact checkpoints beside it: .*epoch-0002.npz "
+                                              r"\(epoch 2\)"):
+        open_checkpoint(manager.best_path)
+
+
+def test_a_mid_epoch_checkpoint_goes_to_last_only(tmp_path):
+    manager = CheckpointManager(tmp_path, monitor="loss", keep=2)
     manager.save(manager_checkpoint(1), {"loss": 1.0})
-    manager.save(manager_checkpoint(2), {"loss": 2.0})
-    assert sorted(os.listdir(tmp_path)) == ["best.npz", "epoch-0002.npz", "last.npz"]
-    assert load_checkpoint(manager.best_path).epoch == 1 and load_checkpoint(manager.last_path).epoch == 2
+    epoch_file = open(manager.epoch_path(1), "rb").read()
+    mid = Checkpoint(model={"w": np.zeros(3)}, epoch=1, step=15, extra={"partial_epoch": {"lr": 0.1}})
+    assert manager.save_last(mid) == manager.last_path
+    assert sorted(os.listdir(tmp_path)) == ["best.npz", "epoch-0001.npz", "last.npz"]
+    assert open(manager.epoch_path(1), "rb").read() == epoch_file and load_checkpoint(manager.last_path).step == 15
+    assert newest_intact(manager.paths())[1].step == 15

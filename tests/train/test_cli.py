@@ -225,7 +225,6 @@ def _write(tmp_path, name, text):
     (["train", "@config", "trainer.epochs=0"], "trainer.epochs: out of range"),
     (["train", "@config", "device=cuda"], "cannot use device"),
     (["train", "@config", "data={name: npz, path: /nonexistent/data.npz}"], "/nonexistent/data.npz"),
-    (["train", "@config", "--out", "@tmp/fresh", "--resume"], "nothing to resume"),
     (["train", "@config", "--resume"], "--resume needs --out"),
     (["evaluate", "@config", "--checkpoint", "@truncated"], "the file may be truncated"),
     (["evaluate", "@config", "--checkpoint", "@tmp/none.npz"], "checkpoint not found"),
