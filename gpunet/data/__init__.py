@@ -10,9 +10,11 @@ from .loader import DataLoader
 from .normalize import NORMALIZATIONS, Normalizer
 from .registry import (COMMON_OPTIONS, ArrayDataset, Dataset, DatasetInfo, RawData, dataset_names,
                        dataset_options, load_dataset, register_dataset)
+from . import transforms
 from . import sources as _sources, synthetic as _synthetic  # noqa: F401  (register the built-in datasets)
 
 __all__ = [
     "COMMON_OPTIONS", "NORMALIZATIONS", "ArrayDataset", "DataLoader", "Dataset", "DatasetError", "DatasetInfo",
     "Normalizer", "RawData", "dataset_names", "dataset_options", "load_dataset", "read_idx", "register_dataset",
+    "transforms",
 ]

@@ -10,6 +10,8 @@ import numpy as np
 
 __all__ = ["DataLoader"]
 
+_TRANSFORM_STREAM = 0x7A5F  # tells the transforms' random streams apart from the shuffling order's
+
 
 def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -23,10 +25,12 @@ class DataLoader:
 
     With ``shuffle`` the order of epoch ``e`` is a permutation drawn from ``(seed, e)`` alone. ``drop_last``
     drops a final batch smaller than ``batch_size``. ``len(loader)`` is the number of batches per epoch.
+    ``transform`` (``gpunet.data.transforms``) augments each batch ``(x, y)`` (or ``x``) with a generator drawn from
+    ``(seed, epoch, batch index)`` alone (``batch_generator``).
     """
 
     def __init__(self, dataset_or_arrays, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, transform=None):
         if hasattr(dataset_or_arrays, "x") and hasattr(dataset_or_arrays, "y"):
             arrays, self._single = (dataset_or_arrays.x, dataset_or_arrays.y), False
         elif isinstance(dataset_or_arrays, (tuple, list)):
@@ -39,6 +43,10 @@ class DataLoader:
         lengths = {len(a) for a in arrays}
         if len(lengths) != 1:
             raise ValueError(f"DataLoader: arrays differ in length along axis 0: {[len(a) for a in arrays]}")
+        if transform is not None and (not callable(transform) or len(arrays) > 2):
+            raise TypeError("DataLoader: transform must be a callable (x, y, generator) -> (x, y), for batches of "
+                            f"(x, y) or x alone; got {type(transform).__name__} for {len(arrays)} arrays")
+        self.transform = transform
         self.arrays = arrays
         self.num_samples = lengths.pop()
         self.batch_size = _check_int("batch_size", batch_size, 1)
@@ -59,6 +67,10 @@ class DataLoader:
             return np.arange(self.num_samples)
         return np.random.default_rng([self.seed, _check_int("epoch", epoch, 0)]).permutation(self.num_samples)
 
+    def batch_generator(self, epoch: int, batch: int) -> np.random.Generator:
+        """The random stream ``transform`` gets for batch ``batch`` of ``epoch``: from (seed, epoch, batch) alone."""
+        return np.random.default_rng([self.seed, epoch, batch, _TRANSFORM_STREAM])
+
     def set_epoch(self, epoch: int, batch: int = 0) -> None:
         """Move to batch ``batch`` of epoch ``epoch``; the next iteration starts there."""
         self.epoch = _check_int("epoch", epoch, 0)
@@ -74,6 +86,10 @@ class DataLoader:
             index = order[self.batch * self.batch_size:(self.batch + 1) * self.batch_size]
             self.batch += 1  # advanced before yielding: a checkpoint taken now resumes after this batch
             items = tuple(a[index] for a in self.arrays)
+            if self.transform is not None:
+                x, y = self.transform(items[0], None if self._single else items[1],
+                                      self.batch_generator(self.epoch, self.batch - 1))
+                items = (x,) if self._single else (x, y)
             yield items[0] if self._single else items
         self.epoch, self.batch = self.epoch + 1, 0
 

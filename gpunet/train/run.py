@@ -19,8 +19,8 @@ from datetime import datetime
 
 from .. import manual_seed, set_device
 from ..backend import DeviceError
-from ..config import (ConfigError, build_dataset, build_loss, build_model, build_optimizer, build_scheduler,
-                      check_model, dump_config, load_config, loads_config, validate_config)
+from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_model, build_optimizer,
+                      build_scheduler, check_model, dump_config, load_config, loads_config, validate_config)
 from ..config.load import where
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
@@ -30,7 +30,7 @@ from .atomic import atomic_write_text, remove_stale_temporaries
 from .checkpoint import (Checkpoint, CheckpointError, CheckpointManager, fallback_message, load_checkpoint,
                          newest_intact, open_checkpoint)
 from .interrupt import TrainingInterrupted
-from .plots import plot_history
+from .plots import plot_augmented_samples, plot_history
 from .trainer import Trainer
 
 __all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "config_differences", "default_run_dir",
@@ -197,6 +197,7 @@ def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     info = dataset_info or build_dataset(config).info
     _check_batches(config, info)
     model = _checked_model(config, info)
+    build_augment(config, info)
     build_scheduler(config, build_optimizer(config, model.parameters()))
     build_loss(config)
     return info
@@ -210,6 +211,7 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     dataset = build_dataset(config)
     _check_batches(config, dataset.info)
     model = _checked_model(config, dataset.info)
+    augment = build_augment(config, dataset.info)
     optimizer = build_optimizer(config, model.parameters())
     scheduler = build_scheduler(config, optimizer)
     loss = build_loss(config)
@@ -225,7 +227,7 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     trainer.config = config
     eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
     train_loader = DataLoader(dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
-                              drop_last=trainer_cfg["drop_last"], seed=config["seed"])
+                              drop_last=trainer_cfg["drop_last"], seed=config["seed"], transform=augment)
 
     def evaluation_loader(split):
         return None if split is None else DataLoader(split, eval_batch)
@@ -365,6 +367,7 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
         config_path, config_text = os.path.join(run_dir, "config.yaml"), dump_config(config)
         if not os.path.exists(config_path) or _read_text(config_path) != config_text:
             atomic_write_text(config_path, config_text)
+        plot_augmented_samples(built.train_loader, run_dir)
         trainer = built.trainer
         try:
             trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)

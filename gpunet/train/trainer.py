@@ -167,9 +167,14 @@ class Trainer:
         raise TypeError(f"training and evaluation batches must be (inputs, targets) pairs, got "
                         f"{type(batch).__name__}{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}")
 
-    @staticmethod
-    def _host(y):
-        return y.numpy() if isinstance(y, Tensor) else y
+    def _host(self, y):
+        """Host targets for the metrics; class probabilities (MixUp's labels) for an "index" loss count as their
+        likeliest class."""
+        y = y.numpy() if isinstance(y, Tensor) else y
+        if getattr(self.loss_fn, "target_kind", "float") == "index" and getattr(y, "ndim", 0) == 2 \
+                and y.dtype.kind == "f":
+            return y.argmax(axis=1)
+        return y
 
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
