@@ -3,6 +3,10 @@
 The loader keeps its position (epoch, batch). ``iter(loader)`` yields the rest of the current epoch from
 that position and then moves to the next epoch, so a loader restored with ``load_state_dict`` from a
 checkpoint taken mid-epoch yields exactly the batches an uninterrupted run would have seen next.
+
+Data-parallel training (``num_replicas`` ranks): ``batch_size`` stays the global batch, and rank ``rank`` gets its
+contiguous share of every batch (``numpy.array_split``: sizes differ by at most one, a share may be empty). The
+position is the global batch's, the same on every rank, so it resumes exactly with any number of ranks.
 """
 from __future__ import annotations
 
@@ -23,10 +27,11 @@ class DataLoader:
 
     With ``shuffle`` the order of epoch ``e`` is a permutation drawn from ``(seed, e)`` alone. ``drop_last``
     drops a final batch smaller than ``batch_size``. ``len(loader)`` is the number of batches per epoch.
+    ``num_replicas``/``rank``: yield only share ``rank`` of each batch split ``num_replicas`` ways (see above).
     """
 
     def __init__(self, dataset_or_arrays, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, num_replicas: int = 1, rank: int = 0):
         if hasattr(dataset_or_arrays, "x") and hasattr(dataset_or_arrays, "y"):
             arrays, self._single = (dataset_or_arrays.x, dataset_or_arrays.y), False
         elif isinstance(dataset_or_arrays, (tuple, list)):
@@ -45,6 +50,10 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = _check_int("seed", seed, 0)
+        self.num_replicas = _check_int("num_replicas", num_replicas, 1)
+        self.rank = _check_int("rank", rank, 0)
+        if self.rank >= self.num_replicas:
+            raise ValueError(f"DataLoader: rank {rank} is not below num_replicas {num_replicas}")
         self.epoch = 0
         self.batch = 0  # index of the next batch within self.epoch
 
@@ -72,6 +81,8 @@ class DataLoader:
         order = self.order(self.epoch)
         while self.batch < len(self):
             index = order[self.batch * self.batch_size:(self.batch + 1) * self.batch_size]
+            if self.num_replicas > 1:
+                index = np.array_split(index, self.num_replicas)[self.rank]
             self.batch += 1  # advanced before yielding: a checkpoint taken now resumes after this batch
             items = tuple(a[index] for a in self.arrays)
             yield items[0] if self._single else items
@@ -92,4 +103,5 @@ class DataLoader:
 
     def __repr__(self) -> str:
         return (f"DataLoader(samples={self.num_samples}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch}, batch={self.batch})")
+                f"drop_last={self.drop_last}, seed={self.seed}, "
+                + (f"rank={self.rank} of {self.num_replicas}, " if self.num_replicas > 1 else "") + f"epoch={self.epoch}, batch={self.batch})")

@@ -12,6 +12,10 @@ Clean stops: while ``fit`` runs, SIGINT (Ctrl-C) and SIGTERM stop it between two
 the callbacks' ``on_interrupt`` run (``ModelCheckpoint`` saves a mid-epoch checkpoint) and ``fit`` raises
 ``TrainingInterrupted``; calling ``fit`` again continues exactly. A NaN or infinite training loss stops training
 (``on_nonfinite="stop"``, the default) before the epoch ends, so no checkpoint of the diverged model is written.
+
+Data parallel: with ``distributed`` set (a ``gpunet.train.distributed.DataParallel``) every rank trains on its
+share of each batch, gradients are averaged over the global batch after backward, and losses and metrics are
+those of the whole batch / split (see ``gpunet.train.distributed``).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from ..nn.utils import clip_grad_norm_
 from ..ops import tensor
 from .callbacks import Callback
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from .distributed import local_share, rank_seed
 from .interrupt import StopSignals, TrainingInterrupted
 from .metrics import EpochCollector
 
@@ -114,6 +119,7 @@ class Trainer:
         for callback in self.callbacks:
             callback.set_trainer(self)
         self.config: dict | None = None  # stored in checkpoints when set (the run's resolved config)
+        self.distributed = None  # a DataParallel when this is one rank of a data-parallel run
         self.history = History()
         self.epoch = 0  # completed epochs
         self.global_step = 0  # optimizer steps taken
@@ -205,6 +211,8 @@ class Trainer:
             self.load_checkpoint(resume, train_loader)
         self._refuse_if_cut_off("fit")
         self.epochs, self._train_loader = epochs, train_loader
+        if self.distributed is not None:
+            self.distributed.broadcast_parameters(self._parameters())
         self.steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
         self.stop_training, self.stop_reason, self.stopped_on_error = False, None, False
         with StopSignals() as self._signals:
@@ -220,15 +228,29 @@ class Trainer:
             callback.on_train_end()
         return self.history
 
-    def _train_step(self, x, y) -> tuple[float, Tensor]:
+    def _parameters(self) -> list:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _train_step(self, x, y) -> tuple[float | None, float, Tensor | None]:
+        """One step; returns this batch's (this rank's share's) mean loss, the whole batch's and the output. An
+        empty share of a data-parallel batch has no loss and no output."""
         self.optimizer.zero_grad()
-        output = self.model(self._input(x))
-        loss = self.loss_fn(output, self._target(y, output))
-        loss.backward()
+        loss = output = None
+        if len(x):
+            output = self.model(self._input(x))
+            loss_tensor = self.loss_fn(output, self._target(y, output))
+            loss_tensor.backward()
+            loss = float(loss_tensor.item())
+        whole = loss if self.distributed is None else self.distributed.average_gradients(self._parameters(), loss,
+                                                                                          len(x))
         if self.grad_clip is not None:
-            clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]], self.grad_clip)
+            clip_grad_norm_(self._parameters(), self.grad_clip)
         self.optimizer.step()
-        return float(loss.item()), output
+        return loss, whole, output
+
+    def _gathered(self, collector: EpochCollector) -> EpochCollector:
+        """The collector of every rank's share (data parallel), else ``collector``."""
+        return collector if self.distributed is None else self.distributed.gather_collector(collector)
 
     def _run_epoch(self, train_loader, val_loader) -> None:
         if self._partial is None:  # a fresh epoch (not one resumed mid-way)
@@ -247,22 +269,23 @@ class Trainer:
         for batch in batches:
             self._updating = True
             x, y = self._split(batch)
-            loss, output = self._train_step(x, y)
+            loss, whole, output = self._train_step(x, y)
             self.global_step += 1
-            collector.add(len(x), loss, output.numpy() if collector.keep_outputs else None, self._host(y))
+            collector.add(len(x), loss, output.numpy() if collector.keep_outputs and output is not None else None,
+                          self._host(y))
             if self.scheduler is not None and self.scheduler_interval == "step":
                 self.scheduler.step()
             self._updating = False
             for callback in self.callbacks:
-                callback.on_batch_end(collector.batches, {"loss": loss, "global_step": self.global_step})
+                callback.on_batch_end(collector.batches, {"loss": whole, "global_step": self.global_step})
             if self.on_nonfinite == "stop":
-                self.stop_if_nonfinite(loss, collector.batches)
+                self.stop_if_nonfinite(whole, collector.batches)
             if self.stop_training and self.stopped_on_error:
                 return
             self._check_signals()
         if collector.batches == 0:
             raise ValueError("the training loader yielded no batches; check the data split and batch_size")
-        logs = {"epoch": number, **collector.results("train_")}
+        logs = {"epoch": number, **self._gathered(collector).results("train_")}
         if val_loader is not None:
             logs.update(self.evaluate(val_loader, prefix="val_"))
         logs["lr"] = partial["lr"]
@@ -291,11 +314,13 @@ class Trainer:
         with no_grad():
             for batch in loader:
                 x, y = self._split(batch)
+                if not len(x):  # an empty share of a data-parallel batch
+                    continue
                 output = self.model(self._input(x))
                 loss = self.loss_fn(output, self._target(y, output))
                 collector.add(len(x), float(loss.item()), output.numpy() if collector.keep_outputs else None,
                               self._host(y))
-        return collector.results(prefix, confusion=not prefix.startswith("val"))
+        return self._gathered(collector).results(prefix, confusion=not prefix.startswith("val"))
 
     def predict(self, data, batch_size: int = 256):
         """The model's outputs (a NumPy array) for an array or Tensor of inputs, or for the inputs of a loader."""
@@ -322,7 +347,12 @@ class Trainer:
         partial = None
         if self._partial is not None:
             spent = self._partial["time"] + time.perf_counter() - self._partial.get("started", time.perf_counter())
-            partial = {"collector": self._partial["collector"].state_dict(), "lr": self._partial["lr"], "time": spent}
+            partial = {"collector": self._gathered(self._partial["collector"]).state_dict(), "lr": self._partial["lr"],
+                       "time": spent}
+        extra = {}
+        if self.distributed is not None:  # each rank's generator (its dropout masks)
+            world = self.distributed.world
+            extra = {"world_size": world.size, "rank_rng": self.distributed.allgather(random.get_rng_state())}
         return Checkpoint(
             model=self.model.state_dict(),
             optimizer=None if self.optimizer is None else self.optimizer.state_dict(),
@@ -334,7 +364,8 @@ class Trainer:
             history=[dict(e) for e in self.history],
             config=self.config,
             extra={"partial_epoch": partial,
-                   "callbacks": {self._callback_key(i): c.state_dict() for i, c in enumerate(self.callbacks)}},
+                   "callbacks": {self._callback_key(i): c.state_dict() for i, c in enumerate(self.callbacks)},
+                   **extra},
         )
 
     def load_checkpoint(self, source, train_loader=None) -> Checkpoint:
@@ -359,6 +390,12 @@ class Trainer:
             raise CheckpointError(f"{where} does not fit this model/optimizer/data: {exc}") from None
         if ckpt.rng is not None:
             random.set_rng_state(ckpt.rng)
+        if self.distributed is not None:
+            world, states = self.distributed.world, ckpt.extra.get("rank_rng")
+            if states is not None and len(states) == world.size:
+                random.set_rng_state(states[world.rank])
+            elif world.rank > 0:  # saved with another number of ranks: a fresh stream per rank
+                random.manual_seed(rank_seed(ckpt.step, world.rank))
         self.epoch, self.global_step = ckpt.epoch, ckpt.step
         self._updating = False
         self.history = History(ckpt.history)
@@ -366,6 +403,7 @@ class Trainer:
         self._partial = None
         if partial is not None:
             collector = EpochCollector(self.metrics, self.threshold)
-            collector.load_state_dict(partial["collector"])
+            collector.load_state_dict(partial["collector"] if self.distributed is None else
+                                      local_share(self.distributed.world, partial["collector"]))
             self._partial = {"collector": collector, "lr": partial["lr"], "time": partial["time"]}
         return ckpt
