@@ -132,19 +132,40 @@ def _timeout() -> float:
     return value
 
 
+_WAITING_TAG = 7311  # point-to-point messages "I am waiting too", sent only once a wait has timed out
+
+
 def wait_all(world_: World, requests: list, what: str) -> None:
-    """Wait for MPI ``requests``; if they are not complete within the timeout, abort the job naming this rank."""
+    """Wait for MPI ``requests``; if they are not complete within the timeout, abort the job with a message naming
+    the ranks that did not reach ``what`` (those that sent no "waiting too" message within a short grace time)."""
     MPI = _mpi()
     limit = _timeout()
     deadline, pause = time.monotonic() + limit, 1e-5
     while not MPI.Request.Testall(requests):
         if time.monotonic() > deadline:
-            print(f"gpunet: rank {world_.rank} of {world_.size}: {what} did not complete within {limit:g} s: another "
-                  f"rank died or hangs (see its messages above); aborting the job ({TIMEOUT_VARIABLE} sets the "
-                  "timeout)", file=sys.stderr, flush=True)
+            missing = _ranks_not_waiting(world_, MPI, grace=min(10.0, 1.0 + limit / 10))
+            names = ", ".join(map(str, missing)) or "unknown (all answered)"
+            print(f"gpunet: rank {world_.rank} of {world_.size}: {what} did not complete within {limit:g} s; not "
+                  f"there: rank {names} (it died or hangs; see its messages above); aborting the job "
+                  f"({TIMEOUT_VARIABLE} sets the timeout)", file=sys.stderr, flush=True)
             world_.abort(4)
         time.sleep(pause)
         pause = min(pause * 2, 0.01)
+
+
+def _ranks_not_waiting(world_: World, MPI, grace: float) -> list[int]:
+    """Tell every other rank that this one waits, and listen ``grace`` seconds for theirs: the ranks not heard
+    from are the ones missing."""
+    others = [r for r in range(world_.size) if r != world_.rank]
+    sent = [world_.comm.isend(world_.rank, dest=r, tag=_WAITING_TAG) for r in others]  # noqa: F841 (kept alive)
+    heard, deadline = set(), time.monotonic() + grace
+    while len(heard) < len(others) and time.monotonic() < deadline:
+        status = MPI.Status()
+        if world_.comm.iprobe(source=MPI.ANY_SOURCE, tag=_WAITING_TAG, status=status):
+            heard.add(world_.comm.recv(source=status.Get_source(), tag=_WAITING_TAG))
+        else:
+            time.sleep(0.01)
+    return [r for r in others if r not in heard]
 
 
 def allgather(world_: World, value, what: str) -> list:
