@@ -390,7 +390,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     status = _main(argv)
     joined = _joined_world()
-    if status and joined:
+    if status not in (0, 130, 143) and joined:  # a signal stops every rank at the same step by itself
         joined.abort(status)
     return status
 

@@ -206,10 +206,11 @@ class DataParallel:
             size += nbytes
         return buckets + [current] if current else buckets
 
-    def average_gradients(self, parameters, loss: float | None, count: int) -> float:
+    def average_gradients(self, parameters, loss: float | None, count: int, stop: bool = False) -> tuple[float, bool]:
         """Replace every parameter's ``.grad`` (of this rank's shard mean loss over ``count`` samples) by the
-        gradient of the global batch's mean loss, and return that mean loss. A rank with no samples passes
-        ``loss`` None and contributes nothing. A parameter gets a gradient when any rank's shard gave it one."""
+        gradient of the global batch's mean loss; return that mean loss and whether any rank asked to ``stop``
+        (a signal: all ranks then stop after this same step). A rank with no samples passes ``loss`` None and
+        contributes nothing. A parameter gets a gradient when any rank's shard gave it one."""
         from ..autograd import Tensor
 
         MPI = _mpi()
@@ -220,7 +221,7 @@ class DataParallel:
             parts = [(_host(p.grad.data).ravel() * count if p.grad is not None else np.zeros(p.data.size, p.data.dtype))
                      for p in bucket]
             if index == len(buckets) - 1:  # the global loss sum, the sample count and who has gradients ride along
-                tail = [0.0 if loss is None else loss * count, count] + [p.grad is not None for p in parameters]
+                tail = [0.0 if loss is None else loss * count, count, stop] + [p.grad is not None for p in parameters]
                 parts.append(np.asarray(tail, dtype=np.float64))
             send = np.concatenate([part.astype(np.float64, copy=False) for part in parts])
             receive = np.empty_like(send)
@@ -228,8 +229,8 @@ class DataParallel:
             sends.append(send)
             receives.append(receive)
         wait_all(self.world, requests, "the gradient all-reduce")
-        tail = receives[-1][-(2 + len(parameters)):]
-        total, has_grad = tail[1], dict(zip(map(id, parameters), tail[2:] > 0))
+        tail = receives[-1][-(3 + len(parameters)):]
+        total, has_grad = tail[1], dict(zip(map(id, parameters), tail[3:] > 0))
         for bucket, receive in zip(buckets, receives):
             offset = 0
             for p in bucket:
@@ -239,7 +240,7 @@ class DataParallel:
                     grad = xp.asarray((receive[offset:offset + n] / total).astype(p.data.dtype).reshape(p.data.shape))
                     p.grad = Tensor(grad, p.backend)
                 offset += n
-        return float(tail[0] / total)
+        return float(tail[0] / total), bool(tail[2] > 0)
 
     def gather_collector(self, collector):
         return gather_collector(self.world, collector)

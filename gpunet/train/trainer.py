@@ -20,6 +20,7 @@ those of the whole batch / split (see ``gpunet.train.distributed``).
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import time
 
@@ -132,6 +133,7 @@ class Trainer:
         self._partial: dict | None = None  # the epoch in progress: collector, lr, time spent
         self._signals: StopSignals | None = None  # while fit runs
         self._updating = False  # inside a step or an epoch's end: weights, counters and position may disagree
+        self._heard_stop: bool | None = None  # data parallel: whether any rank had a stop signal at the last step
 
     # ----- stopping -------------------------------------------------------------------------------------------
     def stop(self, reason: str, error: bool = False) -> None:
@@ -151,8 +153,16 @@ class Trainer:
 
     def _check_signals(self) -> None:
         """Between two steps: if SIGINT or SIGTERM arrived, let the callbacks save (``on_interrupt``) and raise
-        ``TrainingInterrupted``."""
-        if self._signals is None or self._signals.received is None:
+        ``TrainingInterrupted``. Data parallel: every rank stops at the same step, when any of them had a signal."""
+        if self._signals is None:
+            return
+        received = self._signals.received
+        if self.distributed is not None:
+            heard, self._heard_stop = self._heard_stop, None  # from the step's all-reduce, else asked now
+            if heard is None:
+                heard = any(self.distributed.allgather(received is not None))
+            received = (received or signal.SIGTERM) if heard else None
+        if received is None:
             return
         if self._partial is not None:
             done, total = self._partial["collector"].batches, self.steps_per_epoch or "?"
@@ -164,7 +174,7 @@ class Trainer:
         if self._partial is not None:  # the time spent so far counts when fit continues this epoch
             now = time.perf_counter()
             self._partial["time"] += now - self._partial.pop("started", now)
-        raise TrainingInterrupted(self._signals.received, where)
+        raise TrainingInterrupted(received, where)
 
     def _refuse_if_cut_off(self, what: str) -> None:
         if self._updating:
@@ -241,8 +251,10 @@ class Trainer:
             loss_tensor = self.loss_fn(output, self._target(y, output))
             loss_tensor.backward()
             loss = float(loss_tensor.item())
-        whole = loss if self.distributed is None else self.distributed.average_gradients(self._parameters(), loss,
-                                                                                          len(x))
+        whole = loss
+        if self.distributed is not None:
+            stop = self._signals is not None and self._signals.received is not None
+            whole, self._heard_stop = self.distributed.average_gradients(self._parameters(), loss, len(x), stop)
         if self.grad_clip is not None:
             clip_grad_norm_(self._parameters(), self.grad_clip)
         self.optimizer.step()

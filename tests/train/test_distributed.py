@@ -149,16 +149,6 @@ def test_resume_with_the_same_and_with_another_number_of_ranks(reference, capsys
     assert [r["epoch"] for r in records(other)] == [1, 2, 3]
 
 
-def test_resume_with_the_same_ranks_is_exact(tmp_path):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert mpiexec(tmp_path, 2, "train", CONFIG, EPOCHS, "--out", straight, "--no-progress").returncode == 0
-    assert mpiexec(tmp_path, 2, "train", CONFIG, "trainer.epochs=1", "--out", resumed, "--no-progress").returncode == 0
-    result = mpiexec(tmp_path, 2, "train", CONFIG, EPOCHS, "--out", resumed, "--resume", "--no-progress")
-    assert result.returncode == 0, result.stderr
-    assert [{k: v for k, v in r.items() if k != "time"} for r in records(resumed)] == \
-        [{k: v for k, v in r.items() if k != "time"} for r in records(straight)]
-
-
 # ----- a rank that dies or hangs -----------------------------------------------------------------------------
 @pytest.mark.parametrize("fault, names", [("kill", "process rank 1"), ("hang", "not there: rank 1")])
 def test_a_rank_that_dies_or_hangs_stops_the_others_naming_it(fault, names, tmp_path):
@@ -210,3 +200,20 @@ def test_nproc_must_match_the_launchers_ranks(tmp_path):
     result = mpiexec(tmp_path, 2, "train", CONFIG, "--nproc", "3", "--out", tmp_path / "run")
     assert result.returncode != 0
     assert "--nproc 3, but the launcher started 2 rank(s)" in result.stderr
+
+
+def test_a_signal_to_one_rank_stops_all_at_the_same_step_and_resume_is_exact(tmp_path):
+    """SIGTERM to rank 1 alone (as a scheduler might deliver it) stops both ranks after the same step with a
+    mid-epoch checkpoint (every rank's part of the epoch gathered); resuming ends where an uninterrupted run does."""
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    assert mpiexec(tmp_path, 2, "train", CONFIG, "trainer.epochs=2", "--out", straight, "--no-progress").returncode == 0
+    stopped = mpiexec(tmp_path, 2, "train", CONFIG, "trainer.epochs=2", "--out", out, "--no-progress",
+                      GPUNET_TEST_FAULT="term")
+    assert stopped.returncode == 143, stopped.stderr
+    assert "(rank 0 of 2): stopped by SIGTERM after step 3 of 13 of epoch 1; saved" in stopped.stderr
+    assert "(rank 1 of 2): stopped by SIGTERM after step 3 of 13 of epoch 1" in stopped.stderr
+    assert load_checkpoint(out / "checkpoints" / "last.npz").extra["partial_epoch"]["collector"]["count"] == 300
+    result = mpiexec(tmp_path, 2, "train", CONFIG, "trainer.epochs=2", "--out", out, "--resume", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert [{k: v for k, v in r.items() if k != "time"} for r in records(out)] == \
+        [{k: v for k, v in r.items() if k != "time"} for r in records(straight)]
