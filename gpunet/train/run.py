@@ -223,7 +223,9 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     """Seed, choose the device (``use_device``), load the data, build and dry-run the model, build the training
     objects; creates ``run_dir`` only once all of that has passed (no training yet). ``run_dir`` None: no
     directory and no callbacks (to evaluate)."""
-    use_device(config["device"], announce_device)
+    device, ranks = use_device(config["device"], announce_device), world()
+    if ranks.distributed and device.kind == "cuda":  # one GPU per rank, as PyTorch DDP's local rank
+        set_device(f"cuda:{ranks.local_rank}", announce=False)
     dataset = build_dataset(config)
     _check_batches(config, dataset.info)
     model = _checked_model(config, dataset.info)
@@ -240,7 +242,6 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
                       scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss",
                       on_nonfinite=trainer_cfg["on_nonfinite"])
     trainer.config = config
-    ranks = world()
     if ranks.distributed:
         trainer.distributed = DataParallel(ranks)
         if ranks.rank > 0:  # every rank built the same weights; their dropout masks differ
