@@ -2,10 +2,12 @@
 single-threaded) and 1 rank with 2 threads, all in the same run; prints epoch times, the speed-up and efficiency
 against 1 rank with 1 thread, and the time spent in the gradient all-reduce (packing, MPI, unpacking).
 
-    python scripts/bench_ddp.py [--epochs 2] [--batch-size 64]
+    python scripts/bench_ddp.py [--epochs 3] [--repeats 3] [--batch-size 64]
 
-Each configuration runs ``--epochs`` epochs under ``mpiexec`` (the ``mpi`` extra: pip install "gpunet[mpi]");
-the first epoch is a warm-up, the median of the others is reported (global batch ``--batch-size`` in all three).
+Each configuration runs ``--epochs`` epochs under ``mpiexec`` (the ``mpi`` extra: pip install "gpunet[mpi]"),
+``--repeats`` times, the configurations taking turns so that machine noise hits all alike; the first epoch of each
+launch is a warm-up, the median over the others is reported (global batch ``--batch-size`` in all three). The
+all-reduce time includes waiting for the slower rank.
 """
 from __future__ import annotations
 
@@ -75,25 +77,29 @@ def measure(ranks: int, threads: int, epochs: int, batch_size: int) -> dict:
     if result.returncode:
         sys.exit(f"bench_ddp: {ranks} rank(s) failed:\n{result.stderr}")
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    timed = report["epoch_s"][1:] or report["epoch_s"]
-    reduce = report["allreduce_s"][1:] or report["allreduce_s"]
-    return {**report, "epoch": statistics.median(timed), "allreduce": statistics.median(reduce)}
+    return report
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per configuration (the first is a warm-up)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per launch (the first is a warm-up)")
+    parser.add_argument("--repeats", type=int, default=3, help="launches per configuration, taking turns")
     parser.add_argument("--batch-size", type=int, default=64, help="the global batch")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.epochs, args.batch_size)
-    runs = {(1, 1): None, (2, 1): None, (1, 2): None}
-    for ranks, threads in runs:
-        runs[ranks, threads] = measure(ranks, threads, args.epochs, args.batch_size)
+    runs = {(1, 1): [], (2, 1): [], (1, 2): []}
+    for _ in range(args.repeats):
+        for ranks, threads in runs:
+            runs[ranks, threads].append(measure(ranks, threads, args.epochs, args.batch_size))
+    for key, reports in runs.items():
+        skip = 1 if args.epochs > 1 else 0
+        runs[key] = {**reports[0], "epoch": statistics.median(t for r in reports for t in r["epoch_s"][skip:]),
+                     "allreduce": statistics.median(t for r in reports for t in r["allreduce_s"][skip:])}
     base = runs[1, 1]
     print(f"LeNet-5 ({base['parameters']} parameters) on mnist5k: {base['samples']} training samples, global batch "
-          f"{args.batch_size} ({base['batches']} steps), median of {max(args.epochs - 1, 1)} epoch(s), CPU")
+          f"{args.batch_size} ({base['batches']} steps), median of {args.repeats} x {max(args.epochs - 1, 1)} epochs, CPU")
     print(f"{'configuration':<22} {'epoch s':>8} {'speed-up':>9} {'efficiency':>11} {'all-reduce s':>13} "
           f"{'all-reduce %':>13}")
     for (ranks, threads), r in runs.items():

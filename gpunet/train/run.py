@@ -423,9 +423,8 @@ def _run_other_rank(config: dict, resume: bool, progress: bool) -> dict:
         trainer = built.trainer
         checkpoint = trainer.distributed.allgather(None)[0] if resume else None
         trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
-        if trainer.stopped_on_error:
-            raise RunError(f"training did not finish ({trainer.stop_reason.split(':')[0]} stopped it at epoch "
-                           f"{trainer.epoch + 1})")
+        if trainer.stopped_on_error:  # rank 0 says so and ends the job
+            return {}
         return final_metrics(built)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
