@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -89,6 +90,8 @@ def world() -> World:
                 host = comm.Get_processor_name()
                 local = sum(1 for h in comm.allgather(host)[:comm.Get_rank()] if h == host)
             _WORLD = World(comm.Get_rank(), comm.Get_size(), int(local), comm if comm.Get_size() > 1 else None)
+            if _WORLD.distributed and hasattr(signal, "SIGUSR2"):  # how ``launch`` forwards a stop (see there)
+                signal.signal(signal.SIGUSR2, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
     return _WORLD
 
 
@@ -108,7 +111,11 @@ def mpiexec_path() -> str:
 
 def launch(nproc: int, argv: list[str]) -> int:
     """Run ``gpunet <argv>`` as ``nproc`` ranks under ``mpiexec`` and return its exit status. As root, Open MPI's
-    refusal to run is lifted (``OMPI_ALLOW_RUN_AS_ROOT``), as a container user asking for --nproc expects."""
+    refusal to run is lifted (``OMPI_ALLOW_RUN_AS_ROOT``), as a container user asking for --nproc expects.
+
+    ``mpiexec`` runs in its own session, so a Ctrl-C reaches only this process, which forwards it as SIGUSR2
+    (``mpiexec`` passes that on to every rank, where it means SIGTERM: a clean stop after the same step on all);
+    a second SIGINT or SIGTERM ends ``mpiexec`` and so every rank at once."""
     _mpi()  # the ranks need mpi4py: say so here, once, rather than N times
     command = [mpiexec_path(), "-n", str(nproc)]
     version = subprocess.run([command[0], "--version"], capture_output=True, text=True).stdout
@@ -118,7 +125,19 @@ def launch(nproc: int, argv: list[str]) -> int:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
         env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    return subprocess.run([*command, sys.executable, "-m", "gpunet.cli", *argv], env=env).returncode
+    process = subprocess.Popen([*command, sys.executable, "-m", "gpunet.cli", *argv], env=env, start_new_session=True)
+    asked = []
+
+    def forward(signum, frame):
+        process.send_signal(signal.SIGTERM if asked else signal.SIGUSR2)
+        asked.append(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _timeout() -> float:

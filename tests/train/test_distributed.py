@@ -217,3 +217,25 @@ def test_a_signal_to_one_rank_stops_all_at_the_same_step_and_resume_is_exact(tmp
     assert result.returncode == 0, result.stderr
     assert [{k: v for k, v in r.items() if k != "time"} for r in records(out)] == \
         [{k: v for k, v in r.items() if k != "time"} for r in records(straight)]
+
+
+def test_ctrl_c_on_the_nproc_launcher_stops_every_rank_cleanly(tmp_path):
+    """SIGINT to ``gpunet train --nproc 2`` (the terminal's Ctrl-C) reaches the ranks as a clean stop: a checkpoint,
+    the command that continues, and that command works."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "gpunet.cli", "train", CONFIG, "trainer.epochs=500", "--out", str(out),
+               "--no-progress", "--nproc", "2"]
+    launcher = subprocess.Popen(command, env=mpi_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    deadline = time.monotonic() + 60
+    while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    launcher.send_signal(2)  # SIGINT
+    _, err = launcher.communicate(timeout=60)
+    assert launcher.returncode == 143, err
+    assert "gpunet train (rank 0 of 2): stopped by SIGTERM" in err and "--nproc 2 --resume" in err, err
+    done = load_checkpoint(out / "checkpoints" / "last.npz").epoch
+    result = nproc(tmp_path, 2, "train", CONFIG, f"trainer.epochs={done + 1}", "--out", out, "--resume",
+                   "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert [r["epoch"] for r in records(out)] == list(range(1, done + 2))
