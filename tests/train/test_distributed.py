@@ -239,3 +239,36 @@ def test_ctrl_c_on_the_nproc_launcher_stops_every_rank_cleanly(tmp_path):
                    "--no-progress")
     assert result.returncode == 0, result.stderr
     assert [r["epoch"] for r in records(out)] == list(range(1, done + 2))
+
+
+# ----- buckets ---------------------------------------------------------------------------------------------------
+class _TwinComm:
+    """A communicator whose all-reduce sums this rank's buffer with an identical twin's (2 ranks, same data)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def Iallreduce(self, send, receive, op):
+        self.calls.append(send.size)
+        receive[...] = 2 * send
+        return mpi4py.MPI.REQUEST_NULL
+
+
+@pytest.mark.parametrize("bucket_bytes, sizes", [(1 << 20, [1 + 2 + 2 + 6 + 3 + 4]), (12, [1 + 2, 2, 6 + 3 + 4])])
+def test_one_all_reduce_per_bucket_of_flattened_gradients(bucket_bytes, sizes):
+    """Parameters (float32, last first: 1, 2, 2, 6 values) go into buckets of at most ``bucket_bytes`` (a larger one
+    alone); the last
+    bucket carries the loss sum, the sample count, the stop flag and one has-gradient flag per parameter."""
+    import gpunet as gn
+
+    model = gn.nn.Sequential(gn.nn.Linear(3, 2), gn.nn.Linear(2, 1))
+    loss = model(gn.tensor(np.ones((5, 3), np.float32))).sum()
+    loss.backward()
+    expected = [p.grad.numpy().copy() for p in model.parameters()]
+    comm = _TwinComm()
+    parallel = distributed.DataParallel(distributed.World(0, 2, 0, comm), bucket_bytes=bucket_bytes)
+    mean, stop = parallel.average_gradients(list(model.parameters()), float(loss.item()), 5, stop=False)
+    assert comm.calls == sizes
+    assert mean == pytest.approx(float(loss.item())) and stop is False
+    for p, want in zip(model.parameters(), expected):
+        np.testing.assert_allclose(p.grad.numpy(), want, rtol=1e-6)
