@@ -3,26 +3,24 @@
 Cases: seed 000's IMDB model (batch 128, 200 steps, embedding 15 -> hidden 10) and a bigger one (batch 64,
 100 steps, 128 -> hidden 128). One iteration is a forward pass, a loss on the last hidden state (many-to-one, as
 the seed's sentiment model) and a backward pass to the input and every weight. The frameworks alternate so that
-machine noise hits both alike; the script prints each one's median and the ratio gpunet / PyTorch.
+machine noise hits both alike; the script prints each one's median and the ratio gpunet / PyTorch (timing and
+threads as ``bench_cpu.py``, whose training-epoch cases carry the speed targets; this one isolates the layer).
 
-    python scripts/bench_rnn.py [--repeats 10] [--case imdb|big|all] [--threads N]
-
-``--threads N`` limits both frameworks' BLAS/intra-op threads to N (PyTorch's ``set_num_threads``, NumPy's BLAS
-through threadpoolctl): on a busy machine, spinning BLAS threads distort the comparison.
+    python scripts/bench_rnn.py [--repeats 10] [--case imdb|big|all] [--threads 1]
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 
 import numpy as np
+from bench_cpu import alternate, report, set_threads
 
 CASES = {  # name: (batch, steps, input size, hidden size)
     "imdb": (128, 200, 15, 10),
     "big": (64, 100, 128, 128),
 }
+TARGETS = {"imdb": 1.0, "big": 1.1}  # those of bench_cpu.py's training cases of the same models
 
 
 def runners(batch, steps, inputs, hidden):
@@ -58,42 +56,23 @@ def runners(batch, steps, inputs, hidden):
 
 def bench(name, repeats):
     batch, steps, inputs, hidden = CASES[name]
-    runs = runners(batch, steps, inputs, hidden)
-    first = {k: run() for k, run in runs.items()}  # warm-up, and a check that both compute the same thing
-    if not np.isclose(first["gpunet"], first["pytorch"], rtol=1e-3):
+    times, first = alternate(runners(batch, steps, inputs, hidden), repeats)
+    if not np.isclose(first["gpunet"], first["pytorch"], rtol=1e-3):  # both compute the same thing
         sys.exit(f"bench_rnn: the two frameworks disagree on the input gradient: {first}")
-    times = {k: [] for k in runs}
-    for _ in range(repeats):
-        for k, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[k].append(time.perf_counter() - start)
-    medians = {k: statistics.median(t) for k, t in times.items()}
-    print(f"LSTM {name}: batch {batch}, {steps} steps, {inputs} -> {hidden}, float32, forward + backward")
-    for k, t in times.items():
-        print(f"  {k:8s} median {medians[k] * 1e3:8.2f} ms  (min {min(t) * 1e3:.2f}, max {max(t) * 1e3:.2f})")
-    ratio = medians["gpunet"] / medians["pytorch"]
-    print(f"  ratio gpunet/pytorch = {ratio:.2f}")
-    return ratio
+    return report(f"LSTM {name}: batch {batch}, {steps} steps, {inputs} -> {hidden}, float32, forward + backward",
+                  times, TARGETS[name], unit="pass")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10, help="timed iterations per framework")
     parser.add_argument("--case", choices=(*CASES, "all"), default="all")
-    parser.add_argument("--threads", type=int, default=None, help="BLAS / intra-op threads for both frameworks")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS / intra-op threads for both frameworks")
     args = parser.parse_args(argv)
     import torch
 
-    if args.threads:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            sys.exit("bench_rnn: --threads needs threadpoolctl (pip install threadpoolctl)")
-        threadpool_limits(args.threads)
-        torch.set_num_threads(args.threads)
-
-    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    set_threads(args.threads)
+    print(f"numpy {np.__version__}, torch {torch.__version__}, {args.threads} thread(s) each")
     for name in CASES if args.case == "all" else (args.case,):
         bench(name, args.repeats)
     return 0

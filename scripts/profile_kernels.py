@@ -3,16 +3,16 @@
     python scripts/profile_kernels.py [--csv results.csv] [--family pool] [--repeat 200] [--device cuda:0]
     python scripts/profile_kernels.py --emulate        # correctness only, reduced sizes, no timings
 
-On a GPU each case of the table (``scripts/kernel_cases/<family>.py``) runs through the CuPy backend and is timed
-with ``cupyx.profiler.benchmark``, which records CUDA events around each call on the current stream and
-synchronises on them (CuPy docs: "Performance Best Practices", Benchmarking; API reference
+On a GPU each case of the table (``gpunet/testing/kernel_cases/<family>.py``, which the parity tests share) runs
+through the CuPy backend and is timed with ``cupyx.profiler.benchmark``, which records CUDA events around each call
+on the current stream and synchronises on them (CuPy docs: "Performance Best Practices", Benchmarking; API reference
 ``cupyx.profiler.benchmark``); the median GPU time gives achieved GB/s (the case's ideal bytes moved / time),
 GFLOP/s and the fraction of the device's peak bandwidth. The peak is computed from the device attributes that
 ``cupy.cuda.runtime.getDeviceProperties`` returns (CuPy API reference, "Runtime API"; CUDA's cudaDeviceProp):
 2 (double data rate) x memoryClockRate (kHz) x memoryBusWidth (bits) / 8.
 
-``--emulate`` runs every case at its reduced size on the emulated device "cuda-emu" (the real CuPy backend code,
-each CUDA kernel executed by gpunet.testing.cuda_emu) and on the CPU backend, and compares the results; it claims
+``--emulate`` runs every case at its first check size on the emulated device "cuda-emu" (the real CuPy backend code,
+each CUDA kernel executed by gpunet.backend.emulated) and on the CPU backend, and compares the results; it claims
 no timings. Without a GPU and without ``--emulate`` the script says so in one line and exits with status 1.
 
 ``--csv PATH`` writes one row per case and size, with a header line. On a GPU (``TIMING_COLUMNS``):
@@ -35,9 +35,8 @@ import sys
 
 import numpy
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the case table next to this script
-
-from kernel_cases import all_cases  # noqa: E402
+from gpunet.testing import assert_close
+from gpunet.testing.kernel_cases import all_cases
 
 TIMING_COLUMNS = ("family", "kernel", "sizes", "implementation", "time_us", "gb_per_s", "gflop_per_s",
                   "peak_fraction", "bytes", "flops")
@@ -46,13 +45,6 @@ CHECK_COLUMNS = ("family", "kernel", "sizes", "implementation", "max_abs_error",
 
 def _sizes_text(sizes: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in sizes.items())
-
-
-def _arrays(value) -> tuple:
-    """The arrays in a kernel's result (one array, a tuple of them, or None for in-place kernels)."""
-    if value is None:
-        return ()
-    return tuple(value) if isinstance(value, tuple) else (value,)
 
 
 def peak_bandwidth(cupy, index: int) -> float | None:
@@ -88,6 +80,14 @@ def _max_error(got, expected) -> float:
     return float(numpy.nan_to_num(diff, nan=math.inf).max(initial=0.0))
 
 
+def _agrees(got, expected, tolerance: dict) -> bool:
+    try:
+        assert_close(got, expected, **tolerance)
+    except AssertionError:
+        return False
+    return True
+
+
 def emulate(cases, seed: int, csv_path: str | None = None) -> int:
     """Run each case on cuda-emu and on the CPU; print one line per case (and write ``CHECK_COLUMNS`` rows to
     ``csv_path``); return the number of mismatches."""
@@ -97,20 +97,15 @@ def emulate(cases, seed: int, csv_path: str | None = None) -> int:
     failures = 0
     rows = []
     for case in cases:
-        results = []
-        for backend in (emu, cpu):
-            args = case.args(backend, numpy.random.default_rng(seed), **case.emulate)
-            result = getattr(backend, case.kernel)(*args)
-            picked = case.outputs(result, args) if case.outputs else _arrays(result)
-            results.append([backend.to_numpy(a) for a in picked])
-        errors, ok = [], True
-        for got, expected in zip(*results):
-            errors.append(_max_error(got, expected))
-            ok &= got.shape == expected.shape and bool(numpy.allclose(got, expected, equal_nan=True,
-                                                                      **case.tolerance))
+        sizes = case.checks[0]
+        got, expected = (case.run(backend, sizes, seed) for backend in (emu, cpu))
+        errors, ok = [], len(got) == len(expected)
+        for a, b in zip(got, expected):
+            errors.append(_max_error(a, b))
+            ok &= _agrees(a, b, case.tolerance)
         max_error = max(errors, default=0.0)
         failures += not ok
-        row = {"family": case.family, "kernel": case.name, "sizes": _sizes_text(case.emulate),
+        row = {"family": case.family, "kernel": case.name, "sizes": _sizes_text(sizes),
                "implementation": emu.kernel_implementation(case.kernel), "max_abs_error": max_error, "ok": ok}
         rows.append(row)
         print(f"{row['family']:<11} {row['kernel']:<40} {row['sizes']:<40} {row['implementation']:<22} "
@@ -136,9 +131,9 @@ def profile(cases, device: str, repeat: int, warmup: int, seed: int, csv_path: s
     header = f"{'family':<11} {'kernel':<40} {'sizes':<44} {'time us':>10} {'GB/s':>8} {'GFLOP/s':>9} {'of peak':>8}"
     print(header)
     rows = []
-    for case in cases:
+    for case in cases:  # check-only cases have no sizes
         for sizes in case.sizes:
-            args = case.args(backend, numpy.random.default_rng(seed), **sizes)
+            args = case.arguments(backend, sizes, seed)
             timing = benchmark(getattr(backend, case.kernel), args, n_repeat=repeat, n_warmup=warmup,
                                name=case.name, devices=(index,))
             seconds = statistics.median(float(t) for t in timing.gpu_times[0])

@@ -40,14 +40,14 @@ def device(request):
 
 @pytest.fixture
 def launched_kernels(monkeypatch):
-    from gpunet.testing.cuda_emu import fake_cupy
+    from gpunet.backend.emulated import cupy_standin
 
     names = []
-    original = fake_cupy._Kernel.__call__
+    original = cupy_standin._Kernel.__call__
 
     def spy(self, *args, **kwargs):
         names.append(self.name)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(fake_cupy._Kernel, "__call__", spy)
+    monkeypatch.setattr(cupy_standin._Kernel, "__call__", spy)
     return names

@@ -1,6 +1,6 @@
 """The CUDA backend: CuPy arrays, cuBLAS through CuPy's matmul, and gpunet's own kernels from ``kernels/*.cu``.
 
-The CuPy API this module uses, all of it (the emulated device's stand-in, ``gpunet.testing.cuda_emu.fake_cupy``,
+The CuPy API this module uses, all of it (the emulated device's stand-in, ``gpunet.backend.emulated.cupy_standin``,
 implements exactly this on the CPU):
 
 - the array namespace ``cupy.<function>`` through ``backend.xp`` (``asarray``, ``ascontiguousarray``, ``empty``,
@@ -12,40 +12,21 @@ implements exactly this on the CPU):
 - ``cupy.cuda.runtime.getDeviceProperties(index)["maxGridSize"]``;
 - ``cupy.get_default_memory_pool().used_bytes()`` / ``.total_bytes()``.
 
-A fused kernel whose family has a ``kernels/<family>.cu`` launches it (its launchers are a mixin in
-``gpunet/backend/cupy_kernels/<family>.py``, built on ``CupyBackend._launch``); every other fused kernel runs its
-xp-generic reference (``gpunet/backend/numpy_kernels``) on CuPy arrays, the same code the CPU backend runs.
-Kernel files are compiled on first use, never at import, once per device.
+A fused kernel declared with a ``kernels/<family>.cu`` (``gpunet.backend.registry``) runs its launcher
+(``gpunet/backend/launchers/<family>.py``, through ``CupyBackend.launch``) for the dtypes its CUDA kernels cover;
+every other call runs its xp-generic reference (``gpunet/backend/references``) on CuPy arrays, the same code the
+CPU backend runs. Kernel files are compiled on first use, never at import, once per device.
 """
 from __future__ import annotations
 
-import functools
-
-import numpy
+import time
 
 from .device import Device
-from .fused import fused_kernels
 from .kernel_source import kernel_dir
-from .numpy_backend import NumpyBackend
-from .cupy_kernels.embedding import EmbeddingKernels
-from .cupy_kernels.batchnorm import BatchNormKernels
-from .cupy_kernels.dropout import DropoutKernels
-from .cupy_kernels.softmax import SoftmaxKernels
-from .cupy_kernels.optimizers import OptimizerKernels
-from .cupy_kernels.rnn import RnnKernels
-from .cupy_kernels.pool import PoolKernels
-from .cupy_kernels.conv import ConvKernels
-
-BLOCK_SIZE = 256  # threads per block for element-wise kernels: a multiple of the warp size, good occupancy
+from .registry import KERNELS, RUN_REFERENCE, FusedKernels, families
 
 
-def _require_float(op: str, what: str, array) -> None:
-    if array.dtype not in (numpy.float32, numpy.float64):
-        raise TypeError(f"{op}: {what} must be float32 or float64, got {array.dtype}; convert with .float()")
-
-
-class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, ConvKernels, DropoutKernels,
-                  BatchNormKernels, EmbeddingKernels):
+class CupyBackend(FusedKernels):
     """Array work on one CUDA device through ``cupy_module`` (real CuPy, or the CPU stand-in for "cuda-emu")."""
 
     name = "cupy"
@@ -59,6 +40,7 @@ class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, Con
         self._modules = {}  # family -> RawModule, created on first use
         self._functions = {}  # (family, kernel name) -> compiled kernel
         self._max_grid = None
+        self.compile_seconds = {}  # family -> seconds its .cu took to compile on this device
 
     # ----- arrays ---------------------------------------------------------------------------------------------
     def asarray(self, data, dtype=None):
@@ -103,7 +85,7 @@ class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, Con
 
     def compiled_families(self) -> tuple:
         """Kernel families whose ``.cu`` file has been compiled for this device so far."""
-        return tuple(sorted(family for family, module in self._modules.items() if module is not None))
+        return tuple(sorted(self.compile_seconds))
 
     def _module(self, family: str):
         module = self._modules.get(family)
@@ -119,34 +101,39 @@ class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, Con
         key = (family, kernel)
         function = self._functions.get(key)
         if function is None:
-            module = self._module(family)
+            self.compile(family)
             with self.xp.cuda.Device(self._index):
-                function = self._functions[key] = module.get_function(kernel)
+                function = self._functions[key] = self._module(family).get_function(kernel)
         return function
 
     def warmup(self, kernels=None) -> tuple:
         """Compile now the kernel files of the fused kernels named in ``kernels`` (default: every one with a
         ``.cu``), so that the first training step does not wait for the compiler; returns the families compiled."""
-        names = tuple(CUDA_KERNELS) if kernels is None else tuple(kernels)
-        unknown = [name for name in names if name not in CUDA_KERNELS and name not in _references()]
+        names = tuple(KERNELS) if kernels is None else tuple(kernels)
+        unknown = [name for name in names if name not in KERNELS]
         if unknown:
             raise KeyError(f"warmup: no fused kernel named {', '.join(map(repr, unknown))}")
-        families = tuple(sorted({CUDA_KERNELS[name] for name in names if name in CUDA_KERNELS}))
-        for family in families:
+        compiled = tuple(sorted({KERNELS[name].family for name in names if KERNELS[name].family is not None}))
+        for family in compiled:
             self.compile(family)
-        return families
+        return compiled
 
     def compile(self, family: str) -> None:
         """Compile ``kernels/<family>.cu`` for this device now instead of at its first launch (nothing to do when
-        it is compiled already): NVRTC through ``RawModule.compile`` on a GPU, the CUDA emulator on cuda-emu."""
-        if family not in CUDA_KERNELS.values():
+        it is compiled already; ``compile_seconds[family]`` keeps how long it took): NVRTC through
+        ``RawModule.compile`` on a GPU, the CUDA emulator on cuda-emu."""
+        if family in self.compile_seconds:
+            return
+        if family not in families():
             raise KeyError(f"compile: no kernel family '{family}'; the families with a .cu file are "
-                           f"{', '.join(sorted(set(CUDA_KERNELS.values())))}")
+                           f"{', '.join(families())}")
+        start = time.perf_counter()
         with self.xp.cuda.Device(self._index):
             self._module(family).compile()
+        self.compile_seconds[family] = time.perf_counter() - start
 
-    def _launch(self, family: str, kernel: str, blocks: int, threads: int, args: tuple, shared_mem: int = 0):
-        """Launch ``kernel`` on min(blocks, max_grid_blocks) blocks of ``threads`` threads.
+    def launch(self, family: str, kernel: str, blocks: int, threads: int, args: tuple, shared_mem: int = 0):
+        """Launch ``kernel`` of ``kernels/<family>.cu`` on min(blocks, max_grid_blocks) blocks of ``threads``.
 
         Scalars in ``args`` must be NumPy scalars of the kernel's C types: CuPy passes a Python int as long long
         and a Python float as double (CuPy user guide, "User-Defined Kernels", raw kernels), so an ``int``
@@ -158,54 +145,35 @@ class CupyBackend(SoftmaxKernels, OptimizerKernels, RnnKernels, PoolKernels, Con
         with self.xp.cuda.Device(self._index):
             function(grid, (int(threads), 1, 1), args, shared_mem=int(shared_mem))
 
-    # ----- fused kernels without a CUDA kernel: the xp-generic reference -------------------------------------
-    def __getattr__(self, name):
-        reference = _references().get(name)
-        if reference is None:
-            if name in vars(NumpyBackend):
-                raise AttributeError(
-                    f"fused kernel '{name}' has no CUDA kernel, and NumpyBackend.{name} is not declared with "
-                    f"gpunet.backend.fused.fused (an xp-generic reference), so it cannot run on {self.device}"
-                )
-            raise AttributeError(f"{type(self).__name__} has no attribute or fused kernel '{name}'")
-        bound = functools.partial(reference, self.xp)
-        self.__dict__[name] = bound
-        return bound
+    # ----- fused kernels ------------------------------------------------------------------------------------
+    def _bind(self, kernel):
+        reference, launcher, check, xp = kernel.reference, kernel.launcher, kernel.check, self.xp
+        if launcher is None:
+            return lambda *args, **kwargs: reference(xp, *args, **kwargs)
+
+        def run(*args, **kwargs):
+            if check is not None:
+                check(*args, **kwargs)
+            if kernel.launches(args, kwargs):
+                result = launcher(self, *args, **kwargs)
+                if result is not RUN_REFERENCE:
+                    return result
+            return reference(xp, *args, **kwargs)
+
+        return run
 
     def kernel_implementation(self, name: str) -> str:
         """Where fused kernel ``name`` runs on this backend: a ``kernels/*.cu`` file or the xp reference."""
-        family = CUDA_KERNELS.get(name)
-        if family is not None:
-            return f"kernels/{family}.cu"
-        reference = _references().get(name)
-        if reference is None:
+        kernel = KERNELS.get(name)
+        if kernel is None:
             raise KeyError(f"no fused kernel named '{name}'")
-        return f"xp reference {reference.__module__}.{reference.__qualname__}"
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-CUDA_KERNELS = {name: "softmax" for name in ("softmax", "log_softmax", "softmax_cross_entropy",
-                                             "softmax_cross_entropy_backward")}
-CUDA_KERNELS.update({name: "embedding" for name in ("embedding_backward",)})
-CUDA_KERNELS.update({name: "batchnorm" for name in ("batch_norm_stats",)})
-CUDA_KERNELS.update({name: "dropout" for name in ("dropout_mask", "dropout_apply")})
-CUDA_KERNELS.update({name: "optimizers" for name in ("sgd_update", "adam_update")})
-CUDA_KERNELS.update({name: "rnn" for name in ("lstm_cell", "lstm_cell_backward", "gru_cell", "gru_cell_backward")})
-CUDA_KERNELS.update({name: "pool" for name in ("max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward")})
-CUDA_KERNELS.update({name: "conv" for name in ("im2col", "col2im")})
-
-
-@functools.cache
-def _references() -> dict:
-    """The xp-generic references of every fused kernel the CPU backend declares, by name."""
-    return {name: kernel.reference for name, kernel in fused_kernels(NumpyBackend).items()}
+        if kernel.family is not None:
+            return f"kernels/{kernel.family}.cu"
+        return f"xp reference {kernel.reference.__module__}.{kernel.reference.__qualname__}"
 
 
 def emulated_backend() -> CupyBackend:
     """The backend of the emulated device "cuda-emu": this module's code on the CPU stand-in for CuPy."""
-    from ..testing.cuda_emu import fake_cupy
+    from .emulated import cupy_standin
 
-    return CupyBackend(Device("cuda-emu"), fake_cupy)
+    return CupyBackend(Device("cuda-emu"), cupy_standin)

@@ -1,22 +1,15 @@
-"""The CPU backend: NumPy arrays, with the fused kernels implemented in NumPy."""
+"""The CPU backend: NumPy arrays, with every fused kernel run by its xp reference (``gpunet.backend.registry``)."""
 from __future__ import annotations
+
+import functools
 
 import numpy
 
 from .device import Device
-from .fused import fused
-from .numpy_kernels import embedding as _embedding
-from .numpy_kernels import batchnorm as _batchnorm
-from .numpy_kernels import conv as _conv
-from .numpy_kernels import dropout as _dropout
-from .numpy_kernels import erf as _erf
-from .numpy_kernels import optimizers as _optimizers
-from .numpy_kernels import pool as _pool
-from .numpy_kernels import rnn as _rnn
-from .numpy_kernels import softmax as _softmax
+from .registry import FusedKernels
 
 
-class NumpyBackend:
+class NumpyBackend(FusedKernels):
     """Array work on the CPU through NumPy; every fused kernel here is the reference for the CUDA one."""
 
     name = "numpy"
@@ -40,25 +33,5 @@ class NumpyBackend:
 
         return get_backend, (str(self.device),)
 
-    softmax = fused(_softmax.softmax)
-    log_softmax = fused(_softmax.log_softmax)
-    softmax_cross_entropy = fused(_softmax.softmax_cross_entropy)
-    softmax_cross_entropy_backward = fused(_softmax.softmax_cross_entropy_backward)
-    dropout_mask = fused(_dropout.dropout_mask)
-    erf = fused(_erf.erf)
-    sgd_update = fused(_optimizers.sgd_update)
-    adam_update = fused(_optimizers.adam_update)
-    lstm_cell = fused(_rnn.lstm_cell)
-    lstm_cell_backward = fused(_rnn.lstm_cell_backward)
-    gru_cell = fused(_rnn.gru_cell)
-    gru_cell_backward = fused(_rnn.gru_cell_backward)
-    max_pool2d = fused(_pool.max_pool2d)
-    max_pool2d_backward = fused(_pool.max_pool2d_backward)
-    max_pool2d_gather = fused(_pool.max_pool2d_gather)
-    avg_pool2d = fused(_pool.avg_pool2d)
-    avg_pool2d_backward = fused(_pool.avg_pool2d_backward)
-    im2col = fused(_conv.im2col)
-    col2im = fused(_conv.col2im)
-    batch_norm_stats = fused(_batchnorm.batch_norm_stats)
-    embedding_backward = fused(_embedding.embedding_backward)
-    dropout_apply = fused(_dropout.dropout_apply)
+    def _bind(self, kernel):
+        return functools.partial(kernel.reference, numpy)

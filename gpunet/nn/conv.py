@@ -1,7 +1,7 @@
 """Convolution layers Conv1d, Conv2d and ConvTranspose2d, with PyTorch's arguments, weight layouts and initialisation."""
 from __future__ import annotations
 
-from ..ops.conv import _conv, _conv_transpose2d, _ints, _padding
+from ..ops.conv import conv_padding, convolution, convolution_transpose2d, int_tuple
 from . import init
 from .linear import _empty_parameter
 from .module import Module
@@ -32,15 +32,15 @@ class _ConvNd(Module):
             raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} is not supported by gpunet, only "
                                       f"'zeros'; pad the input yourself and use padding=0")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = _ints(kernel_size, n, "kernel_size", name, 1)
-        self.stride = _ints(stride, n, "stride", name, 1)
-        self.dilation = _ints(dilation, n, "dilation", name, 1)
+        self.kernel_size = int_tuple(kernel_size, n, "kernel_size", name, 1)
+        self.stride = int_tuple(stride, n, "stride", name, 1)
+        self.dilation = int_tuple(dilation, n, "dilation", name, 1)
         if isinstance(padding, str):
-            _padding(padding, n, self.kernel_size, self.stride, self.dilation, name)  # validates the string
+            conv_padding(padding, n, self.kernel_size, self.stride, self.dilation, name)  # validates the string
             self.padding = padding
         else:
-            self.padding = _ints(padding, n, "padding", name, 0)
-        self.output_padding = _ints(output_padding, n, "output_padding", name, 0)
+            self.padding = int_tuple(padding, n, "padding", name, 0)
+        self.output_padding = int_tuple(output_padding, n, "output_padding", name, 0)
         self.padding_mode = padding_mode
         if self.transposed:
             shape = (in_channels, out_channels // groups) + self.kernel_size
@@ -88,7 +88,7 @@ class Conv1d(_ConvNd):
                          padding_mode, 0, device, dtype)
 
     def forward(self, input):
-        return _conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, 1,
+        return convolution(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, 1,
                      self._where())
 
 
@@ -102,7 +102,7 @@ class Conv2d(_ConvNd):
                          padding_mode, 0, device, dtype)
 
     def forward(self, input):
-        return _conv(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, 2,
+        return convolution(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, 2,
                      self._where())
 
 
@@ -137,5 +137,5 @@ class ConvTranspose2d(_ConvNd):
                                       for what, low, s in zip("HW", smallest, self.stride))
                 raise ValueError(f"{self._where()}: output_size {tuple(output_size)} is not reachable from input "
                                  f"{tuple(input.shape)}: it needs {ranges}")
-        return _conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+        return convolution_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
                                  self.groups, self.dilation, self._where())

@@ -13,7 +13,8 @@ import contextlib
 from dataclasses import dataclass
 
 from ..autograd import Tensor, no_grad
-from ..backend.warmup import forward_kernel
+from ..backend.registry import observe
+from ..random import get_rng_state, set_rng_state
 from ..ops import zeros
 from .module import Module
 
@@ -92,21 +93,56 @@ def _recording_calls(module_class, calls: dict):
         module_class.__call__ = original
 
 
-def _implementation(module, backend) -> str:
-    """"NumPy" on the CPU; on a CUDA backend the fused kernel the layer uses and where it runs (a kernels/*.cu file
-    or the CuPy reference), or the backend's own description for layers made of plain array ops."""
-    if backend.name == "numpy":
-        return backend.implementation
-    kernel = getattr(module, "kernel", None) or forward_kernel(module)  # a layer may name its own kernel
-    if kernel is None:
-        return backend.implementation
+class _KernelsByModule(list):
+    """An ``observe`` sink that files each fused-kernel call under the innermost module running (``stack[-1]``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.found = [], {}
+
+    def append(self, name):
+        if self.stack:
+            self.found.setdefault(self.stack[-1], []).append(name)
+
+
+def _forward_kernels(model, input_shape, dtype, device) -> dict:
+    """``id(module) -> fused kernels its own forward calls`` (not its children's), seen in one training-mode
+    forward pass on a zero batch of 2 without gradients; buffers (running statistics) and the random state are
+    restored afterwards."""
+    sink = _KernelsByModule()
+    original = Module.__call__
+
+    def observed_call(self, *args, **kwargs):
+        sink.stack.append(id(self))
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            sink.stack.pop()
+
+    buffers = [(b, b.data.copy()) for b in model.buffers()]
+    state, was_training = get_rng_state(), model.training
+    Module.__call__ = observed_call
     try:
-        where = backend.kernel_implementation(kernel)
-    except (AttributeError, KeyError):
+        with no_grad(), observe(sink):
+            model.train()(zeros(2, *input_shape, dtype=dtype, device=device))
+    finally:
+        Module.__call__ = original
+        model.train(was_training)
+        set_rng_state(state)
+        for buffer, saved in buffers:
+            buffer.data[...] = saved
+    return sink.found
+
+
+def _implementation(kernels, backend) -> str:
+    """"NumPy" on the CPU; on a CUDA backend the first fused kernel the layer's forward calls and where it runs (a
+    kernels/*.cu file or the CuPy reference), or the backend's own description for layers made of plain array ops."""
+    if backend.name == "numpy" or not kernels:
         return backend.implementation
+    where = backend.kernel_implementation(kernels[0])
     if where.startswith("kernels/"):
-        return f"CUDA kernel: {kernel} ({where})"
-    return f"CuPy reference: {kernel}"
+        return f"CUDA kernel: {kernels[0]} ({where})"
+    return f"CuPy reference: {kernels[0]}"
 
 
 def _count(tensors) -> int:
@@ -149,6 +185,7 @@ def summary(model, input_shape, batch_size=None, dtype="float32", device=None) -
                          f"{_shape((batch_size, *input_shape))} failed: {type(exc).__name__}: {exc}") from exc
     finally:
         model.train(was_training)
+    kernels = {} if x.backend.name == "numpy" else _forward_kernels(model, input_shape, dtype, x.device)
     rows = []
     for name, module in model.named_modules():
         own = _weights(module, recurse=False)
@@ -156,7 +193,7 @@ def summary(model, input_shape, batch_size=None, dtype="float32", device=None) -
         if leaf or any(own):
             shape = _output_shape(calls[id(module)], batch_size) if id(module) in calls else "(not called)"
             rows.append(LayerRow(name or type(module).__name__, type(module).__name__, shape,
-                                 _count(own[0] + own[1]), _implementation(module, x.backend)))
+                                 _count(own[0] + own[1]), _implementation(kernels.get(id(module)), x.backend)))
     trainable = _count(p for p in params if p.requires_grad)
     return ModelSummary(type(model).__name__, input_shape, tuple(rows), trainable,
                         _count(params) + _count(buffers) - trainable, str(x.device))

@@ -13,7 +13,7 @@ import numbers
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
-from ..backend.numpy_kernels.conv import conv_output_size
+from ..backend.geometry import conv_output_size
 from .arithmetic import add, matmul
 from .reduction import sum
 from .shape import getitem, permute, reshape, transpose
@@ -48,7 +48,7 @@ class Col2Im(Function):
 class Conv2d(Function):
     """y = conv2d(x, weight[, bias]) for x (N, C, H, W), weight (O, C/groups, kh, kw), symmetric zero padding.
 
-    The columns are stored channel-major (see ``gpunet.backend.numpy_kernels.conv``), so each group's product
+    The columns are stored channel-major (see ``gpunet.backend.references.conv``), so each group's product
     is one GEMM over the whole batch: weight (O/G, C/G*kh*kw) @ cols (C/G*kh*kw, N*OH*OW), in the forward pass
     and in both gradients (batched over the G groups)."""
 
@@ -103,7 +103,7 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _ints(value, n: int, name: str, where: str, minimum: int) -> tuple:
+def int_tuple(value, n: int, name: str, where: str, minimum: int) -> tuple:
     """An int or a sequence of n ints as a tuple of n ints >= minimum."""
     if _is_int(value):
         values = (int(value),) * n
@@ -116,14 +116,14 @@ def _ints(value, n: int, name: str, where: str, minimum: int) -> tuple:
     return values
 
 
-def _padding(padding, n, kernel, stride, dilation, where):
+def conv_padding(padding, n, kernel, stride, dilation, where):
     """(symmetric padding, crop: a slice of the output per axis). padding='same' with an odd total pads one more on
     the right, as PyTorch; here both sides get the larger half and the first output (the one extra on the left) is
     cropped. padding='causal' (1-D): the left padding d(k-1) on both sides, the last d(k-1) outputs cropped, so
     output t depends only on inputs <= t."""
     whole = (slice(None),) * n
     if not isinstance(padding, str):
-        return _ints(padding, n, "padding", where, 0), whole
+        return int_tuple(padding, n, "padding", where, 0), whole
     if padding == "valid":
         return (0,) * n, whole
     if padding not in ("same", "causal"):
@@ -181,13 +181,13 @@ def _check_operands(where, x, weight, bias, n, groups, transposed=False):
         raise ValueError(f"{where}: bias must have shape ({outs},) (out_channels), got {tuple(bias.shape)}")
 
 
-def _conv(x, weight, bias, stride, padding, dilation, groups, n, where):
+def convolution(x, weight, bias, stride, padding, dilation, groups, n, where):
     """conv1d (n = 1) or conv2d (n = 2): validation, then the Conv2d node on 4-D views."""
     _check_operands(where, x, weight, bias, n, groups)
     kernel = tuple(weight.shape[2:])
-    stride = _ints(stride, n, "stride", where, 1)
-    dilation = _ints(dilation, n, "dilation", where, 1)
-    pad, crop = _padding(padding, n, kernel, stride, dilation, where)
+    stride = int_tuple(stride, n, "stride", where, 1)
+    dilation = int_tuple(dilation, n, "dilation", where, 1)
+    pad, crop = conv_padding(padding, n, kernel, stride, dilation, where)
     unbatched = x.ndim == n + 1
     size = tuple(x.shape[-n:])
     for a in range(n):
@@ -213,31 +213,31 @@ def _conv(x, weight, bias, stride, padding, dilation, groups, n, where):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation, PyTorch's ``F.conv2d``: input (N, C, H, W) or (C, H, W), weight
     (out_channels, C/groups, kh, kw); padding an int, a pair, 'valid' or 'same' (stride 1)."""
-    return _conv(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
+    return convolution(input, weight, bias, stride, padding, dilation, groups, 2, "conv2d")
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """1-D cross-correlation, PyTorch's ``F.conv1d``: input (N, C, L) or (C, L), weight (out_channels, C/groups, k);
     padding an int, 'valid', 'same' or 'causal' (stride 1: left padding d(k-1), output t depends only on inputs
     <= t, output length L)."""
-    return _conv(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
+    return convolution(input, weight, bias, stride, padding, dilation, groups, 1, "conv1d")
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """The adjoint of conv2d with respect to its input, PyTorch's ``F.conv_transpose2d``: weight
     (in_channels, out_channels/groups, kh, kw); output size (H - 1) s - 2 p + d (k - 1) + output_padding + 1
     (output_padding < stride). Built as Col2Im(weight^T @ x) from differentiable ops."""
-    return _conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation,
+    return convolution_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation,
                              "conv_transpose2d")
 
 
-def _conv_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation, where):
+def convolution_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation, where):
     _check_operands(where, input, weight, bias, 2, groups, transposed=True)
     kernel = tuple(weight.shape[2:])
-    stride = _ints(stride, 2, "stride", where, 1)
-    dilation = _ints(dilation, 2, "dilation", where, 1)
-    padding = _ints(padding, 2, "padding", where, 0)
-    output_padding = _ints(output_padding, 2, "output_padding", where, 0)
+    stride = int_tuple(stride, 2, "stride", where, 1)
+    dilation = int_tuple(dilation, 2, "dilation", where, 1)
+    padding = int_tuple(padding, 2, "padding", where, 0)
+    output_padding = int_tuple(output_padding, 2, "output_padding", where, 0)
     if any(op >= s for op, s in zip(output_padding, stride)):
         raise ValueError(f"{where}: output_padding {output_padding} must be smaller than stride {stride}")
     unbatched = input.ndim == 3
@@ -264,18 +264,18 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """PyTorch's ``F.unfold``: sliding blocks of input (N, C, H, W) as columns (N, C*kh*kw, L)."""
     if not isinstance(input, Tensor) or input.ndim != 4:
         raise ValueError(f"unfold: input must be a 4-D Tensor (N, C, H, W), got {getattr(input, 'shape', input)!r}")
-    args = (_ints(kernel_size, 2, "kernel_size", "unfold", 1), _ints(stride, 2, "stride", "unfold", 1),
-            _ints(padding, 2, "padding", "unfold", 0), _ints(dilation, 2, "dilation", "unfold", 1))
+    args = (int_tuple(kernel_size, 2, "kernel_size", "unfold", 1), int_tuple(stride, 2, "stride", "unfold", 1),
+            int_tuple(padding, 2, "padding", "unfold", 0), int_tuple(dilation, 2, "dilation", "unfold", 1))
     return Im2Col(input.shape, *args).apply(input)
 
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """PyTorch's ``F.fold``: columns (N, C*kh*kw, L) summed back into an image (N, C, *output_size)."""
-    kernel = _ints(kernel_size, 2, "kernel_size", "fold", 1)
-    size = _ints(output_size, 2, "output_size", "fold", 1)
+    kernel = int_tuple(kernel_size, 2, "kernel_size", "fold", 1)
+    size = int_tuple(output_size, 2, "output_size", "fold", 1)
     if not isinstance(input, Tensor) or input.ndim != 3 or input.shape[1] % (kernel[0] * kernel[1]):
         raise ValueError(f"fold: input must be a 3-D Tensor (N, C*kh*kw, L) with kernel_size {kernel}, got "
                          f"{getattr(input, 'shape', input)!r}")
     x_shape = (input.shape[0], input.shape[1] // (kernel[0] * kernel[1])) + size
-    return Col2Im(x_shape, kernel, _ints(stride, 2, "stride", "fold", 1), _ints(padding, 2, "padding", "fold", 0),
-                  _ints(dilation, 2, "dilation", "fold", 1)).apply(input)
+    return Col2Im(x_shape, kernel, int_tuple(stride, 2, "stride", "fold", 1), int_tuple(padding, 2, "padding", "fold", 0),
+                  int_tuple(dilation, 2, "dilation", "fold", 1)).apply(input)

@@ -12,7 +12,7 @@ import numbers
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
-from ..backend.numpy_kernels.pool import pool_output_size
+from ..backend.geometry import pool_output_size
 from .arithmetic import matmul
 from .shape import reshape
 

@@ -6,10 +6,15 @@ pre-activations in PyTorch's layout, blocks [i | f | g | o] (LSTM) or [r | z | n
 then per step one GEMM and one fused cell; backward, per step one fused cell backward and one GEMM, then one GEMM
 each for the weight and input gradients of all steps at once. First-order backward runs the fused backward
 kernels; when the backward itself is recorded (``create_graph=True``) the same gradients come from a graph of
-differentiable elementary ops, so derivatives of any order are right.
+differentiable elementary ops, so derivatives of any order are right. Where the LSTM cell kernels do not launch
+(the CPU, float64), an LSTM layer is one ``lstm_layer`` call instead, which keeps the activations for its backward.
 """
 from __future__ import annotations
 
+import numpy
+
+from ..backend.references.rnn import previous_states, time_order
+from ..backend.registry import KERNELS
 from ..autograd.engine import grad as _grad
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
@@ -152,6 +157,11 @@ def recurrent_steps(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=F
     return (stack(hs), h, c) if mode == "LSTM" else (stack(hs), h)
 
 
+def _launches_cell_kernels(backend, dtype):
+    """Whether the LSTM cells run as CUDA kernels here (else ``lstm_layer`` runs the whole layer in the reference)."""
+    return backend.device.kind != "cpu" and KERNELS["lstm_cell"].launches((numpy.dtype(dtype),), {})
+
+
 class RecurrentLayer(Function):
     """One layer in one direction over a whole sequence. Inputs: x (L, N, in), h0 (N, H), [c0 (N, H) for the
     LSTM], w_ih, w_hh, [b_ih, b_hh]; outputs: the hidden states of every step (L, N, H), h_n[, c_n]."""
@@ -169,19 +179,15 @@ class RecurrentLayer(Function):
         b_ih, b_hh = rest[2:] if self.bias else (None, None)
         return x, h0, c0, w_ih, w_hh, b_ih, b_hh
 
-    def _order(self, steps):
-        return range(steps - 1, -1, -1) if self.reverse else range(steps)
-
-    def _previous(self, xp, first, states):
-        """The state entering each step, in time order: first, then states shifted by one along the run."""
-        if self.reverse:
-            return xp.concatenate((states[1:], first[None]))
-        return xp.concatenate((first[None], states[:-1]))
-
     def forward(self, backend, *arrays):
         xp, mode = backend.xp, self.mode
         x, h, c, w_ih, w_hh, b_ih, b_hh = self._split(arrays)
         steps, batch, features = x.shape
+        self.layer_saved = None
+        if mode == "LSTM" and not _launches_cell_kernels(backend, x.dtype):  # the whole layer in one call
+            bias = None if b_ih is None else b_ih + b_hh
+            out, c_n, self.layer_saved = backend.lstm_layer(x, w_ih, w_hh, bias, h, c, self.reverse)
+            return out, out[0 if self.reverse else steps - 1], c_n
         pre = x.reshape(steps * batch, features) @ w_ih.T
         if b_ih is not None:
             pre += b_ih if mode == "GRU" else b_ih + b_hh
@@ -190,7 +196,7 @@ class RecurrentLayer(Function):
         out = xp.empty((steps, batch, w_hh.shape[1]), dtype=x.dtype)
         cells = xp.empty_like(out) if mode == "LSTM" else None
         recurrent = xp.empty_like(pre) if mode == "GRU" else None
-        for t in self._order(steps):
+        for t in time_order(steps, self.reverse):
             if mode == "LSTM":
                 gates = pre[t]
                 gates += h @ w_hh_t
@@ -214,20 +220,47 @@ class RecurrentLayer(Function):
     def backward(self, grad_out, grad_h, grad_c=None):
         if is_grad_enabled():
             return self._recorded_backward(grad_out, grad_h, grad_c)
-        backend, mode = self.backend, self.mode
-        xp = backend.xp
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh = self._split(t.data for t in self.inputs)
+        backend = self.backend
+        x, h0, c0, w_ih, w_hh, _, _ = self._split(t.data for t in self.inputs)
+        grad_out, grad_h, grad_c = (None if g is None else g.data for g in (grad_out, grad_h, grad_c))
+        needs = self._split(self.needs_input_grad)
+        if self.layer_saved is not None:
+            grad_x, grad_w_ih, grad_w_hh, grad_bias, dh, dc = backend.lstm_layer_backward(
+                self.layer_saved, x, w_ih, w_hh, h0, c0, self.outputs_data[0], grad_out, grad_h, grad_c, self.reverse)
+            grads = (grad_x, dh, dc, grad_w_ih, grad_w_hh, grad_bias, grad_bias.copy())
+            grads = (g if need else None for g, need in zip(grads, needs))
+        else:
+            grads = self._step_grads(x, h0, c0, w_ih, w_hh, grad_out, grad_h, grad_c, needs)
+        return self._pack(*(None if g is None else Tensor(g, backend) for g in grads))
+
+    def _step_grads(self, x, h0, c0, w_ih, w_hh, grad_out, grad_h, grad_c, needs):
+        """The gradients (in _split order) of the per-step forward."""
+        xp, mode = self.backend.xp, self.mode
         pre, cells, recurrent = self.saved
-        out = self.outputs_data[0]
-        steps = x.shape[0]
-        h_prev = self._previous(xp, h0, out)
-        c_prev = self._previous(xp, c0, cells) if mode == "LSTM" else None
-        dh = xp.zeros_like(h0) if grad_h is None else grad_h.data
-        dc = (xp.zeros_like(c0) if grad_c is None else grad_c.data) if mode == "LSTM" else None
+        h_prev = previous_states(xp, h0, self.outputs_data[0], self.reverse)
+        d_pre, d_rec, dh, dc = self._backward_steps(pre, cells, recurrent, h0, c0, h_prev, w_hh, grad_out, grad_h,
+                                                    grad_c)
+        need_x, need_h0, need_c0, need_w_ih, need_w_hh, need_b_ih, need_b_hh = needs
+        rows = d_pre.reshape(-1, d_pre.shape[-1])  # (L*N, G*H): every step at once
+        rec_rows = d_rec.reshape(-1, d_rec.shape[-1])
+        return ((rows @ w_ih).reshape(x.shape) if need_x else None,
+                dh if need_h0 else None,
+                dc if need_c0 else None,
+                rows.T @ x.reshape(-1, x.shape[-1]) if need_w_ih else None,
+                rec_rows.T @ h_prev.reshape(-1, h_prev.shape[-1]) if need_w_hh else None,
+                *self._bias_grads(rows, rec_rows, need_b_ih, need_b_hh))
+
+    def _backward_steps(self, pre, cells, recurrent, h0, c0, h_prev, w_hh, grad_out, grad_h, grad_c):
+        """The backward step by step through the fused cells: (d_pre, d_rec, grad_h0, grad_c0)."""
+        backend, mode = self.backend, self.mode
+        xp, out, steps = backend.xp, self.outputs_data[0], pre.shape[0]
+        c_prev = previous_states(xp, c0, cells, self.reverse) if mode == "LSTM" else None
+        dh = xp.zeros_like(h0) if grad_h is None else grad_h
+        dc = (xp.zeros_like(c0) if grad_c is None else grad_c) if mode == "LSTM" else None
         d_pre = xp.empty_like(pre)
         d_rec = xp.empty_like(recurrent) if mode == "GRU" else d_pre  # gradient of the recurrent product
-        for t in reversed(self._order(steps)):
-            dh_t = dh if grad_out is None else dh + grad_out.data[t]
+        for t in reversed(time_order(steps, self.reverse)):
+            dh_t = dh if grad_out is None else dh + grad_out[t]
             if mode == "LSTM":
                 d_pre[t], dc = backend.lstm_cell_backward(pre[t], c_prev[t], dh_t, dc)
                 dh = d_pre[t] @ w_hh
@@ -237,16 +270,7 @@ class RecurrentLayer(Function):
             else:
                 d_pre[t] = dh_t * (1 - out[t] * out[t]) if mode == "RNN_TANH" else dh_t * (out[t] > 0)
                 dh = d_pre[t] @ w_hh
-        need_x, need_h0, need_c0, need_w_ih, need_w_hh, need_b_ih, need_b_hh = self._split(self.needs_input_grad)
-        rows = d_pre.reshape(-1, d_pre.shape[-1])  # (L*N, G*H): every step at once
-        rec_rows = d_rec.reshape(-1, d_rec.shape[-1])
-        grads = ((rows @ w_ih).reshape(x.shape) if need_x else None,
-                 dh if need_h0 else None,
-                 dc if need_c0 else None,
-                 rows.T @ x.reshape(-1, x.shape[-1]) if need_w_ih else None,
-                 rec_rows.T @ h_prev.reshape(-1, h_prev.shape[-1]) if need_w_hh else None,
-                 *self._bias_grads(rows, rec_rows, need_b_ih, need_b_hh))
-        return self._pack(*(None if g is None else Tensor(g, backend) for g in grads))
+        return d_pre, d_rec, dh, dc
 
     def _bias_grads(self, rows, rec_rows, need_b_ih, need_b_hh):
         if self.mode == "GRU":

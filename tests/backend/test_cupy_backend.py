@@ -15,8 +15,8 @@ import gpunet.optim
 from gpunet.backend import Device, get_backend
 from gpunet.backend import cupy_backend
 from gpunet.backend.cupy_backend import CupyBackend
-from gpunet.backend.fused import fused
-from gpunet.testing.cuda_emu import CudaEmuError, fake_cupy
+from gpunet.backend.registry import KERNELS, FusedKernel
+from gpunet.backend.emulated import CudaEmuError, cupy_standin
 
 REPO = Path(__file__).resolve().parents[2]
 F32 = dict(rtol=2e-5, atol=2e-6)  # float32 against float64: a few ulps per exp/log/sum
@@ -42,20 +42,20 @@ def call(backend, kernel, *args):
 @pytest.fixture
 def fresh():
     """A new emulated-device backend: nothing compiled yet, its own kernel caches."""
-    return CupyBackend(Device("cuda-emu"), fake_cupy)
+    return CupyBackend(Device("cuda-emu"), cupy_standin)
 
 
 @pytest.fixture
 def launches(monkeypatch):
     """Every kernel launch on the emulated device, as (kernel name, grid, block)."""
     seen = []
-    original = fake_cupy._Kernel.__call__
+    original = cupy_standin._Kernel.__call__
 
     def spy(self, grid, block, args, *, shared_mem=0):
         seen.append((self.name, grid, block))
         return original(self, grid, block, args, shared_mem=shared_mem)
 
-    monkeypatch.setattr(fake_cupy._Kernel, "__call__", spy)
+    monkeypatch.setattr(cupy_standin._Kernel, "__call__", spy)
     return seen
 
 
@@ -156,7 +156,7 @@ def test_launch_geometry_for_odd_sizes(fresh, launches):
 
 
 def test_default_grid_limit_comes_from_the_device(fresh):
-    assert fresh.max_grid_blocks == min(fake_cupy.MAX_GRID_SIZE[0], 65535)
+    assert fresh.max_grid_blocks == min(cupy_standin.MAX_GRID_SIZE[0], 65535)
 
 
 def test_non_contiguous_input_is_made_contiguous_before_the_launch():
@@ -198,12 +198,12 @@ def test_kernel_arguments_are_checked_as_cupy_passes_them():
 def test_kernel_files_compile_on_first_use_once_per_backend(fresh, monkeypatch):
     built = []
 
-    class CountingRawModule(fake_cupy.RawModule):
+    class CountingRawModule(cupy_standin.RawModule):
         def __init__(self, code=None, **kwargs):
             built.append(kwargs["options"])
             super().__init__(code, **kwargs)
 
-    monkeypatch.setattr(fake_cupy, "RawModule", CountingRawModule)
+    monkeypatch.setattr(cupy_standin, "RawModule", CountingRawModule)
     x = np.ones((2, 3), np.float32)
     assert fresh.compiled_families() == () and built == []
     for _ in range(3):
@@ -216,19 +216,15 @@ def test_kernel_files_compile_on_first_use_once_per_backend(fresh, monkeypatch):
 
 @pytest.fixture
 def xp_only_kernel(monkeypatch):
-    """A fused kernel ``scaled_copy(x, factor)`` that has an xp reference and no .cu file."""
-    kernel = fused(lambda xp, x, factor: xp.multiply(x, factor))
-    kernel.name = "scaled_copy"
-    monkeypatch.setattr(gn.backend.NumpyBackend, "scaled_copy", kernel, raising=False)
-    cupy_backend._references.cache_clear()
-    yield "scaled_copy"
-    cupy_backend._references.cache_clear()
+    """A fused kernel ``scaled_copy(x, factor)`` declared with an xp reference and no .cu file."""
+    monkeypatch.setitem(KERNELS, "scaled_copy", FusedKernel("scaled_copy", lambda xp, x, factor: xp.multiply(x, factor)))
+    return "scaled_copy"
 
 
 def test_warmup_compiles_the_families_of_the_named_kernels(fresh, monkeypatch, xp_only_kernel):
     assert fresh.warmup([xp_only_kernel]) == () and fresh.compiled_families() == ()  # no .cu: nothing to compile
     assert fresh.warmup(["log_softmax"]) == ("softmax",) and fresh.compiled_families() == ("softmax",)
-    monkeypatch.setattr(cupy_backend, "CUDA_KERNELS", {"softmax": "softmax", "log_softmax": "softmax"})
+    monkeypatch.setattr(cupy_backend, "KERNELS", {name: KERNELS[name] for name in ("softmax", "log_softmax")})
     assert fresh.warmup() == ("softmax",)  # default: every kernel with a .cu
     with pytest.raises(KeyError, match="'conv9d'"):
         fresh.warmup(["conv9d"])
@@ -236,11 +232,11 @@ def test_warmup_compiles_the_families_of_the_named_kernels(fresh, monkeypatch, x
 
 def test_importing_gpunet_compiles_nothing():
     code = ("import sys, gpunet as gn\n"
-            "from gpunet.testing.cuda_emu import fake_cupy\n"
+            "from gpunet.backend.emulated import cupy_standin\n"
             "assert 'cupy' not in sys.modules, 'import gpunet imported cupy'\n"
             "gn.set_device('cuda-emu'); x = gn.randn(3, 4); y = (x * 2).sum()\n"
-            "b = x.backend; print(fake_cupy.compilations, b.compiled_families())\n"
-            "gn.softmax(x, 1); gn.softmax(x, 1); print(fake_cupy.compilations, b.compiled_families())\n")
+            "b = x.backend; print(cupy_standin.compilations, b.compiled_families())\n"
+            "gn.softmax(x, 1); gn.softmax(x, 1); print(cupy_standin.compilations, b.compiled_families())\n")
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO)),
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -256,38 +252,41 @@ def test_fused_kernels_without_cuda_source_run_the_xp_reference(fresh, xp_only_k
     assert fresh.compiled_families() == ()
 
 
-def test_a_reference_not_written_against_xp_is_refused_by_name(monkeypatch, fresh):
-    monkeypatch.setattr(gn.backend.NumpyBackend, "host_only_kernel", staticmethod(lambda x: x), raising=False)
-    with pytest.raises(AttributeError, match="'host_only_kernel' has no CUDA kernel.*gpunet.backend.fused.fused"):
-        fresh.host_only_kernel
+def test_a_declaration_is_refused_unless_its_reference_takes_xp_first(fresh):
+    with pytest.raises(TypeError, match=r"'host_only': its reference must take the array namespace xp first.*\(x\)"):
+        FusedKernel("host_only", lambda x: x)
+    with pytest.raises(TypeError, match="'half': give both family and launcher, or neither"):
+        FusedKernel("half", lambda xp, x: x, family="softmax")
+    with pytest.raises(TypeError, match="dtype_arg 'y' is not a parameter of its reference"):
+        FusedKernel("odd", lambda xp, x: x, family="softmax", launcher=lambda backend, x: x, dtype_arg="y")
     with pytest.raises(AttributeError, match="no attribute or fused kernel 'no_such_kernel'"):
         fresh.no_such_kernel
 
 
 def test_stand_in_refuses_names_cupy_lacks():
-    assert fake_cupy.exp is np.exp
+    assert cupy_standin.exp is np.exp
     with pytest.raises(AttributeError, match="busday_count"):
-        fake_cupy.busday_count
+        cupy_standin.busday_count
 
 
 def test_stand_in_arrays_refuse_host_arrays_as_cupy_does():
-    device = fake_cupy.asarray(np.arange(4.0))
-    assert isinstance(device, fake_cupy.ndarray) and isinstance(device + 1.0, fake_cupy.ndarray)
-    for mix in (lambda: device + np.ones(4), lambda: fake_cupy.where(np.ones(4, bool), device, 0.0),
-                lambda: fake_cupy.concatenate([device, np.ones(2)]), lambda: fake_cupy.zeros_like(np.ones(3))):
+    device = cupy_standin.asarray(np.arange(4.0))
+    assert isinstance(device, cupy_standin.ndarray) and isinstance(device + 1.0, cupy_standin.ndarray)
+    for mix in (lambda: device + np.ones(4), lambda: cupy_standin.where(np.ones(4, bool), device, 0.0),
+                lambda: cupy_standin.concatenate([device, np.ones(2)]), lambda: cupy_standin.zeros_like(np.ones(3))):
         with pytest.raises(TypeError, match="host NumPy array.*backend.asarray"):
             mix()
-    assert type(fake_cupy.asnumpy(device)) is np.ndarray
+    assert type(cupy_standin.asnumpy(device)) is np.ndarray
 
 
 def test_stand_in_transfers_copy_and_reductions_give_0d_device_arrays():
     host = np.arange(3.0)
-    device = fake_cupy.asarray(host)
+    device = cupy_standin.asarray(host)
     host[0] = 99.0  # the device copy is not the host's memory
     assert device[0] == 0.0
     total, first = device.sum(), device[1]
-    assert isinstance(total, fake_cupy.ndarray) and total.shape == () and float(total) == 3.0
-    assert isinstance(first, fake_cupy.ndarray) and first.shape == ()
+    assert isinstance(total, cupy_standin.ndarray) and total.shape == () and float(total) == 3.0
+    assert isinstance(first, cupy_standin.ndarray) and first.shape == ()
 
 
 def test_gradients_through_softmax_agree_between_devices(device):
@@ -307,14 +306,15 @@ def _train(device):
     rng = np.random.default_rng(1)
     x = gn.tensor(rng.standard_normal((7, 8)).astype(np.float32), device=device)
     y = gn.tensor(rng.integers(0, 3, 7), device=device)
-    losses = []
-    for _ in range(4):
-        loss = gn.nn.functional.cross_entropy(net(x), y)
+
+    def step():
         opt.zero_grad()
+        loss = gn.nn.functional.cross_entropy(net(x), y)
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-    return losses, net.state_dict()
+        return loss.item()
+
+    return [step() for _ in range(4)], net.state_dict()
 
 
 def test_training_steps_on_cuda_emu_match_cpu():

@@ -14,7 +14,7 @@ import pytest
 
 from gpunet.backend import Device, kernel_dir, kernel_source
 from gpunet.backend.cupy_backend import CupyBackend
-from gpunet.testing.cuda_emu import fake_cupy
+from gpunet.backend.emulated import cupy_standin
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_FILES = sorted(p.name for p in [*(REPO / "kernels").glob("*.cu"), *(REPO / "kernels").glob("*.cuh")])
@@ -75,7 +75,7 @@ def test_cupy_backend_compiles_the_packaged_kernels(tmp_path, monkeypatch):
     for name in KERNEL_FILES:
         shutil.copy(REPO / "kernels" / name, package / "kernels" / name)
     monkeypatch.setattr(kernel_source, "PACKAGE_DIR", package)
-    backend = CupyBackend(Device("cuda-emu"), fake_cupy)
+    backend = CupyBackend(Device("cuda-emu"), cupy_standin)
     x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
     y = backend.to_numpy(backend.softmax(backend.asarray(x), 1))
     expected = np.exp(x - x.max(1, keepdims=True))
@@ -105,7 +105,7 @@ def build_wheel(project: Path, out: Path) -> Path:
 def assert_ships_kernels(wheel: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {n for n in names if n.startswith("gpunet/kernels/")} == {f"gpunet/kernels/{k}" for k in KERNEL_FILES}
-    assert "gpunet/testing/cuda_emu/shim.h" in names and "gpunet/backend/kernel_source.py" in names
+    assert "gpunet/backend/emulated/shim.h" in names and "gpunet/backend/kernel_source.py" in names
     assert not any(n.startswith("kernels/") for n in names)  # inside the package, not a top-level directory
 
 

@@ -1,12 +1,13 @@
-"""The NumPy max-pool fast paths (tiling windows forward, disjoint windows backward) give exactly the results of
-the general window scan, and PyTorch's: values, argmax indices (first maximum on ties, last NaN), gradients."""
+"""The NumPy pooling fast paths give exactly the results of the general window scan, and PyTorch's: max pooling
+over tiling windows forward and disjoint windows backward (values, argmax indices: first maximum on ties, last
+NaN; gradients), average pooling over tiling windows forward and backward (PyTorch's summation order)."""
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from gpunet.backend.numpy_kernels import pool as P
+from gpunet.backend.references import pool as P
 
 
 def tie_heavy(shape, seed, dtype=np.float32):
@@ -98,3 +99,64 @@ def test_the_fast_paths_are_the_ones_taken(monkeypatch):
     P.max_pool2d_backward(np, np.ones_like(y), index, x.shape, (2, 2), (2, 2), (0, 0), (1, 1))
     with pytest.raises(AssertionError, match="general path"):  # overlapping windows still take the scan
         P.max_pool2d(np, x, (3, 3), (2, 2), (0, 0), (1, 1))
+
+
+@pytest.mark.parametrize("divisor_override", [None, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kernel", TILED)
+def test_tiled_avg_pool_equals_the_window_sum_and_torch(shape, kernel, dtype, divisor_override):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    out = P._out_shape(x.shape, kernel, kernel, (0, 0), (1, 1), False)
+    y = P.avg_pool2d(np, x, kernel, kernel, (0, 0), divisor_override=divisor_override)
+    y_ref = P._windowed_avg_pool2d(np, x, out, kernel, kernel, (0, 0), True, divisor_override)
+    tol = 1e-6 if dtype == np.float32 else 1e-14  # the scan sums in another order
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    assert y.dtype == dtype and y.flags.c_contiguous
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    gy[..., 0] = -0.0
+    gx = P.avg_pool2d_backward(np, gy, x.shape, kernel, kernel, (0, 0), divisor_override=divisor_override)
+    gx_ref = P._windowed_avg_pool2d_backward(np, gy, x.shape, kernel, kernel, (0, 0), True, divisor_override)
+    np.testing.assert_array_equal(gx, gx_ref)
+    assert (np.signbit(gx) == np.signbit(gx_ref)).all() and gx.dtype == dtype and gx.flags.c_contiguous
+    xt = torch.tensor(x, requires_grad=True)
+    yt = F.avg_pool2d(xt, kernel, divisor_override=divisor_override)
+    np.testing.assert_array_equal(y, yt.detach().numpy())                 # PyTorch's (i, j) summation order
+    yt.backward(torch.tensor(gy))
+    np.testing.assert_array_equal(gx, xt.grad.numpy())
+    assert (np.signbit(gx) == np.signbit(xt.grad.numpy())).all()
+
+
+def test_the_avg_fast_paths_are_the_ones_taken(monkeypatch):
+    def general(*args):
+        raise AssertionError("general path taken")
+
+    monkeypatch.setattr(P, "_windowed_avg_pool2d", general)
+    monkeypatch.setattr(P, "_windowed_avg_pool2d_backward", general)
+    x = np.ones((2, 3, 8, 8), np.float32)
+    y = P.avg_pool2d(np, x, (2, 2), (2, 2), (0, 0))
+    P.avg_pool2d_backward(np, np.ones_like(y), x.shape, (2, 2), (2, 2), (0, 0))
+    for stride, padding, ceil_mode in (((1, 1), (0, 0), False), ((2, 2), (1, 1), False), ((3, 3), (0, 0), True)):
+        with pytest.raises(AssertionError, match="general path"):  # overlap, padding, a partial last window
+            P.avg_pool2d(np, np.ones((2, 3, 8, 8), np.float32), (2, 2) if stride != (3, 3) else (3, 3), stride,
+                         padding, ceil_mode=ceil_mode)
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_tiled_paths_on_the_emulated_device_equal_torch(op):
+    """float64 on cuda-emu runs these references through the emulated array module (CuPy's API)."""
+    import gpunet as gn
+
+    shape = (3, 4, 9, 8)
+    x = tie_heavy(shape, 1, np.float64) if op == "max" else np.random.default_rng(1).standard_normal(shape)
+    ours = gn.nn.functional.max_pool2d if op == "max" else gn.nn.functional.avg_pool2d
+    theirs = F.max_pool2d if op == "max" else F.avg_pool2d
+    xt = torch.tensor(x, requires_grad=True)
+    yt = theirs(xt, 2)
+    gy = np.random.default_rng(2).standard_normal(tuple(yt.shape))
+    yt.backward(torch.tensor(gy))
+    t = gn.tensor(x, device="cuda-emu", requires_grad=True)
+    y = ours(t, 2)
+    y.backward(gn.tensor(gy, device="cuda-emu"))
+    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+    np.testing.assert_array_equal(t.grad.numpy(), xt.grad.numpy())

@@ -8,7 +8,7 @@ import pytest
 from gpunet.backend import Device, get_backend
 from gpunet.backend.cupy_backend import CupyBackend
 from gpunet.backend.telemetry import GpuTelemetry
-from gpunet.testing.cuda_emu import fake_cupy
+from gpunet.backend.emulated import cupy_standin
 
 
 class NVMLError(Exception):
@@ -40,7 +40,7 @@ def fake_pynvml(calls, fail_at=None):
 @pytest.fixture
 def cuda_backend():
     """A backend of kind "cuda" on the CPU stand-in for CuPy (no GPU needed)."""
-    return CupyBackend(Device("cuda", 0), fake_cupy)
+    return CupyBackend(Device("cuda", 0), cupy_standin)
 
 
 def test_cpu_has_no_telemetry():

@@ -65,21 +65,3 @@ def torch_leaf(array):
 
 def as_list(outputs):
     return list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
-
-
-def numpy_of(x):
-    if isinstance(x, torch.Tensor):
-        return x.detach().numpy()
-    if isinstance(x, gn.Tensor):
-        return x.numpy()
-    return np.asarray(x)
-
-
-def assert_close_float64(actual, expected, what):
-    """Same shape, and equal (integers) or within float64 rounding (floats); ``what`` names the value."""
-    actual, expected = numpy_of(actual), numpy_of(expected)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape}, expected {expected.shape}"
-    if expected.dtype.kind in "iub":
-        np.testing.assert_array_equal(actual, expected, err_msg=what)
-    else:
-        np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-12, err_msg=what)

@@ -19,18 +19,11 @@ from hypothesis import strategies as st
 import gpunet as gn
 import gpunet.nn.functional as F
 from core_helpers import LAYOUTS, as_list, leaf, on_device
-from gpunet.testing import gradcheck, gradgradcheck
+from gpunet.testing import assert_close, gradcheck, gradgradcheck
 from test_core_ops import CASES
 
 DEVICES = ("cpu", "cuda-emu")
 SIZES = (1, 7, 33, 1025)  # along the kernel axis: one element, less than a warp, a warp and one, a block and one
-
-
-def assert_close32(actual, expected, what):
-    """float32 results against float64 or another float32 summation order: relative error 2e-5, plus an absolute
-    2e-5 of the array's largest magnitude (the rounding of sums over the kernel axis scales with their terms)."""
-    scale = float(np.abs(expected).max(initial=0.0))
-    np.testing.assert_allclose(actual, expected, rtol=2e-5, atol=2e-6 + 2e-5 * scale, err_msg=what)
 
 
 def _assert_same(results, what):
@@ -42,7 +35,7 @@ def _assert_same(results, what):
         if a.dtype.kind in "iub":
             np.testing.assert_array_equal(b, a, err_msg=f"{what} [{i}]")
         else:
-            assert_close32(b, a, f"{what} [{i}]")
+            assert_close(b, a, dtype="float32", what=f"{what} [{i}]")
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -101,7 +94,7 @@ def test_softmax_kernels_in_float32_on_both_devices_with_two_derivatives(op, str
             assert all(t.dtype == np.float32 and t.device == gn.device(device) for t in got)
             results[device] = [t.numpy() for t in got]
             for what, a, b in zip(("value", "gradient", "second derivative"), results[device], expected):
-                assert_close32(a, b, f"{op} {what} on {device}")
+                assert_close(a, b, dtype="float32", what=f"{op} {what} on {device}")
     assert f"{op}_{'cols' if strided else 'rows'}_f32" in launched_kernels
     _assert_same(results, op)
 
@@ -134,7 +127,7 @@ def test_cross_entropy_kernels_in_float32_on_both_devices_with_two_derivatives(r
             results[device] = [t.numpy() for t in got]
             for what, a, b in zip(("loss", "gradient", "second derivative", ".grad"), results[device],
                                   expected + expected[1:2]):
-                assert_close32(a, b, f"cross_entropy {what} on {device}")
+                assert_close(a, b, dtype="float32", what=f"cross_entropy {what} on {device}")
     assert {"softmax_xent_forward_f32", "softmax_xent_backward_f32"} <= set(launched_kernels)
     _assert_same(results, "cross_entropy")
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import gpunet as gn
-from core_helpers import LAYOUTS, as_list, assert_close_float64, leaf, shapes, torch_leaf, values
-from gpunet.testing import gradcheck, gradgradcheck
+from core_helpers import LAYOUTS, as_list, leaf, shapes, torch_leaf, values
+from gpunet.testing import assert_close, gradcheck, gradgradcheck
 
 
 def convert(M, array):
@@ -363,7 +363,7 @@ def test_op(case, device, data):
 
     outs = as_list(case.fn(gn, *xs, **params))
     for i, (out, ref) in enumerate(zip(outs, as_list(case.reference(arrays, params)), strict=True)):
-        assert_close_float64(out, ref, f"{case.name} output {i} vs NumPy")
+        assert_close(out, ref, dtype="float64", what=f"{case.name} output {i} vs NumPy")
         assert out.device == gn.device(device), f"{case.name}: output {i} on {out.device}, inputs on {device}"
         if out.dtype.kind == "f":
             assert out.dtype == np.float64, f"{case.name}: float64 inputs gave a {out.dtype} output"
@@ -371,7 +371,7 @@ def test_op(case, device, data):
     txs = [torch_leaf(a) for a in arrays]
     touts = as_list(case.torch(txs, params))
     for i, (out, tout) in enumerate(zip(outs, touts, strict=True)):
-        assert_close_float64(out, tout, f"{case.name} output {i} vs torch")
+        assert_close(out, tout, dtype="float64", what=f"{case.name} output {i} vs torch")
     floats = [(o, t) for o, t in zip(outs, touts) if o.dtype.kind == "f"]
     weights = [rng.standard_normal(o.shape) for o, _ in floats]
     loss = sum(((o * gn.tensor(w, dtype=gn.float64)).sum() for (o, _), w in zip(floats, weights)),
@@ -384,7 +384,8 @@ def test_op(case, device, data):
         tloss.backward()
     for i, (x, tx) in enumerate(zip(xs, txs)):
         expected = np.zeros(tx.shape) if tx.grad is None else tx.grad.numpy()
-        assert_close_float64(np.zeros(x.shape) if x.grad is None else x.grad, expected, f"{case.name} grad of input {i} vs torch")
+        assert_close(np.zeros(x.shape) if x.grad is None else x.grad, expected, dtype="float64",
+                     what=f"{case.name} grad of input {i} vs torch")
 
     def f(*inputs):
         return tuple(o for o in as_list(case.fn(gn, *inputs, **params)) if o.dtype.kind == "f")

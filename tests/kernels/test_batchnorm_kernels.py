@@ -4,7 +4,7 @@ outputs NaN-filled before launch, odd sizes, a large common offset (numerical st
 import numpy as np
 import pytest
 
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 BATCHNORM = KERNELS_DIR / "batchnorm.cu"

@@ -1,5 +1,5 @@
 """kernels/conv.cu on the CUDA emulator against float64 references: a direct loop definition of im2col written
-here, NumPy's reference (gpunet.backend.numpy_kernels.conv) and PyTorch's F.unfold / F.fold. Outputs are
+here, NumPy's reference (gpunet.backend.references.conv) and PyTorch's F.unfold / F.fold. Outputs are
 NaN-filled before every launch. Columns are stored channel-major, (C*kh*kw, N, OH*OW), and compared as
 (N, C*kh*kw, OH*OW) views."""
 
@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from gpunet.backend.numpy_kernels import conv as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend.geometry import conv_output_shape
+from gpunet.backend.launchers.conv import geometry_args
+from gpunet.backend.references import conv as ref
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 CONV = KERNELS_DIR / "conv.cu"
@@ -20,8 +22,9 @@ def mod():
 
 
 def geometry(x_shape, kernel, stride, padding, dilation):
-    out = ref.conv_output_shape(x_shape, kernel, stride, padding, dilation)
-    return out, tuple(np.int64(v) for v in (*x_shape, *kernel, *stride, *padding, *dilation, *out))
+    """The output (OH, OW) and the kernels' scalar arguments, packed as the launcher packs them."""
+    out = conv_output_shape(x_shape, kernel, stride, padding, dilation)
+    return out, geometry_args(x_shape, out, kernel, stride, padding, dilation)
 
 
 def run_im2col(mod, x, kernel, stride, padding, dilation, grid=None, block=64):
@@ -88,7 +91,7 @@ def test_im2col_matches_the_definition(mod, x_shape, kernel, stride, padding, di
 
 @pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation", CASES)
 def test_col2im_is_the_adjoint_of_im2col(mod, x_shape, kernel, stride, padding, dilation):
-    out = ref.conv_output_shape(x_shape, kernel, stride, padding, dilation)
+    out = conv_output_shape(x_shape, kernel, stride, padding, dilation)
     cols = inputs((x_shape[0], x_shape[1] * kernel[0] * kernel[1], out[0] * out[1]), seed=1)
     x = run_col2im(mod, cols, x_shape, kernel, stride, padding, dilation)
     # the adjoint of a 0/1 matrix A (cols = A x) is A^T: build A column by column from the definition

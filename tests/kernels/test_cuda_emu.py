@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend import emulated as ce
 
 SRC = Path(__file__).parent / "cuda_src" / "emu_checks.cu"
 

@@ -1,11 +1,12 @@
 """kernels/dropout.cu on the CUDA emulator: the Philox-4x32-10 mask equals the NumPy reference
-(gpunet/backend/numpy_kernels/dropout.py) exactly, for any seed, offset (also not a multiple of 4) and size."""
+(gpunet/backend/references/dropout.py) exactly, for any seed, offset (also not a multiple of 4) and size."""
 
 import numpy as np
 import pytest
 
-from gpunet.backend.numpy_kernels import dropout as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend.references import dropout as ref
+from gpunet.backend import emulated as ce
+from gpunet.backend.launchers.dropout import philox_threads, scalar_args
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 DROPOUT = KERNELS_DIR / "dropout.cu"
@@ -18,11 +19,9 @@ def mod():
 
 def launch(mod, n, p, seed, offset, dtype=np.float32, grid=None, block=64):
     mask = ce.nan_array(n, dtype) if n else np.empty(0, dtype)
-    blocks = (offset + n + 3) // 4 - offset // 4
     kernel = "dropout_mask_f32" if dtype == np.float32 else "dropout_mask_f64"
-    mod.launch(kernel, grid or max(1, -(-blocks // block)), block,
-               (mask, np.int64(n), np.uint64(seed), np.int64(offset), np.uint32(ref.drop_threshold(p)),
-                np.dtype(dtype).type(1.0 / (1.0 - p))))
+    mod.launch(kernel, grid or max(1, -(-philox_threads(n, offset) // block)), block,
+               (mask, *scalar_args(n, p, seed, offset, dtype)))
     return mask
 
 
@@ -74,11 +73,9 @@ def test_empty_mask_launch_writes_nothing(mod):
 
 def apply(mod, x, p, seed, offset, grid=None, block=64):
     y = ce.nan_array(x.shape, x.dtype)
-    blocks = (offset + x.size + 3) // 4 - offset // 4
     kernel = "dropout_apply_f32" if x.dtype == np.float32 else "dropout_apply_f64"
-    mod.launch(kernel, grid or max(1, -(-blocks // block)), block,
-               (x, y, np.int64(x.size), np.uint64(seed), np.int64(offset), np.uint32(ref.drop_threshold(p)),
-                x.dtype.type(1.0 / (1.0 - p))))
+    mod.launch(kernel, grid or max(1, -(-philox_threads(x.size, offset) // block)), block,
+               (x, y, *scalar_args(x.size, p, seed, offset, x.dtype)))
     return y
 
 

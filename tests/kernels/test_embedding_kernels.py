@@ -5,8 +5,8 @@ NaN-filled before launch; odd sizes, rows nobody hits, a padding row, AddressSan
 import numpy as np
 import pytest
 
-from gpunet.backend.numpy_kernels import embedding as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend.references import embedding as ref
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 EMBEDDING = KERNELS_DIR / "embedding.cu"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gpunet.testing import nvrtc
-from gpunet.testing.cuda_emu import parse_kernels
+from gpunet.backend.emulated import parse_kernels
 
 KERNEL_FILES = sorted(nvrtc.KERNELS_DIR.glob("*.cu")) + sorted((Path(__file__).parent / "cuda_src").glob("*.cu"))
 SOURCE_WARNING = re.compile(r"^\S+\.cuh?\(\d+\): warning", re.M)

@@ -1,4 +1,4 @@
-"""kernels/optimizers.cu on the CUDA emulator against the NumPy reference (gpunet/backend/numpy_kernels/optimizers.py),
+"""kernels/optimizers.cu on the CUDA emulator against the NumPy reference (gpunet/backend/references/optimizers.py),
 bit for bit over 20 steps for every option combination, and against float64 PyTorch-rule arithmetic."""
 
 import itertools
@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from gpunet.backend.numpy_kernels import optimizers as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend.references import optimizers as ref
+from gpunet.backend import emulated as ce
+from gpunet.backend.launchers.optimizers import adam_scalars, sgd_scalars
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 OPTIMIZERS = KERNELS_DIR / "optimizers.cu"
-f32, i32, i64 = np.float32, np.int32, np.int64
+f32, i64 = np.float32, np.int64
 N = 1037  # not a multiple of the block; the grid below is smaller than N / block (grid-stride loop)
 GRID, BLOCK = 3, 96
 
@@ -28,14 +29,10 @@ def grads(steps, n, seed):
     return g
 
 
-def sgd_launch(mod, param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
-    if momentum == 0:
-        mod.launch("sgd_update_f32", GRID, BLOCK, (param, grad, i64(param.size), f32(lr), f32(weight_decay),
-                                                   i32(maximize)))
-    else:
-        mod.launch("sgd_momentum_update_f32", GRID, BLOCK,
-                   (param, grad, buf, i64(param.size), f32(lr), f32(momentum), f32(1 - dampening), f32(weight_decay),
-                    i32(nesterov), i32(maximize), i32(first)))
+def sgd_launch(mod, param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first, grid=GRID,
+               block=BLOCK):
+    kernel, scalars = sgd_scalars(param.size, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
+    mod.launch(kernel, grid, block, (param, grad) + ((buf,) if momentum else ()) + scalars)
 
 
 SGD_CASES = [c for c in itertools.product([0.0, 0.9], [0.0, 0.25], [False, True], [0.0, 0.01], [False, True])
@@ -56,12 +53,6 @@ def test_sgd_matches_reference_bit_for_bit_over_20_steps(mod, momentum, dampenin
         np.testing.assert_array_equal(p_emu, p_ref, err_msg=f"step {step + 1}")
         if momentum:
             np.testing.assert_array_equal(b_emu, b_ref, err_msg=f"step {step + 1}")
-
-
-def adam_scalars(step, lr, beta1, beta2, eps, weight_decay, decoupled, maximize):
-    return (f32(beta1), f32(1 - beta1), f32(beta2), f32(1 - beta2), f32(eps),
-            f32(1 - lr * weight_decay if decoupled else 1.0), f32(0.0 if decoupled else weight_decay),
-            f32(math.sqrt(1 - beta2 ** step)), f32(lr / (1 - beta1 ** step)), i32(maximize))
 
 
 def adam_launch(mod, param, grad, m, v, vmax, step, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize):
@@ -116,7 +107,7 @@ def test_tiny_parameters_and_excess_threads(mod, n):
     p[:n] = 1.0
     g = np.full(n, 2.0, f32)
     view = p[:n]
-    mod.launch("sgd_update_f32", 4, 64, (view, g, i64(n), f32(0.5), f32(0.0), i32(0)))
+    sgd_launch(mod, view, g, None, 0.5, 0.0, 0.0, 0.0, False, False, True, grid=4, block=64)
     np.testing.assert_array_equal(p[:n], 0.0)
     assert np.isnan(p[n:]).all()
 
@@ -129,11 +120,10 @@ def test_optimizer_kernels_under_address_sanitizer():
     expected = p.copy()
     buf, buf_ref = ce.nan_array(n), np.zeros(n, f32)
     ref.sgd_update(np, expected, g, buf_ref, 0.1, 0.9, 0.0, 0.01, True, False, True)
-    asan.launch("sgd_momentum_update_f32", 2, 128, (p, g, buf, i64(n), f32(0.1), f32(0.9), f32(1.0), f32(0.01),
-                                                    i32(1), i32(0), i32(1)))
+    sgd_launch(asan, p, g, buf, 0.1, 0.9, 0.0, 0.01, True, False, True, grid=2, block=128)
     np.testing.assert_array_equal(p, expected)
     np.testing.assert_array_equal(buf, buf_ref)
-    asan.launch("sgd_update_f32", 3, 32, (p, g, i64(n), f32(0.1), f32(0.0), i32(1)))
+    sgd_launch(asan, p, g, None, 0.1, 0.0, 0.0, 0.0, False, True, False, grid=3, block=32)
     state = [p.copy(), np.zeros(n, f32), np.zeros(n, f32), np.zeros(n, f32)]
     want = [a.copy() for a in state]
     ref.adam_update(np, want[0], g, want[1], want[2], want[3], 1, 1e-3, 0.9, 0.999, 1e-8, 0.1, True, True, False)

@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gpunet.backend.numpy_kernels.pool import pool_output_size
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend.geometry import pool_output_size
+from gpunet.backend.launchers.pool import avg_pool_args, max_pool_args
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 POOL = KERNELS_DIR / "pool.cu"
@@ -22,11 +23,6 @@ def distinct(shape, seed=0):
     """float32 values without ties (a permutation scaled), so the argmax is unique."""
     n = int(np.prod(shape))
     return (np.random.default_rng(seed).permutation(n).reshape(shape) * 0.37 - n * 0.1).astype(np.float32)
-
-
-def geometry(x_shape, out, kernel, stride, padding):
-    n, c, h, w = x_shape
-    return (n * c, h, w, *out, *kernel, *stride, *padding)
 
 
 def out_size(x_shape, kernel, stride, padding, dilation=(1, 1), ceil_mode=False):
@@ -53,7 +49,7 @@ def test_max_pool_forward_and_backward_match_torch(mod, shape, kernel, stride, p
     x = distinct(shape, seed=sum(shape))
     out = out_size(shape, kernel, stride, padding, dilation, ceil_mode)
     y, argmax = ce.nan_array(shape[:2] + out), np.full(shape[:2] + out, -7, np.int64)
-    geo = (*geometry(shape, out, kernel, stride, padding), *dilation)
+    geo = max_pool_args(shape, out, kernel, stride, padding, dilation)
     mod.launch("max_pool2d_forward_f32", launch_grid(y.size, block), block, (x, y, argmax, *geo))
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     yt, it = F.max_pool2d(xt, kernel, stride, padding, dilation, ceil_mode=ceil_mode, return_indices=True)
@@ -75,7 +71,7 @@ def test_max_pool_nan_and_infinity_follow_torch(mod):
     kernel, stride, padding = (2, 2), (2, 2), (1, 1)
     out = out_size(x.shape, kernel, stride, padding)
     y, argmax = ce.nan_array((1, 1) + out), np.full((1, 1) + out, -7, np.int64)
-    mod.launch("max_pool2d_forward_f32", 1, 32, (x, y, argmax, *geometry(x.shape, out, kernel, stride, padding), 1, 1))
+    mod.launch("max_pool2d_forward_f32", 1, 32, (x, y, argmax, *max_pool_args(x.shape, out, kernel, stride, padding, (1, 1))))
     yt, it = F.max_pool2d(torch.tensor(x), kernel, stride, padding, return_indices=True)
     np.testing.assert_array_equal(y, yt.numpy())  # NaN positions equal too
     np.testing.assert_array_equal(argmax, it.numpy())
@@ -98,7 +94,7 @@ def test_avg_pool_forward_and_backward_match_torch(mod, shape, kernel, stride, p
     x = distinct(shape, seed=len(shape) + shape[-1])
     out = out_size(shape, kernel, stride, padding, ceil_mode=ceil_mode)
     y = ce.nan_array(shape[:2] + out)
-    geo = (*geometry(shape, out, kernel, stride, padding), int(count_include_pad), divisor)
+    geo = avg_pool_args(shape, out, kernel, stride, padding, count_include_pad, divisor)
     mod.launch("avg_pool2d_forward_f32", launch_grid(y.size, block), block, (x, y, *geo))
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     yt = F.avg_pool2d(xt, kernel, stride, padding, ceil_mode, count_include_pad, divisor or None)
@@ -116,11 +112,11 @@ def test_pool_kernels_under_address_sanitizer():
     shape, kernel, stride, padding, dilation = (2, 1, 5, 7), (3, 3), (2, 2), (1, 1), (1, 2)
     x = distinct(shape)
     out = out_size(shape, kernel, stride, padding, dilation, True)
-    geo = geometry(shape, out, kernel, stride, padding)
+    geo = max_pool_args(shape, out, kernel, stride, padding, dilation)
     y, argmax = ce.nan_array(shape[:2] + out), np.zeros(shape[:2] + out, np.int64)
-    asan.launch("max_pool2d_forward_f32", 1, 64, (x, y, argmax, *geo, *dilation))
+    asan.launch("max_pool2d_forward_f32", 1, 64, (x, y, argmax, *geo))
     gx = ce.nan_array(shape)
-    asan.launch("max_pool2d_backward_f32", 2, 32, (np.ones_like(y), argmax, gx, *geo, *dilation))
+    asan.launch("max_pool2d_backward_f32", 2, 32, (np.ones_like(y), argmax, gx, *geo))
     xt = torch.tensor(x, requires_grad=True)
     yt = F.max_pool2d(xt, kernel, stride, padding, dilation, ceil_mode=True)
     yt.sum().backward()
@@ -128,7 +124,7 @@ def test_pool_kernels_under_address_sanitizer():
     np.testing.assert_array_equal(gx, xt.grad.numpy())
 
     out = out_size(shape, kernel, stride, padding, ceil_mode=True)
-    geo = (*geometry(shape, out, kernel, stride, padding), 0, 0)
+    geo = avg_pool_args(shape, out, kernel, stride, padding, False, None)
     ya, gxa = ce.nan_array(shape[:2] + out), ce.nan_array(shape)
     asan.launch("avg_pool2d_forward_f32", 1, 64, (x, ya, *geo))
     asan.launch("avg_pool2d_backward_f32", 2, 32, (np.ones_like(ya), gxa, *geo))

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpunet.backend.cupy_backend import CUDA_KERNELS
+from gpunet.backend.registry import KERNELS
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 import profile_kernels  # noqa: E402
-from kernel_cases import Case, all_cases, normal  # noqa: E402
+from gpunet.testing.kernel_cases import Case, all_cases, normal  # noqa: E402
 
 
 def run(*args):
@@ -49,10 +49,11 @@ def test_without_a_gpu_the_script_says_so_in_one_line_and_fails():
 def test_the_table_covers_every_kernel_family_with_a_cuda_file():
     kernels_by_family = {}
     for case in all_cases():
-        assert CUDA_KERNELS.get(case.kernel) == case.family, f"{case.kernel} is not a kernel of {case.family}.cu"
+        assert KERNELS[case.kernel].family == case.family, f"{case.kernel} is not a kernel of {case.family}.cu"
         kernels_by_family.setdefault(case.family, set()).add(case.kernel)
-    for kernel, family in CUDA_KERNELS.items():
-        assert kernel in kernels_by_family.get(family, ()), f"no profiling case for {kernel} ({family}.cu)"
+    for kernel, declared in KERNELS.items():
+        if declared.family is not None:
+            assert kernel in kernels_by_family.get(declared.family, ()), f"no profiling case for {kernel}"
 
 
 def test_a_kernel_that_disagrees_with_the_cpu_is_reported(capsys):
@@ -60,7 +61,7 @@ def test_a_kernel_that_disagrees_with_the_cpu_is_reported(capsys):
         x = rng.standard_normal((2, n)).astype(np.float32)
         return (backend.asarray(x * (2.0 if backend.name == "cupy" else 1.0)), -1)
 
-    broken = Case("softmax", "softmax", args, bytes=lambda n: n, flops=lambda n: n, sizes=(), emulate={"n": 5})
+    broken = Case("softmax", args, checks={"n": 5}, bytes=lambda n: n, flops=lambda n: n, sizes=())
     assert profile_kernels.emulate([broken], seed=0) == 1
     assert "MISMATCH" in capsys.readouterr().out
 
@@ -100,9 +101,9 @@ CPU_TIMES = (1.0, 1.0, 1.0)  # host times, far from the GPU's: a row using them 
 
 
 def _smallest(kernel, label="", *sizes):
-    """The table's case for ``kernel`` at the given sizes (default: its reduced --emulate size)."""
+    """The table's case for ``kernel`` at the given sizes (default: its first check size)."""
     case = next(c for c in all_cases() if c.kernel == kernel and c.label == label)
-    return dataclasses.replace(case, sizes=sizes or (case.emulate,))
+    return dataclasses.replace(case, sizes=sizes or case.checks[:1])
 
 
 @pytest.fixture
@@ -196,7 +197,7 @@ def test_emulate_csv_has_a_row_per_case_with_its_error(tmp_path, capsys):
     pool = [c for c in all_cases() if c.family == "pool"]
     assert [r["kernel"] for r in rows] == [c.name for c in pool]
     for row, case in zip(rows, pool):
-        assert row["sizes"] == "n=2 c=3 h=9 w=11 k=3 s=2 p=1"
+        assert row["sizes"] == " ".join(f"{k}={v}" for k, v in case.checks[0].items())
         assert row["implementation"] == "kernels/pool.cu" and row["ok"] == "True"
         assert 0.0 <= float(row["max_abs_error"]) <= 1e-5
 
@@ -206,7 +207,7 @@ def test_emulate_csv_records_a_mismatch_and_its_size(tmp_path):
         x = rng.standard_normal((2, n)).astype(np.float32)
         return (backend.asarray(x * (2.0 if backend.name == "cupy" else 1.0)), -1)
 
-    broken = Case("softmax", "softmax", args, bytes=lambda n: n, flops=lambda n: n, sizes=(), emulate={"n": 5})
+    broken = Case("softmax", args, checks={"n": 5}, bytes=lambda n: n, flops=lambda n: n, sizes=())
     path = tmp_path / "check.csv"
     assert profile_kernels.emulate([broken], seed=0, csv_path=str(path)) == 1
     [row] = _read_rows(path)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from gpunet.backend.numpy_kernels import rnn as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend.references import rnn as ref
+from gpunet.backend import emulated as ce
+from gpunet.testing import assert_close
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 RNN = KERNELS_DIR / "rnn.cu"
@@ -32,8 +33,7 @@ def f64(*arrays):
     return [a.astype(np.float64) for a in arrays]
 
 
-def close(actual, expected):
-    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=2e-6)
+TOLERANCE = {"rtol": 1e-5, "atol": 2e-6}  # float32 kernels against the float64 reference
 
 
 def lstm_inputs(batch, hidden, seed=0):
@@ -79,8 +79,8 @@ def test_lstm_cell_forward(mod, batch, hidden, grid, block):
     gates, c_prev = lstm_inputs(batch, hidden, seed=hidden)
     h, c = run_lstm_forward(mod, gates, c_prev, grid, block)
     exp_h, exp_c = ref.lstm_cell(np, *f64(gates, c_prev))
-    close(h, exp_h)
-    close(c, exp_c)
+    assert_close(h, exp_h, **TOLERANCE)
+    assert_close(c, exp_c, **TOLERANCE)
 
 
 @pytest.mark.parametrize("batch, hidden, grid, block", CASES)
@@ -89,15 +89,15 @@ def test_lstm_cell_backward(mod, batch, hidden, grid, block):
     grad_h, grad_c = randn((batch, hidden), seed=7), randn((batch, hidden), seed=8)
     grad_gates, grad_c_prev = run_lstm_backward(mod, gates, c_prev, grad_h, grad_c, grid, block)
     exp_gates, exp_c_prev = ref.lstm_cell_backward(np, *f64(gates, c_prev, grad_h, grad_c))
-    close(grad_gates, exp_gates)
-    close(grad_c_prev, exp_c_prev)
+    assert_close(grad_gates, exp_gates, **TOLERANCE)
+    assert_close(grad_c_prev, exp_c_prev, **TOLERANCE)
 
 
 @pytest.mark.parametrize("batch, hidden, grid, block", CASES)
 def test_gru_cell_forward(mod, batch, hidden, grid, block):
     gi, gh, h_prev = gru_inputs(batch, hidden, seed=hidden)
     h = run_gru_forward(mod, gi, gh, h_prev, grid, block)
-    close(h, ref.gru_cell(np, *f64(gi, gh, h_prev)))
+    assert_close(h, ref.gru_cell(np, *f64(gi, gh, h_prev)), **TOLERANCE)
 
 
 @pytest.mark.parametrize("batch, hidden, grid, block", CASES)
@@ -106,7 +106,7 @@ def test_gru_cell_backward(mod, batch, hidden, grid, block):
     grad_h = randn((batch, hidden), seed=9)
     got = run_gru_backward(mod, gi, gh, h_prev, grad_h, grid, block)
     for actual, expected in zip(got, ref.gru_cell_backward(np, *f64(gi, gh, h_prev, grad_h))):
-        close(actual, expected)
+        assert_close(actual, expected, **TOLERANCE)
 
 
 def test_saturated_gates_stay_finite(mod):
@@ -169,10 +169,10 @@ def test_rnn_kernels_under_address_sanitizer():
     for actual, expected in zip((h, c, grad_gates, grad_c_prev),
                                 (*ref.lstm_cell(np, *f64(gates, c_prev)),
                                  *ref.lstm_cell_backward(np, *f64(gates, c_prev, grad_h, grad_c)))):
-        close(actual, expected)
+        assert_close(actual, expected, **TOLERANCE)
     gi, gh, h_prev = gru_inputs(3, 37, seed=4)
     h = run_gru_forward(asan, gi, gh, h_prev, 2, 64)
-    close(h, ref.gru_cell(np, *f64(gi, gh, h_prev)))
+    assert_close(h, ref.gru_cell(np, *f64(gi, gh, h_prev)), **TOLERANCE)
     got = run_gru_backward(asan, gi, gh, h_prev, grad_h, 2, 64)
     for actual, expected in zip(got, ref.gru_cell_backward(np, *f64(gi, gh, h_prev, grad_h))):
-        close(actual, expected)
+        assert_close(actual, expected, **TOLERANCE)

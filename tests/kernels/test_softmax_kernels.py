@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from gpunet.backend.numpy_kernels import softmax as ref
-from gpunet.testing import cuda_emu as ce
+from gpunet.backend.references import softmax as ref
+from gpunet.backend import emulated as ce
 from gpunet.testing.nvrtc import KERNELS_DIR
 
 SOFTMAX = KERNELS_DIR / "softmax.cu"

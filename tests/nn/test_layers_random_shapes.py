@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 import gpunet as gn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from core_helpers import LAYOUTS, as_list, assert_close_float64, leaf, shapes, torch_leaf, values  # noqa: E402
+from core_helpers import LAYOUTS, as_list, leaf, shapes, torch_leaf, values  # noqa: E402
 
-from gpunet.testing import gradcheck, gradgradcheck  # noqa: E402
+from gpunet.testing import assert_close, gradcheck, gradgradcheck  # noqa: E402
 
 
 def _const(array):
@@ -370,14 +370,14 @@ def _check_example(family, device, data):
     assert len(outs) == len(touts), family.name
     for i, (out, tout) in enumerate(zip(outs, touts)):
         assert out.device == gn.device(device), f"{family.name}: output {i} on {out.device}"
-        assert_close_float64(out, tout, f"{family.name} output {i} vs torch")
+        assert_close(out, tout, dtype="float64", what=f"{family.name} output {i} vs torch")
     floats = [(o, t) for o, t in zip(outs, touts) if o.dtype.kind == "f"]
     weights = [rng.standard_normal(o.shape) for o, _ in floats]
     sum((o * gn.tensor(w, dtype=gn.float64)).sum() for (o, _), w in zip(floats, weights)).backward()
     sum((t * torch.tensor(w)).sum() for (_, t), w in zip(floats, weights)).backward()
     for i, (x, tx) in enumerate(zip(xs, txs)):
         expected = np.zeros(tx.shape) if tx.grad is None else tx.grad.numpy()
-        assert_close_float64(np.zeros(x.shape) if x.grad is None else x.grad, expected, f"{family.name} grad of input {i}")
+        assert_close(np.zeros(x.shape) if x.grad is None else x.grad, expected, dtype="float64", what=f"{family.name} grad of input {i}")
         assert x.grad is None or x.grad.device == gn.device(device)
 
     def f(*inputs):

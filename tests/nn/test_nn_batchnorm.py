@@ -8,7 +8,7 @@ import gpunet as gn
 import gpunet.nn.functional as F
 from gpunet import nn
 from gpunet.ops.normalization import batch_norm_stats
-from gpunet.testing import gradcheck, gradgradcheck
+from gpunet.testing import assert_close, gradcheck, gradgradcheck
 
 SHAPES = {nn.BatchNorm1d: [(5, 3), (4, 3, 7), (2, 3, 1)], nn.BatchNorm2d: [(3, 3, 4, 5), (1, 3, 2, 3)]}
 CASES = [(cls, shape) for cls, shapes in SHAPES.items() for shape in shapes]
@@ -25,9 +25,7 @@ def twin(cls, **kw):
     return ours, theirs
 
 
-def close(a, b, **kw):
-    np.testing.assert_allclose(a.numpy() if hasattr(a, "numpy") and not isinstance(a, torch.Tensor) else a,
-                               b.detach().numpy(), **{"rtol": 1e-5, "atol": 1e-5, **kw})
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}  # float32 against PyTorch's float32
 
 
 @pytest.mark.parametrize("cls, shape", CASES, ids=[f"{c.__name__}-{s}" for c, s in CASES])
@@ -40,21 +38,21 @@ def test_training_steps_then_eval_match_torch(device, cls, shape, momentum):
         xt = torch.tensor(x, requires_grad=True)
         xg = gn.tensor(x, requires_grad=True)
         y, yt = ours(xg), theirs(xt)
-        close(y, yt)
+        assert_close(y, yt, **TOLERANCE)
         g = rng.standard_normal(shape).astype(np.float32)
         y.backward(gn.tensor(g))
         yt.backward(torch.tensor(g))
-        close(xg.grad, xt.grad, atol=1e-4)
-        close(ours.weight.grad, theirs.weight.grad, atol=1e-4)
+        assert_close(xg.grad, xt.grad, rtol=1e-5, atol=1e-4)
+        assert_close(ours.weight.grad, theirs.weight.grad, rtol=1e-5, atol=1e-4)
         if ours.bias is not None:
-            close(ours.bias.grad, theirs.bias.grad, atol=1e-4)
+            assert_close(ours.bias.grad, theirs.bias.grad, rtol=1e-5, atol=1e-4)
         for name in ("running_mean", "running_var"):
-            close(getattr(ours, name), getattr(theirs, name))
+            assert_close(getattr(ours, name), getattr(theirs, name), **TOLERANCE)
         assert int(ours.num_batches_tracked.numpy()) == int(theirs.num_batches_tracked) == step + 1
         ours.zero_grad(), theirs.zero_grad()
     ours.eval(), theirs.eval()
     x = rng.standard_normal(shape).astype(np.float32)
-    close(ours(gn.tensor(x)), theirs(torch.tensor(x)))
+    assert_close(ours(gn.tensor(x)), theirs(torch.tensor(x)), **TOLERANCE)
 
 
 @pytest.mark.parametrize("kw", [dict(affine=False), dict(track_running_stats=False), dict(eps=0.1, momentum=0.5),
@@ -66,9 +64,9 @@ def test_options_match_torch(device, kw):
     x = np.random.default_rng(0).standard_normal((2, 3, 3, 4)).astype(np.float32)
     for mode in ("train", "eval"):
         getattr(ours, mode)(), getattr(theirs, mode)()
-        close(ours(gn.tensor(x)), theirs(torch.tensor(x)))
+        assert_close(ours(gn.tensor(x)), theirs(torch.tensor(x)), **TOLERANCE)
     if ours.track_running_stats:
-        close(ours.running_var, theirs.running_var)
+        assert_close(ours.running_var, theirs.running_var, **TOLERANCE)
 
 
 def test_state_dict_round_trips_with_torch(device):
@@ -83,7 +81,7 @@ def test_state_dict_round_trips_with_torch(device):
         np.testing.assert_array_equal(state[k], v.numpy())
     ours.eval(), theirs.eval()
     x = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
-    close(ours(gn.tensor(x)), theirs(torch.tensor(x)))
+    assert_close(ours(gn.tensor(x)), theirs(torch.tensor(x)), **TOLERANCE)
 
 
 def test_default_init_and_repr():

@@ -4,7 +4,7 @@ import pytest
 
 import gpunet as gn
 import gpunet.nn.functional as F
-from gpunet.backend.numpy_kernels import dropout as kernel
+from gpunet.backend.references import dropout as kernel
 
 
 @pytest.mark.parametrize("counter, key, expected", [

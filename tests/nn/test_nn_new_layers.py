@@ -9,7 +9,7 @@ import torch
 
 import gpunet as gn
 import gpunet.nn.functional as F
-from gpunet.backend.numpy_kernels import dropout as dropout_kernel
+from gpunet.backend.references import dropout as dropout_kernel
 
 
 def _copy_from_torch(module, torch_module):

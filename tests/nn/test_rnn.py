@@ -6,8 +6,9 @@ import torch
 
 import gpunet as gn
 from gpunet import nn
+from gpunet.backend.registry import observe
 from gpunet.ops.rnn import gru_cell, lstm_cell, recurrent_layer, recurrent_steps
-from gpunet.testing import gradcheck, gradgradcheck
+from gpunet.testing import assert_close, gradcheck, gradgradcheck
 
 KINDS = ("LSTM", "GRU", "RNN")
 CONFIGS = [
@@ -35,8 +36,7 @@ def rand(rng, shape):
     return rng.standard_normal(shape)
 
 
-def assert_close(ours, theirs, tol=2e-5):
-    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=tol, atol=tol)
+TOLERANCE = {"rtol": 2e-5, "atol": 2e-5}
 
 
 def run_both(kind, config, with_state, seq=4, batch=3, inputs=5, hidden=6, **extra):
@@ -70,18 +70,18 @@ def test_layer_matches_torch_outputs_and_gradients(device, kind, config):
     t_loss = g_loss = 0
     for t, g in zip(t_out, g_out):
         assert tuple(g.shape) == tuple(t.shape)
-        assert_close(g, t)
+        assert_close(g, t, **TOLERANCE)
         w = weights.standard_normal(tuple(t.shape))
         t_loss = t_loss + (t * torch.tensor(w)).sum()
         g_loss = g_loss + (g * gn.tensor(w.astype(np.float32))).sum()
     t_loss.backward()
     g_loss.backward()
-    assert_close(gx.grad, tx.grad)
+    assert_close(gx.grad, tx.grad, **TOLERANCE)
     for g, t in zip(gstates, tstates):
-        assert_close(g.grad, t.grad)
+        assert_close(g.grad, t.grad, **TOLERANCE)
     for (name, g), (_, t) in zip(ours.named_parameters(), theirs.named_parameters()):
         assert g.grad is not None, name
-        assert_close(g.grad, t.grad)
+        assert_close(g.grad, t.grad, **TOLERANCE)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -93,7 +93,7 @@ def test_unbatched_input_matches_torch(device, kind):
     t_out, g_out = theirs(torch.tensor(x)), ours(gn.tensor(x.astype(np.float32)))
     for t, g in zip(finals(kind, t_out), finals(kind, g_out)):
         assert tuple(g.shape) == tuple(t.shape)
-        assert_close(g, t)
+        assert_close(g, t, **TOLERANCE)
 
 
 def test_rnn_relu_matches_torch(device):
@@ -101,12 +101,12 @@ def test_rnn_relu_matches_torch(device):
                                                                    nonlinearity="relu")
     t_out, t_h = theirs(tx, hx)
     g_out, g_h = ours(gx, ghx)
-    assert_close(g_out, t_out)
-    assert_close(g_h, t_h)
+    assert_close(g_out, t_out, **TOLERANCE)
+    assert_close(g_h, t_h, **TOLERANCE)
     (t_out.sum() + t_h.sum()).backward()
     (g_out.sum() + g_h.sum()).backward()
-    assert_close(gx.grad, tx.grad)
-    assert_close(ours.weight_hh_l1.grad, theirs.weight_hh_l1.grad)
+    assert_close(gx.grad, tx.grad, **TOLERANCE)
+    assert_close(ours.weight_hh_l1.grad, theirs.weight_hh_l1.grad, **TOLERANCE)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -161,7 +161,7 @@ def test_dropout_acts_between_layers_only_in_training(device):
     theirs = torch.nn.GRU(3, 8, num_layers=2, dropout=0.5).double().eval()
     theirs.load_state_dict({k: torch.tensor(v, dtype=torch.float64) for k, v in layer.state_dict().items()})
     e, _ = layer.eval()(x)
-    assert_close(e, theirs(torch.tensor(x.numpy(), dtype=torch.float64))[0])
+    assert_close(e, theirs(torch.tensor(x.numpy(), dtype=torch.float64))[0], **TOLERANCE)
     with pytest.warns(UserWarning, match="num_layers=1"):
         nn.LSTM(2, 2, dropout=0.3)
 
@@ -185,16 +185,16 @@ def test_cells_match_torch(device, kind, unbatched):
     t_loss = sum((t * (k + 1)).sum() for k, t in enumerate(t_out))
     g_loss = sum((g * (k + 1)).sum() for k, g in enumerate(g_out))
     for t, g in zip(t_out, g_out):
-        assert_close(g, t)
+        assert_close(g, t, **TOLERANCE)
     t_loss.backward()
     g_loss.backward()
     for g, t in zip([gx, *gs, *ours.parameters()], [tx, *ts, *theirs.parameters()]):
-        assert_close(g.grad, t.grad)
+        assert_close(g.grad, t.grad, **TOLERANCE)
     zero_state, expected = ours(gx), theirs(tx)  # hx=None: zeros
     if kind != "LSTMCell":
         zero_state, expected = (zero_state,), (expected,)
     for g, t in zip(zero_state, expected):
-        assert_close(g, t)
+        assert_close(g, t, **TOLERANCE)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -255,9 +255,9 @@ def test_second_derivatives_with_respect_to_weights_match_torch(device, kind):
     (t_gx ** 2).sum().backward()
     g_gx, = gn.grad((ours(gx)[0] ** 2).sum(), gx, create_graph=True)
     (g_gx ** 2).sum().backward()
-    assert_close(g_gx, t_gx)
+    assert_close(g_gx, t_gx, **TOLERANCE)
     for (name, g), (_, t) in zip(ours.named_parameters(), theirs.named_parameters()):
-        assert_close(g.grad, t.grad, tol=1e-4)
+        assert_close(g.grad, t.grad, rtol=1e-4, atol=1e-4)
 
 
 def test_first_order_backward_runs_the_fused_kernel_and_create_graph_the_recorded_ops(device, monkeypatch):
@@ -279,11 +279,14 @@ def test_first_order_backward_runs_the_fused_kernel_and_create_graph_the_recorde
     assert len(calls) == 1 and all(g.requires_grad for g in recorded)
     for a, b in zip(fused, recorded):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
-    calls.clear()
     layer = nn.LSTM(3, 4, bidirectional=True)
     output, _ = layer(gn.randn(5, 2, 3))
-    output.sum().backward()
-    assert len(calls) == 5 * 2  # one fused backward per step and direction
+    with observe() as names:
+        output.sum().backward()
+    if backend.device.kind == "cpu":  # the whole layer in the reference, activations kept from forward
+        assert names.count("lstm_layer_backward") == 2 and "lstm_cell_backward" not in names
+    else:  # the CUDA cell kernel: one fused backward per step and direction
+        assert names.count("lstm_cell_backward") == 5 * 2 and "lstm_layer_backward" not in names
 
 
 def test_bad_arguments_raise_clear_errors():
@@ -316,3 +319,24 @@ def test_bad_arguments_raise_clear_errors():
         recurrent_layer("LSTM", gn.randn(3, 1, 2), gn.zeros(2, 2), gn.zeros(1, 2), w, w)
     with pytest.raises(ValueError, match=r"x must be \(L, N, in\) with L >= 1"):
         recurrent_layer("GRU", gn.randn(0, 1, 2), gn.zeros(1, 2), None, gn.randn(6, 2), gn.randn(6, 2))
+
+
+@pytest.mark.parametrize("hidden", [6, 40], ids=["gate-major", "batch-major"])  # both layouts of lstm_layer
+def test_lstm_layer_in_float64_equals_torch_with_every_output_gradient(device, hidden):
+    """The whole-layer LSTM (the CPU's, and float64's on CUDA) in float64 against PyTorch's, both directions and a
+    batch-first input, with gradients flowing into the outputs of every step and into h_n and c_n."""
+    torch.manual_seed(3)
+    theirs = torch.nn.LSTM(5, hidden, num_layers=2, bidirectional=True, batch_first=True).double()
+    ours = copy_of(theirs, np.float64)
+    rng = np.random.default_rng(4)
+    x, h0, c0 = rand(rng, (3, 7, 5)), rand(rng, (4, 3, hidden)), rand(rng, (4, 3, hidden))
+    weights = [rand(rng, shape) for shape in ((3, 7, 2 * hidden), (4, 3, hidden), (4, 3, hidden))]
+    tx, th0, tc0 = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
+    gx, gh0, gc0 = (gn.tensor(a, requires_grad=True) for a in (x, h0, c0))
+    t_out, (t_h, t_c) = theirs(tx, (th0, tc0))
+    g_out, (g_h, g_c) = ours(gx, (gh0, gc0))
+    sum((o * torch.tensor(w)).sum() for o, w in zip((t_out, t_h, t_c), weights)).backward()
+    sum((o * gn.tensor(w)).sum() for o, w in zip((g_out, g_h, g_c), weights)).backward()
+    for g, t in [(g_out, t_out), (g_h, t_h), (g_c, t_c), (gx.grad, tx.grad), (gh0.grad, th0.grad),
+                 (gc0.grad, tc0.grad)] + [(p.grad, q.grad) for p, q in zip(ours.parameters(), theirs.parameters())]:
+        assert_close(g, t, rtol=1e-11, atol=1e-12)

@@ -2,7 +2,7 @@
 ``fake_pynvml`` (NVML through nvidia-ml-py) and ``fake_cupy_with_gpus`` (the CUDA runtime calls of CuPy)."""
 import types
 
-from gpunet.testing.cuda_emu import fake_cupy
+from gpunet.backend.emulated import cupy_standin
 
 GIB = 1 << 30
 
@@ -35,7 +35,7 @@ def fake_pynvml(calls=None, fail_at=None):
     )
 
 
-class _Device(fake_cupy.Device):
+class _Device(cupy_standin.Device):
     """``cupy.cuda.Device`` on a machine with two GPUs (bus ids 0000:17:00.0 and 0000:65:00.0)."""
 
     current = 0
@@ -76,4 +76,4 @@ def fake_cupy_with_gpus():
                                     memGetInfo=mem_get_info, driverGetVersion=lambda: 12090,
                                     runtimeGetVersion=lambda: 12080)
     return types.SimpleNamespace(__version__="14.2.0", cuda=types.SimpleNamespace(Device=_Device, runtime=runtime),
-                                 get_default_memory_pool=fake_cupy.get_default_memory_pool)
+                                 get_default_memory_pool=cupy_standin.get_default_memory_pool)

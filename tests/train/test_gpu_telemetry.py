@@ -13,7 +13,7 @@ from gpunet import backend, nn, optim
 from gpunet.backend import Device
 from gpunet.backend.cupy_backend import CupyBackend
 from gpunet.data import DataLoader
-from gpunet.testing.cuda_emu import fake_cupy
+from gpunet.backend.emulated import cupy_standin
 from gpunet.train import JSONLLogger, Trainer
 
 POOL_FIELDS = ("cupy_pool_used_bytes", "cupy_pool_total_bytes")
@@ -38,7 +38,7 @@ class ScriptedPool:
 @pytest.fixture
 def pool(monkeypatch):
     scripted = ScriptedPool()
-    monkeypatch.setattr(fake_cupy, "_pool", scripted)
+    monkeypatch.setattr(cupy_standin, "_pool", scripted)
     return scripted
 
 
@@ -46,7 +46,7 @@ def pool(monkeypatch):
 def emulated_cuda0(monkeypatch):
     """Device cuda:0 as the CuPy backend on the CPU stand-in (a CUDA device NVML is asked about)."""
     cuda0 = Device("cuda", 0)
-    monkeypatch.setattr(backend, "_backends", {**backend._backends, cuda0: CupyBackend(cuda0, fake_cupy)})
+    monkeypatch.setattr(backend, "_backends", {**backend._backends, cuda0: CupyBackend(cuda0, cupy_standin)})
     return "cuda:0"
 
 
@@ -84,7 +84,7 @@ def test_cuda_device_records_nvml_readings(xor, tmp_path, pool, emulated_cuda0, 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         trainer, records = train(xor, emulated_cuda0, tmp_path / "m.jsonl")
-    assert trainer.backend.device == Device("cuda", 0) and trainer.backend.xp is fake_cupy
+    assert trainer.backend.device == Device("cuda", 0) and trainer.backend.xp is cupy_standin
     assert len(records) == 3
     for epoch, record in enumerate(records, start=1):
         assert {k: record[k] for k in POOL_FIELDS + NVML_FIELDS} == {

@@ -1,0 +1,40 @@
+"""What the launchers share: block sizes, grid arithmetic, argument checks, and ``RUN_REFERENCE``.
+
+A launcher is ``launcher(backend, *args)`` with the fused kernel's arguments (``gpunet.backend.registry`` declares
+which launcher serves which kernel); it packs the arguments into the C types of the kernel's signature and calls
+``backend.launch``. It returns ``RUN_REFERENCE`` for inputs its CUDA kernels do not cover beyond the declared dtypes
+(a layout, a shape); the backend then runs the xp reference.
+"""
+from __future__ import annotations
+
+import numpy
+
+BLOCK_SIZE = 256  # threads per block for element-wise kernels: a multiple of the warp size, good occupancy
+RUN_REFERENCE = object()  # returned by a launcher: these inputs run the xp reference
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def prod(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= int(d)
+    return n
+
+
+def row_threads(length: int) -> int:
+    """Threads for one row: whole warps covering the row, at most a full block (1024)."""
+    return min(1024, 32 * ceil_div(max(int(length), 1), 32))
+
+
+def require_float(op: str, what: str, array) -> None:
+    if array.dtype not in (numpy.float32, numpy.float64):
+        raise TypeError(f"{op}: {what} must be float32 or float64, got {array.dtype}; convert with .float()")
+
+
+def launch_per_element(backend, family: str, kernel: str, n: int, args: tuple) -> None:
+    """Launch ``kernel`` with one thread per element of ``n`` (grid-stride beyond the grid limit); nothing for 0."""
+    if n:
+        backend.launch(family, kernel, ceil_div(n, BLOCK_SIZE), min(BLOCK_SIZE, n), args)
