@@ -155,6 +155,11 @@ def cmd_sweep(args) -> int:
     from .config import load_config
     from .train.sweep import config_grid, run_sweep
 
+    from .train.distributed import launched_by_mpi, world
+
+    if launched_by_mpi() and world().distributed:
+        raise _usage("a sweep does not run data-parallel: start it without mpiexec/srun (each of its runs trains "
+                     "on one process)")
     if args.resume and args.out is None:
         raise _usage("--resume needs --out DIR: the sweep directory to continue")
     grid = _parse_grid(args.grid) if args.grid else config_grid(load_config(args.config, args.overrides))

@@ -272,3 +272,10 @@ def test_one_all_reduce_per_bucket_of_flattened_gradients(bucket_bytes, sizes):
     assert mean == pytest.approx(float(loss.item())) and stop is False
     for p, want in zip(model.parameters(), expected):
         np.testing.assert_allclose(p.grad.numpy(), want, rtol=1e-6)
+
+
+def test_a_sweep_under_mpiexec_is_refused(tmp_path):
+    result = mpiexec(tmp_path, 2, "sweep", CONFIG, "--grid", "optimizer.lr=0.1,1", "--out", tmp_path / "sweep")
+    assert result.returncode != 0
+    assert "a sweep does not run data-parallel" in result.stderr
+    assert not (tmp_path / "sweep").exists()
