@@ -130,6 +130,16 @@ def test_an_empty_share_of_the_last_batch_weighs_nothing(capsys, tmp_path):
     assert json.loads((out / "summary.json").read_text())["world_size"] == 2
 
 
+def test_two_ranks_on_the_emulated_gpu_equal_its_single_process_run(capsys, tmp_path):
+    """The device path: gradients of CuPy-backend arrays (cuda-emu, one emulated device per rank) staged through
+    the host for the all-reduce and moved back."""
+    single(capsys, str(tmp_path / "single"), "device=cuda-emu")
+    out = tmp_path / "run"
+    result = mpiexec(tmp_path, 2, "train", CONFIG, EPOCHS, "device=cuda-emu", "--out", out, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert_close_runs(out, tmp_path / "single")
+
+
 # ----- resume ----------------------------------------------------------------------------------------------------
 def test_resume_with_the_same_and_with_another_number_of_ranks(reference, capsys, tmp_path):
     first = tmp_path / "first"
