@@ -4,8 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .. import models
+from ..models.resnet import LAYOUTS as RESNET_LAYOUTS, BasicBlock
+from .components import signature_fields
 from .layers import build_layers
-from .spec import Choice, Field, Float, Int, ListOf, Optional, Section
+from .spec import Bool, Choice, Field, Float, Int, ListOf, Optional, Section
 
 
 @dataclass(frozen=True)
@@ -57,3 +60,52 @@ register_arch("mlp", "Multilayer perceptron: Linear layers with an activation (a
                                "activation after the last Linear (null for logits, which cross_entropy expects)",
                                None),
 }, _build_mlp)
+
+
+# The convolutional networks of gpunet.models: keys and defaults are the functions' own (``signature_fields``).
+def _one_of(key: str, allowed: tuple, why: str):
+    """A rule the architecture also enforces, checked here so the message names the file and line."""
+    def check(args, path, ck):
+        if args[key] not in allowed:
+            ck.fail(path + (key,), f"must be one of {', '.join(map(str, allowed))} ({why})", value=args[key],
+                    allowed=", ".join(map(str, allowed)))
+    return check
+
+
+def _resnet_rules(args, path, ck):
+    _one_of("depth", tuple(RESNET_LAYOUTS), "the ResNet layouts")(args, path, ck)
+    basic = tuple(depth for depth, (block, _) in RESNET_LAYOUTS.items() if block is BasicBlock)
+    if args["preact"] and args["depth"] in RESNET_LAYOUTS and args["depth"] not in basic:
+        ck.fail(path + ("preact",), f"pre-activation blocks are basic blocks: depth must be "
+                f"{' or '.join(map(str, basic))}, got depth {args['depth']}", value=True,
+                allowed=f"false, or depth {' or '.join(map(str, basic))}")
+
+
+_CLASSES = Field(Int(ge=1), "number of outputs (classes)")
+_IN_CHANNELS = Field(Int(ge=1), "channels of the input images (1 grey, 3 colour)")
+register_arch("lenet5", "LeNet-5 (seed 002): conv 6@5x5, pool, conv 16@5x5, pool, Linear 400-120-84-classes; "
+              "61,706 parameters for 10 classes.", signature_fields(models.lenet5, {
+                  "num_classes": _CLASSES,
+                  "in_channels": _IN_CHANNELS,
+                  "input_size": Field(Int(ge=1), "side of the square input: 32 (the paper's) or 28 (the first "
+                                      "convolution pads by 2)"),
+                  "activation": Field(Choice(("tanh", "relu", "sigmoid"), "activation"),
+                                      "activation after each convolution and hidden Linear"),
+                  "pooling": Field(Choice(("avg", "max"), "pooling"), "2x2 subsampling: avg (the paper's) or max"),
+              }), models.lenet5, _one_of("input_size", (32, 28), "LeNet-5's layer table"))
+register_arch("cifar_cnn", "Seed 000's CIFAR-10 CNN: conv 32, pool, conv 64, pool, conv 64 (3x3, ReLU), Linear 64, "
+              "Linear classes; 122,570 parameters on 32x32x3 inputs.", signature_fields(models.cifar_cnn, {
+                  "num_classes": _CLASSES,
+                  "in_channels": _IN_CHANNELS,
+                  "input_size": Field(Int(ge=18), "side of the square input (at least 18)"),
+              }), models.cifar_cnn)
+register_arch("resnet", "Residual network: a stem, four stages of residual blocks (widths width x 1, 2, 4, 8), "
+              "global average pooling, Linear; inputs up to 64x64 get the CIFAR stem (3x3 conv, no max pooling).",
+              signature_fields(models.resnet, {
+                  "depth": Field(Int(ge=18), "18, 34 (basic blocks), 50, 101, 152 (bottlenecks)"),
+                  "width": Field(Int(ge=1), "channels of the first stage (64 in the paper; 16 is small)"),
+                  "in_channels": _IN_CHANNELS,
+                  "num_classes": _CLASSES,
+                  "input_size": Field(Int(ge=1), "side of the square input"),
+                  "preact": Field(Bool(), "pre-activation basic blocks (depth 18 or 34)"),
+              }), models.resnet, _resnet_rules)

@@ -190,3 +190,65 @@ register_layer(nn.ConvTranspose2d, "Transposed 2-D convolution (the adjoint of C
     "dilation": Field(_sizes(2, 1), "spacing between kernel elements"),
     "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported"),
 }, input_size=("in_channels", 1), input_dims=(4,), check_fn=_output_padding_below_stride)
+
+
+# Normalisation, regularisation and resampling layers of convolutional networks (issue 10).
+def _groups_divide_channels(args, path, ck):
+    """GroupNorm's own rule, checked here too so the message names the file and line."""
+    if args["num_channels"] % args["num_groups"]:
+        ck.fail(path + ("num_groups",), f"must divide num_channels ({args['num_channels']})",
+                value=args["num_groups"], allowed=f"a divisor of {args['num_channels']}")
+
+
+register_layer(nn.LayerNorm, "Normalises each sample over its trailing dimensions normalized_shape, then scales and "
+               "shifts (elementwise_affine); the same in training and eval.", {
+    "normalized_shape": Field(AnyOf((Int(ge=1), ListOf(Int(ge=1), min_len=1))),
+                              "the trailing dimensions to normalise over: an int (the last) or a list"),
+    "eps": Field(Float(gt=0), "added to the variance for numerical stability"),
+    "elementwise_affine": Field(Bool(), "learn a weight and bias of shape normalized_shape"),
+    "bias": Field(Bool(), "learn the additive bias too (with elementwise_affine)"),
+}, keeps_features=True)
+register_layer(nn.GroupNorm, "Normalises groups of channels of (N, C, ...) inputs by per-sample statistics, then "
+               "scales and shifts each channel.", {
+    "num_groups": Field(Int(ge=1), "number of groups the channels are split into (divides num_channels)"),
+    "num_channels": Field(Int(ge=1), "number of channels C of the input"),
+    "eps": Field(Float(gt=0), "added to the variance for numerical stability"),
+    "affine": Field(Bool(), "learn a per-channel scale (weight) and shift (bias)"),
+}, keeps_features=False, input_size=("num_channels", 1), check_fn=_groups_divide_channels)
+register_layer(nn.Dropout2d, "Zeroes whole channels of (N, C, H, W) inputs with probability p while training, "
+               "scales the rest by 1/(1-p).", {
+    "p": Field(Float(ge=0, lt=1), "probability of a channel being zeroed"),
+}, keeps_features=True)
+register_layer(nn.DepthwiseSeparableConv2d, "A depthwise convolution (each channel by its own kernels) then a 1x1 "
+               "convolution mixing channels (Keras' SeparableConv2D).", {
+    "in_channels": Field(Int(ge=1), "channels of the input"),
+    "out_channels": Field(Int(ge=1), "channels produced by the pointwise convolution"),
+    "kernel_size": Field(_sizes(2, 1), "size of the depthwise kernel: an int or a pair"),
+    "stride": Field(_sizes(2, 1), "step between windows"),
+    "padding": Field(AnyOf((*_sizes(2, 0).kinds, Choice(("same", "valid")))),
+                     "zeros added on each side, or 'same' (stride 1) / 'valid'"),
+    "dilation": Field(_sizes(2, 1), "spacing between kernel elements"),
+    "bias": Field(Bool(), "learn an additive bias per output channel (on the pointwise convolution)"),
+    "depth_multiplier": Field(Int(ge=1), "depthwise kernels per input channel"),
+    "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported"),
+}, input_size=("in_channels", 1), input_dims=(4,))
+
+
+def _align_corners_linear(args, path, ck):
+    """Upsample's own rule (checked at its first forward), here so the message names the file and line. Exactly
+    one of size and scale_factor is left to the dry run's forward pass: both default to null in the class."""
+    if args["align_corners"] is not None and args["mode"] not in ("linear", "bilinear"):
+        ck.fail(path + ("align_corners",), f"only applies to linear and bilinear modes, not {args['mode']!r}",
+                value=args["align_corners"], allowed="null")
+
+
+register_layer(nn.Upsample, "Resamples (N, C, L) or (N, C, H, W) inputs to size or by scale_factor (nearest, "
+               "linear or bilinear interpolation); no parameters.", {
+    "size": Field(Optional(AnyOf((Int(ge=1), ListOf(Int(ge=1), min_len=1)))),
+                  "output size: an int or one per spatial dimension (null: use scale_factor)"),
+    "scale_factor": Field(Optional(AnyOf((Float(gt=0), ListOf(Float(gt=0), min_len=1)))),
+                          "multiplier of each spatial size (null: use size)"),
+    "mode": Field(Choice(("nearest", "nearest-exact", "linear", "bilinear")),
+                  "nearest, nearest-exact, linear (3-D input) or bilinear (4-D input)"),
+    "align_corners": Field(Optional(Bool()), "linear modes: align the corner pixels' centres (null: false)"),
+}, input_dims=(3, 4), check_fn=_align_corners_linear)

@@ -36,9 +36,11 @@ CLASS_CHECKS_LATER = {
     "layer Conv1d": ("in_channels", "out_channels"),
     "layer Conv2d": ("in_channels", "out_channels"),
     "layer ConvTranspose2d": ("in_channels", "out_channels"),
+    "layer DepthwiseSeparableConv2d": ("out_channels",),
     **{f"layer MaxPool{n}d": ("kernel_size", "stride", "padding", "dilation") for n in (1, 2)},
     **{f"layer AvgPool{n}d": ("kernel_size", "stride", "padding") for n in (1, 2)},
     **{f"layer AdaptiveAvgPool{n}d": ("output_size",) for n in (1, 2)},
+    "layer Upsample": ("size", "scale_factor", "mode", "align_corners"),  # checked at the first forward
     "callback reduce_lr_on_plateau": ("factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr",
                                       "eps"),  # checked by the scheduler it makes when training begins
 }
