@@ -7,7 +7,7 @@ import math
 import pytest
 
 import gpunet
-from gpunet.config import CALLBACKS, CONFIG, LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS, TRANSFORMS
+from gpunet.config import ARCHS, CALLBACKS, CONFIG, LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS, TRANSFORMS
 from gpunet.config.spec import (INVALID, REQUIRED, AnyOf, Bool, Checker, Choice, ListOf, Number, Optional, Str)
 
 COMPONENTS = {
@@ -17,6 +17,7 @@ COMPONENTS = {
     **{f"scheduler {name}": spec for name, spec in SCHEDULERS.items()},
     **{f"callback {name}": spec for name, spec in CALLBACKS.items()},
     **{f"transform {name}": spec for name, spec in TRANSFORMS.items()},
+    **{f"arch {name}": spec for name, spec in ARCHS.items()},
     "checkpoint": CONFIG.fields["checkpoint"].kind,
 }
 
@@ -41,6 +42,8 @@ CLASS_CHECKS_LATER = {
     **{f"layer AvgPool{n}d": ("kernel_size", "stride", "padding") for n in (1, 2)},
     **{f"layer AdaptiveAvgPool{n}d": ("output_size",) for n in (1, 2)},
     "layer Upsample": ("size", "scale_factor", "mode", "align_corners"),  # checked at the first forward
+    "arch mlp": ("in_features", "out_features", "hidden", "activation", "dropout"),  # gpunet.config.archs.mlp
+    # does not check its arguments yet (an empty hidden list leaves activation and dropout unused)
     "callback reduce_lr_on_plateau": ("factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr",
                                       "eps"),  # checked by the scheduler it makes when training begins
 }

@@ -67,11 +67,36 @@ NON_DEFAULT = {  # a setting of every layer's arguments that differs from PyTorc
                "dilation": [2, 1], "groups": 2},
     "ConvTranspose2d": {"in_channels": 2, "out_channels": 4, "kernel_size": 3, "stride": 2, "padding": 1,
                         "output_padding": 1, "groups": 2},
+    "LayerNorm": {"normalized_shape": [2, 3], "eps": 1e-3, "bias": False},
+    "GroupNorm": {"num_groups": 2, "num_channels": 4, "eps": 1e-3},
+    "Dropout2d": {"p": 0.3},
+    "DepthwiseSeparableConv2d": {"in_channels": 2, "out_channels": 3, "kernel_size": [3, 2], "stride": 2,
+                                 "padding": 1, "depth_multiplier": 2},
+    "Upsample": {"scale_factor": 2.0, "mode": "bilinear", "align_corners": True},
 }
 INPUT_SHAPES = {"MaxPool2d": (2, 5, 6), "AvgPool2d": (2, 5, 6), "AdaptiveAvgPool2d": (2, 5, 6)}  # default (3, 6)
 INPUT_SHAPES["BatchNorm2d"] = (2, 3, 4, 5)
 INPUT_SHAPES.update({"Conv1d": (2, 4, 9), "Conv2d": (2, 2, 7, 6), "ConvTranspose2d": (2, 2, 4, 5)})
+INPUT_SHAPES.update({"LayerNorm": (4, 2, 3), "GroupNorm": (2, 4, 3, 3), "Dropout2d": (2, 3, 4, 4),
+                     "DepthwiseSeparableConv2d": (2, 2, 7, 6), "Upsample": (2, 3, 4, 5)})
 INTEGER_INPUTS = {"Embedding": np.array([[0, 4, 1], [2, 2, 3]])}  # layers that take indices
+
+
+class TorchSeparableConv2d(torch.nn.Module):
+    """Keras' SeparableConv2D in PyTorch: a grouped (depthwise) convolution, then a 1x1 convolution."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, depth_multiplier=1):
+        super().__init__()
+        middle = in_channels * depth_multiplier
+        self.depthwise = torch.nn.Conv2d(in_channels, middle, kernel_size, stride, padding, groups=in_channels,
+                                         bias=False)
+        self.pointwise = torch.nn.Conv2d(middle, out_channels, 1)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
+TORCH_CLASSES = {"DepthwiseSeparableConv2d": TorchSeparableConv2d}  # layers torch.nn does not have
 
 
 @pytest.mark.parametrize("layer", sorted(LAYERS))
@@ -79,7 +104,9 @@ def test_every_registered_layer_builds_with_its_pytorch_arguments(layer):
     args = NON_DEFAULT.get(layer, {})
     written = ", ".join(f"{k}: {v}" for k, v in args.items())
     config = loads_config(edited(LAYERS_YAML, f"  layers: [{{type: {layer}, {written}}}]\n"))
-    ours, theirs = build_model(config)[0], getattr(torch.nn, layer)(**args).eval()
+    torch_args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+    ours = build_model(config)[0]
+    theirs = (TORCH_CLASSES.get(layer) or getattr(torch.nn, layer))(**torch_args).eval()
     _same_weights(ours, theirs)
     x = np.random.default_rng(1).standard_normal(INPUT_SHAPES.get(layer, (3, 6))).astype(np.float32)
     x = INTEGER_INPUTS.get(layer, x)

@@ -214,7 +214,7 @@ def test_arch_args_are_checked_against_the_arch(tmp_path):
 def test_unknown_arch(tmp_path):
     text = edited(BASE[BASE.index("  layers:"):BASE.index("loss:")], "  arch: mpl\n")
     path, problem = only_problem(tmp_path, text)
-    assert problem.endswith("model.arch: unknown architecture; got 'mpl'; allowed: mlp; did you mean 'mlp'?")
+    assert problem.endswith("model.arch: unknown architecture; got 'mpl'; allowed: mlp, lenet5, cifar_cnn, resnet; did you mean 'mlp'?")
 
 
 def test_import_path_needs_module_and_class(tmp_path):

@@ -13,7 +13,8 @@ CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
 def test_there_are_configs():
     assert {p.name for p in CONFIGS} >= {"mlp_digits.yaml", "mlp_mnist.yaml", "mlp_fashion_mnist.yaml",
-                                         "cnn_digits.yaml"}
+                                         "cnn_digits.yaml", "lenet_mnist5k.yaml", "lenet_fashion.yaml",
+                                         "resnet_fashion.yaml"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
