@@ -446,7 +446,7 @@ CALLBACKS: dict[str, Component] = {}
 
 def register_callback(name: str, cls, doc: str, fields: dict | None = None, config_only: tuple = (),
                       renames: dict | None = None) -> Component:
-    """Allow ``callbacks: [{type: name, ...}]``: a ``cls`` callback (``gpunet.train.run`` builds it, with file
+    """Allow ``callbacks: [{type: name, ...}]``: a ``cls`` callback (``gpunet.runner.run`` builds it, with file
     paths inside the run directory)."""
     CALLBACKS[name] = component(cls, doc, fields or {}, config_only=config_only, renames=renames)
     return CALLBACKS[name]
