@@ -1,8 +1,10 @@
 """Datasets and data loading.
 
 ``load_dataset(name, **options)`` returns a ``Dataset`` with seeded train/validation/test splits of
-float32 features and int64 labels; ``DataLoader`` batches them in an order fixed by seed and epoch.
-``register_dataset(name)`` adds a source of your own.
+float32 features (int64 token ids for text) and int64 labels (or real-valued targets for regression and
+next-step prediction); ``DataLoader`` batches them in an order fixed by seed and epoch.
+``register_dataset(name)`` adds a source of your own. Sequence data: ``Vocabulary`` and ``pad_sequences``
+(text), ``sliding_windows`` (time series); see docs/sequences.md.
 """
 from .errors import DatasetError
 from .idx import read_idx
