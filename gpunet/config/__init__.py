@@ -4,11 +4,11 @@
     model = build_model(cfg); optimizer = build_optimizer(cfg, model.parameters())
 """
 from .archs import ARCHS, register_arch
-from .builders import (build_dataset, build_layers, build_loss, build_model, build_optimizer, build_scheduler,
+from .builders import (build_dataset, build_loss, build_model, build_optimizer, build_scheduler,
                        dataset_options)
 from .dry_run import check_model
 from .errors import ConfigError, Problem, format_path
-from .layers import LAYERS, register_layer
+from .layers import LAYERS, build_layers, register_layer
 from .load import dump_config, load_config, loads_config, validate_config
 from .overrides import apply_overrides
 from .schema import (CALLBACKS, CONFIG, DATASETS, LOSSES, OPTIMIZERS, SCHEDULERS, register_callback, register_dataset,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .layers import build_layers
 from .spec import Choice, Field, Float, Int, ListOf, Optional, Section
 
 
@@ -43,8 +44,6 @@ def mlp_layers(in_features: int, out_features: int, hidden: list, activation: st
 
 
 def _build_mlp(**args):
-    from .builders import build_layers
-
     return build_layers(mlp_layers(**args))
 
 

@@ -1,18 +1,25 @@
 """Objects from a resolved config: the model, loss, optimizer and learning-rate scheduler.
 
-``gpunet.nn`` and ``gpunet.optim`` are imported inside the functions, so the config package loads (and checks
-configs) without the engine.
+Every class comes from a registry entry (``gpunet.config.components``), except a model's ``import:`` path, the one
+place a config names code: it must be a ``gpunet.nn.Module`` subclass, checked before anything is called, and it
+cannot come from Python's standard library (whose modules can run commands as they are imported).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import importlib
+import inspect
+import sys
 
+from ..data import load_dataset
+from ..nn import Module
 from .archs import ARCHS
+from .components import construct, public_name
 from .errors import ConfigError, Path
+from .layers import build_layers
 from .load import where
-from .schema import LOSSES, OPTIMIZERS, SCHEDULERS, Component
+from .schema import LOSSES, OPTIMIZERS, SCHEDULERS
 
 
 def _located(build):
@@ -30,32 +37,25 @@ def _located(build):
     return located
 
 
-def _gpunet_class(target: str, path: Path, key: str):
-    """``gpunet.<target>``, e.g. ``nn.Linear``; a ConfigError naming the config key if it does not exist."""
-    module_name, _, name = f"gpunet.{target}".rpartition(".")
-    module = importlib.import_module(module_name)
-    if not hasattr(module, name):
-        raise ConfigError.at(None, None, path + (key,), f"{module_name} has no {name}, so this cannot be built "
-                             "with this version of gpunet")
-    return getattr(module, name)
-
-
-def _construct(cls, args: dict, path: Path, *leading):
+def user_class(spec: str, base: type, path: Path):
+    """The class a config names as ``'package.module:ClassName'``, checked to be a subclass of ``base`` before
+    anything is called. Standard-library modules are refused without being imported."""
+    module_name, _, class_name = spec.partition(":")
+    allowed = f"'package.module:ClassName' of a {public_name(base)} subclass in your own code"
+    if module_name.partition(".")[0] in sys.stdlib_module_names:
+        raise ConfigError.at(None, None, path, f"{module_name} is part of Python's standard library, which holds no "
+                             f"{base.__qualname__} classes; nothing was imported", value=spec, allowed=allowed)
     try:
-        return cls(*leading, **args)
-    except (TypeError, ValueError) as err:
-        raise ConfigError.at(None, None, path, f"{cls.__name__} rejected its arguments {args}: {err}") from err
-
-
-def build_layers(layers: list[dict], path: Path = ("model", "layers")):
-    """``gpunet.nn.Sequential`` of ``gpunet.nn.<type>(**arguments)`` for each checked layer mapping."""
-    nn = importlib.import_module("gpunet.nn")
-    modules = []
-    for index, layer in enumerate(layers):
-        args = {k: v for k, v in layer.items() if k != "type"}
-        cls = _gpunet_class(f"nn.{layer['type']}", path + (index,), "type")
-        modules.append(_construct(cls, args, path + (index,)))
-    return nn.Sequential(*modules)
+        obj = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError.at(None, None, path, f"cannot import it: {err}", value=spec,
+                             allowed="'package.module:ClassName' importable from the current Python path") from err
+    if not (inspect.isclass(obj) and issubclass(obj, base)):
+        what = f"a class that is not a {base.__qualname__} subclass" if inspect.isclass(obj) else \
+            f"not a class but a {type(obj).__name__}"
+        raise ConfigError.at(None, None, path, f"{class_name} is {what}; nothing was called", value=spec,
+                             allowed=allowed)
+    return obj
 
 
 @_located
@@ -72,25 +72,13 @@ def build_model(config: dict):
                 raise
             raise ConfigError.at(None, None, ("model", "args"), f"architecture {model['arch']!r} cannot be built "
                                  f"from these arguments: {type(err).__name__}: {err}") from err
-    module_name, _, class_name = model["import"].partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError.at(None, None, ("model", "import"), f"cannot import it: {err}", value=model["import"],
-                             allowed="'package.module:ClassName' importable from the current Python path") from err
-    built = _construct(cls, model["args"], ("model", "args"))
-    nn = importlib.import_module("gpunet.nn")
-    if not isinstance(built, nn.Module):
-        raise ConfigError.at(None, None, ("model", "import"), f"{class_name} did not produce a gpunet.nn.Module "
-                             f"(got {type(built).__name__})", value=model["import"])
-    return built
+    cls = user_class(model["import"], Module, ("model", "import"))
+    return construct(cls, model["args"], ("model", "args"))
 
 
 def _component(registry: dict, section: dict, path: Path, *leading):
-    spec: Component = registry[section["name"]]
-    args = {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()
-            if k != "name" and k not in spec.config_only}
-    return _construct(_gpunet_class(spec.target, path, "name"), args, path, *leading)
+    spec = registry[section["name"]]
+    return construct(spec.cls, spec.arguments(section), path, *leading)
 
 
 @_located
@@ -124,5 +112,4 @@ def dataset_options(config: dict) -> dict:
 
 def build_dataset(config: dict):
     """The train/validation/test splits ``config['data']`` describes, from ``gpunet.data.load_dataset``."""
-    load_dataset = importlib.import_module("gpunet.data").load_dataset
     return load_dataset(config["data"]["name"], **dataset_options(config))

@@ -11,7 +11,8 @@ import yaml
 
 from .archs import ARCHS
 from .layers import LAYERS
-from .schema import CALLBACKS, CONFIG, DATASETS, LOSSES, OPTIMIZERS, SCHEDULERS, SWEEP, TRAINER, Component, ModelKind
+from .components import Component, public_name
+from .schema import CALLBACKS, CONFIG, DATASETS, LOSSES, OPTIMIZERS, SCHEDULERS, SWEEP, TRAINER, ModelKind
 from .spec import REQUIRED, Section
 from .yaml_io import PlainDumper
 
@@ -23,17 +24,22 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _default(value) -> str:
-    if value is REQUIRED:
-        return "required"
+def _yaml(value) -> str:
     text = yaml.dump(value, Dumper=PlainDumper, default_flow_style=True, width=10_000).strip()
     return f"`{text.removesuffix('...').strip()}`"
+
+
+def _default(field) -> str:
+    """The default as YAML; a default that differs from the class's on purpose says so and why."""
+    if field.default is REQUIRED:
+        return "required"
+    return _yaml(field.default) + (f" (differs on purpose: {field.why_default})" if field.why_default else "")
 
 
 def fields_table(section: Section, skip: tuple = ()) -> str:
     """A Markdown table of a section's keys: allowed values, default, description."""
     rows = ["| key | allowed | default | description |", "| --- | --- | --- | --- |"]
-    rows += [f"| `{key}` | {_cell(f.kind.describe())} | {_cell(_default(f.default))} | {_cell(f.doc)} |"
+    rows += [f"| `{key}` | {_cell(f.kind.describe())} | {_cell(_default(f))} | {_cell(f.doc)} |"
              for key, f in section.fields.items() if key not in skip]
     return "\n".join(rows) if len(rows) > 2 else "No other keys."
 
@@ -41,7 +47,7 @@ def fields_table(section: Section, skip: tuple = ()) -> str:
 def _registry(title: str, key: str, registry: dict, level: str = "###") -> list[str]:
     out = []
     for name, spec in registry.items():
-        target = f" Builds `gpunet.{spec.target}`." if isinstance(spec, Component) and spec.target else ""
+        target = f" Builds `{public_name(spec.cls)}`." if isinstance(spec, Component) and spec.cls else ""
         out += [f"{level} {title} `{key}: {name}`", "", spec.doc + target, "", fields_table(spec), ""]
     return out
 
@@ -49,7 +55,7 @@ def _registry(title: str, key: str, registry: dict, level: str = "###") -> list[
 def _layers() -> list[str]:
     rows = ["| type | arguments (default) | description |", "| --- | --- | --- |"]
     for name, spec in LAYERS.items():
-        args = ", ".join(f"`{k}` ({_cell(f.kind.describe())}; {_cell(_default(f.default))})"
+        args = ", ".join(f"`{k}` ({_cell(f.kind.describe())}; {_cell(_default(f))})"
                          for k, f in spec.fields.items()) or "none"
         rows.append(f"| `{name}` | {args} | {_cell(spec.doc)} |")
     return rows

@@ -9,22 +9,27 @@ loss that the loss can be computed on the output and a zero target of the data's
 """
 from __future__ import annotations
 
-import importlib
 from math import prod
 
+from .. import random
+from ..autograd import no_grad
+from ..nn import Flatten
+from ..nn.losses import loss_target
+from ..ops import zeros
 from .builders import build_loss
 from .errors import ConfigError, Problem, format_path
 from .layers import LAYERS
 from .load import where
-from .schema import CLASSIFICATION_LOSSES
+from .schema import LOSSES
 
 BATCH = 2
 
 
 def input_dtype(model) -> str:
-    """``"int64"`` for a model whose first layer is an Embedding (it takes indices), else ``"float32"``."""
+    """``"int64"`` for a model whose first layer declares ``input_kind = "index"`` (an Embedding), else
+    ``"float32"``."""
     first = next((m for m in model.modules() if not any(True for _ in m.children())), None)
-    return "int64" if type(first).__name__ == "Embedding" else "float32"
+    return "int64" if getattr(first, "input_kind", "float") == "index" else "float32"
 
 
 def _shape(shape) -> str:
@@ -60,12 +65,12 @@ def _layer_hint(config: dict, layers: list, index: int, shape: tuple, input_from
         wanted = " or ".join(f"{d}-D" for d in spec.input_dims)
         if index == 0 and config["data"].get("flatten") and len(shape) < min(spec.input_dims):
             return f"{layer['type']} takes {wanted} input but the data is flattened: set data.flatten: false"
-        if index > 0 and layers[index - 1]["type"] == "Flatten":
+        if index > 0 and LAYERS[layers[index - 1]["type"]].cls is Flatten:
             return f"{layer['type']} takes {wanted} input: remove the Flatten before it or move it after this layer"
         return f"{layer['type']} takes {wanted} input but {_gives(layers, index, shape, input_from, f'{len(shape)}-D')}"
-    if layer["type"] == "Linear" and len(shape) > 2:
-        return (f"{_gives(layers, index, shape, input_from, _shape(shape))}; Linear works on the last axis: add "
-                f"{{type: Flatten}} before it and set in_features: {prod(shape[1:])}")
+    if spec.input_size is not None and spec.input_size[1] == -1 and not spec.input_dims and len(shape) > 2:
+        return (f"{_gives(layers, index, shape, input_from, _shape(shape))}; {layer['type']} works on the last axis: "
+                f"add {{type: Flatten}} before it and set {spec.input_size[0]}: {prod(shape[1:])}")
     if spec.input_size is not None:
         key, axis = spec.input_size
         if -len(shape) <= axis < len(shape) and shape[axis] != layer[key]:
@@ -106,10 +111,11 @@ def _check_scores(config: dict, output, num_classes: int | None) -> None:
     """A classification loss needs (batch, classes) scores with a column per class of the data, or for the binary
     losses one score per sample and two classes."""
     loss = config["loss"]["name"]
-    if num_classes is None or loss not in CLASSIFICATION_LOSSES:
+    target_kind = LOSSES[loss].cls.target_kind
+    if num_classes is None or target_kind not in ("index", "binary"):
         return
     shape = tuple(getattr(output, "shape", ()))
-    binary = loss.startswith("bce")
+    binary = target_kind == "binary"
     if (binary and shape in ((BATCH,), (BATCH, 1)) and num_classes <= 2) or \
             (not binary and len(shape) == 2 and shape[1] >= num_classes):
         return
@@ -140,13 +146,11 @@ def _check_loss(config: dict, output, num_classes: int | None, input_from: str) 
     (``num_classes`` None, e.g. ``gpunet summary --input-shape``) or the model returns several tensors."""
     if num_classes is None or not hasattr(output, "shape"):
         return
-    gpunet = importlib.import_module("gpunet")
-    trainer = importlib.import_module("gpunet.train.trainer")  # not at import time: gpunet.train imports this package
     loss_fn, name, shape = build_loss(config), config["loss"]["name"], tuple(output.shape)
-    labels = gpunet.zeros(BATCH, dtype="int64", device=output.device)
+    labels = zeros(BATCH, dtype="int64", device=output.device)
     targets = f"the class indices of shape {_shape((BATCH,))} that {input_from} gives"
     try:
-        loss_fn(output, trainer.loss_target(loss_fn, labels, output))
+        loss_fn(output, loss_target(loss_fn, labels, output))
     except Exception as exc:  # the loss cannot pair this output with these targets: the config's to fix
         failed = f"the dry run failed: loss {name} on the model's output of shape {_shape(shape)} and {targets}"
         if len(shape) >= 2 and prod(shape[1:]) > 1:  # labels for a loss that wants one target per score
@@ -169,14 +173,13 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
     ``input_from`` says where ``input_shape`` came from (shown in hints). The model is left in the mode it was in,
     and gpunet's random state is restored, so a run with the dry run trains exactly as one without.
     """
-    gpunet = importlib.import_module("gpunet")
     input_shape = tuple(input_shape)
     params = list(model.parameters())
-    x = gpunet.zeros(BATCH, *input_shape, dtype=input_dtype(model), device=params[0].device if params else None)
-    was_training, state = model.training, gpunet.random.get_rng_state()
+    x = zeros(BATCH, *input_shape, dtype=input_dtype(model), device=params[0].device if params else None)
+    was_training, state = model.training, random.get_rng_state()
     model.eval()
     try:
-        with gpunet.no_grad():
+        with no_grad():
             if "layers" in config["model"]:
                 output = _run_layers(config, model, x, input_from)
             else:
@@ -192,4 +195,4 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
             _check_loss(config, output, num_classes, input_from)
     finally:
         model.train(was_training)
-        gpunet.random.set_rng_state(state)
+        random.set_rng_state(state)

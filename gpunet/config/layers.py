@@ -1,18 +1,24 @@
-"""The layer table: which ``gpunet.nn`` layers a config may list under ``model.layers``, with their PyTorch arguments.
+"""The layer table: which ``gpunet.nn`` layers a config may list under ``model.layers``.
 
-Other modules add layers with ``register_layer``; the schema, the validator, the docs and ``build_model`` all read
-this one table.
+Each entry is its class plus what only the config knows: the kind of YAML value each offered argument takes, and
+how the layer changes the feature count (for the Linear-chain check and the dry run's hints). Argument names and
+defaults are the class's own (``gpunet.config.components``). Adding a layer is one call, e.g.
+``register_layer(nn.GroupNorm, "Normalises groups of channels.", {"num_groups": Int(ge=1), ...})``; the schema,
+the validator, the docs and ``build_model`` all read this one table.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .spec import AnyOf, Bool, Choice, Field, Float, Int, ListOf, Optional, Section
+from .. import nn
+from .components import Component, component, construct
+from .errors import Path
+from .spec import AnyOf, Bool, Choice, Field, Float, Int, ListOf, Optional
 
 
 @dataclass(frozen=True)
-class LayerSpec(Section):
-    """A layer's arguments plus how it changes the feature count (last axis), used to check Linear chains.
+class LayerSpec(Component):
+    """A layer's class and offered arguments, plus how it changes the feature count (last axis).
 
     ``in_key``: the argument that must equal the incoming feature count; ``out_key``: the argument giving the
     outgoing count; ``keeps_features``: the layer leaves the count unchanged (activations, dropout).
@@ -31,15 +37,22 @@ class LayerSpec(Section):
 LAYERS: dict[str, LayerSpec] = {}
 
 
-def register_layer(name: str, doc: str, fields: dict | None = None, *, in_key: str | None = None,
+def register_layer(cls, doc: str | None = None, fields: dict | None = None, *, in_key: str | None = None,
                    out_key: str | None = None, keeps_features: bool = False, check_fn=None,
                    input_size: tuple | None = None, input_dims: tuple = ()) -> LayerSpec:
-    """Allow ``{type: name, ...}`` in ``model.layers``; ``build_model`` calls ``gpunet.nn.<name>(**arguments)``."""
-    if not name.isidentifier():
-        raise ValueError(f"layer name must be a Python identifier (the gpunet.nn class name), got {name!r}")
-    spec = LayerSpec(fields or {}, doc, check_fn, in_key, out_key, keeps_features, input_size, tuple(input_dims))
-    LAYERS[name] = spec
+    """Allow ``{type: <cls.__name__>, ...}`` in ``model.layers``, built as ``cls(**arguments)``. ``fields`` maps
+    each offered argument to its Kind (or a Field with a description); names and defaults come from ``cls``."""
+    spec = component(cls, doc, fields or {}, check_fn=check_fn, spec_type=LayerSpec, in_key=in_key,
+                     out_key=out_key, keeps_features=keeps_features, input_size=input_size,
+                     input_dims=tuple(input_dims))
+    LAYERS[cls.__name__] = spec
     return spec
+
+
+def build_layers(layers: list[dict], path: Path = ("model", "layers")):
+    """``gpunet.nn.Sequential`` of each checked layer mapping, built by its registered class."""
+    return nn.Sequential(*(construct(LAYERS[layer["type"]].cls, LAYERS[layer["type"]].arguments(layer),
+                                     path + (index,)) for index, layer in enumerate(layers)))
 
 
 def _min_below_max(args, path, ck):
@@ -49,49 +62,50 @@ def _min_below_max(args, path, ck):
 
 
 _DIM = Int()
-register_layer("Linear", "Fully connected layer y = x W^T + b, W of shape (out_features, in_features).", {
+_EXPLICIT_DIM = ("the class axis of (N, C) scores; the class's None guesses the axis from the input's rank, "
+                 "which PyTorch deprecates")
+register_layer(nn.Linear, "Fully connected layer y = x W^T + b, W of shape (out_features, in_features).", {
     "in_features": Field(Int(ge=1), "size of each input sample"),
     "out_features": Field(Int(ge=1), "size of each output sample"),
-    "bias": Field(Bool(), "learn an additive bias", True),
+    "bias": Field(Bool(), "learn an additive bias"),
 }, in_key="in_features", out_key="out_features", input_size=("in_features", -1))
-register_layer("Flatten", "Flattens dimensions start_dim..end_dim into one.", {
-    "start_dim": Field(_DIM, "first dimension to flatten", 1),
-    "end_dim": Field(_DIM, "last dimension to flatten", -1),
+register_layer(nn.Flatten, "Flattens dimensions start_dim..end_dim into one.", {
+    "start_dim": Field(_DIM, "first dimension to flatten"),
+    "end_dim": Field(_DIM, "last dimension to flatten"),
 })
-register_layer("Identity", "Returns its input unchanged.", keeps_features=True)
-register_layer("ReLU", "max(0, x).", keeps_features=True)
-register_layer("Sigmoid", "1 / (1 + exp(-x)).", keeps_features=True)
-register_layer("Tanh", "Hyperbolic tangent.", keeps_features=True)
-register_layer("Dropout", "Zeroes each element with probability p while training, scales the rest by 1/(1-p).", {
-    "p": Field(Float(ge=0, lt=1), "probability of an element being zeroed", 0.5),
+register_layer(nn.Identity, "Returns its input unchanged.", keeps_features=True)
+register_layer(nn.ReLU, "max(0, x).", keeps_features=True)
+register_layer(nn.Sigmoid, "1 / (1 + exp(-x)).", keeps_features=True)
+register_layer(nn.Tanh, "Hyperbolic tangent.", keeps_features=True)
+register_layer(nn.Dropout, "Zeroes each element with probability p while training, scales the rest by 1/(1-p).", {
+    "p": Field(Float(ge=0, lt=1), "probability of an element being zeroed"),
 }, keeps_features=True)
-register_layer("Softmax", "exp(x) / sum(exp(x)) along dim.", {
-    "dim": Field(_DIM, "dimension along which the outputs sum to 1", 1),
+register_layer(nn.Softmax, "exp(x) / sum(exp(x)) along dim.", {
+    "dim": Field(_DIM, "dimension along which the outputs sum to 1", 1, why_default=_EXPLICIT_DIM),
 }, keeps_features=True)
-register_layer("LogSoftmax", "log(softmax(x)) along dim, computed stably.", {
-    "dim": Field(_DIM, "dimension along which softmax is taken", 1),
+register_layer(nn.LogSoftmax, "log(softmax(x)) along dim, computed stably.", {
+    "dim": Field(_DIM, "dimension along which softmax is taken", 1, why_default=_EXPLICIT_DIM),
 }, keeps_features=True)
-register_layer("LeakyReLU", "max(0, x) + negative_slope * min(0, x).", {
-    "negative_slope": Field(Float(), "slope for negative inputs", 0.01),
+register_layer(nn.LeakyReLU, "max(0, x) + negative_slope * min(0, x).", {
+    "negative_slope": Field(Float(), "slope for negative inputs"),
 }, keeps_features=True)
-register_layer("ELU", "x if x > 0 else alpha * (exp(x) - 1).", {
-    "alpha": Field(Float(), "value the negative side saturates to (as -alpha)", 1.0),
+register_layer(nn.ELU, "x if x > 0 else alpha * (exp(x) - 1).", {
+    "alpha": Field(Float(), "value the negative side saturates to (as -alpha)"),
 }, keeps_features=True)
-register_layer("GELU", "x * Phi(x), Phi the standard normal CDF (or its tanh approximation).", {
-    "approximate": Field(Choice(("none", "tanh")), "'none' for the exact erf form, 'tanh' for the approximation",
-                         "none"),
+register_layer(nn.GELU, "x * Phi(x), Phi the standard normal CDF (or its tanh approximation).", {
+    "approximate": Field(Choice(("none", "tanh")), "'none' for the exact erf form, 'tanh' for the approximation"),
 }, keeps_features=True)
-register_layer("Softplus", "log(1 + exp(beta * x)) / beta, linear above threshold.", {
-    "beta": Field(Float(gt=0), "sharpness", 1.0),
-    "threshold": Field(Float(), "beta * x above which the layer is linear", 20.0),
+register_layer(nn.Softplus, "log(1 + exp(beta * x)) / beta, linear above threshold.", {
+    "beta": Field(Float(gt=0), "sharpness"),
+    "threshold": Field(Float(), "beta * x above which the layer is linear"),
 }, keeps_features=True)
-register_layer("PReLU", "Leaky ReLU whose negative slope is learned (one per channel, or shared).", {
-    "num_parameters": Field(Int(ge=1), "number of slopes: 1 (shared) or the number of channels", 1),
-    "init": Field(Float(), "initial slope", 0.25),
+register_layer(nn.PReLU, "Leaky ReLU whose negative slope is learned (one per channel, or shared).", {
+    "num_parameters": Field(Int(ge=1), "number of slopes: 1 (shared) or the number of channels"),
+    "init": Field(Float(), "initial slope"),
 }, keeps_features=True)
-register_layer("Hardtanh", "x clipped to [min_val, max_val].", {
-    "min_val": Field(Float(), "lower clip value", -1.0),
-    "max_val": Field(Float(), "upper clip value", 1.0),
+register_layer(nn.Hardtanh, "x clipped to [min_val, max_val].", {
+    "min_val": Field(Float(), "lower clip value"),
+    "max_val": Field(Float(), "upper clip value"),
 }, keeps_features=True, check_fn=_min_below_max)
 
 
@@ -101,69 +115,78 @@ def _sizes(n: int, low: int) -> AnyOf:
 
 
 for _n in (1, 2):
-    register_layer(f"MaxPool{_n}d", f"Maximum over sliding windows ({_n}-D).", {
+    register_layer(getattr(nn, f"MaxPool{_n}d"), f"Maximum over sliding windows ({_n}-D).", {
         "kernel_size": Field(_sizes(_n, 1), "window size"),
-        "stride": Field(Optional(_sizes(_n, 1)), "step between windows (null: kernel_size)", None),
-        "padding": Field(_sizes(_n, 0), "implicit -inf padding on each side (at most half the window)", 0),
-        "dilation": Field(_sizes(_n, 1), "spacing between window elements", 1),
-        "ceil_mode": Field(Bool(), "round the output size up (a last partial window)", False),
+        "stride": Field(Optional(_sizes(_n, 1)), "step between windows (null: kernel_size)"),
+        "padding": Field(_sizes(_n, 0), "implicit -inf padding on each side (at most half the window)"),
+        "dilation": Field(_sizes(_n, 1), "spacing between window elements"),
+        "ceil_mode": Field(Bool(), "round the output size up (a last partial window)"),
     }, input_dims=(_n + 2,))
-    register_layer(f"AvgPool{_n}d", f"Mean over sliding windows ({_n}-D).", {
+    register_layer(getattr(nn, f"AvgPool{_n}d"), f"Mean over sliding windows ({_n}-D).", {
         "kernel_size": Field(_sizes(_n, 1), "window size"),
-        "stride": Field(Optional(_sizes(_n, 1)), "step between windows (null: kernel_size)", None),
-        "padding": Field(_sizes(_n, 0), "implicit zero padding on each side (at most half the window)", 0),
-        "ceil_mode": Field(Bool(), "round the output size up (a last partial window)", False),
-        "count_include_pad": Field(Bool(), "count the padding in each window's divisor", True),
+        "stride": Field(Optional(_sizes(_n, 1)), "step between windows (null: kernel_size)"),
+        "padding": Field(_sizes(_n, 0), "implicit zero padding on each side (at most half the window)"),
+        "ceil_mode": Field(Bool(), "round the output size up (a last partial window)"),
+        "count_include_pad": Field(Bool(), "count the padding in each window's divisor"),
     }, input_dims=(_n + 2,))
-    register_layer(f"AdaptiveAvgPool{_n}d", f"Average pooling to a fixed output size ({_n}-D); 1 is the global mean.", {
+    register_layer(getattr(nn, f"AdaptiveAvgPool{_n}d"), f"Average pooling to a fixed output size ({_n}-D); 1 is the "
+                   "global mean.", {
         "output_size": Field(_sizes(_n, 1), "output size"),
     }, input_dims=(_n + 2,))
 
 _BATCH_NORM_FIELDS = {
     "num_features": Field(Int(ge=1), "number of channels C of the (N, C, ...) input"),
-    "eps": Field(Float(gt=0), "added to the variance for numerical stability", 1e-5),
-    "momentum": Field(Optional(Float(ge=0, le=1)), "running-statistics update factor (null: cumulative average)", 0.1),
-    "affine": Field(Bool(), "learn a per-channel scale (weight) and shift (bias)", True),
-    "track_running_stats": Field(Bool(), "keep running mean/variance for eval (else batch statistics always)", True),
+    "eps": Field(Float(gt=0), "added to the variance for numerical stability"),
+    "momentum": Field(Optional(Float(ge=0, le=1)), "running-statistics update factor (null: cumulative average)"),
+    "affine": Field(Bool(), "learn a per-channel scale (weight) and shift (bias)"),
+    "track_running_stats": Field(Bool(), "keep running mean/variance for eval (else batch statistics always)"),
 }
-register_layer("BatchNorm1d", "Normalises each channel of (N, C) or (N, C, L) inputs by batch statistics (running "
+register_layer(nn.BatchNorm1d, "Normalises each channel of (N, C) or (N, C, L) inputs by batch statistics (running "
                "ones in eval), then scales and shifts.", _BATCH_NORM_FIELDS, in_key="num_features",
                out_key="num_features", input_size=("num_features", 1), input_dims=(2, 3))
-register_layer("BatchNorm2d", "Normalises each channel of (N, C, H, W) inputs by batch statistics (running ones in "
+register_layer(nn.BatchNorm2d, "Normalises each channel of (N, C, H, W) inputs by batch statistics (running ones in "
                "eval), then scales and shifts.", _BATCH_NORM_FIELDS, input_size=("num_features", 1), input_dims=(4,))
-register_layer("Embedding", "Lookup table: row i of a (num_embeddings, embedding_dim) weight for each integer index i "
+register_layer(nn.Embedding, "Lookup table: row i of a (num_embeddings, embedding_dim) weight for each integer index i "
                "(the model's input must be integer indices).", {
     "num_embeddings": Field(Int(ge=1), "number of rows (the vocabulary size)"),
     "embedding_dim": Field(Int(ge=1), "size of each vector"),
-    "padding_idx": Field(Optional(Int()), "row kept at zero that receives no gradient (null: none)", None),
+    "padding_idx": Field(Optional(Int()), "row kept at zero that receives no gradient (null: none)"),
 }, out_key="embedding_dim")
-_CONV_INT = AnyOf((Int(ge=1), ListOf(Int(ge=1), min_len=1)))
-_CONV_PAD = AnyOf((Int(ge=0), ListOf(Int(ge=0), min_len=1), Choice(("same", "valid"))))
-for _name, _doc in (("Conv1d", "1-D cross-correlation over (N, C, L); weight (out_channels, in_channels/groups, k)."),
-                    ("Conv2d", "2-D cross-correlation over (N, C, H, W); weight (out_channels, in_channels/groups, "
-                               "kh, kw).")):
-    register_layer(_name, _doc, {
+for _n, _name, _doc in (
+        (1, "Conv1d", "1-D cross-correlation over (N, C, L); weight (out_channels, in_channels/groups, k)."),
+        (2, "Conv2d", "2-D cross-correlation over (N, C, H, W); weight (out_channels, in_channels/groups, kh, kw).")):
+    register_layer(getattr(nn, _name), _doc, {
         "in_channels": Field(Int(ge=1), "channels of the input"),
         "out_channels": Field(Int(ge=1), "channels produced (filters)"),
-        "kernel_size": Field(_CONV_INT, "size of the kernel: an int or one per spatial dimension"),
-        "stride": Field(_CONV_INT, "step between windows", 1),
-        "padding": Field(_CONV_PAD, "zeros added on each side, or 'same' (stride 1) / 'valid'", 0),
-        "dilation": Field(_CONV_INT, "spacing between kernel elements", 1),
-        "groups": Field(Int(ge=1), "blocked connections: in and out channels are split into this many groups", 1),
-        "bias": Field(Bool(), "learn an additive bias per output channel", True),
-        "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported", "zeros"),
-    }, input_size=("in_channels", 1), input_dims=(3,) if _name == "Conv1d" else (4,))
-register_layer("ConvTranspose2d", "Transposed 2-D convolution (the adjoint of Conv2d); weight (in_channels, "
+        "kernel_size": Field(_sizes(_n, 1), "size of the kernel: an int or one per spatial dimension"),
+        "stride": Field(_sizes(_n, 1), "step between windows"),
+        "padding": Field(AnyOf((*_sizes(_n, 0).kinds, Choice(("same", "valid")))),
+                         "zeros added on each side, or 'same' (stride 1) / 'valid'"),
+        "dilation": Field(_sizes(_n, 1), "spacing between kernel elements"),
+        "groups": Field(Int(ge=1), "blocked connections: in and out channels are split into this many groups"),
+        "bias": Field(Bool(), "learn an additive bias per output channel"),
+        "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported"),
+    }, input_size=("in_channels", 1), input_dims=(_n + 2,))
+
+
+def _output_padding_below_stride(args, path, ck):
+    """ConvTranspose2d's own rule, checked here too so the message names the file and line."""
+    pairs = [[v] * 2 if isinstance(v, int) else v for v in (args["output_padding"], args["stride"])]
+    if any(op >= st for op, st in zip(*pairs)):
+        ck.fail(path + ("output_padding",), f"must be smaller than stride ({args['stride']}) in each dimension",
+                value=args["output_padding"], allowed="an integer (or a pair) below stride")
+
+
+register_layer(nn.ConvTranspose2d, "Transposed 2-D convolution (the adjoint of Conv2d); weight (in_channels, "
                "out_channels/groups, kh, kw).", {
     "in_channels": Field(Int(ge=1), "channels of the input"),
     "out_channels": Field(Int(ge=1), "channels produced"),
-    "kernel_size": Field(_CONV_INT, "size of the kernel: an int or a pair"),
-    "stride": Field(_CONV_INT, "step between windows", 1),
-    "padding": Field(AnyOf((Int(ge=0), ListOf(Int(ge=0), min_len=1))), "implicit zeros removed from each side", 0),
-    "output_padding": Field(AnyOf((Int(ge=0), ListOf(Int(ge=0), min_len=1))),
-                            "extra size added to one side of the output (smaller than stride)", 0),
-    "groups": Field(Int(ge=1), "blocked connections", 1),
-    "bias": Field(Bool(), "learn an additive bias per output channel", True),
-    "dilation": Field(_CONV_INT, "spacing between kernel elements", 1),
-    "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported", "zeros"),
-}, input_size=("in_channels", 1), input_dims=(4,))
+    "kernel_size": Field(_sizes(2, 1), "size of the kernel: an int or a pair"),
+    "stride": Field(_sizes(2, 1), "step between windows"),
+    "padding": Field(_sizes(2, 0), "implicit zeros removed from each side"),
+    "output_padding": Field(_sizes(2, 0), "extra size added to one side of the output (smaller than stride)"),
+    "groups": Field(Int(ge=1), "blocked connections"),
+    "bias": Field(Bool(), "learn an additive bias per output channel"),
+    "dilation": Field(_sizes(2, 1), "spacing between kernel elements"),
+    "padding_mode": Field(Choice(("zeros",)), "only 'zeros' is supported"),
+}, input_size=("in_channels", 1), input_dims=(4,), check_fn=_output_padding_below_stride)

@@ -2,7 +2,7 @@
 
 Validation (``gpunet.config.load``), the reference in ``docs/config.md`` (``gpunet.config.docs``) and the builders
 all read these tables. Datasets, losses, optimizers, schedulers and callbacks are registries: a new entry here
-is at once accepted, checked, documented and (for components with a ``target``) buildable.
+is at once accepted, checked, documented and (for components, which name their class) buildable.
 """
 from __future__ import annotations
 
@@ -10,20 +10,16 @@ import copy
 import re
 from dataclasses import dataclass
 
+from .. import nn, optim
+from ..optim import lr_scheduler
+from ..train import callbacks
 from .archs import ARCHS
+from .components import Component, component
 from .errors import ConfigError, did_you_mean, format_path
 from .layers import LAYERS
 from .overrides import parse_key, set_value
 from .spec import (INVALID, AnyMapping, AnyOf, Bool, Checker, Choice, Field, Float, Int, Kind, ListOf, Optional,
                    Section, Str, Tagged)
-
-
-@dataclass(frozen=True)
-class Component(Section):
-    """A registry entry built as ``gpunet.<target>(**arguments)``; ``config_only`` keys are not passed to it."""
-
-    target: str = ""
-    config_only: tuple = ()
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -126,7 +122,16 @@ register_dataset("spirals", "Interleaved 2-D spirals, one arm per class.", {
 
 
 # ----------------------------------------------------------------------------------------------- model
-_IMPORT = Str(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*", "'package.module:ClassName'")
+@dataclass(frozen=True)
+class ImportPath(Str):
+    """``'package.module:ClassName'``: the one kind of value that names code; ``builders.user_class`` imports it
+    only as a subclass of the right base."""
+
+    pattern: str = r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*"
+    text: str = "'package.module:ClassName'"
+
+
+_IMPORT = ImportPath()
 MODEL_FORMS = ("layers", "arch", "import")
 
 
@@ -180,105 +185,102 @@ class ModelKind(Kind):
 
 # ----------------------------------------------------------------------------------------------- loss
 LOSSES: dict[str, Component] = {}
-_REDUCTION = Field(Choice(("mean", "sum"), "reduction"), "how per-sample losses are combined", "mean")
-CLASSIFICATION_LOSSES = ("cross_entropy", "nll", "bce", "bce_with_logits")
+_REDUCTION = Field(Choice(("mean", "sum"), "reduction"), "how per-sample losses are combined")
 
 
-def register_loss(name: str, target: str, doc: str, fields: dict | None = None) -> Component:
-    """Allow ``loss: {name: name, ...}``, built as ``gpunet.<target>(**arguments)``; every loss has ``reduction``."""
-    LOSSES[name] = Component({**(fields or {}), "reduction": (fields or {}).get("reduction", _REDUCTION)},
-                             doc, None, target)
+def register_loss(name: str, cls, doc: str, fields: dict | None = None) -> Component:
+    """Allow ``loss: {name: name, ...}``, built as ``cls(**arguments)``; every loss has ``reduction``."""
+    LOSSES[name] = component(cls, doc, {**(fields or {}), "reduction": (fields or {}).get("reduction", _REDUCTION)})
     return LOSSES[name]
 
 
-register_loss("cross_entropy", "nn.CrossEntropyLoss", "Softmax cross-entropy on logits and class indices.", {
-    "ignore_index": Field(Int(), "target value that is ignored", -100),
-    "label_smoothing": Field(Float(ge=0, le=1), "amount of label smoothing", 0.0),
+def is_classification(loss_name: str) -> bool:
+    """Whether the loss takes class labels (its class declares ``target_kind`` "index" or "binary")."""
+    return LOSSES[loss_name].cls.target_kind in ("index", "binary")
+
+
+register_loss("cross_entropy", nn.CrossEntropyLoss, "Softmax cross-entropy on logits and class indices.", {
+    "ignore_index": Field(Int(), "target value that is ignored"),
+    "label_smoothing": Field(Float(ge=0, le=1), "amount of label smoothing"),
 })
-register_loss("nll", "nn.NLLLoss", "Negative log-likelihood on log-probabilities (after LogSoftmax).", {
-    "ignore_index": Field(Int(), "target value that is ignored", -100),
+register_loss("nll", nn.NLLLoss, "Negative log-likelihood on log-probabilities (after LogSoftmax).", {
+    "ignore_index": Field(Int(), "target value that is ignored"),
 })
-register_loss("mse", "nn.MSELoss", "Mean squared error.")
-register_loss("l1", "nn.L1Loss", "Mean absolute error.")
-register_loss("smooth_l1", "nn.SmoothL1Loss", "Quadratic below beta, linear above (divided by beta).", {
-    "beta": Field(Float(ge=0), "switch point between the quadratic and linear parts", 1.0),
+register_loss("mse", nn.MSELoss, "Mean squared error.")
+register_loss("l1", nn.L1Loss, "Mean absolute error.")
+register_loss("smooth_l1", nn.SmoothL1Loss, "Quadratic below beta, linear above (divided by beta).", {
+    "beta": Field(Float(ge=0), "switch point between the quadratic and linear parts"),
 })
-register_loss("huber", "nn.HuberLoss", "Quadratic below delta, linear above.", {
-    "delta": Field(Float(gt=0), "switch point between the quadratic and linear parts", 1.0),
+register_loss("huber", nn.HuberLoss, "Quadratic below delta, linear above.", {
+    "delta": Field(Float(gt=0), "switch point between the quadratic and linear parts"),
 })
-register_loss("bce", "nn.BCELoss", "Binary cross-entropy on probabilities (after Sigmoid).")
-register_loss("bce_with_logits", "nn.BCEWithLogitsLoss", "Binary cross-entropy on logits (sigmoid inside, stable).")
-register_loss("kl_div", "nn.KLDivLoss", "KL divergence; input is log-probabilities. Default reduction is "
-              "batchmean (PyTorch's 'mean' does not give the KL divergence).", {
-                  "reduction": Field(Choice(("batchmean", "mean", "sum"), "reduction"),
-                                     "how per-element losses are combined", "batchmean"),
-                  "log_target": Field(Bool(), "the target is given as log-probabilities", False),
-              })
+register_loss("bce", nn.BCELoss, "Binary cross-entropy on probabilities (after Sigmoid).")
+register_loss("bce_with_logits", nn.BCEWithLogitsLoss, "Binary cross-entropy on logits (sigmoid inside, stable).")
+register_loss("kl_div", nn.KLDivLoss, "KL divergence; input is log-probabilities.", {
+    "reduction": Field(Choice(("batchmean", "mean", "sum"), "reduction"), "how per-element losses are combined",
+                       "batchmean", why_default="PyTorch's 'mean' averages over elements, which is not the KL "
+                       "divergence; batchmean is"),
+    "log_target": Field(Bool(), "the target is given as log-probabilities"),
+})
 
 
 # ----------------------------------------------------------------------------------------------- optimizer
 OPTIMIZERS: dict[str, Component] = {}
-_DECAY = Float(ge=0)
-_EPS = Float(ge=0)
 
 
 def _nesterov_needs_momentum(args, path, ck):
+    """SGD's own rule (``SGD._check``), checked here too so the message names the file and line."""
     if args["nesterov"] and (args["momentum"] <= 0 or args["dampening"] != 0):
         ck.fail(path + ("nesterov",), "Nesterov momentum needs momentum > 0 and dampening = 0 "
                 f"(momentum is {args['momentum']:g}, dampening {args['dampening']:g})", value=True,
                 allowed="false, or set momentum > 0 and dampening: 0")
 
 
-def register_optimizer(name: str, target: str, doc: str, fields: dict, check_fn=None) -> Component:
-    """Allow ``optimizer: {name: name, ...}``, built as ``gpunet.<target>(params, **arguments)``."""
-    OPTIMIZERS[name] = Component(fields, doc, check_fn, target)
+def register_optimizer(name: str, cls, doc: str, fields: dict, check_fn=None) -> Component:
+    """Allow ``optimizer: {name: name, ...}``, built as ``cls(params, **arguments)``."""
+    OPTIMIZERS[name] = component(cls, doc, fields, skip=1, check_fn=check_fn)
     return OPTIMIZERS[name]
 
 
-def _lr(default: float) -> Field:
-    return Field(Float(gt=0), "learning rate", default)
-
-
-def _weight_decay(default: float = 0.0) -> Field:
-    return Field(_DECAY, "L2 penalty coefficient added to the gradient (decoupled for adamw)", default)
-
-
+_LR = Field(Float(ge=0), "learning rate")
+_WEIGHT_DECAY = Field(Float(ge=0), "L2 penalty coefficient added to the gradient (decoupled for adamw)")
+_EPS = Field(Float(ge=0), "term added to the denominator for stability")
 _ADAM = {
-    "betas": Field(ListOf(Float(ge=0, lt=1), length=2), "decay rates of the first and second moment averages",
-                   [0.9, 0.999]),
-    "eps": Field(_EPS, "term added to the denominator for stability", 1e-8),
-    "amsgrad": Field(Bool(), "use the AMSGrad variant", False),
+    "lr": _LR,
+    "betas": Field(ListOf(Float(ge=0, lt=1), length=2), "decay rates of the first and second moment averages"),
+    "eps": _EPS,
+    "amsgrad": Field(Bool(), "use the AMSGrad variant"),
+    "weight_decay": _WEIGHT_DECAY,
 }
-register_optimizer("sgd", "optim.SGD", "Stochastic gradient descent with optional (Nesterov) momentum.", {
-    "lr": _lr(1e-3),
-    "momentum": Field(Float(ge=0), "momentum factor", 0.0),
-    "dampening": Field(Float(ge=0), "dampening for momentum", 0.0),
-    "weight_decay": _weight_decay(),
-    "nesterov": Field(Bool(), "use Nesterov momentum", False),
+register_optimizer("sgd", optim.SGD, "Stochastic gradient descent with optional (Nesterov) momentum.", {
+    "lr": _LR,
+    "momentum": Field(Float(ge=0), "momentum factor"),
+    "dampening": Field(Float(), "dampening for momentum"),
+    "weight_decay": _WEIGHT_DECAY,
+    "nesterov": Field(Bool(), "use Nesterov momentum"),
 }, _nesterov_needs_momentum)
-register_optimizer("adam", "optim.Adam", "Adam.", {"lr": _lr(1e-3), **_ADAM, "weight_decay": _weight_decay()})
-register_optimizer("adamw", "optim.AdamW", "Adam with decoupled weight decay.",
-                   {"lr": _lr(1e-3), **_ADAM, "weight_decay": _weight_decay(1e-2)})
-register_optimizer("rmsprop", "optim.RMSprop", "RMSProp.", {
-    "lr": _lr(1e-2),
-    "alpha": Field(Float(ge=0, le=1), "smoothing constant of the squared-gradient average", 0.99),
-    "eps": Field(_EPS, "term added to the denominator for stability", 1e-8),
-    "weight_decay": _weight_decay(),
-    "momentum": Field(Float(ge=0), "momentum factor", 0.0),
-    "centered": Field(Bool(), "normalise by the estimated gradient variance", False),
+register_optimizer("adam", optim.Adam, "Adam.", _ADAM)
+register_optimizer("adamw", optim.AdamW, "Adam with decoupled weight decay.", _ADAM)
+register_optimizer("rmsprop", optim.RMSprop, "RMSProp.", {
+    "lr": _LR,
+    "alpha": Field(Float(ge=0), "smoothing constant of the squared-gradient average"),
+    "eps": _EPS,
+    "weight_decay": _WEIGHT_DECAY,
+    "momentum": Field(Float(ge=0), "momentum factor"),
+    "centered": Field(Bool(), "normalise by the estimated gradient variance"),
 })
-register_optimizer("adagrad", "optim.Adagrad", "AdaGrad.", {
-    "lr": _lr(1e-2),
-    "lr_decay": Field(Float(ge=0), "learning-rate decay per step", 0.0),
-    "weight_decay": _weight_decay(),
-    "initial_accumulator_value": Field(Float(ge=0), "starting value of the squared-gradient sums", 0.0),
-    "eps": Field(_EPS, "term added to the denominator for stability", 1e-10),
+register_optimizer("adagrad", optim.Adagrad, "AdaGrad.", {
+    "lr": _LR,
+    "lr_decay": Field(Float(ge=0), "learning-rate decay per step"),
+    "weight_decay": _WEIGHT_DECAY,
+    "initial_accumulator_value": Field(Float(ge=0), "starting value of the squared-gradient sums"),
+    "eps": _EPS,
 })
-register_optimizer("adadelta", "optim.Adadelta", "AdaDelta.", {
-    "lr": _lr(1.0),
-    "rho": Field(Float(ge=0, le=1), "decay rate of the running averages", 0.9),
-    "eps": Field(_EPS, "term added to the denominator for stability", 1e-6),
-    "weight_decay": _weight_decay(),
+register_optimizer("adadelta", optim.Adadelta, "AdaDelta.", {
+    "lr": _LR,
+    "rho": Field(Float(ge=0, le=1), "decay rate of the running averages"),
+    "eps": _EPS,
+    "weight_decay": _WEIGHT_DECAY,
 })
 
 
@@ -305,31 +307,32 @@ class MetricName(Kind):
 
 _MONITOR = {
     "monitor": Field(Optional(Str(text="a logged metric such as val_loss or val_accuracy")),
-                     "metric to watch (null: val_loss, or train_loss without a validation split)", None),
+                     "metric to watch (null: val_loss, or train_loss without a validation split)", None,
+                     why_default="null is resolved from the data: val_loss, or train_loss without a validation "
+                     "split"),
     "mode": Field(Choice(("auto", "min", "max"), "mode"),
-                  "whether lower or higher is better (auto: max for accuracy, precision, recall, f1; min otherwise)",
-                  "auto"),
+                  "whether lower or higher is better (auto: max for accuracy, precision, recall, f1; min otherwise)"),
 }
 _PLATEAU = {
     **_MONITOR,
-    "factor": Field(Float(gt=0, lt=1), "multiply the learning rate by this on a plateau", 0.1),
-    "patience": Field(Int(ge=0), "epochs without improvement before reducing", 10),
-    "threshold": Field(Float(ge=0), "smallest change that counts as improvement", 1e-4),
-    "threshold_mode": Field(Choice(("rel", "abs"), "threshold mode"), "threshold relative or absolute", "rel"),
-    "cooldown": Field(Int(ge=0), "epochs to wait after a reduction", 0),
-    "min_lr": Field(Float(ge=0), "lower bound on the learning rate", 0.0),
-    "eps": Field(Float(ge=0), "smallest change of the learning rate that is applied", 1e-8),
+    "factor": Field(Float(gt=0, lt=1), "multiply the learning rate by this on a plateau"),
+    "patience": Field(Int(ge=0), "epochs without improvement before reducing"),
+    "threshold": Field(Float(ge=0), "smallest change that counts as improvement"),
+    "threshold_mode": Field(Choice(("rel", "abs"), "threshold mode"), "threshold relative or absolute"),
+    "cooldown": Field(Int(ge=0), "epochs to wait after a reduction"),
+    "min_lr": Field(Float(ge=0), "lower bound on the learning rate"),
+    "eps": Field(Float(ge=0), "smallest change of the learning rate that is applied"),
 }
 _CHECKPOINT = {
     "dir": Field(Str(text="a directory path"), "where checkpoints go (relative paths: inside the run directory)",
-                 "checkpoints"),
-    "save_best": Field(Bool(), "keep the checkpoints with the best monitored value", True),
+                 "checkpoints", why_default="the class needs a directory; a run keeps its own in checkpoints/"),
+    "save_best": Field(Bool(), "keep the checkpoints with the best monitored value"),
     "save_last": Field(Bool(), "keep the latest checkpoint (what --resume continues from)", True),
-    "keep": Field(Int(ge=1), "how many of the newest epoch-NNNN.npz to keep (copies besides last.npz and best.npz)",
-                  1),
-    "every_n_epochs": Field(Int(ge=1), "write a checkpoint every N epochs", 1),
+    "keep": Field(Int(ge=1), "how many of the newest epoch-NNNN.npz to keep (copies besides last.npz and best.npz)"),
+    "every_n_epochs": Field(Int(ge=1), "write a checkpoint every N epochs"),
     **_MONITOR,
 }
+_CHECKPOINT_FORM = {"config_only": ("save_last",), "renames": {"dir": "directory"}}
 
 # ----------------------------------------------------------------------------------------------- scheduler
 SCHEDULERS: dict[str, Component] = {}
@@ -337,67 +340,78 @@ _INTERVAL = Field(Choice(("epoch", "step"), "interval"), "call scheduler.step() 
                   "epoch")
 
 
-def register_scheduler(name: str, target: str, doc: str, fields: dict, config_only: tuple = ()) -> Component:
-    """Allow ``scheduler: {name: name, ...}``, built as ``gpunet.<target>(optimizer, **arguments)``; ``interval``
-    and the ``config_only`` keys are for the Trainer."""
-    SCHEDULERS[name] = Component({**fields, "interval": _INTERVAL}, doc, None, target, config_only + ("interval",))
+def register_scheduler(name: str, cls, doc: str, fields: dict, config_only: tuple = ()) -> Component:
+    """Allow ``scheduler: {name: name, ...}``, built as ``cls(optimizer, **arguments)``; ``interval`` and the
+    ``config_only`` keys are for the Trainer."""
+    SCHEDULERS[name] = component(cls, doc, {**fields, "interval": _INTERVAL}, skip=1,
+                                 config_only=config_only + ("interval",))
     return SCHEDULERS[name]
 
 
-register_scheduler("step", "optim.lr_scheduler.StepLR", "Multiply the learning rate by gamma every step_size steps.", {
+register_scheduler("step", lr_scheduler.StepLR, "Multiply the learning rate by gamma every step_size steps.", {
     "step_size": Field(Int(ge=1), "period of the decay"),
-    "gamma": Field(Float(gt=0), "multiplicative factor", 0.1),
+    "gamma": Field(Float(gt=0), "multiplicative factor"),
 })
-register_scheduler("exponential", "optim.lr_scheduler.ExponentialLR", "Multiply the learning rate by gamma every "
-                   "step.", {"gamma": Field(Float(gt=0), "multiplicative factor")})
-register_scheduler("cosine", "optim.lr_scheduler.CosineAnnealingLR", "Cosine annealing from lr to eta_min over "
-                   "T_max steps.", {
-                       "T_max": Field(Int(ge=1), "number of steps of half a cosine period"),
-                       "eta_min": Field(Float(ge=0), "final learning rate", 0.0),
-                   })
-register_scheduler("reduce_on_plateau", "optim.lr_scheduler.ReduceLROnPlateau", "Reduce the learning rate when the "
-                   "monitored metric stops improving.", _PLATEAU, config_only=("monitor",))
-register_scheduler("warmup", "optim.lr_scheduler.LinearLR", "Linear warm-up: the factor on lr goes from "
-                   "start_factor to end_factor over total_iters steps.", {
-                       "start_factor": Field(Float(gt=0, le=1), "factor at the start", 1 / 3),
-                       "end_factor": Field(Float(ge=0, le=1), "factor after total_iters steps", 1.0),
-                       "total_iters": Field(Int(ge=1), "number of steps of the warm-up", 5),
+register_scheduler("exponential", lr_scheduler.ExponentialLR, "Multiply the learning rate by gamma every step.",
+                   {"gamma": Field(Float(gt=0), "multiplicative factor")})
+register_scheduler("cosine", lr_scheduler.CosineAnnealingLR, "Cosine annealing from lr to eta_min over T_max steps.", {
+    "T_max": Field(Int(ge=1), "number of steps of half a cosine period"),
+    "eta_min": Field(Float(ge=0), "final learning rate"),
+})
+register_scheduler("reduce_on_plateau", lr_scheduler.ReduceLROnPlateau, "Reduce the learning rate when the "
+                   "monitored metric stops improving.", {
+                       **_PLATEAU,
+                       "mode": Field(_PLATEAU["mode"].kind, _PLATEAU["mode"].doc, "auto",
+                                     why_default="like the callbacks' mode; resolved from the monitored metric "
+                                     "before the scheduler is built"),
+                   }, config_only=("monitor",))
+register_scheduler("warmup", lr_scheduler.LinearLR, "Linear warm-up: the factor on lr goes from start_factor to "
+                   "end_factor over total_iters steps.", {
+                       "start_factor": Field(Float(gt=0, le=1), "factor at the start"),
+                       "end_factor": Field(Float(ge=0, le=1), "factor after total_iters steps"),
+                       "total_iters": Field(Int(ge=1), "number of steps of the warm-up"),
                    })
 
 # ----------------------------------------------------------------------------------------------- callbacks
-CALLBACKS: dict[str, Section] = {}
+CALLBACKS: dict[str, Component] = {}
 
 
-def register_callback(name: str, doc: str, fields: dict | None = None) -> Section:
-    """Allow ``callbacks: [{type: name, ...}]`` (the Trainer's run builder turns each into a callback object)."""
-    CALLBACKS[name] = Section(fields or {}, doc)
+def register_callback(name: str, cls, doc: str, fields: dict | None = None, config_only: tuple = (),
+                      renames: dict | None = None) -> Component:
+    """Allow ``callbacks: [{type: name, ...}]``: a ``cls`` callback (``gpunet.train.run`` builds it, with file
+    paths inside the run directory)."""
+    CALLBACKS[name] = component(cls, doc, fields or {}, config_only=config_only, renames=renames)
     return CALLBACKS[name]
 
 
-register_callback("early_stopping", "Stop when the monitored metric has not improved for patience epochs.", {
-    **_MONITOR,
-    "patience": Field(Int(ge=0), "epochs without improvement before stopping", 5),
-    "min_delta": Field(Float(ge=0), "smallest change that counts as improvement", 0.0),
-    "restore_best_weights": Field(Bool(), "on stopping, restore the weights of the best epoch", False),
+register_callback("early_stopping", callbacks.EarlyStopping, "Stop when the monitored metric has not improved for "
+                  "patience epochs.", {
+                      **_MONITOR,
+                      "patience": Field(Int(ge=0), "epochs without improvement before stopping", 5,
+                                        why_default="the class's 0 (Keras') stops at the first epoch without "
+                                        "improvement, too eager for a run from a config"),
+                      "min_delta": Field(Float(ge=0), "smallest change that counts as improvement"),
+                      "restore_best_weights": Field(Bool(), "on stopping, restore the weights of the best epoch"),
+                  })
+register_callback("model_checkpoint", callbacks.ModelCheckpoint, "An extra checkpointer (the checkpoint section is "
+                  "the run's own); give it a dir of its own.", _CHECKPOINT, **_CHECKPOINT_FORM)
+register_callback("reduce_lr_on_plateau", callbacks.ReduceLROnPlateau, "Reduce the learning rate when the monitored "
+                  "metric stops improving.", _PLATEAU)
+register_callback("csv_logger", callbacks.CSVLogger, "Write one CSV row of metrics per epoch.", {
+    "filename": Field(Str(text="a file path"), "file name (relative paths: inside the run directory)"),
+    "append": Field(Bool(), "append to an existing file instead of replacing it"),
 })
-register_callback("model_checkpoint", "An extra checkpointer (the checkpoint section is the run's own); give it a "
-                  "dir of its own.", _CHECKPOINT)
-register_callback("reduce_lr_on_plateau", "Reduce the learning rate when the monitored metric stops improving.",
-                  _PLATEAU)
-register_callback("csv_logger", "Write one CSV row of metrics per epoch.", {
-    "filename": Field(Str(text="a file path"), "file name (relative paths: inside the run directory)", "metrics.csv"),
-    "append": Field(Bool(), "append to an existing file instead of replacing it", False),
+register_callback("jsonl_logger", callbacks.JSONLLogger, "Write one JSON object of metrics per epoch (the run "
+                  "directory always has metrics.jsonl; this adds another file).", {
+    "filename": Field(Str(text="a file path"), "file name (relative paths: inside the run directory)", "log.jsonl",
+                      why_default="the run's own JSONLLogger already writes metrics.jsonl"),
+    "append": Field(Bool(), "append to an existing file instead of replacing it"),
 })
-register_callback("jsonl_logger", "Write one JSON object of metrics per epoch (the run directory always has "
-                  "metrics.jsonl; this adds another file).", {
-    "filename": Field(Str(text="a file path"), "file name (relative paths: inside the run directory)", "log.jsonl"),
-    "append": Field(Bool(), "append to an existing file instead of replacing it", False),
-})
-register_callback("terminate_on_nan", "Stop at the first NaN or infinite loss, naming the epoch and step (what "
-                  "trainer.on_nonfinite: stop, the default, does already).")
-register_callback("progress", "Show progress while training.", {
+register_callback("terminate_on_nan", callbacks.TerminateOnNaN, "Stop at the first NaN or infinite loss, naming the "
+                  "epoch and step (what trainer.on_nonfinite: stop, the default, does already).")
+register_callback("progress", callbacks.ProgressBar, "Show progress while training.", {
     "style": Field(Choice(("auto", "bar", "lines", "none"), "style"),
-                   "auto: a bar on a terminal, plain lines otherwise", "auto"),
+                   "auto: a bar on a terminal, plain lines otherwise; none: no progress display"),
 })
 
 # ----------------------------------------------------------------------------------------------- top level
@@ -454,7 +468,8 @@ CONFIG = Section({
                        None),
     "trainer": Field(TRAINER, "how the model is trained"),
     "callbacks": Field(ListOf(Tagged("type", CALLBACKS, "callback")), "callbacks, called in this order", []),
-    "checkpoint": Field(Section(_CHECKPOINT, "The run's checkpoints."), "the run's checkpoints (null or omitted: "
+    "checkpoint": Field(component(callbacks.ModelCheckpoint, "The run's checkpoints.", _CHECKPOINT, **_CHECKPOINT_FORM),
+                        "the run's checkpoints (null or omitted: "
                         "the defaults)", {}),
     "sweep": Field(Optional(SWEEP), "hyper-parameter grid for gpunet sweep (null: none)", None),
 }, "A gpunet run.")
@@ -465,12 +480,13 @@ def _metric_rules(cfg: dict, ck: Checker) -> None:
     trainer, loss = cfg["trainer"], cfg["loss"]
     if trainer is INVALID or loss is INVALID:
         return
-    classification = loss["name"] in CLASSIFICATION_LOSSES
+    classification = is_classification(loss["name"])
     if trainer["metrics"] is None:
         trainer["metrics"] = ["accuracy"] if classification else []
     for index, metric in enumerate(trainer["metrics"]):
         if not classification and (metric in CLASSIFICATION_METRICS or _TOP_K.fullmatch(metric)):
-            ck.fail(("trainer", "metrics", index), f"needs a classification loss ({', '.join(CLASSIFICATION_LOSSES)}); "
+            ck.fail(("trainer", "metrics", index), "needs a classification loss "
+                    f"({', '.join(n for n in LOSSES if is_classification(n))}); "
                     f"loss.name is {loss['name']!r}", value=metric, allowed="mse, rmse, mae")
 
 

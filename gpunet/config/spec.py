@@ -214,11 +214,15 @@ class AnyMapping(Kind):
 
 @dataclass(frozen=True)
 class Field:
-    """A key of a Section: its kind, a one-line description and a default (REQUIRED if it has none)."""
+    """A key of a Section: its kind, a one-line description and a default (REQUIRED if it has none).
+
+    In a component's section (``gpunet.config.components``) the default comes from the class's signature; a key
+    whose default differs on purpose gives it with ``why_default``, the reason shown in the docs."""
 
     kind: Kind
     doc: str
     default: Any = REQUIRED
+    why_default: str | None = None
 
     @property
     def required(self) -> bool:

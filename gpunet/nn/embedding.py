@@ -18,6 +18,8 @@ class Embedding(Module):
     ``scale_grad_by_freq`` and ``sparse`` are not supported (an error names them when set).
     """
 
+    input_kind = "index"  # takes integer indices, not float features (a dry run feeds it int64 zeros)
+
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
                  sparse: bool = False, _weight=None, _freeze: bool = False, device=None, dtype=None):

@@ -2,6 +2,10 @@
 
 ``reduction`` is 'mean' (the default), 'sum' or 'none' (per-element losses); ``kl_div`` also takes 'batchmean'.
 Shapes are checked up front and errors say which loss, which shapes, and how to fix the call.
+
+Each loss module declares what the Trainer and the config need to know about it: ``target_kind`` ("index": class
+indices; "binary": one 0/1 value per score; "float": values shaped like the output) and ``decision_threshold``
+(the score above which a binary prediction is class 1). ``loss_target`` prepares a batch's labels accordingly.
 """
 from __future__ import annotations
 
@@ -24,6 +28,21 @@ def _check_reduction(loss, reduction, allowed=_REDUCTIONS):
     if reduction not in allowed:
         choices = ", ".join(repr(r) for r in allowed)
         raise ValueError(f"{loss}: reduction must be one of {choices}; got {reduction!r}")
+
+
+def _check_label_smoothing(loss, label_smoothing):
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{loss}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+
+
+def _check_beta(loss, beta):
+    if beta < 0:
+        raise ValueError(f"{loss}: beta must be >= 0, got {beta!r}")
+
+
+def _check_delta(loss, delta):
+    if delta <= 0:
+        raise ValueError(f"{loss}: delta must be > 0, got {delta!r}")
 
 
 def _check_tensor(loss, name, value):
@@ -136,8 +155,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """
     name = "cross_entropy"
     _check_class_scores(name, input, target, reduction)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    _check_label_smoothing(name, label_smoothing)
     class_dim = 1 if input.ndim >= 2 else 0
     num_classes = input.shape[class_dim]
     w = _check_weight(name, weight, num_classes, input)
@@ -305,8 +323,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """``0.5 d^2 / beta`` where |d| < beta, else ``|d| - beta / 2`` (d = input - target); L1 when beta = 0."""
     _same_shape("smooth_l1_loss", input, target)
     _check_reduction("smooth_l1_loss", reduction)
-    if beta < 0:
-        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta!r}")
+    _check_beta("smooth_l1_loss", beta)
     return _reduce(_piecewise_quadratic(input, target, beta, 1.0 / beta if beta else 0.0, 1.0), reduction)
 
 
@@ -314,13 +331,15 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     """``0.5 d^2`` where |d| < delta, else ``delta (|d| - delta / 2)`` (d = input - target)."""
     _same_shape("huber_loss", input, target)
     _check_reduction("huber_loss", reduction)
-    if delta <= 0:
-        raise ValueError(f"huber_loss: delta must be > 0, got {delta!r}")
+    _check_delta("huber_loss", delta)
     return _reduce(_piecewise_quadratic(input, target, delta, 1.0, delta), reduction)
 
 
 # ----- modules --------------------------------------------------------------------------------------------------
 class _Loss(Module):
+    target_kind = "float"  # "index" (class indices), "binary" (0/1 per score) or "float" (shaped like the output)
+    decision_threshold = 0.5  # a binary score above this predicts class 1
+
     def __init__(self, reduction="mean"):
         super().__init__()
         _check_reduction(type(self).__name__, reduction, self._reductions)
@@ -335,8 +354,11 @@ class _Loss(Module):
 class CrossEntropyLoss(_Loss):
     """Module form of :func:`cross_entropy` (logits and class indices or class probabilities)."""
 
+    target_kind = "index"
+
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)
+        _check_label_smoothing(type(self).__name__, label_smoothing)
         self.register_buffer("weight", weight)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
@@ -346,6 +368,8 @@ class CrossEntropyLoss(_Loss):
 
 class NLLLoss(_Loss):
     """Module form of :func:`nll_loss` (log-probabilities and class indices)."""
+
+    target_kind = "index"
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(reduction)
@@ -375,6 +399,7 @@ class SmoothL1Loss(_Loss):
 
     def __init__(self, reduction="mean", beta=1.0):
         super().__init__(reduction)
+        _check_beta(type(self).__name__, beta)
         self.beta = beta
 
     def forward(self, input, target):
@@ -386,6 +411,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction="mean", delta=1.0):
         super().__init__(reduction)
+        _check_delta(type(self).__name__, delta)
         self.delta = delta
 
     def forward(self, input, target):
@@ -394,6 +420,8 @@ class HuberLoss(_Loss):
 
 class BCELoss(_Loss):
     """Module form of :func:`binary_cross_entropy` (probabilities)."""
+
+    target_kind = "binary"
 
     def __init__(self, weight=None, reduction="mean"):
         super().__init__(reduction)
@@ -405,6 +433,9 @@ class BCELoss(_Loss):
 
 class BCEWithLogitsLoss(_Loss):
     """Module form of :func:`binary_cross_entropy_with_logits` (logits; the stable choice)."""
+
+    target_kind = "binary"
+    decision_threshold = 0.0  # logit 0 is probability 0.5
 
     def __init__(self, weight=None, reduction="mean", pos_weight=None):
         super().__init__(reduction)
@@ -426,3 +457,16 @@ class KLDivLoss(_Loss):
 
     def forward(self, input, target):
         return kl_div(input, target, self.reduction, self.log_target)
+
+
+def loss_target(loss_fn, target: Tensor, output: Tensor) -> Tensor:
+    """The batch's ``target`` as ``loss_fn`` takes it: class indices unchanged for an "index" loss; otherwise in the
+    output's dtype and, when the sizes agree, reshaped to the output's shape ((N,) labels for (N, 1) scores).
+    A loss that declares no ``target_kind`` (a user's function) gets float targets."""
+    if getattr(loss_fn, "target_kind", "float") == "index":
+        return target
+    if target.dtype != output.dtype:
+        target = target.to(dtype=output.dtype)
+    if target.shape != output.shape and target.numel() == output.numel():
+        target = target.reshape(*output.shape)
+    return target

@@ -14,8 +14,23 @@ __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", 
            "SequentialLR", "ReduceLROnPlateau"]
 
 
+def _check_number(owner: str, name: str, value, low: float, *, strict: bool = False, high: float | None = None,
+                  integer: bool = False) -> None:
+    """Raise a ValueError naming ``owner.name`` unless ``value`` is a (whole) number above ``low`` (strictly if
+    ``strict``) and below ``high``."""
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool) and (value > low if strict else value >= low) \
+        and (high is None or value < high)
+    if not ok:
+        bound = f"in {'(' if strict else '['}{low:g}, {high:g})" if high is not None else \
+            f"{'>' if strict else '>='} {low:g}"
+        raise ValueError(f"{owner}: {name} must be {'an integer' if integer else 'a number'} {bound}, got {value!r}")
+
+
 class LRScheduler:
     """Base class: ``step()`` advances ``last_epoch`` and writes ``get_lr()`` into the optimizer's groups."""
+
+    steps_on_metric = False  # True: step(metric) takes the monitored value (ReduceLROnPlateau)
 
     def __init__(self, optimizer, last_epoch=-1):
         if not isinstance(optimizer, Optimizer):
@@ -108,6 +123,7 @@ class StepLR(LRScheduler):
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         if not isinstance(step_size, numbers.Integral) or step_size < 1:
             raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
+        _check_number("StepLR", "gamma", gamma, 0, strict=True)
         self.step_size, self.gamma = int(step_size), gamma
         super().__init__(optimizer, last_epoch)
 
@@ -142,6 +158,7 @@ class ExponentialLR(LRScheduler):
     """Multiply the lr by ``gamma`` every epoch."""
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
+        _check_number("ExponentialLR", "gamma", gamma, 0, strict=True)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -161,6 +178,7 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         if not isinstance(T_max, numbers.Integral) or T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be a positive integer, got {T_max!r}")
+        _check_number("CosineAnnealingLR", "eta_min", eta_min, 0)
         self.T_max, self.eta_min = int(T_max), eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -217,7 +235,7 @@ class SequentialLR(LRScheduler):
         if not schedulers:
             raise ValueError("SequentialLR: give at least one scheduler")
         for i, s in enumerate(schedulers):
-            if isinstance(s, ReduceLROnPlateau):
+            if s.steps_on_metric:
                 raise ValueError(f"SequentialLR: schedulers[{i}] is a ReduceLROnPlateau, whose step needs a metric")
             if s.optimizer is not optimizer:
                 raise ValueError(f"SequentialLR: schedulers[{i}] belongs to another optimizer")
@@ -262,12 +280,18 @@ class ReduceLROnPlateau(LRScheduler):
     ``patience`` epochs (improvement judged by ``mode``, ``threshold`` and ``threshold_mode``); wait ``cooldown``
     epochs after a reduction; never go below ``min_lr``; skip changes smaller than ``eps``."""
 
+    steps_on_metric = True
+
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
                  cooldown=0, min_lr=0, eps=1e-8):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"ReduceLROnPlateau: expected a gpunet optimizer, got {type(optimizer).__name__}")
-        if factor >= 1.0:
-            raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor!r}")
+        _check_number("ReduceLROnPlateau", "factor", factor, 0, strict=True, high=1)
+        _check_number("ReduceLROnPlateau", "patience", patience, 0, integer=True)
+        _check_number("ReduceLROnPlateau", "cooldown", cooldown, 0, integer=True)
+        for name, value in (("threshold", threshold), ("eps", eps)) + tuple(
+                ("min_lr", v) for v in (min_lr if isinstance(min_lr, (list, tuple)) else [min_lr])):
+            _check_number("ReduceLROnPlateau", name, value, 0)
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):

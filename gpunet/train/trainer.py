@@ -22,6 +22,7 @@ import time
 from .. import no_grad, random
 from ..autograd import Tensor
 from ..backend import current, get_backend
+from ..nn.losses import loss_target
 from ..nn.utils import clip_grad_norm_
 from ..ops import tensor
 from .callbacks import Callback
@@ -29,22 +30,7 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .interrupt import StopSignals, TrainingInterrupted
 from .metrics import EpochCollector
 
-__all__ = ["History", "Trainer", "loss_target"]
-
-# Losses whose target is a class index (int64); every other loss gets float targets shaped like the output.
-_INDEX_TARGET_LOSSES = ("CrossEntropyLoss", "NLLLoss")
-
-
-def loss_target(loss_fn, target: Tensor, output: Tensor) -> Tensor:
-    """The batch's ``target`` as ``loss_fn`` gets it: class indices as they are for cross-entropy and NLL, otherwise
-    in the output's dtype and, when the sizes agree, reshaped to the output's shape ((N,) labels for (N, 1) scores)."""
-    if type(loss_fn).__name__ in _INDEX_TARGET_LOSSES:
-        return target
-    if target.dtype != output.dtype:
-        target = target.to(dtype=output.dtype)
-    if target.shape != output.shape and target.numel() == output.numel():
-        target = target.reshape(*output.shape)
-    return target
+__all__ = ["History", "Trainer"]
 
 
 class History:
@@ -105,7 +91,7 @@ class Trainer:
         self.metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         self.grad_clip = grad_clip
         self.on_nonfinite = on_nonfinite
-        self.threshold = 0.0 if type(loss_fn).__name__ == "BCEWithLogitsLoss" else 0.5
+        self.threshold = getattr(loss_fn, "decision_threshold", 0.5)
         for callback in callbacks:
             if not isinstance(callback, Callback):
                 raise TypeError(f"Trainer: callbacks must be gpunet.train.Callback objects, got "
@@ -270,10 +256,11 @@ class Trainer:
         self._updating = True
         self.epoch, self._partial = number, None
         if self.scheduler is not None and self.scheduler_interval == "epoch":
-            if type(self.scheduler).__name__ == "ReduceLROnPlateau":
+            if getattr(self.scheduler, "steps_on_metric", False):
                 if self.scheduler_monitor not in logs:
-                    raise ValueError(f"the ReduceLROnPlateau scheduler monitors {self.scheduler_monitor!r}, which is "
-                                     f"not logged; logged values: {', '.join(k for k in logs if k != 'time')}")
+                    raise ValueError(f"the {type(self.scheduler).__name__} scheduler monitors "
+                                     f"{self.scheduler_monitor!r}, which is not logged; logged values: "
+                                     f"{', '.join(k for k in logs if k != 'time')}")
                 self.scheduler.step(logs[self.scheduler_monitor])
             else:
                 self.scheduler.step()

@@ -112,7 +112,8 @@ def test_user_model_by_import_path(tmp_path, monkeypatch):
         build_model(loads_config(edited(LAYERS_YAML, "  import: my_modelz:Tiny\n")))
     with pytest.raises(ConfigError, match=r"model.args: Tiny rejected its arguments \{'depth': 2\}"):
         build_model(loads_config(edited(LAYERS_YAML, "  import: my_models:Tiny\n  args: {depth: 2}\n")))
-    with pytest.raises(ConfigError, match=r"model.import: not_a_module did not produce a gpunet.nn.Module \(got int\)"):
+    with pytest.raises(ConfigError, match=r"model.import: not_a_module is not a class but a function; nothing was "
+                       r"called; .*allowed: 'package.module:ClassName' of a gpunet.nn.Module subclass"):
         build_model(loads_config(edited(LAYERS_YAML, "  import: my_models:not_a_module\n  args: {width: 2}\n")))
     sys.modules.pop("my_models", None)
 

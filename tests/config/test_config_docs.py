@@ -20,7 +20,7 @@ def test_reference_lists_every_layer_and_optimizer_key():
         section = text[text.index(f"### Optimizer `name: {name}`"):]
         section = section[:section.index("\n###")]
         assert all(f"| `{key}` |" in section for key in spec.fields)
-    assert "| `lr` | a number > 0 | `0.001` | learning rate |" in text
+    assert "| `lr` | a number >= 0 | `0.001` | learning rate |" in text  # SGD accepts lr = 0, as PyTorch does
 
 
 def test_example_config_in_the_docs_is_valid():

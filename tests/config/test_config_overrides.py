@@ -48,7 +48,7 @@ def test_later_overrides_win(tmp_path):
 
 def test_bad_value_names_the_override_not_the_file(tmp_path):
     _, problem = only_problem(tmp_path, BASE, ["optimizer.lr=-0.5"])
-    assert problem == "override 'optimizer.lr=-0.5': optimizer.lr: out of range; got -0.5; allowed: a number > 0"
+    assert problem == "override 'optimizer.lr=-0.5': optimizer.lr: out of range; got -0.5; allowed: a number >= 0"
 
 
 def test_misspelt_override_key_gets_a_guess(tmp_path):
@@ -68,7 +68,7 @@ def test_problems_of_the_file_and_of_overrides_come_together(tmp_path):
     text = BASE.replace("epochs: 5", "epochs: -5")
     path, found = problems(tmp_path, text, ["optimizer.lr=abc"])
     assert found == [
-        "override 'optimizer.lr=abc': optimizer.lr: wrong type; got 'abc'; allowed: a number > 0",
+        "override 'optimizer.lr=abc': optimizer.lr: wrong type; got 'abc'; allowed: a number >= 0",
         f"{path}:{line_of(text, 'epochs')}: trainer.epochs: out of range; got -5; allowed: an integer >= 1",
     ]
 

@@ -57,7 +57,7 @@ def test_layer_without_arguments_accepts_no_keys(tmp_path):
     ("epochs: 5", "epochs: five", "trainer.epochs", "'five'", "an integer >= 1"),
     ("epochs: 5", "epochs: 5.0", "trainer.epochs", "5.0", "an integer >= 1"),
     ("epochs: 5", "epochs: true", "trainer.epochs", "true", "an integer >= 1"),
-    ("lr: 0.1", "lr: fast", "optimizer.lr", "'fast'", "a number > 0"),
+    ("lr: 0.1", "lr: fast", "optimizer.lr", "'fast'", "a number >= 0"),
     ("flatten: true", "flatten: 1", "data.flatten", "1", "true or false"),
     ("device: cpu", "device: 0", "device", "0", "cpu, cuda, cuda:N, auto or cuda-emu"),
     ("seed: 0", "seed: [1]", "seed", "[1]", "an integer >= 0"),
@@ -72,8 +72,7 @@ def test_wrong_type(tmp_path, old, new, key, shown, allowed):
     ("epochs: 5", "epochs: -3", "trainer.epochs", "-3", "an integer >= 1"),
     ("epochs: 5", "epochs: 0", "trainer.epochs", "0", "an integer >= 1"),
     ("batch_size: 10", "batch_size: 0", "trainer.batch_size", "0", "an integer >= 1"),
-    ("lr: 0.1", "lr: 0", "optimizer.lr", "0", "a number > 0"),
-    ("lr: 0.1", "lr: -0.01", "optimizer.lr", "-0.01", "a number > 0"),
+    ("lr: 0.1", "lr: -0.01", "optimizer.lr", "-0.01", "a number >= 0"),
     ("p: 0.2", "p: 1.0", "model.layers[2].p", "1.0", "a number in [0, 1)"),
     ("p: 0.2", "p: -0.1", "model.layers[2].p", "-0.1", "a number in [0, 1)"),
     ("seed: 0", "seed: -1", "seed", "-1", "an integer >= 0"),
@@ -94,7 +93,7 @@ def test_negative_momentum(tmp_path):
 
 def test_infinite_learning_rate(tmp_path):
     path, problem = only_problem(tmp_path, edited("lr: 0.1", "lr: .inf"))
-    assert problem.endswith("optimizer.lr: must be finite; got inf; allowed: a number > 0")
+    assert problem.endswith("optimizer.lr: must be finite; got inf; allowed: a number >= 0")
 
 
 def test_adam_betas_need_two_values_in_range(tmp_path):
@@ -160,7 +159,7 @@ def test_all_problems_are_reported_together_in_file_order(tmp_path):
     assert found == [
         f"{path}:2: device: invalid value; got 'gpu'; allowed: cpu, cuda, cuda:N, auto or cuda-emu",
         f"{path}:{line_of(text, 'p: 2')}: model.layers[2].p: out of range; got 2; allowed: a number in [0, 1)",
-        f"{path}:{line_of(text, 'lr: -1')}: optimizer.lr: out of range; got -1; allowed: a number > 0",
+        f"{path}:{line_of(text, 'lr: -1')}: optimizer.lr: out of range; got -1; allowed: a number >= 0",
         f"{path}:{line_of(text, 'epochs: 0')}: trainer.epochs: out of range; got 0; allowed: an integer >= 1",
     ]
 
@@ -312,7 +311,7 @@ def test_sweep_values_are_checked_as_overrides(tmp_path):
     path, found = problems(tmp_path, text)
     assert found == [
         f"{path}:{line_of(text, 'optimizer.lr:')}: sweep.grid.optimizer.lr[1]: as optimizer.lr: out of range; "
-        "got -1; allowed: a number > 0",
+        "got -1; allowed: a number >= 0",
         f"{path}:{line_of(text, 'trainer.epoch:')}: sweep.grid.trainer.epoch[0]: as trainer.epoch: unknown key; "
         "allowed: epochs, batch_size, eval_batch_size, shuffle, drop_last, log_every, grad_clip, on_nonfinite, metrics; "
         "did you mean 'epochs'?",
