@@ -195,11 +195,10 @@ class RecurrentLayer(Function):
         x, h, c, w_ih, w_hh, b_ih, b_hh = self._split(arrays)
         steps, batch, features = x.shape
         self.layer_saved = None
-        if mode == "LSTM" and self.keep is None and not _launches_cell_kernels(backend, x.dtype):
-            # the whole layer in one call (masked layers run step by step below)
+        if mode == "LSTM" and not _launches_cell_kernels(backend, x.dtype):  # the whole layer in one call
             bias = None if b_ih is None else b_ih + b_hh
-            out, c_n, self.layer_saved = backend.lstm_layer(x, w_ih, w_hh, bias, h, c, self.reverse)
-            return out, out[0 if self.reverse else steps - 1], c_n
+            out, h_n, c_n, self.layer_saved = backend.lstm_layer(x, w_ih, w_hh, bias, h, c, self.reverse, self.keep)
+            return out, h_n, c_n
         pre = x.reshape(steps * batch, features) @ w_ih.T
         if b_ih is not None:
             pre += b_ih if mode == "GRU" else b_ih + b_hh
@@ -249,7 +248,7 @@ class RecurrentLayer(Function):
         needs = self._split(self.needs_input_grad)
         if self.layer_saved is not None:
             grad_x, grad_w_ih, grad_w_hh, grad_bias, dh, dc = backend.lstm_layer_backward(
-                self.layer_saved, x, w_ih, w_hh, h0, c0, self.outputs_data[0], grad_out, grad_h, grad_c, self.reverse)
+                self.layer_saved, x, w_ih, w_hh, h0, c0, grad_out, grad_h, grad_c, self.reverse, self.keep)
             grads = (grad_x, dh, dc, grad_w_ih, grad_w_hh, grad_bias, grad_bias.copy())
             grads = (g if need else None for g, need in zip(grads, needs))
         else:

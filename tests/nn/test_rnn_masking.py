@@ -35,18 +35,19 @@ def close(ours, theirs):
     np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("hidden", [4, 40], ids=["gate-major", "batch-major"])  # both layouts of the CPU's lstm_layer
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
 @pytest.mark.parametrize("kind", KINDS)
-def test_lengths_match_torch_packed_sequences(device, kind, config):
+def test_lengths_match_torch_packed_sequences(device, kind, config, hidden):
     torch.manual_seed(0)
-    theirs = getattr(torch.nn, kind)(3, 4, **config).double()
+    theirs = getattr(torch.nn, kind)(3, hidden, **config).double()
     ours = twin(theirs)
     rng = np.random.default_rng(1)
     steps, batch = max(LENGTHS), len(LENGTHS)
     batch_first = config.get("batch_first", False)
     x = rng.standard_normal((batch, steps, 3) if batch_first else (steps, batch, 3))
     directions = 2 if config.get("bidirectional") else 1
-    h0 = [rng.standard_normal((directions * config.get("num_layers", 1), batch, 4))
+    h0 = [rng.standard_normal((directions * config.get("num_layers", 1), batch, hidden))
           for _ in range(2 if kind == "LSTM" else 1)]
     tx, *th0 = [torch.tensor(a, requires_grad=True) for a in [x, *h0]]
     gx, *gh0 = [gn.tensor(a, requires_grad=True) for a in [x, *h0]]
