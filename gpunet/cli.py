@@ -2,6 +2,7 @@
 
     gpunet train configs/mlp_digits.yaml optimizer.lr=0.05 --out runs/lr005
     gpunet train configs/mlp_digits.yaml --out runs/lr005 --resume
+    gpunet train configs/mlp_digits.yaml --nproc 2    # data parallel: 2 ranks under mpiexec (docs/distributed.md)
     gpunet evaluate configs/mlp_digits.yaml --checkpoint runs/lr005/checkpoints/best.npz
     gpunet summary configs/mlp_digits.yaml
     gpunet sweep configs/mlp_digits.yaml --grid optimizer.lr=0.01,0.1,1 --grid optimizer.weight_decay=0,1e-3
@@ -37,9 +38,10 @@ def _user_errors() -> tuple:
     from .config import ConfigError
     from .data import DatasetError
     from .train.checkpoint import CheckpointError
+    from .train.distributed import DistributedError
     from .train.run import RunError
 
-    return ConfigError, DatasetError, CheckpointError, DeviceError, RunError
+    return ConfigError, DatasetError, CheckpointError, DeviceError, RunError, DistributedError
 
 
 def _config_name(path: str) -> str:
@@ -56,6 +58,16 @@ def _load(args):
 def cmd_train(args) -> int:
     from .train.run import default_run_dir, resumed_config, run, summary_line
 
+    if args.nproc is not None:
+        from .train.distributed import launch, launched_by_mpi, world
+
+        if args.nproc < 1:
+            raise _usage(f"--nproc must be at least 1, got {args.nproc}")
+        if not launched_by_mpi() and args.nproc > 1:  # start the ranks; each runs this command line again
+            return launch(args.nproc, args.argv)
+        if world().size != args.nproc:
+            raise _usage(f"--nproc {args.nproc}, but the launcher started {world().size} rank(s); give the same "
+                         "number, or leave --nproc out under mpiexec/srun")
     if args.resume:  # the run's own config.yaml, not CONFIG: resume continues that run
         if args.out is None:
             raise _usage("--resume needs --out DIR: the run directory to continue")
@@ -68,7 +80,8 @@ def cmd_train(args) -> int:
     out = args.out or default_run_dir(_config_name(args.config))
     summary = run(config, out, resume=args.resume, config_name=_config_name(args.config),
                   progress=not args.no_progress)
-    print(summary_line(summary), flush=True)
+    if not _joined_world() or _joined_world().rank == 0:  # a data-parallel run's summary is rank 0's
+        print(summary_line(summary), flush=True)
     return 0
 
 
@@ -142,6 +155,11 @@ def cmd_sweep(args) -> int:
     from .config import load_config
     from .train.sweep import config_grid, run_sweep
 
+    from .train.distributed import launched_by_mpi, world
+
+    if launched_by_mpi() and world().distributed:
+        raise _usage("a sweep does not run data-parallel: start it without mpiexec/srun (each of its runs trains "
+                     "on one process)")
     if args.resume and args.out is None:
         raise _usage("--resume needs --out DIR: the sweep directory to continue")
     grid = _parse_grid(args.grid) if args.grid else config_grid(load_config(args.config, args.overrides))
@@ -304,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out DIR from its last checkpoint, with its saved config.yaml "
                    "(CONFIG is not read; overrides may change trainer.epochs, device, trainer.log_every)")
     p.add_argument("--no-progress", action="store_true", help="no progress display (the summary line remains)")
+    p.add_argument("--nproc", type=int, metavar="N", help="train data-parallel on N ranks started through mpiexec "
+                   "(needs pip install \"gpunet[mpi]\"); under mpiexec or srun the launcher's ranks join by themselves")
     p.set_defaults(handler=cmd_train)
 
     p = with_config("evaluate", "Evaluate a checkpoint on a split of its run's data, with the config stored in the "
@@ -347,8 +367,15 @@ def _report(command: str, message: str, status: int) -> int:
         import traceback
 
         traceback.print_exc()
-    print(f"gpunet {command}: {message}", file=sys.stderr)
+    joined = _joined_world()
+    rank = f" (rank {joined.rank} of {joined.size})" if joined else ""
+    print(f"gpunet {command}{rank}: {message}", file=sys.stderr)
     return status
+
+
+def _joined_world():
+    distributed = sys.modules.get("gpunet.train.distributed")  # imported only by commands that may join one
+    return distributed.joined() if distributed else None
 
 
 def _interrupted(args, argv: list, exc: KeyboardInterrupt) -> int:
@@ -370,13 +397,24 @@ def _interrupted(args, argv: list, exc: KeyboardInterrupt) -> int:
 
 
 def main(argv=None) -> int:
-    """Run the gpunet command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    """Run the gpunet command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status. A rank of a
+    data-parallel run that fails ends the whole job (its message names the rank), rather than leave the others
+    waiting."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    status = _main(argv)
+    joined = _joined_world()
+    if status not in (0, 130, 143) and joined:  # a signal stops every rank at the same step by itself
+        joined.abort(status)
+    return status
+
+
+def _main(argv: list) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # --help, or a usage error already printed by argparse
         return exit_.code
+    args.argv = argv
     try:
         return args.handler(args)
     except UsageError as exc:

@@ -1,8 +1,9 @@
 """Shared pytest fixtures.
 
-``device``: runs a test once per backend, on "cpu" (NumPy) and on "cuda-emu" (the real CuPy backend code on
-a CPU stand-in for CuPy, every custom kernel run by the CUDA emulator). The fixture makes that device the
-current one for the test and restores the previous device afterwards; its value is the device string::
+``device``: runs a test once per backend, on "cpu" (NumPy), on "cuda-emu" (the real CuPy backend code on a CPU
+stand-in for CuPy, every custom kernel run by the CUDA emulator) and on "cuda-emu:1", the emulator's second device
+(which catches work done on CuPy's device 0 for a tensor of device N). The fixture makes that device the current one
+for the test and restores the previous device afterwards; its value is the device string::
 
     def test_softmax_rows_sum_to_one(device):
         x = gn.randn(4, 7)              # created on `device`
@@ -11,31 +12,53 @@ current one for the test and restores the previous device afterwards; its value 
 ``launched_kernels``: the names of the kernels launched on the emulated device during the test, in order (to show
 that a test exercised the CUDA kernels and not an xp reference).
 
+The "cuda-emu:1" runs cost as much as the "cuda-emu" ones, so the default run keeps them for the tests in
+``SECOND_DEVICE_DIRS`` (the backend, kernel and core tensor/autograd tests: every op, the engine, the fused
+kernels); elsewhere they are marked ``slow`` and run with ``-m slow``.
+
 Under CI (``CI`` set in the environment) hypothesis draws the same examples on every run (``derandomize``), so a
 failure there is reproducible and a run cannot fail by the luck of the draw; locally each run explores new ones.
 """
 import os
+from pathlib import Path
 
-import pytest
-from hypothesis import settings
+# The CUDA emulator resumes the threads of a block in a shuffled (repeatable) order, so that a kernel whose result
+# depends on thread order (a missing __syncthreads()) fails here as it would on a GPU; set before gpunet is imported.
+os.environ.setdefault("GPUNET_CUDA_EMU_MODE", "shuffled")
 
-from gpunet import backend
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+from gpunet import backend  # noqa: E402
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-DEVICES = ("cpu", "cuda-emu")
+DEVICES = ("cpu", "cuda-emu", "cuda-emu:1")
+SECOND_DEVICE_DIRS = ("backend", "kernels", "core")
+
+
+def pytest_collection_modifyitems(config, items):
+    tests = Path(__file__).parent
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if params is not None and params.params.get("device") == "cuda-emu:1":
+            if Path(item.path).relative_to(tests).parts[0] not in SECOND_DEVICE_DIRS:
+                item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(params=DEVICES)
 def device(request):
-    previous = backend.current().device
+    from gpunet.backend.emulated import device_array
+
+    previous, previous_emulated = backend.current().device, device_array.current_device()
     backend.set_device(request.param)
     try:
         yield request.param
     finally:
         backend.set_device(previous)
+        device_array.set_current_device(previous_emulated)  # set_device("cpu") leaves CuPy's current device
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ def run_backward(outputs, grad_outputs, create_graph, targets=None, retain_graph
         i = tensor.output_index
         slots[i] = g if slots[i] is None else ops.add(slots[i], g)
 
-    with set_grad_enabled(create_graph):
+    with set_grad_enabled(create_graph), outputs[0].backend.activate():  # CuPy works on the current device
         pending: dict = {}
         heap: list = []
         for out, g in zip(outputs, seeds):

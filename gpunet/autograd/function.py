@@ -40,7 +40,8 @@ class Function:
                     f"{self.op_name()}: tensors on two devices, {backend.device} and {t.backend.device}; "
                     f"move them to one device with .to(device)"
                 )
-        raw = self.forward(backend, *[t.data for t in inputs])
+        with backend.activate():  # on a CUDA device N, CuPy allocates and launches on device N
+            raw = self.forward(backend, *[t.data for t in inputs])
         record = _grad_state.enabled and any(t.requires_grad for t in inputs)
         if not record:
             if self.output_backend is not None:

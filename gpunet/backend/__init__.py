@@ -9,31 +9,15 @@ from __future__ import annotations
 import os
 import sys
 
-from .device import Device, DeviceError, parse_device
+from .device import Device, DeviceError, auto_device, cuda_unavailable_reason, parse_device
 from .kernel_source import kernel_dir
 from .numpy_backend import NumpyBackend
 
-__all__ = ["Device", "DeviceError", "current", "get_backend", "set_device", "cuda_unavailable_reason", "kernel_dir"]
+__all__ = ["Device", "DeviceError", "auto_device", "current", "get_backend", "set_device", "cuda_unavailable_reason",
+           "kernel_dir"]
 
 _backends: dict = {}
 _current = None
-
-
-def cuda_unavailable_reason(index: int = 0):
-    """Why CUDA device ``index`` cannot be used here, or None when it can."""
-    try:
-        import cupy
-    except ImportError:
-        return 'CuPy is not installed: pip install "gpunet[cuda]"'
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CuPy raises CUDARuntimeError subclasses that vary by version
-        return f"CuPy cannot reach a CUDA driver ({type(exc).__name__}: {exc}); install an NVIDIA driver"
-    if count == 0:
-        return "the CUDA driver sees no GPU"
-    if index >= count:
-        return f"cuda:{index} does not exist: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
-    return None
 
 
 def get_backend(device) -> object:
@@ -57,24 +41,25 @@ def _create(device: Device):
         from .cupy_backend import CupyBackend
 
         return CupyBackend(device, cupy)
-    if device.index != 0:
-        raise DeviceError(f"the emulated device has one GPU: use 'cuda-emu' (or 'cuda-emu:0'), not '{device}'")
     from .cupy_backend import emulated_backend
+    from .emulated.cupy_standin import DEVICE_COUNT
 
-    return emulated_backend()
+    if device.index >= DEVICE_COUNT:
+        raise DeviceError(f"'{device}' does not exist: the emulated CUDA runtime has {DEVICE_COUNT} devices, "
+                          f"cuda-emu:0 to cuda-emu:{DEVICE_COUNT - 1} (GPUNET_CUDA_EMU_DEVICES sets how many)")
+    return emulated_backend(device.index)
 
 
 def set_device(spec, announce: bool = True) -> Device:
-    """Make ``spec`` ('cpu', 'cuda', 'cuda:N', 'cuda-emu' or 'auto') the device new tensors go to; ``announce``: say
+    """Make ``spec`` ('cpu', 'cuda', 'cuda:N', 'cuda-emu[:N]' or 'auto') the device new tensors go to; ``announce``: say
     on stderr what 'auto' chose."""
     global _current
     if isinstance(spec, str) and spec.strip().lower() == "auto":
-        reason = cuda_unavailable_reason(0)
-        spec = "cuda:0" if reason is None else "cpu"
-        why = "a CUDA device is visible" if reason is None else reason
+        spec, why = auto_device()
         if announce:
             print(f"gpunet: device auto -> {spec} ({why})", file=sys.stderr)
     _current = get_backend(spec)
+    _current.use()  # CuPy allocates and launches on its current device: make it this one
     return _current.device
 
 

@@ -6,9 +6,9 @@ implements exactly this on the CPU):
 - the array namespace ``cupy.<function>`` through ``backend.xp`` (``asarray``, ``ascontiguousarray``, ``empty``,
   ``empty_like``, ``broadcast_to`` in the launchers; the ops use more of it, always through ``xp``);
 - ``cupy.asnumpy(array)``;
-- ``cupy.RawModule(code=..., options=(...))``, ``RawModule.compile()`` and ``RawModule.get_function(name)``,
-  whose kernel is called as ``kernel(grid, block, args, shared_mem=...)``;
-- ``cupy.cuda.Device(index)`` as a context manager, and its ``pci_bus_id`` (telemetry);
+- ``cupy.RawModule(code=...)``, ``RawModule.compile()`` and ``RawModule.get_function(name)``, whose kernel is
+  called as ``kernel(grid, block, args, shared_mem=...)``;
+- ``cupy.cuda.Device(index)`` as a context manager, its ``use()`` and its ``pci_bus_id`` (telemetry);
 - ``cupy.cuda.runtime.getDeviceProperties(index)["maxGridSize"]``;
 - ``cupy.get_default_memory_pool().used_bytes()`` / ``.total_bytes()``.
 
@@ -16,13 +16,22 @@ A fused kernel declared with a ``kernels/<family>.cu`` (``gpunet.backend.registr
 (``gpunet/backend/launchers/<family>.py``, through ``CupyBackend.launch``) for the dtypes its CUDA kernels cover;
 every other call runs its xp-generic reference (``gpunet/backend/references``) on CuPy arrays, the same code the
 CPU backend runs. Kernel files are compiled on first use, never at import, once per device.
+
+Device N: CuPy allocates and launches on the *current* device, which is device 0 unless code says otherwise, so a
+backend for ``cuda:N`` must make device N current around all its work. Two funnels do that: ``backend.xp`` is
+CuPy's namespace with every function called inside ``cupy.cuda.Device(N)`` (every ``xp.empty``/``xp.zeros``/...
+anywhere in gpunet allocates on device N), and ``backend.activate()`` is that context for code that works with
+array operators and methods (``a + b``, ``a.sum()``, ``a.copy()``), which CuPy runs on the current device: every
+op's forward (``Function.apply``), the backward pass, every fused kernel and the optimizers' updates run in it.
+``gpunet.set_device("cuda:N")`` also makes device N current (``backend.use()``), so code between them does too.
 """
 from __future__ import annotations
 
 import time
+import types
 
 from .device import Device
-from .kernel_source import kernel_dir
+from .kernel_source import kernel_source
 from .registry import KERNELS, RUN_REFERENCE, FusedKernels, families
 
 
@@ -33,8 +42,9 @@ class CupyBackend(FusedKernels):
 
     def __init__(self, device: Device, cupy_module):
         self.device = device
-        self.xp = cupy_module
-        self._index = 0 if device.kind == "cuda-emu" else device.index
+        self._index = device.index
+        self._cupy = cupy_module
+        self.xp = OnDevice(cupy_module, cupy_module.cuda.Device, self._index)
         self.implementation = ("CuPy stand-in with the CUDA emulator (CPU)" if device.kind == "cuda-emu"
                                else "CuPy + gpunet CUDA kernels")
         self._modules = {}  # family -> RawModule, created on first use
@@ -43,20 +53,29 @@ class CupyBackend(FusedKernels):
         self.compile_seconds = {}  # family -> seconds its .cu took to compile on this device
 
     # ----- arrays ---------------------------------------------------------------------------------------------
+    def activate(self):
+        """A context in which this backend's device is CuPy's current device (restored on exit)."""
+        return self._cupy.cuda.Device(self._index)
+
+    def use(self) -> None:
+        """Make this backend's device CuPy's current device from now on (``gpunet.set_device`` does)."""
+        self._cupy.cuda.Device(self._index).use()
+
     def asarray(self, data, dtype=None):
-        with self.xp.cuda.Device(self._index):
-            return self.xp.asarray(data, dtype=dtype)
+        return self.xp.asarray(data, dtype=dtype)
 
     def to_numpy(self, array):
-        # cupy.asnumpy copies on the current stream and waits for it, so every kernel queued before has finished.
+        # cupy.asnumpy copies on the array's device's current stream and waits for it, so every kernel queued
+        # before has finished.
         return self.xp.asnumpy(array)
 
     def memory_info(self) -> dict:
         """Bytes held by CuPy's default memory pool: ``{"pool_used_bytes", "pool_total_bytes"}``."""
         # CuPy allocates device memory through a pool that keeps freed blocks for reuse (CuPy user guide,
         # "Memory Management"): total_bytes() is what the pool holds from the driver, used_bytes() what arrays use.
-        pool = self.xp.get_default_memory_pool()
-        return {"pool_used_bytes": int(pool.used_bytes()), "pool_total_bytes": int(pool.total_bytes())}
+        with self.activate():  # the pool's counters are the current device's
+            pool = self._cupy.get_default_memory_pool()
+            return {"pool_used_bytes": int(pool.used_bytes()), "pool_total_bytes": int(pool.total_bytes())}
 
     def __deepcopy__(self, memo):
         return self  # one backend per device: copied tensors must share it
@@ -64,7 +83,7 @@ class CupyBackend(FusedKernels):
     def __reduce__(self):
         from . import get_backend
 
-        return get_backend, (str(self.device) if self.device.kind != "cuda-emu" else "cuda-emu",)
+        return get_backend, (str(self.device),)
 
     def __repr__(self) -> str:
         return f"CupyBackend({self.device}, {self.implementation})"
@@ -75,7 +94,7 @@ class CupyBackend(FusedKernels):
         """Most blocks in a launch (x dimension): the device's limit, capped at 65535, which fills any GPU; the
         kernels' grid-stride and block-stride loops cover the rest of the work."""
         if self._max_grid is None:
-            props = self.xp.cuda.runtime.getDeviceProperties(self._index)
+            props = self._cupy.cuda.runtime.getDeviceProperties(self._index)
             self._max_grid = min(int(props["maxGridSize"][0]), 65535)
         return self._max_grid
 
@@ -90,11 +109,10 @@ class CupyBackend(FusedKernels):
     def _module(self, family: str):
         module = self._modules.get(family)
         if module is None:
-            directory = kernel_dir()
-            source = (directory / f"{family}.cu").read_text()
             # RawModule compiles with NVRTC when a method is first called (get_function or compile), for this
-            # device's architecture, and CuPy caches the binary on disk (~/.cupy/kernel_cache); -I finds common.cuh.
-            module = self._modules[family] = self.xp.RawModule(code=source, options=(f"-I{directory}",))
+            # device's architecture, and CuPy caches the binary on disk (~/.cupy/kernel_cache) by source text and
+            # options: the headers are inlined into the text so that a header change is a new key.
+            module = self._modules[family] = self._cupy.RawModule(code=kernel_source(family))
         return module
 
     def _function(self, family: str, kernel: str):
@@ -102,7 +120,7 @@ class CupyBackend(FusedKernels):
         function = self._functions.get(key)
         if function is None:
             self.compile(family)
-            with self.xp.cuda.Device(self._index):
+            with self.activate():
                 function = self._functions[key] = self._module(family).get_function(kernel)
         return function
 
@@ -128,7 +146,7 @@ class CupyBackend(FusedKernels):
             raise KeyError(f"compile: no kernel family '{family}'; the families with a .cu file are "
                            f"{', '.join(families())}")
         start = time.perf_counter()
-        with self.xp.cuda.Device(self._index):
+        with self.activate():
             self._module(family).compile()
         self.compile_seconds[family] = time.perf_counter() - start
 
@@ -142,7 +160,7 @@ class CupyBackend(FusedKernels):
         """
         grid = (max(1, min(int(blocks), self.max_grid_blocks)), 1, 1)
         function = self._function(family, kernel)
-        with self.xp.cuda.Device(self._index):
+        with self.activate():
             function(grid, (int(threads), 1, 1), args, shared_mem=int(shared_mem))
 
     # ----- fused kernels ------------------------------------------------------------------------------------
@@ -154,11 +172,12 @@ class CupyBackend(FusedKernels):
         def run(*args, **kwargs):
             if check is not None:
                 check(*args, **kwargs)
-            if kernel.launches(args, kwargs):
-                result = launcher(self, *args, **kwargs)
-                if result is not RUN_REFERENCE:
-                    return result
-            return reference(xp, *args, **kwargs)
+            with self.activate():  # the launcher's and the reference's array operators run on this device
+                if kernel.launches(args, kwargs):
+                    result = launcher(self, *args, **kwargs)
+                    if result is not RUN_REFERENCE:
+                        return result
+                return reference(xp, *args, **kwargs)
 
         return run
 
@@ -172,8 +191,31 @@ class CupyBackend(FusedKernels):
         return f"xp reference {kernel.reference.__module__}.{kernel.reference.__qualname__}"
 
 
-def emulated_backend() -> CupyBackend:
-    """The backend of the emulated device "cuda-emu": this module's code on the CPU stand-in for CuPy."""
+class OnDevice:
+    """``target`` (CuPy's namespace, one of its submodules, or a function or ufunc of them) with every call made
+    while device ``index`` is current; classes (``ndarray``, dtypes), constants and ``cuda`` pass through."""
+
+    def __init__(self, target, device, index: int):
+        self._target, self._device, self._index = target, device, index
+        self.__wrapped__ = target
+
+    def __getattr__(self, name):
+        value = getattr(self._target, name)
+        if (callable(value) or isinstance(value, types.ModuleType)) and not isinstance(value, type) and name != "cuda":
+            value = OnDevice(value, self._device, self._index)  # a function, ufunc (xp.add.at), or submodule
+        self.__dict__[name] = value  # later lookups skip __getattr__
+        return value
+
+    def __call__(self, *args, **kwargs):
+        with self._device(self._index):
+            return self._target(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{self._target!r} on device {self._index}>"
+
+
+def emulated_backend(index: int = 0) -> CupyBackend:
+    """The backend of emulated device ``cuda-emu:<index>``: this module's code on the CPU stand-in for CuPy."""
     from .emulated import cupy_standin
 
-    return CupyBackend(Device("cuda-emu"), cupy_standin)
+    return CupyBackend(Device("cuda-emu", index), cupy_standin)

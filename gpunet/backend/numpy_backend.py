@@ -1,12 +1,16 @@
 """The CPU backend: NumPy arrays, with every fused kernel run by its xp reference (``gpunet.backend.registry``)."""
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy
 
 from .device import Device
 from .registry import FusedKernels
+
+
+_NOTHING = contextlib.nullcontext()
 
 
 class NumpyBackend(FusedKernels):
@@ -18,6 +22,13 @@ class NumpyBackend(FusedKernels):
 
     def __init__(self):
         self.device = Device("cpu")
+
+    def activate(self):
+        """Nothing to make current on the CPU (the CUDA backend's ``activate`` makes its device current)."""
+        return _NOTHING
+
+    def use(self) -> None:
+        """Nothing to make current on the CPU."""
 
     def asarray(self, data, dtype=None):
         return numpy.asarray(data, dtype=dtype)

@@ -13,13 +13,14 @@ import inspect
 import sys
 
 from ..data import load_dataset
+from ..data.transforms import Compose
 from ..nn import Module
 from .archs import ARCHS
 from .components import construct, public_name
 from .errors import ConfigError, Path
 from .layers import build_layers
 from .load import where
-from .schema import LOSSES, OPTIMIZERS, SCHEDULERS
+from .schema import LOSSES, OPTIMIZERS, SCHEDULERS, TRANSFORMS
 
 
 def _located(build):
@@ -106,10 +107,38 @@ def build_scheduler(config: dict, optimizer):
 
 def dataset_options(config: dict) -> dict:
     """Keyword options for ``gpunet.data.load_dataset(config['data']['name'], **options)``."""
-    options = {k: v for k, v in config["data"].items() if k not in ("name", "val_split")}
+    options = {k: v for k, v in config["data"].items() if k not in ("name", "val_split", "augment")}
     return {"seed": config["seed"], "validation_split": config["data"]["val_split"], **options}
 
 
 def build_dataset(config: dict):
     """The train/validation/test splits ``config['data']`` describes, from ``gpunet.data.load_dataset``."""
     return load_dataset(config["data"]["name"], **dataset_options(config))
+
+
+@_located
+def build_augment(config: dict, info):
+    """``gpunet.data.transforms.Compose`` of ``config['data']['augment']`` for the training loader, or None without
+    transforms. ``info`` (the loaded data's ``DatasetInfo``) gives MixUp/CutMix their ``num_classes``; samples that
+    are not images, or a transform that would change their shape, are a ConfigError naming the entry."""
+    entries = config["data"].get("augment") or []
+    if not entries:
+        return None
+    shape, built = tuple(info.input_shape), []
+    for index, entry in enumerate(entries):
+        spec, path = TRANSFORMS[entry["type"]], ("data", "augment", index)
+        args = spec.arguments(entry)
+        if getattr(spec.cls, "changes_targets", False):  # labels become class probabilities: say how many classes
+            args["num_classes"] = info.num_classes
+        transform = construct(spec.cls, args, path)
+        try:
+            transform.check_sample_shape(shape)
+        except ValueError as err:
+            hint = " (set data.flatten: false to keep the images' shape)" if config["data"].get("flatten") else ""
+            raise ConfigError.at(None, None, path, f"{err}, from the data ({info.name}){hint}") from None
+        if transform.sample_shape(shape) != shape:
+            raise ConfigError.at(None, None, path, f"{entry['type']} would change the samples' shape from {shape} to "
+                                 f"{transform.sample_shape(shape)}, but evaluation data is not augmented and keeps "
+                                 f"{shape}; keep the size and add padding instead")
+        built.append(transform)
+    return Compose(built)

@@ -12,7 +12,7 @@ import yaml
 from .archs import ARCHS
 from .layers import LAYERS
 from .components import Component, public_name
-from .schema import CALLBACKS, CONFIG, DATASETS, LOSSES, OPTIMIZERS, SCHEDULERS, SWEEP, TRAINER, ModelKind
+from .schema import CALLBACKS, CONFIG, DATASETS, LOSSES, OPTIMIZERS, SCHEDULERS, SWEEP, TRAINER, TRANSFORMS, ModelKind
 from .spec import REQUIRED, Section
 from .yaml_io import PlainDumper
 
@@ -52,9 +52,10 @@ def _registry(title: str, key: str, registry: dict, level: str = "###") -> list[
     return out
 
 
-def _layers() -> list[str]:
+def _types(registry: dict) -> list[str]:
+    """A table of a registry chosen by ``type`` (layers, transforms): each entry's arguments with defaults."""
     rows = ["| type | arguments (default) | description |", "| --- | --- | --- |"]
-    for name, spec in LAYERS.items():
+    for name, spec in registry.items():
         args = ", ".join(f"`{k}` ({_cell(f.kind.describe())}; {_cell(_default(f))})"
                          for k, f in spec.fields.items()) or "none"
         rows.append(f"| `{name}` | {args} | {_cell(spec.doc)} |")
@@ -66,13 +67,16 @@ def render_markdown() -> str:
     out = ["## Top level", "", CONFIG.doc, "", fields_table(CONFIG), ""]
     out += ["## `data`", "", f"`data.name` picks the dataset: {', '.join(DATASETS)}.", ""]
     out += _registry("Dataset", "name", DATASETS)
+    out += ["### Transforms (`data.augment[i].type`)", "", "Each transform is built as `gpunet.data.transforms.<type>("
+            "**arguments)` with torchvision's argument names and applied to the training batches only, in the listed "
+            "order; MixUp and CutMix get `num_classes` from the data.", ""] + _types(TRANSFORMS) + [""]
     forms = ModelKind.forms
     out += ["## `model`", "", ModelKind().describe().capitalize() + ".", ""]
     for form, section in forms.items():
         out += [f"### `model.{form}`", "", section.doc, "", fields_table(section), ""]
     out += ["### Layers (`model.layers[i].type`)", "", "Each layer is built as `gpunet.nn.<type>(**arguments)` with "
             "PyTorch's argument names. A Linear layer's `in_features` must equal the features of the layer before "
-            "it.", ""] + _layers() + [""]
+            "it.", ""] + _types(LAYERS) + [""]
     out += _registry("Architecture", "arch", ARCHS)
     for title, key, registry in (("loss", "name", LOSSES), ("optimizer", "name", OPTIMIZERS),
                                  ("scheduler", "name", SCHEDULERS)):

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from .. import nn, optim
+from ..data import transforms
 from ..optim import lr_scheduler
 from ..train import callbacks
 from .archs import ARCHS
@@ -24,6 +25,7 @@ from .spec import (INVALID, AnyMapping, AnyOf, Bool, Checker, Choice, Field, Flo
 
 # ----------------------------------------------------------------------------------------------- data
 DATASETS: dict[str, Section] = {}
+TRANSFORMS: dict[str, Component] = {}
 NORMALIZATIONS = ("none", "standard", "minmax", "scale")
 _SPLIT = Float(ge=0, lt=1)
 _PATH = Str(text="a file or directory path")
@@ -52,6 +54,9 @@ def register_dataset(name: str, doc: str, fields: dict | None = None, *, test_se
                            "scale: divide by the raw value range (16 for digits, 255 for 8-bit images). "
                            "Statistics come from the training split only", "none"),
         "flatten": Field(Bool(), "reshape each sample to a vector (for Linear layers)", False),
+        "augment": Field(ListOf(Tagged("type", TRANSFORMS, "transform")), "random transforms of the training "
+                         "batches (images (C, H, W) only), applied in this order, each {type: <gpunet.data.transforms "
+                         "class>, <its arguments>}; evaluation data is never augmented", []),
     }
     if test_set == "never":
         common["test_split"] = Field(_SPLIT, "fraction of all data held out as the test set (seeded)", 0.2)
@@ -174,6 +179,62 @@ register_dataset("planewave", "Seed 000's damped travelling waves (eq. 22), gene
                  })
 
 
+def register_transform(cls, doc: str | None = None, fields: dict | None = None, check_fn=None) -> Component:
+    """Allow ``data.augment: [{type: <cls.__name__>, ...}]``, built as ``cls(**arguments)``; a transform that
+    declares ``changes_targets`` (MixUp, CutMix) also gets ``num_classes`` from the data."""
+    TRANSFORMS[cls.__name__] = component(cls, doc, fields or {}, check_fn=check_fn)
+    return TRANSFORMS[cls.__name__]
+
+
+def _ranges_ordered(*keys):
+    """The transforms' own rule for (low, high) ranges, checked here too so the message names the file and line."""
+    def check(args, path, ck):
+        for key in keys:
+            value = args[key]
+            if isinstance(value, list) and value[0] > value[1]:
+                ck.fail(path + (key,), "must be (low, high) with low <= high", value=value,
+                        allowed=f"[{value[1]:g}, {value[0]:g}]")
+    return check
+
+
+_PIXELS = Int(ge=1)
+_FRACTION_RANGE = ListOf(Float(ge=0, le=1), length=2)
+register_transform(transforms.RandomHorizontalFlip, None, {"p": Field(Float(ge=0, le=1), "probability of a flip")})
+register_transform(transforms.RandomCrop, None, {
+    "size": Field(AnyOf((_PIXELS, ListOf(_PIXELS, length=2))), "crop size: an int or (height, width); must equal "
+                  "the image size in a config (evaluation images are not cropped)"),
+    "padding": Field(Optional(AnyOf((Int(ge=0), ListOf(Int(ge=0), length=2)))), "pixels added on each side: an int "
+                     "or (top/bottom, left/right) (null: none)"),
+    "fill": Field(Float(), "value of the added pixels (padding_mode constant)"),
+    "padding_mode": Field(Choice(("constant", "edge", "reflect"), "padding mode"), "constant: fill; edge: repeat "
+                          "the border; reflect: mirror the image"),
+})
+register_transform(transforms.RandomAffine, None, {
+    "degrees": Field(AnyOf((Float(ge=0), ListOf(Float(), length=2))), "rotation angle range: d for [-d, d], or "
+                     "(low, high), counter-clockwise in degrees"),
+    "translate": Field(Optional(_FRACTION_RANGE), "largest shift as fractions (of the width, of the height) (null: "
+                       "none)"),
+    "scale": Field(Optional(ListOf(Float(gt=0), length=2)), "range of the scale factor (low, high) (null: 1)"),
+    "interpolation": Field(Choice(("nearest", "bilinear"), "interpolation"), "how pixels between grid points are "
+                           "read"),
+    "fill": Field(Float(), "value of the pixels that come from outside the image"),
+}, _ranges_ordered("degrees", "scale"))
+register_transform(transforms.GaussianNoise, None, {
+    "mean": Field(Float(), "mean of the noise"),
+    "sigma": Field(Float(ge=0), "standard deviation of the noise"),
+    "clip": Field(Bool(), "clip the result to [0, 1] (for images scaled to [0, 1])"),
+})
+register_transform(transforms.RandomErasing, None, {
+    "p": Field(Float(ge=0, le=1), "probability that an image gets a rectangle erased"),
+    "scale": Field(_FRACTION_RANGE, "range of the rectangle's area as a fraction of the image's (low, high)"),
+    "ratio": Field(ListOf(Float(gt=0), length=2), "range of the rectangle's aspect ratio (low, high)"),
+    "value": Field(Float(), "value the rectangle is set to"),
+}, _ranges_ordered("scale", "ratio"))
+_ALPHA = Field(Float(gt=0), "the mixing weight is drawn from Beta(alpha, alpha)")
+register_transform(transforms.MixUp, None, {"alpha": _ALPHA})
+register_transform(transforms.CutMix, None, {"alpha": _ALPHA})
+
+
 # ----------------------------------------------------------------------------------------------- model
 @dataclass(frozen=True)
 class ImportPath(Str):
@@ -250,6 +311,11 @@ def register_loss(name: str, cls, doc: str, fields: dict | None = None) -> Compo
 def is_classification(loss_name: str) -> bool:
     """Whether the loss takes class labels (its class declares ``target_kind`` "index" or "binary")."""
     return LOSSES[loss_name].cls.target_kind in ("index", "binary")
+
+
+def takes_probabilities(loss_name: str) -> bool:
+    """Whether the loss also takes class probabilities, MixUp's labels (its class declares ``probability_targets``)."""
+    return getattr(LOSSES[loss_name].cls, "probability_targets", False)
 
 
 register_loss("cross_entropy", nn.CrossEntropyLoss, "Softmax cross-entropy on logits and class indices.", {
@@ -529,6 +595,19 @@ CONFIG = Section({
 
 
 # ----------------------------------------------------------------------------------------------- cross-section rules
+def _augment_rules(cfg: dict, ck: Checker) -> None:
+    """A transform that turns labels into class probabilities needs a loss that takes them."""
+    data, loss = cfg["data"], cfg["loss"]
+    if data is INVALID or loss is INVALID or takes_probabilities(loss["name"]):
+        return
+    for index, entry in enumerate(data["augment"]):
+        if getattr(TRANSFORMS[entry["type"]].cls, "changes_targets", False):
+            takers = ", ".join(n for n in LOSSES if takes_probabilities(n))
+            ck.fail(("data", "augment", index, "type"), f"{entry['type']} turns the labels into class "
+                    f"probabilities, which loss {loss['name']!r} does not take", value=entry["type"],
+                    allowed=f"a transform that keeps the labels, or loss.name: {takers}")
+
+
 def _metric_rules(cfg: dict, ck: Checker) -> None:
     trainer, loss = cfg["trainer"], cfg["loss"]
     if trainer is INVALID or loss is INVALID:
@@ -586,7 +665,7 @@ def _checkpoint_dirs_differ(cfg: dict, ck: Checker) -> None:
         seen.setdefault(section["dir"], path)
 
 
-CROSS_RULES = (_metric_rules, _monitor_rules, _checkpoint_dirs_differ)
+CROSS_RULES = (_augment_rules, _metric_rules, _monitor_rules, _checkpoint_dirs_differ)
 
 
 def check_config(data, ck: Checker):

@@ -339,6 +339,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
 class _Loss(Module):
     target_kind = "float"  # "index" (class indices), "binary" (0/1 per score) or "float" (shaped like the output)
     decision_threshold = 0.5  # a binary score above this predicts class 1
+    probability_targets = False  # True: also takes class probabilities shaped like the output (MixUp's labels)
 
     def __init__(self, reduction="mean"):
         super().__init__()
@@ -355,6 +356,7 @@ class CrossEntropyLoss(_Loss):
     """Module form of :func:`cross_entropy` (logits and class indices or class probabilities)."""
 
     target_kind = "index"
+    probability_targets = True
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)

@@ -8,6 +8,7 @@ schedulers and users can change them between steps.
 from __future__ import annotations
 
 import collections
+import contextlib
 import numbers
 
 import numpy
@@ -112,7 +113,8 @@ class Optimizer:
                 loss = closure()
         with no_grad():
             for group in self.param_groups:
-                self._update(group)
+                with _device_of(group):  # CuPy's current device must be the parameters' (cuda:N)
+                    self._update(group)
         return loss
 
     def _update(self, group):
@@ -192,3 +194,9 @@ class Optimizer:
                 raise ValueError(f"state '{key}' has shape {host.shape} but its parameter has shape {tuple(p.shape)}")
             return Tensor(p.backend.asarray(host), p.backend)
         return value
+
+
+def _device_of(group):
+    """The context making the device of ``group``'s parameters current (nothing for an empty group)."""
+    params = group["params"]
+    return params[0].backend.activate() if params else contextlib.nullcontext()

@@ -209,7 +209,7 @@ class EpochCollector:
             self.loss_sum += loss * batch_size
         self.count += batch_size
         self.batches += 1
-        if self.keep_outputs:
+        if self.keep_outputs and outputs is not None:  # None: an empty share of a data-parallel batch
             self._outputs.append(np.asarray(outputs))
             if targets is not None:
                 self._targets.append(np.asarray(targets))

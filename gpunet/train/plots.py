@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
+
 from .atomic import atomic_write
 
-__all__ = ["plot_heatmap", "plot_history", "pyplot_or_hint"]
+__all__ = ["plot_augmented_samples", "plot_heatmap", "plot_history", "pyplot_or_hint"]
 
 HINT = "gpunet: plots skipped: matplotlib is not installed (pip install matplotlib)"
 
@@ -82,6 +84,62 @@ def plot_heatmap(values, row_labels, col_labels, row_name: str, col_name: str, t
     _save(figure, os.fspath(path))
     plt.close(figure)
     return os.fspath(path)
+
+
+AUGMENTED_SAMPLES = "augmented_samples.png"
+
+
+def _label(y) -> str:
+    """A label, or the two likeliest classes of class probabilities (``3: 0.62, 7: 0.38``)."""
+    if np.ndim(y) == 0:
+        return str(int(y))
+    top = np.argsort(-y)[:2]
+    return ", ".join(f"{c}: {y[c]:.2f}" for c in top if y[c] > 0)
+
+
+def _display(images: np.ndarray, low: float, high: float) -> np.ndarray:
+    """(N, C, H, W) images as (N, H, W, 3) colours in [0, 1]: grey for one channel, RGB for three, else channel 0."""
+    shown = images if images.shape[1] == 3 else np.repeat(images[:, :1], 3, axis=1)
+    return np.clip((shown.transpose(0, 2, 3, 1) - low) / max(high - low, 1e-12), 0, 1)
+
+
+def plot_augmented_samples(loader, directory, count: int = 16) -> str | None:
+    """``augmented_samples.png`` in ``directory``: the first ``count`` images of the training loader's first batch
+    (epoch 0) with their labels, each above itself as the loader's ``transform`` gives it to the model (one picture:
+    a montage, drawn on the original images' value range). Written once (a resumed run keeps it); returns its path,
+    or None without a transform or matplotlib."""
+    path = os.path.join(os.fspath(directory), AUGMENTED_SAMPLES)
+    if loader.transform is None or os.path.exists(path):
+        return None
+    plt = pyplot_or_hint()
+    if plt is None:
+        return None
+    first = [a[loader.order(0)[:loader.batch_size]] for a in loader.arrays]
+    x, y = first[0], first[1] if len(first) > 1 else None
+    new_x, new_y = loader.transform(x, y, loader.batch_generator(0, 0))
+    count = min(count, len(x))
+    columns = min(count, 8)
+    rows = -(-count // columns)
+    low, high = float(x.min()), float(x.max())
+    height, width = x.shape[2:]
+    gap_h, gap_w = max(height // 2, 4), max(width // 6, 1)  # room for a label above each image
+    cell_h, cell_w = height + gap_h, width + gap_w
+    canvas = np.ones((2 * rows * cell_h, columns * cell_w, 3))
+    figure, axes = plt.subplots(figsize=(1.2 * columns, 2.6 * rows))
+    for block, images, targets in ((0, x, y), (1, new_x, new_y)):
+        shown = _display(images[:count], low, high)
+        for k in range(count):
+            top, left = (2 * (k // columns) + block) * cell_h + gap_h, (k % columns) * cell_w
+            canvas[top:top + height, left:left + width] = shown[k]
+            if targets is not None:
+                axes.text(left + width / 2, top - 0.5, _label(targets[k]), ha="center", va="bottom", fontsize=6)
+    axes.imshow(canvas, interpolation="nearest")
+    axes.axis("off")
+    axes.set_title("training images (upper) and as augmented for the first step (lower)", fontsize=9)
+    figure.tight_layout()
+    _save(figure, path)
+    plt.close(figure)
+    return path
 
 
 def _save(figure, path: str) -> None:

@@ -6,31 +6,38 @@ The run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl``
 metrics on every split: ``test_accuracy``, ``test_loss``, ...) and PNG plots of the curves. Every file is written
 atomically (``gpunet.train.atomic``); a directory that holds a run is never written by a new run. ``resume=True``
 continues exactly from the newest intact checkpoint, or starts the run when it has none yet.
+
+Data parallel (started by ``mpiexec``, see ``gpunet.train.distributed``): every rank builds the same run and trains
+its share of each batch; rank 0 alone writes the run directory, the other ranks' callbacks write to a private
+temporary directory, removed at the end.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from .. import manual_seed, set_device
+from .. import manual_seed, random, set_device
 from ..backend import DeviceError
-from ..config import (ConfigError, build_dataset, build_loss, build_model, build_optimizer, build_scheduler,
-                      check_model, dump_config, load_config, loads_config, validate_config)
+from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_model, build_optimizer,
+                      build_scheduler, check_model, dump_config, load_config, loads_config, validate_config)
 from ..config.load import where
 from ..data import DataLoader
 from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
                         TerminateOnNaN)
 from . import strict_json
 from .atomic import atomic_write_text, remove_stale_temporaries
+from .distributed import DataParallel, rank_seed, world
 from .checkpoint import (Checkpoint, CheckpointError, CheckpointManager, fallback_message, load_checkpoint,
                          newest_intact, open_checkpoint)
 from .interrupt import TrainingInterrupted
-from .plots import plot_history
+from .plots import plot_augmented_samples, plot_history
 from .trainer import Trainer
 
 __all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "config_differences", "default_run_dir",
@@ -162,7 +169,9 @@ class Run:
         """The model's loss and metrics on ``split`` (``train``, ``val`` or ``test``), in eval mode, each key
         prefixed ``<split>_``."""
         trainer_cfg = self.config["trainer"]
-        loaders = {"train": DataLoader(self.dataset.train, trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]),
+        ranks = world()
+        loaders = {"train": DataLoader(self.dataset.train, trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"],
+                                       num_replicas=ranks.size, rank=ranks.rank),
                    "val": self.val_loader, "test": self.test_loader}
         if split not in loaders:
             raise ValueError(f"split must be one of {', '.join(loaders)}, got {split!r}")
@@ -180,8 +189,16 @@ def _checked_model(config: dict, info):
 
 
 def _check_batches(config: dict, info) -> None:
-    """``drop_last`` with a batch larger than the training split would leave no batch to train on."""
+    """``drop_last`` with a batch larger than the training split would leave no batch to train on; every rank of
+    a data-parallel run needs a share of a full batch."""
     batch, drop_last = config["trainer"]["batch_size"], config["trainer"]["drop_last"]
+    ranks, samples = world().size, min(batch, info.train_size or batch)
+    if ranks > samples:
+        source, line = where(config, ("trainer", "batch_size"))
+        raise ConfigError.at(source, line, ("trainer", "batch_size"),
+                             f"{ranks} ranks (--nproc) cannot share batches of {samples} samples (trainer.batch_size "
+                             f"{batch}, {info.train_size} training samples of {info.name}): a rank would get none",
+                             allowed=f"at most {samples} ranks, or a larger trainer.batch_size")
     if drop_last and info.train_size is not None and batch > info.train_size:
         source, line = where(config, ("trainer", "batch_size"))
         raise ConfigError.at(source, line, ("trainer", "batch_size"),
@@ -197,6 +214,7 @@ def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     info = dataset_info or build_dataset(config).info
     _check_batches(config, info)
     model = _checked_model(config, info)
+    build_augment(config, info)
     build_scheduler(config, build_optimizer(config, model.parameters()))
     build_loss(config)
     return info
@@ -206,10 +224,13 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     """Seed, choose the device (``use_device``), load the data, build and dry-run the model, build the training
     objects; creates ``run_dir`` only once all of that has passed (no training yet). ``run_dir`` None: no
     directory and no callbacks (to evaluate)."""
-    use_device(config["device"], announce_device)
+    device, ranks = use_device(config["device"], announce_device), world()
+    if ranks.distributed and device.kind == "cuda":  # one GPU per rank, as PyTorch DDP's local rank
+        set_device(f"cuda:{ranks.local_rank}", announce=False)
     dataset = build_dataset(config)
     _check_batches(config, dataset.info)
     model = _checked_model(config, dataset.info)
+    augment = build_augment(config, dataset.info)
     optimizer = build_optimizer(config, model.parameters())
     scheduler = build_scheduler(config, optimizer)
     loss = build_loss(config)
@@ -223,12 +244,17 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
                       scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss",
                       on_nonfinite=trainer_cfg["on_nonfinite"])
     trainer.config = config
+    if ranks.distributed:
+        trainer.distributed = DataParallel(ranks)
+        if ranks.rank > 0:  # every rank built the same weights; their dropout masks differ
+            random.manual_seed(rank_seed(0, ranks.rank))
     eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
     train_loader = DataLoader(dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
-                              drop_last=trainer_cfg["drop_last"], seed=config["seed"])
+                              drop_last=trainer_cfg["drop_last"], seed=config["seed"], transform=augment,
+                              num_replicas=ranks.size, rank=ranks.rank)
 
     def evaluation_loader(split):
-        return None if split is None else DataLoader(split, eval_batch)
+        return None if split is None else DataLoader(split, eval_batch, num_replicas=ranks.size, rank=ranks.rank)
     return Run(config, run_dir, dataset, trainer, train_loader, evaluation_loader(dataset.validation),
                evaluation_loader(dataset.test), checkpointer)
 
@@ -349,6 +375,9 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
     DeviceError for problems with the config, the data, a checkpoint or the device; ``TrainingInterrupted`` (its
     ``run_dir`` and ``checkpoint`` filled in) when SIGINT or SIGTERM stopped training.
     """
+    ranks = world()
+    if ranks.rank > 0:
+        return _run_other_rank(config, resume, progress=False)
     started = time.perf_counter()
     if not resume:
         existing = _existing_run(run_dir, config)
@@ -362,9 +391,12 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
         for directory in {run_dir, *logs, *(m.directory for m in _managers(config, run_dir))}:
             remove_stale_temporaries(directory)
         checkpoint = _resume_point(built) if resume else None
+        if ranks.distributed and resume:  # the other ranks resume from the same checkpoint
+            built.trainer.distributed.allgather(checkpoint)
         config_path, config_text = os.path.join(run_dir, "config.yaml"), dump_config(config)
         if not os.path.exists(config_path) or _read_text(config_path) != config_text:
             atomic_write_text(config_path, config_text)
+        plot_augmented_samples(built.train_loader, run_dir)
         trainer = built.trainer
         try:
             trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
@@ -378,11 +410,27 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
                 else "no checkpoint had been written yet"
             raise RunError(f"training did not finish ({trainer.stop_reason.split(':')[0]} stopped it at epoch "
                            f"{trainer.epoch + 1}); {kept}")
-        summary = {"config": config_name, "run_dir": run_dir, "epochs": trainer.epoch,
+        summary = {"config": config_name, "run_dir": run_dir, "world_size": ranks.size, "epochs": trainer.epoch,
                    "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
                    **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
         atomic_write_text(os.path.join(run_dir, "summary.json"), strict_json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _run_other_rank(config: dict, resume: bool, progress: bool) -> dict:
+    """Rank > 0 of a data-parallel run: train in step with rank 0, whose run directory it never writes (its
+    callbacks write to a temporary directory), resuming from the checkpoint rank 0 sends; returns the metrics."""
+    scratch = tempfile.mkdtemp(prefix=f"gpunet-rank{world().rank}-")
+    try:
+        built = build_run(config, scratch, progress, announce_device=False)
+        trainer = built.trainer
+        checkpoint = trainer.distributed.allgather(None)[0] if resume else None
+        trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
+        if trainer.stopped_on_error:  # rank 0 says so and ends the job
+            return {}
+        return final_metrics(built)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _read_text(path: str) -> str:

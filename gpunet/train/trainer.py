@@ -12,10 +12,15 @@ Clean stops: while ``fit`` runs, SIGINT (Ctrl-C) and SIGTERM stop it between two
 the callbacks' ``on_interrupt`` run (``ModelCheckpoint`` saves a mid-epoch checkpoint) and ``fit`` raises
 ``TrainingInterrupted``; calling ``fit`` again continues exactly. A NaN or infinite training loss stops training
 (``on_nonfinite="stop"``, the default) before the epoch ends, so no checkpoint of the diverged model is written.
+
+Data parallel: with ``distributed`` set (a ``gpunet.train.distributed.DataParallel``) every rank trains on its
+share of each batch, gradients are averaged over the global batch after backward, and losses and metrics are
+those of the whole batch / split (see ``gpunet.train.distributed``).
 """
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import time
 
@@ -27,6 +32,7 @@ from ..nn.utils import clip_grad_norm_
 from ..ops import tensor
 from .callbacks import Callback
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from .distributed import local_share, rank_seed
 from .interrupt import StopSignals, TrainingInterrupted
 from .metrics import EpochCollector
 
@@ -100,6 +106,7 @@ class Trainer:
         for callback in self.callbacks:
             callback.set_trainer(self)
         self.config: dict | None = None  # stored in checkpoints when set (the run's resolved config)
+        self.distributed = None  # a DataParallel when this is one rank of a data-parallel run
         self.history = History()
         self.epoch = 0  # completed epochs
         self.global_step = 0  # optimizer steps taken
@@ -112,6 +119,7 @@ class Trainer:
         self._partial: dict | None = None  # the epoch in progress: collector, lr, time spent
         self._signals: StopSignals | None = None  # while fit runs
         self._updating = False  # inside a step or an epoch's end: weights, counters and position may disagree
+        self._heard_stop: bool | None = None  # data parallel: whether any rank had a stop signal at the last step
 
     # ----- stopping -------------------------------------------------------------------------------------------
     def stop(self, reason: str, error: bool = False) -> None:
@@ -131,8 +139,16 @@ class Trainer:
 
     def _check_signals(self) -> None:
         """Between two steps: if SIGINT or SIGTERM arrived, let the callbacks save (``on_interrupt``) and raise
-        ``TrainingInterrupted``."""
-        if self._signals is None or self._signals.received is None:
+        ``TrainingInterrupted``. Data parallel: every rank stops at the same step, when any of them had a signal."""
+        if self._signals is None:
+            return
+        received = self._signals.received
+        if self.distributed is not None:
+            heard, self._heard_stop = self._heard_stop, None  # from the step's all-reduce, else asked now
+            if heard is None:
+                heard = any(self.distributed.allgather(received is not None))
+            received = (received or signal.SIGTERM) if heard else None
+        if received is None:
             return
         if self._partial is not None:
             done, total = self._partial["collector"].batches, self.steps_per_epoch or "?"
@@ -144,7 +160,7 @@ class Trainer:
         if self._partial is not None:  # the time spent so far counts when fit continues this epoch
             now = time.perf_counter()
             self._partial["time"] += now - self._partial.pop("started", now)
-        raise TrainingInterrupted(self._signals.received, where)
+        raise TrainingInterrupted(received, where)
 
     def _refuse_if_cut_off(self, what: str) -> None:
         if self._updating:
@@ -167,9 +183,14 @@ class Trainer:
         raise TypeError(f"training and evaluation batches must be (inputs, targets) pairs, got "
                         f"{type(batch).__name__}{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}")
 
-    @staticmethod
-    def _host(y):
-        return y.numpy() if isinstance(y, Tensor) else y
+    def _host(self, y):
+        """Host targets for the metrics; class probabilities (MixUp's labels) for an "index" loss count as their
+        likeliest class."""
+        y = y.numpy() if isinstance(y, Tensor) else y
+        if getattr(self.loss_fn, "target_kind", "float") == "index" and getattr(y, "ndim", 0) == 2 \
+                and y.dtype.kind == "f":
+            return y.argmax(axis=1)
+        return y
 
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -191,6 +212,8 @@ class Trainer:
             self.load_checkpoint(resume, train_loader)
         self._refuse_if_cut_off("fit")
         self.epochs, self._train_loader = epochs, train_loader
+        if self.distributed is not None:
+            self.distributed.broadcast_parameters(self._parameters())
         self.steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
         self.stop_training, self.stop_reason, self.stopped_on_error = False, None, False
         with StopSignals() as self._signals:
@@ -206,15 +229,31 @@ class Trainer:
             callback.on_train_end()
         return self.history
 
-    def _train_step(self, x, y) -> tuple[float, Tensor]:
+    def _parameters(self) -> list:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _train_step(self, x, y) -> tuple[float | None, float, Tensor | None]:
+        """One step; returns this batch's (this rank's share's) mean loss, the whole batch's and the output. An
+        empty share of a data-parallel batch has no loss and no output."""
         self.optimizer.zero_grad()
-        output = self.model(self._input(x))
-        loss = self.loss_fn(output, self._target(y, output))
-        loss.backward()
+        loss = output = None
+        if len(x):
+            output = self.model(self._input(x))
+            loss_tensor = self.loss_fn(output, self._target(y, output))
+            loss_tensor.backward()
+            loss = float(loss_tensor.item())
+        whole = loss
+        if self.distributed is not None:
+            stop = self._signals is not None and self._signals.received is not None
+            whole, self._heard_stop = self.distributed.average_gradients(self._parameters(), loss, len(x), stop)
         if self.grad_clip is not None:
-            clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]], self.grad_clip)
+            clip_grad_norm_(self._parameters(), self.grad_clip)
         self.optimizer.step()
-        return float(loss.item()), output
+        return loss, whole, output
+
+    def _gathered(self, collector: EpochCollector) -> EpochCollector:
+        """The collector of every rank's share (data parallel), else ``collector``."""
+        return collector if self.distributed is None else self.distributed.gather_collector(collector)
 
     def _run_epoch(self, train_loader, val_loader) -> None:
         if self._partial is None:  # a fresh epoch (not one resumed mid-way)
@@ -233,22 +272,23 @@ class Trainer:
         for batch in batches:
             self._updating = True
             x, y = self._split(batch)
-            loss, output = self._train_step(x, y)
+            loss, whole, output = self._train_step(x, y)
             self.global_step += 1
-            collector.add(len(x), loss, output.numpy() if collector.keep_outputs else None, self._host(y))
+            collector.add(len(x), loss, output.numpy() if collector.keep_outputs and output is not None else None,
+                          self._host(y))
             if self.scheduler is not None and self.scheduler_interval == "step":
                 self.scheduler.step()
             self._updating = False
             for callback in self.callbacks:
-                callback.on_batch_end(collector.batches, {"loss": loss, "global_step": self.global_step})
+                callback.on_batch_end(collector.batches, {"loss": whole, "global_step": self.global_step})
             if self.on_nonfinite == "stop":
-                self.stop_if_nonfinite(loss, collector.batches)
+                self.stop_if_nonfinite(whole, collector.batches)
             if self.stop_training and self.stopped_on_error:
                 return
             self._check_signals()
         if collector.batches == 0:
             raise ValueError("the training loader yielded no batches; check the data split and batch_size")
-        logs = {"epoch": number, **collector.results("train_")}
+        logs = {"epoch": number, **self._gathered(collector).results("train_")}
         if val_loader is not None:
             logs.update(self.evaluate(val_loader, prefix="val_"))
         logs["lr"] = partial["lr"]
@@ -278,11 +318,13 @@ class Trainer:
         with no_grad():
             for batch in loader:
                 x, y = self._split(batch)
+                if not len(x):  # an empty share of a data-parallel batch
+                    continue
                 output = self.model(self._input(x))
                 loss = self.loss_fn(output, self._target(y, output))
                 collector.add(len(x), float(loss.item()), output.numpy() if collector.keep_outputs else None,
                               self._host(y))
-        return collector.results(prefix, confusion=not prefix.startswith("val"))
+        return self._gathered(collector).results(prefix, confusion=not prefix.startswith("val"))
 
     def predict(self, data, batch_size: int = 256):
         """The model's outputs (a NumPy array) for an array or Tensor of inputs, or for the inputs of a loader."""
@@ -309,7 +351,12 @@ class Trainer:
         partial = None
         if self._partial is not None:
             spent = self._partial["time"] + time.perf_counter() - self._partial.get("started", time.perf_counter())
-            partial = {"collector": self._partial["collector"].state_dict(), "lr": self._partial["lr"], "time": spent}
+            partial = {"collector": self._gathered(self._partial["collector"]).state_dict(), "lr": self._partial["lr"],
+                       "time": spent}
+        extra = {}
+        if self.distributed is not None:  # each rank's generator (its dropout masks)
+            world = self.distributed.world
+            extra = {"world_size": world.size, "rank_rng": self.distributed.allgather(random.get_rng_state())}
         return Checkpoint(
             model=self.model.state_dict(),
             optimizer=None if self.optimizer is None else self.optimizer.state_dict(),
@@ -321,7 +368,8 @@ class Trainer:
             history=[dict(e) for e in self.history],
             config=self.config,
             extra={"partial_epoch": partial,
-                   "callbacks": {self._callback_key(i): c.state_dict() for i, c in enumerate(self.callbacks)}},
+                   "callbacks": {self._callback_key(i): c.state_dict() for i, c in enumerate(self.callbacks)},
+                   **extra},
         )
 
     def load_checkpoint(self, source, train_loader=None) -> Checkpoint:
@@ -346,6 +394,12 @@ class Trainer:
             raise CheckpointError(f"{where} does not fit this model/optimizer/data: {exc}") from None
         if ckpt.rng is not None:
             random.set_rng_state(ckpt.rng)
+        if self.distributed is not None:
+            world, states = self.distributed.world, ckpt.extra.get("rank_rng")
+            if states is not None and len(states) == world.size:
+                random.set_rng_state(states[world.rank])
+            elif world.rank > 0:  # saved with another number of ranks: a fresh stream per rank
+                random.manual_seed(rank_seed(ckpt.step, world.rank))
         self.epoch, self.global_step = ckpt.epoch, ckpt.step
         self._updating = False
         self.history = History(ckpt.history)
@@ -353,6 +407,7 @@ class Trainer:
         self._partial = None
         if partial is not None:
             collector = EpochCollector(self.metrics, self.threshold)
-            collector.load_state_dict(partial["collector"])
+            collector.load_state_dict(partial["collector"] if self.distributed is None else
+                                      local_share(self.distributed.world, partial["collector"]))
             self._partial = {"collector": collector, "lr": partial["lr"], "time": partial["time"]}
         return ckpt

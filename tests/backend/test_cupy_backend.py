@@ -17,6 +17,7 @@ from gpunet.backend import cupy_backend
 from gpunet.backend.cupy_backend import CupyBackend
 from gpunet.backend.registry import KERNELS, FusedKernel
 from gpunet.backend.emulated import CudaEmuError, cupy_standin
+from gpunet.backend.kernel_source import kernel_source
 
 REPO = Path(__file__).resolve().parents[2]
 F32 = dict(rtol=2e-5, atol=2e-6)  # float32 against float64: a few ulps per exp/log/sum
@@ -200,7 +201,7 @@ def test_kernel_files_compile_on_first_use_once_per_backend(fresh, monkeypatch):
 
     class CountingRawModule(cupy_standin.RawModule):
         def __init__(self, code=None, **kwargs):
-            built.append(kwargs["options"])
+            built.append((code, kwargs.get("options", ())))
             super().__init__(code, **kwargs)
 
     monkeypatch.setattr(cupy_standin, "RawModule", CountingRawModule)
@@ -210,7 +211,7 @@ def test_kernel_files_compile_on_first_use_once_per_backend(fresh, monkeypatch):
         fresh.softmax(x, 1)
         fresh.log_softmax(x, 1)
     assert fresh.compiled_families() == ("softmax",)
-    assert built == [(f"-I{REPO / 'kernels'}",)]
+    assert built == [(kernel_source("softmax"), ())]  # every header inlined: no include path
     assert set(fresh._functions) == {("softmax", "softmax_rows_f32"), ("softmax", "log_softmax_rows_f32")}
 
 

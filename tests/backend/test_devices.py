@@ -1,5 +1,6 @@
 """Choosing devices: cuda-emu by name and by GPUNET_DEVICE, clear reasons when CUDA is unavailable, "auto",
 and tensors of two devices refused."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -37,9 +38,18 @@ def test_set_device_cuda_emu_makes_new_tensors_live_there(restore_device):
     assert gn.get_device() == gn.device("cuda-emu")
 
 
-def test_cuda_emu_has_one_device():
-    with pytest.raises(DeviceError, match="'cuda-emu:1'"):
-        backend.get_backend("cuda-emu:1")
+def test_cuda_emu_has_a_second_device_and_no_third():
+    assert str(backend.get_backend("cuda-emu:1").device) == "cuda-emu:1"
+    with pytest.raises(DeviceError, match=r"'cuda-emu:2' does not exist.*cuda-emu:0 to cuda-emu:1"):
+        backend.get_backend("cuda-emu:2")
+
+
+def test_tensors_of_two_emulated_devices_do_not_mix(restore_device):
+    a = gn.tensor([1.0, 2.0], device="cuda-emu:0")
+    b = gn.tensor([3.0, 4.0], device="cuda-emu:1")
+    with pytest.raises(gn.DeviceMismatchError, match=r"cuda-emu:0 and cuda-emu:1"):
+        a + b
+    np.testing.assert_array_equal((b.to("cuda-emu:0") + a).numpy(), [4.0, 6.0])
 
 
 def test_environment_variable_selects_cuda_emu():
@@ -94,6 +104,42 @@ def test_auto_picks_cpu_and_says_why_in_one_line(monkeypatch, capsys, restore_de
     assert lines == ['gpunet: device auto -> cpu (CuPy is not installed: pip install "gpunet[cuda]")']
 
 
+class _FakeCupyWithGpu:
+    """``cupy`` on a host with one GPU and a driver; ``missing`` names the CUDA library that fails to load."""
+
+    def __init__(self, missing=None):
+        def load(library, result):
+            def probe():
+                if library == missing:
+                    raise RuntimeError(f"CuPy failed to load lib{library.lower()}.so.12: cannot open shared object "
+                                       "file: No such file or directory\nsecond line")
+                return result
+            return probe
+
+        self.cuda = types.SimpleNamespace(
+            runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+            Device=lambda index: contextlib.nullcontext(),
+            nvrtc=types.SimpleNamespace(getVersion=load("NVRTC", (12, 9))),
+            device=types.SimpleNamespace(get_cublas_handle=load("cuBLAS", 1)),
+        )
+
+
+@pytest.mark.parametrize("missing", ["NVRTC", "cuBLAS"])
+def test_auto_probes_nvrtc_and_cublas_before_choosing_cuda(monkeypatch, capsys, restore_device, missing):
+    monkeypatch.setitem(sys.modules, "cupy", _FakeCupyWithGpu(missing))
+    assert gn.set_device("auto") == gn.device("cpu")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"gpunet: device auto -> cpu (CuPy cannot load {missing} (RuntimeError: CuPy failed "
+                               f"to load lib{missing.lower()}.so.12")
+    assert 'pip install "gpunet[cuda]" (cupy-cuda12x[ctk])' in lines[0] and "second line" not in lines[0]
+
+
+def test_auto_chooses_cuda_when_the_libraries_load(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", _FakeCupyWithGpu())
+    assert backend.auto_device() == ("cuda:0", "a CUDA device is visible and NVRTC and cuBLAS load")
+
+
 def test_mixing_devices_names_both(restore_device):
     a = gn.tensor([1.0, 2.0], device="cpu")
     b = gn.tensor([3.0, 4.0], device="cuda-emu")
@@ -125,3 +171,42 @@ def test_copies_and_pickles_of_cuda_emu_tensors_share_the_device_backend():
         assert clone.backend is x.backend
         np.testing.assert_array_equal(clone.numpy(), x.numpy())
         (clone + x).numpy()  # same device: no mismatch error
+
+
+def test_a_model_on_the_second_device_trains_while_device_0_is_current(restore_device):
+    """The device funnels (op forward, backward, fused kernels, xp functions, optimizer updates) put every array of
+    a cuda-emu:1 model on device 1 although CuPy's current device is 0; the step equals the CPU's."""
+    def step(device):
+        gn.manual_seed(0)
+        model = gn.nn.Sequential(gn.nn.Linear(4, 8), gn.nn.ReLU(), gn.nn.Linear(8, 3)).to(device)
+        optimizer = gn.optim.Adam(model.parameters(), lr=0.1)
+        x = gn.tensor(np.linspace(-1, 1, 20, dtype=np.float32).reshape(5, 4)).to(device)
+        target = gn.tensor(np.linspace(0, 1, 15, dtype=np.float32).reshape(5, 3)).to(device)
+        for _ in range(2):
+            optimizer.zero_grad()
+            gn.nn.functional.mse_loss(gn.softmax(model(x), 1), target).backward()
+            optimizer.step()
+        return model
+
+    gn.set_device("cuda-emu:0")
+    emulated, cpu = step("cuda-emu:1"), step("cpu")
+    for p, q in zip(emulated.parameters(), cpu.parameters()):
+        assert p.data.device_id == 1 and str(p.device) == "cuda-emu:1"
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_work_outside_the_funnels_on_the_wrong_device_is_refused():
+    """What the stand-in catches: an array of device 1 used while device 0 is current, and a kernel launch given
+    another device's pointer."""
+    from gpunet.backend.emulated import cupy_standin as cp
+
+    with cp.cuda.Device(1):
+        a = cp.ones(3, dtype=np.float32)
+    assert a.device_id == 1 and cp.zeros(2).device_id == 0
+    with pytest.raises(ValueError, match=r"array resides \(1\) is different from the current device \(0\)"):
+        a + 1
+    with cp.cuda.Device(1):
+        np.testing.assert_array_equal(cp.asnumpy(a + 1), [2, 2, 2])
+    emulated = backend.get_backend("cuda-emu:0")
+    with pytest.raises(Exception, match=r"softmax_rows_f32.*lives on device 1, the launch is on device 0"):
+        emulated.launch("softmax", "softmax_rows_f32", 1, 32, (a, a, np.int64(1), np.int64(3)))

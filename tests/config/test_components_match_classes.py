@@ -7,7 +7,7 @@ import math
 import pytest
 
 import gpunet
-from gpunet.config import CALLBACKS, CONFIG, LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS
+from gpunet.config import CALLBACKS, CONFIG, LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS, TRANSFORMS
 from gpunet.config.spec import (INVALID, REQUIRED, AnyOf, Bool, Checker, Choice, ListOf, Number, Optional, Str)
 
 COMPONENTS = {
@@ -16,6 +16,7 @@ COMPONENTS = {
     **{f"optimizer {name}": spec for name, spec in OPTIMIZERS.items()},
     **{f"scheduler {name}": spec for name, spec in SCHEDULERS.items()},
     **{f"callback {name}": spec for name, spec in CALLBACKS.items()},
+    **{f"transform {name}": spec for name, spec in TRANSFORMS.items()},
     "checkpoint": CONFIG.fields["checkpoint"].kind,
 }
 

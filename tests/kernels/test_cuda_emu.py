@@ -11,7 +11,7 @@ from gpunet.backend import emulated as ce
 SRC = Path(__file__).parent / "cuda_src" / "emu_checks.cu"
 
 
-@pytest.fixture(scope="module", params=["fibers", "threads"])
+@pytest.fixture(scope="module", params=["fibers", "shuffled", "threads"])
 def mod(request):
     return ce.load(SRC, mode=request.param, timeout=5.0)
 
@@ -227,3 +227,98 @@ def test_compile_errors_carry_the_compiler_log(tmp_path):
     src.write_text('extern "C" __global__ void k(float* y) { y[0] = undefined_name; }\n')
     with pytest.raises(ce.CudaEmuError, match="(?s)could not compile.*undefined_name"):
         ce.Module(src)
+
+
+# ----- where a GPU is less forgiving than a plain emulator: shared memory, thread order, FTZ, devices ------------
+GPU_HAZARDS = r'''
+extern "C" __global__ void shared_left_by_previous_block(float* out) {
+    __shared__ float last[1];
+    out[blockIdx.x] = last[0];  // never written in this block: garbage on a GPU
+    last[0] = blockIdx.x + 1.0f;
+}
+
+extern "C" __global__ void read_lower_neighbour_without_barrier(float* out) {
+    __shared__ float value[64];
+    value[threadIdx.x] = threadIdx.x;
+    // missing __syncthreads(): threads run in index order on a CPU emulator, in any order on a GPU
+    out[threadIdx.x] = value[threadIdx.x > 0 ? threadIdx.x - 1 : 0];
+}
+
+extern "C" __global__ void multiply_f32(const float* x, const float* y, float* out, long long n) {
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) out[i] = x[i] * y[i];
+}
+'''
+
+
+@pytest.fixture(scope="module")
+def hazards(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hazards") / "hazards.cu"
+    path.write_text(GPU_HAZARDS)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["fibers", "shuffled", "threads"])
+def test_static_shared_memory_is_poisoned_at_every_block_start(hazards, mode):
+    out = np.zeros(3, np.float32)
+    ce.load(hazards, mode=mode).launch("shared_left_by_previous_block", 3, 1, (out,))
+    assert np.isnan(out).all()  # before: [0, 1, 2], zeroed static storage kept across blocks
+
+
+def test_shuffled_order_exposes_a_race_the_fixed_order_hides(hazards):
+    expected = np.maximum(np.arange(64, dtype=np.float32) - 1, 0)
+    in_order = ce.nan_array(64)
+    ce.load(hazards, mode="fibers").launch("read_lower_neighbour_without_barrier", 1, 64, (in_order,))
+    np.testing.assert_array_equal(in_order, expected)  # the race is invisible in index order
+    shuffled = ce.nan_array(64)
+    ce.load(hazards, mode="shuffled").launch("read_lower_neighbour_without_barrier", 1, 64, (shuffled,))
+    assert np.isnan(shuffled).sum() > 10  # threads that ran before their neighbour read the poison
+    again = ce.nan_array(64)
+    ce.load(hazards, mode="shuffled").launch("read_lower_neighbour_without_barrier", 1, 64, (again,))
+    np.testing.assert_array_equal(again, shuffled)  # the same order on every run: failures reproduce
+
+
+def test_the_test_suite_runs_the_shuffled_order():
+    assert ce.module.DEFAULT_MODE == "shuffled"  # tests/conftest.py sets GPUNET_CUDA_EMU_MODE
+
+
+def test_ftz_flushes_subnormal_inputs_and_results_to_zero_when_asked(hazards):
+    tiny = np.finfo(np.float32).tiny  # 1.18e-38, the smallest normal float32
+    x = np.array([tiny / 4, 1e-20, 3.0, -tiny / 2], np.float32)
+    y = np.array([1.0, 1e-20, 0.5, 1.0], np.float32)
+    module = ce.load(hazards)
+    exact, flushed = ce.nan_array(4), ce.nan_array(4)
+    module.launch("multiply_f32", 1, 32, (x, y, exact, np.int64(4)), ftz=False)
+    module.launch("multiply_f32", 1, 32, (x, y, flushed, np.int64(4)), ftz=True)
+    np.testing.assert_array_equal(exact, x * y)  # NumPy keeps subnormals: 2.9e-39, 1e-40, 1.5, -5.9e-39
+    np.testing.assert_array_equal(flushed, [0.0, 0.0, 1.5, -0.0])
+    module.launch("multiply_f32", 1, 32, (x, y, exact, np.int64(4)))
+    np.testing.assert_array_equal(exact, x * y)  # the flag is the launch's only: the next one is exact again
+
+
+def test_kernels_agree_with_their_references_under_ftz_within_the_smallest_normal(monkeypatch):
+    """With CuPy's -ftz=true (emulated), a float32 kernel against its NumPy reference differs only where a value
+    falls below 1.18e-38: softmax of a row spanning 100 gives exp(-100) = 3.7e-44 on the CPU and 0 on a GPU."""
+    from gpunet.backend import get_backend
+    from gpunet.backend.emulated import cupy_standin
+    from gpunet.testing import assert_close
+
+    monkeypatch.setattr(cupy_standin, "flush_subnormals", True)
+    x = np.array([[0.0, -100.0, -1.0]], np.float32)
+    cpu = get_backend("cpu").softmax(x, 1)
+    emu = get_backend("cuda-emu")
+    got = emu.to_numpy(emu.softmax(emu.asarray(x), 1))
+    assert cpu[0, 1] > 0 and got[0, 1] == 0.0
+    assert_close(got, cpu, atol=np.finfo(np.float32).tiny)
+
+
+def test_a_kernel_runs_only_on_the_device_that_loaded_it():
+    from gpunet.backend.emulated import cupy_standin as cp
+
+    module = cp.RawModule(code=SRC.read_text(), options=(f"-I{ce.build.KERNELS_DIR}",))
+    with cp.cuda.Device(0):
+        kernel = module.get_function("block_sum_f32")
+    with cp.cuda.Device(1):
+        x, partial = cp.ones(8, dtype=np.float32), cp.empty(1, dtype=np.float32)
+        with pytest.raises(ce.CudaEmuError, match=r"'block_sum_f32' was loaded on device 0 and launched with device "
+                                                  r"1 current"):
+            kernel((1,), (32,), (x, partial, np.int64(8)))

@@ -62,7 +62,7 @@ def test_without_the_variable_auto_chooses_itself(value, config, capsys, monkeyp
         monkeypatch.delenv("GPUNET_DEVICE", raising=False)
     else:
         monkeypatch.setenv("GPUNET_DEVICE", value)
-    monkeypatch.setattr(gpunet.backend, "cuda_unavailable_reason", lambda index=0: "no GPU here (test)")
+    monkeypatch.setattr(gpunet.backend.device, "cuda_unavailable_reason", lambda index=0: "no GPU here (test)")
     status, out, err = gpunet_cli(capsys, "summary", config, "--input-shape", "2")
     assert status == 0 and "device cpu" in out.splitlines()[0]
     assert err.splitlines() == ["gpunet: device auto -> cpu (no GPU here (test))"]

@@ -8,7 +8,7 @@ from gpunet.data import DataLoader, load_dataset
 from gpunet.train import Callback, EarlyStopping, Trainer
 from gpunet.train.checkpoint import load_checkpoint, save_checkpoint
 
-from trainhelpers import assert_same_weights, make_trainer, mlp, without_time
+from trainhelpers import StopAfter, assert_same_weights, make_trainer, mlp, without_time
 
 
 def test_fit_on_xor_reduces_loss_and_learns(xor):
@@ -113,18 +113,6 @@ def test_resume_after_epoch_k_ends_exactly_like_an_uninterrupted_run(digits, tmp
     after_resumed = gpunet.rand(3).numpy()  # the RNG goes on where the uninterrupted run's goes on
     _run(digits, 4)
     np.testing.assert_array_equal(after_resumed, gpunet.rand(3).numpy())
-
-
-class StopAfter(Callback):
-    """Saves a checkpoint after batch ``step`` of epoch ``epoch`` and raises to simulate a crash."""
-
-    def __init__(self, path, epoch, step):
-        self.path, self.epoch, self.step = path, epoch, step
-
-    def on_batch_end(self, step, logs):
-        if self.trainer.epoch + 1 == self.epoch and step == self.step:
-            save_checkpoint(self.path, self.trainer.checkpoint())
-            raise KeyboardInterrupt
 
 
 def test_resume_from_the_middle_of_an_epoch_is_exact(digits, tmp_path):

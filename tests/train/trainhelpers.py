@@ -5,6 +5,7 @@ import gpunet
 from gpunet import nn, optim
 from gpunet.data import DataLoader
 from gpunet.train import Callback, Trainer
+from gpunet.train.checkpoint import save_checkpoint
 
 
 def mlp(sizes, activation=nn.Tanh, dropout=0.0):
@@ -64,3 +65,15 @@ class Recorder(Callback):
 
     def on_epoch_end(self, epoch, logs):
         self.weights[epoch] = {k: v.copy() for k, v in self.trainer.model.state_dict().items()}
+
+
+class StopAfter(Callback):
+    """Saves a checkpoint after batch ``step`` of epoch ``epoch`` and raises to simulate a crash."""
+
+    def __init__(self, path, epoch, step):
+        self.path, self.epoch, self.step = path, epoch, step
+
+    def on_batch_end(self, step, logs):
+        if self.trainer.epoch + 1 == self.epoch and step == self.step:
+            save_checkpoint(self.path, self.trainer.checkpoint())
+            raise KeyboardInterrupt

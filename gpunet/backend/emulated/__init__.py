@@ -15,9 +15,14 @@ API (small on purpose, so that a ``cupy.RawModule`` / ``cupy.RawKernel`` stand-i
   NumPy scalars keep their dtype) and are checked against the kernel's C signature parsed from the
   source: any mismatch raises :class:`CudaEmuError` naming the kernel, the parameter and both types.
   Arrays must be C-contiguous; arrays behind non-const pointers must be writeable.
-- Blocks run one after another (so ``__shared__`` can be static storage). The threads of a block
-  run as fibers switched at every ``__syncthreads()`` (default, fast and repeatable) or, with
-  ``mode="threads"``, as concurrent OS threads of a reused pool meeting at a real barrier.
+- Blocks run one after another (so ``__shared__`` can be static storage, refilled with 0xFF bytes
+  - NaN - at every block start, as a GPU gives a block garbage). The threads of a block run as
+  fibers switched at every ``__syncthreads()`` (default, fast and repeatable), as fibers in a
+  shuffled but repeatable order (``mode="shuffled"``, what the test suite runs: a race that the
+  index order hides shows), or, with ``mode="threads"``, as concurrent OS threads of a reused pool
+  meeting at a real barrier.
+- ``ftz=True`` (per module or launch, or ``GPUNET_CUDA_EMU_FTZ=1``) flushes subnormal floats to
+  zero as CuPy's ``-ftz=true`` does on a GPU (double arithmetic too, which a GPU does not flush).
   Threads reaching different barriers (or one reaching the end of the kernel while others wait),
   or a barrier wait longer than ``timeout`` seconds (deadlock), raise :class:`CudaEmuError`
   naming the kernel, the block and the source lines.

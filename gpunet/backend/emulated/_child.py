@@ -50,7 +50,7 @@ def main(job_path: str) -> None:
     args = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in job["args"]]
     try:
         _launch_in_process(Path(job["library"]), sig, job["grid"], job["block"], convert_args(sig, args),
-                           job["shared_mem"], job["timeout"], job["mode"])
+                           job["shared_mem"], job["timeout"], job["mode"], job["ftz"])
         outputs = {i: a for i, (p, a) in enumerate(zip(sig.params, args)) if p.pointer and not p.const}
         result = {"outputs": outputs}
     except CudaEmuError as exc:

@@ -40,6 +40,11 @@ def compiler_version() -> str:
         raise CudaEmuError(f"the CUDA emulator needs a C++20 compiler ({CXX}); it failed to run: {exc}") from exc
 
 
+def toolchain() -> str:
+    """What a build depends on besides the sources: the shim, the flags and the compiler (a digest)."""
+    return hashlib.sha256("\0".join([SHIM.read_text(), *FLAGS, compiler_version()]).encode()).hexdigest()[:24]
+
+
 def precompiled_shim(flags: tuple[str, ...]) -> Path:
     """A copy of the shim with a precompiled header next to it (built once per flag set): the
     C++ standard headers it pulls in cost more to parse than a kernel file does to compile."""

@@ -7,15 +7,25 @@
   code that works here does not fail for want of a function on a GPU;
 - ``asnumpy(array)`` copies to the host;
 - ``RawModule(code=..., options=(...))`` keeps the CUDA source and compiles it with the CUDA emulator on
-  ``compile()`` or the first ``get_function(name)`` (once per source and include path); the kernel returned is
-  called as ``kernel(grid, block, args, shared_mem=0)``: ``grid``, ``block`` and ``args`` must be tuples, as CuPy
-  requires, and every argument is checked against the kernel's C signature by CuPy's passing rules;
-- ``cuda.Device(i)`` (a context manager, with ``pci_bus_id``), ``cuda.runtime.getDeviceCount()`` and
-  ``cuda.runtime.getDeviceProperties(i)`` (the keys gpunet reads), ``get_default_memory_pool()`` with
+  ``compile()`` or the first ``get_function(name)``; the kernel returned is called as
+  ``kernel(grid, block, args, shared_mem=0)``: ``grid``, ``block`` and ``args`` must be tuples, as CuPy requires, and
+  every argument is checked against the kernel's C signature by CuPy's passing rules;
+- ``cuda.Device(i)`` (a context manager, with ``use()``, ``id`` and ``pci_bus_id``), ``cuda.runtime.getDevice()``,
+  ``getDeviceCount()`` and ``getDeviceProperties(i)`` (the keys gpunet reads), ``get_default_memory_pool()`` with
   ``used_bytes()``/``total_bytes()``/``free_all_blocks()``.
 
-The stand-in has one device (index 0) and no memory pool of its own: NumPy allocates, so the pool reports 0 bytes.
-``compilations`` counts the sources compiled so far (for tests of lazy compilation).
+Like CuPy, and unlike a forgiving stand-in:
+
+- there are ``DEVICE_COUNT`` devices (``$GPUNET_CUDA_EMU_DEVICES``, default 2); an array belongs to the device current
+  when it was made, an operation or a kernel launch given an array of another device raises, and a kernel runs only
+  on the device current when ``get_function`` loaded it;
+- compiled modules are cached on disk by exactly CuPy's key, the source text and the options
+  (``cupy/cuda/compiler.py``, ``_compile_with_cache_cuda``): the text of an ``#include``d header is not part of it,
+  so a source that only names its headers keeps its first build after a header changes, as on a GPU machine's
+  ``~/.cupy/kernel_cache``. ``compilations`` counts the modules compiled or loaded from that cache in this process
+  (tests of lazy compilation).
+
+NumPy allocates, so the memory pool reports 0 bytes.
 """
 from __future__ import annotations
 
@@ -23,22 +33,28 @@ import functools
 import hashlib
 import os
 import re
+import shutil
 import types
 from pathlib import Path
 
 import numpy
 
-from .build import cache_dir
-from .device_array import DeviceArray, check_no_host, to_device
+from .build import cache_dir, toolchain
+from .device_array import DeviceArray, check_no_host, current_device, set_current_device, to_device
 from .errors import CudaEmuError
-from .module import MAX_SHARED_MEM, Module
+from .module import DEFAULT_FTZ, MAX_SHARED_MEM, Module
 
 __all__ = ["RawModule", "asnumpy", "cuda", "get_default_memory_pool", "compilations"]
 
 DEVICE_NAME = "gpunet CUDA emulator (CPU)"
 MAX_GRID_SIZE = (2**31 - 1, 65535, 65535)
+DEVICE_COUNT = int(os.environ.get("GPUNET_CUDA_EMU_DEVICES", "2"))
+# CuPy compiles every kernel with -ftz=true: subnormal float32 inputs and results are zero on a GPU. Opt-in here
+# (the emulator's flush also applies to double arithmetic, which a GPU does not flush): set True, or
+# GPUNET_CUDA_EMU_FTZ=1.
+flush_subnormals = DEFAULT_FTZ
 compilations = 0
-_modules: dict[str, Module] = {}
+_modules: dict[str, Module] = {}  # CuPy's cache key -> module, in memory
 
 
 @functools.cache
@@ -111,27 +127,46 @@ def get_default_memory_pool():
 
 
 class Device:
-    """``cupy.cuda.Device``: only device 0 exists; usable as a context manager."""
+    """``cupy.cuda.Device(i)``: one of the ``DEVICE_COUNT`` emulated devices (default: the current one); as a context
+    manager it makes the device current and restores the previous one on exit; ``use()`` makes it current."""
 
     def __init__(self, device=None):
-        index = 0 if device is None else int(device)
-        if index != 0:
-            raise CudaEmuError(f"the emulated CUDA runtime has one device (0); device {index} does not exist")
+        index = current_device() if device is None else int(device)
+        if not 0 <= index < DEVICE_COUNT:
+            raise CudaEmuError(f"the emulated CUDA runtime has {DEVICE_COUNT} devices (0 to {DEVICE_COUNT - 1}); "
+                               f"device {index} does not exist")
         self.id = index
-        self.pci_bus_id = "0000:00:00.0"
+        self.pci_bus_id = f"0000:{index:02x}:00.0"
+        self._previous = []
 
     def use(self):
-        return None
+        set_current_device(self.id)
 
     def __enter__(self):
+        self._previous.append(current_device())
+        self.use()
         return self
 
     def __exit__(self, *exc):
+        set_current_device(self._previous.pop())
         return False
+
+    def __eq__(self, other):
+        return isinstance(other, Device) and other.id == self.id
+
+    def __hash__(self):
+        return hash(self.id)
+
+    def __repr__(self):
+        return f"<CUDA Device {self.id}>"
+
+
+def _get_device() -> int:
+    return current_device()
 
 
 def _get_device_count() -> int:
-    return 1
+    return DEVICE_COUNT
 
 
 def _get_device_properties(index: int) -> dict:
@@ -142,7 +177,8 @@ def _get_device_properties(index: int) -> dict:
 
 cuda = types.SimpleNamespace(
     Device=Device,
-    runtime=types.SimpleNamespace(getDeviceCount=_get_device_count, getDeviceProperties=_get_device_properties),
+    runtime=types.SimpleNamespace(getDevice=_get_device, getDeviceCount=_get_device_count,
+                                  getDeviceProperties=_get_device_properties),
 )
 
 
@@ -158,21 +194,31 @@ def _include_dirs(options) -> tuple[Path, ...]:
 
 
 class _Kernel:
-    """``cupy.RawKernel`` as returned by ``RawModule.get_function``."""
+    """``cupy.RawKernel`` as returned by ``RawModule.get_function``: loaded on the device current then."""
 
     def __init__(self, emulated):
         self._emulated = emulated
         self.name = emulated.name
+        self.device_id = current_device()
 
     def __call__(self, grid, block, args, *, shared_mem=0):
         for what, value in (("grid", grid), ("block", block), ("args", args)):
             if not isinstance(value, tuple):
                 raise CudaEmuError(f"kernel '{self.name}': {what} must be a tuple (as CuPy requires), got {value!r}")
-        for value in args:
+        current = current_device()
+        if current != self.device_id:
+            raise CudaEmuError(f"kernel '{self.name}' was loaded on device {self.device_id} and launched with device "
+                               f"{current} current (CUDA_ERROR_INVALID_HANDLE on a GPU): launch it inside "
+                               f"`with cupy.cuda.Device({self.device_id})`")
+        for position, value in enumerate(args):
             if isinstance(value, numpy.ndarray) and not isinstance(value, DeviceArray):
                 raise CudaEmuError(f"kernel '{self.name}': got a host NumPy array (shape {value.shape}); CuPy passes "
                                    "only device arrays: move it with cupy.asarray")
-        self._emulated(grid, block, args, shared_mem=shared_mem)
+            if isinstance(value, DeviceArray) and value.device_id != current:
+                raise CudaEmuError(f"kernel '{self.name}': argument {position} (shape {value.shape}) lives on device "
+                                   f"{value.device_id}, the launch is on device {current}: a kernel given another "
+                                   "device's pointer reads and writes the wrong memory on a GPU")
+        self._emulated(grid, block, args, shared_mem=shared_mem, ftz=flush_subnormals)
 
 
 class RawModule:
@@ -190,25 +236,46 @@ class RawModule:
 
     def compile(self) -> None:
         if self._module is None:
-            self._module = _compile(self.code, self._include_dirs)
+            self._module = _compile(self.code, self.options, self._include_dirs)
 
     def get_function(self, name: str) -> _Kernel:
         self.compile()
         return _Kernel(self._module.get_function(name))
 
 
-def _compile(code: str, include_dirs: tuple[Path, ...]) -> Module:
-    """The emulator module of ``code`` (written to the cache so the emulator compiles exactly this text)."""
+def cache_key(code: str, options: tuple) -> str:
+    """CuPy's cache key for ``RawModule(code=code, options=options)``: the source text and the options, plus the
+    compiler's identity (CuPy's has the NVRTC version and architecture; here the shim and g++), never the headers."""
+    return hashlib.sha256("\0".join([code, *options, toolchain()]).encode()).hexdigest()[:24]
+
+
+def _compile(code: str, options: tuple, include_dirs: tuple[Path, ...]) -> Module:
+    """The emulator module of ``code``, cached by CuPy's key in memory and on disk, whatever its headers hold now."""
     global compilations
-    key = hashlib.sha256("\0".join([code, *map(str, include_dirs)]).encode()).hexdigest()[:24]
+    key = cache_key(code, options)
     module = _modules.get(key)
     if module is None:
         compilations += 1
-        source = cache_dir() / "sources" / f"rawmodule-{key}.cu"
-        source.parent.mkdir(parents=True, exist_ok=True)
-        if not source.exists() or source.read_text() != code:
-            partial = source.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(code)
-            os.replace(partial, source)  # atomic: concurrent test processes agree
-        module = _modules[key] = Module(source, include_dirs=include_dirs)
+        folder = cache_dir() / "rawmodule"
+        source, built = folder / f"{key}.cu", folder / f"{key}.so"
+        if built.exists():  # CuPy's disk cache hit: the first build of this key, headers unread
+            module = Module(source, include_dirs=include_dirs, library=built)
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_atomically(source, code)
+            module = Module(source, include_dirs=include_dirs)
+            _copy_atomically(module.library_path, built)
+        _modules[key] = module
     return module
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(text)
+    os.replace(partial, path)  # concurrent test processes agree
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)

@@ -6,17 +6,57 @@ functions, so code that would mix host and device arrays on a GPU fails on "cuda
 Python numbers mix freely, as in CuPy, and results that NumPy would give as scalars (a full reduction, one element)
 are 0-d device arrays, as in CuPy. (One difference remains: ``numpy.asarray(device_array)`` succeeds here,
 where CuPy refuses the implicit conversion; NumPy gives subclasses no hook for it.)
+
+Several devices: as in CuPy, an array belongs to the device that was current when its memory was made (a view, to
+its base's device), and an operation runs on the current device. CuPy refuses an operand on another device unless
+peer access between the two devices is possible, and then moves the work to the current device silently (with a
+PerformanceWarning); here every such operation raises, in CuPy's words, since either outcome is a bug in gpunet.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy
+
+_state = threading.local()  # as cudaSetDevice, the current device is per host thread
+
+
+def current_device() -> int:
+    """The index of the current emulated device (``cupy.cuda.Device().id``)."""
+    return getattr(_state, "device", 0)
+
+
+def set_current_device(index: int) -> None:
+    _state.device = index
 
 
 class DeviceArray(numpy.ndarray):
-    """A "device" array of the emulated CUDA device (see the module docstring)."""
+    """A "device" array of the emulated CUDA device (see the module docstring); ``device_id`` is its device."""
+
+    device_id = 0
+
+    def __array_finalize__(self, obj):
+        if isinstance(obj, DeviceArray) and self.base is not None and not self.flags.owndata:
+            self.device_id = obj.device_id  # a view: the memory of its base
+        else:
+            self.device_id = current_device()  # new memory (a copy, a result, a transfer)
+
+    def __deepcopy__(self, memo):
+        from .cupy_standin import Device
+
+        with Device(self.device_id):  # CuPy copies on the array's own device
+            return self.copy()
+
+    @property
+    def device(self):
+        from .cupy_standin import Device
+
+        return Device(self.device_id)
 
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
-        check_no_host(f"{ufunc.__name__}{'' if method == '__call__' else '.' + method}", inputs + (out or ()))
+        what = f"{ufunc.__name__}{'' if method == '__call__' else '.' + method}"
+        check_no_host(what, inputs + (out or ()))
+        check_current_device(what, inputs + (out or ()))
         if out is not None:
             kwargs["out"] = tuple(host_view(a) for a in out)
         result = getattr(ufunc, method)(*(host_view(a) for a in inputs), **kwargs)
@@ -29,6 +69,7 @@ class DeviceArray(numpy.ndarray):
 
     def __array_function__(self, func, types, args, kwargs):
         check_no_host(func.__name__, (args, kwargs))
+        check_current_device(func.__name__, (args, kwargs))
         return to_device(func(*host_view(args), **host_view(kwargs)))
 
 
@@ -39,6 +80,19 @@ def check_no_host(what: str, values) -> None:
             raise TypeError(
                 f"{what}: got a host NumPy array (shape {value.shape}, {value.dtype}) among device arrays; CuPy "
                 f"refuses to mix them: move it with backend.asarray(...) (or the device array to the host)"
+            )
+
+
+def check_current_device(what: str, values) -> None:
+    """Raise ValueError when a device array in ``values`` lives on another device than the current one (CuPy's
+    message when the two devices have no peer access; with peer access CuPy would silently work across them)."""
+    current = current_device()
+    for value in _leaves(values):
+        if isinstance(value, DeviceArray) and value.device_id != current:
+            raise ValueError(
+                f"{what}: the device where the array resides ({value.device_id}) is different from the current "
+                f"device ({current}). Peer access is unavailable between these devices. (gpunet: an operation on "
+                f"cuda-emu:{value.device_id} ran outside `with cupy.cuda.Device({value.device_id})`)"
             )
 
 

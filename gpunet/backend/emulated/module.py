@@ -20,7 +20,8 @@ from .signature import KernelSignature, convert_args, parse_kernels
 
 DEFAULT_TIMEOUT = float(os.environ.get("GPUNET_CUDA_EMU_TIMEOUT", "20"))
 DEFAULT_MODE = os.environ.get("GPUNET_CUDA_EMU_MODE", "fibers")
-MODES = ("threads", "fibers")
+DEFAULT_FTZ = os.environ.get("GPUNET_CUDA_EMU_FTZ", "") not in ("", "0")
+MODES = ("threads", "fibers", "shuffled")  # the int the shim's launch takes is the index
 MAX_SHARED_MEM = 48 * 1024  # default dynamic shared memory limit per block on every GPU since sm_70
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 _libraries: dict[Path, tuple[ctypes.CDLL, threading.Lock]] = {}
@@ -58,7 +59,8 @@ def _library(path: Path) -> tuple[ctypes.CDLL, threading.Lock]:
             fn = lib.gpunet_emu_launch
             fn.restype = ctypes.c_int
             fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, *[ctypes.c_uint] * 6,
-                           ctypes.c_ulonglong, ctypes.c_double, ctypes.c_int, ctypes.c_char_p, ctypes.c_ulonglong]
+                           ctypes.c_ulonglong, ctypes.c_double, ctypes.c_int, ctypes.c_int, ctypes.c_char_p,
+                           ctypes.c_ulonglong]
             _libraries[path] = (lib, threading.Lock())
         return _libraries[path]
 
@@ -72,8 +74,8 @@ class Kernel:
         self.signature = signature
         self.name = signature.name
 
-    def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
-        self.module.launch(self.name, grid, block, args, shared_mem=shared_mem)
+    def __call__(self, grid, block, args, shared_mem: int = 0, ftz: bool | None = None) -> None:
+        self.module.launch(self.name, grid, block, args, shared_mem=shared_mem, ftz=ftz)
 
     def __repr__(self) -> str:
         return f"<cuda_emu kernel {self.signature} from {self.module.path.name}>"
@@ -83,13 +85,16 @@ class Module:
     """A kernel file compiled for the CPU. Prefer :func:`load`, which caches modules."""
 
     def __init__(self, path, *, sanitize: str | None = None, isolate: bool = False,
-                 timeout: float = DEFAULT_TIMEOUT, mode: str = DEFAULT_MODE, include_dirs=(KERNELS_DIR,)):
+                 timeout: float = DEFAULT_TIMEOUT, mode: str = DEFAULT_MODE, include_dirs=(KERNELS_DIR,),
+                 library: Path | None = None, ftz: bool = DEFAULT_FTZ):
+        """``library``: a library built before for this source (a cache hit); default: build (or find) it now."""
         self.path = Path(path).resolve()
         if mode not in MODES:
             raise CudaEmuError(f"unknown emulator mode {mode!r}; use one of {MODES}")
         self.mode = mode
         if not self.path.is_file():
             raise CudaEmuError(f"kernel file {self.path} does not exist")
+        self.ftz = bool(ftz)
         if sanitize == "thread" and mode != "threads":
             raise CudaEmuError('sanitize="thread" looks for races between concurrent threads: use mode="threads"')
         self.sanitize = sanitize
@@ -98,7 +103,7 @@ class Module:
         self.kernels = parse_kernels(self.path.read_text(), str(self.path))
         if not self.kernels:
             raise CudaEmuError(f'{self.path} declares no extern "C" __global__ kernel')
-        self.library_path = build(self.path, self.kernels, sanitize, tuple(Path(d) for d in include_dirs))
+        self.library_path = library or build(self.path, self.kernels, sanitize, tuple(Path(d) for d in include_dirs))
 
     def get_function(self, name: str) -> Kernel:
         return Kernel(self, self._signature(name))
@@ -108,19 +113,22 @@ class Module:
             raise CudaEmuError(f"{self.path.name} has no kernel '{name}'; it has: {', '.join(sorted(self.kernels))}")
         return self.kernels[name]
 
-    def launch(self, name: str, grid, block, args, shared_mem: int = 0) -> None:
+    def launch(self, name: str, grid, block, args, shared_mem: int = 0, ftz: bool | None = None) -> None:
         """Run kernel ``name`` on ``grid`` x ``block`` threads with ``args`` (NumPy arrays and
-        scalars, passed by CuPy's rules) and ``shared_mem`` bytes of dynamic shared memory."""
+        scalars, passed by CuPy's rules) and ``shared_mem`` bytes of dynamic shared memory; ``ftz``
+        (default: the module's) flushes subnormal floats to zero."""
+        ftz = self.ftz if ftz is None else bool(ftz)
         sig = self._signature(name)
         args = tuple(args)
         buffers = convert_args(sig, args)
         grid3, block3, shared_mem = check_geometry(name, grid, block, shared_mem)
         if self.isolate:
-            self._launch_subprocess(sig, grid3, block3, args, shared_mem)
+            self._launch_subprocess(sig, grid3, block3, args, shared_mem, ftz)
         else:
-            _launch_in_process(self.library_path, sig, grid3, block3, buffers, shared_mem, self.timeout, self.mode)
+            _launch_in_process(self.library_path, sig, grid3, block3, buffers, shared_mem, self.timeout, self.mode,
+                               ftz)
 
-    def _launch_subprocess(self, sig, grid3, block3, args, shared_mem) -> None:
+    def _launch_subprocess(self, sig, grid3, block3, args, shared_mem, ftz) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
         if self.sanitize is not None:  # the sanitizer runtime must come first: preload it into Python
@@ -133,7 +141,7 @@ class Module:
             job, result_path = Path(tmp) / "job.pkl", Path(tmp) / "result.pkl"
             job.write_bytes(pickle.dumps({
                 "library": str(self.library_path), "signature": sig, "grid": grid3, "block": block3,
-                "args": args, "shared_mem": shared_mem, "timeout": self.timeout, "mode": self.mode,
+                "args": args, "shared_mem": shared_mem, "timeout": self.timeout, "mode": self.mode, "ftz": ftz,
                 "result": str(result_path),
             }))
             proc = subprocess.run([sys.executable, "-m", "gpunet.backend.emulated._child", str(job)],
@@ -154,14 +162,14 @@ class Module:
             args[index][...] = array
 
 
-def _launch_in_process(library_path: Path, sig, grid3, block3, buffers, shared_mem, timeout, mode) -> None:
+def _launch_in_process(library_path: Path, sig, grid3, block3, buffers, shared_mem, timeout, mode, ftz) -> None:
     lib, lock = _library(library_path)
     entry = ctypes.cast(getattr(lib, f"gpunet_emu_entry_{sig.name}"), ctypes.c_void_p)
     argv = (ctypes.c_void_p * max(1, len(buffers)))(*[b.ctypes.data for b in buffers])
     err = ctypes.create_string_buffer(4096)
     with lock:  # one launch at a time per library: blocks share its static __shared__ storage
         status = lib.gpunet_emu_launch(entry, argv, sig.name.encode(), *grid3, *block3, shared_mem,
-                                       timeout, mode == "fibers", err, len(err))
+                                       timeout, MODES.index(mode), int(ftz), err, len(err))
     if status != 0:
         raise CudaEmuError(err.value.decode(errors="replace"))
 
@@ -170,7 +178,7 @@ _modules: dict[tuple, Module] = {}
 
 
 def load(path, *, sanitize: str | None = None, isolate: bool = False, timeout: float = DEFAULT_TIMEOUT,
-         mode: str = DEFAULT_MODE) -> Module:
+         mode: str = DEFAULT_MODE, ftz: bool = DEFAULT_FTZ) -> Module:
     """Compile (or fetch from the cache) kernel file ``path`` for the CPU and return its
     :class:`Module`. ``sanitize="address"`` builds with AddressSanitizer and runs every launch in
     a subprocess on exactly sized copies of the arrays; ``sanitize="thread"`` (with
@@ -181,7 +189,10 @@ def load(path, *, sanitize: str | None = None, isolate: bool = False, timeout: f
     how the threads of a block run: "fibers", coroutines of the launching thread switched at each
     barrier in a fixed order (repeatable; a missing barrier shows as a read of unwritten data);
     "threads", concurrent OS threads of a reused pool meeting at a real barrier (finds races, but
-    each barrier costs about 4 us per thread on two cores against 0.1 us for fibers). A thread
+    each barrier costs about 4 us per thread on two cores against 0.1 us for fibers); "shuffled",
+    fibers resumed in a pseudo-random order per block and barrier (repeatable), which shows
+    order-dependent races at fiber speed. ``ftz`` (default ``$GPUNET_CUDA_EMU_FTZ``) flushes
+    subnormal floats to zero, inputs and results, as CuPy's ``-ftz=true`` does on a GPU. A thread
     spinning forever is reported after ``timeout`` in mode "threads", and by the watchdog of an
     isolated launch in either mode; in-process in mode "fibers" it hangs."""
     path = Path(path).resolve()
@@ -189,9 +200,9 @@ def load(path, *, sanitize: str | None = None, isolate: bool = False, timeout: f
         stamp = path.stat().st_mtime_ns
     except FileNotFoundError:
         raise CudaEmuError(f"kernel file {path} does not exist") from None
-    key = (path, stamp, sanitize, isolate, float(timeout), mode)
+    key = (path, stamp, sanitize, isolate, float(timeout), mode, bool(ftz))
     if key not in _modules:
-        _modules[key] = Module(path, sanitize=sanitize, isolate=isolate, timeout=timeout, mode=mode)
+        _modules[key] = Module(path, sanitize=sanitize, isolate=isolate, timeout=timeout, mode=mode, ftz=ftz)
     return _modules[key]
 
 

@@ -7,9 +7,16 @@
 //   call site, so threads reaching different barriers (or one reaching the end of the
 //   kernel) are reported at once, and a barrier that waits longer than the launch timeout
 //   is reported as a deadlock;
-// - __shared__ is static storage, correct because blocks of a launch never overlap;
+// - __shared__ is static storage in the section "gpunet_shared", correct because blocks of a
+//   launch never overlap; the whole section is refilled with 0xFF bytes (NaN as float, -1 as an
+//   integer) before every block, as a GPU's shared memory holds garbage at a block's start;
 // - dynamic shared memory (GPUNET_DYNAMIC_SHARED in kernels/common.cuh) is an exactly
-//   sized heap buffer, refilled with 0xFF bytes (NaN as float) before every block.
+//   sized heap buffer, refilled with 0xFF bytes before every block;
+// - mode "fibers" resumes the threads of a block in index order between barriers; mode
+//   "shuffled" in a pseudo-random order drawn per block and per barrier (repeatable), so a
+//   thread reading what another writes without a barrier between sees poison or stale data;
+// - with `ftz` the launch runs with the SSE flush-to-zero and denormals-are-zero flags set, as
+//   CuPy's -ftz=true does for float32 on a GPU (here double arithmetic is flushed too).
 #pragma once
 #define GPUNET_CUDA_EMU 1
 
@@ -38,7 +45,7 @@
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
 #define __noinline__ __attribute__((noinline))
-#define __shared__ static
+#define __shared__ static __attribute__((section("gpunet_shared")))
 #define __constant__ static
 #define __align__(n) __attribute__((aligned(n)))
 #define __launch_bounds__(...)
@@ -50,9 +57,27 @@ struct dim3 {
 };
 using uint3 = dim3;
 
+extern "C" char __start_gpunet_shared[] __attribute__((weak));  // defined by the linker when the
+extern "C" char __stop_gpunet_shared[] __attribute__((weak));   // kernel file has __shared__ data
+
 namespace cuda_emu {
 
 struct Abort {};
+
+inline void poison_shared() {
+    if (__start_gpunet_shared != nullptr && __stop_gpunet_shared > __start_gpunet_shared)
+        std::memset(__start_gpunet_shared, 0xFF, static_cast<size_t>(__stop_gpunet_shared - __start_gpunet_shared));
+}
+
+constexpr unsigned int kFlushToZero = 0x8040;  // MXCSR: FTZ (bit 15) and DAZ (bit 6)
+
+inline unsigned int read_mxcsr() {
+    unsigned int value;
+    asm volatile("stmxcsr %0" : "=m"(value));
+    return value;
+}
+
+inline void write_mxcsr(unsigned int value) { asm volatile("ldmxcsr %0" : : "m"(value)); }
 
 #if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
 // Minimal fiber switch (callee-saved registers, MXCSR and x87 control word), ~100x cheaper than
@@ -143,6 +168,8 @@ public:
 
     // Fiber state (mode "fibers": the threads of a block are coroutines of the launching thread).
     bool fibers = false;
+    bool shuffled = false;  // resume them in a pseudo-random order
+    bool ftz = false;       // flush subnormal floats to zero
     char* stacks = nullptr;  // nthreads stacks of kFiberStack bytes, mapped lazily
     size_t stack_count = 0;
     std::vector<unsigned char> done;
@@ -152,6 +179,9 @@ public:
     std::vector<std::thread*> workers;
     std::atomic<uint32_t> launch_gen{0};
     std::atomic<uint32_t> finished{0};
+    // Workers that have seen the current launch (all of them, busy or idle): a launch returns only when every
+    // worker has read its thread count, so a worker slow to wake never reads the next launch's count instead.
+    std::atomic<uint32_t> acknowledged{0};
 
     void fail(const std::string& message) {
         {
@@ -209,6 +239,7 @@ public:
             if (site.line < 0) {  // end of block: prepare the next one
                 ++current_block;
                 if (dyn_smem_bytes) std::memset(dyn_smem, 0xFF, dyn_smem_bytes);
+                poison_shared();
             }
             arrived.store(0, std::memory_order_relaxed);
             barrier_gen.fetch_add(1, std::memory_order_acq_rel);
@@ -247,6 +278,8 @@ public:
     // Mode "threads": pool thread `tid` runs thread `tid` of every block, in step with the others.
     void run_thread(unsigned int tid) {
         threadIdx = thread_index(tid);
+        const unsigned int saved_mxcsr = read_mxcsr();
+        write_mxcsr(ftz ? saved_mxcsr | kFlushToZero : saved_mxcsr & ~kFlushToZero);
         try {
             for (unsigned long long b = 0; b < nblocks; ++b) {
                 blockIdx = block_index(b);
@@ -257,6 +290,7 @@ public:
         } catch (std::exception& e) {
             fail("kernel '" + kernel + "': C++ exception: " + e.what());
         }
+        write_mxcsr(saved_mxcsr);
         if (finished.fetch_add(1, std::memory_order_acq_rel) + 1 == nthreads)
             futex(&finished, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
     }
@@ -268,7 +302,9 @@ public:
             while ((gen = launch_gen.load(std::memory_order_acquire)) == seen)
                 futex(&launch_gen, FUTEX_WAIT_PRIVATE, seen, nullptr);
             seen = gen;
-            if (index < nthreads) run_thread(index);
+            const bool active = index < nthreads;
+            acknowledged.fetch_add(1, std::memory_order_acq_rel);
+            if (active) run_thread(index);
         }
     }
 
@@ -334,6 +370,19 @@ public:
     void yield_to_scheduler(unsigned int t) { swapcontext(&contexts[t], &scheduler); }
 #endif
 
+    // Fisher-Yates with splitmix64 seeded by (block, round): the same launch runs in the same order.
+    static void shuffle(std::vector<unsigned int>& order, unsigned long long block, unsigned long long round) {
+        unsigned long long state = block * 0x9E3779B97F4A7C15ull + round * 0xBF58476D1CE4E5B9ull + 1;
+        for (size_t i = order.size(); i > 1; --i) {
+            state += 0x9E3779B97F4A7C15ull;
+            unsigned long long z = state;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+            z ^= z >> 31;
+            std::swap(order[i - 1], order[z % i]);
+        }
+    }
+
     // Mode "fibers": run the blocks one by one; in each, resume every unfinished thread in turn
     // until it reaches a barrier or returns, then check they all stopped at the same place.
     int launch_fibers() {
@@ -350,14 +399,18 @@ public:
             for (unsigned int t = 0; t < nthreads; ++t)  // guard page: an overflow faults, never corrupts
                 mprotect(stacks + t * kFiberStack, 4096, PROT_NONE);
         }
+        std::vector<unsigned int> order(nthreads);
         for (current_block = 0; current_block < nblocks && !aborted.load(); ++current_block) {
             blockIdx = block_index(current_block);
             if (dyn_smem_bytes) std::memset(dyn_smem, 0xFF, dyn_smem_bytes);
+            poison_shared();
             done.assign(nthreads, 0);
             for (unsigned int t = 0; t < nthreads; ++t) init_fiber(t);
-            for (;;) {
+            for (unsigned long long round = 0;; ++round) {
+                for (unsigned int t = 0; t < nthreads; ++t) order[t] = t;
+                if (shuffled) shuffle(order, current_block, round);
                 unsigned int finished_threads = 0;
-                for (unsigned int t = 0; t < nthreads; ++t) {
+                for (unsigned int t : order) {
                     if (done[t]) { ++finished_threads; continue; }
                     resume(t);
                     finished_threads += done[t];
@@ -394,9 +447,11 @@ public:
         aborted.store(false);
         arrived.store(0);
         finished.store(0);
+        acknowledged.store(0);
         current_block = 0;
         sites.assign(nthreads, Site{nullptr, 0});
         if (dyn_smem_bytes) std::memset(dyn_smem, 0xFF, dyn_smem_bytes);
+        poison_shared();
         launch_gen.fetch_add(1, std::memory_order_acq_rel);
         futex(&launch_gen, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
         auto abort_seen = std::chrono::steady_clock::time_point{};
@@ -417,6 +472,7 @@ public:
                 }
             }
         }
+        while (acknowledged.load(std::memory_order_acquire) < workers.size()) std::this_thread::yield();
         return aborted.load() ? 1 : 0;
     }
 };
@@ -534,7 +590,7 @@ GPUNET_EMU_EXPORT unsigned long long gpunet_emu_progress() { return cuda_emu::ru
 GPUNET_EMU_EXPORT int gpunet_emu_launch(void (*entry)(void**), void** args, const char* kernel,
                                         unsigned int gx, unsigned int gy, unsigned int gz,
                                         unsigned int bx, unsigned int by, unsigned int bz,
-                                        unsigned long long shared_mem, double timeout_s, int fibers,
+                                        unsigned long long shared_mem, double timeout_s, int mode, int ftz,
                                         char* errbuf, unsigned long long errlen) {
     cuda_emu::Runtime& rt = cuda_emu::runtime();
     gridDim = dim3(gx, gy, gz);
@@ -545,11 +601,16 @@ GPUNET_EMU_EXPORT int gpunet_emu_launch(void (*entry)(void**), void** args, cons
     rt.nthreads = bx * by * bz;
     rt.nblocks = static_cast<unsigned long long>(gx) * gy * gz;
     rt.timeout_s = timeout_s;
-    rt.fibers = fibers != 0;
+    rt.fibers = mode != 0;  // 0: threads, 1: fibers in index order, 2: fibers shuffled
+    rt.shuffled = mode == 2;
+    rt.ftz = ftz != 0;
     rt.spin_limit = rt.nthreads <= std::thread::hardware_concurrency() ? 64 : 0;
     rt.dyn_smem_bytes = shared_mem;
     rt.dyn_smem = static_cast<unsigned char*>(std::malloc(shared_mem ? shared_mem : 1));
+    const unsigned int saved_mxcsr = cuda_emu::read_mxcsr();  // fibers inherit the launching thread's
+    cuda_emu::write_mxcsr(rt.ftz ? saved_mxcsr | cuda_emu::kFlushToZero : saved_mxcsr & ~cuda_emu::kFlushToZero);
     int status = rt.launch();
+    cuda_emu::write_mxcsr(saved_mxcsr);
     if (status == 0 || !rt.broken) std::free(rt.dyn_smem);  // a stuck thread may still use it
     rt.dyn_smem = nullptr;
     if (status != 0) std::snprintf(errbuf, errlen, "%s", rt.error.c_str());

@@ -1,0 +1,297 @@
+"""Data-parallel training over MPI ranks (Horovod's and ChainerMN's design, PyTorch DDP's semantics).
+
+``World`` is the set of processes MPI started: ``rank``, ``size`` and ``local_rank`` (the rank on its node). A
+process started by ``mpiexec`` / ``srun`` joins that world (``world()``); ``launch`` re-starts ``gpunet`` through
+``mpiexec`` for ``gpunet train CONFIG --nproc N``.
+
+``DataParallel`` keeps N replicas of one model in step: the parameters start equal (broadcast from rank 0) and after
+every backward the gradients are averaged over the *global* batch by all-reduces over flattened buckets (one
+non-blocking ``Iallreduce`` per bucket, started as soon as the bucket is packed; the buckets are packed after
+backward, last layers first, not from inside the autograd engine). Each rank's local gradient is of its shard's
+mean loss; it is weighted by the shard's size before the sum and the sum divided by the global batch size, so the
+result is the single-process gradient of the global-batch mean even when shards differ in size (the last batch),
+or are empty. Every wait has a timeout (``GPUNET_DIST_TIMEOUT`` seconds, default 300): a rank that stops answering
+makes the others abort the job with a message naming the waiting rank and the collective.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DataParallel", "DistributedError", "World", "gather_collector", "joined", "launch", "launched_by_mpi",
+           "mpiexec_path", "world"]
+
+INSTALL_HINT = 'pip install "gpunet[mpi]"'
+TIMEOUT_VARIABLE = "GPUNET_DIST_TIMEOUT"
+BUCKET_BYTES = 25 * 2 ** 20  # PyTorch DDP's default bucket_cap_mb
+# Set by Open MPI, MPICH/Hydra and PMIx launchers (mpiexec, srun --mpi=pmi2/pmix) in every process they start.
+_LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK")
+_LOCAL_RANK_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "PMI_LOCAL_RANK")
+
+
+class DistributedError(RuntimeError):
+    """MPI is missing, or a distributed launch cannot work as asked (a user's problem, not a bug)."""
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise DistributedError(f"distributed training needs mpi4py and an MPI library ({exc}); install them with: "
+                               f"{INSTALL_HINT}") from None
+    return MPI
+
+
+@dataclass(frozen=True)
+class World:
+    """The processes training together; ``comm`` is the MPI communicator (None for a single process)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    comm: object = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    def abort(self, status: int) -> None:
+        """End every rank of the job (after this rank's message was printed)."""
+        if self.comm is not None:
+            sys.stderr.flush()
+            self.comm.Abort(status)
+
+
+_WORLD: World | None = None
+
+
+def launched_by_mpi() -> bool:
+    return any(name in os.environ for name in _LAUNCHER_VARIABLES)
+
+
+def world() -> World:
+    """The world this process belongs to: the launcher's (mpiexec, srun) when one started it, else a single rank."""
+    global _WORLD
+    if _WORLD is None:
+        if not launched_by_mpi():
+            _WORLD = World()
+        else:
+            comm = _mpi().COMM_WORLD
+            local = next((os.environ[v] for v in _LOCAL_RANK_VARIABLES if v in os.environ), None)
+            if local is None:  # no launcher variable: count the ranks on this host
+                host = comm.Get_processor_name()
+                local = sum(1 for h in comm.allgather(host)[:comm.Get_rank()] if h == host)
+            _WORLD = World(comm.Get_rank(), comm.Get_size(), int(local), comm if comm.Get_size() > 1 else None)
+            if _WORLD.distributed and hasattr(signal, "SIGUSR2"):  # how ``launch`` forwards a stop (see there)
+                signal.signal(signal.SIGUSR2, lambda *_: os.kill(os.getpid(), signal.SIGTERM))
+    return _WORLD
+
+
+def joined() -> World | None:
+    """The world if this process already joined a distributed one, else None (MPI is not initialised for it)."""
+    return _WORLD if _WORLD is not None and _WORLD.distributed else None
+
+
+def mpiexec_path() -> str:
+    """``mpiexec`` of the ``mpi`` extra (beside this Python's scripts), else the system's; DistributedError if none."""
+    own = os.path.join(sysconfig.get_path("scripts"), "mpiexec")
+    found = own if os.access(own, os.X_OK) else shutil.which("mpiexec")
+    if found is None:
+        raise DistributedError(f"--nproc needs mpiexec, which was not found; install MPI with: {INSTALL_HINT}")
+    return found
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run ``gpunet <argv>`` as ``nproc`` ranks under ``mpiexec`` and return its exit status. As root, Open MPI's
+    refusal to run is lifted (``OMPI_ALLOW_RUN_AS_ROOT``), as a container user asking for --nproc expects.
+
+    ``mpiexec`` runs in its own session, so a Ctrl-C reaches only this process, which forwards it as SIGUSR2
+    (``mpiexec`` passes that on to every rank, where it means SIGTERM: a clean stop after the same step on all);
+    a second SIGINT or SIGTERM ends ``mpiexec`` and so every rank at once."""
+    _mpi()  # the ranks need mpi4py: say so here, once, rather than N times
+    command = [mpiexec_path(), "-n", str(nproc)]
+    version = subprocess.run([command[0], "--version"], capture_output=True, text=True).stdout
+    if "Open MPI" in version or "OpenRTE" in version:
+        command.append("--oversubscribe")  # more ranks than cores is slow, not wrong
+    env = dict(os.environ)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    process = subprocess.Popen([*command, sys.executable, "-m", "gpunet.cli", *argv], env=env, start_new_session=True)
+    asked = []
+
+    def forward(signum, frame):
+        process.send_signal(signal.SIGTERM if asked else signal.SIGUSR2)
+        asked.append(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _timeout() -> float:
+    text = os.environ.get(TIMEOUT_VARIABLE, "300")
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise DistributedError(f"{TIMEOUT_VARIABLE}={text!r}: give the seconds to wait for the other ranks (> 0)")
+    return value
+
+
+_WAITING_TAG = 7311  # point-to-point messages "I am waiting too", sent only once a wait has timed out
+
+
+def wait_all(world_: World, requests: list, what: str) -> None:
+    """Wait for MPI ``requests``; if they are not complete within the timeout, abort the job with a message naming
+    the ranks that did not reach ``what`` (those that sent no "waiting too" message within a short grace time)."""
+    MPI = _mpi()
+    limit = _timeout()
+    deadline, pause = time.monotonic() + limit, 1e-5
+    while not MPI.Request.Testall(requests):
+        if time.monotonic() > deadline:
+            missing = _ranks_not_waiting(world_, MPI, grace=min(10.0, 1.0 + limit / 10))
+            names = ", ".join(map(str, missing)) or "unknown (all answered)"
+            print(f"gpunet: rank {world_.rank} of {world_.size}: {what} did not complete within {limit:g} s; not "
+                  f"there: rank {names} (it died or hangs; see its messages above); aborting the job "
+                  f"({TIMEOUT_VARIABLE} sets the timeout)", file=sys.stderr, flush=True)
+            world_.abort(4)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
+
+
+def _ranks_not_waiting(world_: World, MPI, grace: float) -> list[int]:
+    """Tell every other rank that this one waits, and listen ``grace`` seconds for theirs: the ranks not heard
+    from are the ones missing."""
+    others = [r for r in range(world_.size) if r != world_.rank]
+    sent = [world_.comm.isend(world_.rank, dest=r, tag=_WAITING_TAG) for r in others]  # noqa: F841 (kept alive)
+    heard, deadline = set(), time.monotonic() + grace
+    while len(heard) < len(others) and time.monotonic() < deadline:
+        status = MPI.Status()
+        if world_.comm.iprobe(source=MPI.ANY_SOURCE, tag=_WAITING_TAG, status=status):
+            heard.add(world_.comm.recv(source=status.Get_source(), tag=_WAITING_TAG))
+        else:
+            time.sleep(0.01)
+    return [r for r in others if r not in heard]
+
+
+def allgather(world_: World, value, what: str) -> list:
+    """Every rank's ``value`` (any picklable object), in rank order; a barrier with a timeout goes first, so a
+    missing rank aborts the job instead of hanging it."""
+    wait_all(world_, [world_.comm.Ibarrier()], what)
+    return world_.comm.allgather(value)
+
+
+def _host(array) -> np.ndarray:
+    return array.get() if hasattr(array, "get") else np.asarray(array)  # CuPy -> NumPy staging (no NCCL yet)
+
+
+class DataParallel:
+    """Gradient averaging and metric reduction for one model replicated on every rank of ``world_``."""
+
+    def __init__(self, world_: World, bucket_bytes: int = BUCKET_BYTES):
+        self.world = world_
+        self.bucket_bytes = bucket_bytes
+
+    def broadcast_parameters(self, parameters) -> None:
+        """Make every rank's parameters rank 0's (they are equal already when every rank seeded alike)."""
+        values = allgather(self.world, [_host(p.data) for p in parameters] if self.world.rank == 0 else None,
+                           "the parameter broadcast")[0]
+        for p, value in zip(parameters, values):
+            p.data[...] = p.backend.xp.asarray(value)
+
+    def _buckets(self, parameters) -> list[list]:
+        """Parameters in reverse order (their gradients are ready first), cut into buckets of at most
+        ``bucket_bytes`` (a bigger parameter gets a bucket of its own)."""
+        buckets, current, size = [], [], 0
+        for p in reversed(parameters):
+            nbytes = p.data.size * p.data.dtype.itemsize
+            if current and size + nbytes > self.bucket_bytes:
+                buckets.append(current)
+                current, size = [], 0
+            current.append(p)
+            size += nbytes
+        return buckets + [current] if current else buckets
+
+    def average_gradients(self, parameters, loss: float | None, count: int, stop: bool = False) -> tuple[float, bool]:
+        """Replace every parameter's ``.grad`` (of this rank's shard mean loss over ``count`` samples) by the
+        gradient of the global batch's mean loss; return that mean loss and whether any rank asked to ``stop``
+        (a signal: all ranks then stop after this same step). A rank with no samples passes ``loss`` None and
+        contributes nothing. A parameter gets a gradient when any rank's shard gave it one."""
+        from ..autograd import Tensor
+
+        MPI = _mpi()
+        parameters = list(dict.fromkeys(parameters))
+        buckets = self._buckets(parameters)
+        sends, receives, requests = [], [], []
+        for index, bucket in enumerate(buckets):
+            parts = [(_host(p.grad.data).ravel() * count if p.grad is not None else np.zeros(p.data.size, p.data.dtype))
+                     for p in bucket]
+            if index == len(buckets) - 1:  # the global loss sum, the sample count and who has gradients ride along
+                tail = [0.0 if loss is None else loss * count, count, stop] + [p.grad is not None for p in parameters]
+                parts.append(np.asarray(tail, dtype=np.float64))
+            send = np.concatenate([part.astype(np.float64, copy=False) for part in parts])
+            receive = np.empty_like(send)
+            requests.append(self.world.comm.Iallreduce(send, receive, op=MPI.SUM))
+            sends.append(send)
+            receives.append(receive)
+        wait_all(self.world, requests, "the gradient all-reduce")
+        tail = receives[-1][-(3 + len(parameters)):]
+        total, has_grad = tail[1], dict(zip(map(id, parameters), tail[3:] > 0))
+        for bucket, receive in zip(buckets, receives):
+            offset = 0
+            for p in bucket:
+                n = p.data.size
+                if has_grad[id(p)]:
+                    xp = p.backend.xp
+                    grad = xp.asarray((receive[offset:offset + n] / total).astype(p.data.dtype).reshape(p.data.shape))
+                    p.grad = Tensor(grad, p.backend)
+                offset += n
+        return float(tail[0] / total), bool(tail[2] > 0)
+
+    def gather_collector(self, collector):
+        return gather_collector(self.world, collector)
+
+    def allgather(self, value) -> list:
+        return allgather(self.world, value, "a checkpoint's gather")
+
+
+def gather_collector(world_: World, collector):
+    """One ``EpochCollector`` holding every rank's batches (loss sums and counts added, outputs and targets
+    concatenated in rank order), the same on every rank; ``batches`` is this rank's (all ranks see every batch)."""
+    from .metrics import EpochCollector
+
+    parts = allgather(world_, (collector.loss_sum, collector.count, collector._outputs and collector.outputs(),
+                               collector._targets and collector.targets()), "the metrics gather")
+    combined = EpochCollector(collector.metric_names, collector.threshold, collector.keep_outputs)
+    combined.loss_sum = float(sum(p[0] for p in parts))
+    combined.count = int(sum(p[1] for p in parts))
+    combined.batches = collector.batches
+    combined._outputs = [p[2] for p in parts if len(p[2])]
+    combined._targets = [p[3] for p in parts if len(p[3])]
+    return combined
+
+
+def local_share(world_: World, state: dict) -> dict:
+    """This rank's part of a gathered collector state: rank 0 keeps everything, the others only the batch count
+    (so gathering again at the epoch's end counts every sample once)."""
+    if world_.rank == 0:
+        return state
+    return {"loss_sum": 0.0, "count": 0, "batches": state["batches"]}
+
+
+def rank_seed(step: int, rank: int) -> int:
+    """The seed of rank ``rank``'s generator (dropout masks) when no saved state of it applies: distinct per rank."""
+    return int(np.random.SeedSequence([step, rank]).generate_state(1)[0])
