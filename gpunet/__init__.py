@@ -9,8 +9,8 @@ import importlib as _importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("autograd", "backend", "cli", "config", "data", "models", "nn", "ops", "optim", "random", "testing",
-               "train")
+_SUBMODULES = ("autograd", "backend", "cli", "config", "data", "models", "nn", "ops", "optim", "random", "runner",
+               "testing", "train")
 _NAMES = {
     "backend": ("Device", "DeviceError", "set_device"),
     "autograd": ("DeviceMismatchError", "Function", "Tensor", "enable_grad", "grad", "is_grad_enabled", "no_grad",
@@ -27,7 +27,8 @@ _DTYPES = {"float32": "float32", "float64": "float64", "float16": "float16", "in
            "bool": "bool", "float": "float32", "double": "float64", "long": "int64"}
 
 
-__all__ = sorted({*_SUBMODULES, *_HOME, *_DTYPES, "device", "get_device"} - {"cli", "config", "data", "models", "train"})
+__all__ = sorted({*_SUBMODULES, *_HOME, *_DTYPES, "device", "get_device"}
+                 - {"cli", "config", "data", "models", "runner", "train"})
 
 
 def __getattr__(name):

@@ -39,7 +39,7 @@ def _user_errors() -> tuple:
     from .data import DatasetError
     from .train.checkpoint import CheckpointError
     from .train.distributed import DistributedError
-    from .train.run import RunError
+    from .runner.run import RunError
 
     return ConfigError, DatasetError, CheckpointError, DeviceError, RunError, DistributedError
 
@@ -56,7 +56,7 @@ def _load(args):
 
 # ----------------------------------------------------------------------------------------------- train
 def cmd_train(args) -> int:
-    from .train.run import default_run_dir, resumed_config, run, summary_line
+    from .runner.run import default_run_dir, resumed_config, run, summary_line
 
     if args.nproc is not None:
         from .train.distributed import launch, launched_by_mpi, world
@@ -88,7 +88,7 @@ def cmd_train(args) -> int:
 # ----------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
     from .train import strict_json
-    from .train.run import Run
+    from .runner.run import Run
 
     run, path, checkpoint = Run.from_checkpoint(args.checkpoint, args.overrides, config_path=args.config)
     if checkpoint.config is not None:
@@ -116,7 +116,7 @@ def _parse_shape(text: str) -> tuple:
 
 
 def cmd_summary(args) -> int:
-    from .train.run import use_device
+    from .runner.run import use_device
     from .config import build_dataset, build_model, check_model
     from .config.dry_run import input_dtype
 
@@ -153,7 +153,7 @@ def _parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
 
 def cmd_sweep(args) -> int:
     from .config import load_config
-    from .train.sweep import config_grid, run_sweep
+    from .runner.sweep import config_grid, run_sweep
 
     from .train.distributed import launched_by_mpi, world
 
@@ -241,7 +241,7 @@ def cmd_info(args) -> int:
 
 # ----------------------------------------------------------------------------------------------- warmup
 def cmd_warmup(args) -> int:
-    from .train.run import use_device
+    from .runner.run import use_device
     from .backend import current
     from .backend.warmup import kernels_called, warmup
     from .config import build_dataset, build_loss, build_model, build_optimizer, check_model

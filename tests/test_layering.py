@@ -2,9 +2,10 @@
 the same or a lower one, and no two modules import each other at import time; the few known exceptions are listed
 below with their reason, and an entry that is no longer needed fails the test so the list only shrinks.
 
-    data, random < backend < autograd < ops < nn < models < optim < train < config < cli < testing
+    data, random < backend < autograd < ops < nn < models < optim < train < config < runner < cli < testing
 
 ``backend`` sits below ``autograd``: a Tensor wraps a backend array, the backend knows nothing of Tensors.
+``runner`` (a whole run or a sweep from a config) sits above ``config``: it builds everything a config names.
 ``testing`` (the test kit) is on top: it may use anything, and the product never imports it. The package root
 ``gpunet/__init__.py`` is the public facade (it re-exports every layer, lazily); ``from gpunet import x`` counts as
 an import of the module that defines ``x``.
@@ -17,7 +18,7 @@ import pathlib
 import gpunet
 
 ORDER = (("data", "random"), ("backend",), ("autograd",), ("ops",), ("nn",), ("models",), ("optim",), ("train",),
-         ("config",), ("cli",), ("testing",))
+         ("config",), ("runner",), ("cli",), ("testing",))
 RANK = {name: rank for rank, names in enumerate(ORDER) for name in names}
 ROOT = pathlib.Path(gpunet.__file__).parent
 
@@ -25,9 +26,6 @@ ROOT = pathlib.Path(gpunet.__file__).parent
 KNOWN_BACK_EDGES = {
     ("gpunet.autograd.engine", "gpunet.ops"): "backward sums gradients with ops (ops build on Tensor)",
     ("gpunet.autograd.tensor", "gpunet.ops"): "Tensor's operator methods are the ops (PyTorch's Tensor.add etc.)",
-    ("gpunet.train.run", "gpunet.config"): "run.py makes a whole run from a config, so it belongs above config; "
-                                           "it moves once branches rundir and cli, which edit it, have landed",
-    ("gpunet.train.sweep", "gpunet.config"): "a sweep runs configs: it moves above config with run.py",
 }
 # Import-time cycles, each given by the module prefixes its members may have.
 KNOWN_CYCLES = {

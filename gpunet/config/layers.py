@@ -252,3 +252,64 @@ register_layer(nn.Upsample, "Resamples (N, C, L) or (N, C, H, W) inputs to size 
                   "nearest, nearest-exact, linear (3-D input) or bilinear (4-D input)"),
     "align_corners": Field(Optional(Bool()), "linear modes: align the corner pixels' centres (null: false)"),
 }, input_dims=(3, 4), check_fn=_align_corners_linear)
+
+
+# Sequence layers. Data arrives (N, L) and an Embedding makes (N, L, E), so inside a layers list batch_first is true
+# by default; and a layer of the list hands one tensor, batch first, to the next, so return_mode offers the two such
+# values ('state', PyTorch's None and the LSTM's (h_n, c_n) pair are for code that calls the layer itself).
+_BATCH_FIRST = Field(Bool(), "inputs and outputs are (N, L, features), as the data and Embedding give them", True,
+                     why_default="data arrives (N, L): a sequence in a layers list is batch first")
+_RECURRENT_FIELDS = {
+    "input_size": Field(Int(ge=0), "features of each step (the Embedding's embedding_dim)"),
+    "hidden_size": Field(Int(ge=1), "features of the hidden state"),
+    "num_layers": Field(Int(ge=1), "stacked recurrent layers"),
+    "bias": Field(Bool(), "learn the biases b_ih and b_hh"),
+    "batch_first": _BATCH_FIRST,
+    "dropout": Field(Float(ge=0, le=1), "dropout between stacked layers (not after the last)"),
+    "bidirectional": Field(Bool(), "also run the sequence backwards; outputs join both directions (2 * hidden_size)"),
+    "return_mode": Field(Choice(("last", "sequence"), "return mode"), "last: (N, D*hidden_size), the output at "
+                         "each sequence's last real step (Keras' default); sequence: (N, L, D*hidden_size), every "
+                         "step (Keras' return_sequences)", "last",
+                         why_default="a layer in a list must return one tensor: Keras' return_sequences=False, not "
+                         "PyTorch's (output, h_n) tuple"),
+    "mask_value": Field(Optional(Float()), "a step whose features all equal it is padding, skipped: 0.0 after an "
+                        "Embedding with padding_idx=0 (Keras' Masking; null: no masking)"),
+}
+register_layer(nn.RNN, "Elman RNN, h_t = tanh or relu(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (PyTorch's "
+               "weights).", {**_RECURRENT_FIELDS, "nonlinearity": Field(Choice(("tanh", "relu")), "the activation")},
+               in_key="input_size", input_size=("input_size", -1), input_dims=(3,))
+register_layer(nn.LSTM, "Long short-term memory (PyTorch's weights and gate order i, f, g, o).", _RECURRENT_FIELDS,
+               in_key="input_size", input_size=("input_size", -1), input_dims=(3,))
+register_layer(nn.GRU, "Gated recurrent unit (PyTorch's weights and gate order r, z, n).", _RECURRENT_FIELDS,
+               in_key="input_size", input_size=("input_size", -1), input_dims=(3,))
+_D_MODEL = Field(Int(ge=1), "features of each position")
+_POSITIONAL_FIELDS = {
+    "d_model": _D_MODEL,
+    "dropout": Field(Float(ge=0, lt=1), "dropout after adding the encoding"),
+    "max_len": Field(Int(ge=1), "the longest sequence"),
+    "batch_first": _BATCH_FIRST,
+}
+register_layer(nn.PositionalEncoding, "Adds the fixed sinusoidal position encoding, then dropout.", _POSITIONAL_FIELDS,
+               keeps_features=True, input_size=("d_model", -1), input_dims=(3,))
+register_layer(nn.LearnedPositionalEncoding, "Adds a learned position embedding, then dropout.", _POSITIONAL_FIELDS,
+               keeps_features=True, input_size=("d_model", -1), input_dims=(3,))
+
+
+def _heads_divide_d_model(args, path, ck):
+    if args["d_model"] % args["nhead"]:
+        ck.fail(path + ("nhead",), f"must divide d_model ({args['d_model']}): each head works on d_model // nhead "
+                "features", value=args["nhead"], allowed=f"a divisor of {args['d_model']}")
+
+
+register_layer(nn.TransformerEncoderLayer, "Self-attention and feed-forward blocks with residual connections "
+               "(PyTorch's); (N, L, d_model) in and out.", {
+    "d_model": _D_MODEL,
+    "nhead": Field(Int(ge=1), "attention heads (d_model must be divisible by nhead)"),
+    "dim_feedforward": Field(Int(ge=1), "hidden features of the feed-forward block"),
+    "dropout": Field(Float(ge=0, lt=1), "dropout in both blocks"),
+    "activation": Field(Choice(("relu", "gelu"), "activation"), "the feed-forward activation"),
+    "layer_norm_eps": Field(Float(gt=0), "added to the variance in the layer norms"),
+    "batch_first": _BATCH_FIRST,
+    "norm_first": Field(Bool(), "layer norm before each block (pre-norm) instead of after"),
+    "bias": Field(Bool(), "learn the biases of the linear layers and layer norms"),
+}, in_key="d_model", out_key="d_model", input_size=("d_model", -1), input_dims=(3,), check_fn=_heads_divide_d_model)

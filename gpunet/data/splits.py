@@ -7,7 +7,7 @@ import numpy as np
 
 from .errors import DatasetError
 
-__all__ = ["split_indices"]
+__all__ = ["ordered_split_indices", "split_indices"]
 
 
 def split_indices(y: np.ndarray, fraction: float, rng: np.random.Generator, stratify: bool = True):
@@ -36,3 +36,11 @@ def split_indices(y: np.ndarray, fraction: float, rng: np.random.Generator, stra
     mask = np.zeros(n, dtype=bool)
     mask[held] = True
     return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def ordered_split_indices(n: int, fraction: float):
+    """Split ``n`` samples in time order into (kept, held out): the last ``ceil(fraction * n)`` are held out."""
+    n_held = math.ceil(fraction * n) if fraction > 0 else 0
+    if n_held and n_held >= n:
+        raise DatasetError(f"cannot hold out {fraction:g} of {n} samples: nothing would be left")
+    return np.arange(n - n_held), np.arange(n - n_held, n)

@@ -11,6 +11,8 @@ import math
 import numbers
 import warnings
 
+import numpy
+
 from ..autograd.tensor import Tensor
 from ..ops.arithmetic import add
 from ..ops.elementwise import relu, tanh
@@ -23,6 +25,7 @@ from .linear import _empty_parameter
 from .module import Module
 
 _NONLINEARITY = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
+RETURN_MODES = ("sequence", "last", "state")  # besides None: PyTorch's (output, h_n)
 
 
 def _check_size(layer, name, value, minimum=1):
@@ -35,13 +38,43 @@ def _check_nonlinearity(layer, nonlinearity):
         raise ValueError(f"{layer}: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
 
 
+def _check_return_mode(layer, return_mode):
+    if return_mode is not None and return_mode not in RETURN_MODES:
+        raise ValueError(f"{layer}: return_mode must be one of {', '.join(map(repr, RETURN_MODES))} or None (PyTorch's "
+                         f"(output, h_n)), got {return_mode!r}")
+
+
+def _check_mask_value(layer, mask_value):
+    if mask_value is not None and (isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real)):
+        raise ValueError(f"{layer}: mask_value must be a number (e.g. 0.0 after an Embedding with padding_idx) or "
+                         f"None, got {mask_value!r}")
+
+
 class RNNBase(Module):
-    """The multi-layer, optionally bidirectional recurrent layer behind RNN, LSTM and GRU (as torch.nn.RNNBase)."""
+    """The multi-layer, optionally bidirectional recurrent layer behind RNN, LSTM and GRU (as torch.nn.RNNBase).
+
+    Beyond PyTorch, for sequential models (Keras' ``return_sequences``/``return_state`` and masking):
+
+    - ``return_mode``: None (default) returns PyTorch's ``(output, h_n)`` (``(output, (h_n, c_n))`` for the LSTM);
+      ``"sequence"`` only ``output``; ``"last"`` the last layer's final hidden state of each direction concatenated,
+      (N, num_directions * hidden_size): the output at the last real step (bidirectional: joined with the reverse
+      direction's output at the first step); ``"state"`` only ``h_n`` (``(h_n, c_n)`` for the LSTM).
+    - ``forward(input, hx=None, lengths=None)``: ``lengths`` (N integers) marks each sequence's steps past its
+      length as padding (post-padding, as ``pack_padded_sequence``).
+    - ``mask_value``: a time step whose features all equal it is padding (Keras' ``Masking``); with
+      ``Embedding(padding_idx=...)`` before the layer, ``mask_value=0.0`` skips the padding tokens wherever they are
+      (pre- or post-padding), as long as the padding row of the embedding stays zero.
+
+    A padding step is skipped: its output is 0 and the state passes it unchanged, so every sequence of a padded
+    batch gives what it gives alone.
+    """
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None):
+                 bidirectional=False, proj_size=0, device=None, dtype=None, *, return_mode=None, mask_value=None):
         super().__init__()
         name = type(self).__name__
+        _check_return_mode(name, return_mode)
+        _check_mask_value(name, mask_value)
         _check_size(name, "input_size", input_size, 0)
         _check_size(name, "hidden_size", hidden_size)
         _check_size(name, "num_layers", num_layers)
@@ -56,6 +89,7 @@ class RNNBase(Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
+        self.return_mode, self.mask_value = return_mode, mask_value
         rows = MODES[mode] * hidden_size
         directions = 2 if bidirectional else 1
         for layer in range(num_layers):
@@ -80,7 +114,7 @@ class RNNBase(Module):
         return (get(f"weight_ih_l{layer}{suffix}"), get(f"weight_hh_l{layer}{suffix}"),
                 get(f"bias_ih_l{layer}{suffix}"), get(f"bias_hh_l{layer}{suffix}"))
 
-    def forward(self, input, hx=None):
+    def forward(self, input, hx=None, lengths=None):
         name = type(self).__name__
         if input.ndim not in (2, 3):
             raise ValueError(f"{name}: input must be (L, N, input_size), (N, L, input_size) with batch_first, or "
@@ -99,6 +133,7 @@ class RNNBase(Module):
         if x.shape[0] == 0:
             raise ValueError(f"{name}: the input sequence is empty (length 0)")
         states = self._initial_states(hx, x, batched)
+        mask = self._mask(x, lengths, batched)
         directions = 2 if self.bidirectional else 1
         finals = [[] for _ in states]
         for layer in range(self.num_layers):
@@ -107,7 +142,7 @@ class RNNBase(Module):
                 index = layer * directions + direction
                 h0, c0 = (s[index] for s in states) if self.mode == "LSTM" else (states[0][index], None)
                 output, *last = recurrent_layer(self.mode, x, h0, c0, *self._weights(layer, direction),
-                                                reverse=direction == 1)
+                                                reverse=direction == 1, mask=mask)
                 outputs.append(output)
                 for kept, value in zip(finals, last):
                     kept.append(value)
@@ -117,8 +152,40 @@ class RNNBase(Module):
         output = x if batched else getitem(x, (slice(None), 0))
         if batched and self.batch_first:
             output = transpose(output, 0, 1)
+        if self.return_mode == "last":
+            kept = finals[0][-directions:]
+            last = kept[0] if directions == 1 else cat(kept, -1)
+            return last if batched else getitem(last, 0)
         finals = [stack(kept) if batched else stack([getitem(h, 0) for h in kept]) for kept in finals]
-        return (output, finals[0]) if self.mode != "LSTM" else (output, tuple(finals))
+        state = finals[0] if self.mode != "LSTM" else tuple(finals)
+        if self.return_mode == "sequence":
+            return output
+        if self.return_mode == "state":
+            return state
+        return output, state
+
+    def _mask(self, x, lengths, batched):
+        """The (L, N) boolean mask of real steps from ``lengths`` and ``mask_value`` (None when neither is set)."""
+        name = type(self).__name__
+        xp = x.backend.xp
+        mask = None
+        if self.mask_value is not None:
+            mask = xp.any(x.data != self.mask_value, axis=-1)
+        if lengths is not None:
+            if not batched:
+                raise ValueError(f"{name}: lengths need a batched input (L, N, input_size); an unbatched sequence is "
+                                 f"one sequence of length L")
+            host = numpy.asarray(lengths.numpy() if isinstance(lengths, Tensor) else lengths)
+            steps, batch = x.shape[:2]
+            if host.shape != (batch,) or (host.size and host.dtype.kind not in "iu"):
+                raise ValueError(f"{name}: lengths must be {batch} integers (one per sequence of the batch), got "
+                                 f"{host.dtype} of shape {host.shape}")
+            if host.size and (host.min() < 0 or host.max() > steps):
+                raise ValueError(f"{name}: lengths must lie in [0, {steps}] (the padded length), got values from "
+                                 f"{host.min()} to {host.max()}")
+            within = xp.asarray(numpy.arange(steps)[:, None] < host[None, :])
+            mask = within if mask is None else mask & within
+        return mask
 
     def _initial_states(self, hx, x, batched):
         """hx as a list (one per state: h, and c for the LSTM) of per-(layer, direction) tensors (N, H)."""
@@ -153,39 +220,46 @@ class RNNBase(Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional is not False:
             s += f", bidirectional={self.bidirectional}"
+        if self.return_mode is not None:
+            s += f", return_mode={self.return_mode!r}"
+        if self.mask_value is not None:
+            s += f", mask_value={self.mask_value}"
         return s
 
 
 class RNN(RNNBase):
     """Elman RNN: h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) (or relu), stacked and optionally
-    bidirectional. ``forward(input, h_0=None) -> (output, h_n)`` with PyTorch's shapes."""
+    bidirectional. ``forward(input, h_0=None, lengths=None) -> (output, h_n)`` with PyTorch's shapes (other returns:
+    ``return_mode``; padding: ``lengths``, ``mask_value``; see RNNBase)."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, device=None, dtype=None):
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, return_mode=None, mask_value=None):
         _check_nonlinearity("RNN", nonlinearity)
         self.nonlinearity = nonlinearity
         super().__init__(_NONLINEARITY[nonlinearity], input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, 0, device, dtype)
+                         dropout, bidirectional, 0, device, dtype, return_mode=return_mode, mask_value=mask_value)
 
 
 class LSTM(RNNBase):
     """Long short-term memory: gates i, f, g, o from x_t and h_{t-1}; c_t = f c_{t-1} + i g, h_t = o tanh(c_t).
-    ``forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))`` with PyTorch's shapes; proj_size must be 0."""
+    ``forward(input, (h_0, c_0)=None, lengths=None) -> (output, (h_n, c_n))`` with PyTorch's shapes; proj_size must
+    be 0. ``return_mode``, ``lengths`` and ``mask_value``: see RNNBase."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, proj_size=0, device=None, dtype=None):
+                 bidirectional=False, proj_size=0, device=None, dtype=None, *, return_mode=None, mask_value=None):
         super().__init__("LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, device, dtype)
+                         proj_size, device, dtype, return_mode=return_mode, mask_value=mask_value)
 
 
 class GRU(RNNBase):
     """Gated recurrent unit, PyTorch's form: r, z gates; n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn));
-    h_t = (1 - z) n + z h_{t-1}. ``forward(input, h_0=None) -> (output, h_n)``."""
+    h_t = (1 - z) n + z h_{t-1}. ``forward(input, h_0=None, lengths=None) -> (output, h_n)``; ``return_mode``,
+    ``lengths`` and ``mask_value``: see RNNBase."""
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                 bidirectional=False, device=None, dtype=None):
+                 bidirectional=False, device=None, dtype=None, *, return_mode=None, mask_value=None):
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, 0,
-                         device, dtype)
+                         device, dtype, return_mode=return_mode, mask_value=mask_value)
 
 
 class RNNCellBase(Module):

@@ -136,8 +136,10 @@ def unbind(x):
     return Unbind().apply(x)
 
 
-def recurrent_steps(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
-    """``recurrent_layer`` as a graph of per-step ops (the differentiable-to-any-order form of its backward)."""
+def recurrent_steps(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False, keep=None):
+    """``recurrent_layer`` as a graph of per-step ops (the differentiable-to-any-order form of its backward);
+    ``keep`` (L, N, 1), 1 at real steps and 0 at skipped ones, as a constant tensor."""
+    keeps = None if keep is None else unbind(keep)
     if mode == "GRU":  # b_hh stays inside the recurrent product: the reset gate multiplies it
         steps, recurrent_bias = unbind(linear(x, w_ih, b_ih)), b_hh
     else:  # both biases add before the cell: fold them into the input projection, once for all steps
@@ -146,14 +148,21 @@ def recurrent_steps(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=F
     hs = [None] * len(steps)
     for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
         recurrent = linear(h, w_hh, recurrent_bias)
+        c_new = None
         if mode == "LSTM":
-            h, c = lstm_cell(add(steps[t], recurrent), c)
+            h_new, c_new = lstm_cell(add(steps[t], recurrent), c)
         elif mode == "GRU":
-            h = gru_cell(steps[t], recurrent, h)
+            h_new = gru_cell(steps[t], recurrent, h)
         else:
             pre = add(steps[t], recurrent)
-            h = tanh(pre) if mode == "RNN_TANH" else relu(pre)
-        hs[t] = h
+            h_new = tanh(pre) if mode == "RNN_TANH" else relu(pre)
+        if keeps is None:
+            h, c, hs[t] = h_new, c_new, h_new
+        else:  # a skipped step outputs 0 and carries the state over
+            k, skip = keeps[t], sub(1.0, keeps[t])
+            hs[t] = mul(k, h_new)
+            h = add(hs[t], mul(skip, h))
+            c = None if c_new is None else add(mul(k, c_new), mul(skip, c))
     return (stack(hs), h, c) if mode == "LSTM" else (stack(hs), h)
 
 
@@ -164,10 +173,12 @@ def _launches_cell_kernels(backend, dtype):
 
 class RecurrentLayer(Function):
     """One layer in one direction over a whole sequence. Inputs: x (L, N, in), h0 (N, H), [c0 (N, H) for the
-    LSTM], w_ih, w_hh, [b_ih, b_hh]; outputs: the hidden states of every step (L, N, H), h_n[, c_n]."""
+    LSTM], w_ih, w_hh, [b_ih, b_hh]; outputs: the hidden states of every step (L, N, H), h_n[, c_n].
+    ``keep`` (L, N, 1) in x's dtype, or None: 0 marks a skipped (padding) step, whose output is 0 and across which
+    the state is carried unchanged."""
 
-    def __init__(self, mode, reverse, bias):
-        self.mode, self.reverse, self.bias = mode, reverse, bias
+    def __init__(self, mode, reverse, bias, keep=None):
+        self.mode, self.reverse, self.bias, self.keep = mode, reverse, bias, keep
 
     def _split(self, items):
         """(x, h0, c0, w_ih, w_hh, b_ih, b_hh) from the inputs (None where absent)."""
@@ -186,36 +197,47 @@ class RecurrentLayer(Function):
         self.layer_saved = None
         if mode == "LSTM" and not _launches_cell_kernels(backend, x.dtype):  # the whole layer in one call
             bias = None if b_ih is None else b_ih + b_hh
-            out, c_n, self.layer_saved = backend.lstm_layer(x, w_ih, w_hh, bias, h, c, self.reverse)
-            return out, out[0 if self.reverse else steps - 1], c_n
+            out, h_n, c_n, self.layer_saved = backend.lstm_layer(x, w_ih, w_hh, bias, h, c, self.reverse, self.keep)
+            return out, h_n, c_n
         pre = x.reshape(steps * batch, features) @ w_ih.T
         if b_ih is not None:
             pre += b_ih if mode == "GRU" else b_ih + b_hh
         pre = pre.reshape(steps, batch, -1)
         w_hh_t = w_hh.T
         out = xp.empty((steps, batch, w_hh.shape[1]), dtype=x.dtype)
+        keep = self.keep
+        states = out if keep is None else xp.empty_like(out)  # the carried h: the output except at skipped steps
         cells = xp.empty_like(out) if mode == "LSTM" else None
         recurrent = xp.empty_like(pre) if mode == "GRU" else None
         for t in time_order(steps, self.reverse):
             if mode == "LSTM":
                 gates = pre[t]
                 gates += h @ w_hh_t
-                h, c = backend.lstm_cell(gates, c)
-                cells[t] = c
+                h_new, c_new = backend.lstm_cell(gates, c)
             elif mode == "GRU":
                 gh = recurrent[t]
                 xp.matmul(h, w_hh_t, out=gh)
                 if b_hh is not None:
                     gh += b_hh
-                h = backend.gru_cell(pre[t], gh, h)
+                h_new = backend.gru_cell(pre[t], gh, h)
             else:
                 a = pre[t]
                 a += h @ w_hh_t
-                h = xp.tanh(a) if mode == "RNN_TANH" else xp.maximum(a, 0)
-            out[t] = h
-        self.saved = (pre, cells, recurrent)
+                h_new = xp.tanh(a) if mode == "RNN_TANH" else xp.maximum(a, 0)
+            if keep is None:
+                h, c = h_new, (c_new if mode == "LSTM" else None)
+            else:
+                real = keep[t] != 0
+                h = xp.where(real, h_new, h)
+                c = xp.where(real, c_new, c) if mode == "LSTM" else None
+                states[t] = h
+                h_new = h_new * keep[t]
+            out[t] = h_new
+            if mode == "LSTM":
+                cells[t] = c
+        self.saved = (pre, cells, recurrent, states)
         last = 0 if self.reverse else steps - 1
-        return (out, out[last], cells[last]) if mode == "LSTM" else (out, out[last])
+        return (out, states[last], cells[last]) if mode == "LSTM" else (out, states[last])
 
     def backward(self, grad_out, grad_h, grad_c=None):
         if is_grad_enabled():
@@ -226,7 +248,7 @@ class RecurrentLayer(Function):
         needs = self._split(self.needs_input_grad)
         if self.layer_saved is not None:
             grad_x, grad_w_ih, grad_w_hh, grad_bias, dh, dc = backend.lstm_layer_backward(
-                self.layer_saved, x, w_ih, w_hh, h0, c0, self.outputs_data[0], grad_out, grad_h, grad_c, self.reverse)
+                self.layer_saved, x, w_ih, w_hh, h0, c0, grad_out, grad_h, grad_c, self.reverse, self.keep)
             grads = (grad_x, dh, dc, grad_w_ih, grad_w_hh, grad_bias, grad_bias.copy())
             grads = (g if need else None for g, need in zip(grads, needs))
         else:
@@ -236,8 +258,8 @@ class RecurrentLayer(Function):
     def _step_grads(self, x, h0, c0, w_ih, w_hh, grad_out, grad_h, grad_c, needs):
         """The gradients (in _split order) of the per-step forward."""
         xp, mode = self.backend.xp, self.mode
-        pre, cells, recurrent = self.saved
-        h_prev = previous_states(xp, h0, self.outputs_data[0], self.reverse)
+        pre, cells, recurrent, states = self.saved
+        h_prev = previous_states(xp, h0, states, self.reverse)
         d_pre, d_rec, dh, dc = self._backward_steps(pre, cells, recurrent, h0, c0, h_prev, w_hh, grad_out, grad_h,
                                                     grad_c)
         need_x, need_h0, need_c0, need_w_ih, need_w_hh, need_b_ih, need_b_hh = needs
@@ -253,7 +275,7 @@ class RecurrentLayer(Function):
     def _backward_steps(self, pre, cells, recurrent, h0, c0, h_prev, w_hh, grad_out, grad_h, grad_c):
         """The backward step by step through the fused cells: (d_pre, d_rec, grad_h0, grad_c0)."""
         backend, mode = self.backend, self.mode
-        xp, out, steps = backend.xp, self.outputs_data[0], pre.shape[0]
+        xp, out, steps, keep = backend.xp, self.outputs_data[0], pre.shape[0], self.keep
         c_prev = previous_states(xp, c0, cells, self.reverse) if mode == "LSTM" else None
         dh = xp.zeros_like(h0) if grad_h is None else grad_h
         dc = (xp.zeros_like(c0) if grad_c is None else grad_c) if mode == "LSTM" else None
@@ -261,6 +283,11 @@ class RecurrentLayer(Function):
         d_rec = xp.empty_like(recurrent) if mode == "GRU" else d_pre  # gradient of the recurrent product
         for t in reversed(time_order(steps, self.reverse)):
             dh_t = dh if grad_out is None else dh + grad_out[t]
+            if keep is not None:  # a skipped step passes the state's gradient straight back
+                skip = 1 - keep[t]
+                carried_h, dh_t = dh * skip, dh_t * keep[t]
+                if mode == "LSTM":
+                    carried_c, dc = dc * skip, dc * keep[t]
             if mode == "LSTM":
                 d_pre[t], dc = backend.lstm_cell_backward(pre[t], c_prev[t], dh_t, dc)
                 dh = d_pre[t] @ w_hh
@@ -270,6 +297,10 @@ class RecurrentLayer(Function):
             else:
                 d_pre[t] = dh_t * (1 - out[t] * out[t]) if mode == "RNN_TANH" else dh_t * (out[t] > 0)
                 dh = d_pre[t] @ w_hh
+            if keep is not None:
+                dh = dh + carried_h
+                if mode == "LSTM":
+                    dc = dc + carried_c
         return d_pre, d_rec, dh, dc
 
     def _bias_grads(self, rows, rec_rows, need_b_ih, need_b_hh):
@@ -284,7 +315,8 @@ class RecurrentLayer(Function):
                 + ((b_ih, b_hh) if self.bias else ()))
 
     def _recorded_backward(self, *grads):
-        outputs = recurrent_steps(self.mode, *self._split(self.inputs), reverse=self.reverse)
+        keep = None if self.keep is None else Tensor(self.keep, self.backend)
+        outputs = recurrent_steps(self.mode, *self._split(self.inputs), reverse=self.reverse, keep=keep)
         pairs = [(o, g) for o, g in zip(outputs, grads) if g is not None]
         wanted = [i for i, need in enumerate(self.needs_input_grad) if need]
         got = _grad([o for o, _ in pairs], [self.inputs[i] for i in wanted], [g for _, g in pairs],
@@ -295,10 +327,13 @@ class RecurrentLayer(Function):
         return tuple(result)
 
 
-def recurrent_layer(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False):
+def recurrent_layer(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=False, mask=None):
     """Run one recurrent layer in one direction over x (L, N, in) from h0 (and c0 for "LSTM") (N, H), with
     PyTorch's weights w_ih (G*H, in), w_hh (G*H, H), optional biases (G*H); ``mode`` is "RNN_TANH", "RNN_RELU",
-    "LSTM" or "GRU". Returns (outputs (L, N, H), h_n) or, for the LSTM, (outputs, h_n, c_n)."""
+    "LSTM" or "GRU". Returns (outputs (L, N, H), h_n) or, for the LSTM, (outputs, h_n, c_n).
+
+    ``mask`` (L, N), true at real steps: a false (padding) step is skipped, its output is 0 and the state passes it
+    unchanged, so h_n is the state after each sequence's last real step (as PyTorch's packed sequences)."""
     if mode not in MODES:
         raise ValueError(f"recurrent_layer: mode must be one of {', '.join(MODES)}, got {mode!r}")
     if (b_ih is None) != (b_hh is None):
@@ -319,5 +354,16 @@ def recurrent_layer(mode, x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, reverse=F
         if t.dtype != x.dtype:
             raise TypeError(f"recurrent_layer: x has dtype {x.dtype} but {name} has {t.dtype}; convert one with "
                             f".to(dtype=...)")
-    node = RecurrentLayer(mode, reverse, b_ih is not None)
+    node = RecurrentLayer(mode, reverse, b_ih is not None, _keep(mask, x))
     return node.apply(*node._pack(x, h0, c0, w_ih, w_hh, b_ih, b_hh))
+
+
+def _keep(mask, x):
+    """The (L, N) boolean ``mask`` as x's backend array (L, N, 1) of 1 (real step) and 0 (skipped), in x's dtype."""
+    if mask is None:
+        return None
+    data = mask.data if isinstance(mask, Tensor) else x.backend.asarray(mask)
+    if tuple(data.shape) != tuple(x.shape[:2]) or data.dtype.kind != "b":
+        raise ValueError(f"recurrent_layer: mask must be a boolean array of shape (L, N) = {tuple(x.shape[:2])}, "
+                         f"got {data.dtype} of shape {tuple(data.shape)}")
+    return data.astype(x.dtype)[..., None]

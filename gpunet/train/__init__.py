@@ -1,5 +1,5 @@
-"""Training: the Trainer (fit / evaluate / predict), callbacks, metrics, model summaries, exact checkpoints and
-whole runs from a config (``gpunet.train.run``)."""
+"""Training: the Trainer (fit / evaluate / predict), callbacks, metrics, model summaries and exact checkpoints.
+Whole runs from a config live a layer up, in ``gpunet.runner``."""
 from .callbacks import (CSVLogger, Callback, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar,
                         ReduceLROnPlateau, TerminateOnNaN)
 from .checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint, save_checkpoint

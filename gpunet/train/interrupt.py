@@ -23,7 +23,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on ``signum``. ``at_once``: by a second signal, in the middle of whatever was running, so
     nothing was saved for this point. ``where``: the epoch and step it stopped after, when known. ``run_dir`` and
-    ``checkpoint`` are filled in by whoever knows them (``gpunet.train.run``)."""
+    ``checkpoint`` are filled in by whoever knows them (``gpunet.runner.run``)."""
 
     def __init__(self, signum: int, where: str | None = None, at_once: bool = False):
         self.signum, self.where, self.at_once = signum, where, at_once

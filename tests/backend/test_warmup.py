@@ -19,7 +19,7 @@ from gpunet.backend.registry import KERNELS
 from gpunet.backend.warmup import kernels_called, warmup
 from gpunet.cli import main
 from gpunet.config import load_config
-from gpunet.train.run import build_run
+from gpunet.runner.run import build_run
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 FAMILY_OF_ENTRY_POINT = {entry: k.family for k in KERNELS.values() for entry in k.entry_points}

@@ -6,7 +6,7 @@ import pytest
 
 from gpunet.config import ConfigError, build_augment, build_dataset, load_config
 from gpunet.data import transforms as T
-from gpunet.train.run import check_run
+from gpunet.runner.run import check_run
 
 from confighelpers import BASE, edited, line_of, only_problem, write
 

@@ -99,7 +99,10 @@ class TorchSeparableConv2d(torch.nn.Module):
 TORCH_CLASSES = {"DepthwiseSeparableConv2d": TorchSeparableConv2d}  # layers torch.nn does not have
 
 
-@pytest.mark.parametrize("layer", sorted(LAYERS))
+SEQUENCE_LAYERS = {"RNN", "LSTM", "GRU", "TransformerEncoderLayer", "PositionalEncoding", "LearnedPositionalEncoding"}
+
+
+@pytest.mark.parametrize("layer", sorted(set(LAYERS) - SEQUENCE_LAYERS))
 def test_every_registered_layer_builds_with_its_pytorch_arguments(layer):
     args = NON_DEFAULT.get(layer, {})
     written = ", ".join(f"{k}: {v}" for k, v in args.items())
@@ -111,6 +114,73 @@ def test_every_registered_layer_builds_with_its_pytorch_arguments(layer):
     x = np.random.default_rng(1).standard_normal(INPUT_SHAPES.get(layer, (3, 6))).astype(np.float32)
     x = INTEGER_INPUTS.get(layer, x)
     np.testing.assert_allclose(_forward(ours, x), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _layer_from_config(written: str):
+    return build_model(loads_config(edited(LAYERS_YAML, f"  layers: [{{{written}}}]\n")))[0]
+
+
+@pytest.mark.parametrize("layer, written, torch_args", [
+    ("RNN", "input_size: 6, hidden_size: 4, num_layers: 2, nonlinearity: relu, bidirectional: true",
+     {"nonlinearity": "relu", "num_layers": 2, "bidirectional": True}),
+    ("LSTM", "input_size: 6, hidden_size: 4, bias: false", {"bias": False}),
+    ("GRU", "input_size: 6, hidden_size: 4, num_layers: 2", {"num_layers": 2}),
+])
+def test_recurrent_layers_in_a_list_are_batch_first_and_return_the_last_state(layer, written, torch_args):
+    """Inside model.layers a recurrent layer reads (N, L, features) and returns (N, D*H): the last layer's final
+    hidden state of each direction, as Keras' default; return_mode: sequence gives PyTorch's output."""
+    theirs = getattr(torch.nn, layer)(6, 4, batch_first=True, **torch_args).eval()
+    x = np.random.default_rng(2).standard_normal((3, 5, 6)).astype(np.float32)
+    output, h_n = theirs(torch.from_numpy(x))
+    h_n = (h_n[0] if layer == "LSTM" else h_n).detach().numpy()
+    directions = 2 if torch_args.get("bidirectional") else 1
+    last = np.concatenate(list(h_n[-directions:]), axis=-1)
+    for mode, expected in (("last", last), ("sequence", output.detach().numpy())):
+        ours = _layer_from_config(f"type: {layer}, {written}" + (", return_mode: sequence" if mode == "sequence"
+                                                                  else ""))
+        assert ours.batch_first and ours.return_mode == mode
+        _same_weights(ours, theirs)
+        np.testing.assert_allclose(_forward(ours, x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_masked_lstm_in_a_list_reads_each_sequence_at_its_last_real_token():
+    """mask_value: 0.0 after Embedding(padding_idx=0): pre- and post-padded reviews give the unpadded one's state."""
+    config = loads_config(edited(LAYERS_YAML, "  layers: [{type: Embedding, num_embeddings: 9, embedding_dim: 3, "
+                                 "padding_idx: 0}, {type: LSTM, input_size: 3, hidden_size: 4, mask_value: 0.0}]\n"))
+    model = build_model(config)
+    tokens = np.array([[5, 2, 7, 0, 0], [0, 0, 5, 2, 7], [5, 2, 7, 3, 1]])
+    embed, lstm = torch.nn.Embedding(9, 3, padding_idx=0), torch.nn.LSTM(3, 4, batch_first=True)
+    _same_weights(model[0], embed)
+    _same_weights(model[1], lstm)
+    with torch.no_grad():
+        _, (alone, _) = lstm(embed(torch.tensor([[5, 2, 7]])))
+    got = _forward(model, tokens)
+    np.testing.assert_allclose(got[:2], np.repeat(alone[0].numpy(), 2, axis=0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got[2], got[0])
+
+
+def test_transformer_encoder_layer_in_a_list_is_pytorchs_batch_first():
+    theirs = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, activation="gelu", batch_first=True,
+                                              norm_first=True).eval()
+    ours = _layer_from_config("type: TransformerEncoderLayer, d_model: 8, nhead: 2, dim_feedforward: 16, "
+                              "activation: gelu, norm_first: true")
+    _same_weights(ours, theirs)
+    x = np.random.default_rng(3).standard_normal((3, 5, 8)).astype(np.float32)
+    np.testing.assert_allclose(_forward(ours, x), theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match=r"model.layers\[0\].nhead: must divide d_model \(8\)"):
+        _layer_from_config("type: TransformerEncoderLayer, d_model: 8, nhead: 3")
+
+
+def test_positional_encodings_in_a_list_add_their_table_batch_first():
+    x = np.random.default_rng(4).standard_normal((2, 5, 6)).astype(np.float32)
+    position, i = np.arange(5)[:, None], np.arange(0, 6, 2)
+    table = np.zeros((5, 6))
+    table[:, 0::2], table[:, 1::2] = np.sin(position / 10000 ** (i / 6)), np.cos(position / 10000 ** (i / 6))
+    fixed = _layer_from_config("type: PositionalEncoding, d_model: 6")
+    np.testing.assert_allclose(_forward(fixed, x), x + table, rtol=1e-5, atol=1e-6)
+    learned = _layer_from_config("type: LearnedPositionalEncoding, d_model: 6, max_len: 7")
+    weight = np.asarray(learned.embedding.weight.data)
+    np.testing.assert_allclose(_forward(learned, x), x + weight[:5], rtol=1e-6)
 
 
 def test_mlp_arch_is_the_same_network_as_its_layers():

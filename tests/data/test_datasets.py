@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+import gpunet.data.registry
 from gpunet.data import (ArrayDataset, DatasetError, RawData, dataset_names, dataset_options, load_dataset,
                          register_dataset)
 
@@ -249,7 +250,9 @@ def test_unknown_names_and_options_suggest_corrections():
     assert dataset_options("xor")["noise"] == 0.1 and dataset_options("xor")["validation_split"] == 0.1
 
 
-def test_register_a_custom_dataset():
+def test_register_a_custom_dataset(monkeypatch):
+    monkeypatch.setattr(gpunet.data.registry, "_REGISTRY", dict(gpunet.data.registry._REGISTRY))  # gone afterwards
+
     @register_dataset("test_custom_ramp")
     def ramp(n: int = 6) -> RawData:
         return RawData(np.arange(n * 2).reshape(n, 2), np.arange(n) % 2, class_names=None)

@@ -280,13 +280,14 @@ def test_first_order_backward_runs_the_fused_kernel_and_create_graph_the_recorde
     for a, b in zip(fused, recorded):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
     layer = nn.LSTM(3, 4, bidirectional=True)
-    output, _ = layer(gn.randn(5, 2, 3))
-    with observe() as names:
-        output.sum().backward()
-    if backend.device.kind == "cpu":  # the whole layer in the reference, activations kept from forward
-        assert names.count("lstm_layer_backward") == 2 and "lstm_cell_backward" not in names
-    else:  # the CUDA cell kernel: one fused backward per step and direction
-        assert names.count("lstm_cell_backward") == 5 * 2 and "lstm_layer_backward" not in names
+    for lengths in (None, [5, 3]):  # padded or not, the same path
+        output, _ = layer(gn.randn(5, 2, 3), lengths=lengths)
+        with observe() as names:
+            output.sum().backward()
+        if backend.device.kind == "cpu":  # the whole layer in the reference, activations kept from forward
+            assert names.count("lstm_layer_backward") == 2 and "lstm_cell_backward" not in names
+        else:  # the CUDA cell kernel: one fused backward per step and direction
+            assert names.count("lstm_cell_backward") == 5 * 2 and "lstm_layer_backward" not in names
 
 
 def test_bad_arguments_raise_clear_errors():

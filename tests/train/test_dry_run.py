@@ -16,8 +16,8 @@ from gpunet import cli
 from gpunet.cli import main
 from gpunet.config import ConfigError, build_model, check_model, load_config, loads_config
 from gpunet.nn import Module
-from gpunet.train import run as run_module
-from gpunet.train.run import check_run
+from gpunet.runner import run as run_module
+from gpunet.runner.run import check_run
 
 ROOT = Path(__file__).resolve().parents[2]
 CNN = ROOT / "configs" / "cnn_digits.yaml"

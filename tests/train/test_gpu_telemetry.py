@@ -133,7 +133,7 @@ def test_telemetry_can_be_turned_off(xor, tmp_path, pool):
 
 def test_run_directory_metrics_on_the_emulated_device(tmp_path, pool):
     from gpunet.config import load_config
-    from gpunet.train.run import run
+    from gpunet.runner.run import run
 
     path = tmp_path / "xor.yaml"
     path.write_text("seed: 0\ndevice: cuda-emu\ndata: {name: xor, n_samples: 100}\n"

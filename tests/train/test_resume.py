@@ -1,5 +1,5 @@
 """Resume is exact for everything a run writes, the run directory is repaired against its checkpoint, and a run
-directory is never overwritten: ``gpunet.train.run.run`` in-process against an uninterrupted run."""
+directory is never overwritten: ``gpunet.runner.run.run`` in-process against an uninterrupted run."""
 import fcntl
 import json
 import os
@@ -8,7 +8,7 @@ import pytest
 
 from gpunet.config import load_config
 from gpunet.train.checkpoint import CheckpointError, load_checkpoint
-from gpunet.train.run import RunError, run
+from gpunet.runner.run import RunError, run
 
 from runcompare import STATEFUL, assert_same_run, file_hashes, snapshot, temporaries
 

@@ -3,7 +3,7 @@ compare with the uninterrupted run: nothing lost, nothing corrupt, nothing left 
 
 Kills at write steps use the fault-injection hook of ``gpunet.train.atomic`` (``GPUNET_KILL_AT_WRITE_STEP=k``:
 the process SIGKILLs itself at its k-th write step; 4 steps per atomic write, 2 per append), in runs of
-``gpunet.train.run.run`` in forked children (no interpreter start-up per kill). The default suite kills at each
+``gpunet.runner.run.run`` in forked children (no interpreter start-up per kill). The default suite kills at each
 write step of one epoch's end; the slow tests at every write step of a whole run, at random write steps of chains
 of resumes, and real ``gpunet train`` processes (SIGKILL from outside) at random moments.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import gpunet.train.atomic as atomic
-import gpunet.train.run as run_module
+import gpunet.runner.run as run_module
 from gpunet.config import load_config
 from gpunet.train.atomic import KILL_VARIABLE, atomic_write_text
 from gpunet.train.checkpoint import CheckpointError, load_checkpoint

@@ -1,4 +1,4 @@
-"""Sweeps (gpunet.train.sweep, ``gpunet sweep``): an occupied --out is refused, --resume continues a sweep into the
+"""Sweeps (gpunet.runner.sweep, ``gpunet sweep``): an occupied --out is refused, --resume continues a sweep into the
 same directory (finished cells skipped, an interrupted one resumed from its checkpoint) and gives the results of
 a sweep never interrupted."""
 import csv
@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from gpunet.train import sweep as sweep_module
-from gpunet.train.run import run
+from gpunet.runner import sweep as sweep_module
+from gpunet.runner.run import run
 from gpunet.train.trainer import Trainer
 from test_cli import XOR, gpunet
 

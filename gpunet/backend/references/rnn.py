@@ -135,11 +135,13 @@ def _exp_limit(dtype):
     return 80.0 if dtype.itemsize <= 4 else 700.0
 
 
-def lstm_layer(xp, x, w_ih, w_hh, bias, h0, c0, reverse=False):
+def lstm_layer(xp, x, w_ih, w_hh, bias, h0, c0, reverse=False, keep=None):
     """One LSTM layer over a sequence: x (L, N, I), PyTorch's w_ih (4H, I), w_hh (4H, H), bias = b_ih + b_hh
-    (4H,) or None, h0 and c0 (N, H); steps run backwards with ``reverse``. Returns ``(out, c_n, saved)``: the
-    hidden states of every step (L, N, H), the last cell state (N, H), and what ``lstm_layer_backward`` needs (the
-    gate activations, cell states and their tanh, kept from forward).
+    (4H,) or None, h0 and c0 (N, H); steps run backwards with ``reverse``. Returns ``(out, h_n, c_n, saved)``: the
+    hidden states of every step (L, N, H), the last hidden and cell states (N, H), and what
+    ``lstm_layer_backward`` needs (the gate activations, cell states and their tanh, kept from forward).
+    ``keep`` (L, N, 1), 1 at real steps and 0 at skipped (padding) ones, or None: a skipped step outputs 0 and
+    carries h and c over unchanged.
 
     sigmoid(a) = 1 / (1 + exp(-a)) for i, f, o and tanh(g) = 2 sigmoid(2 g) - 1: one exp over all gates (the
     factors -1 and -2 are folded into the weights and bias, exactly); the argument of exp is clamped at
@@ -157,6 +159,7 @@ def lstm_layer(xp, x, w_ih, w_hh, bias, h0, c0, reverse=False):
     tanh_c = xp.empty_like(cells)
     recurrent, ig, limit = xp.empty(act.shape[1:], dtype=dtype), xp.empty_like(cells[0]), _exp_limit(dtype)
     blocks = layout.gates_first(act)
+    states = out if keep is None else xp.empty_like(out)  # the carried h: the output except at skipped steps
     h, c = layout.state(h0), layout.state(c0)
     for t in time_order(steps, reverse):
         a = act[t]
@@ -169,24 +172,35 @@ def lstm_layer(xp, x, w_ih, w_hh, bias, h0, c0, reverse=False):
         i, f, g, o = blocks[t]
         g *= 2
         g -= 1
-        c_t, h = cells[t], layout.state(out[t])
+        c_t, h_t = cells[t], layout.state(out[t])
         xp.multiply(f, c, out=c_t)
         xp.multiply(i, g, out=ig)
         c_t += ig
         xp.tanh(c_t, out=tanh_c[t])
-        xp.multiply(o, tanh_c[t], out=h)
-        c = c_t
-    c_n = xp.ascontiguousarray(layout.state(cells[0 if reverse else steps - 1]))
-    return out, c_n, (layout, act, cells, tanh_c)
+        xp.multiply(o, tanh_c[t], out=h_t)
+        if keep is not None:  # the carried states: previous + k (new - previous); the output: k * new
+            k, carried = layout.state(keep[t]), layout.state(states[t])
+            c_t -= c
+            c_t *= k
+            c_t += c
+            xp.subtract(h_t, h, out=carried)
+            carried *= k
+            carried += h
+            h_t *= k
+            h_t = carried
+        h, c = h_t, c_t
+    last = 0 if reverse else steps - 1
+    c_n = xp.ascontiguousarray(layout.state(cells[last]))
+    return out, states[last], c_n, (layout, act, cells, tanh_c, states)
 
 
-def lstm_layer_backward(xp, saved, x, w_ih, w_hh, h0, c0, out, grad_out, grad_h, grad_c, reverse=False):
+def lstm_layer_backward(xp, saved, x, w_ih, w_hh, h0, c0, grad_out, grad_h, grad_c, reverse=False, keep=None):
     """The gradients ``(grad_x, grad_w_ih, grad_w_hh, grad_bias, grad_h0, grad_c0)`` of ``lstm_layer`` (grad_bias
     that of b_ih and of b_hh alike) from those of its outputs: ``grad_out`` (L, N, H) or None, and of the last
-    step's h and c (N, H) or None; ``saved``, x, the weights, h0, c0 and ``out`` as in forward. Per step only the
+    step's h and c (N, H) or None; ``saved``, x, the weights, h0, c0 and ``keep`` as in forward. Per step only the
     recurrence runs (the gradients flowing back through h and c); every factor that needs no gradient is formed
     once for all steps, and the weight gradients once at the end."""
-    layout, act, cells, tanh_c = saved
+    layout, act, cells, tanh_c, states = saved
     i, f, g, o = xp.moveaxis(layout.gates_first(act), 1, 0)
     # grad of the gates = [gc * g * i'(.), gc * c_prev * f'(.), gc * i * g'(.), dh * tanh(c) * o'(.)], gc that of c
     factor = 1 - act
@@ -207,15 +221,25 @@ def lstm_layer_backward(xp, saved, x, w_ih, w_hh, h0, c0, out, grad_out, grad_h,
     dc = xp.zeros_like(cells[0]) if grad_c is None else layout.state(grad_c).copy()
     gc = xp.empty_like(dc)
     for t in reversed(time_order(act.shape[0], reverse)):
+        if keep is not None:  # a skipped step passes the carried states' gradients straight back
+            k = layout.state(keep[t])
+            skip = 1 - k
+            carried_h, carried_c = dh * skip, dc * skip
+            dc *= k
         if grad_out is not None:
             dh += layout.state(grad_out[t])
+        if keep is not None:
+            dh *= k
         xp.multiply(dh, through_h[t], out=gc)
         gc += dc
         xp.multiply(gc, factors[t, :3], out=grads[t, :3])
         xp.multiply(dh, factors[t, 3], out=grads[t, 3])
         xp.multiply(gc, f[t], out=dc)
         layout.matmul_back(grad[t], w_hh, dh)
-    h_prev = previous_states(xp, h0, out, reverse)
+        if keep is not None:
+            dh += carried_h
+            dc += carried_c
+    h_prev = previous_states(xp, h0, states, reverse)
     return (*layout.weight_grads(grad, x, w_ih, h_prev), xp.ascontiguousarray(layout.state(dh)),
             xp.ascontiguousarray(layout.state(dc)))
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from ..config import load_config
-from .atomic import atomic_write_text
+from ..train.atomic import atomic_write_text
 from .run import RunError, check_run, config_differences, run
 
 __all__ = ["Cell", "SweepError", "config_grid", "plan_sweep", "run_sweep"]
@@ -118,7 +118,7 @@ def run_sweep(config_path: str, overrides, grid, out: str, config_name: str, res
               report=print) -> dict:
     """Train every cell of ``grid`` into ``out`` (see the module docstring); ``report`` gets one line per cell.
     Returns ``{"sweep": out, "runs": n, "results": path, "heatmaps": [paths]}``."""
-    from .plots import plot_heatmap
+    from ..train.plots import plot_heatmap
 
     cells = plan_sweep(config_path, overrides, grid, out)
     manifest = _manifest(config_path, overrides, grid)

@@ -29,16 +29,16 @@ from ..config import (ConfigError, build_augment, build_dataset, build_loss, bui
                       build_scheduler, check_model, dump_config, load_config, loads_config, validate_config)
 from ..config.load import where
 from ..data import DataLoader
-from .callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
-                        TerminateOnNaN)
-from . import strict_json
-from .atomic import atomic_write_text, remove_stale_temporaries
-from .distributed import DataParallel, rank_seed, world
-from .checkpoint import (Checkpoint, CheckpointError, CheckpointManager, fallback_message, load_checkpoint,
-                         newest_intact, open_checkpoint)
-from .interrupt import TrainingInterrupted
-from .plots import plot_augmented_samples, plot_history
-from .trainer import Trainer
+from ..train.callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar,
+                              ReduceLROnPlateau, TerminateOnNaN)
+from ..train import strict_json
+from ..train.atomic import atomic_write_text, remove_stale_temporaries
+from ..train.distributed import DataParallel, rank_seed, world
+from ..train.checkpoint import (Checkpoint, CheckpointError, CheckpointManager, fallback_message,
+                               load_checkpoint, newest_intact, open_checkpoint)
+from ..train.interrupt import TrainingInterrupted
+from ..train.plots import plot_augmented_samples, plot_history
+from ..train.trainer import Trainer
 
 __all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "config_differences", "default_run_dir",
            "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
