@@ -123,6 +123,22 @@ def digits_case(gn, torch, repeats):
 
 # --- recurrent networks ---------------------------------------------------------------------------------------
 
+def epoch_runner(fw, net, optimizer, loss_fn, x, y, batch_size):
+    """A function that trains ``net`` (of framework ``fw``) for one epoch over (x, y) in batches of ``batch_size``
+    with ``loss_fn(output, target)`` and ``optimizer``, and returns the last batch's loss."""
+    batches = [(fw.tensor(x[i:i + batch_size]), fw.tensor(y[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+
+    def epoch():
+        for xb, yb in batches:
+            loss = loss_fn(net(xb), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return loss.item()
+
+    return epoch
+
+
 class SequenceClassifier:
     """Seed 000's sentiment model for ``fw`` (gpunet or torch): Embedding -> LSTM (batch first) -> Linear on the
     last hidden state; one logit per sequence."""
@@ -156,23 +172,12 @@ def imdb_case(gn, torch, repeats):
               "gpunet": SequenceClassifier(gn, vocabulary, embedding, hidden)}
     _same_weights(models["gpunet"], models["pytorch"])
 
-    def epoch_runner(fw, model):
-        opt = fw.optim.Adam(model.parameters(), lr=1e-3)
-        batches = [(fw.tensor(tokens[i:i + batch_size]), fw.tensor(labels[i:i + batch_size]))
-                   for i in range(0, samples, batch_size)]
+    def runner(fw):
+        model = models["gpunet" if fw is gn else "pytorch"]
+        return epoch_runner(fw, model, fw.optim.Adam(model.parameters(), lr=1e-3),
+                            fw.nn.functional.binary_cross_entropy_with_logits, tokens, labels, batch_size)
 
-        def epoch():
-            for xb, yb in batches:
-                loss = fw.nn.functional.binary_cross_entropy_with_logits(model(xb), yb)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            return loss.item()
-
-        return epoch
-
-    times, first = alternate({"gpunet": epoch_runner(gn, models["gpunet"]),
-                              "pytorch": epoch_runner(torch, models["pytorch"])}, repeats or 10)
+    times, first = alternate({"gpunet": runner(gn), "pytorch": runner(torch)}, repeats or 10)
     _check_agree("imdb", first, 1e-3)
     return report(f"IMDB: Embedding({vocabulary}, {embedding}), LSTM({hidden}), Linear({hidden}, 1), BCE with "
                   f"logits, Adam, {samples} sequences of {length}, batch {batch_size}, one epoch", times, 1.0)
@@ -244,24 +249,10 @@ def shared_weights(gn, torch, build):
 
 def training_case(gn, torch, build, x, y, batch_size, repeats, title, target):
     """One SGD epoch (softmax cross-entropy) of ``build``'s network over (x, y), alternating; the ratio."""
-    def epoch_runner(fw, net):
-        opt = fw.optim.SGD(net.parameters(), lr=0.05)
-        batches = [(fw.tensor(x[i:i + batch_size]), fw.tensor(y[i:i + batch_size]))
-                   for i in range(0, len(x), batch_size)]
-
-        def epoch():
-            for xb, yb in batches:
-                loss = fw.nn.functional.cross_entropy(net(xb), yb)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-            return loss.item()
-
-        return epoch
-
     nets = shared_weights(gn, torch, build)
-    times, first = alternate({name: epoch_runner(fw, nets[name]) for name, fw in (("gpunet", gn), ("pytorch", torch))},
-                             repeats)
+    times, first = alternate({name: epoch_runner(fw, nets[name], fw.optim.SGD(nets[name].parameters(), lr=0.05),
+                                                 fw.nn.functional.cross_entropy, x, y, batch_size)
+                              for name, fw in (("gpunet", gn), ("pytorch", torch))}, repeats)
     _check_agree(title.split(":")[0], first, 1e-3)
     return report(f"{title}, SGD, batch {batch_size}, {len(x)} samples, one epoch", times, target)
 
