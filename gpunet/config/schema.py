@@ -54,6 +54,10 @@ def register_dataset(name: str, doc: str, fields: dict | None = None, *, test_se
                            "scale: divide by the raw value range (16 for digits, 255 for 8-bit images). "
                            "Statistics come from the training split only", "none"),
         "flatten": Field(Bool(), "reshape each sample to a vector (for Linear layers)", False),
+        "classes": Field(Optional(ListOf(Int(ge=0), min_len=1)), "keep only these labels, renumbered 0, 1, ... in "
+                         "this order (e.g. [5, 6, 7, 8, 9]); null: every class", None),
+        "train_per_class": Field(Optional(Int(ge=1)), "keep this many training samples of each class (seeded "
+                                 "choice, after the test and validation splits); null: all", None),
         "augment": Field(ListOf(Tagged("type", TRANSFORMS, "transform")), "random transforms of the training "
                          "batches (images (C, H, W) only), applied in this order, each {type: <gpunet.data.transforms "
                          "class>, <its arguments>}; evaluation data is never augmented", []),
