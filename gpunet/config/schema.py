@@ -130,6 +130,23 @@ register_dataset("spirals", "Interleaved 2-D spirals, one arm per class.", {
 })
 
 
+def _low_below_high(args, path, ck):
+    if not args["low"] < args["high"]:
+        ck.fail(path + ("high",), f"must be above low ({args['low']:g})", value=args["high"],
+                allowed=f"a number > {args['low']:g}")
+
+
+register_dataset("collocation", "Collocation points x in [low, high] for the ode task (inputs (n, 1), zero "
+                 "targets).", {
+                     "n_points": Field(Int(ge=2), "number of points", 1000),
+                     "low": Field(Float(), "left end of the interval", 0.0),
+                     "high": Field(Float(), "right end of the interval", 1.0),
+                     "spacing": Field(Choice(("random", "even"), "spacing"), "random: uniform, seeded; even: evenly "
+                                      "spaced, ends included (seed 001)", "random"),
+                     "repeat": Field(Int(ge=1), "the points are listed this many times (more steps per epoch)", 1),
+                 }, check_fn=_low_below_high)
+
+
 _SIDE = Choice(("pre", "post"), "side")
 
 
