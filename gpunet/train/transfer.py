@@ -17,7 +17,7 @@ import numpy as np
 from ..nn.linear import Linear
 from .checkpoint import CheckpointError, load_checkpoint
 
-__all__ = ["TransferError", "freeze", "layer_names", "load_weights", "parameter_groups", "replace_head"]
+__all__ = ["TransferError", "check_layer", "freeze", "layer_names", "load_body", "load_weights", "parameter_groups", "replace_head"]
 
 
 class TransferError(ValueError):
@@ -107,7 +107,8 @@ def _covers(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
-def _check_layer(model, name: str, what: str) -> None:
+def check_layer(model, name: str, what: str) -> None:
+    """Raise TransferError (beginning with ``what``) unless ``name`` names a layer of ``model`` with parameters."""
     if not any(_covers(p, name) for p, _ in model.named_parameters()):
         raise TransferError(f"{what} {name!r} names no layer with parameters; the model's layers are: "
                             f"{', '.join(layer_names(model))}")
@@ -116,7 +117,7 @@ def _check_layer(model, name: str, what: str) -> None:
 def freeze(model, layers) -> list[str]:
     """Stop training the parameters of each named layer (``requires_grad = False``); return their names."""
     for name in layers:
-        _check_layer(model, name, "freeze: layer")
+        check_layer(model, name, "freeze: layer")
     frozen = [p for p, _ in model.named_parameters() if any(_covers(p, name) for name in layers)]
     for name, param in model.named_parameters():
         if name in frozen:
@@ -127,7 +128,7 @@ def freeze(model, layers) -> list[str]:
 def replace_head(model, layer: str, out_features: int):
     """Replace the Linear layer at module path ``layer`` with a new Linear(in_features, ``out_features``) on the same
     device and dtype, initialised as a fresh layer; return the new layer."""
-    _check_layer(model, layer, "replace_head: layer")
+    check_layer(model, layer, "replace_head: layer")
     old = model.get_submodule(layer)
     if not isinstance(old, Linear):
         raise TransferError(f"replace_head: layer {layer!r} is a {type(old).__name__}; the head must be a Linear "
@@ -139,13 +140,14 @@ def replace_head(model, layer: str, out_features: int):
     return new
 
 
-def parameter_groups(model, lr: float, layer_lr: dict | None = None) -> list[dict]:
+def parameter_groups(model, lr: float | None = None, layer_lr: dict | None = None) -> list[dict]:
     """Optimizer parameter groups: one per entry of ``layer_lr`` (layer name -> learning rate) with its parameters,
-    then the remaining parameters with ``lr``. Frozen parameters (``requires_grad`` False) are left out, so the
-    optimizer keeps no state for them; empty groups are dropped."""
+    then the remaining parameters with ``lr`` (None: no ``lr`` entry, so the optimizer's own applies). Frozen
+    parameters (``requires_grad`` False) are left out, so the optimizer keeps no state for them; empty groups are
+    dropped."""
     layer_lr = dict(layer_lr or {})
     for name in layer_lr:
-        _check_layer(model, name, "layer_lr: layer")
+        check_layer(model, name, "layer_lr: layer")
     groups = {name: [] for name in layer_lr}
     rest = []
     for pname, param in model.named_parameters():
@@ -155,5 +157,26 @@ def parameter_groups(model, lr: float, layer_lr: dict | None = None) -> list[dic
         (groups[owner] if owner is not None else rest).append(param)
     result = [{"params": params, "lr": float(layer_lr[name])} for name, params in groups.items() if params]
     if rest:
-        result.append({"params": rest, "lr": float(lr)})
+        result.append({"params": rest} if lr is None else {"params": rest, "lr": float(lr)})
     return result
+
+
+def load_body(model, weights: dict, head: str, source: str = "the weights") -> list[str]:
+    """Copy ``weights`` into every parameter and buffer of ``model`` except those of the layer ``head`` (replaced: it
+    keeps its fresh initialisation, and the weights' own head, of any size, is ignored); return the keys loaded.
+    Keys missing on either side, or of another shape, are an error naming ``source``."""
+    check_layer(model, head, "head: layer")
+    own = {k: v for k, v in model.state_dict().items() if not _covers(k, head)}
+    body = {k: v for k, v in weights.items() if not _covers(k, head)}
+    problems = []
+    if set(own) - set(body):
+        problems.append("missing: " + ", ".join(k for k in own if k not in body))
+    if set(body) - set(own):
+        problems.append("not in the model: " + ", ".join(k for k in body if k not in own))
+    problems += [f"{k} has shape {tuple(np.shape(body[k]))} there but {tuple(v.shape)} in the model"
+                 for k, v in own.items() if k in body and tuple(np.shape(body[k])) != tuple(v.shape)]
+    if problems:
+        raise TransferError(f"{source} do not fit the model below its head {head!r}: {'; '.join(problems)}. The "
+                            f"model's layers are: {', '.join(layer_names(model))}")
+    model.load_state_dict(body, strict=False)
+    return list(body)

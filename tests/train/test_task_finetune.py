@@ -1,0 +1,164 @@
+"""The finetune task on tiny digits data, on every backend: pretrained body loaded and the head not, frozen layers
+bitwise unchanged and absent from the optimizer's state, per-group learning rates, the from-scratch baseline trained
+on the same batches and resumed exactly, and bad names and files named."""
+import numpy as np
+import pytest
+import torch
+
+import gpunet as gn
+from gpunet.data import DataLoader, load_dataset
+from gpunet.train import Trainer
+from gpunet.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from gpunet.train.tasks import TASKS
+from gpunet.train.tasks.finetune import Finetune
+
+DIGITS = dict(flatten=True, normalize="scale", validation_split=0.0)
+
+
+def _net():
+    return gn.nn.Sequential(gn.nn.Linear(64, 16), gn.nn.ReLU(), gn.nn.Linear(16, 12), gn.nn.ReLU(),
+                            gn.nn.Linear(12, 5))
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("digits", classes=[5, 6, 7, 8, 9], train_per_class=10, **DIGITS)
+
+
+@pytest.fixture
+def pretrained(tmp_path):
+    """A network trained a little on digits 0-4, saved as a gpunet checkpoint."""
+    gn.manual_seed(1)
+    model = _net()
+    old = load_dataset("digits", classes=[0, 1, 2, 3, 4], **DIGITS)
+    trainer = Trainer(model, gn.nn.CrossEntropyLoss(), gn.optim.Adam(model.parameters(), lr=0.01))
+    trainer.fit(DataLoader(old.train, batch_size=64, shuffle=True), epochs=2)
+    path = tmp_path / "best.npz"
+    save_checkpoint(path, Checkpoint(model=model.state_dict()))
+    return path
+
+
+def _fit(task, data, epochs=2, resume=None, lr=0.05):
+    gn.manual_seed(0)
+    model = _net()
+    optimizer = gn.optim.SGD(task.param_groups("model", model), lr=lr, momentum=0.9)
+    trainer = Trainer(model, gn.nn.CrossEntropyLoss(), optimizer, task=task)
+    history = trainer.fit(DataLoader(data.train, batch_size=10, shuffle=True, seed=0),
+                          DataLoader(data.test, batch_size=100), epochs=epochs, resume=resume)
+    return trainer, history
+
+
+def test_finetune_is_registered():
+    assert TASKS["finetune"] is Finetune and Finetune.data == "labelled"
+
+
+def test_body_loaded_head_fresh_frozen_layers_fixed_and_stateless(device, data, pretrained):
+    weights = load_checkpoint(pretrained).model
+    task = Finetune(weights=str(pretrained), freeze=["0"], baseline=False)
+    gn.manual_seed(0)
+    fresh_head = _net().state_dict()["4.weight"]  # what the model's own initialisation gives the head
+    gn.manual_seed(0)
+    model = _net()
+    optimizer = gn.optim.SGD(task.param_groups("model", model), lr=0.05, momentum=0.9)
+    trainer = Trainer(model, gn.nn.CrossEntropyLoss(), optimizer, task=task)
+    loaded = model.state_dict()
+    for key in ("0.weight", "0.bias", "2.weight", "2.bias"):
+        np.testing.assert_array_equal(loaded[key], weights[key])
+    np.testing.assert_array_equal(loaded["4.weight"], fresh_head)
+    assert not np.array_equal(loaded["4.weight"], weights["4.weight"])
+
+    trainer.fit(DataLoader(data.train, batch_size=10, shuffle=True), epochs=2)
+    after = model.state_dict()
+    np.testing.assert_array_equal(after["0.weight"], weights["0.weight"])  # frozen: bitwise
+    np.testing.assert_array_equal(after["0.bias"], weights["0.bias"])
+    assert not np.array_equal(after["2.weight"], weights["2.weight"])
+    assert model[0].weight.grad is None
+    state = optimizer.state_dict()
+    assert len(state["state"]) == 4  # momentum buffers of 2.* and 4.* only
+    assert sum(len(g["params"]) for g in state["param_groups"]) == 4
+
+
+def test_body_and_head_learn_at_their_own_rates(data, pretrained):
+    task = Finetune(weights=str(pretrained), freeze=["0"], body_lr=0.001, baseline=False)
+    model = _net()
+    optimizer = gn.optim.SGD(task.param_groups("model", model), lr=0.1)
+    assert [g["lr"] for g in optimizer.param_groups] == [0.001, 0.1]
+    assert [[id(p) for p in g["params"]] for g in optimizer.param_groups] == \
+        [[id(model[2].weight), id(model[2].bias)], [id(model[4].weight), id(model[4].bias)]]
+
+
+def test_the_baseline_trains_from_scratch_on_the_same_batches(device, data, pretrained):
+    trainer, history = _fit(Finetune(weights=str(pretrained)), data, epochs=3)
+    task = trainer.task
+    assert set(history.epochs[-1]) >= {"train_scratch_loss", "val_scratch_loss", "val_scratch_accuracy",
+                                       "val_accuracy"}
+    evaluation = trainer.evaluate(DataLoader(data.test, batch_size=100))
+    with gn.no_grad():
+        predicted = task.scratch(gn.tensor(data.test.x)).numpy().argmax(axis=1)
+    assert evaluation["scratch_accuracy"] == pytest.approx(np.mean(predicted == data.test.y))
+    assert evaluation["scratch_accuracy"] == history["val_scratch_accuracy"][-1]
+
+
+def test_baseline_copy_equals_a_fresh_network_trained_alone(data):
+    """The scratch baseline is exactly the plain classify run of a freshly initialised network."""
+    gn.set_device("cpu")
+    task = Finetune(baseline=True)
+    gn.manual_seed(0)
+    model = _net()
+    trainer = Trainer(model, gn.nn.CrossEntropyLoss(), gn.optim.SGD(task.param_groups("model", model), lr=0.05),
+                      task=task)
+    start = {k: v.copy() for k, v in task.scratch.state_dict().items()}
+    trainer.fit(DataLoader(data.train, batch_size=10, shuffle=True, seed=0), epochs=2)
+
+    alone = _net()
+    alone.load_state_dict(start)
+    plain = Trainer(alone, gn.nn.CrossEntropyLoss(), gn.optim.SGD(alone.parameters(), lr=0.05))
+    plain.fit(DataLoader(data.train, batch_size=10, shuffle=True, seed=0), epochs=2)
+    for key, value in alone.state_dict().items():
+        np.testing.assert_allclose(task.scratch.state_dict()[key], value, rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+def test_resume_is_exact_with_the_baseline(tmp_path, data, pretrained):
+    gn.set_device("cpu")
+    _, whole = _fit(Finetune(weights=str(pretrained), freeze=["0"]), data, epochs=4)
+    first, _ = _fit(Finetune(weights=str(pretrained), freeze=["0"]), data, epochs=2)
+    save_checkpoint(tmp_path / "c.npz", first.checkpoint())
+    _, rest = _fit(Finetune(weights=str(pretrained), freeze=["0"]), data, epochs=4, resume=str(tmp_path / "c.npz"))
+    for key in ("train_loss", "val_accuracy", "train_scratch_loss", "val_scratch_accuracy"):
+        assert rest[key] == whole[key], key
+
+
+def test_pytorch_weights_fine_tune_the_same(tmp_path, data):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 12), torch.nn.ReLU(),
+                              torch.nn.Linear(12, 3))  # another head size: replaced anyway
+    torch.save(net.state_dict(), tmp_path / "net.pt")
+    task = Finetune(weights=str(tmp_path / "net.pt"), baseline=False)
+    model = _net()
+    Trainer(model, gn.nn.CrossEntropyLoss(), gn.optim.SGD(task.param_groups("model", model), lr=0.1), task=task)
+    np.testing.assert_array_equal(model.state_dict()["2.weight"], net.state_dict()["2.weight"].numpy())
+
+
+@pytest.mark.parametrize("keys, message", [
+    ({"freeze": ["0", "fc"]}, r"freeze: layer 'fc' names no layer with parameters; the model's layers are: "
+                              r"0, 2, 4"),
+    ({"freeze": ["4"]}, r"freeze: the head '4' is replaced and must train"),
+    ({"head": "3"}, r"head: layer '3' names no layer with parameters; the model's layers are: 0, 2, 4"),
+])
+def test_bad_layer_names_are_named_with_the_known_ones(keys, message):
+    with pytest.raises(ValueError, match=message):
+        Finetune(**keys).param_groups("model", _net())
+
+
+def test_missing_and_mismatched_weights_are_named(tmp_path):
+    with pytest.raises(ValueError, match=r"weights: 'nowhere/best.npz' is not a file .* gpunet train "
+                                         r"configs/transfer_digits_pretrain.yaml"):
+        Finetune(weights="nowhere/best.npz")
+    other = gn.nn.Sequential(gn.nn.Linear(64, 10), gn.nn.ReLU(), gn.nn.Linear(10, 12), gn.nn.ReLU(),
+                             gn.nn.Linear(12, 5))
+    np.savez(tmp_path / "w.npz", **other.state_dict())
+    task = Finetune(weights=str(tmp_path / "w.npz"), baseline=False)
+    model = _net()
+    with pytest.raises(ValueError, match=r"w.npz do not fit the model below its head '4': 0.weight has shape "
+                                         r"\(10, 64\) there but \(16, 64\) in the model"):
+        Trainer(model, gn.nn.CrossEntropyLoss(), gn.optim.SGD(task.param_groups("model", model), lr=0.1), task=task)
