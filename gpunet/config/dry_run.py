@@ -192,7 +192,9 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
     model.eval()
     try:
         with no_grad():
-            if "layers" in section:
+            if section is None:  # a model the task built itself (own_models), from the task's keys
+                output = model(x)
+            elif "layers" in section:
                 output = _run_layers(config, model, x, input_from, where_)
             else:
                 try:
