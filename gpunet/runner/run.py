@@ -26,8 +26,8 @@ from datetime import datetime
 from .. import manual_seed, no_grad, random, set_device
 from ..backend import DeviceError
 from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_models, build_optimizer,
-                      build_scheduler, build_task, check_model, dump_config, load_config, loads_config,
-                      validate_config)
+                      build_param_groups, build_scheduler, build_task, check_model, dump_config, load_config,
+                      loads_config, validate_config)
 from ..config.load import where
 from ..data import DataLoader
 from ..train.callbacks import (Callback, CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar,
@@ -194,7 +194,8 @@ def _checked_models(config: dict, task, info) -> dict:
 
 def _optimizers(config: dict, task, models: dict) -> tuple[dict, dict | None]:
     """One optimizer per model (over ``task.param_groups``), and one scheduler each when the config has one."""
-    optimizers = {name: build_optimizer(config, task.param_groups(name, model), name) for name, model in models.items()}
+    optimizers = {name: build_optimizer(config, build_param_groups(config, task, name, model), name)
+                  for name, model in models.items()}
     if config.get("scheduler") is None:
         return optimizers, None
     return optimizers, {name: build_scheduler(config, optimizer) for name, optimizer in optimizers.items()}
