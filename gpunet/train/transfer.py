@@ -20,8 +20,8 @@ from .checkpoint import CheckpointError, load_checkpoint
 __all__ = ["TransferError", "check_layer", "freeze", "layer_names", "load_body", "load_weights", "parameter_groups", "replace_head"]
 
 
-class TransferError(ValueError):
-    """A weights file cannot be read, or a layer name does not name a layer of the model."""
+class TransferError(CheckpointError, ValueError):
+    """A weights file cannot be read or does not fit the model, or a layer name names no layer of the model."""
 
 
 # ----- reading weights ------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch
 import gpunet as gn
 from gpunet.data import DataLoader, load_dataset
 from gpunet.train import Trainer
-from gpunet.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from gpunet.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from gpunet.train.tasks import TASKS
 from gpunet.train.tasks.finetune import Finetune
 
@@ -151,9 +151,11 @@ def test_bad_layer_names_are_named_with_the_known_ones(keys, message):
 
 
 def test_missing_and_mismatched_weights_are_named(tmp_path):
-    with pytest.raises(ValueError, match=r"weights: 'nowhere/best.npz' is not a file .* gpunet train "
-                                         r"configs/transfer_digits_pretrain.yaml"):
-        Finetune(weights="nowhere/best.npz")
+    task = Finetune(weights="nowhere/best.npz")
+    model = _net()
+    with pytest.raises(CheckpointError, match=r"task.weights: 'nowhere/best.npz' is not a file .* gpunet train "
+                                              r"configs/transfer_digits_pretrain.yaml"):
+        Trainer(model, gn.nn.CrossEntropyLoss(), gn.optim.SGD(task.param_groups("model", model), lr=0.1), task=task)
     other = gn.nn.Sequential(gn.nn.Linear(64, 10), gn.nn.ReLU(), gn.nn.Linear(10, 12), gn.nn.ReLU(),
                              gn.nn.Linear(12, 5))
     np.savez(tmp_path / "w.npz", **other.state_dict())
@@ -162,3 +164,25 @@ def test_missing_and_mismatched_weights_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"w.npz do not fit the model below its head '4': 0.weight has shape "
                                          r"\(10, 64\) there but \(16, 64\) in the model"):
         Trainer(model, gn.nn.CrossEntropyLoss(), gn.optim.SGD(task.param_groups("model", model), lr=0.1), task=task)
+
+
+def test_a_bad_freeze_name_in_a_config_is_a_config_error_at_its_key(pretrained):
+    from gpunet.config import ConfigError, build_param_groups, build_task, loads_config
+    text = f"""
+task: {{type: finetune, weights: {str(pretrained)!r}, freeze: ['0', fc]}}
+data: {{name: digits, flatten: true, classes: [5, 6, 7, 8, 9], train_per_class: 10}}
+model:
+  layers:
+    - {{type: Linear, in_features: 64, out_features: 16}}
+    - {{type: ReLU}}
+    - {{type: Linear, in_features: 16, out_features: 12}}
+    - {{type: ReLU}}
+    - {{type: Linear, in_features: 12, out_features: 5}}
+loss: {{name: cross_entropy}}
+optimizer: {{name: sgd, lr: 0.1}}
+trainer: {{epochs: 1}}
+"""
+    config = loads_config(text, source="my.yaml")
+    with pytest.raises(ConfigError, match=r"my.yaml:2: task.freeze: layer 'fc' names no layer with parameters; "
+                                          r"the model's layers are: 0, 2, 4"):
+        build_param_groups(config, build_task(config), "model", _net())

@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from ...nn.losses import loss_target
-from ..transfer import check_layer, freeze, layer_names, load_body, load_weights, parameter_groups
+from ..transfer import TransferError, check_layer, freeze, layer_names, load_body, load_weights, parameter_groups
 from .base import Key, register_task
 from .classify import Classify
 
@@ -44,10 +44,6 @@ class Finetune(Classify):
 
     def __init__(self, weights: str | None = None, head: str | None = None, freeze: list[str] = (),
                  body_lr: float | None = None, baseline: bool = True):
-        if weights is not None and not os.path.isfile(weights):
-            raise ValueError(f"weights: {weights!r} is not a file (looked in {os.getcwd()}); a pretraining config "
-                             f"writes it, e.g. gpunet train configs/transfer_digits_pretrain.yaml --out "
-                             f"runs/transfer_digits_pretrain")
         self.weights, self.head, self.freeze, self.body_lr, self.baseline = (weights, head, list(freeze), body_lr,
                                                                              baseline)
 
@@ -71,6 +67,10 @@ class Finetune(Classify):
         super().bind(trainer, models, optimizers, loss_fn)
         head = self.head_layer(self.model)
         if self.weights is not None:
+            if not os.path.isfile(self.weights):
+                raise TransferError(f"task.weights: {self.weights!r} is not a file (looked in {os.getcwd()}); a "
+                                    f"pretraining run writes it, e.g. gpunet train "
+                                    f"configs/transfer_digits_pretrain.yaml --out runs/transfer_digits_pretrain")
             load_body(self.model, load_weights(self.weights), head, f"the weights in {self.weights}")
         self.scratch = self.scratch_optimizer = None
         if self.baseline:
