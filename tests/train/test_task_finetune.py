@@ -186,3 +186,27 @@ trainer: {{epochs: 1}}
     with pytest.raises(ConfigError, match=r"my.yaml:2: task.freeze: layer 'fc' names no layer with parameters; "
                                           r"the model's layers are: 0, 2, 4"):
         build_param_groups(config, build_task(config), "model", _net())
+
+
+def test_the_shipped_transfer_configs_pretrain_then_fine_tune(tmp_path):
+    """configs/transfer_digits_pretrain.yaml then configs/transfer_digits.yaml (shortened, cpu): the fine-tuned run
+    reports test_accuracy next to test_scratch_accuracy, and a frozen first layer ends bitwise as pretrained."""
+    from pathlib import Path
+
+    from gpunet.config import load_config
+    from gpunet.runner.run import run
+    gn.set_device("cpu")
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    pre = run(load_config(configs / "transfer_digits_pretrain.yaml", ["trainer.epochs=2", "device=cpu"]),
+              str(tmp_path / "pre"), config_name="pre", progress=False)
+    assert pre["test_accuracy"] > 0.5  # five classes: chance is 0.2
+    weights = tmp_path / "pre" / "checkpoints" / "best.npz"
+    overrides = ["trainer.epochs=2", "device=cpu", f"task.weights={weights}", 'task.freeze=["0"]']
+    summary = run(load_config(configs / "transfer_digits.yaml", overrides), str(tmp_path / "fine"),
+                  config_name="fine", progress=False)
+    assert 0 <= summary["test_accuracy"] <= 1 and 0 <= summary["test_scratch_accuracy"] <= 1
+    assert summary["test_scratch_accuracy"] > 0.3
+    final = load_checkpoint(tmp_path / "fine" / "checkpoints" / "last.npz").model
+    pretrained = load_checkpoint(weights).model
+    np.testing.assert_array_equal(final["0.weight"], pretrained["0.weight"])
+    assert not np.array_equal(final["2.weight"], pretrained["2.weight"])

@@ -1,16 +1,23 @@
 """The ode task on tiny data, on every backend: its step equals the residual loss of gpunet.models.ode (checked against
 PyTorch there) and trains the network, max_abs_error follows the exact solution, resume mid-run is exact, and bad keys
 and data are named."""
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import gpunet as gn
 from gpunet.data import ArrayDataset, DataLoader, load_dataset
 from gpunet.models.ode import ExponentialDecay, HarmonicOscillator
+from gpunet.config import load_config
+from gpunet.runner.run import run
 from gpunet.train import Trainer
 from gpunet.train.checkpoint import save_checkpoint
 from gpunet.train.tasks import TASKS
 from gpunet.train.tasks.ode import ODE
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _run(task, epochs, data=None, resume=None, lr=0.05):
@@ -88,3 +95,20 @@ def test_points_outside_the_interval_and_wrong_inputs_are_named():
     digits = load_dataset("digits", flatten=True)
     with pytest.raises(ValueError, match=r"one input per sample .* got samples of shape \(64,\)"):
         ODE().build_model("model", digits.info)
+
+
+@pytest.mark.parametrize("name", ["ode_decay", "ode_oscillator"])
+def test_the_shipped_configs_run_and_resume_to_the_same_files(tmp_path, name):
+    """A short run of each shipped ode config (cpu): summary.json's max_abs_error is the last epoch's, solution.png is
+    drawn, and a run stopped after epoch 1 and resumed ends with the same numbers."""
+    gn.set_device("cpu")
+    short = ["trainer.epochs=2", "scheduler.T_max=2", "data.n_points=100", "device=cpu"]
+    config = load_config(CONFIGS / f"{name}.yaml", short)
+    summary = run(config, str(tmp_path / "whole"), config_name=name, progress=False)
+    history = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert summary["max_abs_error"] == history[-1]["max_abs_error"] and summary["max_abs_error"] < 20
+    assert (tmp_path / "whole" / "solution.png").stat().st_size > 1000
+    run(load_config(CONFIGS / f"{name}.yaml", ["trainer.epochs=1"] + short[1:]), str(tmp_path / "cut"),
+        config_name=name, progress=False)
+    resumed = run(config, str(tmp_path / "cut"), resume=True, config_name=name, progress=False)
+    assert resumed["max_abs_error"] == summary["max_abs_error"] and resumed["test_loss"] == summary["test_loss"]
