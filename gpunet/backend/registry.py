@@ -38,7 +38,7 @@ class FusedKernel:
     entry_points: tuple[str, ...] = ()  # the extern "C" kernels of <family>.cu the launcher launches
     launcher: Callable | None = None  # launcher(backend, *args); may return RUN_REFERENCE for inputs it lacks
     check: Callable | None = None  # check(*args): argument errors on a CUDA backend, before any work
-    dtype_arg: str | None = None  # the argument whose dtype (or that is a dtype) selects the CUDA kernel
+    dtype_arg: str | None = None  # the argument (array, dtype or list of arrays) whose dtype picks the kernel
     dtypes: tuple[str, ...] = ("float32",)
     _dtype_position: int = field(default=-1, init=False, repr=False, compare=False)
 

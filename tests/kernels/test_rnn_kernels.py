@@ -232,8 +232,8 @@ def device_launches(monkeypatch):
     return names
 
 
-def layer_launches(mode, steps, launches):
-    """The launches of one float32 layer over ``steps`` steps on cuda-emu: (forward, backward from the outputs)."""
+def layer_launches(mode, steps, launches, device):
+    """The launches of one float32 layer over ``steps`` steps on ``device``: (forward, backward from the outputs)."""
     import gpunet as gn
     from gpunet.ops.rnn import MODES, recurrent_layer
 
@@ -241,7 +241,7 @@ def layer_launches(mode, steps, launches):
     batch, features, hidden, gates = 3, 5, 4, MODES[mode] * 4
 
     def tensor(*shape, grad=True):
-        return gn.tensor(rng.standard_normal(shape).astype(np.float32), device="cuda-emu", requires_grad=grad)
+        return gn.tensor(rng.standard_normal(shape).astype(np.float32), device=device, requires_grad=grad)
 
     x, h0, c0 = tensor(steps, batch, features), tensor(batch, hidden), tensor(batch, hidden)
     weights = tensor(gates, features), tensor(gates, hidden), tensor(gates), tensor(gates)
@@ -258,12 +258,13 @@ def layer_launches(mode, steps, launches):
     ("LSTM", ["matmul", "add", "lstm_cell_forward_f32"], ["lstm_cell_backward_f32", "matmul"]),
     ("GRU", ["matmul", "add", "gru_cell_forward_f32"], ["gru_cell_backward_f32", "matmul", "add"]),
 ])
-def test_launches_per_time_step(device_launches, mode, forward_per_step, backward_per_step):
+@pytest.mark.parametrize("device", ["cuda-emu", "cuda-emu:1"])
+def test_launches_per_time_step(device_launches, mode, forward_per_step, backward_per_step, device):
     """The cells write straight into the sequence buffers (issue 9): forward 3 launches per step (the recurrent
     GEMM, the add of the recurrent product or the GRU's bias, the cell), backward 2 for the LSTM (the cell adds the
     output's gradient) and 3 for the GRU. Measured as the launches of an 8-step layer minus those of a 1-step one."""
-    forward_1, backward_1 = layer_launches(mode, 1, device_launches)
-    forward_8, backward_8 = layer_launches(mode, 8, device_launches)
+    forward_1, backward_1 = layer_launches(mode, 1, device_launches, device)
+    forward_8, backward_8 = layer_launches(mode, 8, device_launches, device)
     for one, eight, per_step in ((forward_1, forward_8, forward_per_step), (backward_1, backward_8, backward_per_step)):
         assert len(eight) - len(one) == 7 * len(per_step), (one, eight)
         assert sorted(eight) == sorted(one + per_step * 7)

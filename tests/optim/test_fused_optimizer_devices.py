@@ -9,7 +9,7 @@ import torch
 import gpunet as gn
 from gpunet.backend import get_backend
 
-SHAPES = [(7, 5), (3,), (1,), (70, 70)]  # the last one spans two of the launcher's chunks
+SHAPES = [(7, 5), (3,), (1,), (70, 70), (0, 3)]  # (70, 70) spans two of the launcher's chunks; (0, 3) is empty
 
 
 def run(device, make_optimizer, steps=6, seed=0):
@@ -53,10 +53,13 @@ def optimizers():
 CASES = list(optimizers())
 
 
-@pytest.mark.parametrize("name, ours, _", CASES, ids=[c[0] for c in CASES])
-def test_emulated_cuda_steps_equal_cpu_steps_bit_for_bit(name, ours, _):
+CHECKS = [("cuda-emu", *c) for c in CASES] + [("cuda-emu:1", *c) for c in CASES[::6]]  # a group on device 1 too
+
+
+@pytest.mark.parametrize("device, name, ours, _", CHECKS, ids=[f"{c[0]}-{c[1]}" for c in CHECKS])
+def test_emulated_cuda_steps_equal_cpu_steps_bit_for_bit(device, name, ours, _):
     cpu, cpu_state = run("cpu", ours)
-    emu, emu_state = run("cuda-emu", ours)
+    emu, emu_state = run(device, ours)
     for a, b in zip(cpu, emu):
         np.testing.assert_array_equal(b, a)
     for index, values in cpu_state["state"].items():
@@ -99,25 +102,35 @@ def test_one_launch_updates_the_whole_group(name, ours, _, launched_kernels):
     assert launched_kernels == [kernel]
 
 
-def test_parameters_at_different_steps_launch_once_per_step_number_and_match_the_cpu(launched_kernels):
-    """A parameter that missed the first step is one step behind: Adam's bias correction differs, so the group
-    takes two launches, and still equals the CPU bit for bit."""
-    def run(device, spy=None):
+@pytest.mark.parametrize("make, launches", [
+    (lambda ps: gn.optim.Adam(ps, lr=1e-2, amsgrad=True), ["adam_update_f32"] * 2),  # bias corrections differ
+    (lambda ps: gn.optim.SGD(ps, lr=0.1, momentum=0.9), ["sgd_update_f32"] * 2),  # one parameter's first step
+    (lambda ps: gn.optim.Adagrad(ps, lr=0.1, lr_decay=0.1), ["adagrad_update_f32"] * 2),
+    (lambda ps: gn.optim.Adagrad(ps, lr=0.1), ["adagrad_update_f32"]),  # no lr decay: the step does not matter
+    (lambda ps: gn.optim.RMSprop(ps, lr=0.01), ["rmsprop_update_f32"]),
+], ids=["Adam", "SGD", "Adagrad-lr_decay", "Adagrad", "RMSprop"])
+def test_parameters_at_different_steps_launch_once_per_step_number_and_match_the_cpu(launched_kernels, make,
+                                                                                   launches):
+    """A parameter that missed the first step is one step behind: where the rule depends on the step the group
+    takes a launch per step number, and still equals the CPU bit for bit."""
+    def run(device):
+        """The parameters after 3 steps (parameter 1 has no gradient at the first), the launches of the second."""
         rng = np.random.default_rng(1)
         params = [gn.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True, device=device)
                   for s in SHAPES]
-        opt = gn.optim.Adam(params, lr=1e-2, amsgrad=True)
+        opt = make(params)
         for step in range(3):
             for i, p in enumerate(params):
                 g = rng.standard_normal(p.shape).astype(np.float32)
                 p.grad = None if (step == 0 and i == 1) else gn.tensor(g, device=device)
-            if spy is not None:
-                spy.clear()
+            launched_kernels.clear()
             opt.step()
-        return [p.numpy() for p in params], opt.state[params[1]]["step"]
+            if step == 1:
+                second = list(launched_kernels)
+        return [p.numpy() for p in params], second
 
-    emu, step = run("cuda-emu", launched_kernels)
-    assert step == 2 and launched_kernels == ["adam_update_f32"] * 2
+    emu, second = run("cuda-emu")
+    assert second == launches
     cpu, _ = run("cpu")
     for a, b in zip(emu, cpu):
         np.testing.assert_array_equal(a, b)
