@@ -187,6 +187,7 @@ def test_resume_in_the_middle_of_an_autoencoder_run_is_exact(uninterrupted, tmp_
     assert (tmp_path / "run/reconstructions.png").read_bytes() == (uninterrupted / "reconstructions.png").read_bytes()
 
 
+@pytest.mark.slow  # a minute: two mpiexec ranks and the reference run
 def test_two_ranks_train_an_autoencoder_as_one_process_does_also_with_an_empty_share(tmp_path, capsys):
     """Data parallel through the task's update(("encoder", "decoder"), loss): 1005 training samples in batches of
     502 leave a last batch of one sample, so rank 1's share is empty and it passes None, taking part in the
