@@ -208,3 +208,18 @@ def test_regress_reports_test_mse_and_rmse_that_numpy_recomputes(tmp_path):
     assert summary["test_rmse"] == pytest.approx(np.sqrt(expected), rel=1e-5)
     assert summary["test_loss"] == pytest.approx(expected, rel=1e-5)
     assert json.loads((tmp_path / "run/summary.json").read_text())["test_mse"] == summary["test_mse"]
+
+
+def test_reduce_lr_on_plateau_reduces_every_models_learning_rate(xor):
+    from gpunet.train import ReduceLROnPlateau
+
+    plateau = ReduceLROnPlateau("train_loss", mode="max", factor=0.5, patience=0)  # a falling loss never improves
+    trainer, train, val = _two_heads(xor, [plateau])
+    trainer.fit(train, val, epochs=3)
+    assert [trainer.optimizers[name].param_groups[0]["lr"] for name in ("first", "second")] == [0.025, 0.0025]
+    state = plateau.state_dict()
+    assert set(state) == {"first", "second"}
+    again = ReduceLROnPlateau("train_loss", mode="max", factor=0.5, patience=0)
+    _two_heads(xor, [again])
+    again.load_state_dict(state)
+    assert again.state_dict() == state
