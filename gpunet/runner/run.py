@@ -28,6 +28,7 @@ from ..backend import DeviceError
 from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_models, build_optimizer,
                       build_param_groups, build_scheduler, build_task, check_model, dump_config, load_config,
                       loads_config, validate_config)
+from ..config.builders import model_path
 from ..config.load import where
 from ..data import DataLoader
 from ..train.callbacks import (Callback, CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar,
@@ -38,10 +39,11 @@ from ..train.distributed import DataParallel, rank_seed, world
 from ..train.checkpoint import (Checkpoint, CheckpointError, CheckpointManager, fallback_message,
                                load_checkpoint, newest_intact, open_checkpoint)
 from ..train.interrupt import TrainingInterrupted
+from ..train.tasks import ModelShapeError
 from ..train.plots import plot_augmented_samples, plot_history
 from ..train.trainer import Trainer
 
-__all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "config_differences", "default_run_dir",
+__all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", "check_run", "config_differences", "default_run_dir",
            "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
@@ -187,18 +189,26 @@ def _checked_models(config: dict, task, info) -> dict:
     shape for a one-model task)."""
     manual_seed(config["seed"])
     models = build_models(config, task, info)
-    task.dry_run(lambda name, shape: check_model(config, models[name], shape, info.num_classes,
-                                                 f"the data ({info.name})", name), info)
+    try:
+        task.dry_run(lambda name, shape: check_model(config, models[name], shape, info.num_classes,
+                                                     f"the data ({info.name})", name), info)
+    except ModelShapeError as err:
+        path = model_path(config, err.model) or ("task",)
+        source, line = where(config, path)
+        raise ConfigError.at(source, line, path, str(err)) from None
     return models
 
 
-def _optimizers(config: dict, task, models: dict) -> tuple[dict, dict | None]:
-    """One optimizer per model (over ``task.param_groups``), and one scheduler each when the config has one."""
+def build_training(config: dict, info) -> tuple:
+    """The task, its dry-run models, one optimizer per model (over ``task.param_groups``) and one scheduler each
+    when the config has one (else None), for data described by ``info``."""
+    task = build_task(config)
+    models = _checked_models(config, task, info)
     optimizers = {name: build_optimizer(config, build_param_groups(config, task, name, model), name)
                   for name, model in models.items()}
-    if config.get("scheduler") is None:
-        return optimizers, None
-    return optimizers, {name: build_scheduler(config, optimizer) for name, optimizer in optimizers.items()}
+    schedulers = None if config.get("scheduler") is None else \
+        {name: build_scheduler(config, optimizer) for name, optimizer in optimizers.items()}
+    return task, models, optimizers, schedulers
 
 
 class TaskArtifacts(Callback):
@@ -241,10 +251,8 @@ def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     use_device(config["device"], announce_device)
     info = dataset_info or build_dataset(config).info
     _check_batches(config, info)
-    task = build_task(config)
-    models = _checked_models(config, task, info)
+    build_training(config, info)
     build_augment(config, info)
-    _optimizers(config, task, models)
     build_loss(config)
     return info
 
@@ -258,10 +266,8 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
         set_device(f"cuda:{ranks.local_rank}", announce=False)
     dataset = build_dataset(config)
     _check_batches(config, dataset.info)
-    task = build_task(config)
-    models = _checked_models(config, task, dataset.info)
+    task, models, optimizers, schedulers = build_training(config, dataset.info)
     augment = build_augment(config, dataset.info)
-    optimizers, schedulers = _optimizers(config, task, models)
     loss = build_loss(config)
     trainer_cfg, scheduler_cfg = config["trainer"], config.get("scheduler") or {}
     eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
