@@ -44,6 +44,8 @@ class Finetune(Classify):
 
     def __init__(self, weights: str | None = None, head: str | None = None, freeze: list[str] = (),
                  body_lr: float | None = None, baseline: bool = True):
+        if body_lr is not None and not body_lr >= 0:
+            raise ValueError(f"body_lr: must be a learning rate >= 0 (or null), got {body_lr!r}")
         self.weights, self.head, self.freeze, self.body_lr, self.baseline = (weights, head, list(freeze), body_lr,
                                                                              baseline)
 

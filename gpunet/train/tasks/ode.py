@@ -61,6 +61,12 @@ class ODE(Task):
             raise ValueError(f"equation: unknown equation {equation!r}; known: {', '.join(EQUATIONS)}")
         self.equation, self.gamma, self.omega, self.g0, self.v0 = equation, gamma, omega, g0, v0
         self.x_max, self.error_points, self.hidden, self.activation = x_max, error_points, list(hidden), activation
+        for key, bad, allowed in (("x_max", not x_max > 0, "a number > 0"),
+                                  ("error_points", error_points < 2, "an integer >= 2"),
+                                  ("hidden", any(size < 1 for size in self.hidden), "widths >= 1"),
+                                  ("activation", activation not in ACTIVATIONS, ", ".join(ACTIVATIONS))):
+            if bad:
+                raise ValueError(f"{key}: got {getattr(self, key)!r}; allowed: {allowed}")
         takes = _parameters(equation)
         for name in EQUATION_PARAMETERS:
             if getattr(self, name) is not None and name not in takes:
