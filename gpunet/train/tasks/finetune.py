@@ -24,7 +24,8 @@ from .classify import Classify
 @register_task("finetune")
 class Finetune(Classify):
     """Fine-tune a pretrained classifier: frozen layers, a new head, per-group learning rates, a from-scratch
-    baseline. From Python, build the optimizer over ``task.param_groups("model", model)`` (which freezes)."""
+    baseline. Example: configs/transfer_digits.yaml (after configs/transfer_digits_pretrain.yaml). From Python, build
+    the optimizer over ``task.param_groups("model", model)`` (which freezes)."""
 
     loss_names = ("loss", "scratch_loss", "scratch_accuracy")
     keys = {

@@ -35,7 +35,8 @@ def _parameters(equation: str) -> dict:
 
 @register_task("ode")
 class ODE(Task):
-    """Solve an initial value problem with a network trial solution (seed 001), on [0, x_max]."""
+    """Solve an initial value problem with a network trial solution (seed 001), on [0, x_max]; the data are
+    collocation points (``data: {name: collocation}``). Examples: configs/ode_decay.yaml, configs/ode_oscillator.yaml."""
 
     data = "generated"
     uses_loss = False
