@@ -1,13 +1,17 @@
 """The finetune task on tiny digits data, on every backend: pretrained body loaded and the head not, frozen layers
 bitwise unchanged and absent from the optimizer's state, per-group learning rates, the from-scratch baseline trained
 on the same batches and resumed exactly, and bad names and files named."""
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
 
 import gpunet as gn
 from gpunet.data import DataLoader, load_dataset
-from gpunet.train import Trainer
+from gpunet.train import ModelCheckpoint, Trainer
+from gpunet.train.interrupt import TrainingInterrupted
 from gpunet.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from gpunet.train.tasks import TASKS
 from gpunet.train.tasks.finetune import Finetune
@@ -38,11 +42,22 @@ def pretrained(tmp_path):
     return path
 
 
-def _fit(task, data, epochs=2, resume=None, lr=0.05):
+class _SignalAt(gn.train.Callback):
+    """Sends SIGTERM to this process after global step ``step``: the Trainer saves mid-epoch and stops."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_batch_end(self, step, logs):
+        if logs["global_step"] == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _fit(task, data, epochs=2, resume=None, lr=0.05, callbacks=()):
     gn.manual_seed(0)
     model = _net()
     optimizer = gn.optim.SGD(task.param_groups("model", model), lr=lr, momentum=0.9)
-    trainer = Trainer(model, gn.nn.CrossEntropyLoss(), optimizer, task=task)
+    trainer = Trainer(model, gn.nn.CrossEntropyLoss(), optimizer, task=task, callbacks=list(callbacks))
     history = trainer.fit(DataLoader(data.train, batch_size=10, shuffle=True, seed=0),
                           DataLoader(data.test, batch_size=100), epochs=epochs, resume=resume)
     return trainer, history
@@ -126,6 +141,23 @@ def test_resume_is_exact_with_the_baseline(tmp_path, data, pretrained):
     _, rest = _fit(Finetune(weights=str(pretrained), freeze=["0"]), data, epochs=4, resume=str(tmp_path / "c.npz"))
     for key in ("train_loss", "val_accuracy", "train_scratch_loss", "val_scratch_accuracy"):
         assert rest[key] == whole[key], key
+
+
+def test_resume_mid_epoch_is_exact_with_the_baseline(tmp_path, data, pretrained):
+    """Stopped by SIGTERM at step 7 (of 5 per epoch), resumed from last.npz: the same history, weights and baseline."""
+    gn.set_device("cpu")
+    straight, whole = _fit(Finetune(weights=str(pretrained), freeze=["0"]), data, epochs=3)
+    with pytest.raises(TrainingInterrupted):
+        _fit(Finetune(weights=str(pretrained), freeze=["0"]), data, epochs=3,
+             callbacks=[_SignalAt(7), ModelCheckpoint(tmp_path, monitor=None)])
+    assert load_checkpoint(tmp_path / "last.npz").step == 7
+    resumed, rest = _fit(Finetune(weights=str(pretrained), freeze=["0"]), data, epochs=3,
+                         resume=str(tmp_path / "last.npz"))
+    assert [{k: v for k, v in e.items() if k != "time"} for e in rest] == \
+        [{k: v for k, v in e.items() if k != "time"} for e in whole]
+    for mine, theirs in ((resumed.model, straight.model), (resumed.task.scratch, straight.task.scratch)):
+        for key, value in theirs.state_dict().items():
+            np.testing.assert_array_equal(mine.state_dict()[key], value, err_msg=key)
 
 
 def test_pytorch_weights_fine_tune_the_same(tmp_path, data):

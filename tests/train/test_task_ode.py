@@ -2,6 +2,8 @@
 PyTorch there) and trains the network, max_abs_error follows the exact solution, resume mid-run is exact, and bad keys
 and data are named."""
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,8 @@ from gpunet.data import ArrayDataset, DataLoader, load_dataset
 from gpunet.models.ode import ExponentialDecay, HarmonicOscillator
 from gpunet.config import load_config
 from gpunet.runner.run import run
-from gpunet.train import Trainer
+from gpunet.train import ModelCheckpoint, Trainer
+from gpunet.train.interrupt import TrainingInterrupted
 from gpunet.train.checkpoint import save_checkpoint
 from gpunet.train.tasks import TASKS
 from gpunet.train.tasks.ode import ODE
@@ -20,11 +23,12 @@ from gpunet.train.tasks.ode import ODE
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-def _run(task, epochs, data=None, resume=None, lr=0.05):
+def _run(task, epochs, data=None, resume=None, lr=0.05, callbacks=()):
     gn.manual_seed(0)
     data = data or load_dataset("collocation", n_points=120, validation_split=0.2, test_split=0.0)
     model = task.build_model("model", data.info)
-    trainer = Trainer(model, None, gn.optim.Adam(model.parameters(), lr=lr), task=task, metrics=())
+    trainer = Trainer(model, None, gn.optim.Adam(model.parameters(), lr=lr), task=task, metrics=(),
+                      callbacks=list(callbacks))
     train = DataLoader(data.train, batch_size=12, shuffle=True, seed=0)
     val = DataLoader(data.validation, batch_size=50) if data.validation is not None else None
     history = trainer.fit(train, val, epochs=epochs, resume=resume)
@@ -75,6 +79,24 @@ def test_resume_mid_run_is_exact(tmp_path):
     resumed, rest = _run(ODE(hidden=[8]), epochs=4, resume=str(tmp_path / "c.npz"))
     assert [e["train_loss"] for e in rest] == [e["train_loss"] for e in history]
     assert rest["max_abs_error"][-1] == history["max_abs_error"][-1]
+
+
+def test_resume_mid_epoch_is_exact(tmp_path):
+    """Stopped by SIGTERM after step 11 (8 steps per epoch) and resumed from last.npz: the same history and weights."""
+    gn.set_device("cpu")
+    straight, whole = _run(ODE(hidden=[8]), epochs=3)
+
+    class SignalAt(gn.train.Callback):
+        def on_batch_end(self, step, logs):
+            if logs["global_step"] == 11:
+                os.kill(os.getpid(), signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted):
+        _run(ODE(hidden=[8]), epochs=3, callbacks=[SignalAt(), ModelCheckpoint(tmp_path, monitor=None)])
+    resumed, rest = _run(ODE(hidden=[8]), epochs=3, resume=str(tmp_path / "last.npz"))
+    assert [{k: v for k, v in e.items() if k != "time"} for e in rest] == \
+        [{k: v for k, v in e.items() if k != "time"} for e in whole]
+    for key, value in straight.model.state_dict().items():
+        np.testing.assert_array_equal(resumed.model.state_dict()[key], value, err_msg=key)
 
 
 @pytest.mark.parametrize("keys, message", [
