@@ -95,7 +95,8 @@ class ODE(Task):
         self.solution = TrialSolution(self.model, self.problem())
 
     def _loss(self, x):
-        low, high = float(np.min(x)), float(np.max(x))
+        # host batches are checked; a Tensor batch (gpunet warmup's zeros) stays on the device unchecked
+        low, high = (float(np.min(x)), float(np.max(x))) if isinstance(x, np.ndarray) else (0.0, 0.0)
         if low < 0 or high > self.x_max:
             raise ValueError(f"task ode: collocation points span [{low:g}, {high:g}], outside [0, x_max] = "
                              f"[0, {self.x_max:g}]; make data.low, data.high and task.x_max agree")
