@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from ...autograd.grad_mode import enable_grad
+from ...data import DatasetError
 from ...models.ode import EQUATIONS, TrialSolution, max_abs_error, residual_loss
 from ...nn import activation as activations
 from ...nn.containers import Sequential
@@ -98,8 +99,8 @@ class ODE(Task):
         # host batches are checked; a Tensor batch (gpunet warmup's zeros) stays on the device unchecked
         low, high = (float(np.min(x)), float(np.max(x))) if isinstance(x, np.ndarray) else (0.0, 0.0)
         if low < 0 or high > self.x_max:
-            raise ValueError(f"task ode: collocation points span [{low:g}, {high:g}], outside [0, x_max] = "
-                             f"[0, {self.x_max:g}]; make data.low, data.high and task.x_max agree")
+            raise DatasetError(f"task ode: collocation points span [{low:g}, {high:g}], outside [0, x_max] = "
+                               f"[0, {self.x_max:g}]; make data.low, data.high and task.x_max agree")
         return residual_loss(self.solution, self.input(x).requires_grad_())
 
     def train_step(self, x, y):
