@@ -242,3 +242,14 @@ def test_the_shipped_transfer_configs_pretrain_then_fine_tune(tmp_path):
     pretrained = load_checkpoint(weights).model
     np.testing.assert_array_equal(final["0.weight"], pretrained["0.weight"])
     assert not np.array_equal(final["2.weight"], pretrained["2.weight"])
+
+
+def test_the_baseline_refuses_data_parallel_runs_by_name(data):
+    from gpunet.train.distributed import DistributedError
+    task = Finetune()
+    model = _net()
+    trainer = Trainer(model, gn.nn.CrossEntropyLoss(), gn.optim.SGD(task.param_groups("model", model), lr=0.1),
+                      task=task)
+    trainer.distributed = object()  # as a data-parallel rank's Trainer has
+    with pytest.raises(DistributedError, match="task.baseline=false"):
+        task.train_step(data.train.x[:4], data.train.y[:4])

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from ...nn.losses import loss_target
+from ..distributed import DistributedError
 from ..transfer import TransferError, check_layer, freeze, layer_names, load_body, load_weights, parameter_groups
 from .base import Key, register_task
 from .classify import Classify
@@ -104,8 +105,8 @@ class Finetune(Classify):
 
     def train_step(self, x, y):
         if self.scratch is not None and self.trainer.distributed is not None:
-            raise ValueError("baseline: the from-scratch baseline is not data-parallel; set task.baseline to false "
-                             "for a run over several processes")
+            raise DistributedError("task.baseline: the from-scratch baseline is not data-parallel; set "
+                                   "task.baseline=false for a run over several processes")
         step = super().train_step(x, y)
         if self.scratch is not None and len(x):
             step.losses["scratch_loss"], step.losses["scratch_accuracy"] = self._scratch(x, y, train=True)
