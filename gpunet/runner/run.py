@@ -164,7 +164,8 @@ class Run:
         built = build_run(config, None, progress=False, announce_device=announce_device)
         try:
             built.trainer.model.load_state_dict(checkpoint.model)
-        except (RuntimeError, ValueError) as exc:
+            built.trainer.task.load_state_dict((checkpoint.extra.get("task") or {}).get("state", {}))  # e.g. a baseline
+        except (RuntimeError, ValueError, KeyError) as exc:
             origin = "its own config" if checkpoint.config is not None else config_path
             raise CheckpointError(f"{path} does not fit the model of {origin}: {exc}") from None
         return built, path, checkpoint

@@ -238,6 +238,11 @@ def test_the_shipped_transfer_configs_pretrain_then_fine_tune(tmp_path):
                   config_name="fine", progress=False)
     assert 0 <= summary["test_accuracy"] <= 1 and 0 <= summary["test_scratch_accuracy"] <= 1
     assert summary["test_scratch_accuracy"] > 0.3
+    from gpunet.runner.run import Run  # gpunet evaluate: the baseline comes back with the checkpoint
+    rebuilt, _, _ = Run.from_checkpoint(str(tmp_path / "fine" / "checkpoints" / "last.npz"), announce_device=False)
+    evaluation = rebuilt.evaluate("test")
+    assert evaluation["test_scratch_accuracy"] == summary["test_scratch_accuracy"]
+    assert evaluation["test_accuracy"] == summary["test_accuracy"]
     final = load_checkpoint(tmp_path / "fine" / "checkpoints" / "last.npz").model
     pretrained = load_checkpoint(weights).model
     np.testing.assert_array_equal(final["0.weight"], pretrained["0.weight"])
