@@ -243,3 +243,32 @@ def test_a_sweep_over_a_task_key_trains_every_cell_with_its_value(tmp_path, caps
     assert summaries[0]["train_loss"] != summaries[1]["train_loss"]  # the noise changed the training
     configs = sorted(out.glob("*/config.yaml"))
     assert [loads_config(p.read_text())["task"]["noise_std"] for p in configs] == [0.0, 0.3]
+
+
+def test_a_mid_epoch_checkpoint_of_the_earlier_format_resumes_exactly(xor, tmp_path):
+    """Checkpoints written before tasks had no task entry and kept the epoch's loss in the collector."""
+    from gpunet.train import ModelCheckpoint
+    from gpunet.train.checkpoint import load_checkpoint, save_checkpoint
+
+    def classic(callbacks=()):
+        gpunet.manual_seed(0)
+        model = gpunet.nn.Sequential(gpunet.nn.Linear(2, 8), gpunet.nn.Tanh(), gpunet.nn.Linear(8, 2))
+        trainer = Trainer(model, gpunet.nn.CrossEntropyLoss(), gpunet.optim.SGD(model.parameters(), lr=0.5),
+                          callbacks=list(callbacks))
+        return trainer, DataLoader(xor.train, 16, shuffle=True, seed=0), DataLoader(xor.validation, 64)
+
+    straight, train, val = classic()
+    straight.fit(train, val, epochs=2)
+    stopped, train, val = classic([StopAt(13), ModelCheckpoint(tmp_path, monitor=None)])
+    with pytest.raises(TrainingInterrupted):
+        stopped.fit(train, val, epochs=2)
+    old = load_checkpoint(tmp_path / "last.npz")
+    losses = old.extra["partial_epoch"].pop("losses")
+    old.extra.pop("task")
+    collector = old.extra["partial_epoch"]["collector"]
+    collector["loss_sum"] = losses["sums"]["loss"]  # where the earlier format kept it
+    save_checkpoint(tmp_path / "old.npz", old)
+    fresh, train, val = classic()
+    fresh.fit(train, val, epochs=2, resume=str(tmp_path / "old.npz"))
+    assert [{k: v for k, v in e.items() if k != "time"} for e in fresh.history] == \
+        [{k: v for k, v in e.items() if k != "time"} for e in straight.history]
