@@ -194,10 +194,11 @@ trainer: {epochs: 3, batch_size: 8}
 """
 
 
-def test_regress_reports_test_mse_and_rmse_that_numpy_recomputes(tmp_path):
-    config = loads_config(REGRESS)
+def test_regress_reports_test_mse_and_rmse_that_numpy_recomputes(tmp_path, device, monkeypatch):
+    monkeypatch.setenv("GPUNET_DEVICE", device)
+    config = loads_config(REGRESS, ["device=auto"])
     assert config["loss"]["name"] == "mse" and config["trainer"]["metrics"] == ["mse", "rmse"]
-    summary = run(config, str(tmp_path / "run"), progress=False)
+    summary = run(config, str(tmp_path / "run"), progress=False, announce_device=False)
     from gpunet.config import build_dataset
     from gpunet.train.checkpoint import load_checkpoint
     test = build_dataset(config).test
@@ -272,3 +273,31 @@ def test_a_mid_epoch_checkpoint_of_the_earlier_format_resumes_exactly(xor, tmp_p
     fresh.fit(train, val, epochs=2, resume=str(tmp_path / "old.npz"))
     assert [{k: v for k, v in e.items() if k != "time"} for e in fresh.history] == \
         [{k: v for k, v in e.items() if k != "time"} for e in straight.history]
+
+
+CLASSIFY = """\
+seed: 0
+device: auto
+data: {name: xor, n_samples: 200, noise: 0.2}
+model: {layers: [{type: Linear, in_features: 2, out_features: 8}, {type: Tanh},
+                 {type: Linear, in_features: 8, out_features: 2}]}
+loss: {name: cross_entropy}
+optimizer: {name: sgd, lr: 0.5}
+trainer: {epochs: 3, batch_size: 16}
+"""
+
+
+def test_classify_reports_the_accuracy_numpy_recomputes_on_every_device(tmp_path, device, monkeypatch):
+    monkeypatch.setenv("GPUNET_DEVICE", device)
+    config = loads_config(CLASSIFY)
+    assert config["task"] == {"type": "classify"} and config["trainer"]["metrics"] == ["accuracy"]
+    summary = run(config, str(tmp_path / "run"), progress=False, announce_device=False)
+    from gpunet.config import build_dataset
+    from gpunet.train.checkpoint import load_checkpoint
+    test = build_dataset(config).test
+    w = load_checkpoint(tmp_path / "run/checkpoints/last.npz").model
+    hidden = np.tanh(test.x.astype(np.float64) @ w["0.weight"].T + w["0.bias"])
+    scores = hidden @ w["2.weight"].T + w["2.bias"]
+    assert summary["test_accuracy"] == pytest.approx(np.mean(scores.argmax(axis=1) == test.y))
+    log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+    assert summary["test_loss"] == pytest.approx(-np.mean(log_p[np.arange(len(test.y)), test.y]), rel=1e-5)
