@@ -68,8 +68,8 @@ class TwoHeads(Task):
 
 def _two_heads(xor, callbacks=()):
     gpunet.manual_seed(0)
-    models = {"first": gpunet.nn.Linear(2, 2), "second": gpunet.nn.Sequential(gpunet.nn.Linear(2, 4),
-                                                                                gpunet.nn.Tanh(), gpunet.nn.Linear(4, 2))}
+    nn = gpunet.nn
+    models = {"first": nn.Linear(2, 2), "second": nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 2))}
     optimizers = {"first": gpunet.optim.SGD(models["first"].parameters(), lr=0.1),
                   "second": gpunet.optim.Adam(models["second"].parameters(), lr=0.01)}
     trainer = Trainer(models, None, optimizers, callbacks=list(callbacks), metrics=(), task=TwoHeads())
@@ -301,3 +301,12 @@ def test_classify_reports_the_accuracy_numpy_recomputes_on_every_device(tmp_path
     assert summary["test_accuracy"] == pytest.approx(np.mean(scores.argmax(axis=1) == test.y))
     log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
     assert summary["test_loss"] == pytest.approx(-np.mean(log_p[np.arange(len(test.y)), test.y]), rel=1e-5)
+
+
+def test_a_decoder_layer_that_does_not_take_the_codes_is_named_with_the_fix():
+    config = loads_config(AUTOENCODER, ["models.decoder.layers[0].in_features=16"])
+    with pytest.raises(ConfigError) as raised:
+        check_run(config, announce_device=False)
+    assert "models.decoder.layers[0] (Linear): the dry run failed: the layer receives input of shape (2, 8)" \
+        in str(raised.value)
+    assert "hint: the encoder gives samples of shape (8,), that is 8 features: set in_features: 8" in str(raised.value)

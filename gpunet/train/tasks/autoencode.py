@@ -94,7 +94,7 @@ class Autoencode(Task):
         code = check("encoder", info.input_shape)
         if code is None:
             raise ModelShapeError("encoder", "the encoder must return one tensor, the code")
-        output = check("decoder", code)
+        output = check("decoder", code, "the encoder")
         if output is None or prod(output) != prod(info.input_shape):
             raise ModelShapeError("decoder", f"the decoder turns codes of shape {code} into {output}, which cannot be "
                                   f"compared with the inputs of shape {tuple(info.input_shape)}: make its last layer "
