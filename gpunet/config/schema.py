@@ -562,6 +562,8 @@ def _task_kind(annotation, key: Key, where: str) -> Kind:
         return Optional(_task_kind(next(a for a in args if a is not type(None)), key, where))
     if origin in (list, tuple) and args:
         return ListOf(_task_kind(args[0], key, where))
+    if annotation is dict or origin is dict:  # e.g. per-layer learning rates; the task checks the values
+        return AnyMapping()
     bounds = {b: getattr(key, b) for b in ("ge", "gt", "le", "lt") if getattr(key, b) is not None}
     if annotation is bool:
         return Bool()
@@ -570,7 +572,7 @@ def _task_kind(annotation, key: Key, where: str) -> Kind:
     if annotation is str:
         return Choice(key.choices, "value") if key.choices else Str()
     raise TypeError(f"{where}: no config kind for the annotation {annotation!r} (use int, float, bool, str, "
-                    "X | None or list[X])")
+                    "X | None, list[X] or dict[str, X])")
 
 
 def _task_builds(cls):

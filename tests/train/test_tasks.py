@@ -310,3 +310,29 @@ def test_a_decoder_layer_that_does_not_take_the_codes_is_named_with_the_fix():
     assert "models.decoder.layers[0] (Linear): the dry run failed: the layer receives input of shape (2, 8)" \
         in str(raised.value)
     assert "hint: the encoder gives samples of shape (8,), that is 8 features: set in_features: 8" in str(raised.value)
+
+
+def test_task_keys_get_their_kinds_from_the_annotations_and_their_defaults_from_the_signature():
+    from gpunet.config.schema import task_section
+    from gpunet.config.spec import Checker
+
+    class Keys(Task):
+        name = "keys"
+        keys = {"steps": Key("steps", ge=1), "rate": Key("rate", gt=0, lt=1), "mode": Key("mode", choices=("a", "b")),
+                "frozen": Key("names"), "rates": Key("per-layer rates"), "flag": Key("a flag")}
+
+        def __init__(self, steps: int = 2, rate: float = 0.5, mode: str = "a", frozen: list[str] | None = None,
+                     rates: dict[str, float] | None = None, flag: bool = False):
+            self.steps, self.rate, self.mode, self.frozen, self.rates, self.flag = steps, rate, mode, frozen, rates, flag
+
+    section = task_section(Keys)
+    assert {k: f.kind.describe() for k, f in section.fields.items()} == {
+        "steps": "an integer >= 1", "rate": "a number in (0, 1)", "mode": "a, b",
+        "frozen": "null or a list of (a string)", "rates": "null or a mapping of argument names to values",
+        "flag": "true or false"}
+    ck = Checker()
+    resolved = section.check({"frozen": ["0", "2"], "rates": {"4": 0.01}}, ("task",), ck)
+    assert not ck.problems and resolved == {"steps": 2, "rate": 0.5, "mode": "a", "frozen": ["0", "2"],
+                                            "rates": {"4": 0.01}, "flag": False}
+    section.check({"steps": 0, "mode": "c"}, ("task",), ck)
+    assert [str(p).split(":")[0] for p in ck.problems] == ["task.steps", "task.mode"]

@@ -16,8 +16,9 @@ Lifecycle (the same from a config and from Python)::
     task.summary(splits); task.final_artifacts(directory, splits)   # the runner, at the end of a run
 
 Config keys. Each key of the ``task:`` section is a parameter of the task's ``__init__``: its default is the
-signature's, its kind the annotation's (``int``, ``float``, ``bool``, ``str``, ``X | None``, ``list[X]``), and the
-class states the rest in ``keys`` as ``Key(doc, ge=..., gt=..., le=..., lt=..., choices=...)``.
+signature's, its kind the annotation's (``int``, ``float``, ``bool``, ``str``, ``X | None``, ``list[X]``,
+``dict[str, X]`` whose values ``__init__`` checks), and the class states the rest in ``keys`` as ``Key(doc,
+ge=..., gt=..., le=..., lt=..., choices=...)``.
 ``gpunet.config.schema`` turns that into the checked, documented ``task:`` section (``register_task`` checks that
 ``keys`` and the signature agree), so ``docs/config.md`` documents every task with no second table. ``__init__`` only
 stores its keys, each as an attribute of the same name (no models, no data yet), and may raise ValueError (naming the
