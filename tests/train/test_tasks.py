@@ -336,3 +336,18 @@ def test_task_keys_get_their_kinds_from_the_annotations_and_their_defaults_from_
                                             "rates": {"4": 0.01}, "flag": False}
     section.check({"steps": 0, "mode": "c"}, ("task",), ck)
     assert [str(p).split(":")[0] for p in ck.problems] == ["task.steps", "task.mode"]
+
+
+def test_the_progress_display_and_telemetry_show_a_tasks_losses(tmp_path, capsys, monkeypatch):
+    from gpunet.cli import main
+
+    monkeypatch.setenv("GPUNET_DEVICE", "cuda-emu")
+    path = tmp_path / "ae.yaml"
+    path.write_text(AUTOENCODER.replace("device: cpu", "device: auto") +
+                    "callbacks: [{type: progress, style: lines}]\n")
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "trainer.log_every=20"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("epoch 1/1 step 20/") and " loss=" in out[0]
+    assert out[-2].startswith("epoch 1/1 train_loss=") and " train_mse=" in out[-2] and " val_mse=" in out[-2]
+    record = json.loads((tmp_path / "run/metrics.jsonl").read_text())
+    assert record["train_mse"] > 0 and {"cupy_pool_used_bytes", "cupy_pool_total_bytes"} <= set(record)  # device state
