@@ -9,7 +9,7 @@ import numpy as np
 
 from .atomic import atomic_write
 
-__all__ = ["plot_augmented_samples", "plot_heatmap", "plot_history", "pyplot_or_hint"]
+__all__ = ["as_images", "plot_augmented_samples", "plot_heatmap", "plot_history", "plot_image_grid", "pyplot_or_hint"]
 
 HINT = "gpunet: plots skipped: matplotlib is not installed (pip install matplotlib)"
 
@@ -140,6 +140,48 @@ def plot_augmented_samples(loader, directory, count: int = 16) -> str | None:
     _save(figure, path)
     plt.close(figure)
     return path
+
+
+def as_images(x: np.ndarray) -> np.ndarray:
+    """``x`` as (N, C, H, W) images: (N, C, H, W) as it is, (N, H, W) with one channel, flat (N, D) rows as square
+    grey (D = s*s) or colour (D = 3*s*s) images; anything else is a ValueError naming the shape."""
+    x = np.asarray(x)
+    if x.ndim == 4:
+        return x
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim == 2:
+        for channels in (1, 3):
+            side = int(round((x.shape[1] / channels) ** 0.5))
+            if channels * side * side == x.shape[1]:
+                return x.reshape(len(x), channels, side, side)
+    raise ValueError(f"as_images: cannot show arrays of shape {x.shape} as images: give (N, C, H, W), (N, H, W) or "
+                     f"flat square images (N, s*s) or (N, 3*s*s)")
+
+
+def plot_image_grid(images, path, title: str = "", columns: int = 8, low: float = 0.0, high: float = 1.0) -> str | None:
+    """A PNG montage of ``images`` (any form ``as_images`` takes), ``columns`` per row, pixel values ``low`` to
+    ``high`` shown black to white, one pixel of gap between images. Returns the path, or None without matplotlib."""
+    images = as_images(images)
+    plt = pyplot_or_hint()
+    if plt is None:
+        return None
+    count, (height, width) = len(images), images.shape[2:]
+    columns = max(1, min(columns, count))
+    rows = -(-count // columns)
+    canvas = np.ones((rows * (height + 1) + 1, columns * (width + 1) + 1, 3))
+    for k, image in enumerate(_display(images, low, high)):
+        top, left = 1 + (k // columns) * (height + 1), 1 + (k % columns) * (width + 1)
+        canvas[top:top + height, left:left + width] = image
+    figure, axes = plt.subplots(figsize=(max(3.0, 0.6 * columns * width / 8), max(2.0, 0.6 * rows * height / 8) + 0.4))
+    axes.imshow(canvas, interpolation="nearest")
+    axes.axis("off")
+    if title:
+        axes.set_title(title, fontsize=9)
+    figure.tight_layout()
+    _save(figure, os.fspath(path))
+    plt.close(figure)
+    return os.fspath(path)
 
 
 def _save(figure, path: str) -> None:
