@@ -89,3 +89,18 @@ def sample_quality(judge, samples, test_x, test_y) -> dict:
     real = class_probabilities(judge, test_x)
     return {"judge_test_accuracy": float(np.mean(real.argmax(axis=1) == np.asarray(test_y))),
             "samples": judge_images(class_probabilities(judge, samples)), "real_test": judge_images(real)}
+
+
+def judge_samples(samples, splits: dict, seed: int = 0) -> dict:
+    """``{"sample_quality": sample_quality(...)}`` of ``samples`` with a judge trained on the labelled training split
+    of ``splits`` (name -> DataLoader) and compared with the test split (else the validation split); ``{}`` when the
+    data has no labels to train a judge on."""
+    train = splits.get("train")
+    reference = splits.get("test") or splits.get("val")
+    if train is None or reference is None or len(train.arrays) < 2 or len(reference.arrays) < 2:
+        return {}
+    (x, y), (test_x, test_y) = train.arrays[:2], reference.arrays[:2]
+    if np.asarray(y).ndim != 1 or np.asarray(y).dtype.kind not in "iu":
+        return {}
+    judge = train_judge(x, y, int(max(np.max(y), np.max(test_y))) + 1, seed=seed)
+    return {"sample_quality": {**sample_quality(judge, samples, test_x, test_y), "samples_judged": len(samples)}}

@@ -1,0 +1,131 @@
+"""``vae``: seed 002's variational autoencoder (``gpunet.models.vae``) trained on the negative ELBO of its inputs.
+
+Logged per split: ``loss`` (reconstruction + beta * kl, the objective), ``elbo`` (nats per sample, the bound itself),
+``reconstruction`` (-log p(x|z), summed over pixels), ``kl`` and ``mse`` (of the mean reconstruction
+sigmoid(decode(mu)), comparable with the autoencoders' ``test_mse``); summary.json gets them as ``test_<name>``.
+Each epoch draws a reconstruction grid and samples from the prior (the same latent codes every epoch); the end of
+the run draws the 2-D latent-space grid (the decoder over a grid of normal quantiles of the first two latent
+dimensions) and the summary has the judge's figures for 1,000 samples (``gpunet.train.sample_quality``).
+"""
+from __future__ import annotations
+
+import os
+from statistics import NormalDist
+
+import numpy as np
+
+from ... import ops
+from ...autograd import no_grad
+from ...models.vae import VAE, kl_divergence, reconstruction_nll
+from .. import plots
+from ..sample_quality import judge_samples
+from ._generative import batch_normal, check_unit_range, first_images, fixed_normal
+from .base import Key, Task, register_task
+
+GRID = 15  # the latent-space grid is GRID x GRID decoded points
+
+
+@register_task("vae")
+class VAETask(Task):
+    """A variational autoencoder on inputs in [0, 1] (the task builds it from its keys unless the config gives a
+    ``model:`` with ``encode``, ``reparameterize`` and ``decode``)."""
+
+    own_models = ("model",)
+    data = "inputs"
+    uses_loss = False
+    loss_names = ("loss", "elbo", "reconstruction", "kl", "mse")
+    keys = {
+        "latent_dim": Key("size of the latent code z (2 or more draws the 2-D latent-space grid)", ge=1),
+        "hidden": Key("widths of the encoder's hidden layers (the decoder mirrors them)", ge=1),
+        "activation": Key("activation of the hidden layers", choices=("relu", "leaky_relu", "tanh", "sigmoid")),
+        "beta": Key("weight of the KL term in the loss (1: the negative ELBO; other values: a beta-VAE)", gt=0),
+        "quality_samples": Key("samples from the prior that a digits judge rates in summary.json (0: none)", ge=0),
+    }
+
+    def __init__(self, latent_dim: int = 2, hidden: list[int] = (256,), activation: str = "relu", beta: float = 1.0,
+                 quality_samples: int = 1000):
+        self.latent_dim, self.hidden, self.activation = latent_dim, list(hidden), activation
+        self.beta, self.quality_samples = beta, quality_samples
+
+    def build_model(self, name, info):
+        return VAE(int(np.prod(info.input_shape)), self.hidden, self.latent_dim, self.activation)
+
+    def bind(self, trainer, models, optimizers, loss_fn):
+        super().bind(trainer, models, optimizers, loss_fn)
+        missing = [m for m in ("encode", "reparameterize", "decode") if not hasattr(self.model, m)]
+        if missing:
+            raise ValueError(f"task vae: the model ({type(self.model).__name__}) has no {', '.join(missing)}; leave "
+                             f"model: out of the config to get gpunet.models.VAE built from the task's keys")
+
+    # ----- steps -------------------------------------------------------------------------------------------------
+    def _flat(self, x):
+        check_unit_range("vae", x)
+        return self.input(np.asarray(x).reshape(len(x), -1))
+
+    def _losses(self, x, logits, mu, logvar):
+        reconstruction, kl = reconstruction_nll(logits, x), kl_divergence(mu, logvar)
+        loss = ops.mean(reconstruction + kl * self.beta)
+        with no_grad():
+            mse = ops.mean((ops.sigmoid(self.model.decode(mu)) - x) ** 2)
+            reconstruction, kl = ops.mean(reconstruction), ops.mean(kl)
+        return {"loss": loss, "elbo": -(reconstruction + kl), "reconstruction": reconstruction, "kl": kl,
+                "mse": mse}
+
+    def train_step(self, x, y):
+        if not len(x):
+            self.update("model", None)
+            return {}
+        x = self._flat(x)
+        losses = self._losses(x, *self.model(x))
+        self.update("model", losses["loss"])
+        return losses
+
+    def eval_step(self, x, y):
+        flat = self._flat(x)
+        mu, logvar = self.model.encode(flat)
+        eps = self.input(batch_normal(np.asarray(x), tuple(mu.shape)))
+        return self._losses(flat, self.model.decode(self.model.reparameterize(mu, logvar, eps)), mu, logvar)
+
+    # ----- pictures and figures ------------------------------------------------------------------------------------
+    def _decode(self, z: np.ndarray) -> np.ndarray:
+        with no_grad():
+            return ops.sigmoid(self.model.decode(self.input(z))).numpy()
+
+    def _shape(self, splits):
+        return tuple(next(iter(splits.values())).arrays[0].shape[1:])
+
+    def epoch_artifacts(self, directory, epoch, splits):
+        shape, paths = self._shape(splits), []
+        images = first_images(splits, 32)
+        if images is not None:
+            with no_grad():
+                mu, _ = self.model.encode(self.input(images.reshape(len(images), -1)))
+            rebuilt = self._decode(mu.numpy())
+            rows = [block for k in range(0, len(images), 8)
+                    for block in (images[k:k + 8].reshape((-1,) + shape), rebuilt[k:k + 8].reshape((-1,) + shape))]
+            paths.append(plots.plot_image_grid(
+                np.concatenate(rows), os.path.join(directory, f"reconstructions-epoch-{epoch:04d}.png"),
+                f"epoch {epoch}: images (odd rows), decode(mu) (even rows)"))
+        samples = self._decode(fixed_normal(64, self.model.latent_dim)).reshape((-1,) + shape)
+        paths.append(plots.plot_image_grid(samples, os.path.join(directory, f"samples-epoch-{epoch:04d}.png"),
+                                           f"epoch {epoch}: decode(z), z ~ N(0, I)"))
+        return [p for p in paths if p]
+
+    def final_artifacts(self, directory, splits):
+        if self.model.latent_dim < 2:
+            return []
+        quantiles = [NormalDist().inv_cdf((k + 0.5) / GRID) for k in range(GRID)]
+        z = np.zeros((GRID * GRID, self.model.latent_dim), dtype=np.float32)
+        z[:, 0] = np.tile(quantiles, GRID)  # left to right
+        z[:, 1] = np.repeat(quantiles[::-1], GRID)  # top to bottom
+        images = self._decode(z).reshape((-1,) + self._shape(splits))
+        path = plots.plot_image_grid(images, os.path.join(directory, "latent_grid.png"),
+                                     "decoder over a grid of normal quantiles of (z1, z2)",
+                                     columns=GRID)
+        return [path] if path else []
+
+    def summary(self, splits):
+        if not self.quality_samples:
+            return {}
+        return judge_samples(self._decode(fixed_normal(self.quality_samples, self.model.latent_dim)), splits)
+
