@@ -163,6 +163,8 @@ class Task:
     loss_names: ClassVar[tuple] = ("loss",)
     #: whether steps return ``Step(losses, outputs, targets)`` so that ``trainer.metrics`` apply
     supports_metrics: ClassVar[bool] = False
+    #: the config's ``trainer.metrics`` when it gives none (None: accuracy for a classification loss, else none)
+    default_metrics: ClassVar[tuple | None] = None
     #: the config keys (each an ``__init__`` parameter): name -> Key
     keys: ClassVar[dict] = {}
 
@@ -216,9 +218,10 @@ class Task:
         """``array`` as a gpunet Tensor on the trainer's device."""
         return self.trainer.to_device(array)
 
-    def update(self, name: str, loss) -> None:
-        """One gradient step of model ``name`` on the scalar Tensor ``loss`` (None: this rank's share of the batch
-        is empty): zero its gradients, backward, average over ranks, clip, step its optimizer."""
+    def update(self, name, loss) -> None:
+        """One gradient step of model ``name`` (or of a tuple of names, e.g. ``("encoder", "decoder")``, all stepped
+        on the one backward) on the scalar Tensor ``loss`` (None: this rank's share of the batch is empty): zero
+        their gradients, backward, average over ranks, clip, step each optimizer."""
         self.trainer.update(name, loss)
 
     def apply_gradients(self, name: str) -> None:
