@@ -26,6 +26,7 @@ from ..nn import functional as F
 from ..ops import tensor
 
 CONFIDENT = 0.9
+JUDGE_STEPS = 400  # Adam steps of 128 images: 0.96-0.97 test accuracy on the 8x8 digits
 
 
 @contextlib.contextmanager
@@ -39,8 +40,10 @@ def _own_seed(seed: int):
         random.set_rng_state(state)
 
 
-def train_judge(x, y, num_classes: int, steps: int = 400, batch_size: int = 128, lr: float = 3e-3, seed: int = 0):
-    """The judge: an MLP on the flattened images ``x`` (N, ...) with labels ``y``, on the CPU, in eval mode."""
+def train_judge(x, y, num_classes: int, steps: int | None = None, batch_size: int = 128, lr: float = 3e-3,
+                seed: int = 0):
+    """The judge: an MLP on the flattened images ``x`` (N, ...) with labels ``y`` trained for ``steps`` (default
+    ``JUDGE_STEPS``), on the CPU, in eval mode."""
     x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
     y = np.asarray(y, dtype=np.int64)
     if len(x) == 0 or y.shape != (len(x),) or y.min() < 0 or y.max() >= num_classes:
@@ -51,7 +54,7 @@ def train_judge(x, y, num_classes: int, steps: int = 400, batch_size: int = 128,
         judge = nn.Sequential(nn.Flatten(), nn.Linear(x.shape[1], 128, device="cpu"), nn.ReLU(),
                               nn.Linear(128, num_classes, device="cpu"))
     optimizer = optim.Adam(judge.parameters(), lr=lr)
-    for _ in range(steps):
+    for _ in range(JUDGE_STEPS if steps is None else steps):
         rows = rng.integers(0, len(x), min(batch_size, len(x)))
         loss = F.cross_entropy(judge(tensor(x[rows], device="cpu")), tensor(y[rows], device="cpu"))
         optimizer.zero_grad()

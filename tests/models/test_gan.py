@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as TF
 from torch import nn as tnn
 
 import gpunet as gn

@@ -13,12 +13,12 @@ from gpunet.data import DataLoader, load_dataset
 from gpunet.data.registry import ArrayDataset
 from gpunet.models import VAE
 from gpunet.models.vae import elbo
-from gpunet.train import Trainer
+from gpunet.train import Trainer, sample_quality
 from gpunet.train.checkpoint import load_checkpoint
 from gpunet.train.tasks import TASKS
 from gpunet.train.tasks.vae import VAETask
 
-from trainhelpers import StopAfter, assert_same_weights, mlp, without_time
+from trainhelpers import StopAfter, assert_same_on_devices, assert_same_weights, mlp, without_time
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +46,11 @@ def test_registered():
 
 
 def test_logged_figures_agree_and_match_on_every_backend(tiny, device):
-    if device == "cuda-emu:1":
-        pytest.skip("the second emulated device adds nothing here")
-    histories = {}
-    for dev in ("cpu", device):
-        gn.set_device(dev)
+    def fit():
         trainer, train, val = vae_trainer(tiny)
-        histories[dev] = without_time(trainer.fit(train, val, epochs=3))
-    history = histories[device]
+        return trainer.fit(train, val, epochs=3)
+
+    history = assert_same_on_devices(device, fit)
     for epoch in history:
         for split in ("train_", "val_"):
             assert epoch[split + "elbo"] == pytest.approx(-epoch[split + "loss"], rel=1e-5)  # beta = 1
@@ -61,9 +58,6 @@ def test_logged_figures_agree_and_match_on_every_backend(tiny, device):
                                                           rel=1e-5)
             assert epoch[split + "kl"] > 0 and 0 < epoch[split + "mse"] < 0.25
     assert history[-1]["val_elbo"] > history[0]["val_elbo"]  # it learns
-    for a, b in zip(histories["cpu"], history):
-        for key in a:
-            assert b[key] == pytest.approx(a[key], rel=2e-4, abs=1e-5), key
 
 
 def test_beta_weighs_the_kl_term(tiny):
@@ -105,7 +99,8 @@ def test_resume_from_the_middle_of_a_vae_run_is_exact(tiny, tmp_path):
     assert_same_weights(resumed.model, straight.model)
 
 
-def test_pictures_and_the_quality_figure(tiny, tmp_path):
+def test_pictures_and_the_quality_figure(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(sample_quality, "JUDGE_STEPS", 60)  # a rough judge is enough to count with
     trainer, train, val = vae_trainer(tiny, quality_samples=200)
     trainer.fit(train, val, epochs=1)
     trainer.model.eval()
