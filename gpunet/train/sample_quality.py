@@ -21,7 +21,7 @@ import contextlib
 import numpy as np
 
 from .. import nn, optim, random
-from ..autograd import no_grad
+from ..autograd import enable_grad, no_grad
 from ..nn import functional as F
 from ..ops import tensor
 
@@ -54,12 +54,13 @@ def train_judge(x, y, num_classes: int, steps: int | None = None, batch_size: in
         judge = nn.Sequential(nn.Flatten(), nn.Linear(x.shape[1], 128, device="cpu"), nn.ReLU(),
                               nn.Linear(128, num_classes, device="cpu"))
     optimizer = optim.Adam(judge.parameters(), lr=lr)
-    for _ in range(JUDGE_STEPS if steps is None else steps):
-        rows = rng.integers(0, len(x), min(batch_size, len(x)))
-        loss = F.cross_entropy(judge(tensor(x[rows], device="cpu")), tensor(y[rows], device="cpu"))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    with enable_grad():  # also when called under no_grad, as Task.summary is
+        for _ in range(JUDGE_STEPS if steps is None else steps):
+            rows = rng.integers(0, len(x), min(batch_size, len(x)))
+            loss = F.cross_entropy(judge(tensor(x[rows], device="cpu")), tensor(y[rows], device="cpu"))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
     return judge.eval()
 
 

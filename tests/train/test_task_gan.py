@@ -175,17 +175,18 @@ def test_sample_grids_and_the_quality_figure(images, tmp_path, monkeypatch):
     splits = {"train": train, "val": val, "test": val}
     rng_state = gn.random.get_rng_state()
     paths = trainer.task.epoch_artifacts(str(tmp_path), 1, splits)
-    assert paths == [str(tmp_path / "samples-epoch-0001.png")]
+    assert paths == [str(tmp_path / "samples" / "epoch-0001.png")]
     assert open(paths[0], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     trainer.task.quality_samples = 300
-    summary = trainer.task.summary(splits)
+    with gn.no_grad():  # as the runner calls it
+        summary = trainer.task.summary(splits)
     assert gn.random.get_rng_state() == rng_state  # pictures and figures do not move the training stream
     quality = summary["sample_quality"]
     assert quality["samples_judged"] == 300 and sum(quality["samples"]["class_histogram"]) == 300
     assert sum(quality["real_test"]["class_histogram"]) == 64
     json.dumps(summary)  # plain values for summary.json
     assert trainer.task.summary(splits) == summary  # the same samples and judge every time
-    assert sorted(os.listdir(tmp_path)) == ["samples-epoch-0001.png"]
+    assert os.listdir(tmp_path) == ["samples"] and os.listdir(tmp_path / "samples") == ["epoch-0001.png"]
 
 
 def test_keys_that_do_not_fit_are_refused():

@@ -108,8 +108,9 @@ def test_pictures_and_the_quality_figure(tiny, tmp_path, monkeypatch):
     state = gn.random.get_rng_state()
     paths = trainer.task.epoch_artifacts(str(tmp_path), 1, splits) + trainer.task.final_artifacts(str(tmp_path),
                                                                                                   splits)
-    assert [os.path.basename(p) for p in paths] == ["reconstructions-epoch-0001.png", "samples-epoch-0001.png",
-                                                    "latent_grid.png"]
+    assert [os.path.relpath(p, tmp_path) for p in paths] == [os.path.join("reconstructions", "epoch-0001.png"),
+                                                             os.path.join("samples", "epoch-0001.png"),
+                                                             "latent_grid.png"]
     assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in paths)
     quality = trainer.task.summary(splits)["sample_quality"]
     assert gn.random.get_rng_state() == state

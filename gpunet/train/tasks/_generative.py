@@ -2,6 +2,7 @@
 batches and for the pictures, and the check that the data suits a sigmoid output."""
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
@@ -36,3 +37,10 @@ def first_images(splits: dict, count: int):
         if loader is not None and len(loader.arrays[0]):
             return np.asarray(loader.arrays[0][:count])
     return None
+
+
+def picture_path(directory: str, kind: str, epoch: int) -> str:
+    """``<directory>/<kind>/epoch-NNNN.png`` (the folder made if need be): one picture of a kind per epoch."""
+    folder = os.path.join(directory, kind)
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, f"epoch-{epoch:04d}.png")

@@ -10,12 +10,10 @@ or the gradient penalty (``gradient_penalty``: its weight lambda, WGAN-GP, throu
 Logged per split: ``d_loss`` (with the penalty when there is one), ``g_loss`` (on batches without a generator step,
 the generator's loss against the updated discriminator, without a step) and ``loss`` = d_loss + g_loss (what the
 progress display shows and the non-finite check watches). Each epoch draws a grid of 64 samples from the same latent
-codes; summary.json gets the judge's figures for ``quality_samples`` samples (``gpunet.train.sample_quality``:
+codes (``samples/epoch-NNNN.png``); summary.json gets the judge's figures for ``quality_samples`` samples (``gpunet.train.sample_quality``:
 confidence, class histogram for mode collapse, classifier score, next to the same figures of the real test images).
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
@@ -26,7 +24,7 @@ from ...models.gan import (GENERATOR_LOSSES, DCGANDiscriminator, DCGANGenerator,
                            wasserstein_generator_loss)
 from .. import plots
 from ..sample_quality import judge_samples
-from ._generative import batch_normal, check_unit_range, fixed_normal
+from ._generative import batch_normal, check_unit_range, fixed_normal, picture_path
 from .base import Key, Task, register_task
 
 ARCHITECTURES = ("mlp", "dcgan")
@@ -85,11 +83,23 @@ class GANTask(Task):
             return DCGANGenerator(self.latent_dim, shape[0], shape[1], self.features)
         return DCGANDiscriminator(shape[0], shape[1], self.features, batch_norm=not self.gradient_penalty)
 
+    def _seen_shape(self, sample_shape) -> tuple:
+        """The shape of one sample as the discriminator sees it: flat for mlp, as the data gives it for dcgan."""
+        return (int(np.prod(sample_shape)),) if self.architecture == "mlp" else tuple(sample_shape)
+
+    def dry_run(self, check, info):
+        made = check("generator", (self.latent_dim,))
+        if made is not None and int(np.prod(made)) != int(np.prod(info.input_shape)):
+            raise ValueError(f"task gan: the generator turns latent codes of size {self.latent_dim} into samples of "
+                             f"shape {tuple(made)}, but the data's samples have shape {tuple(info.input_shape)}; "
+                             f"build it with the data's sample size")
+        check("discriminator", self._seen_shape(info.input_shape))
+
     # ----- steps ---------------------------------------------------------------------------------------------------
     def _real(self, x):
         check_unit_range("gan", x)
         x = np.asarray(x)
-        return self.input(x.reshape(len(x), -1) if self.architecture == "mlp" else x)
+        return self.input(x.reshape((len(x),) + self._seen_shape(x.shape[1:])))
 
     def _d_loss(self, real, fake):
         discriminator = self.models["discriminator"]
@@ -143,7 +153,7 @@ class GANTask(Task):
         return fake.reshape((count,) + tuple(next(iter(splits.values())).arrays[0].shape[1:]))
 
     def epoch_artifacts(self, directory, epoch, splits):
-        path = plots.plot_image_grid(self._samples(64, splits), os.path.join(directory, f"samples-epoch-{epoch:04d}.png"),
+        path = plots.plot_image_grid(self._samples(64, splits), picture_path(directory, "samples", epoch),
                                      f"epoch {epoch}: G(z), the same z every epoch")
         return [path] if path else []
 

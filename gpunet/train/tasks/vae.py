@@ -3,8 +3,8 @@
 Logged per split: ``loss`` (reconstruction + beta * kl, the objective), ``elbo`` (nats per sample, the bound itself),
 ``reconstruction`` (-log p(x|z), summed over pixels), ``kl`` and ``mse`` (of the mean reconstruction
 sigmoid(decode(mu)), comparable with the autoencoders' ``test_mse``); summary.json gets them as ``test_<name>``.
-Each epoch draws a reconstruction grid and samples from the prior (the same latent codes every epoch); the end of
-the run draws the 2-D latent-space grid (the decoder over a grid of normal quantiles of the first two latent
+Each epoch draws a reconstruction grid (``reconstructions/epoch-NNNN.png``) and samples from the prior
+(``samples/epoch-NNNN.png``, the same latent codes every epoch); the end of the run draws the 2-D latent-space grid (the decoder over a grid of normal quantiles of the first two latent
 dimensions) and the summary has the judge's figures for 1,000 samples (``gpunet.train.sample_quality``).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ...autograd import no_grad
 from ...models.vae import VAE, kl_divergence, reconstruction_nll
 from .. import plots
 from ..sample_quality import judge_samples
-from ._generative import batch_normal, check_unit_range, first_images, fixed_normal
+from ._generative import batch_normal, check_unit_range, first_images, fixed_normal, picture_path
 from .base import Key, Task, register_task
 
 GRID = 15  # the latent-space grid is GRID x GRID decoded points
@@ -49,6 +49,9 @@ class VAETask(Task):
 
     def build_model(self, name, info):
         return VAE(int(np.prod(info.input_shape)), self.hidden, self.latent_dim, self.activation)
+
+    def dry_run(self, check, info):
+        check("model", (int(np.prod(info.input_shape)),))  # the steps flatten the samples
 
     def bind(self, trainer, models, optimizers, loss_fn):
         super().bind(trainer, models, optimizers, loss_fn)
@@ -104,10 +107,10 @@ class VAETask(Task):
             rows = [block for k in range(0, len(images), 8)
                     for block in (images[k:k + 8].reshape((-1,) + shape), rebuilt[k:k + 8].reshape((-1,) + shape))]
             paths.append(plots.plot_image_grid(
-                np.concatenate(rows), os.path.join(directory, f"reconstructions-epoch-{epoch:04d}.png"),
+                np.concatenate(rows), picture_path(directory, "reconstructions", epoch),
                 f"epoch {epoch}: images (odd rows), decode(mu) (even rows)"))
         samples = self._decode(fixed_normal(64, self.model.latent_dim)).reshape((-1,) + shape)
-        paths.append(plots.plot_image_grid(samples, os.path.join(directory, f"samples-epoch-{epoch:04d}.png"),
+        paths.append(plots.plot_image_grid(samples, picture_path(directory, "samples", epoch),
                                            f"epoch {epoch}: decode(z), z ~ N(0, I)"))
         return [p for p in paths if p]
 
