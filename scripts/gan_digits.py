@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import gpunet as gn  # noqa: E402  (after the path is set, so a source checkout works uninstalled)
 from gpunet.data import DataLoader, load_dataset  # noqa: E402
 from gpunet.models import MLPDiscriminator, MLPGenerator, gan  # noqa: E402
-from gpunet.train.plots import plot_image_grid  # noqa: E402
+from gpunet.train.plots import plot_image_rows  # noqa: E402
 
 from example_device import add_device_argument, use_device  # noqa: E402  (beside this script)
 
@@ -121,7 +121,8 @@ def main(argv=None):
     print(f"mean pixel: data {results['data_mean']:.3f}, samples before training {results['initial_mean']:.3f}, "
           f"after {results['final_mean']:.3f}")
     if args.plot:
-        if plot_image_grid(results["samples"][:64], args.plot, "samples after training"):
+        rows = [("", results["samples"][k:k + 8]) for k in range(0, 64, 8)]
+        if plot_image_rows(rows, (1, 8, 8), args.plot, "samples after training", 0.0, 1.0):
             print(f"samples written to {args.plot}")
     return results
 

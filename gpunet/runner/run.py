@@ -28,6 +28,7 @@ from ..backend import DeviceError
 from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_models, build_optimizer,
                       build_scheduler, build_task, check_model, dump_config, load_config, loads_config,
                       validate_config)
+from ..config.builders import model_path
 from ..config.load import where
 from ..data import DataLoader
 from ..train.callbacks import (Callback, CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar,
@@ -38,6 +39,7 @@ from ..train.distributed import DataParallel, rank_seed, world
 from ..train.checkpoint import (Checkpoint, CheckpointError, CheckpointManager, fallback_message,
                                load_checkpoint, newest_intact, open_checkpoint)
 from ..train.interrupt import TrainingInterrupted
+from ..train.tasks import ModelShapeError
 from ..train.plots import plot_augmented_samples, plot_history
 from ..train.trainer import Trainer
 
@@ -187,8 +189,13 @@ def _checked_models(config: dict, task, info) -> dict:
     shape for a one-model task)."""
     manual_seed(config["seed"])
     models = build_models(config, task, info)
-    task.dry_run(lambda name, shape: check_model(config, models[name], shape, info.num_classes,
-                                                 f"the data ({info.name})", name), info)
+    try:
+        task.dry_run(lambda name, shape: check_model(config, models[name], shape, info.num_classes,
+                                                     f"the data ({info.name})", name), info)
+    except ModelShapeError as err:
+        path = model_path(config, err.model) or ("task",)
+        source, line = where(config, path)
+        raise ConfigError.at(source, line, path, str(err)) from None
     return models
 
 

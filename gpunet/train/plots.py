@@ -9,7 +9,8 @@ import numpy as np
 
 from .atomic import atomic_write
 
-__all__ = ["as_images", "plot_augmented_samples", "plot_heatmap", "plot_history", "plot_image_grid", "pyplot_or_hint"]
+__all__ = ["image_shape", "plot_augmented_samples", "plot_codes", "plot_heatmap", "plot_history", "plot_image_rows",
+           "pyplot_or_hint"]
 
 HINT = "gpunet: plots skipped: matplotlib is not installed (pip install matplotlib)"
 
@@ -142,42 +143,63 @@ def plot_augmented_samples(loader, directory, count: int = 16) -> str | None:
     return path
 
 
-def as_images(x: np.ndarray) -> np.ndarray:
-    """``x`` as (N, C, H, W) images: (N, C, H, W) as it is, (N, H, W) with one channel, flat (N, D) rows as square
-    grey (D = s*s) or colour (D = 3*s*s) images; anything else is a ValueError naming the shape."""
-    x = np.asarray(x)
-    if x.ndim == 4:
-        return x
-    if x.ndim == 3:
-        return x[:, None]
-    if x.ndim == 2:
-        for channels in (1, 3):
-            side = int(round((x.shape[1] / channels) ** 0.5))
-            if channels * side * side == x.shape[1]:
-                return x.reshape(len(x), channels, side, side)
-    raise ValueError(f"as_images: cannot show arrays of shape {x.shape} as images: give (N, C, H, W), (N, H, W) or "
-                     f"flat square images (N, s*s) or (N, 3*s*s)")
+def image_shape(sample_shape) -> tuple | None:
+    """The (C, H, W) picture of samples of ``sample_shape``: images as they are, a flattened square image (784 ->
+    (1, 28, 28)) unflattened; None for samples that are not pictures."""
+    shape = tuple(sample_shape)
+    if len(shape) == 3 and shape[0] in (1, 3):
+        return shape
+    if len(shape) == 2:
+        return (1, *shape)
+    side = int(round(np.sqrt(np.prod(shape)))) if shape else 0
+    return (1, side, side) if side > 1 and side * side == int(np.prod(shape)) else None
 
 
-def plot_image_grid(images, path, title: str = "", columns: int = 8, low: float = 0.0, high: float = 1.0) -> str | None:
-    """A PNG montage of ``images`` (any form ``as_images`` takes), ``columns`` per row, pixel values ``low`` to
-    ``high`` shown black to white, one pixel of gap between images. Returns the path, or None without matplotlib."""
-    images = as_images(images)
+def plot_image_rows(rows: list, shape, path, title: str, low: float | None = None,
+                    high: float | None = None) -> str | None:
+    """A PNG of images in labelled rows (``rows``: (label, images) pairs, each images array holding one sample per
+    item, reshaped to the (C, H, W) ``shape``), e.g. test images above their reconstructions. Grey levels span
+    ``low``..``high`` (default: the range of all rows). Returns the path, or None without matplotlib."""
     plt = pyplot_or_hint()
     if plt is None:
         return None
-    count, (height, width) = len(images), images.shape[2:]
-    columns = max(1, min(columns, count))
-    rows = -(-count // columns)
-    canvas = np.ones((rows * (height + 1) + 1, columns * (width + 1) + 1, 3))
-    for k, image in enumerate(_display(images, low, high)):
-        top, left = 1 + (k // columns) * (height + 1), 1 + (k % columns) * (width + 1)
-        canvas[top:top + height, left:left + width] = image
-    figure, axes = plt.subplots(figsize=(max(3.0, 0.6 * columns * width / 8), max(2.0, 0.6 * rows * height / 8) + 0.4))
-    axes.imshow(canvas, interpolation="nearest")
-    axes.axis("off")
-    if title:
-        axes.set_title(title, fontsize=9)
+    arrays = [np.asarray(images, dtype=np.float64).reshape(-1, *shape) for _, images in rows]
+    low = min(float(a.min()) for a in arrays) if low is None else low
+    high = max(float(a.max()) for a in arrays) if high is None else high
+    columns = max(len(a) for a in arrays)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(0.9 * columns + 0.4, 1.0 * len(rows) + 0.5),
+                                squeeze=False)
+    for r, ((label, _), images) in enumerate(zip(rows, arrays)):
+        shown = _display(images, low, high)
+        for c in range(columns):
+            axes[r, c].axis("off")
+            if c < len(shown):
+                axes[r, c].imshow(shown[c], interpolation="nearest")
+        axes[r, 0].set_title(label, fontsize=8, loc="left")
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    _save(figure, os.fspath(path))
+    plt.close(figure)
+    return os.fspath(path)
+
+
+def plot_codes(codes, labels, path, title: str, class_names=None) -> str | None:
+    """A scatter PNG of 2-D codes coloured by class (an autoencoder's bottleneck, a VAE's latent means). Returns
+    the path, or None without matplotlib."""
+    plt = pyplot_or_hint()
+    if plt is None:
+        return None
+    codes, labels = np.asarray(codes, dtype=np.float64), np.asarray(labels)
+    figure, axes = plt.subplots(figsize=(6, 5))
+    cmap = plt.get_cmap("tab10")
+    for k, cls in enumerate(np.unique(labels)):
+        chosen = labels == cls
+        name = class_names[int(cls)] if class_names is not None and 0 <= int(cls) < len(class_names) else str(cls)
+        axes.scatter(codes[chosen, 0], codes[chosen, 1], s=6, alpha=0.7, color=cmap(k % 10), label=name)
+    axes.set_xlabel("code 1")
+    axes.set_ylabel("code 2")
+    axes.set_title(title)
+    axes.legend(markerscale=3, fontsize=7, loc="best")
     figure.tight_layout()
     _save(figure, os.fspath(path))
     plt.close(figure)

@@ -1,16 +1,13 @@
-"""The GAN/VAE quality figure (gpunet.train.sample_quality) and the image grids (gpunet.train.plots): the figures
-against hand-worked values, the judge on the real digits, mode collapse and noise told apart from the data, the
-global generator left untouched, and the PNG montage."""
+"""The GAN/VAE quality figure (gpunet.train.sample_quality): the figures against hand-worked values, the judge on the
+real digits, mode collapse and noise told apart from the data, the global generator left untouched."""
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
 
 import gpunet as gn
 from gpunet.data import load_dataset
-from gpunet.train import plots, sample_quality as sq
+from gpunet.train import sample_quality as sq
 
 
 @pytest.fixture(scope="module")
@@ -73,18 +70,3 @@ def test_judge_refuses_unlabelled_data():
     with pytest.raises(ValueError, match=r"train_judge: needs labelled images, one class index in \[0, 10\)"):
         sq.train_judge(np.zeros((4, 64)), np.array([0, 1, 2, 10]), 10)
 
-
-def test_as_images_shapes_and_error():
-    assert plots.as_images(np.zeros((2, 64))).shape == (2, 1, 8, 8)
-    assert plots.as_images(np.zeros((2, 3 * 16))).shape == (2, 3, 4, 4)
-    assert plots.as_images(np.zeros((2, 5, 5))).shape == (2, 1, 5, 5)
-    with pytest.raises(ValueError, match=r"as_images: cannot show arrays of shape \(2, 10\) as images"):
-        plots.as_images(np.zeros((2, 10)))
-
-
-def test_plot_image_grid_writes_a_png(tmp_path):
-    path = plots.plot_image_grid(np.random.default_rng(0).random((10, 64)), tmp_path / "grid.png", "samples")
-    assert path == os.fspath(tmp_path / "grid.png")
-    with open(path, "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert sorted(os.listdir(tmp_path)) == ["grid.png"]  # no temporary left behind

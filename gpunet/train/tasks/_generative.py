@@ -1,11 +1,13 @@
 """What the generative tasks (``vae``, ``gan``) share: noise that does not touch gpunet's generator, for evaluation
-batches and for the pictures, and the check that the data suits a sigmoid output."""
+batches and for the pictures, the check that the data suits a sigmoid output, and the pictures' grids."""
 from __future__ import annotations
 
 import os
 import zlib
 
 import numpy as np
+
+from .. import plots
 
 #: seed of the fixed latent codes the sample grids show every epoch and the quality figure judges
 PICTURE_SEED = 2024
@@ -30,6 +32,11 @@ def check_unit_range(task: str, x: np.ndarray) -> None:
                          f"model's sigmoid output covers [0, 1]; set the dataset's normalize: scale (or minmax)")
 
 
+def sample_shape(splits: dict) -> tuple:
+    """The shape of one sample of the data (from any of the run's whole-split loaders)."""
+    return tuple(next(iter(splits.values())).arrays[0].shape[1:])
+
+
 def first_images(splits: dict, count: int):
     """Up to ``count`` images of the validation split (else test, else train) for reconstruction grids, or None."""
     for name in ("val", "test", "train"):
@@ -44,3 +51,17 @@ def picture_path(directory: str, kind: str, epoch: int) -> str:
     folder = os.path.join(directory, kind)
     os.makedirs(folder, exist_ok=True)
     return os.path.join(folder, f"epoch-{epoch:04d}.png")
+
+
+def plot_grid(images, sample_shape, path: str, title: str, columns: int = 8, labels=()) -> str | None:
+    """``images`` (one sample of ``sample_shape`` each) as a PNG grid of ``columns`` per row, grey levels 0..1 (the
+    sigmoid's range), rows labelled by ``labels`` (cycled); None when the samples are not pictures or without
+    matplotlib."""
+    shape = plots.image_shape(sample_shape)
+    if shape is None:
+        return None
+    images = np.asarray(images)
+    starts = range(0, len(images), columns)
+    names = [labels[k % len(labels)] if labels else "" for k in range(len(starts))]
+    return plots.plot_image_rows([(name, images[k:k + columns]) for name, k in zip(names, starts)], shape, path,
+                                 title, low=0.0, high=1.0)

@@ -84,7 +84,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-__all__ = ["DATA_KINDS", "Key", "Step", "TASKS", "Task", "register_task"]
+__all__ = ["DATA_KINDS", "Key", "ModelShapeError", "Step", "TASKS", "Task", "register_task"]
 
 DATA_KINDS = {
     "labelled": "(inputs, targets) pairs; the step learns targets from inputs",
@@ -114,6 +114,15 @@ class Step:
     losses: dict
     outputs: Any = None
     targets: Any = None
+
+
+class ModelShapeError(ValueError):
+    """Raised by ``Task.dry_run`` when model ``model`` does not fit the task (a decoder whose output is not an
+    input's shape); the runner reports it as a config error at that model's section."""
+
+    def __init__(self, model: str, message: str):
+        super().__init__(message)
+        self.model = model
 
 
 TASKS: dict[str, type["Task"]] = {}
@@ -198,7 +207,7 @@ class Task:
         layer: ``check(name, input_shape)`` runs model ``name`` on a zero batch of that sample shape and returns the
         output's sample shape. Default: the one model on the data's ``info.input_shape``; a task with several models
         chains them (the decoder on the encoder's output shape) or gives each its input (a generator its latent
-        size)."""
+        size), raising ``ModelShapeError`` for a model that does not fit."""
         if len(tuple(self.models)) == 1:
             check(tuple(self.models)[0], info.input_shape)
 

@@ -22,10 +22,10 @@ from ...autograd import enable_grad, no_grad
 from ...models.gan import (GENERATOR_LOSSES, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator,
                            clip_weights, critic_loss, discriminator_loss, generator_loss, gradient_penalty,
                            wasserstein_generator_loss)
-from .. import plots
 from ..sample_quality import judge_samples
-from ._generative import batch_normal, check_unit_range, fixed_normal, picture_path
-from .base import Key, Task, register_task
+from ._generative import (batch_normal, check_unit_range, fixed_normal, picture_path, plot_grid,
+                          sample_shape)
+from .base import Key, ModelShapeError, Task, register_task
 
 ARCHITECTURES = ("mlp", "dcgan")
 
@@ -90,9 +90,9 @@ class GANTask(Task):
     def dry_run(self, check, info):
         made = check("generator", (self.latent_dim,))
         if made is not None and int(np.prod(made)) != int(np.prod(info.input_shape)):
-            raise ValueError(f"task gan: the generator turns latent codes of size {self.latent_dim} into samples of "
-                             f"shape {tuple(made)}, but the data's samples have shape {tuple(info.input_shape)}; "
-                             f"build it with the data's sample size")
+            raise ModelShapeError("generator", f"task gan: the generator turns latent codes of size "
+                                  f"{self.latent_dim} into samples of shape {tuple(made)}, but the data's samples "
+                                  f"have shape {tuple(info.input_shape)}; build it with the data's sample size")
         check("discriminator", self._seen_shape(info.input_shape))
 
     # ----- steps ---------------------------------------------------------------------------------------------------
@@ -150,11 +150,11 @@ class GANTask(Task):
         """``count`` samples from the fixed latent codes, shaped like the data."""
         with no_grad():
             fake = self.models["generator"](self.input(fixed_normal(count, self.latent_dim))).numpy()
-        return fake.reshape((count,) + tuple(next(iter(splits.values())).arrays[0].shape[1:]))
+        return fake.reshape((count,) + sample_shape(splits))
 
     def epoch_artifacts(self, directory, epoch, splits):
-        path = plots.plot_image_grid(self._samples(64, splits), picture_path(directory, "samples", epoch),
-                                     f"epoch {epoch}: G(z), the same z every epoch")
+        path = plot_grid(self._samples(64, splits), sample_shape(splits), picture_path(directory, "samples", epoch),
+                         f"epoch {epoch}: G(z), the same z every epoch")
         return [path] if path else []
 
     def summary(self, splits):

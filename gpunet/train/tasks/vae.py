@@ -17,9 +17,9 @@ import numpy as np
 from ... import ops
 from ...autograd import no_grad
 from ...models.vae import VAE, kl_divergence, reconstruction_nll
-from .. import plots
 from ..sample_quality import judge_samples
-from ._generative import batch_normal, check_unit_range, first_images, fixed_normal, picture_path
+from ._generative import (batch_normal, check_unit_range, first_images, fixed_normal, picture_path, plot_grid,
+                          sample_shape)
 from .base import Key, Task, register_task
 
 GRID = 15  # the latent-space grid is GRID x GRID decoded points
@@ -94,24 +94,23 @@ class VAETask(Task):
         with no_grad():
             return ops.sigmoid(self.model.decode(self.input(z))).numpy()
 
-    def _shape(self, splits):
-        return tuple(next(iter(splits.values())).arrays[0].shape[1:])
-
     def epoch_artifacts(self, directory, epoch, splits):
-        shape, paths = self._shape(splits), []
+        shape, paths = sample_shape(splits), []
         images = first_images(splits, 32)
         if images is not None:
             with no_grad():
                 mu, _ = self.model.encode(self.input(images.reshape(len(images), -1)))
-            rebuilt = self._decode(mu.numpy())
-            rows = [block for k in range(0, len(images), 8)
-                    for block in (images[k:k + 8].reshape((-1,) + shape), rebuilt[k:k + 8].reshape((-1,) + shape))]
-            paths.append(plots.plot_image_grid(
-                np.concatenate(rows), picture_path(directory, "reconstructions", epoch),
-                f"epoch {epoch}: images (odd rows), decode(mu) (even rows)"))
+            rebuilt = self._decode(mu.numpy()).reshape(images.shape)
+            columns = min(8, len(images))
+            used = len(images) // columns * columns
+            pairs = np.stack([images[:used].reshape(-1, columns, *shape), rebuilt[:used].reshape(-1, columns, *shape)],
+                             axis=1)  # rows of images, each above its reconstructions
+            paths.append(plot_grid(pairs.reshape(-1, *shape), shape, picture_path(directory, "reconstructions", epoch),
+                                   f"epoch {epoch}: images and their reconstructions decode(mu)", columns,
+                                   labels=("images", "decode(mu)")))
         samples = self._decode(fixed_normal(64, self.model.latent_dim)).reshape((-1,) + shape)
-        paths.append(plots.plot_image_grid(samples, picture_path(directory, "samples", epoch),
-                                           f"epoch {epoch}: decode(z), z ~ N(0, I)"))
+        paths.append(plot_grid(samples, shape, picture_path(directory, "samples", epoch),
+                               f"epoch {epoch}: decode(z), z ~ N(0, I), the same z every epoch"))
         return [p for p in paths if p]
 
     def final_artifacts(self, directory, splits):
@@ -121,10 +120,9 @@ class VAETask(Task):
         z = np.zeros((GRID * GRID, self.model.latent_dim), dtype=np.float32)
         z[:, 0] = np.tile(quantiles, GRID)  # left to right
         z[:, 1] = np.repeat(quantiles[::-1], GRID)  # top to bottom
-        images = self._decode(z).reshape((-1,) + self._shape(splits))
-        path = plots.plot_image_grid(images, os.path.join(directory, "latent_grid.png"),
-                                     "decoder over a grid of normal quantiles of (z1, z2)",
-                                     columns=GRID)
+        shape = sample_shape(splits)
+        path = plot_grid(self._decode(z).reshape((-1,) + shape), shape, os.path.join(directory, "latent_grid.png"),
+                         "the decoder over a grid of normal quantiles of (z1, z2)", columns=GRID)
         return [path] if path else []
 
     def summary(self, splits):
