@@ -8,7 +8,10 @@ The figures, for the samples and for the real test images side by side (the refe
   1 when every class is equally frequent, 0 when one class takes all (mode collapse);
 - ``classifier_score``: exp(mean_x KL(p(y|x) || p(y))), the Inception score with the judge as the network: up to
   the number of classes for confident, evenly spread images, 1 for images the judge cannot tell apart.
-``judge_test_accuracy`` says how far the judge itself can be trusted.
+``judge_test_accuracy`` says how far the judge itself can be trusted; as an MLP can be confident about images
+unlike any digit, ``nearest_train_distance`` (the mean Euclidean distance from each image to its nearest training
+image) says how far the images are from the data: noise lies far off, copies of training images at 0, real test
+images in between.
 
 The judge is an MLP (flatten -> 128 ReLU -> classes) trained by Adam on the CPU for a fixed number of steps; it is
 built and trained from its own seed, and gpunet's generator is left as it was, so a run's training numbers do not
@@ -87,12 +90,24 @@ def judge_images(probabilities: np.ndarray) -> dict:
             "classifier_score": float(np.exp(kl.mean()))}
 
 
-def sample_quality(judge, samples, test_x, test_y) -> dict:
+def nearest_distance(images, reference, chunk: int = 256) -> float:
+    """The mean over ``images`` of the Euclidean distance to the nearest of the ``reference`` images."""
+    a = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    b = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    b_norms = np.sum(b * b, axis=1)
+    nearest = [np.min(np.sum(part * part, axis=1)[:, None] + b_norms[None, :] - 2 * part @ b.T, axis=1)
+               for part in (a[k:k + chunk] for k in range(0, len(a), chunk))]
+    return float(np.mean(np.sqrt(np.maximum(np.concatenate(nearest), 0.0))))
+
+
+def sample_quality(judge, samples, test_x, test_y, train_x) -> dict:
     """``{"judge_test_accuracy", "samples": figures, "real_test": figures}`` for generated ``samples`` against the
-    real test images ``test_x`` with labels ``test_y``."""
+    real test images ``test_x`` with labels ``test_y`` (``train_x``: the training images, for the distances)."""
     real = class_probabilities(judge, test_x)
     return {"judge_test_accuracy": float(np.mean(real.argmax(axis=1) == np.asarray(test_y))),
-            "samples": judge_images(class_probabilities(judge, samples)), "real_test": judge_images(real)}
+            "samples": {**judge_images(class_probabilities(judge, samples)),
+                        "nearest_train_distance": nearest_distance(samples, train_x)},
+            "real_test": {**judge_images(real), "nearest_train_distance": nearest_distance(test_x, train_x)}}
 
 
 def judge_samples(samples, splits: dict, seed: int = 0) -> dict:
@@ -107,4 +122,4 @@ def judge_samples(samples, splits: dict, seed: int = 0) -> dict:
     if np.asarray(y).ndim != 1 or np.asarray(y).dtype.kind not in "iu":
         return {}
     judge = train_judge(x, y, int(max(np.max(y), np.max(test_y))) + 1, seed=seed)
-    return {"sample_quality": {**sample_quality(judge, samples, test_x, test_y), "samples_judged": len(samples)}}
+    return {"sample_quality": {**sample_quality(judge, samples, test_x, test_y, x), "samples_judged": len(samples)}}

@@ -37,7 +37,8 @@ def test_figures_of_worked_probabilities():
 
 def test_judge_tells_digits_from_collapse_and_noise(digits, judge):
     test = digits.test
-    quality = sq.sample_quality(judge, test.x, test.x, test.y)
+    train = digits.train.x
+    quality = sq.sample_quality(judge, test.x, test.x, test.y, train)
     assert quality["judge_test_accuracy"] > 0.93
     real = quality["real_test"]
     assert quality["samples"] == real
@@ -46,13 +47,24 @@ def test_judge_tells_digits_from_collapse_and_noise(digits, judge):
     assert real["class_entropy"] > 0.98 and real["classifier_score"] > 7 and real["confident_fraction"] > 0.8
 
     sevens = np.repeat(test.x[test.y == 7][:1], 200, axis=0)  # a generator that found one good digit
-    collapsed = sq.sample_quality(judge, sevens, test.x, test.y)["samples"]
+    collapsed = sq.sample_quality(judge, sevens, test.x, test.y, train)["samples"]
     assert collapsed["class_histogram"][7] == 200 and collapsed["class_entropy"] == 0.0
     assert collapsed["classifier_score"] == pytest.approx(1.0)
 
-    noise = sq.sample_quality(judge, np.random.default_rng(0).random((200, 64)), test.x, test.y)["samples"]
+    noise = sq.sample_quality(judge, np.random.default_rng(0).random((200, 64)), test.x, test.y, train)["samples"]
     assert noise["confident_fraction"] < real["confident_fraction"] - 0.3
     assert noise["classifier_score"] < real["classifier_score"] / 2
+    grey = sq.sample_quality(judge, 0.3 + 0.1 * np.random.default_rng(1).random((200, 64)), test.x, test.y, train)
+    assert grey["samples"]["nearest_train_distance"] > 1.5 * real["nearest_train_distance"]  # far from any digit
+    copies = sq.sample_quality(judge, train[:200], test.x, test.y, train)["samples"]
+    assert copies["nearest_train_distance"] == pytest.approx(0.0, abs=1e-6)  # memorised digits sit on the data
+
+
+def test_nearest_distance_matches_brute_force():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((7, 5)), rng.random((300, 5))
+    expected = np.mean([min(np.linalg.norm(x - y) for y in b) for x in a])
+    assert sq.nearest_distance(a, b, chunk=3) == pytest.approx(expected, rel=1e-9)
 
 
 def test_judge_is_reproducible_and_leaves_the_global_generator_alone(digits):
