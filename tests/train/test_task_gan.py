@@ -190,6 +190,12 @@ def test_sample_grids_and_the_quality_figure(images, tmp_path, monkeypatch):
 
 
 def test_keys_that_do_not_fit_are_refused():
+    with pytest.raises(ValueError, match="task gan: d_steps must be >= 1, got 0"):
+        GANTask(d_steps=0)
+    with pytest.raises(ValueError, match=r"task gan: hidden must be >= 1, got \[64, 0\]"):
+        GANTask(hidden=[64, 0])
+    with pytest.raises(ValueError, match="task gan: architecture must be one of mlp, dcgan, got 'cnn'"):
+        GANTask(architecture="cnn")
     with pytest.raises(ValueError, match="wasserstein needs the critic kept 1-Lipschitz: set clip_value"):
         GANTask(generator_loss="wasserstein")
     with pytest.raises(ValueError, match="clip_value and gradient_penalty are for generator_loss: wasserstein"):

@@ -2,12 +2,17 @@
 batches and for the pictures, the check that the data suits a sigmoid output, and the pictures' grids."""
 from __future__ import annotations
 
+import numbers
+import operator
 import os
 import zlib
 
 import numpy as np
 
+from ...autograd import Tensor
 from .. import plots
+
+_BOUNDS = (("ge", operator.ge, ">="), ("gt", operator.gt, ">"), ("le", operator.le, "<="), ("lt", operator.lt, "<"))
 
 #: seed of the fixed latent codes the sample grids show every epoch and the quality figure judges
 PICTURE_SEED = 2024
@@ -25,11 +30,14 @@ def fixed_normal(count: int, dim: int) -> np.ndarray:
     return np.random.default_rng(PICTURE_SEED).standard_normal((count, dim)).astype(np.float32)
 
 
-def check_unit_range(task: str, x: np.ndarray) -> None:
-    """The model's sigmoid output and Bernoulli/BCE terms need data in [0, 1]; say how to get it otherwise."""
+def host_batch(task: str, x) -> np.ndarray:
+    """A batch as a host array (a Tensor too, as ``gpunet warmup`` passes), checked to lie in [0, 1]: the model's
+    sigmoid output and the BCE/Bernoulli terms need that; the error says how to get it."""
+    x = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
     if len(x) and (float(np.min(x)) < 0 or float(np.max(x)) > 1):
         raise ValueError(f"task {task}: the inputs lie in [{float(np.min(x)):.3g}, {float(np.max(x)):.3g}] but the "
                          f"model's sigmoid output covers [0, 1]; set the dataset's normalize: scale (or minmax)")
+    return x
 
 
 def sample_shape(splits: dict) -> tuple:
@@ -65,3 +73,21 @@ def plot_grid(images, sample_shape, path: str, title: str, columns: int = 8, lab
     names = [labels[k % len(labels)] if labels else "" for k in range(len(starts))]
     return plots.plot_image_rows([(name, images[k:k + columns]) for name, k in zip(names, starts)], shape, path,
                                  title, low=0.0, high=1.0)
+
+
+def check_keys(task: str, keys: dict, values: dict) -> None:
+    """Refuse what the config refuses: a value (each item of a list; None passes) outside its ``Key``'s bounds or
+    choices, with a ValueError naming the task and the key."""
+    for name, value in values.items():
+        key = keys[name]
+        for item in value if isinstance(value, (list, tuple)) else [] if value is None else [value]:
+            if key.choices is not None:
+                if item not in key.choices:
+                    raise ValueError(f"task {task}: {name} must be one of {', '.join(key.choices)}, got {value!r}")
+                continue
+            if isinstance(item, bool) or not isinstance(item, numbers.Real):
+                raise ValueError(f"task {task}: {name} must be a number, got {value!r}")
+            for attribute, holds, sign in _BOUNDS:
+                bound = getattr(key, attribute)
+                if bound is not None and not holds(item, bound):
+                    raise ValueError(f"task {task}: {name} must be {sign} {bound:g}, got {value!r}")

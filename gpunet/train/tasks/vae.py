@@ -18,7 +18,7 @@ from ... import ops
 from ...autograd import no_grad
 from ...models.vae import VAE, kl_divergence, reconstruction_nll
 from ..sample_quality import judge_samples
-from ._generative import (batch_normal, check_unit_range, first_images, fixed_normal, picture_path, plot_grid,
+from ._generative import (batch_normal, check_keys, host_batch, first_images, fixed_normal, picture_path, plot_grid,
                           sample_shape)
 from .base import Key, Task, register_task
 
@@ -44,6 +44,8 @@ class VAETask(Task):
 
     def __init__(self, latent_dim: int = 2, hidden: list[int] = (256,), activation: str = "relu", beta: float = 1.0,
                  quality_samples: int = 1000):
+        check_keys("vae", self.keys, dict(latent_dim=latent_dim, hidden=hidden, activation=activation, beta=beta,
+                                          quality_samples=quality_samples))
         self.latent_dim, self.hidden, self.activation = latent_dim, list(hidden), activation
         self.beta, self.quality_samples = beta, quality_samples
 
@@ -62,8 +64,8 @@ class VAETask(Task):
 
     # ----- steps -------------------------------------------------------------------------------------------------
     def _flat(self, x):
-        check_unit_range("vae", x)
-        return self.input(np.asarray(x).reshape(len(x), -1))
+        x = host_batch("vae", x)
+        return self.input(x.reshape(len(x), -1))
 
     def _losses(self, x, logits, mu, logvar):
         reconstruction, kl = reconstruction_nll(logits, x), kl_divergence(mu, logvar)
@@ -86,7 +88,7 @@ class VAETask(Task):
     def eval_step(self, x, y):
         flat = self._flat(x)
         mu, logvar = self.model.encode(flat)
-        eps = self.input(batch_normal(np.asarray(x), tuple(mu.shape)))
+        eps = self.input(batch_normal(flat.numpy(), tuple(mu.shape)))
         return self._losses(flat, self.model.decode(self.model.reparameterize(mu, logvar, eps)), mu, logvar)
 
     # ----- pictures and figures ------------------------------------------------------------------------------------
