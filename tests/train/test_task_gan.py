@@ -209,3 +209,38 @@ def test_data_outside_the_unit_interval_is_refused(flat):
     trainer, _, _ = gan_trainer(flat)
     with pytest.raises(ValueError, match=r"task gan: the inputs lie in \[-1, 2\].*normalize: scale"):
         trainer.task.train_step(np.array([[-1.0] * 32 + [2.0] * 32], dtype=np.float32), None)
+
+
+RUN_CONFIG = """
+seed: 0
+device: cpu
+data: {name: digits, flatten: true, normalize: scale}
+task: {type: gan, hidden: [16], latent_dim: 8, generator_loss: wasserstein, gradient_penalty: 5.0, d_steps: 3,
+       quality_samples: 100}
+optimizer: {name: adam, lr: 0.001, betas: [0.5, 0.9]}
+trainer: {epochs: 3, batch_size: 128}
+"""
+
+
+def test_a_resumed_gan_run_directory_equals_the_uninterrupted_one(tmp_path, monkeypatch):
+    """``gpunet train`` of a WGAN-GP config stopped after epoch 1 and resumed writes what the uninterrupted run
+    writes: metrics, checkpoints (both networks, both optimizers), summary.json with the quality figure, and the
+    same picture files."""
+    from gpunet.config import load_config
+    from gpunet.runner.run import run
+
+    from runcompare import assert_same_run
+
+    monkeypatch.setattr(sample_quality, "JUDGE_STEPS", 30)
+    path = tmp_path / "gan.yaml"
+    path.write_text(RUN_CONFIG)
+    straight = run(load_config(path), str(tmp_path / "straight"), config_name="gan", progress=False)
+    run(load_config(path, ["trainer.epochs=1"]), str(tmp_path / "resumed"), config_name="gan", progress=False)
+    resumed = run(load_config(path), str(tmp_path / "resumed"), resume=True, config_name="gan", progress=False)
+    assert_same_run(tmp_path / "resumed", tmp_path / "straight")
+    assert resumed["sample_quality"] == straight["sample_quality"]
+    assert sum(straight["sample_quality"]["samples"]["class_histogram"]) == 100
+    assert sorted(os.listdir(tmp_path / "straight" / "samples")) == [f"epoch-000{k}.png" for k in (1, 2, 3)]
+    state = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.npz")
+    assert {k.split(".")[0] for k in state.model} == {"generator", "discriminator"}
+    assert set(state.optimizer) == {"generator", "discriminator"}
