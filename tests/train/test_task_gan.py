@@ -244,3 +244,43 @@ def test_a_resumed_gan_run_directory_equals_the_uninterrupted_one(tmp_path, monk
     state = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.npz")
     assert {k.split(".")[0] for k in state.model} == {"generator", "discriminator"}
     assert set(state.optimizer) == {"generator", "discriminator"}
+
+
+GIVEN_MODELS = """
+seed: 0
+device: cpu
+data: {name: digits, flatten: true, normalize: scale}
+task: {type: gan, latent_dim: 8, quality_samples: 0}
+models:
+  generator:
+    layers:
+      - {type: Linear, in_features: 8, out_features: 32}
+      - {type: ReLU}
+      - {type: Linear, in_features: 32, out_features: OUT}
+      - {type: Sigmoid}
+  discriminator:
+    layers:
+      - {type: Linear, in_features: 64, out_features: 16}
+      - {type: LeakyReLU, negative_slope: 0.2}
+      - {type: Linear, in_features: 16, out_features: 1}
+optimizer: {name: adam, lr: 0.002, betas: [0.5, 0.999]}
+optimizers: {discriminator: {name: sgd, lr: 0.05}}
+trainer: {epochs: 1, batch_size: 128}
+"""
+
+
+def test_networks_given_in_the_config_and_a_generator_of_the_wrong_size(tmp_path):
+    from gpunet.config import ConfigError, load_config
+    from gpunet.runner.run import build_run, run
+
+    path = tmp_path / "gan.yaml"
+    path.write_text(GIVEN_MODELS.replace("OUT", "64"))
+    summary = run(load_config(path), str(tmp_path / "run"), config_name="gan", progress=False)
+    assert np.isfinite(summary["test_d_loss"]) and np.isfinite(summary["test_g_loss"])
+    built = build_run(load_config(path), None, progress=False, announce_device=False)
+    assert type(built.trainer.optimizers["discriminator"]).__name__ == "SGD"
+    assert type(built.trainer.optimizers["generator"]).__name__ == "Adam"
+    path.write_text(GIVEN_MODELS.replace("OUT", "32"))
+    with pytest.raises(ConfigError, match=r"models.generator.*samples of shape \(32,\), but the data's samples have "
+                                          r"shape \(64,\)"):
+        build_run(load_config(path), None, progress=False, announce_device=False)

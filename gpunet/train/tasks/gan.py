@@ -104,6 +104,11 @@ class GANTask(Task):
         x = host_batch("gan", x)
         return self.input(x.reshape((len(x),) + self._seen_shape(x.shape[1:])))
 
+    def _fake(self, z, real):
+        """G(z) shaped like the ``real`` batch the discriminator sees (a generator of images for a flat mlp
+        discriminator, or the other way round; the dry run checked that the sizes agree)."""
+        return ops.reshape(self.models["generator"](z), tuple(real.shape))
+
     def _d_loss(self, real, fake):
         discriminator = self.models["discriminator"]
         real_scores, fake_scores = discriminator(real), discriminator(fake.detach())
@@ -129,7 +134,7 @@ class GANTask(Task):
                 self.update("generator", None)
             return {}
         real = self._real(x)
-        fake = self.models["generator"](ops.randn(len(real), self.latent_dim, dtype=real.dtype, device=real.device))
+        fake = self._fake(ops.randn(len(real), self.latent_dim, dtype=real.dtype, device=real.device), real)
         d_loss = self._d_loss(real, fake)
         self.update("discriminator", d_loss)
         if self.clip_value is not None:
@@ -144,7 +149,7 @@ class GANTask(Task):
 
     def eval_step(self, x, y):
         real = self._real(x)
-        fake = self.models["generator"](self.input(batch_normal(real.numpy(), (len(real), self.latent_dim))))
+        fake = self._fake(self.input(batch_normal(real.numpy(), (len(real), self.latent_dim))), real)
         d_loss, g_loss = self._d_loss(real, fake), self._g_loss(fake)
         return {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss}
 
