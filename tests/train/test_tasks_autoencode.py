@@ -185,3 +185,27 @@ def test_resume_in_the_middle_of_an_autoencoder_run_is_exact(uninterrupted, tmp_
     run(config, str(tmp_path / "run"), resume=True, progress=False)
     assert_same_run(tmp_path / "run", uninterrupted)
     assert (tmp_path / "run/reconstructions.png").read_bytes() == (uninterrupted / "reconstructions.png").read_bytes()
+
+
+@pytest.mark.slow  # a minute: two mpiexec ranks and the reference run
+def test_two_ranks_train_an_autoencoder_as_one_process_does_also_with_an_empty_share(tmp_path, capsys):
+    """Data parallel through the task's update(("encoder", "decoder"), loss): 1005 training samples in batches of
+    502 leave a last batch of one sample, so rank 1's share is empty and it passes None, taking part in the
+    all-reduce with no weight."""
+    from gpunet.cli import main
+    from gpunet.config import dump_config
+
+    from test_distributed import assert_close_runs, mpiexec
+
+    path = tmp_path / "ae.yaml"
+    dump_config(_config("sparse_l1", extra=["trainer.batch_size=502", "trainer.eval_batch_size=100"]), path)
+    assert main(["train", str(path), "--out", str(tmp_path / "single"), "--no-progress"]) == 0
+    capsys.readouterr()
+    result = mpiexec(tmp_path, 2, "train", path, "--out", tmp_path / "run", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert_close_runs(tmp_path / "run", tmp_path / "single")
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    expected = json.loads((tmp_path / "single/summary.json").read_text())
+    assert summary["world_size"] == 2
+    for key in ("train_mse", "train_sparsity", "val_mse", "test_mse", "test_baseline_mse"):
+        assert summary[key] == pytest.approx(expected[key], rel=1e-5), key
