@@ -101,25 +101,39 @@ class Perceptron(Module):
                              f"{numpy.unique(t)[:6].tolist()}")
         return t
 
-    def train_epoch(self, x, targets, lr: float = 1.0):
-        """One pass of the perceptron rule over the samples in order; returns how many had a wrong output."""
-        t = tensor(self.check_targets(targets, "Perceptron.train_epoch"), dtype=self.weight.dtype,
-                   device=self.weight.device)
-        x = self._inputs(x)
+    def _batch(self, x, targets, where_):
+        """Inputs as a Tensor and targets as a host array, checked against each other."""
+        t, x = self.check_targets(targets, where_), self._inputs(x)
         if x.ndim != 2 or x.shape[1] != self.in_features or x.shape[0] != t.shape[0]:
-            raise ValueError(f"Perceptron.train_epoch: inputs must have shape ({t.shape[0]}, {self.in_features}) "
+            raise ValueError(f"{where_}: inputs must have shape ({t.shape[0]}, {self.in_features}) "
                              f"(one row per target), got {tuple(x.shape)}")
-        wrong = None
+        return x, t
+
+    def rule_gradient(self, x, targets):
+        """Set ``weight.grad`` and ``bias.grad`` to minus the rule's update (without lr) summed over the batch, so an
+        SGD step with lr = alpha applies the rule; returns how many samples had a wrong output (a Tensor).
+
+        One sample per call is seed 002's online rule; a larger batch sums its samples' updates (batch perceptron).
+        """
+        x, t = self._batch(x, targets, "Perceptron.rule_gradient")
+        t = tensor(t, dtype=self.weight.dtype, device=self.weight.device)
         with no_grad():
-            for i in range(x.shape[0]):
-                xi, ti = x[i:i + 1], t[i:i + 1]
-                y = self(xi)
-                miss = cast(y != ti, xi.dtype)                              # (1, out_features)
-                step = ti - y if self.kind == "binary" else ti * miss      # the update of each output, over lr
-                self.weight.data[...] = (self.weight + (step.T @ xi) * lr).data
-                self.bias.data[...] = (self.bias + step[0] * lr).data
-                sample_wrong = cast(sum(miss) > 0, xi.dtype)
-                wrong = sample_wrong if wrong is None else wrong + sample_wrong
+            y = self(x)
+            miss = cast(y != t, x.dtype)                                  # (batch, out_features)
+            step = t - y if self.kind == "binary" else t * miss           # each output's update, over lr
+            self.weight.grad = -(step.T @ x)
+            self.bias.grad = -sum(step, dim=0)
+            return sum(cast(sum(miss, dim=1) > 0, x.dtype))
+
+    def train_epoch(self, x, targets, lr: float = 1.0) -> int:
+        """One pass of the online rule over the samples in order; returns how many had a wrong output."""
+        x, t = self._batch(x, targets, "Perceptron.train_epoch")
+        wrong = 0
+        for i in range(len(t)):
+            wrong = self.rule_gradient(x[i:i + 1], t[i:i + 1]) + wrong
+            with no_grad():
+                for p in (self.weight, self.bias):
+                    p.data[...] = (p - p.grad * lr).data
         return int(float(wrong))
 
     def fit(self, x, targets, lr: float = 1.0, max_epochs: int = 100) -> PerceptronFit:

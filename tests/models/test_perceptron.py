@@ -92,3 +92,16 @@ def test_bad_input_names_the_fault():
         Perceptron(2, kind="sigmoid")
     with pytest.raises(ValueError, match="threshold"):
         Perceptron(2, threshold=-1)
+
+
+def test_rule_gradient_is_minus_the_summed_update_so_sgd_applies_the_rule(device):
+    # Zero weights: every bipolar output is 0, all four samples are wrong and each adds lr t x:
+    # sum t x = (1-1+1+1, 1+1-1+1) = (2, 2), sum t = -2.
+    p = Perceptron(2, kind="bipolar")
+    wrong = p.rule_gradient(BIPOLAR_X, [1, -1, -1, -1])
+    assert int(float(wrong)) == 4
+    np.testing.assert_array_equal(p.weight.grad.numpy(), [[-2, -2]])
+    np.testing.assert_array_equal(p.bias.grad.numpy(), [2])
+    gn.optim.SGD(p.parameters(), lr=0.5).step()
+    np.testing.assert_array_equal(p.weight.numpy(), [[1, 1]])
+    np.testing.assert_array_equal(p.bias.numpy(), [-1])
