@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .. import nn, optim
 from ..data import transforms
+from ..data.synthetic import GATES
 from ..optim import lr_scheduler
 from ..train import callbacks
 from .archs import ARCHS
@@ -117,6 +118,13 @@ register_dataset("csv", "A table in a CSV file: one sample per row, numeric feat
 register_dataset("xor", "Noisy points around the four corners of the unit square, labelled by XOR (2 classes).", {
     "n_samples": Field(Int(ge=1), "number of points (sample i sits at corner i % 4)", 400),
     "noise": Field(Float(ge=0), "standard deviation of the Gaussian noise", 0.1),
+})
+register_dataset("logic", "The truth table of a two-input logic gate, the perceptron's data: 4 rows (times repeat), "
+                 "2 classes; keep all rows for training with test_split: 0 and val_split: 0.", {
+    "gate": Field(Choice(tuple(GATES), "gate"), "the gate whose truth table labels the rows",
+                  "and"),
+    "bipolar": Field(Bool(), "inputs -1/+1 instead of 0/1", False),
+    "repeat": Field(Int(ge=1), "copies of the 4-row table", 1),
 })
 register_dataset("spirals", "Interleaved 2-D spirals, one arm per class.", {
     "n_samples": Field(Int(ge=1), "number of points over all classes", 400),
