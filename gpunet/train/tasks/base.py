@@ -66,9 +66,10 @@ checkpoint taken then includes its effects), and returns extra figures for the e
 filter grids) into the run directory; ``final_artifacts(directory, splits)`` those drawn once at the end (a 2-D code
 plot, solution vs exact); ``summary(splits)`` returns the task's figures for ``summary.json`` besides the loss and
 metrics of every split that the runner adds anyway (``test_mse`` of an autoencoder is its ``test_`` eval figure;
-``elbo``, ``max_abs_error``, a GAN's quality figure come from here). These three run with the models in evaluation
-mode and must not draw from ``gpunet.random`` (use a ``numpy.random.default_rng(seed)`` of their own), so a run
-with pictures trains the same numbers as one without. Pictures are PNG files written atomically
+``elbo``, ``max_abs_error``, a GAN's quality figure come from here). These three run on rank 0 only, with the
+models in evaluation mode under ``no_grad`` (``gpunet.enable_grad()`` where derivatives are needed), on whole
+(unsharded, unshuffled, unaugmented) loaders, and must not draw from ``gpunet.random`` (use a
+``numpy.random.default_rng(seed)`` of their own), so a run with pictures trains the same numbers as one without. Pictures are PNG files written atomically
 (``gpunet.train.plots`` / ``gpunet.train.atomic``); without matplotlib they are skipped with the one-line hint.
 
 State. ``state_dict()`` / ``load_state_dict(state)`` carry the task's own state (persistent CD chains, the DBN
@@ -83,7 +84,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-__all__ = ["DATA_KINDS", "Key", "Step", "TASKS", "Task", "register_task"]
+__all__ = ["DATA_KINDS", "Key", "ModelShapeError", "Step", "TASKS", "Task", "register_task"]
 
 DATA_KINDS = {
     "labelled": "(inputs, targets) pairs; the step learns targets from inputs",
@@ -113,6 +114,15 @@ class Step:
     losses: dict
     outputs: Any = None
     targets: Any = None
+
+
+class ModelShapeError(ValueError):
+    """Raised by ``Task.dry_run`` when model ``model`` does not fit the task (a decoder whose output is not an
+    input's shape); the runner reports it as a config error at that model's section."""
+
+    def __init__(self, model: str, message: str):
+        super().__init__(message)
+        self.model = model
 
 
 TASKS: dict[str, type["Task"]] = {}
@@ -149,7 +159,8 @@ class Task:
     attributes, take their config keys in ``__init__`` and implement ``train_step`` and ``eval_step``."""
 
     name: ClassVar[str] = ""  # set by register_task
-    #: names of the task's networks; one optimizer each. ("model",) is given as the config's ``model:``
+    #: names of the task's networks; one optimizer each. ("model",) is given as the config's ``model:``.
+    #: Once bound to a Trainer, ``self.models`` is the dict name -> Module (``tuple(self.models)``: the names).
     models: ClassVar[tuple] = ("model",)
     #: models the task can build itself (``build_model``) when the config leaves them out
     own_models: ClassVar[tuple] = ()
@@ -190,6 +201,15 @@ class Task:
         """The model ``name`` (one of ``own_models``) built from the task's keys and the data's ``info``
         (a ``gpunet.data.DatasetInfo``: input_shape, num_classes, ...), when the config does not give it."""
         raise NotImplementedError(f"task {self.name!r} cannot build its model {name!r}; give it in the config")
+
+    def dry_run(self, check, info) -> None:
+        """Before training, run each model once on zero inputs, so a shape mistake is a config error naming the
+        layer: ``check(name, input_shape)`` runs model ``name`` on a zero batch of that sample shape and returns the
+        output's sample shape. Default: the one model on the data's ``info.input_shape``; a task with several models
+        chains them (the decoder on the encoder's output shape) or gives each its input (a generator its latent
+        size), raising ``ModelShapeError`` for a model that does not fit."""
+        if len(tuple(self.models)) == 1:
+            check(tuple(self.models)[0], info.input_shape)
 
     def param_groups(self, name: str, model):
         """What model ``name``'s optimizer optimizes: ``model.parameters()``, or a list of parameter-group dicts
