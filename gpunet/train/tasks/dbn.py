@@ -4,12 +4,12 @@ the labels. The stage reached (which RBM is training, or fine-tuning) is task st
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy
 
 from ...autograd.grad_mode import no_grad
 from ...models.dbn import ACTIVATIONS, DeepBeliefNet
-from ...ops import zeros_like
 from .base import Key, Step, register_task
 from .classify import Classify
 from .rbm import FILTERS, check_unit_interval, plot_filters
@@ -43,7 +43,6 @@ class DBN(Classify):
         self.persistent, self.activation, self.dropout = persistent, activation, dropout
         self.stage = 0 if rbm_epochs > 0 else len(self.hidden)  # the RBM in training; len(hidden): fine-tuning
         self.chains: dict[int, object] = {}  # persistent chains by layer
-        self.image_shape = None
 
     @property
     def fine_tuning(self) -> bool:
@@ -53,28 +52,30 @@ class DBN(Classify):
         if len(info.input_shape) != 1:
             raise ValueError(f"dbn task: the inputs must be vectors, got samples of shape {tuple(info.input_shape)}; "
                              "set data.flatten: true")
-        self.image_shape = tuple(info.input_shape)
         return DeepBeliefNet(info.input_shape[0], self.hidden, info.num_classes, self.activation, self.dropout)
 
     def param_groups(self, name, model):
-        return [{"params": list(model.rbms.parameters()), "lr": self.rbm_lr},
-                {"params": list(model.classifier.parameters())}]
+        """The classifier at the optimizer's learning rate (first: the one the logs show), the RBMs at ``rbm_lr``."""
+        return [{"params": list(model.classifier.parameters())},
+                {"params": list(model.rbms.parameters()), "lr": self.rbm_lr}]
 
-    def _check_epochs(self):
+    def _note_short_run(self):
+        """Say once when this run's epochs end before fine-tuning (a run meant to be resumed with more, or a
+        mistake): its classifier would stay untrained."""
         pretraining = self.rbm_epochs * len(self.hidden)
-        if self.trainer.epochs <= pretraining:
-            raise ValueError(f"dbn task: trainer.epochs ({self.trainer.epochs}) leaves no epoch for fine-tuning after "
-                             f"task.rbm_epochs ({self.rbm_epochs}) x {len(self.hidden)} RBMs; raise trainer.epochs "
-                             f"above {pretraining}")
+        if self.trainer.epochs <= pretraining and not getattr(self, "_noted", False):
+            self._noted = True
+            print(f"gpunet: dbn task: trainer.epochs ({self.trainer.epochs}) ends before fine-tuning, which starts "
+                  f"after task.rbm_epochs ({self.rbm_epochs}) x {len(self.hidden)} RBMs = epoch {pretraining}; "
+                  f"the classifier is not trained in this run (raise trainer.epochs above {pretraining})",
+                  file=sys.stderr, flush=True)
 
     def train_step(self, x, y):
         if self.fine_tuning:
             return super().train_step(x, y)
-        self._check_epochs()
+        self._note_short_run()
         self.optimizers["model"].zero_grad()  # only the RBM in training steps
-        if not len(x):  # an empty share of a data-parallel batch: the same apply_gradients, with zero gradients
-            for p in self.model.rbms[self.stage].parameters():
-                p.grad = zeros_like(p)
+        if not len(x):  # an empty share of a data-parallel batch: the same apply_gradients, adding nothing
             self.apply_gradients("model")
             return {}
         check_unit_interval(x, "dbn")
@@ -111,7 +112,7 @@ class DBN(Classify):
         return {"pretraining_layer": layer}
 
     def final_artifacts(self, directory, splits):
-        path = plot_filters(self.model.rbms[0].weight.numpy(), self.image_shape or (),
+        path = plot_filters(self.model.rbms[0].weight.numpy(), (self.model.rbms[0].n_visible,),
                             os.path.join(directory, FILTERS), "first RBM's weights: one filter per hidden unit")
         return [path] if path else []
 
