@@ -241,13 +241,9 @@ def cmd_info(args) -> int:
 
 # ----------------------------------------------------------------------------------------------- warmup
 def cmd_warmup(args) -> int:
-    from .runner.run import use_device
+    from .runner.run import build_run, use_device
     from .backend import current
     from .backend.warmup import kernels_called, warmup
-    from .config import build_dataset, build_loss, build_model, build_optimizer, check_model
-    from .config.dry_run import input_dtype
-    from .ops import zeros
-    from .train.trainer import Trainer
 
     config = _load(args)
     use_device(config["device"])
@@ -257,13 +253,11 @@ def cmd_warmup(args) -> int:
               "kernels in NumPy)")
         return 0
     print(f"device {backend.device} ({backend.implementation}): compiling the kernels of {args.config}", flush=True)
-    model, info = build_model(config), build_dataset(config).info
-    check_model(config, model, info.input_shape, info.num_classes, f"the data ({info.name})")
-    trainer = Trainer(model, build_loss(config), build_optimizer(config, model.parameters()),
-                      grad_clip=config["trainer"]["grad_clip"])
-    x = zeros(2, *info.input_shape, dtype=input_dtype(model))
-    # the kernels one training step calls, seen by running it on a zero batch (which compiles them on the way)
-    kernels = kernels_called(lambda: trainer._train_step(x, zeros(2, dtype="int64")))
+    run = build_run(config, None, progress=False, announce_device=False)  # the task's models, losses, optimizers
+    x, y = next(iter(run.train_loader))
+    # the kernels a training step and an evaluation call, seen by running them on two samples (which compiles them
+    # on the way; the evaluation covers what a task's later stage trains, e.g. a DBN's fine-tuning)
+    kernels = kernels_called(lambda: (run.trainer._train_step(x[:2], y[:2]), run.trainer.evaluate([(x[:2], y[:2])])))
     for family, names, seconds in warmup(backend, kernels):
         if family is None:
             print(f"  no CUDA kernel file (xp reference): {', '.join(names)}")
