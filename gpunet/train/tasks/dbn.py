@@ -63,7 +63,7 @@ class DBN(Classify):
         """Say once when this run's epochs end before fine-tuning (a run meant to be resumed with more, or a
         mistake): its classifier would stay untrained."""
         pretraining = self.rbm_epochs * len(self.hidden)
-        if self.trainer.epochs <= pretraining and not getattr(self, "_noted", False):
+        if 0 < self.trainer.epochs <= pretraining and not getattr(self, "_noted", False):  # 0: outside fit
             self._noted = True
             print(f"gpunet: dbn task: trainer.epochs ({self.trainer.epochs}) ends before fine-tuning, which starts "
                   f"after task.rbm_epochs ({self.rbm_epochs}) x {len(self.hidden)} RBMs = epoch {pretraining}; "
