@@ -93,3 +93,11 @@ def test_image_inputs_ask_for_flatten():
     data = load_dataset("digits", normalize="scale", seed=0)
     with pytest.raises(ValueError, match="dbn task: the inputs must be vectors.*data.flatten: true"):
         TASKS["dbn"]().build_model("model", data.info)
+
+
+def test_an_empty_share_of_a_data_parallel_batch_changes_nothing(digits):
+    trainer, _, _ = make(digits)
+    before = trainer.model.state_dict()
+    assert trainer.task.train_step(np.zeros((0, 64), np.float32), np.zeros(0, np.int64)) == {}
+    for key, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])

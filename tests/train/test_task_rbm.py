@@ -90,3 +90,11 @@ def test_inputs_outside_the_unit_interval_name_the_fix(digits):
     trainer, train, _ = make(digits)
     with pytest.raises(ValueError, match=r"rbm task: the inputs must lie in \[0, 1\].*data.normalize to minmax"):
         trainer.task.train_step(np.full((4, 64), 16.0, np.float32), None)
+
+
+def test_an_empty_share_of_a_data_parallel_batch_changes_nothing(digits):
+    trainer, _, _ = make(digits)
+    before = trainer.model.state_dict()
+    assert trainer.task.train_step(np.zeros((0, 64), np.float32), np.zeros(0, np.int64)) == {}
+    for key, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
