@@ -7,7 +7,6 @@ import sys
 import numpy
 
 from ...models.perceptron import Perceptron as PerceptronModel
-from ...ops import zeros_like
 from .base import Key, Task, register_task
 
 
@@ -50,9 +49,8 @@ class Perceptron(Task):
         return 2 * t - 1 if self.kind == "bipolar" else t
 
     def train_step(self, x, y):
-        if not len(x):  # an empty share of a data-parallel batch: the same apply_gradients, with zero gradients
-            for p in self.model.parameters():
-                p.grad = zeros_like(p)
+        if not len(x):  # an empty share of a data-parallel batch: the same apply_gradients, adding nothing
+            self.optimizers["model"].zero_grad()
             self.apply_gradients("model")
             return {}
         wrong = int(float(self.model.rule_gradient(x.reshape(len(x), -1), self._targets(y))))

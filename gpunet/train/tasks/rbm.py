@@ -2,14 +2,13 @@
 its reconstruction error and pseudo-likelihood logged and its weights drawn as a grid of filters (seeds 001, 002)."""
 from __future__ import annotations
 
-import math
 import os
 
 import numpy
 
 from ...nn.rbm import BernoulliRBM
-from ...ops import mean, zeros_like
-from ..plots import _save, pyplot_or_hint
+from ...ops import mean
+from ..plots import image_shape, plot_image_rows
 from .base import Key, Task, register_task
 
 FILTERS = "filters.png"
@@ -27,28 +26,16 @@ def flat(x):
     return x.reshape(len(x), -1)
 
 
-def plot_filters(weight: numpy.ndarray, image_shape, path: str, title: str) -> str | None:
-    """A grid of the rows of ``weight`` (one per hidden unit) drawn as images of ``image_shape`` (a square if the
-    shape is not that of an image), each on its own grey scale; written atomically, or None without matplotlib."""
-    plt = pyplot_or_hint()
-    if plt is None:
+def plot_filters(weight: numpy.ndarray, sample_shape, path: str, title: str) -> str | None:
+    """The rows of ``weight`` (one per hidden unit, at most 100) as pictures of the inputs, ten to a row, on one grey
+    scale symmetric about 0; None when the inputs are not pictures or without matplotlib."""
+    shape = image_shape(sample_shape)
+    if shape is None:
         return None
-    n, size = weight.shape
-    shape = tuple(image_shape)[-2:] if len(image_shape) >= 2 else (math.isqrt(size), size // math.isqrt(size))
-    if shape[0] * shape[1] != size:
-        shape = (1, size)
-    count = min(n, 100)
-    columns = min(count, 10)
-    rows = -(-count // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(columns, rows * max(shape[0] / shape[1], 0.3)), squeeze=False)
-    for k, axis in enumerate(axes.flat):
-        axis.axis("off")
-        if k < count:
-            axis.imshow(weight[k].reshape(shape), cmap="gray", interpolation="nearest")
-    figure.suptitle(title, fontsize=9)
-    _save(figure, path)
-    plt.close(figure)
-    return path
+    filters = weight[:100]
+    bound = float(numpy.abs(filters).max()) or 1.0
+    rows = [(f"hidden units {i + 1}-{min(i + 10, len(filters))}", filters[i:i + 10]) for i in range(0, len(filters), 10)]
+    return plot_image_rows(rows, shape, path, title, low=-bound, high=bound)
 
 
 @register_task("rbm")
@@ -90,9 +77,8 @@ class RBM(Task):
                 "pseudo_likelihood": mean(self.model.pseudo_likelihood(v, index=index))}
 
     def train_step(self, x, y):
-        if not len(x):  # an empty share of a data-parallel batch: the same apply_gradients, with zero gradients
-            for p in self.model.parameters():
-                p.grad = zeros_like(p)
+        if not len(x):  # an empty share of a data-parallel batch: the same apply_gradients, adding nothing
+            self.optimizers["model"].zero_grad()
             self.apply_gradients("model")
             return {}
         v = self._visible(x)
@@ -111,7 +97,8 @@ class RBM(Task):
         return self._figures(v, index)
 
     def final_artifacts(self, directory, splits):
-        path = plot_filters(self.model.weight.numpy(), self.image_shape or (), os.path.join(directory, FILTERS),
+        path = plot_filters(self.model.weight.numpy(), self.image_shape or (self.model.n_visible,),
+                            os.path.join(directory, FILTERS),
                             f"RBM weights: one filter per hidden unit (first {min(self.model.n_hidden, 100)})")
         return [path] if path else []
 
