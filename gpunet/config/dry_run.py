@@ -149,8 +149,9 @@ def _check_scores(config: dict, output, num_classes: int | None) -> None:
 def _check_loss(config: dict, output, num_classes: int | None, input_from: str) -> None:
     """Compute the configured loss on the dry run's output and zero class indices of shape (BATCH,), the targets
     every gpunet dataset gives, passed as the Trainer passes them. Skipped when the data is unknown
-    (``num_classes`` None, e.g. ``gpunet summary --input-shape``) or the model returns several tensors."""
-    if num_classes is None or not hasattr(output, "shape"):
+    (``num_classes`` None, e.g. ``gpunet summary --input-shape``), its targets are not classes (0: regression data
+    such as planewave) or the model returns several tensors."""
+    if not num_classes or not hasattr(output, "shape"):  # unknown data, or targets that are not classes
         return
     loss_fn, name, shape = build_loss(config), config["loss"]["name"], tuple(output.shape)
     labels = zeros(BATCH, dtype="int64", device=output.device)

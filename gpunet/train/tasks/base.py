@@ -137,7 +137,8 @@ def register_task(name: str):
             raise TypeError(f"register_task({name!r}): {cls!r} is not a Task subclass")
         if name in TASKS and TASKS[name] is not cls:
             raise ValueError(f"register_task: the name {name!r} is taken by {TASKS[name].__qualname__}")
-        parameters = set(list(inspect.signature(cls.__init__).parameters)[1:])
+        parameters = set() if cls.__init__ is object.__init__ else \
+            set(list(inspect.signature(cls.__init__).parameters)[1:])
         missing, extra = parameters - set(cls.keys), set(cls.keys) - parameters
         if missing or extra:
             raise TypeError(f"task {name!r} ({cls.__qualname__}): keys and __init__ must name the same parameters; "

@@ -14,9 +14,6 @@ class Classify(Task):
 
     supports_metrics = True
 
-    def __init__(self):
-        pass
-
     def _losses(self, x, y):
         output = self.model(self.input(x))
         return self.loss_fn(output, loss_target(self.loss_fn, self.input(y), output)), output
