@@ -271,7 +271,8 @@ def cmd_warmup(args) -> int:
     print(f"device {backend.device} ({backend.implementation}): compiling the kernels of {args.config}", flush=True)
     info = build_dataset(config).info
     task, models, optimizers, _ = build_training(config, info)
-    trainer = Trainer(models, build_loss(config), optimizers, grad_clip=config["trainer"]["grad_clip"], task=task)
+    trainer = Trainer(models, build_loss(config), optimizers, grad_clip=config["trainer"]["grad_clip"], task=task,
+                      metrics=())  # metrics run on host copies: no kernels
     x = numpy.zeros((2, *info.input_shape), dtype=input_dtype(next(iter(models.values()))))
     y = numpy.zeros(2, dtype=numpy.int64)  # NumPy batches, as a loader gives them
     # the kernels a training step and an evaluation call, seen by running them on a zero batch (which compiles them
