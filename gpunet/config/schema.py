@@ -122,18 +122,18 @@ register_dataset("xor", "Noisy points around the four corners of the unit square
     "n_samples": Field(Int(ge=1), "number of points (sample i sits at corner i % 4)", 400),
     "noise": Field(Float(ge=0), "standard deviation of the Gaussian noise", 0.1),
 })
+register_dataset("spirals", "Interleaved 2-D spirals, one arm per class.", {
+    "n_samples": Field(Int(ge=1), "number of points over all classes", 400),
+    "n_classes": Field(Int(ge=2), "number of arms", 2),
+    "noise": Field(Float(ge=0), "standard deviation of the Gaussian noise", 0.05),
+    "turns": Field(Float(gt=0), "full turns of each arm", 1.0),
+})
 register_dataset("logic", "The truth table of a two-input logic gate, the perceptron's data: 4 rows (times repeat), "
                  "2 classes; keep all rows for training with test_split: 0 and val_split: 0.", {
     "gate": Field(Choice(tuple(GATES), "gate"), "the gate whose truth table labels the rows",
                   "and"),
     "bipolar": Field(Bool(), "inputs -1/+1 instead of 0/1", False),
     "repeat": Field(Int(ge=1), "copies of the 4-row table", 1),
-})
-register_dataset("spirals", "Interleaved 2-D spirals, one arm per class.", {
-    "n_samples": Field(Int(ge=1), "number of points over all classes", 400),
-    "n_classes": Field(Int(ge=2), "number of arms", 2),
-    "noise": Field(Float(ge=0), "standard deviation of the Gaussian noise", 0.05),
-    "turns": Field(Float(gt=0), "full turns of each arm", 1.0),
 })
 
 
