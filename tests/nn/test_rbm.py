@@ -26,9 +26,12 @@ class Draws:
         return self.random(size)
 
 
-def _setup(n=10, n_visible=12, n_hidden=5, seed=0):
+def _setup(n=10, n_visible=12, n_hidden=5, seed=0, digits=False):
     rng = np.random.default_rng(seed)
     v = (rng.random((n, n_visible)) < 0.4).astype(np.float64)
+    if digits:  # scikit-learn's digits scaled to [0, 1], as in its BernoulliRBM example
+        from sklearn.datasets import load_digits
+        v = load_digits().data[:n, :n_visible] / 16.0
     w = rng.normal(0, 0.3, (n_hidden, n_visible))
     b_h, b_v = rng.normal(0, 0.2, n_hidden), rng.normal(0, 0.2, n_visible)
     rbm = BernoulliRBM(n_visible, n_hidden, dtype=np.float64)
@@ -44,10 +47,11 @@ def _assert_same_parameters(rbm, sk):
     np.testing.assert_allclose(rbm.v_bias.numpy(), sk.intercept_visible_, rtol=1e-12, atol=1e-14)
 
 
-def test_cd1_update_matches_scikit_learn(device):
+@pytest.mark.parametrize("digits", [False, True], ids=["binary", "digits"])
+def test_cd1_update_matches_scikit_learn(device, digits):
     """CD-1 is scikit-learn's _fit with its chain started at a sample of h given the batch."""
-    rng, v, rbm, sk = _setup()
-    u_h, u_v, u_chain = rng.random((10, 5)), rng.random((10, 12)), rng.random((10, 5))
+    rng, v, rbm, sk = _setup(n_visible=64 if digits else 12, digits=digits)
+    u_h, u_v, u_chain = rng.random((10, 5)), rng.random(v.shape), rng.random((10, 5))
     before = rbm.weight.numpy().copy()
     assert rbm.contrastive_divergence(gn.tensor(v, dtype=np.float64), k=1, generator=Draws([u_h, u_v])) is None
     gn.optim.SGD(rbm.parameters(), lr=0.05).step()
