@@ -196,7 +196,7 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
     model.eval()
     try:
         with no_grad():
-            if "layers" in section:
+            if section and "layers" in section:  # None: a model the task built itself
                 output = _run_layers(config, model, x, input_from, where_)
             else:
                 try:
