@@ -260,6 +260,8 @@ class Trainer:
         names = (names,) if isinstance(names, str) else tuple(names)
         for name in names:
             self.optimizers[name].zero_grad()
+            if self.distributed is not None:  # each bucket's all-reduce starts as soon as backward finished it
+                self.distributed.prepare(self._parameters(name), self._share)
         if loss is not None:
             loss.backward()
         for name in names:
