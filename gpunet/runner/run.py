@@ -263,8 +263,8 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     objects; creates ``run_dir`` only once all of that has passed (no training yet). ``run_dir`` None: no
     directory and no callbacks (to evaluate)."""
     device, ranks = use_device(config["device"], announce_device), world()
-    if ranks.distributed and device.kind == "cuda":  # one GPU per rank, as PyTorch DDP's local rank
-        set_device(f"cuda:{ranks.local_rank}", announce=False)
+    if ranks.distributed and device.kind in ("cuda", "cuda-emu"):  # one GPU per rank, as PyTorch DDP's local rank
+        set_device(f"{device.kind}:{ranks.local_rank}", announce=False)
     dataset = build_dataset(config)
     _check_batches(config, dataset.info)
     task, models, optimizers, schedulers = build_training(config, dataset.info)
