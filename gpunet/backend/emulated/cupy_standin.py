@@ -41,6 +41,7 @@ import numpy
 
 from .build import cache_dir, toolchain
 from .device_array import DeviceArray, check_no_host, current_device, set_current_device, to_device
+from . import nccl_standin
 from .errors import CudaEmuError
 from .module import DEFAULT_FTZ, MAX_SHARED_MEM, Module
 
@@ -175,8 +176,24 @@ def _get_device_properties(index: int) -> dict:
             "sharedMemPerBlock": MAX_SHARED_MEM, "major": 8, "minor": 0}
 
 
+class _Stream:
+    """The current stream (``cupy.cuda.get_current_stream()``): the emulator runs everything in order on the null
+    stream, pointer 0."""
+
+    ptr = 0
+
+    def synchronize(self) -> None:
+        return None
+
+
+def _get_current_stream() -> _Stream:
+    return _Stream()
+
+
 cuda = types.SimpleNamespace(
     Device=Device,
+    get_current_stream=_get_current_stream,
+    nccl=nccl_standin,
     runtime=types.SimpleNamespace(getDevice=_get_device, getDeviceCount=_get_device_count,
                                   getDeviceProperties=_get_device_properties),
 )

@@ -53,6 +53,13 @@ class DeviceArray(numpy.ndarray):
 
         return Device(self.device_id)
 
+    @property
+    def data(self):
+        """The device pointer (``.data.ptr``, ``.data.device_id``), as CuPy's ``MemoryPointer``: what NCCL takes."""
+        from .nccl_standin import MemoryPointer
+
+        return MemoryPointer(self)
+
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
         what = f"{ufunc.__name__}{'' if method == '__call__' else '.' + method}"
         check_no_host(what, inputs + (out or ()))
