@@ -11,8 +11,6 @@ done). On ``cuda-emu`` the same code runs against ``gpunet.backend.emulated.nccl
 """
 from __future__ import annotations
 
-import importlib
-
 __all__ = ["NcclReducer", "nccl_communicator", "nccl_module"]
 
 
@@ -22,11 +20,10 @@ def nccl_module(backend):
     device = getattr(backend, "device", None)
     if getattr(device, "kind", None) not in ("cuda", "cuda-emu"):
         return None
-    cuda = backend.xp.cuda
-    nccl = getattr(cuda, "nccl", None)
+    nccl = getattr(backend.xp.cuda, "nccl", None)  # the stand-in's; CuPy imports its submodule on request
     if nccl is None:
         try:
-            nccl = importlib.import_module(cuda.__name__ + ".nccl")
+            from cupy.cuda import nccl
         except ImportError:
             return None
     return nccl if getattr(nccl, "available", False) else None
