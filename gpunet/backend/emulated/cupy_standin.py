@@ -12,7 +12,9 @@
   every argument is checked against the kernel's C signature by CuPy's passing rules;
 - ``cuda.Device(i)`` (a context manager, with ``use()``, ``id`` and ``pci_bus_id``), ``cuda.runtime.getDevice()``,
   ``getDeviceCount()`` and ``getDeviceProperties(i)`` (the keys gpunet reads), ``get_default_memory_pool()`` with
-  ``used_bytes()``/``total_bytes()``/``free_all_blocks()``.
+  ``used_bytes()``/``total_bytes()``/``free_all_blocks()``;
+- ``_core._routines_linalg``'s compute types (``gpunet.backend.emulated.linalg``: recorded, and a float32 matmul
+  under TF32 rounds its inputs as tensor cores do).
 
 Like CuPy, and unlike a forgiving stand-in:
 
@@ -41,6 +43,7 @@ import numpy
 
 from .build import cache_dir, toolchain
 from .device_array import DeviceArray, check_no_host, current_device, set_current_device, to_device
+from . import linalg
 from .errors import CudaEmuError
 from .module import DEFAULT_FTZ, MAX_SHARED_MEM, Module
 
@@ -175,6 +178,7 @@ def _get_device_properties(index: int) -> dict:
             "sharedMemPerBlock": MAX_SHARED_MEM, "major": 8, "minor": 0}
 
 
+_core = types.SimpleNamespace(_routines_linalg=linalg)
 cuda = types.SimpleNamespace(
     Device=Device,
     runtime=types.SimpleNamespace(getDevice=_get_device, getDeviceCount=_get_device_count,
