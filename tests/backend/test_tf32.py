@@ -139,3 +139,18 @@ def test_linear_and_conv2d_follow_the_switch_and_the_cpu_ignores_it(device):
         else:
             assert 1e-4 < _relative_error(on, off) < 1e-3
 
+
+def test_config_key_sets_the_switch_for_the_run(monkeypatch):
+    from gpunet.config import ConfigError, loads_config
+    from gpunet.runner.run import check_run
+
+    text = ("device: cuda-emu\ndata: {name: digits, flatten: true}\nmodel: {layers: [{type: Linear, in_features: 64, "
+            "out_features: 10}]}\nloss: {name: cross_entropy}\noptimizer: {name: sgd, lr: 0.1}\n"
+            "trainer: {epochs: 1}\n")
+    assert loads_config(text)["allow_tf32"] is False
+    check_run(loads_config(text, ["allow_tf32=true"]), announce_device=False)
+    assert gn.backends.cuda.matmul.allow_tf32 is True and _compute_type() == linalg.COMPUTE_TYPE_TF32
+    check_run(loads_config(text), announce_device=False)  # every run sets its own value
+    assert gn.backends.cuda.matmul.allow_tf32 is False and _compute_type() == linalg.COMPUTE_TYPE_DEFAULT
+    with pytest.raises(ConfigError, match="allow_tf32"):
+        loads_config(text + "allow_tf32: maybe\n")
