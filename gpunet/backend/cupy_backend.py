@@ -178,10 +178,16 @@ class CupyBackend(FusedKernels):
         parameter given a Python int would read the wrong bits. The launch goes to CuPy's current stream, the
         one CuPy's own array operations use, so it is ordered after the work that produced its inputs.
         """
-        grid = (max(1, min(int(blocks), self.max_grid_blocks)), 1, 1)
-        function = self._function(family, kernel)
         with self.activate():
-            function(grid, (int(threads), 1, 1), args, shared_mem=int(shared_mem))
+            self.prepare_launch(family, kernel, blocks, threads, args, shared_mem)()
+
+    def prepare_launch(self, family: str, kernel: str, blocks: int, threads: int, args: tuple, shared_mem: int = 0):
+        """``launch`` without the launch: a function of no arguments that launches the kernel with these arguments
+        on the current device (``scripts/profile_kernels.py`` replays a fused call's launches with it)."""
+        grid, block = (max(1, min(int(blocks), self.max_grid_blocks)), 1, 1), (int(threads), 1, 1)
+        shared = int(shared_mem)
+        function = self._function(family, kernel)
+        return lambda: function(grid, block, args, shared_mem=shared)
 
     # ----- fused kernels ------------------------------------------------------------------------------------
     def _bind(self, kernel):
