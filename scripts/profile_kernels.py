@@ -31,11 +31,11 @@ no timings. Without a GPU and without ``--emulate`` the script says so in one li
 family, kernel, sizes (``name=value`` pairs), implementation (the ``kernels/*.cu`` file or the xp reference),
 launches (raw kernel launches per call; 0 for a kernel that runs its xp reference, which is not timed), time_us
 (median GPU time of those launches, microseconds), gb_per_s (bytes / time, 1e9 bytes/s), gflop_per_s (flops / time),
-bound (``memory`` or ``compute``), floor_us (the floor of the call at the device's peaks), of_floor (floor / time;
-``nan`` when a peak is unknown), bytes and flops (per call, from the case table). Under ``--emulate``
-(``CHECK_COLUMNS``): family, kernel, sizes, implementation, max_abs_error (largest |cuda-emu - cpu| over the compared
-outputs; NaN in both counts as equal, ``inf`` for a NaN in one only or a shape mismatch) and ok (``True`` when every
-output agrees within the case's tolerance).
+bound (``memory``, ``compute``, or ``unknown`` without peaks), floor_us (the floor of the call at the device's
+peaks), of_floor (floor / time; ``nan`` without peaks), bytes and flops (per call, from the case table). Under
+``--emulate`` (``CHECK_COLUMNS``): family, kernel, sizes, implementation, max_abs_error (largest |cuda-emu - cpu|
+over the compared outputs; NaN in both counts as equal, ``inf`` for a NaN in one only or a shape mismatch) and ok
+(``True`` when every output agrees within the case's tolerance).
 """
 from __future__ import annotations
 
@@ -89,10 +89,12 @@ class DevicePeaks:
         return f"{self.name}{form}: peaks {', '.join(parts)}"
 
     def floor(self, moved: int, flops: int) -> tuple[str, float]:
-        """("memory" or "compute", seconds): the call's floor at these peaks (nan when a peak is unknown)."""
+        """("memory" or "compute", seconds): the call's floor at the known peaks (("unknown", nan) without any)."""
         memory = moved / self.bandwidth if self.bandwidth else math.nan
         compute = flops / self.fp32_flops if self.fp32_flops else math.nan
-        return ("compute", compute) if compute > memory else ("memory", memory)
+        if math.isnan(memory) and math.isnan(compute):
+            return "unknown", math.nan
+        return ("compute", compute) if math.isnan(memory) or compute > memory else ("memory", memory)
 
 
 def _form_factor(name: str) -> str:
@@ -160,32 +162,38 @@ def _agrees(got, expected, tolerance: dict) -> bool:
     return True
 
 
+def compare(cases, device: str, seed: int, sizes_of=lambda case: case.checks[:1]):
+    """Run each case on ``device`` and on the CPU at each of ``sizes_of(case)`` (default: its first check size) and
+    yield a ``CHECK_COLUMNS`` row per case and size as it is done."""
+    from gpunet.backend import get_backend
+
+    backend, cpu = get_backend(device), get_backend("cpu")
+    for case in cases:
+        for sizes in sizes_of(case):
+            got, expected = (case.run(b, sizes, seed) for b in (backend, cpu))
+            errors, ok = [], len(got) == len(expected)
+            for a, b in zip(got, expected):
+                errors.append(_max_error(a, b))
+                ok &= _agrees(a, b, case.tolerance)
+            yield {"family": case.family, "kernel": case.name, "sizes": _sizes_text(sizes),
+                   "implementation": backend.kernel_implementation(case.kernel),
+                   "max_abs_error": max(errors, default=0.0), "ok": ok}
+
+
 def emulate(cases, seed: int, csv_path: str | None = None) -> int:
     """Run each case on cuda-emu and on the CPU; print one line per case (and write ``CHECK_COLUMNS`` rows to
     ``csv_path``); return the number of mismatches."""
-    from gpunet.backend import get_backend
-
-    emu, cpu = get_backend("cuda-emu"), get_backend("cpu")
-    failures = 0
     rows = []
-    for case in cases:
-        sizes = case.checks[0]
-        got, expected = (case.run(backend, sizes, seed) for backend in (emu, cpu))
-        errors, ok = [], len(got) == len(expected)
-        for a, b in zip(got, expected):
-            errors.append(_max_error(a, b))
-            ok &= _agrees(a, b, case.tolerance)
-        max_error = max(errors, default=0.0)
-        failures += not ok
-        row = {"family": case.family, "kernel": case.name, "sizes": _sizes_text(sizes),
-               "implementation": emu.kernel_implementation(case.kernel), "max_abs_error": max_error, "ok": ok}
+    for row in compare(cases, "cuda-emu", seed):
         rows.append(row)
-        print(f"{row['family']:<11} {row['kernel']:<40} {row['sizes']:<40} {row['implementation']:<22} "
-              f"{'ok' if ok else f'MISMATCH max abs error {max_error:.3g}'}", flush=True)
-    print(f"--emulate: {len(cases) - failures} of {len(cases)} cases agree between cuda-emu and cpu "
+        verdict = "ok" if row["ok"] else f"MISMATCH max abs error {row['max_abs_error']:.3g}"
+        print(f"{row['family']:<11} {row['kernel']:<40} {row['sizes']:<40} {row['implementation']:<22} {verdict}",
+              flush=True)
+    failures = sum(not row["ok"] for row in rows)
+    print(f"--emulate: {len(rows) - failures} of {len(rows)} cases agree between cuda-emu and cpu "
           "(correctness only; no timings)")
     if csv_path:
-        _write_csv(csv_path, CHECK_COLUMNS, rows)
+        write_csv(csv_path, CHECK_COLUMNS, rows)
     return failures
 
 
@@ -236,7 +244,9 @@ def time_launches(cupy, launches: list, flush, repeat: int, warmup: int) -> list
     return [cupy.cuda.get_elapsed_time(start, end) * 1e-3 for start, end in events]  # milliseconds -> seconds
 
 
-def profile(cases, device: str, repeat: int, warmup: int, seed: int, csv_path: str | None) -> None:
+def profile(cases, device: str, repeat: int, warmup: int, seed: int, csv_path: str | None) -> list:
+    """Time every case at each of its sizes on ``device``; print the table (and write ``csv_path``); return the
+    ``TIMING_COLUMNS`` rows."""
     from gpunet.backend import get_backend
 
     backend = get_backend(device)
@@ -268,10 +278,11 @@ def profile(cases, device: str, repeat: int, warmup: int, seed: int, csv_path: s
                 del args, launches
                 cupy.get_default_memory_pool().free_all_blocks()
     if csv_path:
-        _write_csv(csv_path, TIMING_COLUMNS, rows)
+        write_csv(csv_path, TIMING_COLUMNS, rows)
+    return rows
 
 
-def _write_csv(path: str, columns: tuple, rows: list) -> None:
+def write_csv(path: str, columns: tuple, rows: list) -> None:
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, columns, lineterminator="\n")
         writer.writeheader()
