@@ -48,9 +48,10 @@ __all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", 
            "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
-RESUMABLE_CHANGES = ("trainer.epochs", "device", "allow_tf32", "trainer.log_every", "trainer.on_nonfinite")
+RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every", "trainer.on_nonfinite", "allow_tf32")
 # Config keys an evaluation may change: neither the data (splits, normalisation) nor the model depend on them.
-EVALUATION_CHANGES = ("device", "allow_tf32", "trainer.batch_size", "trainer.eval_batch_size", "trainer.metrics", "trainer.log_every")
+EVALUATION_CHANGES = ("device", "trainer.batch_size", "trainer.eval_batch_size", "trainer.metrics", "trainer.log_every",
+                      "allow_tf32")
 
 
 DEVICE_VARIABLE = "GPUNET_DEVICE"
