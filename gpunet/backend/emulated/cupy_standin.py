@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy
 
+from . import linalg
 from .build import cache_dir, toolchain
 from .device_array import DeviceArray, check_no_host, current_device, set_current_device, to_device
-from . import linalg
 from .errors import CudaEmuError
 from .module import DEFAULT_FTZ, MAX_SHARED_MEM, Module
 
@@ -181,7 +181,6 @@ def _get_device_properties(index: int) -> dict:
             "sharedMemPerBlock": MAX_SHARED_MEM, "major": 8, "minor": 0, "l2CacheSize": L2_CACHE_SIZE}
 
 
-_core = types.SimpleNamespace(_routines_linalg=linalg)
 class Event:
     """``cupy.cuda.Event``: ``record()`` notes the host clock. The emulator runs each launch to completion on the host
     before returning, so the time between two events is the emulator's time for the work between them (no GPU's)."""
@@ -201,6 +200,7 @@ def _get_elapsed_time(start: Event, end: Event) -> float:
     return (end.time - start.time) * 1e3
 
 
+_core = types.SimpleNamespace(_routines_linalg=linalg)
 cuda = types.SimpleNamespace(
     Device=Device, Event=Event, get_elapsed_time=_get_elapsed_time,
     runtime=types.SimpleNamespace(getDevice=_get_device, getDeviceCount=_get_device_count,
