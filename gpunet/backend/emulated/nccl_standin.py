@@ -39,8 +39,6 @@ class MemoryPointer:
     """``array.data`` of a device array: its address (``ptr``) and device, as ``cupy.cuda.MemoryPointer``."""
 
     def __init__(self, array: DeviceArray):
-        if not array.flags.c_contiguous:
-            raise NcclStandinError("a NCCL buffer must be contiguous")
         self.ptr, self.device_id = array.ctypes.data, array.device_id
         _arrays[self.ptr] = array
 
@@ -103,6 +101,8 @@ class NcclCommunicator:
                                    f"on cuda-emu:{self.device_id} (each rank reduces on its own device)")
         if _DTYPES.get(datatype) != array.dtype:
             raise NcclStandinError(f"allReduce {what}: datatype {datatype} does not match the buffer's {array.dtype}")
+        if not array.flags.c_contiguous:
+            raise NcclStandinError(f"allReduce {what}: the buffer is not contiguous (NCCL reads count values in a row)")
         if count > array.size:
             raise NcclStandinError(f"allReduce {what}: count {count} exceeds the buffer's {array.size} elements")
         return array.reshape(-1).view(numpy.ndarray)[:count]
