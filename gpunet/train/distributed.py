@@ -222,6 +222,8 @@ class _Reducer:
         """``parameter``'s gradient is final: start every bucket, in order, whose gradients are all ready (all ranks
         start the same buckets in the same order, as MPI needs)."""
         self.ready[self.bucket_of[id(parameter)]] += 1
+        if self.started:  # MPI progresses a non-blocking collective only inside MPI calls: give it one
+            _mpi().Request.Testall([request for _, request, _ in self.started])
         while len(self.started) < len(self.buckets) and \
                 self.ready[len(self.started)] == len(self.buckets[len(self.started)]):
             self._start(len(self.started))
