@@ -216,7 +216,7 @@ class _Reducer:
         """Start a step whose local gradients are of the mean loss over ``count`` samples."""
         self.count = count
         self.ready = [0] * len(self.buckets)
-        self.started: list = []  # (received buffer, request) per bucket, in bucket order
+        self.started: list = []  # (received buffer, request, sent buffer) per bucket started, in bucket order
 
     def gradient_ready(self, parameter) -> None:
         """``parameter``'s gradient is final: start every bucket, in order, whose gradients are all ready (all ranks
