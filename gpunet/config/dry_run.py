@@ -187,8 +187,8 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
     """
     from .builders import model_path
 
-    where_ = model_path(config, name) or ("model",)
-    section = _section(config, where_)
+    where_ = model_path(config, name) or ("task",)  # None: the task builds this model from its keys
+    section = _section(config, where_) if where_ != ("task",) else {}
     input_shape = tuple(input_shape)
     params = list(model.parameters())
     x = zeros(BATCH, *input_shape, dtype=input_dtype(model), device=params[0].device if params else None)
@@ -196,14 +196,14 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
     model.eval()
     try:
         with no_grad():
-            if "layers" in section:
+            if section and "layers" in section:  # None: a model the task built itself
                 output = _run_layers(config, model, x, input_from, where_)
             else:
                 try:
                     output = model(x)
                 except Exception as exc:  # the model's own code failed on this input: show its message
                     what = f"{format_path(where_ + ('args',))}" if "arch" in section else \
-                        f"{section['import']} and its args"
+                        f"{section['import']} and its args" if "import" in section else "the task's keys"
                     raise _problem(config, where_, f"the dry run on a zero batch of shape "
                                    f"{_shape((BATCH, *input_shape))} failed: {_error_text(exc)}",
                                    f"check {what} against the samples of shape {_shape(input_shape)} from "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .. import nn, optim
 from ..data import transforms
+from ..data.synthetic import GATES
 from ..optim import lr_scheduler
 from ..train import callbacks
 from ..train.tasks import TASKS, Key
@@ -126,6 +127,13 @@ register_dataset("spirals", "Interleaved 2-D spirals, one arm per class.", {
     "n_classes": Field(Int(ge=2), "number of arms", 2),
     "noise": Field(Float(ge=0), "standard deviation of the Gaussian noise", 0.05),
     "turns": Field(Float(gt=0), "full turns of each arm", 1.0),
+})
+register_dataset("logic", "The truth table of a two-input logic gate, the perceptron's data: 4 rows (times repeat), "
+                 "2 classes; keep all rows for training with test_split: 0 and val_split: 0.", {
+    "gate": Field(Choice(tuple(GATES), "gate"), "the gate whose truth table labels the rows",
+                  "and"),
+    "bipolar": Field(Bool(), "inputs -1/+1 instead of 0/1", False),
+    "repeat": Field(Int(ge=1), "copies of the 4-row table", 1),
 })
 
 
