@@ -134,8 +134,8 @@ def cmd_summary(args) -> int:
     task = build_task(config)
     models = build_models(config, task, info)
 
-    def show(name, shape):  # each model of the task, on the input shape the task's dry run gives it
-        output = check_model(config, models[name], shape, info.num_classes, origin, name)
+    def show(name, shape, input_from=None):  # each model of the task, on the input shape its dry run gives it
+        output = check_model(config, models[name], shape, info.num_classes, input_from or origin, name)
         if len(models) > 1:
             print(f"{name}:")
         models[name].summary(shape, dtype=input_dtype(models[name]))
