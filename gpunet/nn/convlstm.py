@@ -4,10 +4,11 @@ gates come from convolutions of the input frame and of the hidden state, so the 
     [i | f | g | o] = conv(x_t, W_ih) + conv(h_{t-1}, W_hh) + b         (4 * hidden_channels gate channels)
     c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g),    h_t = sigmoid(o) tanh(c_t)
 
-Both convolutions are 'same' (odd kernels, stride 1), so h and c are (N, hidden_channels, H, W). PyTorch has no
-ConvLSTM; the weights follow its LSTMCell's names (weight_ih, weight_hh) in Conv2d's layout, and one bias, as a
-Conv2d over the joined [x, h] (the usual ConvLSTM code) has. The gate arithmetic is the fused LSTM cell
-(``gpunet.ops.rnn.lstm_cell``) on the pixels' channel vectors.
+Both convolutions are 'same' (stride 1; an even kernel pads one more on the right and bottom, as PyTorch's
+padding='same'), so h and c are (N, hidden_channels, H, W). PyTorch has no ConvLSTM; the weights follow its
+LSTMCell's names (weight_ih, weight_hh) in Conv2d's layout, with one bias, as a Conv2d over the joined [x, h] (the
+usual ConvLSTM code) has. The gate arithmetic is the fused LSTM cell (``gpunet.ops.rnn.lstm_cell``) on the pixels'
+channel vectors.
 """
 from __future__ import annotations
 
@@ -28,10 +29,8 @@ from .rnn import _check_return_mode, _check_size
 
 def _kernel_pair(layer, kernel_size):
     pair = (kernel_size,) * 2 if isinstance(kernel_size, numbers.Integral) else tuple(kernel_size)
-    if (len(pair) != 2 or any(isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1 or k % 2 == 0
-                              for k in pair)):
-        raise ValueError(f"{layer}: kernel_size must be an odd integer or a pair of odd integers (the state keeps the "
-                         f"frame size: 'same' padding), got {kernel_size!r}")
+    if len(pair) != 2 or any(isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1 for k in pair):
+        raise ValueError(f"{layer}: kernel_size must be an integer >= 1 or a pair of them, got {kernel_size!r}")
     return tuple(int(k) for k in pair)
 
 
@@ -49,7 +48,6 @@ class ConvLSTMCell(Module):
         _check_size(name, "hidden_channels", hidden_channels)
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
         self.kernel_size = _kernel_pair(name, kernel_size)
-        self.padding = tuple(k // 2 for k in self.kernel_size)
         rows = 4 * hidden_channels
         self.weight_ih = _empty_parameter((rows, in_channels) + self.kernel_size, device, dtype)
         self.weight_hh = _empty_parameter((rows, hidden_channels) + self.kernel_size, device, dtype)
@@ -66,11 +64,11 @@ class ConvLSTMCell(Module):
 
     def input_gates(self, x):
         """conv(x, W_ih) + b for frames (M, in_channels, H, W): the part of the gates that needs no state."""
-        return conv2d(x, self.weight_ih, self.bias, padding=self.padding)
+        return conv2d(x, self.weight_ih, self.bias, padding="same")
 
     def step(self, gates_x, h, c):
         """(h', c') from the input's gates (N, 4 hidden, H, W) and the state h, c (N, hidden, H, W)."""
-        gates = add(gates_x, conv2d(h, self.weight_hh, padding=self.padding))
+        gates = add(gates_x, conv2d(h, self.weight_hh, padding="same"))
         n, _, height, width = gates.shape
         hidden = self.hidden_channels
         pixels = (n * height * width, hidden)

@@ -13,9 +13,10 @@ def sigmoid(a):
 
 
 def conv_same(x, w):
-    """Cross-correlation of x (N, C, H, W) with w (O, C, kh, kw), zero padding k // 2, by summing shifted frames."""
+    """Cross-correlation of x (N, C, H, W) with w (O, C, kh, kw), output the size of x: k - 1 zeros added, the
+    larger half after (PyTorch's padding='same'), by summing shifted frames."""
     kh, kw = w.shape[2:]
-    padded = np.pad(x, ((0, 0), (0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2)))
+    padded = np.pad(x, ((0, 0), (0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2)))
     height, width = x.shape[2:]
     out = np.zeros((x.shape[0], w.shape[0], height, width))
     for a in range(kh):
@@ -52,7 +53,7 @@ def weights(layer):
 
 
 @pytest.mark.parametrize("config", [{"kernel_size": 3}, {"kernel_size": (3, 1), "num_layers": 2},
-                                    {"kernel_size": 5, "bias": False}], ids=str)
+                                    {"kernel_size": 5, "bias": False}, {"kernel_size": (2, 4)}], ids=str)
 def test_conv_lstm_equals_the_float64_reference(device, config):
     gn.manual_seed(0)
     layer = nn.ConvLSTM(2, 3, **config)
@@ -136,14 +137,14 @@ def test_init_bound_and_parameter_shapes():
 
 
 @pytest.mark.parametrize("make, call, message", [
-    (lambda: nn.ConvLSTM(2, 3, 2), None, "kernel_size must be an odd integer"),
+    (lambda: nn.ConvLSTM(2, 3, 0), None, "kernel_size must be an integer >= 1"),
     (lambda: nn.ConvLSTM(2, 3, 3, return_mode="all"), None, "return_mode must be one of"),
     (lambda: nn.ConvLSTM(2, 3, 3), lambda m: m(gn.zeros(2, 4, 3, 5, 5)), "C = in_channels = 2"),
     (lambda: nn.ConvLSTM(2, 3, 3), lambda m: m(gn.zeros(4, 2, 5, 5)), "must be (N, T, C, H, W)"),
     (lambda: nn.ConvLSTM(2, 3, 3), lambda m: m(gn.zeros(1, 2, 2, 5, 5), (gn.zeros(1, 1, 3, 4, 5),) * 2),
      "h_0 must have shape (1, 1, 3, 5, 5)"),
     (lambda: nn.ConvLSTMCell(2, 3, 3), lambda m: m(gn.zeros(1, 2, 5, 5, dtype=np.float64)), "dtype float64"),
-], ids=["even-kernel", "return-mode", "channels", "rank", "state-shape", "dtype"])
+], ids=["kernel", "return-mode", "channels", "rank", "state-shape", "dtype"])
 def test_bad_input_names_the_layer(make, call, message):
     with pytest.raises((ValueError, TypeError)) as info:
         layer = make()
