@@ -3,7 +3,8 @@ and the run directory.
 
 The run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one object per epoch),
 ``checkpoints/`` (``last.npz``, ``best.npz``, recent ``epoch-NNNN.npz``), ``summary.json`` (the final model's
-metrics on every split: ``test_accuracy``, ``test_loss``, ...) and PNG plots of the curves. Every file is written
+metrics on every split: ``test_accuracy``, ``test_loss``, ...; a forecasting dataset's baselines beside them:
+``test_persistence_mse``, ...) and PNG plots of the curves. Every file is written
 atomically (``gpunet.train.atomic``); a directory that holds a run is never written by a new run. ``resume=True``
 continues exactly from the newest intact checkpoint, or starts the run when it has none yet.
 
@@ -412,7 +413,8 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
                            f"{trainer.epoch + 1}); {kept}")
         summary = {"config": config_name, "run_dir": run_dir, "world_size": ranks.size, "epochs": trainer.epoch,
                    "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
-                   **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
+                   **final_metrics(built), **built.dataset.baselines,
+                   "time_s": round(time.perf_counter() - started, 3)}
         atomic_write_text(os.path.join(run_dir, "summary.json"), strict_json.dumps(summary, indent=2) + "\n")
     return summary
 
