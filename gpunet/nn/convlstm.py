@@ -7,8 +7,8 @@ gates come from convolutions of the input frame and of the hidden state, so the 
 Both convolutions are 'same' (stride 1; an even kernel pads one more on the right and bottom, as PyTorch's
 padding='same'), so h and c are (N, hidden_channels, H, W). PyTorch has no ConvLSTM; the weights follow its
 LSTMCell's names (weight_ih, weight_hh) in Conv2d's layout, with one bias, as a Conv2d over the joined [x, h] (the
-usual ConvLSTM code) has. The gate arithmetic is the fused LSTM cell (``gpunet.ops.rnn.lstm_cell``) on the pixels'
-channel vectors.
+usual ConvLSTM code) has; ConvLSTM names them per layer as PyTorch's LSTM does (weight_ih_l0, ...). The gate
+arithmetic is the fused LSTM cell (``gpunet.ops.rnn.lstm_cell``) on the pixels' channel vectors.
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from ..ops.conv import conv2d
 from ..ops.rnn import lstm_cell
 from ..ops.shape import getitem, permute, reshape, stack
 from . import init
-from .containers import ModuleList
 from .linear import _empty_parameter
 from .module import Module
 from .rnn import _check_return_mode, _check_size
@@ -32,6 +31,66 @@ def _kernel_pair(layer, kernel_size):
     if len(pair) != 2 or any(isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1 for k in pair):
         raise ValueError(f"{layer}: kernel_size must be an integer >= 1 or a pair of them, got {kernel_size!r}")
     return tuple(int(k) for k in pair)
+
+
+def _make_parameters(module, suffix, in_channels, hidden_channels, kernel_size, bias, device, dtype):
+    """weight_ih, weight_hh and bias (+ suffix) of one layer, ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    rows = 4 * hidden_channels
+    weights = {"weight_ih": (rows, in_channels) + kernel_size, "weight_hh": (rows, hidden_channels) + kernel_size}
+    for name, shape in weights.items():
+        setattr(module, name + suffix, _empty_parameter(shape, device, dtype))
+    if bias:
+        setattr(module, "bias" + suffix, _empty_parameter((rows,), device, dtype))
+    else:
+        module.register_parameter("bias" + suffix, None)
+    bound = 1.0 / math.sqrt((in_channels + hidden_channels) * kernel_size[0] * kernel_size[1])
+    for name in ("weight_ih", "weight_hh", "bias"):
+        param = getattr(module, name + suffix)
+        if param is not None:
+            init.uniform_(param, -bound, bound)
+
+
+def _input_gates(x, weight_ih, bias):
+    """conv(x, W_ih) + b for frames (M, C, H, W): the part of the gates that needs no state."""
+    return conv2d(x, weight_ih, bias, padding="same")
+
+
+def _step(gates_x, h, c, weight_hh):
+    """(h', c') from the input's gates (N, 4 hidden, H, W) and the state h, c (N, hidden, H, W)."""
+    gates = add(gates_x, conv2d(h, weight_hh, padding="same"))
+    n, rows, height, width = gates.shape
+    hidden, pixels = rows // 4, n * height * width
+    h_flat, c_flat = lstm_cell(reshape(permute(gates, (0, 2, 3, 1)), (pixels, rows)),
+                               reshape(permute(c, (0, 2, 3, 1)), (pixels, hidden)))
+    return tuple(permute(reshape(s, (n, height, width, hidden)), (0, 3, 1, 2)) for s in (h_flat, c_flat))
+
+
+def _zero_state(x, hidden_channels):
+    """Zeros (N, hidden_channels, H, W) for frames x (N, C, H, W)."""
+    shape = (x.shape[0], hidden_channels) + tuple(x.shape[-2:])
+    return Tensor(x.backend.xp.zeros(shape, dtype=x.dtype), x.backend)
+
+
+def _check_frames(layer, x, in_channels, dtype, dims):
+    if x.shape[-3] != in_channels:
+        raise ValueError(f"{layer}: input must be {dims} with C = in_channels = {in_channels}, got shape "
+                         f"{tuple(x.shape)}")
+    if x.dtype != dtype:
+        raise TypeError(f"{layer}: input has dtype {x.dtype} but the weights have {dtype}; convert one with "
+                        f".to(dtype=...)")
+
+
+def _check_pair(layer, hx, names, shape):
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+        raise TypeError(f"{layer}: hx must be a tuple ({names[0]}, {names[1]}), got {type(hx).__name__}")
+    for label, state in zip(names, hx):
+        if tuple(state.shape) != shape:
+            raise ValueError(f"{layer}: {label} must have shape {shape}, got {tuple(state.shape)}")
+
+
+def _repr(module, bias) -> str:
+    return (f"{module.in_channels}, {module.hidden_channels}, kernel_size={module.kernel_size}"
+            + ("" if bias else ", bias=False"))
 
 
 class ConvLSTMCell(Module):
@@ -48,73 +107,25 @@ class ConvLSTMCell(Module):
         _check_size(name, "hidden_channels", hidden_channels)
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
         self.kernel_size = _kernel_pair(name, kernel_size)
-        rows = 4 * hidden_channels
-        self.weight_ih = _empty_parameter((rows, in_channels) + self.kernel_size, device, dtype)
-        self.weight_hh = _empty_parameter((rows, hidden_channels) + self.kernel_size, device, dtype)
-        if bias:
-            self.bias = _empty_parameter((rows,), device, dtype)
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt((self.in_channels + self.hidden_channels) * self.kernel_size[0] * self.kernel_size[1])
-        for param in self.parameters():
-            init.uniform_(param, -bound, bound)
-
-    def input_gates(self, x):
-        """conv(x, W_ih) + b for frames (M, in_channels, H, W): the part of the gates that needs no state."""
-        return conv2d(x, self.weight_ih, self.bias, padding="same")
-
-    def step(self, gates_x, h, c):
-        """(h', c') from the input's gates (N, 4 hidden, H, W) and the state h, c (N, hidden, H, W)."""
-        gates = add(gates_x, conv2d(h, self.weight_hh, padding="same"))
-        n, _, height, width = gates.shape
-        hidden = self.hidden_channels
-        pixels = (n * height * width, hidden)
-        h_flat, c_flat = lstm_cell(reshape(permute(gates, (0, 2, 3, 1)), (pixels[0], 4 * hidden)),
-                                   reshape(permute(c, (0, 2, 3, 1)), pixels))
-        return tuple(permute(reshape(s, (n, height, width, hidden)), (0, 3, 1, 2)) for s in (h_flat, c_flat))
-
-    def zero_state(self, x):
-        """Zeros (N, hidden_channels, H, W) for frames x (N, C, H, W)."""
-        shape = (x.shape[0], self.hidden_channels) + tuple(x.shape[2:])
-        return Tensor(x.backend.xp.zeros(shape, dtype=x.dtype), x.backend)
-
-    def check_input(self, x, what="input", dims="(N, C, H, W)"):
-        name = type(self).__name__
-        channel_axis = x.ndim - 3
-        if x.ndim < 4 or x.shape[channel_axis] != self.in_channels:
-            raise ValueError(f"{name}: {what} must be {dims} with C = in_channels = {self.in_channels}, got shape "
-                             f"{tuple(x.shape)}")
-        if x.dtype != self.weight_ih.dtype:
-            raise TypeError(f"{name}: {what} has dtype {x.dtype} but the weights have {self.weight_ih.dtype}; convert "
-                            f"one with .to(dtype=...)")
-
-    def check_state(self, label, state, x):
-        shape = (x.shape[0], self.hidden_channels) + tuple(x.shape[-2:])
-        if tuple(state.shape) != shape:
-            raise ValueError(f"{type(self).__name__}: {label} must have shape {shape} (N, hidden_channels, H, W), "
-                             f"got {tuple(state.shape)}")
+        _make_parameters(self, "", in_channels, hidden_channels, self.kernel_size, bias, device, dtype)
 
     def forward(self, input, hx=None):
         if input.ndim == 3:
             state = None if hx is None else tuple(getitem(s, None) for s in hx)
             return tuple(getitem(s, 0) for s in self.forward(getitem(input, None), state))
-        self.check_input(input, dims="(N, C, H, W) or (C, H, W)")
+        if input.ndim != 4:
+            raise ValueError(f"ConvLSTMCell: input must be (N, C, H, W) or (C, H, W), got shape {tuple(input.shape)}")
+        _check_frames("ConvLSTMCell", input, self.in_channels, self.weight_ih.dtype, "(N, C, H, W) or (C, H, W)")
         if hx is None:
-            h = c = self.zero_state(input)
+            h = c = _zero_state(input, self.hidden_channels)
         else:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(f"{type(self).__name__}: hx must be a tuple (h, c), got {type(hx).__name__}")
+            _check_pair("ConvLSTMCell", hx, ("h", "c"),
+                        (input.shape[0], self.hidden_channels) + tuple(input.shape[-2:]))
             h, c = hx
-            for label, state in (("h", h), ("c", c)):
-                self.check_state(label, state, input)
-        return self.step(self.input_gates(input), h, c)
+        return _step(_input_gates(input, self.weight_ih, self.bias), h, c, self.weight_hh)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.hidden_channels}, kernel_size={self.kernel_size}"
-                + (", bias=False" if self.bias is None else ""))
+        return _repr(self, self.bias is not None)
 
 
 class ConvLSTM(Module):
@@ -127,48 +138,45 @@ class ConvLSTM(Module):
     - ``"sequence"``: output; ``"last"``: the last layer's h at the last step (N, hidden_channels, H, W) (Keras'
       default); ``"state"``: (h_n, c_n).
 
-    The layers are ``cells`` (a ModuleList of ConvLSTMCell); each computes its input gates for all T frames as one
-    convolution, then steps through time."""
+    Layer k has ConvLSTMCell's parameters named weight_ih_lk, weight_hh_lk, bias_lk; it computes its input gates for
+    all T frames as one convolution, then steps through time."""
 
     def __init__(self, in_channels, hidden_channels, kernel_size, num_layers=1, bias=True, device=None, dtype=None, *,
                  return_mode=None):
         super().__init__()
         _check_return_mode("ConvLSTM", return_mode)
-        _check_size("ConvLSTM", "num_layers", num_layers)
+        for what, value in (("in_channels", in_channels), ("hidden_channels", hidden_channels),
+                            ("num_layers", num_layers)):
+            _check_size("ConvLSTM", what, value)
         self.in_channels, self.hidden_channels, self.num_layers = in_channels, hidden_channels, num_layers
-        self.return_mode = return_mode
-        self.cells = ModuleList([ConvLSTMCell(in_channels if k == 0 else hidden_channels, hidden_channels,
-                                              kernel_size, bias, device, dtype) for k in range(num_layers)])
-        self.kernel_size = self.cells[0].kernel_size
+        self.kernel_size, self.bias, self.return_mode = _kernel_pair("ConvLSTM", kernel_size), bias, return_mode
+        for k in range(num_layers):
+            _make_parameters(self, f"_l{k}", in_channels if k == 0 else hidden_channels, hidden_channels,
+                             self.kernel_size, bias, device, dtype)
 
     def forward(self, input, hx=None):
-        first = self.cells[0]
         if input.ndim != 5:
             raise ValueError(f"ConvLSTM: input must be (N, T, C, H, W) frame sequences, got shape {tuple(input.shape)}")
-        first.check_input(input, dims="(N, T, C, H, W)")
+        _check_frames("ConvLSTM", input, self.in_channels, self.weight_ih_l0.dtype, "(N, T, C, H, W)")
         n, steps = input.shape[:2]
         if steps == 0:
             raise ValueError("ConvLSTM: the input sequence is empty (T = 0)")
-        frames = tuple(input.shape[3:])
         if hx is not None:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(f"ConvLSTM: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
-            shape = (self.num_layers, n, self.hidden_channels) + frames
-            for label, state in zip(("h_0", "c_0"), hx):
-                if tuple(state.shape) != shape:
-                    raise ValueError(f"ConvLSTM: {label} must have shape {shape} (num_layers, N, hidden_channels, H, "
-                                     f"W), got {tuple(state.shape)}")
+            _check_pair("ConvLSTM", hx, ("h_0", "c_0"),
+                        (self.num_layers, n, self.hidden_channels) + tuple(input.shape[3:]))
         x, h_n, c_n = input, [], []
-        for k, cell in enumerate(self.cells):
-            gates = cell.input_gates(reshape(x, (n * steps,) + tuple(x.shape[2:])))
+        for k in range(self.num_layers):
+            get = self._parameters.get
+            gates = _input_gates(reshape(x, (n * steps,) + tuple(x.shape[2:])), get(f"weight_ih_l{k}"),
+                                 get(f"bias_l{k}"))
             gates = reshape(gates, (n, steps) + tuple(gates.shape[1:]))
             if hx is None:
-                h = c = cell.zero_state(getitem(x, (slice(None), 0)))
+                h = c = _zero_state(getitem(x, (slice(None), 0)), self.hidden_channels)
             else:
                 h, c = getitem(hx[0], k), getitem(hx[1], k)
             outputs = []
             for t in range(steps):
-                h, c = cell.step(getitem(gates, (slice(None), t)), h, c)
+                h, c = _step(getitem(gates, (slice(None), t)), h, c, get(f"weight_hh_l{k}"))
                 outputs.append(h)
             x = stack(outputs, 1)
             h_n.append(h)
@@ -181,11 +189,9 @@ class ConvLSTM(Module):
         return state if self.return_mode == "state" else (x, state)
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.hidden_channels}, kernel_size={self.kernel_size}"
+        s = _repr(self, self.bias)
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
-        if self.cells[0].bias is None:
-            s += ", bias=False"
         if self.return_mode is not None:
             s += f", return_mode={self.return_mode!r}"
         return s

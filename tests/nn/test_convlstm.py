@@ -48,8 +48,9 @@ def reference(x, layers, h0=None, c0=None):
 
 
 def weights(layer):
-    return [(cell.weight_ih.numpy().astype(np.float64), cell.weight_hh.numpy().astype(np.float64),
-             None if cell.bias is None else cell.bias.numpy().astype(np.float64)) for cell in layer.cells]
+    state = {k: v.astype(np.float64) for k, v in layer.state_dict().items()}
+    return [(state[f"weight_ih_l{k}"], state[f"weight_hh_l{k}"], state.get(f"bias_l{k}"))
+            for k in range(layer.num_layers)]
 
 
 @pytest.mark.parametrize("config", [{"kernel_size": 3}, {"kernel_size": (3, 1), "num_layers": 2},
@@ -133,7 +134,7 @@ def test_init_bound_and_parameter_shapes():
     values = np.concatenate([p.numpy().ravel() for p in cell.parameters()])
     assert np.abs(values).max() <= bound and np.abs(values).max() > 0.9 * bound
     assert list(nn.ConvLSTM(3, 5, 3, num_layers=2).state_dict()) == [
-        f"cells.{k}.{name}" for k in (0, 1) for name in ("weight_ih", "weight_hh", "bias")]
+        f"{name}_l{k}" for k in (0, 1) for name in ("weight_ih", "weight_hh", "bias")]
 
 
 @pytest.mark.parametrize("make, call, message", [
@@ -143,8 +144,10 @@ def test_init_bound_and_parameter_shapes():
     (lambda: nn.ConvLSTM(2, 3, 3), lambda m: m(gn.zeros(4, 2, 5, 5)), "must be (N, T, C, H, W)"),
     (lambda: nn.ConvLSTM(2, 3, 3), lambda m: m(gn.zeros(1, 2, 2, 5, 5), (gn.zeros(1, 1, 3, 4, 5),) * 2),
      "h_0 must have shape (1, 1, 3, 5, 5)"),
+    (lambda: nn.ConvLSTMCell(2, 3, 3), lambda m: m(gn.zeros(2, 5, 5), (gn.zeros(3, 5, 5),)),
+     "hx must be a tuple (h, c)"),
     (lambda: nn.ConvLSTMCell(2, 3, 3), lambda m: m(gn.zeros(1, 2, 5, 5, dtype=np.float64)), "dtype float64"),
-], ids=["kernel", "return-mode", "channels", "rank", "state-shape", "dtype"])
+], ids=["kernel", "return-mode", "channels", "rank", "state-shape", "cell-state", "dtype"])
 def test_bad_input_names_the_layer(make, call, message):
     with pytest.raises((ValueError, TypeError)) as info:
         layer = make()
