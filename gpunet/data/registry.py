@@ -51,13 +51,15 @@ class RawData:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Metadata of a loaded dataset: per-sample input shape, number of classes, class names if known, and the number
-    of training samples."""
+    """Metadata of a loaded dataset: per-sample input shape, number of classes, class names if known, the number
+    of training samples, and for value targets (regression, forecasts) their per-sample shape (None: class
+    indices)."""
     name: str
     input_shape: tuple[int, ...]
     num_classes: int
     class_names: tuple[str, ...] | None = None
     train_size: int | None = None
+    target_shape: tuple[int, ...] | None = None
 
 
 class ArrayDataset:
@@ -281,7 +283,8 @@ def load_dataset(name: str, **options) -> Dataset:
         raise DatasetError(f"dataset {name!r}: {len(raw.class_names)} class names for {num_classes} classes")
     if classes and labels_max >= num_classes:
         raise DatasetError(f"dataset {name!r}: label {labels_max} out of range for {num_classes} classes")
-    info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, raw.class_names, len(x))
+    info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, raw.class_names, len(x),
+                       None if classes else tuple(y.shape[1:]))
 
     def split(a, b):
         return ArrayDataset(a, b) if len(a) else None
