@@ -125,10 +125,12 @@ def cmd_summary(args) -> int:
     model = build_model(config)
     if args.input_shape:
         shape, classes, origin = _parse_shape(args.input_shape), None, f"--input-shape {args.input_shape}"
+        targets = None
     else:
         info = build_dataset(config).info
         shape, classes, origin = info.input_shape, info.num_classes, f"the data ({info.name})"
-    check_model(config, model, shape, classes, origin)
+        targets = info.target_shape
+    check_model(config, model, shape, classes, origin, targets)
     model.summary(shape, dtype=input_dtype(model))
     return 0
 
@@ -245,7 +247,7 @@ def cmd_warmup(args) -> int:
     from .backend import current
     from .backend.warmup import kernels_called, warmup
     from .config import build_dataset, build_loss, build_model, build_optimizer, check_model
-    from .config.dry_run import input_dtype
+    from .config.dry_run import input_dtype, zero_targets
     from .ops import zeros
     from .train.trainer import Trainer
 
@@ -258,12 +260,12 @@ def cmd_warmup(args) -> int:
         return 0
     print(f"device {backend.device} ({backend.implementation}): compiling the kernels of {args.config}", flush=True)
     model, info = build_model(config), build_dataset(config).info
-    check_model(config, model, info.input_shape, info.num_classes, f"the data ({info.name})")
+    check_model(config, model, info.input_shape, info.num_classes, f"the data ({info.name})", info.target_shape)
     trainer = Trainer(model, build_loss(config), build_optimizer(config, model.parameters()),
                       grad_clip=config["trainer"]["grad_clip"])
     x = zeros(2, *info.input_shape, dtype=input_dtype(model))
     # the kernels one training step calls, seen by running it on a zero batch (which compiles them on the way)
-    kernels = kernels_called(lambda: trainer._train_step(x, zeros(2, dtype="int64")))
+    kernels = kernels_called(lambda: trainer._train_step(x, zero_targets(2, info.target_shape)))
     for family, names, seconds in warmup(backend, kernels):
         if family is None:
             print(f"  no CUDA kernel file (xp reference): {', '.join(names)}")

@@ -185,7 +185,7 @@ def _checked_model(config: dict, info):
     """Seed and build the model, then dry-run it on a zero batch of the data's input shape."""
     manual_seed(config["seed"])
     model = build_model(config)
-    check_model(config, model, info.input_shape, info.num_classes, f"the data ({info.name})")
+    check_model(config, model, info.input_shape, info.num_classes, f"the data ({info.name})", info.target_shape)
     return model
 
 
