@@ -104,6 +104,28 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- predict
+def cmd_predict(args) -> int:
+    from .train import strict_json
+    from .runner.predict import TextPredictor
+    from .runner.run import use_device
+
+    texts = list(args.text or [])
+    if args.file:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                texts += [line.rstrip("\n") for line in f if line.strip()]
+        except OSError as exc:
+            raise _usage(f"--file {args.file}: {exc.strerror or exc}")
+    if not texts:
+        raise _usage("give the text to classify with --text TEXT (repeatable) or --file FILE (one text per line)")
+    use_device(args.device)
+    predictor = TextPredictor.from_checkpoint(args.checkpoint, args.vocabulary)
+    for text, result in zip(texts, predictor.predict(texts)):
+        print(strict_json.dumps({"text": text, **result}), flush=True)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- summary
 def _parse_shape(text: str) -> tuple:
     try:
@@ -334,6 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file (.npz) written by a run")
     p.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default: test)")
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="Predict with a checkpoint of a text model on new text, tokenised with the "
+                       "run's saved vocabulary as its data was.",
+                       description="Predict with a checkpoint of a text model on new text, tokenised with the run's "
+                       "saved vocabulary (vocabulary.json in the run directory) as its data was; one JSON line per "
+                       "text (the word ids, the class and its probabilities).")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file (.npz) written by a run")
+    p.add_argument("--text", action="append", metavar="TEXT", help="a text to classify (repeatable)")
+    p.add_argument("--file", metavar="FILE", help="a file of texts, one per line")
+    p.add_argument("--vocabulary", metavar="PATH", help="the run's vocabulary.json (default: the one in the run "
+                   "directory of --checkpoint)")
+    p.add_argument("--device", default="auto", help="device to run on (default: auto)")
+    p.set_defaults(handler=cmd_predict)
 
     p = with_config("summary", "Show the model's layers, output shapes, parameters and implementations.")
     p.add_argument("--input-shape", metavar="SHAPE",
