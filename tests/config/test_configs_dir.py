@@ -124,3 +124,33 @@ def test_lstm_sentiment_trains_from_the_command_line(tmp_path, capsys, review_co
     out = capsys.readouterr().out
     assert status == 0
     assert json.loads(out.splitlines()[-1])["test_accuracy"] >= 0.9
+
+
+def test_gru_sunspots_beats_persistence_from_the_command_line(tmp_path, capsys, sunspots_csv):
+    """The shipped config on a small series of statsmodels' format (CI has no statsmodels): summary.json holds the
+    test RMSE and the persistence baseline's, and the GRU learns the cycle better than last year's number."""
+    path = sunspots_csv(tmp_path / "sunspots.csv", years=160)
+    status = main(["train", str(Path(CONFIGS[0]).parent / "gru_sunspots.yaml"), f"data.path={path}", "data.window=12",
+                   "trainer.epochs=60", "device=cpu", "--out", str(tmp_path / "run"), "--no-progress"])
+    assert status == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_rmse"] < 0.8 * summary["test_persistence_rmse"]
+    assert summary["test_persistence_mse"] == pytest.approx(summary["test_persistence_rmse"] ** 2)
+
+
+def test_convlstm_planewave_is_seed_000s_next_frame_task():
+    config = load_config(Path(CONFIGS[0]).parent / "convlstm_planewave.yaml")
+    convlstm, head = config["model"]["layers"]
+    assert convlstm["type"] == "ConvLSTM" and convlstm["return_mode"] == "last" and head["type"] == "Conv2d"
+    assert config["data"]["context"] == 10 and config["data"]["dims"] == 2 and config["loss"]["name"] == "mse"
+
+
+@pytest.mark.slow
+def test_convlstm_planewave_predicts_frames_better_than_persistence(tmp_path, capsys):
+    """The shipped config on fewer, smaller waves (96 of 6x6 points, ~70 s on the loaded 2-core machine)."""
+    status = main(["train", str(Path(CONFIGS[0]).parent / "convlstm_planewave.yaml"), "data.sequences=96",
+                   "data.points=6", "trainer.epochs=15", "trainer.batch_size=8", "optimizer.lr=0.02", "device=cpu",
+                   "--out", str(tmp_path / "run"), "--no-progress"])
+    assert status == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_loss"] < 0.5 * summary["test_persistence_mse"]
