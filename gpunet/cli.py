@@ -88,9 +88,11 @@ def cmd_train(args) -> int:
 # ----------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
     from .train import strict_json
+    from .runner.predict import check_vocabulary
     from .runner.run import Run
 
     run, path, checkpoint = Run.from_checkpoint(args.checkpoint, args.overrides, config_path=args.config)
+    check_vocabulary(path, run.config, run.dataset.vocabulary)
     if checkpoint.config is not None:
         print(f"gpunet: evaluating with the config stored in {path} (the run's own data splits and "
               f"model; {args.config} is not read)", file=sys.stderr, flush=True)

@@ -19,7 +19,7 @@ from ..nn import functional as F
 from ..train.checkpoint import CheckpointError, fallback_message, open_checkpoint
 from .run import VOCABULARY_FILE, RunError
 
-__all__ = ["TextPredictor", "find_vocabulary"]
+__all__ = ["TextPredictor", "check_vocabulary", "find_vocabulary"]
 
 
 def find_vocabulary(checkpoint_path: str, config: dict) -> str:
@@ -33,6 +33,23 @@ def find_vocabulary(checkpoint_path: str, config: dict) -> str:
         raise RunError(f"no {VOCABULARY_FILE} in {run_dir}, the run directory of {checkpoint_path}: the run saves the "
                        f"vocabulary of its text data there; give its path with --vocabulary")
     return path
+
+
+def check_vocabulary(checkpoint_path: str, config: dict, vocabulary) -> None:
+    """RunError when the run of a checkpoint saved a vocabulary and ``vocabulary`` (its data rebuilt from the config,
+    e.g. by ``gpunet evaluate``) differs from it: the corpus changed since training, so the ids would mean other
+    words. Nothing to check for data without a vocabulary or a run that saved none."""
+    if vocabulary is None:
+        return
+    try:
+        path = find_vocabulary(checkpoint_path, config)
+    except RunError:
+        return
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    if saved != vocabulary.state_dict():
+        raise RunError(f"the data rebuilt from the config of {checkpoint_path} has another vocabulary than the run was "
+                       f"trained with ({path}): its corpus file changed since; evaluate with the run's own corpus")
 
 
 class TextPredictor:

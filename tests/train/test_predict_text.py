@@ -1,5 +1,6 @@
 """The run keeps the vocabulary of its text data (vocabulary.json), and ``gpunet predict`` on raw text gives what the
 trained model gives on the run's own encoded data."""
+import bz2
 import json
 from pathlib import Path
 
@@ -56,6 +57,12 @@ def test_predict_on_raw_text_equals_the_model_on_the_trained_tokenisation(traine
         assert result["probability"] == pytest.approx(probability, rel=1e-6)
         assert result["class"] == int(probability > 0.5)
     assert 0.5 < np.mean([r["class"] == (i % 2) for i, r in enumerate(results)])  # the trained model is not noise
+    # evaluate rebuilds the data from the stored config: it refuses a corpus changed since training
+    assert main(["evaluate", str(CONFIG), "--checkpoint", str(checkpoint), "device=cpu"]) == 0
+    capsys.readouterr()
+    corpus.write_bytes(bz2.compress(bz2.decompress(corpus.read_bytes()).replace(b"great", b"superb")))
+    assert main(["evaluate", str(CONFIG), "--checkpoint", str(checkpoint), "device=cpu"]) == 1
+    assert "another vocabulary than the run was trained with" in capsys.readouterr().err
 
 
 def test_new_text_is_lower_cased_unknown_words_are_oov_and_the_vocabulary_can_be_given(trained_run, tmp_path, capsys):
