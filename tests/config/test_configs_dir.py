@@ -154,3 +154,13 @@ def test_convlstm_planewave_predicts_frames_better_than_persistence(tmp_path, ca
     assert status == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["test_loss"] < 0.5 * summary["test_persistence_mse"]
+
+
+def test_the_dry_run_checks_forecasts_against_the_targets_shape(capsys):
+    """Value targets are checked as the data gives them (one frame (1, 16, 16) per sample), not as class indices."""
+    path = str(Path(CONFIGS[0]).parent / "convlstm_planewave.yaml")
+    assert main(["summary", path, "device=cpu", "data.sequences=8"]) == 0
+    capsys.readouterr()
+    assert main(["summary", path, "device=cpu", "data.sequences=8", "model.layers[1].out_channels=2"]) == 1
+    err = capsys.readouterr().err
+    assert "loss.name" in err and "targets of shape (2, 1, 16, 16)" in err and "output (2, 1, 16, 16) like" in err
