@@ -55,7 +55,7 @@ def weights(layer):
 
 @pytest.mark.parametrize("config", [{"kernel_size": 3}, {"kernel_size": (3, 1), "num_layers": 2},
                                     {"kernel_size": 5, "bias": False}, {"kernel_size": (2, 4)}], ids=str)
-def test_conv_lstm_equals_the_float64_reference(device, config):
+def test_conv_lstm_equals_the_float64_reference(device, config, launched_kernels):
     gn.manual_seed(0)
     layer = nn.ConvLSTM(2, 3, **config)
     rng = np.random.default_rng(0)
@@ -63,6 +63,8 @@ def test_conv_lstm_equals_the_float64_reference(device, config):
     output, (h_n, c_n) = layer(gn.tensor(x.astype(np.float32)))
     want_output, want_h, want_c = reference(x, weights(layer))
     assert output.device == gn.device(device)
+    if device != "cpu":  # the gates through the fused LSTM cell kernel, run by the CUDA emulator
+        assert {"im2col_f32", "lstm_cell_forward_f32"} <= set(launched_kernels)
     for got, want in ((output, want_output), (h_n, want_h), (c_n, want_c)):
         assert_close(got.numpy(), want, rtol=1e-5, atol=1e-5)
 
