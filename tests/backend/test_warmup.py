@@ -213,6 +213,7 @@ class EveryLayer(nn.Module):
         self.attention = nn.ModuleList([nn.MultiheadAttention(5, 1), nn.AdditiveAttention(5)])
         self.recurrent = nn.ModuleList([nn.LSTM(5, 4), nn.GRU(5, 4), nn.RNN(5, 4)])
         self.cells = nn.ModuleDict({"lstm": nn.LSTMCell(5, 4), "gru": nn.GRUCell(5, 4), "rnn": nn.RNNCell(5, 4)})
+        self.frames = nn.ModuleList([nn.ConvLSTM(2, 2, 3), nn.ConvLSTMCell(2, 2, 3)])
         self.activations = nn.ModuleList([
             nn.ELU(), nn.GELU(), nn.Hardtanh(), nn.LeakyReLU(), nn.PReLU(), nn.Sigmoid(), nn.Softplus(), nn.Tanh(),
             nn.BipolarSigmoid(), nn.BipolarStep(), nn.Step(), nn.Identity(), nn.Dropout(0.3), nn.Softmax(1),
@@ -221,6 +222,7 @@ class EveryLayer(nn.Module):
 
     def forward(self, images, signals, tokens):
         total = self.images(images).sum() + self.signals(signals).sum() + self.more_images(images).sum()
+        total = total + self.frames[0](images.reshape(2, 1, 2, 8, 8))[0].sum() + self.frames[1](images)[0].sum()
         embedded = self.tokens(tokens)  # (T, N, 5)
         total = total + self.sequence(embedded).sum() + self.attention[0](embedded, embedded, embedded)[0].sum()
         batch_first = embedded.transpose(0, 1)
