@@ -29,8 +29,8 @@ from datetime import datetime
 from .. import manual_seed, no_grad, random, set_device
 from ..backend import DeviceError
 from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_models, build_optimizer,
-                      build_scheduler, build_task, check_model, dump_config, load_config, loads_config,
-                      validate_config)
+                      build_param_groups, build_scheduler, build_task, check_model, dump_config, load_config,
+                      loads_config, validate_config)
 from ..config.builders import model_path
 from ..config.load import where
 from ..data import DataLoader
@@ -46,8 +46,8 @@ from ..train.tasks import ModelShapeError
 from ..train.plots import plot_augmented_samples, plot_history
 from ..train.trainer import Trainer
 
-__all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", "check_run", "config_differences", "default_run_dir",
-           "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
+__all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", "check_run", "config_differences",
+           "default_run_dir", "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
 RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every", "trainer.on_nonfinite")
@@ -167,7 +167,8 @@ class Run:
         built = build_run(config, None, progress=False, announce_device=announce_device)
         try:
             built.trainer.model.load_state_dict(checkpoint.model)
-        except (RuntimeError, ValueError) as exc:
+            built.trainer.task.load_state_dict((checkpoint.extra.get("task") or {}).get("state", {}))  # e.g. a baseline
+        except (RuntimeError, ValueError, KeyError) as exc:
             origin = "its own config" if checkpoint.config is not None else config_path
             raise CheckpointError(f"{path} does not fit the model of {origin}: {exc}") from None
         return built, path, checkpoint
@@ -193,8 +194,9 @@ def _checked_models(config: dict, task, info) -> dict:
     manual_seed(config["seed"])
     models = build_models(config, task, info)
     try:
-        task.dry_run(lambda name, shape: check_model(config, models[name], shape, info.num_classes,
-                                                     f"the data ({info.name})", name, info.target_shape), info)
+        task.dry_run(lambda name, shape, input_from=None: check_model(
+            config, models[name], shape, info.num_classes, input_from or f"the data ({info.name})", name,
+            info.target_shape), info)
     except ModelShapeError as err:
         path = model_path(config, err.model) or ("task",)
         source, line = where(config, path)
@@ -207,7 +209,8 @@ def build_training(config: dict, info) -> tuple:
     when the config has one (else None), for data described by ``info``."""
     task = build_task(config)
     models = _checked_models(config, task, info)
-    optimizers = {name: build_optimizer(config, task.param_groups(name, model), name) for name, model in models.items()}
+    optimizers = {name: build_optimizer(config, build_param_groups(config, task, name, model), name)
+                  for name, model in models.items()}
     schedulers = None if config.get("scheduler") is None else \
         {name: build_scheduler(config, optimizer) for name, optimizer in optimizers.items()}
     return task, models, optimizers, schedulers
