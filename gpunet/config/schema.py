@@ -680,6 +680,9 @@ CONFIG = Section({
     "seed": Field(Int(ge=0), "seeds weight initialisation, dropout, data splits and shuffling", 0),
     "device": Field(DEVICE, "where to train (auto: GPUNET_DEVICE if set, else the first CUDA GPU if there is one, "
                     "else the CPU)", "auto"),
+    "allow_tf32": Field(Bool(), "let float32 matrix products and convolutions on CUDA use TF32 tensor cores "
+                        "(gpunet.backends.cuda.matmul.allow_tf32: 7-8x the fp32 peak on A100/H100, ~3e-4 relative "
+                        "error instead of ~3e-7; the CPU ignores it)", False),
     "data": Field(Tagged("name", DATASETS, "dataset"), "the dataset and how it is split and normalised"),
     "task": Field(Tagged("type", TASK_TYPES, "task"), "what a training step does: classify (the default), regress, "
                   "autoencode, ... with the task's keys", {"type": "classify"}),

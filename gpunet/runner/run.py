@@ -28,6 +28,7 @@ from datetime import datetime
 
 from .. import manual_seed, no_grad, random, set_device
 from ..backend import DeviceError
+from ..backend.cuda_settings import set_allow_tf32
 from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_models, build_optimizer,
                       build_param_groups, build_scheduler, build_task, check_model, dump_config, load_config,
                       loads_config, validate_config)
@@ -50,9 +51,10 @@ __all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", 
            "default_run_dir", "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
-RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every", "trainer.on_nonfinite")
+RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every", "trainer.on_nonfinite", "allow_tf32")
 # Config keys an evaluation may change: neither the data (splits, normalisation) nor the model depend on them.
-EVALUATION_CHANGES = ("device", "trainer.batch_size", "trainer.eval_batch_size", "trainer.metrics", "trainer.log_every")
+EVALUATION_CHANGES = ("device", "trainer.batch_size", "trainer.eval_batch_size", "trainer.metrics", "trainer.log_every",
+                      "allow_tf32")
 
 
 DEVICE_VARIABLE = "GPUNET_DEVICE"
@@ -254,6 +256,7 @@ def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     """Everything ``build_run`` checks before writing anything: the data loads, the model builds and its dry run
     passes, the loss, optimizer and scheduler build. Returns the dataset's info (pass it back to skip loading)."""
     use_device(config["device"], announce_device)
+    set_allow_tf32(config["allow_tf32"])
     info = dataset_info or build_dataset(config).info
     _check_batches(config, info)
     build_training(config, info)
@@ -267,6 +270,7 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     objects; creates ``run_dir`` only once all of that has passed (no training yet). ``run_dir`` None: no
     directory and no callbacks (to evaluate)."""
     device, ranks = use_device(config["device"], announce_device), world()
+    set_allow_tf32(config["allow_tf32"])  # process-wide, as the device: every run sets its own
     if ranks.distributed and device.kind == "cuda":  # one GPU per rank, as PyTorch DDP's local rank
         set_device(f"cuda:{ranks.local_rank}", announce=False)
     dataset = build_dataset(config)
