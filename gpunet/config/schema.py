@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .. import nn, optim
 from ..data import transforms
+from ..data.synthetic import GATES
 from ..optim import lr_scheduler
 from ..train import callbacks
 from ..train.tasks import TASKS, Key
@@ -57,6 +58,10 @@ def register_dataset(name: str, doc: str, fields: dict | None = None, *, test_se
                            "scale: divide by the raw value range (16 for digits, 255 for 8-bit images). "
                            "Statistics come from the training split only", "none"),
         "flatten": Field(Bool(), "reshape each sample to a vector (for Linear layers)", False),
+        "classes": Field(Optional(ListOf(Int(ge=0), min_len=1)), "keep only these labels, renumbered 0, 1, ... in "
+                         "this order (e.g. [5, 6, 7, 8, 9]); null: every class", None),
+        "train_per_class": Field(Optional(Int(ge=1)), "keep this many training samples of each class (seeded "
+                                 "choice, after the test and validation splits); null: all", None),
         "augment": Field(ListOf(Tagged("type", TRANSFORMS, "transform")), "random transforms of the training "
                          "batches (images (C, H, W) only), applied in this order, each {type: <gpunet.data.transforms "
                          "class>, <its arguments>}; evaluation data is never augmented", []),
@@ -127,6 +132,30 @@ register_dataset("spirals", "Interleaved 2-D spirals, one arm per class.", {
     "noise": Field(Float(ge=0), "standard deviation of the Gaussian noise", 0.05),
     "turns": Field(Float(gt=0), "full turns of each arm", 1.0),
 })
+register_dataset("logic", "The truth table of a two-input logic gate, the perceptron's data: 4 rows (times repeat), "
+                 "2 classes; keep all rows for training with test_split: 0 and val_split: 0.", {
+    "gate": Field(Choice(tuple(GATES), "gate"), "the gate whose truth table labels the rows",
+                  "and"),
+    "bipolar": Field(Bool(), "inputs -1/+1 instead of 0/1", False),
+    "repeat": Field(Int(ge=1), "copies of the 4-row table", 1),
+})
+
+
+def _low_below_high(args, path, ck):
+    if not args["low"] < args["high"]:
+        ck.fail(path + ("high",), f"must be above low ({args['low']:g})", value=args["high"],
+                allowed=f"a number > {args['low']:g}")
+
+
+register_dataset("collocation", "Collocation points x in [low, high] for the ode task (inputs (n, 1), zero "
+                 "targets).", {
+                     "n_points": Field(Int(ge=2), "number of points", 1000),
+                     "low": Field(Float(), "left end of the interval", 0.0),
+                     "high": Field(Float(), "right end of the interval", 1.0),
+                     "spacing": Field(Choice(("random", "even"), "spacing"), "random: uniform, seeded; even: evenly "
+                                      "spaced, ends included (seed 001)", "random"),
+                     "repeat": Field(Int(ge=1), "the points are listed this many times (more steps per epoch)", 1),
+                 }, check_fn=_low_below_high)
 
 
 _SIDE = Choice(("pre", "post"), "side")
@@ -562,6 +591,8 @@ def _task_kind(annotation, key: Key, where: str) -> Kind:
         return Optional(_task_kind(next(a for a in args if a is not type(None)), key, where))
     if origin in (list, tuple) and args:
         return ListOf(_task_kind(args[0], key, where))
+    if annotation is dict or origin is dict:  # e.g. per-layer learning rates; the task checks the values
+        return AnyMapping()
     bounds = {b: getattr(key, b) for b in ("ge", "gt", "le", "lt") if getattr(key, b) is not None}
     if annotation is bool:
         return Bool()
@@ -570,7 +601,7 @@ def _task_kind(annotation, key: Key, where: str) -> Kind:
     if annotation is str:
         return Choice(key.choices, "value") if key.choices else Str()
     raise TypeError(f"{where}: no config kind for the annotation {annotation!r} (use int, float, bool, str, "
-                    "X | None or list[X])")
+                    "X | None, list[X] or dict[str, X])")
 
 
 def _task_builds(cls):
@@ -645,6 +676,9 @@ CONFIG = Section({
     "seed": Field(Int(ge=0), "seeds weight initialisation, dropout, data splits and shuffling", 0),
     "device": Field(DEVICE, "where to train (auto: GPUNET_DEVICE if set, else the first CUDA GPU if there is one, "
                     "else the CPU)", "auto"),
+    "allow_tf32": Field(Bool(), "let float32 matrix products and convolutions on CUDA use TF32 tensor cores "
+                        "(gpunet.backends.cuda.matmul.allow_tf32: 7-8x the fp32 peak on A100/H100, ~3e-4 relative "
+                        "error instead of ~3e-7; the CPU ignores it)", False),
     "data": Field(Tagged("name", DATASETS, "dataset"), "the dataset and how it is split and normalised"),
     "task": Field(Tagged("type", TASK_TYPES, "task"), "what a training step does: classify (the default), regress, "
                   "autoencode, ... with the task's keys", {"type": "classify"}),

