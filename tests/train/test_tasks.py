@@ -359,3 +359,30 @@ def test_the_progress_display_and_telemetry_show_a_tasks_losses(tmp_path, capsys
     assert out[-2].startswith("epoch 1/1 train_loss=") and " train_mse=" in out[-2] and " val_mse=" in out[-2]
     record = json.loads((tmp_path / "run/metrics.jsonl").read_text())
     assert record["train_mse"] > 0 and {"cupy_pool_used_bytes", "cupy_pool_total_bytes"} <= set(record)  # device state
+
+
+@pytest.mark.parametrize("task, keys, message", [
+    ("rbm", {"n_hidden": 0}, "task rbm: n_hidden must be >= 1, got 0"),
+    ("rbm", {"n_hidden": 2.5}, "task rbm: n_hidden must be an integer, got 2.5"),
+    ("rbm", {"persistent": 1}, "task rbm: persistent must be true or false, got 1"),
+    ("dbn", {"hidden": [256, 0]}, r"task dbn: hidden must be >= 1, got \[256, 0\]"),
+    ("dbn", {"hidden": 256}, "task dbn: hidden must be a list, got 256"),
+    ("dbn", {"dropout": 1.0}, "task dbn: dropout must be < 1, got 1.0"),
+    ("perceptron", {"kind": "ternary"}, "task perceptron: kind must be one of binary, bipolar, got 'ternary'"),
+    ("autoencode", {"sparsity_target": 0}, "task autoencode: sparsity_target must be > 0, got 0"),
+    ("ode", {"gamma": "fast"}, "task ode: gamma must be a number, got 'fast'"),
+    ("finetune", {"freeze": [0]}, r"task finetune: freeze must be a list of strings, got \[0\]"),
+    ("gan", {"clip_value": -0.01}, "task gan: clip_value must be > 0, got -0.01"),
+])
+def test_every_task_checks_its_keys_from_python_as_the_config_does(task, keys, message):
+    """One checker (``check_keys``) reads each key's annotation and Key bounds, for every task."""
+    with pytest.raises(ValueError, match=message):
+        TASKS[task](**keys)
+
+
+def test_every_task_calls_the_key_checker():
+    """A task whose __init__ forgot check_keys would accept what its config refuses."""
+    import inspect
+    for name, cls in TASKS.items():
+        if cls.__init__ is not object.__init__ and cls.keys:
+            assert "check_keys(self" in inspect.getsource(cls.__init__), name

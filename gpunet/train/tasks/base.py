@@ -82,6 +82,9 @@ Multi-model checkpoints keep one model ``state_dict`` with keys prefixed ``<name
 from __future__ import annotations
 
 import inspect
+import numbers
+import operator
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -124,6 +127,57 @@ class ModelShapeError(ValueError):
     def __init__(self, model: str, message: str):
         super().__init__(message)
         self.model = model
+
+
+_BOUNDS = (("ge", operator.ge, ">="), ("gt", operator.gt, ">"), ("le", operator.le, "<="), ("lt", operator.lt, "<"))
+
+
+def _annotation(annotation) -> tuple[bool, str | None, bool]:
+    """(a list?, the item type's name: bool, int, float or str, None allowed?) of a task key's annotation, e.g.
+    ``list[int]``, ``float | None``."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    is_list = text.startswith(("list[", "tuple["))
+    inner = text[text.index("[") + 1:-1] if is_list else text
+    kind = next((t for t in ("bool", "int", "float", "str") if re.search(rf"\b{t}\b", inner)), None)
+    return is_list, kind, "None" in text.split("[")[0] or text.endswith("| None")
+
+
+def check_keys(task: "Task", **values) -> None:
+    """Refuse from Python what the config refuses from YAML: each value checked against its annotation in
+    ``__init__`` (true/false, an integer, a number, a string, a list of them; None where the annotation allows it)
+    and its ``Key``'s bounds or choices (each item of a list), with a ValueError naming the task and the key. Every
+    task's ``__init__`` calls it with its keys."""
+    cls = type(task)
+    parameters = inspect.signature(cls.__init__).parameters
+    for name, value in values.items():
+        key = cls.keys[name]
+        is_list, kind, optional = _annotation(parameters[name].annotation)
+
+        def refuse(allowed: str):
+            raise ValueError(f"task {cls.name}: {name} must be {allowed}, got {value!r}")
+        if value is None and optional:
+            continue
+        if is_list and not isinstance(value, (list, tuple)):
+            refuse("a list")
+        for item in value if is_list else [value]:
+            if key.choices is not None:
+                if item not in key.choices:
+                    refuse(f"one of {', '.join(map(str, key.choices))}")
+            elif kind == "bool":
+                if not isinstance(item, bool):
+                    refuse("true or false")
+            elif kind == "str":
+                if not isinstance(item, str):
+                    refuse("a string" if not is_list else "a list of strings")
+            elif kind in ("int", "float"):
+                if isinstance(item, bool) or not isinstance(item, numbers.Real):
+                    refuse("a number" if kind == "float" else "an integer")
+                if kind == "int" and not isinstance(item, numbers.Integral):
+                    refuse("an integer")
+                for attribute, holds, sign in _BOUNDS:
+                    bound = getattr(key, attribute)
+                    if bound is not None and not holds(item, bound):
+                        refuse(f"{sign} {bound:g}")
 
 
 TASKS: dict[str, type["Task"]] = {}
