@@ -5,7 +5,9 @@
 - the array namespace is NumPy's, on ``DeviceArray`` "device" arrays (NumPy memory that refuses to be mixed with
   host NumPy arrays, as CuPy arrays do); when CuPy is installed, a name that CuPy's namespace lacks is refused, so
   code that works here does not fail for want of a function on a GPU;
-- ``asnumpy(array)`` copies to the host;
+- ``asnumpy(array)`` copies to the host; ``transfers_to_host(device)`` (not CuPy's) counts every copy of a device
+  array's values to the host so far, ``asnumpy``, ``.item()``, ``float()``, ``bool()`` and the rest (see
+  ``device_array``): each is a wait for the device on a GPU;
 - ``RawModule(code=..., options=(...))`` keeps the CUDA source and compiles it with the CUDA emulator on
   ``compile()`` or the first ``get_function(name)``; the kernel returned is called as
   ``kernel(grid, block, args, shared_mem=0)``: ``grid``, ``block`` and ``args`` must be tuples, as CuPy requires, and
@@ -40,11 +42,12 @@ from pathlib import Path
 import numpy
 
 from .build import cache_dir, toolchain
-from .device_array import DeviceArray, check_no_host, current_device, set_current_device, to_device
+from .device_array import (DeviceArray, check_no_host, count_transfer, current_device, set_current_device, to_device,
+                           transfers_to_host)
 from .errors import CudaEmuError
 from .module import DEFAULT_FTZ, MAX_SHARED_MEM, Module
 
-__all__ = ["RawModule", "asnumpy", "cuda", "get_default_memory_pool", "compilations"]
+__all__ = ["RawModule", "asnumpy", "cuda", "get_default_memory_pool", "compilations", "transfers_to_host"]
 
 DEVICE_NAME = "gpunet CUDA emulator (CPU)"
 MAX_GRID_SIZE = (2**31 - 1, 65535, 65535)
@@ -102,7 +105,9 @@ def _device_function(name, function):
 
 
 def asnumpy(array):
-    """A host copy of a "device" array (``cupy.asnumpy``)."""
+    """A host copy of a "device" array (``cupy.asnumpy``), counted in ``transfers_to_host``."""
+    if isinstance(array, DeviceArray):
+        count_transfer(array.device_id)
     return numpy.array(array, copy=True)
 
 
