@@ -7,7 +7,8 @@
   code that works here does not fail for want of a function on a GPU;
 - ``asnumpy(array)`` copies to the host; ``transfers_to_host(device)`` (not CuPy's) counts every copy of a device
   array's values to the host so far, ``asnumpy``, ``.item()``, ``float()``, ``bool()`` and the rest (see
-  ``device_array``): each is a wait for the device on a GPU;
+  ``device_array``), the copies CuPy's own functions make to size a result (``SYNCHRONIZING``: ``bincount``,
+  ``nonzero``, ``unique``, ...) and boolean-mask indexing: each is a wait for the device on a GPU;
 - ``RawModule(code=..., options=(...))`` keeps the CUDA source and compiles it with the CUDA emulator on
   ``compile()`` or the first ``get_function(name)``; the kernel returned is called as
   ``kernel(grid, block, args, shared_mem=0)``: ``grid``, ``block`` and ``args`` must be tuples, as CuPy requires, and
@@ -71,6 +72,13 @@ def _cupy_names():
 
 
 _TRANSFERS = frozenset({"asarray", "array", "asanyarray", "ascontiguousarray"})  # host data -> device copy
+# The functions CuPy 14.2's docstrings warn "may synchronize the device" about (they copy a count or an extreme to
+# the host to size their result or check their input): how many copies each call makes here. ``bincount`` makes two
+# (``(x < 0).any()`` and ``int(cupy.max(x))`` in its source); ``where`` only with the condition alone (nonzero).
+SYNCHRONIZING = {name: 1 for name in (
+    "average", "compress", "delete", "extract", "flatnonzero", "histogram", "histogram2d", "histogramdd", "ix_",
+    "mask_indices", "nanmax", "nanmin", "nonzero", "place", "ravel_multi_index", "real_if_close", "unique",
+    "unravel_index", "where")} | {"bincount": 2}
 
 
 def __getattr__(name):
@@ -88,12 +96,15 @@ def __getattr__(name):
 
 def _device_function(name, function):
     """``function`` returning device arrays; as in CuPy, only the transfer functions accept host arrays."""
-    transfer = name in _TRANSFERS
+    transfer, waits = name in _TRANSFERS, SYNCHRONIZING.get(name, 0)
 
     @functools.wraps(function)
     def device_function(*args, **kwargs):
         if not transfer:
             check_no_host(f"cupy.{name}", (args, kwargs))
+            if waits and (name != "where" or len(args) + len(kwargs) == 1):
+                for _ in range(waits):
+                    count_transfer(current_device())
             return to_device(function(*args, **kwargs))
         result = function(*args, **kwargs)
         source = args[0] if args else kwargs.get("a", kwargs.get("obj"))

@@ -13,7 +13,8 @@ peer access between the two devices is possible, and then moves the work to the 
 PerformanceWarning); here every such operation raises, in CuPy's words, since either outcome is a bug in gpunet.
 
 Transfers to the host: every way a CuPy array's values reach the host (``cupy.asnumpy``, ``.item()``, ``.tolist()``,
-``float()``, ``int()``, ``bool()``, ``operator.index``, printing) copies from the device and waits for it;
+``float()``, ``int()``, ``bool()``, ``operator.index``, printing, and indexing with a boolean mask, whose result size
+CuPy copies to the host) copies from the device and waits for it;
 ``transfers_to_host(device)`` counts them per device here, so a test can see how often a loop waits for the device.
 """
 from __future__ import annotations
@@ -93,6 +94,8 @@ class DeviceArray(numpy.ndarray):
         return to_device(result)
 
     def __getitem__(self, key):
+        if any(isinstance(k, numpy.ndarray) and k.dtype == bool for k in (key if isinstance(key, tuple) else (key,))):
+            count_transfer(self.device_id)  # CuPy copies the mask's count to the host to size the result
         return to_device(super().__getitem__(key))
 
     # Values to the host: each a device-to-host copy that waits for the device, as in CuPy.
