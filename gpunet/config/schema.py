@@ -573,7 +573,7 @@ SWEEP = Section({
     "grid": Field(GridKind(), "values to try per key; a sweep trains every combination"),
 }, "A hyper-parameter grid for gpunet sweep; gpunet train ignores it.")
 
-DEVICE = Str(r"cpu|cuda|cuda:\d+|auto|cuda-emu", "cpu, cuda, cuda:N, auto or cuda-emu")
+DEVICE = Str(r"cpu|cuda|cuda:\d+|auto|cuda-emu|cuda-emu:\d+", "cpu, cuda, cuda:N, auto, cuda-emu or cuda-emu:N")
 
 CONFIG = Section({
     "seed": Field(Int(ge=0), "seeds weight initialisation, dropout, data splits and shuffling", 0),
