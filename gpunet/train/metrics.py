@@ -1,4 +1,5 @@
-"""Evaluation metrics on host NumPy arrays: classification (accuracy, top-k, macro precision/recall/F1, confusion
+"""Evaluation metrics on host NumPy arrays, and ``EpochCollector``, which gathers a pass's losses and outputs from
+any device: classification (accuracy, top-k, macro precision/recall/F1, confusion
 matrix) and regression (MSE, RMSE, MAE).
 
 Classification metrics take ``y_true`` (integer labels, shape (N,)) and ``y_pred``: integer labels (N,), class
@@ -7,9 +8,12 @@ scores (N, C) whose argmax is the prediction (logits or probabilities alike), or
 """
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
+
+from ..autograd.tensor import Tensor
 
 __all__ = [
     "METRIC_NAMES", "EpochCollector", "accuracy", "confusion_matrix", "f1_score", "get_metric", "mae", "mse",
@@ -186,8 +190,15 @@ def get_metric(name: str, threshold: float = 0.5):
 
 
 class EpochCollector:
-    """Gathers one pass over a data split, batch by batch: the loss weighted by batch size and, when metrics are
-    wanted, the host copies of outputs and targets. ``results`` turns them into a metrics dict.
+    """Gathers one pass over a data split, batch by batch: the losses weighted by batch size and, when metrics are
+    wanted, the outputs and host targets. ``results`` turns them into a metrics dict.
+
+    On a CUDA device nothing waits for the device while batches arrive: ``add`` takes the batch's loss and outputs
+    as Tensors and keeps them on the device, and ``sync`` brings everything pending to the host in one copy (the
+    Trainer calls it at its log points; ``results``, ``state_dict`` and ``loss_sum`` sync first). Host values (and
+    CPU tensors) are taken at once. Either way the figures are those of a host-side computation, batch by batch in
+    order; after a sync, ``last_loss`` is the latest batch's loss and ``first_nonfinite`` the (batch number, loss)
+    of the epoch's first NaN or infinite batch loss, if any.
 
     Its ``state_dict`` lets a checkpoint taken mid-epoch carry the partial pass, so the epoch's figures after a
     resume equal those of an uninterrupted run.
@@ -197,25 +208,85 @@ class EpochCollector:
         self.metric_names = list(metric_names)
         self.threshold = threshold
         self.keep_outputs = bool(self.metric_names) if keep_outputs is None else keep_outputs
-        self.loss_sum = 0.0
+        self._loss_sum = 0.0
         self.count = 0
         self.batches = 0
+        self.last_loss: float | None = None
+        self.first_nonfinite: tuple[int, float] | None = None
         self._outputs: list = []
         self._targets: list = []
+        self._pending: list = []  # (batch number, batch size, loss array or None, outputs array or None) on a device
+        self._device = None  # the backend of the pending arrays
 
-    def add(self, batch_size: int, loss: float | None = None, outputs=None, targets=None) -> None:
-        """Record one batch: ``loss`` is its mean loss; ``outputs``/``targets`` host arrays (kept if needed)."""
-        if loss is not None:
-            self.loss_sum += loss * batch_size
+    def add(self, batch_size: int, loss=None, outputs=None, targets=None) -> None:
+        """Record one batch: ``loss`` its mean loss (a number or a 0-d Tensor), ``outputs`` the model's outputs (a
+        Tensor or host array, kept if needed), ``targets`` host targets."""
         self.count += batch_size
         self.batches += 1
-        if self.keep_outputs and outputs is not None:  # None: an empty share of a data-parallel batch
+        keep = self.keep_outputs and outputs is not None  # None: an empty share of a data-parallel batch
+        if keep and targets is not None:
+            self._targets.append(np.asarray(targets))
+        outputs = outputs if keep else None
+        device_loss, device_outputs = _device_array(loss), _device_array(outputs)
+        arrays = [a for a in (device_loss, device_outputs) if a is not None]
+        if not arrays and not self._pending:
+            self._record(self.batches, batch_size, _host_value(loss), _host_value(outputs))
+            return
+        for value in (loss, outputs):
+            if _device_array(value) is not None:
+                if self._device is not None and value.backend is not self._device:
+                    raise ValueError(f"EpochCollector: batches from {self._device.device} and {value.device} in one "
+                                     "pass")
+                self._device = value.backend
+        self._pending.append((self.batches, batch_size, _host_value(loss) if device_loss is None else device_loss,
+                              _host_value(outputs) if device_outputs is None else device_outputs, arrays))
+
+    def sync(self) -> None:
+        """Bring the pending batches' losses and outputs to the host in one copy (integer outputs in one more)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        backend = self._device
+        device_parts = [a for *_, arrays in pending for a in arrays]
+        packed = [a for a in device_parts if a.dtype.kind == "f"]  # float32/16 -> float64 and back is exact
+        copies = {}
+        if packed:
+            with backend.activate():
+                flat = backend.xp.concatenate([a.astype(np.float64).reshape(-1) for a in packed])
+            host, offset = backend.to_numpy(flat), 0
+            for a in packed:
+                copies[id(a)] = host[offset:offset + a.size].reshape(a.shape).astype(a.dtype)
+                offset += a.size
+        for a in device_parts:
+            if id(a) not in copies:  # integer outputs: their own copy, exact
+                copies[id(a)] = backend.to_numpy(a)
+        for number, size, loss, outputs, _ in pending:
+            self._record(number, size, _host_value(copies.get(id(loss), loss)),
+                         _host_value(copies.get(id(outputs), outputs)))
+
+    def _record(self, number: int, batch_size: int, loss, outputs) -> None:
+        if loss is not None:
+            loss = float(loss)
+            self._loss_sum += loss * batch_size
+            self.last_loss = loss
+            if self.first_nonfinite is None and not math.isfinite(loss):
+                self.first_nonfinite = (number, loss)
+        if outputs is not None:
             self._outputs.append(np.asarray(outputs))
-            if targets is not None:
-                self._targets.append(np.asarray(targets))
+
+    @property
+    def loss_sum(self) -> float:
+        """The losses times their batch sizes, summed (after a sync)."""
+        self.sync()
+        return self._loss_sum
+
+    @loss_sum.setter
+    def loss_sum(self, value: float) -> None:
+        self._loss_sum = float(value)
 
     def outputs(self) -> np.ndarray:
         """All recorded outputs, concatenated along the batch axis."""
+        self.sync()
         if not self._outputs:
             raise ValueError("no outputs were recorded (empty data?)")
         return np.concatenate(self._outputs)
@@ -246,6 +317,20 @@ class EpochCollector:
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        self._pending, self._device = [], None
         self.loss_sum, self.count, self.batches = float(state["loss_sum"]), int(state["count"]), int(state["batches"])
         self._outputs = [state["outputs"]] if "outputs" in state else []
         self._targets = [state["targets"]] if "targets" in state else []
+
+
+def _device_array(value):
+    """The array of a Tensor on a CUDA device (kept until the next sync), else None."""
+    return value.data if isinstance(value, Tensor) and value.device.kind != "cpu" else None
+
+
+def _host_value(value):
+    """A number, host array or None as it is; a (CPU) Tensor as its host data."""
+    if isinstance(value, Tensor):
+        return value.item() if value.ndim == 0 else value.numpy()
+    return value
+
