@@ -190,15 +190,16 @@ def get_metric(name: str, threshold: float = 0.5):
 
 
 class EpochCollector:
-    """Gathers one pass over a data split, batch by batch: the losses weighted by batch size and, when metrics are
-    wanted, the outputs and host targets. ``results`` turns them into a metrics dict.
+    """Gathers one pass over a data split, batch by batch: the named losses (``loss``, or a task's several, each the
+    mean over the samples of the batches that reported it) and, when metrics are wanted, the outputs and host
+    targets. ``results`` turns them into a metrics dict.
 
-    On a CUDA device nothing waits for the device while batches arrive: ``add`` takes the batch's loss and outputs
+    On a CUDA device nothing waits for the device while batches arrive: ``add`` takes the batch's losses and outputs
     as Tensors and keeps them on the device, and ``sync`` brings everything pending to the host in one copy (the
-    Trainer calls it at its log points; ``results``, ``state_dict`` and ``loss_sum`` sync first). Host values (and
+    Trainer calls it at its log points; ``results`` and ``state_dict`` sync first). Host values (and
     CPU tensors) are taken at once. Either way the figures are those of a host-side computation, batch by batch in
-    order; after a sync, ``last_loss`` is the latest batch's loss and ``first_nonfinite`` the (batch number, loss)
-    of the epoch's first NaN or infinite batch loss, if any.
+    order; after a sync, ``last_losses`` holds each name's latest value and ``first_nonfinite`` the (batch number,
+    value) of the pass's first NaN or infinite ``loss``, if any.
 
     Its ``state_dict`` lets a checkpoint taken mid-epoch carry the partial pass, so the epoch's figures after a
     resume equal those of an uninterrupted run.
@@ -208,38 +209,42 @@ class EpochCollector:
         self.metric_names = list(metric_names)
         self.threshold = threshold
         self.keep_outputs = bool(self.metric_names) if keep_outputs is None else keep_outputs
-        self._loss_sum = 0.0
+        self.sums: dict[str, float] = {}  # name -> sum over batches of mean loss times its sample count
+        self.counts: dict[str, int] = {}  # name -> samples behind it
         self.count = 0
         self.batches = 0
-        self.last_loss: float | None = None
+        self.last_losses: dict[str, float] = {}
         self.first_nonfinite: tuple[int, float] | None = None
         self._outputs: list = []
         self._targets: list = []
-        self._pending: list = []  # (batch number, batch size, loss array or None, outputs array or None) on a device
+        self._pending: list = []  # (batch number, losses, counts, outputs, device arrays), waiting for a sync
         self._device = None  # the backend of the pending arrays
 
-    def add(self, batch_size: int, loss=None, outputs=None, targets=None) -> None:
-        """Record one batch: ``loss`` its mean loss (a number or a 0-d Tensor), ``outputs`` the model's outputs (a
-        Tensor or host array, kept if needed), ``targets`` host targets."""
+    def add(self, batch_size: int, loss=None, outputs=None, targets=None, counts: dict | None = None) -> None:
+        """Record one batch: ``loss`` its mean loss (a number or a 0-d Tensor) or ``{name: mean loss}``, each over
+        ``counts[name]`` samples (default ``batch_size``); ``outputs`` the model's outputs (a Tensor or host array,
+        kept if needed), ``targets`` host targets."""
         self.count += batch_size
         self.batches += 1
+        losses = {} if loss is None else dict(loss) if isinstance(loss, dict) else {"loss": loss}
+        counts = {name: (counts or {}).get(name, batch_size) for name in losses}
         keep = self.keep_outputs and outputs is not None  # None: an empty share of a data-parallel batch
         if keep and targets is not None:
             self._targets.append(np.asarray(targets))
         outputs = outputs if keep else None
-        device_loss, device_outputs = _device_array(loss), _device_array(outputs)
-        arrays = [a for a in (device_loss, device_outputs) if a is not None]
-        if not arrays and not self._pending:
-            self._record(self.batches, batch_size, _host_value(loss), _host_value(outputs))
+        values = {**losses, None: outputs}  # None: the outputs' key
+        arrays = {key: _device_array(value) for key, value in values.items()}
+        for key, array in arrays.items():
+            if array is not None:
+                if self._device is not None and values[key].backend is not self._device:
+                    raise ValueError(f"EpochCollector: batches from {self._device.device} and {values[key].device} "
+                                     "in one pass")
+                self._device = values[key].backend
+        if not any(a is not None for a in arrays.values()) and not self._pending:
+            self._record(self.batches, {k: _host_value(v) for k, v in values.items()}, counts)
             return
-        for value in (loss, outputs):
-            if _device_array(value) is not None:
-                if self._device is not None and value.backend is not self._device:
-                    raise ValueError(f"EpochCollector: batches from {self._device.device} and {value.device} in one "
-                                     "pass")
-                self._device = value.backend
-        self._pending.append((self.batches, batch_size, _host_value(loss) if device_loss is None else device_loss,
-                              _host_value(outputs) if device_outputs is None else device_outputs, arrays))
+        kept = {key: _host_value(values[key]) if array is None else array for key, array in arrays.items()}
+        self._pending.append((self.batches, kept, counts, [a for a in arrays.values() if a is not None]))
 
     def sync(self) -> None:
         """Bring the pending batches' losses and outputs to the host in one copy (integer outputs in one more)."""
@@ -260,29 +265,22 @@ class EpochCollector:
         for a in device_parts:
             if id(a) not in copies:  # integer outputs: their own copy, exact
                 copies[id(a)] = backend.to_numpy(a)
-        for number, size, loss, outputs, _ in pending:
-            self._record(number, size, _host_value(copies.get(id(loss), loss)),
-                         _host_value(copies.get(id(outputs), outputs)))
+        for number, values, counts, _ in pending:
+            self._record(number, {key: copies.get(id(value), value) for key, value in values.items()}, counts)
 
-    def _record(self, number: int, batch_size: int, loss, outputs) -> None:
-        if loss is not None:
-            loss = float(loss)
-            self._loss_sum += loss * batch_size
-            self.last_loss = loss
-            if self.first_nonfinite is None and not math.isfinite(loss):
-                self.first_nonfinite = (number, loss)
-        if outputs is not None:
-            self._outputs.append(np.asarray(outputs))
-
-    @property
-    def loss_sum(self) -> float:
-        """The losses times their batch sizes, summed (after a sync)."""
-        self.sync()
-        return self._loss_sum
-
-    @loss_sum.setter
-    def loss_sum(self, value: float) -> None:
-        self._loss_sum = float(value)
+    def _record(self, number: int, values: dict, counts: dict) -> None:
+        """Add one batch's host values: ``values[name]`` per loss, ``values[None]`` the outputs."""
+        for name, value in values.items():
+            if name is None:
+                if value is not None:
+                    self._outputs.append(np.asarray(value))
+                continue
+            value = float(value)
+            self.sums[name] = self.sums.get(name, 0.0) + value * counts[name]
+            self.counts[name] = self.counts.get(name, 0) + counts[name]
+            self.last_losses[name] = value
+            if name == "loss" and self.first_nonfinite is None and not math.isfinite(value):
+                self.first_nonfinite = (number, value)
 
     def outputs(self) -> np.ndarray:
         """All recorded outputs, concatenated along the batch axis."""
@@ -295,11 +293,16 @@ class EpochCollector:
         return np.concatenate(self._targets)
 
     def results(self, prefix: str = "", with_loss: bool = True, confusion: bool = False) -> dict:
-        """``{prefix + "loss": mean loss, prefix + name: value, ...}``; the confusion matrix (a nested list) is
-        included only when ``confusion`` is true and it is among the metric names."""
+        """``{prefix + name: mean, ...}`` for each named loss (``loss`` first; none unless ``with_loss``) and each
+        metric; the confusion matrix (a nested list) is included only when ``confusion`` is true and it is among the
+        metric names."""
         if self.count == 0:
             raise ValueError("no batches were seen: the data split is empty")
-        results = {f"{prefix}loss": self.loss_sum / self.count} if with_loss else {}
+        self.sync()
+        results = {}
+        if with_loss:
+            for name in sorted(self.sums, key=lambda name: name != "loss"):
+                results[prefix + name] = self.sums[name] / self.counts[name]
         if self.metric_names:
             outputs, targets = self.outputs(), self.targets()
             for name in self.metric_names:
@@ -311,16 +314,39 @@ class EpochCollector:
         return results
 
     def state_dict(self) -> dict:
-        state = {"loss_sum": self.loss_sum, "count": self.count, "batches": self.batches}
+        self.sync()
+        state = {"sums": dict(self.sums), "counts": dict(self.counts), "count": self.count, "batches": self.batches}
         if self._outputs:
             state.update(outputs=self.outputs(), targets=self.targets())
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore ``state_dict``'s (or, from an older checkpoint, ``loss_sum`` over ``count`` samples)."""
         self._pending, self._device = [], None
-        self.loss_sum, self.count, self.batches = float(state["loss_sum"]), int(state["count"]), int(state["batches"])
+        self.count, self.batches = int(state["count"]), int(state["batches"])
+        if "sums" in state:
+            self.sums = {k: float(v) for k, v in state["sums"].items()}
+            self.counts = {k: int(v) for k, v in state["counts"].items()}
+        else:
+            self.sums, self.counts = {"loss": float(state["loss_sum"])}, {"loss": self.count}
         self._outputs = [state["outputs"]] if "outputs" in state else []
         self._targets = [state["targets"]] if "targets" in state else []
+
+    @classmethod
+    def combined(cls, like: "EpochCollector", states: list) -> "EpochCollector":
+        """One collector of several ``state_dict``s (data-parallel ranks' shares, in rank order): losses and counts
+        added, outputs and targets concatenated; metric names and ``batches`` are ``like``'s."""
+        combined = cls(like.metric_names, like.threshold, like.keep_outputs)
+        for state in states:
+            for name, value in state["sums"].items():
+                combined.sums[name] = combined.sums.get(name, 0.0) + float(value)
+                combined.counts[name] = combined.counts.get(name, 0) + int(state["counts"][name])
+            combined.count += int(state["count"])
+            if "outputs" in state and len(state["outputs"]):
+                combined._outputs.append(state["outputs"])
+                combined._targets.append(state["targets"])
+        combined.batches = like.batches
+        return combined
 
 
 def _device_array(value):

@@ -137,9 +137,9 @@ def test_collector_of_device_tensors_equals_the_host_computation_with_one_copy_p
     for n, loss, outputs, targets in batches[:2]:
         collector.add(n, gn.tensor(loss, device=where_name), gn.tensor(outputs, device=where_name), targets)
     if where_name != "cpu":
-        assert where.host_syncs() == before and collector.last_loss is None  # nothing came to the host yet
+        assert where.host_syncs() == before and not collector.last_losses  # nothing came to the host yet
     collector.sync()
-    assert collector.last_loss == float(batches[1][1])
+    assert collector.last_losses == {"loss": float(batches[1][1])}
     for n, loss, outputs, targets in batches[2:]:
         collector.add(n, gn.tensor(loss, device=where_name), gn.tensor(outputs, device=where_name), targets)
     results = collector.results()
@@ -158,7 +158,7 @@ def test_collector_names_the_first_nonfinite_batch_and_copies_integer_outputs_ex
         collector.add(n, gn.tensor(np.float32(loss), device="cuda-emu"), gn.tensor(labels, device="cuda-emu"),
                       np.array([1, 1]))
     collector.sync()
-    assert collector.first_nonfinite == (2, float("inf")) and np.isnan(collector.last_loss)
+    assert collector.first_nonfinite == (2, float("inf")) and np.isnan(collector.last_losses["loss"])
     np.testing.assert_array_equal(collector.outputs(), np.tile(labels, 3))
 
 
@@ -174,3 +174,23 @@ def test_collector_state_dict_brings_pending_batches_along():
     n, loss, outputs, targets = batches[3]
     resumed.add(n, float(loss), outputs, targets)
     assert resumed.results() == _host_reference(batches, ["accuracy"]) and resumed.batches == 4
+
+
+def test_collector_of_named_losses_reported_by_some_batches_and_combined_shares():
+    """A task's losses (a GAN's generator loss every other batch): each the mean over the samples of the batches
+    that reported it; ``combined`` adds ranks' shares; an older checkpoint's state (loss_sum) still loads."""
+    import gpunet as gn
+
+    collector = M.EpochCollector()
+    collector.add(4, {"loss": gn.tensor(np.float32(1.0), device="cuda-emu"), "g_loss": 3.0})
+    collector.add(2, {"loss": gn.tensor(np.float32(4.0), device="cuda-emu")})
+    collector.add(6, {"loss": 0.5, "g_loss": gn.tensor(np.float32(2.0), device="cuda-emu")}, counts={"g_loss": 3})
+    assert collector.results("train_") == {"train_loss": (4 + 8 + 3) / 12, "train_g_loss": (12 + 6) / 7}
+    assert collector.last_losses == {"loss": 0.5, "g_loss": 2.0}
+    other = M.EpochCollector()
+    other.add(3, {"loss": 2.0})
+    both = M.EpochCollector.combined(collector, [collector.state_dict(), other.state_dict()])
+    assert both.results() == {"loss": (15 + 6) / 15, "g_loss": 18 / 7} and both.batches == 3
+    old = M.EpochCollector()
+    old.load_state_dict({"loss_sum": 6.0, "count": 4, "batches": 2})
+    assert old.results() == {"loss": 1.5}
