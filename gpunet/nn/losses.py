@@ -523,12 +523,14 @@ class KLDivLoss(_Loss):
 
 
 def loss_target(loss_fn, target, output: Tensor) -> Tensor:
-    """The batch's ``target`` (a Tensor, or host labels from a loader) as ``loss_fn`` takes it, on the output's
+    """The batch's ``target`` (a Tensor, or host labels from a loader) as ``loss_fn`` takes it, moved to the output's
     device: class indices unchanged for an "index" loss (host ones checked against the output's classes on the host
     before they are uploaded, so no check waits for a CUDA device); otherwise in the output's dtype and, when the
     sizes agree, reshaped to the output's shape ((N,) labels for (N, 1) scores). A loss that declares no
     ``target_kind`` (a user's function) gets float targets."""
     index = getattr(loss_fn, "target_kind", "float") == "index"
+    if isinstance(target, Tensor) and target.device != output.device:
+        target = target.numpy() if target.device.kind == "cpu" else target.to(output.device)
     if not isinstance(target, Tensor):
         labels = numpy.asarray(target)
         if index and labels.dtype.kind in "iu" and output.ndim >= 1:

@@ -499,3 +499,7 @@ def test_loss_target_checks_host_labels_on_the_host_before_uploading_them():
     target = loss_target(gn.nn.CrossEntropyLoss(ignore_index=-1), np.array([0, -1, 3]), output)
     assert device.host_syncs() == before and target.device == gn.device("cuda-emu:1")
     np.testing.assert_array_equal(target.numpy(), [0, -1, 3])
+    with _raises(IndexError, "NLLLoss", "class index -2"):  # a CPU tensor's labels: checked on the host too
+        loss_target(gn.nn.NLLLoss(), gn.tensor([0, -2, 1]), output)
+    moved = loss_target(gn.nn.CrossEntropyLoss(), gn.tensor([1, 2, 3], device="cuda-emu:0"), output)
+    assert moved.device == gn.device("cuda-emu:1")
