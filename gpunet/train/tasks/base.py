@@ -37,7 +37,8 @@ has its own optimizer: the config's ``optimizer:`` section builds one per model,
 
 Steps. ``train_step(x, y)`` gets one batch of the training loader as NumPy arrays (``y`` as the dataset gives it;
 ``data`` says what the task reads from it) and returns its named scalar losses as gpunet ``Tensor``s -- the mean
-over the batch's samples, still on the device (the Trainer turns them into floats in one place, when it logs).
+over the batch's samples, still on the device (the Trainer's ``EpochCollector`` brings them to the host at its log
+points, so a step never waits for a GPU).
 ``"loss"`` is required: it is the objective logged as ``train_loss``, shown by the progress display and checked
 for NaN/infinity; other names (``mse``, ``kl``, ``d_loss``, ``g_loss``, ...) are logged as ``train_<name>``.
 ``loss_names`` lists every name a step returns, so a config's ``monitor: val_<name>`` is checked before training.
