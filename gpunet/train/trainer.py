@@ -176,8 +176,9 @@ class Trainer:
             return
         behind = self._partial["collector"].batches - step if self._partial is not None else 0
         self.stop(f"non-finite loss: the training loss is {loss} at epoch {self.epoch + 1}, step {step} of the epoch "
-                  f"(global step {self.global_step - behind}); training stopped. Lower the learning rate (optimizer.lr) or "
-                  "clip the gradients (trainer.grad_clip); trainer.on_nonfinite: continue trains on regardless",
+                  f"(global step {self.global_step - behind}); training stopped. Lower the learning rate "
+                  "(optimizer.lr) or clip the gradients (trainer.grad_clip); trainer.on_nonfinite: continue trains on "
+                  "regardless",
                   error=True)
 
     def _stop_asked(self) -> bool:
