@@ -1,5 +1,5 @@
-"""The Trainer: ``fit`` / ``evaluate`` / ``predict`` for a model, a loss and an optimizer (Keras' loop, PyTorch's parts),
-or for any training task (``gpunet.train.tasks``: named models, one optimizer each, the task's own steps).
+"""The Trainer: ``fit`` / ``evaluate`` / ``predict`` for a model, a loss and an optimizer (Keras' loop, PyTorch's
+parts), or for any training task (``gpunet.train.tasks``: named models, one optimizer each, the task's own steps).
 
 Batches arrive as NumPy arrays (from ``gpunet.data.DataLoader``) and become gpunet tensors on the Trainer's device;
 all array math runs through gpunet ops, and metrics are computed on host copies. A step never waits for a CUDA
