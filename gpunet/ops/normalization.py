@@ -54,7 +54,8 @@ def batch_norm_stats(x):
 
 
 def _update_running(buffer, value, momentum):
-    """buffer = (1 - momentum) * buffer + momentum * value, in place on the buffer's array (no graph)."""
+    """buffer = (1 - momentum) * buffer + momentum * value, in place on the buffer's array (no graph); ``momentum``
+    a number or a 0-d array on the buffer's device."""
     data = buffer.data
     data *= 1.0 - momentum
     data += (value * momentum).astype(data.dtype, copy=False)
@@ -83,7 +84,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"Expected more than 1 value per channel when training, got input size "
                              f"{tuple(input.shape)}")
         mean, var = batch_norm_stats(input)
-        with no_grad():
+        with no_grad(), input.backend.activate():  # in place on the input's device, whichever device is current
             if running_mean is not None:
                 _update_running(running_mean, mean.data, momentum)
             if running_var is not None:

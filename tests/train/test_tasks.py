@@ -254,8 +254,10 @@ def test_a_sweep_over_a_task_key_trains_every_cell_with_its_value(tmp_path, caps
     assert [loads_config(p.read_text())["task"]["noise_std"] for p in configs] == [0.0, 0.3]
 
 
-def test_a_mid_epoch_checkpoint_of_the_earlier_format_resumes_exactly(xor, tmp_path):
-    """Checkpoints written before tasks had no task entry and kept the epoch's loss in the collector."""
+@pytest.mark.parametrize("earlier", ["before tasks", "with LossMeans"])
+def test_a_mid_epoch_checkpoint_of_the_earlier_format_resumes_exactly(xor, tmp_path, earlier):
+    """Checkpoints written before tasks had no task entry and kept the epoch's loss in the collector (loss_sum);
+    for a while after, the named losses had an entry of their own ("losses")."""
     from gpunet.train import ModelCheckpoint
     from gpunet.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -272,10 +274,14 @@ def test_a_mid_epoch_checkpoint_of_the_earlier_format_resumes_exactly(xor, tmp_p
     with pytest.raises(TrainingInterrupted):
         stopped.fit(train, val, epochs=2)
     old = load_checkpoint(tmp_path / "last.npz")
-    losses = old.extra["partial_epoch"].pop("losses")
-    old.extra.pop("task")
     collector = old.extra["partial_epoch"]["collector"]
-    collector["loss_sum"] = losses["sums"]["loss"]  # where the earlier format kept it
+    losses = {"sums": collector.pop("sums"), "counts": collector.pop("counts")}
+    if earlier == "before tasks":
+        old.extra.pop("task")
+        collector["loss_sum"] = losses["sums"]["loss"]  # where the earlier format kept it
+    else:
+        collector["loss_sum"] = 0.0
+        old.extra["partial_epoch"]["losses"] = losses
     save_checkpoint(tmp_path / "old.npz", old)
     fresh, train, val = classic()
     fresh.fit(train, val, epochs=2, resume=str(tmp_path / "old.npz"))
