@@ -54,6 +54,20 @@ def index32_bound(bound: int):
         _int32_bound[0] = saved
 
 
+ROW_GROUP_MAX = 256  # threads of a wide row (and the most per block) in the row-group kernels
+NARROW_ROW = 1024  # rows up to this length get a warp (or less) each
+
+
+def row_groups(rows: int, cols: int) -> tuple[int, int, int]:
+    """(blocks, threads, group) of a row-group kernel (softmax rows, LayerNorm): ``group`` consecutive threads per
+    row, a divisor of ``threads``. A row of up to NARROW_ROW elements gets a warp, or the power of two covering it
+    when shorter (16 threads for C = 10), so one 256-thread block holds several rows; a longer row gets 256."""
+    cols, rows = int(cols), max(int(rows), 1)
+    group = ROW_GROUP_MAX if cols > NARROW_ROW else min(32, 1 << max(cols - 1, 0).bit_length())
+    per_block = min(ROW_GROUP_MAX // group, rows)
+    return ceil_div(rows, per_block), group * per_block, group
+
+
 def require_float(op: str, what: str, array) -> None:
     if array.dtype not in (numpy.float32, numpy.float64):
         raise TypeError(f"{op}: {what} must be float32 or float64, got {array.dtype}; convert with .float()")

@@ -1,13 +1,14 @@
 """CuPy launchers of ``kernels/softmax.cu``: softmax, log-softmax, fused softmax cross-entropy forward and backward.
 
-float32 launches the kernels (a row kernel when the reduced axis is the last one, a lane kernel when it is strided,
-so no transpose is needed); float64 runs the xp reference (``gpunet.backend.references.softmax``).
+float32 launches the kernels (a row kernel when the reduced axis is the last one, with the launch shape of
+``row_groups``: a warp per narrow row, several rows per block; a lane kernel when it is strided, so no transpose is
+needed); float64 runs the xp reference (``gpunet.backend.references.softmax``).
 """
 from __future__ import annotations
 
 import numpy
 
-from .common import BLOCK_SIZE, RUN_REFERENCE, ceil_div, launch_per_element, prod, require_float, row_threads
+from .common import BLOCK_SIZE, RUN_REFERENCE, ceil_div, launch_per_element, prod, require_float, row_groups
 
 
 def check_softmax(x, axis):
@@ -35,8 +36,10 @@ def _softmax(backend, op: str, x, axis: int):
     y = backend.xp.empty_like(x)
     if y.size == 0:
         return y
-    if inner == 1:  # reduced axis contiguous: one block per row
-        backend.launch("softmax", f"{op}_rows_f32", outer, row_threads(dim), (x, y, numpy.int64(outer), numpy.int64(dim)))
+    if inner == 1:  # reduced axis contiguous: a group of threads per row
+        blocks, threads, group = row_groups(outer, dim)
+        backend.launch("softmax", f"{op}_rows_f32", blocks, threads,
+                       (x, y, numpy.int64(outer), numpy.int64(dim), numpy.int64(group)))
     else:  # reduced axis strided: one thread per (outer, inner) lane, coalesced over inner
         lanes = outer * inner
         backend.launch("softmax", f"{op}_cols_f32", ceil_div(lanes, BLOCK_SIZE), min(BLOCK_SIZE, lanes),
@@ -66,9 +69,10 @@ def softmax_cross_entropy(backend, logits, target_idx, ignore_index):
     loss = backend.xp.empty((rows,), dtype=logits.dtype)
     log_probs = backend.xp.empty_like(logits)
     if rows:
-        backend.launch("softmax", "softmax_xent_forward_f32", rows, row_threads(classes),
+        blocks, threads, group = row_groups(rows, classes)
+        backend.launch("softmax", "softmax_xent_forward_f32", blocks, threads,
                        (logits, target, loss, log_probs, numpy.int64(rows), numpy.int64(classes),
-                        numpy.int64(ignore_index)))
+                        numpy.int64(ignore_index), numpy.int64(group)))
     return loss, log_probs
 
 

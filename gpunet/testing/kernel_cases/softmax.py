@@ -8,8 +8,10 @@ def _targets(backend, rng, rows, cols):
     return backend.asarray(rng.integers(0, cols, rows).astype(numpy.int64))
 
 
-ROWS = ({"rows": 4096, "cols": 1000}, {"rows": 4096, "cols": 32000}, {"rows": 1 << 16, "cols": 128})
-EMU_ROWS = {"rows": 5, "cols": 300}
+ROWS = ({"rows": 4096, "cols": 1000}, {"rows": 4096, "cols": 32000}, {"rows": 1 << 16, "cols": 128},
+        {"rows": 1 << 20, "cols": 10})
+# a warp per row, several rows per block (the last block partly idle); 16 threads per row; 256 per row
+EMU_ROWS = ({"rows": 5, "cols": 300}, {"rows": 37, "cols": 10}, {"rows": 3, "cols": 1025})
 
 CASES = [
     Case("softmax", lambda b, rng, rows, cols: (normal(b, rng, (rows, cols), 3.0), -1),
