@@ -78,6 +78,7 @@ def _cuda(name, reference_module, launcher_module, family, entry_points, dtype_a
 KERNELS: dict[str, FusedKernel] = _declare(
     _cuda("softmax", softmax, _softmax, "softmax", ("softmax_rows_f32", "softmax_cols_f32"), "x"),
     _cuda("log_softmax", softmax, _softmax, "softmax", ("log_softmax_rows_f32", "log_softmax_cols_f32"), "x"),
+    _cuda("masked_softmax", softmax, _softmax, "softmax", ("masked_softmax_rows_f32",), "x"),
     _cuda("softmax_cross_entropy", softmax, _softmax, "softmax", ("softmax_xent_forward_f32",), "logits"),
     _cuda("softmax_cross_entropy_backward", softmax, _softmax, "softmax", ("softmax_xent_backward_f32",),
           "log_probs"),
