@@ -20,9 +20,10 @@ from typing import Callable
 import numpy
 
 from .launchers import batchnorm as _batchnorm, conv as _conv, dropout as _dropout, embedding as _embedding
+from .launchers import layernorm as _layernorm
 from .launchers import optimizers as _optimizers, pool as _pool, rnn as _rnn, softmax as _softmax
 from .launchers.common import RUN_REFERENCE
-from .references import batchnorm, conv, dropout, embedding, erf, optimizers, pool, rnn, softmax
+from .references import batchnorm, conv, dropout, embedding, erf, layernorm, optimizers, pool, rnn, softmax
 
 __all__ = ["FusedKernel", "KERNELS", "RUN_REFERENCE", "families", "observe"]
 
@@ -103,6 +104,9 @@ KERNELS: dict[str, FusedKernel] = _declare(
     _cuda("im2col", conv, _conv, "conv", ("im2col_f32",), "x"),
     _cuda("col2im", conv, _conv, "conv", ("col2im_f32",), "cols"),
     _cuda("batch_norm_stats", batchnorm, _batchnorm, "batchnorm", ("batch_norm_stats_f32",), "x"),
+    _cuda("layer_norm", layernorm, _layernorm, "layernorm", ("layer_norm_forward_f32",), "x"),
+    _cuda("layer_norm_backward", layernorm, _layernorm, "layernorm",
+          ("layer_norm_backward_f32", "layer_norm_param_grad_f32"), "x"),
     _cuda("embedding_backward", embedding, _embedding, "embedding",
           ("embedding_backward_f32", "embedding_backward_f64"), "gy", ("float32", "float64")),
     FusedKernel("lstm_layer", rnn.lstm_layer),  # where the cell kernels do not launch: the CPU, float64
