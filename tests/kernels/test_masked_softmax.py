@@ -1,7 +1,7 @@
 """The attention's fused masked softmax (``masked_softmax_rows_f32`` in kernels/softmax.cu): on the CUDA emulator
 against the float64 reference (outputs NaN-filled, once under AddressSanitizer), through CupyBackend on cuda-emu and
 cuda-emu:1 with masks of every broadcast layout, and through scaled_dot_product_attention and MultiheadAttention in
-float32 against PyTorch 2.13 (values and gradients). Fully-masked rows give 0 (PyTorch's SDPA), not NaN."""
+float32 against PyTorch 2.13 (values and gradients; on the CPU too). Fully-masked rows give 0 (PyTorch's SDPA), not NaN."""
 import numpy as np
 import pytest
 import torch
@@ -154,18 +154,8 @@ def _pair(array):
     return torch.tensor(array, requires_grad=True), gn.tensor(array, requires_grad=True)
 
 
-@pytest.fixture(params=EMU_DEVICES)
-def emu_device(request):
-    previous = gn.backend.current().device
-    gn.set_device(request.param)
-    try:
-        yield request.param
-    finally:
-        gn.set_device(previous)
-
-
 @pytest.mark.parametrize("mask_kind", ["bool", "float", "causal"])
-def test_sdpa_float32_matches_torch_values_and_gradients(emu_device, launched_kernels, mask_kind):
+def test_sdpa_float32_matches_torch_values_and_gradients(device, launched_kernels, mask_kind):
     rng = np.random.default_rng(9)
     (tq, gq), (tk, gk), (tv, gv) = (_pair(rng.standard_normal(s).astype(np.float32))
                                     for s in [(2, 3, 5, 4), (2, 3, 7, 4), (2, 3, 7, 3)])
@@ -181,7 +171,7 @@ def test_sdpa_float32_matches_torch_values_and_gradients(emu_device, launched_ke
         kwargs_t, kwargs_g = {"attn_mask": t_bias}, {"attn_mask": g_bias}
     theirs = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, **kwargs_t)
     ours = F.scaled_dot_product_attention(gq, gk, gv, **kwargs_g)
-    assert "masked_softmax_rows_f32" in launched_kernels
+    assert ("masked_softmax_rows_f32" in launched_kernels) == device.startswith("cuda-emu")
     np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=2e-6)
     w = rng.standard_normal(tuple(theirs.shape)).astype(np.float32)
     (theirs * torch.tensor(w)).sum().backward()
@@ -192,7 +182,7 @@ def test_sdpa_float32_matches_torch_values_and_gradients(emu_device, launched_ke
         assert np.all(ours.numpy()[:, :, 3] == 0) and np.all(gq.grad.numpy()[:, :, 3] == 0)
 
 
-def test_mha_float32_key_padding_and_attn_mask_match_torch(emu_device, launched_kernels):
+def test_mha_float32_key_padding_and_attn_mask_match_torch(device, launched_kernels):
     torch.manual_seed(3)
     theirs = torch.nn.MultiheadAttention(8, 2, batch_first=True)
     ours = nn.MultiheadAttention(8, 2, batch_first=True)
@@ -205,7 +195,7 @@ def test_mha_float32_key_padding_and_attn_mask_match_torch(emu_device, launched_
     tx, gx = _pair(x)
     t_out, t_w = theirs(tx, tx, tx, key_padding_mask=torch.tensor(padding), attn_mask=torch.tensor(attn))
     g_out, g_w = ours(gx, gx, gx, key_padding_mask=gn.tensor(padding), attn_mask=gn.tensor(attn))
-    assert "masked_softmax_rows_f32" in launched_kernels
+    assert ("masked_softmax_rows_f32" in launched_kernels) == device.startswith("cuda-emu")
     np.testing.assert_allclose(g_out.numpy(), t_out.detach().numpy(), rtol=1e-5, atol=2e-6)
     np.testing.assert_allclose(g_w.numpy(), t_w.detach().numpy(), rtol=1e-5, atol=1e-6)
     t_out.sum().backward()
@@ -214,3 +204,12 @@ def test_mha_float32_key_padding_and_attn_mask_match_torch(emu_device, launched_
     for name, p in ours.named_parameters():
         np.testing.assert_allclose(p.grad.numpy(), dict(theirs.named_parameters())[name].grad.numpy(), rtol=1e-4,
                                    atol=1e-5, err_msg=name)
+
+
+def test_masked_kernel_has_no_data_races_under_thread_sanitizer():
+    tsan = ce.load(SOFTMAX, sanitize="thread", mode="threads")
+    rng = np.random.default_rng(11)
+    x = scores((1, 2, 3, 9), seed=12)
+    keep = rng.random((1, 1, 1, 9)) > 0.3
+    y = launch(tsan, x, keep, None, True, grid=1, block=64, group=16)  # 4 rows per block, 2 sweeps
+    np.testing.assert_allclose(y, expected(x, keep, None, True), rtol=1e-5, atol=1e-7)
