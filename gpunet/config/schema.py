@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import copy
 import re
+import types
+import typing
 from dataclasses import dataclass
 
 from .. import nn, optim
 from ..data import transforms
 from ..optim import lr_scheduler
 from ..train import callbacks
+from ..train.tasks import TASKS, Key
 from .archs import ARCHS
-from .components import Component, component
+from .components import Component, component, construct
 from .errors import ConfigError, did_you_mean, format_path
 from .layers import LAYERS
 from .overrides import parse_key, set_value
@@ -283,6 +286,8 @@ class ModelKind(Kind):
         return "a mapping with exactly one of: layers, arch, import"
 
     def check(self, value, path, ck):
+        if value is None:  # no model here: the task's rule says whether one is needed (_task_rules)
+            return None
         if not isinstance(value, dict):
             return ck.fail(path, "wrong type", value=value, allowed=self.describe())
         given = [form for form in MODEL_FORMS if form in value]
@@ -549,6 +554,67 @@ TRAINER = Section({
                      "classification losses, none otherwise)", None),
 }, "How the model is trained.")
 
+# ----------------------------------------------------------------------------------------------- task
+def _task_kind(annotation, key: Key, where: str) -> Kind:
+    """The config kind of a task key from its ``__init__`` annotation and its ``Key`` (bounds, choices)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (types.UnionType, typing.Union) and type(None) in args and len(args) == 2:
+        return Optional(_task_kind(next(a for a in args if a is not type(None)), key, where))
+    if origin in (list, tuple) and args:
+        return ListOf(_task_kind(args[0], key, where))
+    bounds = {b: getattr(key, b) for b in ("ge", "gt", "le", "lt") if getattr(key, b) is not None}
+    if annotation is bool:
+        return Bool()
+    if annotation in (int, float):
+        return (Int if annotation is int else Float)(**bounds)
+    if annotation is str:
+        return Choice(key.choices, "value") if key.choices else Str()
+    raise TypeError(f"{where}: no config kind for the annotation {annotation!r} (use int, float, bool, str, "
+                    "X | None or list[X])")
+
+
+def _task_builds(cls):
+    """The rule of a task section: the task class accepts the keys together (its own ValueErrors, e.g. a
+    combination it refuses, become a ConfigError naming ``task``)."""
+    def check(args, path, ck):
+        try:
+            construct(cls, {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}, path)
+        except ConfigError as err:
+            for problem in err.problems:
+                ck.fail(path, problem.message)
+    return check
+
+
+def task_section(cls) -> Component:
+    """The ``task: {type: <name>, ...}`` section of a registered Task class: its keys, kinds and docs from the
+    class's ``keys`` and ``__init__`` annotations, its defaults from the signature."""
+    hints = typing.get_type_hints(cls.__init__)
+    fields = {name: Field(_task_kind(hints[name], key, f"task {cls.name!r} key {name!r}"), key.doc)
+              for name, key in cls.keys.items()}
+    return component(cls, None, fields, check_fn=_task_builds(cls))
+
+
+TASK_TYPES: dict[str, Component] = {name: task_section(cls) for name, cls in TASKS.items()}
+
+
+@dataclass(frozen=True)
+class NamedKind(Kind):
+    """A mapping of model names to ``value`` kinds (``models:``, ``optimizers:``); the names are checked against
+    the task's models by a cross-section rule."""
+
+    value: Kind
+    what: str
+
+    def describe(self) -> str:
+        return f"a mapping of the task's model names to {self.what}"
+
+    def check(self, value, path, ck):
+        if not isinstance(value, dict) or not value or not all(isinstance(k, str) for k in value):
+            return ck.fail(path, "wrong type", value=value, allowed=self.describe())
+        resolved = {name: self.value.check(item, path + (name,), ck) for name, item in value.items()}
+        return INVALID if any(v is INVALID for v in resolved.values()) else resolved
+
+
 class GridKind(Kind):
     """``{dotted.key: [value, ...]}``: the values a sweep tries for each key, every one checked as an override."""
 
@@ -580,9 +646,20 @@ CONFIG = Section({
     "device": Field(DEVICE, "where to train (auto: GPUNET_DEVICE if set, else the first CUDA GPU if there is one, "
                     "else the CPU)", "auto"),
     "data": Field(Tagged("name", DATASETS, "dataset"), "the dataset and how it is split and normalised"),
-    "model": Field(ModelKind(), "the network"),
-    "loss": Field(Tagged("name", LOSSES, "loss"), "the training loss"),
-    "optimizer": Field(Tagged("name", OPTIMIZERS, "optimizer"), "the optimizer; optimizer.lr is the learning rate"),
+    "task": Field(Tagged("type", TASK_TYPES, "task"), "what a training step does: classify (the default), regress, "
+                  "autoencode, ... with the task's keys", {"type": "classify"}),
+    "model": Field(ModelKind(), "the network (a task with several models takes models: instead; null "
+                   "only for a task that builds its model itself)", None),
+    "models": Field(Optional(NamedKind(ModelKind(), "networks (each like model:)")), "the networks of a task with "
+                    "several models, by name, e.g. {encoder: ..., decoder: ...} (null: a one-model task's model:)",
+                    None),
+    "loss": Field(Optional(Tagged("name", LOSSES, "loss")), "the training loss (null: the task's default loss; "
+                  "required by classify)", None),
+    "optimizer": Field(Tagged("name", OPTIMIZERS, "optimizer"), "the optimizer, one built for each of the task's "
+                       "models; optimizer.lr is the learning rate"),
+    "optimizers": Field(Optional(NamedKind(Tagged("name", OPTIMIZERS, "optimizer"), "optimizer sections")),
+                        "per model name, an optimizer section replacing optimizer: for that model (null: none)",
+                        None),
     "scheduler": Field(Optional(Tagged("name", SCHEDULERS, "scheduler")), "learning-rate schedule (null: constant)",
                        None),
     "trainer": Field(TRAINER, "how the model is trained"),
@@ -595,10 +672,57 @@ CONFIG = Section({
 
 
 # ----------------------------------------------------------------------------------------------- cross-section rules
+def configured_task(cfg: dict):
+    """The Task object a checked config's ``task:`` section describes (its keys are known to be accepted)."""
+    section = cfg["task"]
+    return TASK_TYPES[section["type"]].cls(**TASK_TYPES[section["type"]].arguments(section))
+
+
+def _task_rules(cfg: dict, ck: Checker) -> None:
+    """The task's models are given (model: for a one-model task, models: for several; those it builds itself may be
+    left out), optimizers: names only its models, and loss: is given (or defaulted) when the task uses one."""
+    if cfg["task"] is INVALID:
+        return
+    task, kind = configured_task(cfg), cfg["task"]["type"]
+    names, own = tuple(task.models), tuple(task.own_models)
+    single = names == ("model",)
+    listed = ", ".join(names)
+    if single and cfg["models"] not in (None, INVALID):
+        ck.fail(("models",), f"task {kind!r} has one model: give it as model:", allowed="null")
+    if not single and cfg["model"] not in (None, INVALID):
+        ck.fail(("model",), f"task {kind!r} has the models {listed}: give them under models: {{name: ...}}",
+                allowed="null")
+    if single and cfg["model"] is None and "model" not in own:
+        ck.fail(("model",), "missing required key", allowed=ModelKind().describe())
+    given = cfg["models"] if isinstance(cfg["models"], dict) else {}
+    for name in given:
+        if name not in names:
+            ck.fail(("models", name), f"task {kind!r} has no model {name!r}", allowed=listed,
+                    hint=did_you_mean(name, names))
+    if not single and cfg["models"] is not INVALID:
+        for name in names:
+            if name not in given and name not in own:
+                ck.fail(("models", name), f"missing required key (a model of task {kind!r})",
+                        allowed=ModelKind().describe())
+    for name in cfg["optimizers"] if isinstance(cfg["optimizers"], dict) else ():
+        if name not in names:
+            ck.fail(("optimizers", name), f"task {kind!r} has no model {name!r}", allowed=listed,
+                    hint=did_you_mean(name, names))
+    if cfg["loss"] is INVALID:
+        return
+    if not task.uses_loss and cfg["loss"] is not None:
+        ck.fail(("loss",), f"task {kind!r} has its own losses and takes no loss: section", allowed="null")
+    elif task.uses_loss and cfg["loss"] is None:
+        if task.default_loss is None:
+            ck.fail(("loss",), "missing required key", allowed=Tagged("name", LOSSES, "loss").describe())
+        else:
+            cfg["loss"] = Tagged("name", LOSSES, "loss").check({"name": task.default_loss}, ("loss",), ck)
+
+
 def _augment_rules(cfg: dict, ck: Checker) -> None:
     """A transform that turns labels into class probabilities needs a loss that takes them."""
     data, loss = cfg["data"], cfg["loss"]
-    if data is INVALID or loss is INVALID or takes_probabilities(loss["name"]):
+    if data is INVALID or loss in (INVALID, None) or takes_probabilities(loss["name"]):
         return
     for index, entry in enumerate(data["augment"]):
         if getattr(TRANSFORMS[entry["type"]].cls, "changes_targets", False):
@@ -609,12 +733,19 @@ def _augment_rules(cfg: dict, ck: Checker) -> None:
 
 
 def _metric_rules(cfg: dict, ck: Checker) -> None:
-    trainer, loss = cfg["trainer"], cfg["loss"]
-    if trainer is INVALID or loss is INVALID:
+    """Metrics need a task whose steps give outputs; classification metrics a classification loss."""
+    trainer, loss, task = cfg["trainer"], cfg["loss"], cfg["task"]
+    if trainer is INVALID or loss is INVALID or task is INVALID:
         return
-    classification = is_classification(loss["name"])
+    task_class = TASK_TYPES[task["type"]].cls
+    classification = loss is not None and is_classification(loss["name"])
     if trainer["metrics"] is None:
-        trainer["metrics"] = ["accuracy"] if classification else []
+        default = task_class.default_metrics
+        trainer["metrics"] = list(default) if default is not None else ["accuracy"] if classification else []
+    if trainer["metrics"] and not task_class.supports_metrics:
+        return ck.fail(("trainer", "metrics"), f"task {task['type']!r} reports its own figures (its losses: "
+                       f"{', '.join(task_class.loss_names)}), not metrics on outputs", value=trainer["metrics"],
+                       allowed="[] or null")
     for index, metric in enumerate(trainer["metrics"]):
         if not classification and (metric in CLASSIFICATION_METRICS or _TOP_K.fullmatch(metric)):
             ck.fail(("trainer", "metrics", index), "needs a classification loss "
@@ -638,7 +769,8 @@ def _monitor_rules(cfg: dict, ck: Checker) -> None:
     if cfg["trainer"] is INVALID or cfg["data"] is INVALID or cfg["trainer"]["metrics"] is None:
         return  # (metrics stay None when the loss is invalid)
     splits = ("train", "val") if cfg["data"]["val_split"] > 0 else ("train",)
-    names = ["loss"] + [m for m in cfg["trainer"]["metrics"] if m != "confusion_matrix"]
+    losses = TASK_TYPES[cfg["task"]["type"]].cls.loss_names if cfg["task"] is not INVALID else ("loss",)
+    names = list(losses) + [m for m in cfg["trainer"]["metrics"] if m != "confusion_matrix"]
     available = [f"{split}_{name}" for split in splits for name in names]
     for path, section in _monitored(cfg):
         if section["monitor"] is None:
@@ -665,7 +797,7 @@ def _checkpoint_dirs_differ(cfg: dict, ck: Checker) -> None:
         seen.setdefault(section["dir"], path)
 
 
-CROSS_RULES = (_augment_rules, _metric_rules, _monitor_rules, _checkpoint_dirs_differ)
+CROSS_RULES = (_task_rules, _augment_rules, _metric_rules, _monitor_rules, _checkpoint_dirs_differ)
 
 
 def check_config(data, ck: Checker):

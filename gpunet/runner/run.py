@@ -23,13 +23,15 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from .. import manual_seed, random, set_device
+from .. import manual_seed, no_grad, random, set_device
 from ..backend import DeviceError
-from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_model, build_optimizer,
-                      build_scheduler, check_model, dump_config, load_config, loads_config, validate_config)
+from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_models, build_optimizer,
+                      build_scheduler, build_task, check_model, dump_config, load_config, loads_config,
+                      validate_config)
+from ..config.builders import model_path
 from ..config.load import where
 from ..data import DataLoader
-from ..train.callbacks import (CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar,
+from ..train.callbacks import (Callback, CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar,
                               ReduceLROnPlateau, TerminateOnNaN)
 from ..train import strict_json
 from ..train.atomic import atomic_write_text, remove_stale_temporaries
@@ -37,6 +39,7 @@ from ..train.distributed import DataParallel, rank_seed, world
 from ..train.checkpoint import (Checkpoint, CheckpointError, CheckpointManager, fallback_message,
                                load_checkpoint, newest_intact, open_checkpoint)
 from ..train.interrupt import TrainingInterrupted
+from ..train.tasks import ModelShapeError
 from ..train.plots import plot_augmented_samples, plot_history
 from ..train.trainer import Trainer
 
@@ -131,6 +134,7 @@ class Run:
     val_loader: DataLoader | None
     test_loader: DataLoader | None
     checkpointer: ModelCheckpoint | None
+    splits: dict  # whole, unshuffled loaders of every split, by name, for the task's pictures and figures
 
     @classmethod
     def from_checkpoint(cls, path: str, overrides=(), config_path: str | None = None,
@@ -180,12 +184,42 @@ class Run:
         return self.trainer.evaluate(loaders[split], prefix=f"{split}_")
 
 
-def _checked_model(config: dict, info):
-    """Seed and build the model, then dry-run it on a zero batch of the data's input shape."""
+def _checked_models(config: dict, task, info) -> dict:
+    """Seed and build the task's models, then dry-run them on zero batches (``Task.dry_run``: the data's input
+    shape for a one-model task)."""
     manual_seed(config["seed"])
-    model = build_model(config)
-    check_model(config, model, info.input_shape, info.num_classes, f"the data ({info.name})")
-    return model
+    models = build_models(config, task, info)
+    try:
+        task.dry_run(lambda name, shape: check_model(config, models[name], shape, info.num_classes,
+                                                     f"the data ({info.name})", name), info)
+    except ModelShapeError as err:
+        path = model_path(config, err.model) or ("task",)
+        source, line = where(config, path)
+        raise ConfigError.at(source, line, path, str(err)) from None
+    return models
+
+
+def _optimizers(config: dict, task, models: dict) -> tuple[dict, dict | None]:
+    """One optimizer per model (over ``task.param_groups``), and one scheduler each when the config has one."""
+    optimizers = {name: build_optimizer(config, task.param_groups(name, model), name) for name, model in models.items()}
+    if config.get("scheduler") is None:
+        return optimizers, None
+    return optimizers, {name: build_scheduler(config, optimizer) for name, optimizer in optimizers.items()}
+
+
+class TaskArtifacts(Callback):
+    """Draws the task's per-epoch pictures (``Task.epoch_artifacts``) into the run directory, last of all the
+    callbacks (so adding it kept the checkpoint keys of the others)."""
+
+    order = 200
+
+    def __init__(self, directory: str, splits: dict):
+        self.directory, self.splits = directory, splits
+
+    def on_epoch_end(self, epoch, logs):
+        self.trainer.model.eval()
+        with no_grad():
+            self.trainer.task.epoch_artifacts(self.directory, epoch, self.splits)
 
 
 def _check_batches(config: dict, info) -> None:
@@ -213,9 +247,10 @@ def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     use_device(config["device"], announce_device)
     info = dataset_info or build_dataset(config).info
     _check_batches(config, info)
-    model = _checked_model(config, info)
+    task = build_task(config)
+    models = _checked_models(config, task, info)
     build_augment(config, info)
-    build_scheduler(config, build_optimizer(config, model.parameters()))
+    _optimizers(config, task, models)
     build_loss(config)
     return info
 
@@ -229,26 +264,30 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
         set_device(f"cuda:{ranks.local_rank}", announce=False)
     dataset = build_dataset(config)
     _check_batches(config, dataset.info)
-    model = _checked_model(config, dataset.info)
+    task = build_task(config)
+    models = _checked_models(config, task, dataset.info)
     augment = build_augment(config, dataset.info)
-    optimizer = build_optimizer(config, model.parameters())
-    scheduler = build_scheduler(config, optimizer)
+    optimizers, schedulers = _optimizers(config, task, models)
     loss = build_loss(config)
     trainer_cfg, scheduler_cfg = config["trainer"], config.get("scheduler") or {}
+    eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
+    splits = {name: DataLoader(split, eval_batch) for name, split in
+              (("train", dataset.train), ("val", dataset.validation), ("test", dataset.test)) if split is not None}
     callbacks, checkpointer = [], None
     if run_dir is not None:
         os.makedirs(run_dir, exist_ok=True)
         callbacks, checkpointer = build_callbacks(config, run_dir, progress)
-    trainer = Trainer(model, loss, optimizer, scheduler, callbacks, metrics=trainer_cfg["metrics"],
+        if ranks.rank == 0:
+            callbacks.append(TaskArtifacts(run_dir, splits))
+    trainer = Trainer(models, loss, optimizers, schedulers, callbacks, metrics=trainer_cfg["metrics"],
                       grad_clip=trainer_cfg["grad_clip"], scheduler_interval=scheduler_cfg.get("interval", "epoch"),
                       scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss",
-                      on_nonfinite=trainer_cfg["on_nonfinite"])
+                      on_nonfinite=trainer_cfg["on_nonfinite"], task=task)
     trainer.config = config
     if ranks.distributed:
         trainer.distributed = DataParallel(ranks)
         if ranks.rank > 0:  # every rank built the same weights; their dropout masks differ
             random.manual_seed(rank_seed(0, ranks.rank))
-    eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
     train_loader = DataLoader(dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
                               drop_last=trainer_cfg["drop_last"], seed=config["seed"], transform=augment,
                               num_replicas=ranks.size, rank=ranks.rank)
@@ -256,7 +295,7 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     def evaluation_loader(split):
         return None if split is None else DataLoader(split, eval_batch, num_replicas=ranks.size, rank=ranks.rank)
     return Run(config, run_dir, dataset, trainer, train_loader, evaluation_loader(dataset.validation),
-               evaluation_loader(dataset.test), checkpointer)
+               evaluation_loader(dataset.test), checkpointer, splits)
 
 
 def _flatten(value, prefix="") -> dict:
@@ -348,7 +387,8 @@ def _resume_point(run: Run) -> Checkpoint | None:
     else:
         run.checkpointer.manager.prune()  # epoch files a kill kept from being removed
     if saved.config is not None:
-        differences = config_differences(saved.config, run.config)
+        stored = validate_config(saved.config, source=f"{path} (its stored config)")  # keys added since: defaults
+        differences = config_differences(stored, run.config)
         if differences:
             raise RunError(f"cannot resume {run.directory}: the config differs from the one it was trained with "
                            f"(only {', '.join(RESUMABLE_CHANGES)} may change): " + "; ".join(differences[:5]))
@@ -362,6 +402,13 @@ def final_metrics(run: Run) -> dict:
         if present:
             results.update(run.evaluate(split))
     return results
+
+
+def _task_summary(run: Run) -> dict:
+    """The task's own figures for summary.json (``Task.summary``), in eval mode without gradients."""
+    run.trainer.model.eval()
+    with no_grad():
+        return run.trainer.task.summary(run.splits)
 
 
 def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "run", progress: bool = True,
@@ -404,6 +451,9 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
             exc.run_dir, exc.checkpoint = run_dir, None if exc.at_once else built.checkpointer.manager.latest()
             raise
         plot_history(trainer.history.epochs, run_dir)
+        trainer.model.eval()
+        with no_grad():
+            trainer.task.final_artifacts(run_dir, built.splits)
         if trainer.stopped_on_error:
             last = built.checkpointer.manager.latest()
             kept = f"the last good checkpoint is {last} (epoch {load_checkpoint(last).epoch})" if last \
@@ -412,7 +462,7 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
                            f"{trainer.epoch + 1}); {kept}")
         summary = {"config": config_name, "run_dir": run_dir, "world_size": ranks.size, "epochs": trainer.epoch,
                    "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
-                   **final_metrics(built), "time_s": round(time.perf_counter() - started, 3)}
+                   **final_metrics(built), **_task_summary(built), "time_s": round(time.perf_counter() - started, 3)}
         atomic_write_text(os.path.join(run_dir, "summary.json"), strict_json.dumps(summary, indent=2) + "\n")
     return summary
 

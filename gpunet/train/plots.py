@@ -9,7 +9,8 @@ import numpy as np
 
 from .atomic import atomic_write
 
-__all__ = ["plot_augmented_samples", "plot_heatmap", "plot_history", "pyplot_or_hint"]
+__all__ = ["image_shape", "plot_augmented_samples", "plot_codes", "plot_heatmap", "plot_history", "plot_image_rows",
+           "pyplot_or_hint"]
 
 HINT = "gpunet: plots skipped: matplotlib is not installed (pip install matplotlib)"
 
@@ -140,6 +141,69 @@ def plot_augmented_samples(loader, directory, count: int = 16) -> str | None:
     _save(figure, path)
     plt.close(figure)
     return path
+
+
+def image_shape(sample_shape) -> tuple | None:
+    """The (C, H, W) picture of samples of ``sample_shape``: images as they are, a flattened square image (784 ->
+    (1, 28, 28)) unflattened; None for samples that are not pictures."""
+    shape = tuple(sample_shape)
+    if len(shape) == 3 and shape[0] in (1, 3):
+        return shape
+    if len(shape) == 2:
+        return (1, *shape)
+    side = int(round(np.sqrt(np.prod(shape)))) if shape else 0
+    return (1, side, side) if side > 1 and side * side == int(np.prod(shape)) else None
+
+
+def plot_image_rows(rows: list, shape, path, title: str, low: float | None = None,
+                    high: float | None = None) -> str | None:
+    """A PNG of images in labelled rows (``rows``: (label, images) pairs, each images array holding one sample per
+    item, reshaped to the (C, H, W) ``shape``), e.g. test images above their reconstructions. Grey levels span
+    ``low``..``high`` (default: the range of all rows). Returns the path, or None without matplotlib."""
+    plt = pyplot_or_hint()
+    if plt is None:
+        return None
+    arrays = [np.asarray(images, dtype=np.float64).reshape(-1, *shape) for _, images in rows]
+    low = min(float(a.min()) for a in arrays) if low is None else low
+    high = max(float(a.max()) for a in arrays) if high is None else high
+    columns = max(len(a) for a in arrays)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(0.9 * columns + 0.4, 1.0 * len(rows) + 0.5),
+                                squeeze=False)
+    for r, ((label, _), images) in enumerate(zip(rows, arrays)):
+        shown = _display(images, low, high)
+        for c in range(columns):
+            axes[r, c].axis("off")
+            if c < len(shown):
+                axes[r, c].imshow(shown[c], interpolation="nearest")
+        axes[r, 0].set_title(label, fontsize=8, loc="left")
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    _save(figure, os.fspath(path))
+    plt.close(figure)
+    return os.fspath(path)
+
+
+def plot_codes(codes, labels, path, title: str, class_names=None) -> str | None:
+    """A scatter PNG of 2-D codes coloured by class (an autoencoder's bottleneck, a VAE's latent means). Returns
+    the path, or None without matplotlib."""
+    plt = pyplot_or_hint()
+    if plt is None:
+        return None
+    codes, labels = np.asarray(codes, dtype=np.float64), np.asarray(labels)
+    figure, axes = plt.subplots(figsize=(6, 5))
+    cmap = plt.get_cmap("tab10")
+    for k, cls in enumerate(np.unique(labels)):
+        chosen = labels == cls
+        name = class_names[int(cls)] if class_names is not None and 0 <= int(cls) < len(class_names) else str(cls)
+        axes.scatter(codes[chosen, 0], codes[chosen, 1], s=6, alpha=0.7, color=cmap(k % 10), label=name)
+    axes.set_xlabel("code 1")
+    axes.set_ylabel("code 2")
+    axes.set_title(title)
+    axes.legend(markerscale=3, fontsize=7, loc="best")
+    figure.tight_layout()
+    _save(figure, os.fspath(path))
+    plt.close(figure)
+    return os.fspath(path)
 
 
 def _save(figure, path: str) -> None:

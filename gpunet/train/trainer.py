@@ -1,4 +1,5 @@
-"""The Trainer: ``fit`` / ``evaluate`` / ``predict`` for a model, a loss and an optimizer (Keras' loop, PyTorch's parts).
+"""The Trainer: ``fit`` / ``evaluate`` / ``predict`` for a model, a loss and an optimizer (Keras' loop, PyTorch's parts),
+or for any training task (``gpunet.train.tasks``: named models, one optimizer each, the task's own steps).
 
 Batches arrive as NumPy arrays (from ``gpunet.data.DataLoader``) and become gpunet tensors on the Trainer's device;
 all array math runs through gpunet ops, and metrics are computed on host copies (``Tensor.numpy()``).
@@ -27,7 +28,7 @@ import time
 from .. import no_grad, random
 from ..autograd import Tensor
 from ..backend import current, get_backend
-from ..nn.losses import loss_target
+from ..nn import Module, ModuleDict
 from ..nn.utils import clip_grad_norm_
 from ..ops import tensor
 from .callbacks import Callback
@@ -35,8 +36,10 @@ from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .distributed import local_share, rank_seed
 from .interrupt import StopSignals, TrainingInterrupted
 from .metrics import EpochCollector
+from .tasks import Step, Task
+from .tasks.classify import Classify
 
-__all__ = ["History", "Trainer"]
+__all__ = ["History", "LossMeans", "Trainer"]
 
 
 class History:
@@ -65,33 +68,70 @@ class History:
         return f"History({len(self.epochs)} epochs, keys={sorted({k for e in self.epochs for k in e})})"
 
 
-class Trainer:
-    """Train ``model`` on ``loss_fn(model(x), y)`` with ``optimizer``.
+class LossMeans:
+    """The named losses of one pass over a split: each the mean over the samples of the batches that reported it
+    (a GAN's generator loss comes every k-th batch). ``state_dict`` lets a mid-epoch checkpoint carry it."""
 
-    ``scheduler`` steps after every epoch (``scheduler_interval="epoch"``) or every batch (``"step"``); a
-    ``ReduceLROnPlateau`` scheduler is stepped with the epoch's ``scheduler_monitor`` value. ``metrics`` are names
-    from ``gpunet.train.metrics`` (``accuracy``, ``top5_accuracy``, ``f1``, ``mse``, ...), reported as
-    ``train_<name>`` and ``val_<name>``. ``device`` (default: gpunet's current device) is where the model and batches
-    go. ``grad_clip`` clips the total gradient norm before each step. ``on_nonfinite``: ``"stop"`` ends training
-    (``stopped_on_error``) at the first NaN or infinite training loss, naming the epoch and step; ``"continue"`` trains
-    on. ``optimizer=None`` makes a Trainer that can only ``evaluate`` and ``predict``.
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, means: dict, counts: dict) -> None:
+        """Add one batch: ``means[name]`` over ``counts[name]`` samples."""
+        for name, value in means.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value * counts[name]
+            self.counts[name] = self.counts.get(name, 0) + counts[name]
+
+    def results(self, prefix: str = "") -> dict:
+        """``{prefix + name: mean}``, ``loss`` first."""
+        names = sorted(self.sums, key=lambda name: name != "loss")
+        return {prefix + name: self.sums[name] / self.counts[name] for name in names}
+
+    def state_dict(self) -> dict:
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sums = {k: float(v) for k, v in state["sums"].items()}
+        self.counts = {k: int(v) for k, v in state["counts"].items()}
+
+
+class Trainer:
+    """Train ``model`` on ``loss_fn(model(x), y)`` with ``optimizer``, or run any training ``task``.
+
+    ``task`` (a ``gpunet.train.tasks.Task``; default: ``classify``, which is the model, loss and optimizer above)
+    decides what a step does; a task with several models takes ``model`` and ``optimizer`` (and ``scheduler``) as
+    dicts by model name (``{"generator": G, "discriminator": D}``). ``scheduler`` steps after every epoch
+    (``scheduler_interval="epoch"``) or every batch (``"step"``); a ``ReduceLROnPlateau`` scheduler is stepped with
+    the epoch's ``scheduler_monitor`` value. ``metrics`` are names from ``gpunet.train.metrics`` (``accuracy``,
+    ``top5_accuracy``, ``f1``, ``mse``, ...), reported as ``train_<name>`` and ``val_<name>`` (for tasks whose steps
+    give outputs). ``device`` (default: gpunet's current device) is where the models and batches go. ``grad_clip``
+    clips the total gradient norm before each step. ``on_nonfinite``: ``"stop"`` ends training
+    (``stopped_on_error``) at the first NaN or infinite training loss, naming the epoch and step; ``"continue"``
+    trains on. ``optimizer=None`` makes a Trainer that can only ``evaluate`` and ``predict``.
     """
 
     def __init__(self, model, loss_fn, optimizer, scheduler=None, callbacks=(), metrics=("accuracy",), device=None,
                  grad_clip=None, scheduler_interval: str = "epoch", scheduler_monitor: str = "val_loss",
-                 on_nonfinite: str = "stop"):
+                 on_nonfinite: str = "stop", task: Task | None = None):
         if on_nonfinite not in ("stop", "continue"):
             raise ValueError(f"Trainer: on_nonfinite must be 'stop' or 'continue', got {on_nonfinite!r}")
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"Trainer: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"Trainer: grad_clip must be a positive number or None, got {grad_clip!r}")
+        if task is not None and not isinstance(task, Task):
+            raise TypeError(f"Trainer: task must be a gpunet.train.tasks.Task, got {type(task).__name__}")
+        self.task = Classify() if task is None else task
         self.backend = current() if device is None else get_backend(device)
         self.device = self.backend.device
-        self.model = model.to(self.device)
+        models = {name: m.to(self.device) for name, m in self._by_model(model, "model").items()}
+        self.optimizers = {} if optimizer is None else self._by_model(optimizer, "optimizer")
+        self.schedulers = {} if scheduler is None else self._by_model(scheduler, "scheduler")
+        # the one model, or a ModuleDict of the named ones (its state_dict keys are "<name>.<key>")
+        self.model = next(iter(models.values())) if len(models) == 1 else ModuleDict(models)
+        self.optimizer = next(iter(self.optimizers.values()), None)  # the first model's (the only one, mostly)
+        self.scheduler = next(iter(self.schedulers.values()), None)
         self.loss_fn = loss_fn
-        self.optimizer = optimizer
-        self.scheduler = scheduler
         self.scheduler_interval = scheduler_interval
         self.scheduler_monitor = scheduler_monitor
         self.metrics = [metrics] if isinstance(metrics, str) else list(metrics)
@@ -103,23 +143,45 @@ class Trainer:
                 raise TypeError(f"Trainer: callbacks must be gpunet.train.Callback objects, got "
                                 f"{type(callback).__name__}")
         self.callbacks = sorted(callbacks, key=lambda c: c.order)  # stable: equal orders keep the given order
-        for callback in self.callbacks:
-            callback.set_trainer(self)
         self.config: dict | None = None  # stored in checkpoints when set (the run's resolved config)
         self.distributed = None  # a DataParallel when this is one rank of a data-parallel run
         self.history = History()
         self.epoch = 0  # completed epochs
-        self.global_step = 0  # optimizer steps taken
+        self.global_step = 0  # training batches done
         self.epochs = 0  # the epoch fit() trains up to
         self.steps_per_epoch: int | None = None
         self.stop_training = False
         self.stop_reason: str | None = None
         self.stopped_on_error = False
         self._train_loader = None
-        self._partial: dict | None = None  # the epoch in progress: collector, lr, time spent
+        self._partial: dict | None = None  # the epoch in progress: collector, losses, lr, time spent
         self._signals: StopSignals | None = None  # while fit runs
         self._updating = False  # inside a step or an epoch's end: weights, counters and position may disagree
         self._heard_stop: bool | None = None  # data parallel: whether any rank had a stop signal at the last step
+        self._share = 0  # samples in this rank's share of the batch being trained
+        self.task.bind(self, models, self.optimizers, loss_fn)
+        for callback in self.callbacks:
+            callback.set_trainer(self)
+
+    def _by_model(self, value, what: str) -> dict:
+        """``value`` by model name: a dict with exactly the task's model names, or one object for a one-model task."""
+        names = tuple(self.task.models)
+        if isinstance(value, dict):
+            if set(value) != set(names):
+                raise ValueError(f"Trainer: the {what} dict names {', '.join(map(str, value)) or 'nothing'}, but task "
+                                 f"{self.task.name!r} has the models {', '.join(names)}")
+            return {name: value[name] for name in names}
+        if len(names) != 1:
+            raise ValueError(f"Trainer: task {self.task.name!r} has several models ({', '.join(names)}); give the "
+                             f"{what} as a dict by model name")
+        if what == "model" and not isinstance(value, Module):
+            raise TypeError(f"Trainer: model must be a gpunet.nn.Module, got {type(value).__name__}")
+        return {names[0]: value}
+
+    @property
+    def models(self) -> dict:
+        """The task's models by name."""
+        return self.task.models
 
     # ----- stopping -------------------------------------------------------------------------------------------
     def stop(self, reason: str, error: bool = False) -> None:
@@ -137,6 +199,9 @@ class Trainer:
                   "clip the gradients (trainer.grad_clip); trainer.on_nonfinite: continue trains on regardless",
                   error=True)
 
+    def _stop_asked(self) -> bool:
+        return self._signals is not None and self._signals.received is not None
+
     def _check_signals(self) -> None:
         """Between two steps: if SIGINT or SIGTERM arrived, let the callbacks save (``on_interrupt``) and raise
         ``TrainingInterrupted``. Data parallel: every rank stops at the same step, when any of them had a signal."""
@@ -144,7 +209,7 @@ class Trainer:
             return
         received = self._signals.received
         if self.distributed is not None:
-            heard, self._heard_stop = self._heard_stop, None  # from the step's all-reduce, else asked now
+            heard, self._heard_stop = self._heard_stop, None  # from the step's gather, else asked now
             if heard is None:
                 heard = any(self.distributed.allgather(received is not None))
             received = (received or signal.SIGTERM) if heard else None
@@ -169,12 +234,10 @@ class Trainer:
                                "position may disagree; restore a checkpoint first (fit(..., resume=PATH) or "
                                "load_checkpoint(PATH))")
 
-    # ----- batches ----------------------------------------------------------------------------------------------
-    def _input(self, x) -> Tensor:
+    # ----- batches and updates ----------------------------------------------------------------------------------
+    def to_device(self, x) -> Tensor:
+        """``x`` (a NumPy array or a Tensor) as a Tensor on the Trainer's device."""
         return x.to(self.device) if isinstance(x, Tensor) else tensor(x, device=self.device)
-
-    def _target(self, y, output: Tensor) -> Tensor:
-        return loss_target(self.loss_fn, self._input(y), output)
 
     @staticmethod
     def _split(batch):
@@ -183,17 +246,54 @@ class Trainer:
         raise TypeError(f"training and evaluation batches must be (inputs, targets) pairs, got "
                         f"{type(batch).__name__}{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}")
 
-    def _host(self, y):
-        """Host targets for the metrics; class probabilities (MixUp's labels) for an "index" loss count as their
-        likeliest class."""
-        y = y.numpy() if isinstance(y, Tensor) else y
-        if getattr(self.loss_fn, "target_kind", "float") == "index" and getattr(y, "ndim", 0) == 2 \
-                and y.dtype.kind == "f":
-            return y.argmax(axis=1)
-        return y
-
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+    def _parameters(self, name: str | None = None) -> list:
+        """The parameters of model ``name``'s optimizer (every optimizer's without a name)."""
+        optimizers = self.optimizers.values() if name is None else [self.optimizers[name]]
+        return [p for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]]
+
+    def update(self, names, loss) -> None:
+        """One gradient step of the model(s) ``names`` (a name or a tuple of names) on the scalar Tensor ``loss``
+        (None: this rank's share of the batch is empty): zero their gradients, backward, then ``apply_gradients``."""
+        names = (names,) if isinstance(names, str) else tuple(names)
+        for name in names:
+            self.optimizers[name].zero_grad()
+        if loss is not None:
+            loss.backward()
+        for name in names:
+            self.apply_gradients(name)
+
+    def apply_gradients(self, name: str) -> None:
+        """Step model ``name``'s optimizer on its parameters' ``.grad``: averaged over the ranks of a data-parallel
+        run (weighted by their shares of the batch), clipped to ``grad_clip``."""
+        parameters = self._parameters(name)
+        if self.distributed is not None:
+            self.distributed.average_gradients(parameters, None, self._share)
+        if self.grad_clip is not None:
+            clip_grad_norm_(parameters, self.grad_clip)
+        self.optimizers[name].step()
+
+    @staticmethod
+    def _unpack(result) -> Step:
+        return result if isinstance(result, Step) else Step(dict(result))
+
+    def _host_losses(self, losses: dict, count: int) -> tuple[dict, dict]:
+        """The step's named losses as floats (the one place a step's values leave the device) and the sample count
+        behind each: this rank's, or the whole batch's over every rank (gathered with the stop signals)."""
+        means = {name: float(value.item()) if isinstance(value, Tensor) else float(value)
+                 for name, value in losses.items()}
+        if self.distributed is None:
+            return means, {name: count for name in means}
+        parts = self.distributed.allgather((means, count, self._stop_asked()))
+        sums, counts = {}, {}
+        for rank_means, rank_count, _ in parts:
+            for name, value in rank_means.items():
+                sums[name] = sums.get(name, 0.0) + value * rank_count
+                counts[name] = counts.get(name, 0) + rank_count
+        self._heard_stop = any(stop for _, _, stop in parts)
+        return {name: sums[name] / counts[name] for name in sums}, counts
 
     # ----- training ---------------------------------------------------------------------------------------------
     def fit(self, train_loader, val_loader=None, epochs: int = 1, resume=None) -> History:
@@ -213,7 +313,7 @@ class Trainer:
         self._refuse_if_cut_off("fit")
         self.epochs, self._train_loader = epochs, train_loader
         if self.distributed is not None:
-            self.distributed.broadcast_parameters(self._parameters())
+            self.distributed.broadcast_parameters(list(self.model.parameters()))
         self.steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
         self.stop_training, self.stop_reason, self.stopped_on_error = False, None, False
         with StopSignals() as self._signals:
@@ -229,39 +329,42 @@ class Trainer:
             callback.on_train_end()
         return self.history
 
-    def _parameters(self) -> list:
-        return [p for group in self.optimizer.param_groups for p in group["params"]]
-
-    def _train_step(self, x, y) -> tuple[float | None, float, Tensor | None]:
-        """One step; returns this batch's (this rank's share's) mean loss, the whole batch's and the output. An
-        empty share of a data-parallel batch has no loss and no output."""
-        self.optimizer.zero_grad()
-        loss = output = None
-        if len(x):
-            output = self.model(self._input(x))
-            loss_tensor = self.loss_fn(output, self._target(y, output))
-            loss_tensor.backward()
-            loss = float(loss_tensor.item())
-        whole = loss
-        if self.distributed is not None:
-            stop = self._signals is not None and self._signals.received is not None
-            whole, self._heard_stop = self.distributed.average_gradients(self._parameters(), loss, len(x), stop)
-        if self.grad_clip is not None:
-            clip_grad_norm_(self._parameters(), self.grad_clip)
-        self.optimizer.step()
-        return loss, whole, output
+    def _train_step(self, x, y) -> tuple[dict, dict, Step]:
+        """One batch through the task's ``train_step``: the whole batch's named losses as floats, the sample count
+        behind each, and the step's result (its outputs and targets feed the metrics)."""
+        self._share = len(x)
+        result = self._unpack(self.task.train_step(x, y))
+        means, counts = self._host_losses(result.losses, len(x))
+        return means, counts, result
 
     def _gathered(self, collector: EpochCollector) -> EpochCollector:
         """The collector of every rank's share (data parallel), else ``collector``."""
         return collector if self.distributed is None else self.distributed.gather_collector(collector)
 
+    def _record(self, collector: EpochCollector, count: int, result: Step) -> None:
+        outputs = result.outputs if collector.keep_outputs else None
+        collector.add(count, None, None if outputs is None else outputs.numpy(), result.targets)
+
+    def _step_schedulers(self, logs: dict | None) -> None:
+        """Step every scheduler: per batch (``logs`` None) or at an epoch's end (a metric's with its value)."""
+        for scheduler in self.schedulers.values():
+            if logs is not None and getattr(scheduler, "steps_on_metric", False):
+                if self.scheduler_monitor not in logs:
+                    raise ValueError(f"the {type(scheduler).__name__} scheduler monitors {self.scheduler_monitor!r}, "
+                                     f"which is not logged; logged values: "
+                                     f"{', '.join(k for k in logs if k != 'time')}")
+                scheduler.step(logs[self.scheduler_monitor])
+            else:
+                scheduler.step()
+
     def _run_epoch(self, train_loader, val_loader) -> None:
         if self._partial is None:  # a fresh epoch (not one resumed mid-way)
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(self.epoch)
-            self._partial = {"collector": EpochCollector(self.metrics, self.threshold), "lr": self._lr(), "time": 0.0}
+            self._partial = {"collector": EpochCollector(self.metrics, self.threshold), "losses": LossMeans(),
+                             "lr": self._lr(), "time": 0.0}
         partial, number = self._partial, self.epoch + 1
-        collector = partial["collector"]
+        collector, losses = partial["collector"], partial["losses"]
         partial["started"] = time.perf_counter()
         for callback in self.callbacks:
             callback.on_epoch_begin(number)
@@ -272,38 +375,33 @@ class Trainer:
         for batch in batches:
             self._updating = True
             x, y = self._split(batch)
-            loss, whole, output = self._train_step(x, y)
+            means, counts, result = self._train_step(x, y)
             self.global_step += 1
-            collector.add(len(x), loss, output.numpy() if collector.keep_outputs and output is not None else None,
-                          self._host(y))
-            if self.scheduler is not None and self.scheduler_interval == "step":
-                self.scheduler.step()
+            losses.add(means, counts)
+            self._record(collector, len(x), result)
+            if self.scheduler_interval == "step":
+                self._step_schedulers(None)
             self._updating = False
             for callback in self.callbacks:
-                callback.on_batch_end(collector.batches, {"loss": whole, "global_step": self.global_step})
-            if self.on_nonfinite == "stop":
-                self.stop_if_nonfinite(whole, collector.batches)
+                callback.on_batch_end(collector.batches, {**means, "global_step": self.global_step})
+            if self.on_nonfinite == "stop" and "loss" in means:
+                self.stop_if_nonfinite(means["loss"], collector.batches)
             if self.stop_training and self.stopped_on_error:
                 return
             self._check_signals()
         if collector.batches == 0:
             raise ValueError("the training loader yielded no batches; check the data split and batch_size")
-        logs = {"epoch": number, **self._gathered(collector).results("train_")}
+        logs = {"epoch": number, **losses.results("train_"),
+                **self._gathered(collector).results("train_", with_loss=False)}
         if val_loader is not None:
             logs.update(self.evaluate(val_loader, prefix="val_"))
+        self._updating = True
+        logs.update(self.task.end_epoch(number))
         logs["lr"] = partial["lr"]
         logs["time"] = partial["time"] + time.perf_counter() - partial["started"]
-        self._updating = True
         self.epoch, self._partial = number, None
-        if self.scheduler is not None and self.scheduler_interval == "epoch":
-            if getattr(self.scheduler, "steps_on_metric", False):
-                if self.scheduler_monitor not in logs:
-                    raise ValueError(f"the {type(self.scheduler).__name__} scheduler monitors "
-                                     f"{self.scheduler_monitor!r}, which is not logged; logged values: "
-                                     f"{', '.join(k for k in logs if k != 'time')}")
-                self.scheduler.step(logs[self.scheduler_monitor])
-            else:
-                self.scheduler.step()
+        if self.scheduler_interval == "epoch":
+            self._step_schedulers(logs)
         self.history.append(logs)
         self._updating = False
         for callback in self.callbacks:
@@ -311,20 +409,31 @@ class Trainer:
 
     # ----- evaluation -------------------------------------------------------------------------------------------
     def evaluate(self, loader, prefix: str = "") -> dict:
-        """Mean loss and the metrics over ``loader`` in evaluation mode, without gradients:
-        ``{prefix + "loss": ..., prefix + "<metric>": ...}`` (with ``confusion_matrix`` as a nested list if asked)."""
-        collector = EpochCollector(self.metrics, self.threshold)
+        """The task's named losses (mean ``loss`` first) and the metrics over ``loader`` in evaluation mode, without
+        gradients: ``{prefix + "loss": ..., prefix + "<name>": ...}`` (with ``confusion_matrix`` as a nested list if
+        asked)."""
+        collector, losses = EpochCollector(self.metrics, self.threshold), LossMeans()
         self.model.eval()
         with no_grad():
             for batch in loader:
                 x, y = self._split(batch)
                 if not len(x):  # an empty share of a data-parallel batch
                     continue
-                output = self.model(self._input(x))
-                loss = self.loss_fn(output, self._target(y, output))
-                collector.add(len(x), float(loss.item()), output.numpy() if collector.keep_outputs else None,
-                              self._host(y))
-        return self._gathered(collector).results(prefix, confusion=not prefix.startswith("val"))
+                result = self._unpack(self.task.eval_step(x, y))
+                means = {name: float(value.item()) if isinstance(value, Tensor) else float(value)
+                         for name, value in result.losses.items()}
+                losses.add(means, {name: len(x) for name in means})
+                self._record(collector, len(x), result)
+        if self.distributed is not None:
+            losses = self._gathered_losses(losses)
+        return {**losses.results(prefix),
+                **self._gathered(collector).results(prefix, with_loss=False, confusion=not prefix.startswith("val"))}
+
+    def _gathered_losses(self, losses: LossMeans) -> LossMeans:
+        combined = LossMeans()
+        for state in self.distributed.allgather(losses.state_dict()):
+            combined.add({k: v / state["counts"][k] for k, v in state["sums"].items()}, state["counts"])
+        return combined
 
     def predict(self, data, batch_size: int = 256):
         """The model's outputs (a NumPy array) for an array or Tensor of inputs, or for the inputs of a loader."""
@@ -338,12 +447,31 @@ class Trainer:
         self.model.eval()
         with no_grad():
             for x in batches:
-                collector.add(len(x), outputs=self.model(self._input(x)).numpy())
+                collector.add(len(x), outputs=self.task.predict_step(x).numpy())
         return collector.outputs()
 
     # ----- checkpoints ------------------------------------------------------------------------------------------
     def _callback_key(self, index: int) -> str:
         return f"{index}:{type(self.callbacks[index]).__name__}"
+
+    def _states(self, objects: dict):
+        """The state_dicts of per-model objects: one model's alone (the classic format), else ``{name: state}``."""
+        if not objects:
+            return None
+        if len(self.task.models) == 1:
+            return next(iter(objects.values())).state_dict()
+        return {name: obj.state_dict() for name, obj in objects.items()}
+
+    def _load_states(self, objects: dict, state) -> None:
+        if not objects or state is None:
+            return
+        if len(self.task.models) == 1:
+            next(iter(objects.values())).load_state_dict(state)
+            return
+        for name, obj in objects.items():
+            if name not in state:
+                raise KeyError(f"no state for model {name!r} (the checkpoint has {', '.join(map(str, state))})")
+            obj.load_state_dict(state[name])
 
     def checkpoint(self) -> Checkpoint:
         """Everything needed to continue exactly from this point (also mid-epoch)."""
@@ -351,16 +479,16 @@ class Trainer:
         partial = None
         if self._partial is not None:
             spent = self._partial["time"] + time.perf_counter() - self._partial.get("started", time.perf_counter())
-            partial = {"collector": self._gathered(self._partial["collector"]).state_dict(), "lr": self._partial["lr"],
-                       "time": spent}
+            partial = {"collector": self._gathered(self._partial["collector"]).state_dict(),
+                       "losses": self._partial["losses"].state_dict(), "lr": self._partial["lr"], "time": spent}
         extra = {}
         if self.distributed is not None:  # each rank's generator (its dropout masks)
             world = self.distributed.world
             extra = {"world_size": world.size, "rank_rng": self.distributed.allgather(random.get_rng_state())}
         return Checkpoint(
             model=self.model.state_dict(),
-            optimizer=None if self.optimizer is None else self.optimizer.state_dict(),
-            scheduler=None if self.scheduler is None else self.scheduler.state_dict(),
+            optimizer=self._states(self.optimizers),
+            scheduler=self._states(self.schedulers),
             rng=random.get_rng_state(),
             loader=self._train_loader.state_dict() if hasattr(self._train_loader, "state_dict") else None,
             epoch=self.epoch,
@@ -369,6 +497,7 @@ class Trainer:
             config=self.config,
             extra={"partial_epoch": partial,
                    "callbacks": {self._callback_key(i): c.state_dict() for i, c in enumerate(self.callbacks)},
+                   "task": {"name": self.task.name, "state": self.task.state_dict()},
                    **extra},
         )
 
@@ -377,12 +506,16 @@ class Trainer:
         back. The callbacks must be the same kinds in the same order as when it was saved."""
         ckpt = load_checkpoint(source) if not isinstance(source, Checkpoint) else source
         where = source if not isinstance(source, Checkpoint) else "the checkpoint"
+        saved_task = ckpt.extra.get("task") or {"name": "classify", "state": {}}  # older checkpoints: classify
+        if saved_task["name"] != self.task.name and {saved_task["name"], self.task.name} != {"classify", "regress"}:
+            raise CheckpointError(f"{where} was saved by a {saved_task['name']!r} task, but this Trainer runs a "
+                                  f"{self.task.name!r} task; give the config or task it was trained with")
         try:
             self.model.load_state_dict(ckpt.model)
-            if self.optimizer is not None and ckpt.optimizer is not None:
-                self.optimizer.load_state_dict(ckpt.optimizer)
-            if self.scheduler is not None and ckpt.scheduler is not None:
-                self.scheduler.load_state_dict(ckpt.scheduler)
+            if self.optimizers:
+                self._load_states(self.optimizers, ckpt.optimizer)
+            self._load_states(self.schedulers, ckpt.scheduler)
+            self.task.load_state_dict(saved_task["state"])
             saved = ckpt.extra.get("callbacks", {})
             for index, callback in enumerate(self.callbacks):
                 key = self._callback_key(index)
@@ -406,8 +539,14 @@ class Trainer:
         partial = ckpt.extra.get("partial_epoch")
         self._partial = None
         if partial is not None:
-            collector = EpochCollector(self.metrics, self.threshold)
+            collector, losses = EpochCollector(self.metrics, self.threshold), LossMeans()
             collector.load_state_dict(partial["collector"] if self.distributed is None else
                                       local_share(self.distributed.world, partial["collector"]))
-            self._partial = {"collector": collector, "lr": partial["lr"], "time": partial["time"]}
+            if "losses" in partial:
+                losses.load_state_dict(partial["losses"])
+            else:  # saved before named losses: the collector carried the loss (gathered over the ranks)
+                state = partial["collector"]
+                if state["count"]:
+                    losses.add({"loss": state["loss_sum"] / state["count"]}, {"loss": state["count"]})
+            self._partial = {"collector": collector, "losses": losses, "lr": partial["lr"], "time": partial["time"]}
         return ckpt

@@ -1,31 +1,13 @@
 """Helpers of the config tests: a small valid config, writing it, and collecting the problems it raises."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gpunet.config import ConfigError, load_config
 
-BASE = """\
-seed: 0
-device: cpu
-data:
-  name: digits
-  flatten: true
-model:
-  layers:
-    - {type: Linear, in_features: 64, out_features: 50}
-    - {type: Sigmoid}
-    - {type: Dropout, p: 0.2}
-    - {type: Linear, in_features: 50, out_features: 10}
-loss:
-  name: cross_entropy
-optimizer:
-  name: sgd
-  lr: 0.1
-trainer:
-  epochs: 5
-  batch_size: 10
-"""
+BASE = (Path(__file__).resolve().parents[1] / "fixtures" / "digits_base.yaml").read_text(encoding="utf-8")
 
 
 def edited(old: str, new: str, text: str = BASE) -> str:

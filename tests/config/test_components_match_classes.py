@@ -7,7 +7,7 @@ import math
 import pytest
 
 import gpunet
-from gpunet.config import ARCHS, CALLBACKS, CONFIG, LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS, TRANSFORMS
+from gpunet.config import ARCHS, CALLBACKS, CONFIG, LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS, TASK_TYPES, TRANSFORMS
 from gpunet.config.spec import (INVALID, REQUIRED, AnyOf, Bool, Checker, Choice, ListOf, Number, Optional, Str)
 
 COMPONENTS = {
@@ -18,6 +18,7 @@ COMPONENTS = {
     **{f"callback {name}": spec for name, spec in CALLBACKS.items()},
     **{f"transform {name}": spec for name, spec in TRANSFORMS.items()},
     **{f"arch {name}": spec for name, spec in ARCHS.items()},
+    **{f"task {name}": spec for name, spec in TASK_TYPES.items()},
     "checkpoint": CONFIG.fields["checkpoint"].kind,
 }
 

@@ -10,27 +10,7 @@ from gpunet.train.checkpoint import load_checkpoint
 
 # Dropout (RNG), shuffling (loader position), momentum (optimizer state), a plateau scheduler, a plateau callback,
 # early stopping (stops at epoch 6 of 8), a best epoch (3) that is not the last, a CSV logger and two epoch files.
-STATEFUL = """\
-seed: 0
-device: cpu
-data: {name: xor, n_samples: 200, noise: 0.3}
-model:
-  layers:
-    - {type: Linear, in_features: 2, out_features: 16}
-    - {type: Tanh}
-    - {type: Dropout, p: 0.2}
-    - {type: Linear, in_features: 16, out_features: 2}
-loss: {name: cross_entropy}
-optimizer: {name: sgd, lr: 2.0, momentum: 0.9}
-scheduler: {name: reduce_on_plateau, patience: 1, factor: 0.5, monitor: val_loss}
-trainer: {epochs: 8, batch_size: 16}
-checkpoint: {monitor: val_accuracy, keep: 2}
-callbacks:
-  - {type: early_stopping, monitor: val_loss, patience: 3}
-  - {type: reduce_lr_on_plateau, monitor: val_accuracy, patience: 1, factor: 0.5}
-  - {type: csv_logger, filename: metrics.csv}
-  - {type: progress, style: none}
-"""
+STATEFUL = (Path(__file__).resolve().parents[1] / "fixtures" / "xor_stateful.yaml").read_text(encoding="utf-8")
 
 _WALL_CLOCK = {"time", "time_s", "run_dir", "config"}
 

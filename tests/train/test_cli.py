@@ -16,23 +16,7 @@ from gpunet.train.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
-XOR = """\
-seed: 0
-device: cpu
-data: {name: xor, n_samples: 200, noise: 0.1}
-model:
-  layers:
-    - {type: Linear, in_features: 2, out_features: 16}
-    - {type: Tanh}
-    - {type: Dropout, p: 0.1}
-    - {type: Linear, in_features: 16, out_features: 2}
-loss: {name: cross_entropy}
-optimizer: {name: sgd, lr: 0.5, momentum: 0.9}
-scheduler: {name: step, step_size: 2, gamma: 0.5}
-trainer: {epochs: 4, batch_size: 16}
-callbacks:
-  - {type: early_stopping, patience: 10}
-"""
+XOR = (Path(__file__).resolve().parents[1] / "fixtures" / "xor_cli.yaml").read_text(encoding="utf-8")
 
 
 @pytest.fixture

@@ -1,22 +1,12 @@
 """The config's device: ``auto`` defers to GPUNET_DEVICE (an explicit device wins), and says what it chose once."""
+from pathlib import Path
+
 import pytest
 
 import gpunet
 from gpunet.cli import main
 
-AUTO = """\
-seed: 0
-device: auto
-data: {name: xor, n_samples: 200, noise: 0.1}
-model:
-  layers:
-    - {type: Linear, in_features: 2, out_features: 8}
-    - {type: Tanh}
-    - {type: Linear, in_features: 8, out_features: 2}
-loss: {name: cross_entropy}
-optimizer: {name: sgd, lr: 0.5}
-trainer: {epochs: 1, batch_size: 16}
-"""
+AUTO = (Path(__file__).resolve().parents[1] / "fixtures" / "xor_auto.yaml").read_text(encoding="utf-8")
 
 
 @pytest.fixture

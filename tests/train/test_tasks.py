@@ -1,0 +1,210 @@
+"""The task registry and the Trainer/config/runner plumbing every task goes through: the contract's checks, a
+two-model task in the Trainer (prefixed checkpoint keys, one optimizer each, task state, exact mid-epoch resume),
+the ``task:`` section's errors naming the key path, and the ``regress`` task against a NumPy reference."""
+import json
+import signal
+
+import numpy as np
+import pytest
+
+import gpunet
+from gpunet.config import ConfigError, loads_config
+from gpunet.data import DataLoader
+from gpunet.runner.run import check_run, run
+from gpunet.train import Trainer
+from gpunet.train.checkpoint import CheckpointError
+from gpunet.train.interrupt import TrainingInterrupted
+from gpunet.train.tasks import TASKS, Key, Task, register_task
+
+
+def test_register_task_refuses_keys_that_are_not_the_signatures():
+    class Bad(Task):
+        keys = {"rate": Key("a rate")}
+
+        def __init__(self, rate: float = 0.1, extra: int = 2):
+            self.rate, self.extra = rate, extra
+
+    with pytest.raises(TypeError, match=r"without a Key: \['extra'\]"):
+        register_task("bad")(Bad)
+
+    class NoLoss(Task):
+        loss_names = ("mse",)
+
+    with pytest.raises(TypeError, match="loss_names must include 'loss'"):
+        register_task("noloss")(NoLoss)
+    assert "bad" not in TASKS and "noloss" not in TASKS
+
+
+class TwoHeads(Task):
+    """A test task with two models, each fitted to the targets by its own optimizer, and a state of its own (the
+    batches seen, which also scales the second model's loss, so losing it on resume changes the numbers)."""
+
+    models = ("first", "second")
+    loss_names = ("loss", "first", "second")
+    seen = 0
+
+    def _losses(self, x, y):
+        target = self.input(np.eye(2, dtype=np.float32)[y])
+        first = ((self.models["first"](self.input(x)) - target) ** 2).mean()
+        second = ((self.models["second"](self.input(x)) - target) ** 2).mean() * (1 + self.seen % 3)
+        return {"loss": first + second, "first": first, "second": second}
+
+    def train_step(self, x, y):
+        losses = self._losses(x, y)
+        self.update("first", losses["first"])
+        self.update("second", losses["second"])
+        self.seen += 1
+        return losses
+
+    def eval_step(self, x, y):
+        return self._losses(x, y)
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+
+def _two_heads(xor, callbacks=()):
+    gpunet.manual_seed(0)
+    models = {"first": gpunet.nn.Linear(2, 2), "second": gpunet.nn.Sequential(gpunet.nn.Linear(2, 4),
+                                                                                gpunet.nn.Tanh(), gpunet.nn.Linear(4, 2))}
+    optimizers = {"first": gpunet.optim.SGD(models["first"].parameters(), lr=0.1),
+                  "second": gpunet.optim.Adam(models["second"].parameters(), lr=0.01)}
+    trainer = Trainer(models, None, optimizers, callbacks=list(callbacks), metrics=(), task=TwoHeads())
+    train = DataLoader(xor.train, 16, shuffle=True, seed=0)
+    return trainer, train, DataLoader(xor.validation, 64)
+
+
+class StopAt(gpunet.train.Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_batch_end(self, step, logs):
+        if logs["global_step"] == self.step:
+            import os
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_two_model_task_trains_checkpoints_and_resumes_exactly_mid_epoch(xor, tmp_path):
+    straight, train, val = _two_heads(xor)
+    history = straight.fit(train, val, epochs=3)
+    assert set(history.epochs[0]) >= {"train_loss", "train_first", "train_second", "val_loss", "val_first"}
+    assert history["train_first"][2] < history["train_first"][0]  # each model learns with its own optimizer
+    state = straight.checkpoint()
+    assert {k.split(".")[0] for k in state.model} == {"first", "second"}  # one state_dict, prefixed keys
+    assert set(state.optimizer) == {"first", "second"} and "exp_avg" in str(state.optimizer["second"])
+    assert state.extra["task"] == {"name": "", "state": {"seen": 27}}
+
+    path = tmp_path / "last.npz"
+    from gpunet.train import ModelCheckpoint
+    interrupted, train, val = _two_heads(xor, [StopAt(13), ModelCheckpoint(tmp_path, monitor=None)])
+    with pytest.raises(TrainingInterrupted):
+        interrupted.fit(train, val, epochs=3)
+    fresh, train, val = _two_heads(xor)
+    fresh.fit(train, val, epochs=3, resume=str(path))
+    assert fresh.task.seen == 27
+    assert [{k: v for k, v in e.items() if k != "time"} for e in fresh.history] == \
+        [{k: v for k, v in e.items() if k != "time"} for e in straight.history]
+    for key, value in straight.model.state_dict().items():
+        np.testing.assert_array_equal(fresh.model.state_dict()[key], value, err_msg=key)
+
+
+def test_a_checkpoint_of_another_task_is_refused_by_name(xor, tmp_path):
+    trainer, train, val = _two_heads(xor)
+    trainer.fit(train, val, epochs=1)
+    state = trainer.checkpoint()
+    state.extra["task"]["name"] = "autoencode"
+    with pytest.raises(CheckpointError, match="saved by a 'autoencode' task"):
+        _two_heads(xor)[0].load_checkpoint(state)
+
+
+def test_model_and_optimizer_dicts_must_name_the_tasks_models():
+    with pytest.raises(ValueError, match="names first, but task '' has the models first, second"):
+        Trainer({"first": gpunet.nn.Linear(2, 2)}, None, None, task=TwoHeads())
+    with pytest.raises(ValueError, match="give the model as a dict by model name"):
+        Trainer(gpunet.nn.Linear(2, 2), None, None, task=TwoHeads())
+
+
+AUTOENCODER = """\
+seed: 0
+device: cpu
+data: {name: digits, flatten: true, normalize: scale}
+task: {type: autoencode}
+models:
+  encoder: {layers: [{type: Linear, in_features: 64, out_features: 8}, {type: ReLU}]}
+  decoder: {layers: [{type: Linear, in_features: 8, out_features: 64}, {type: Sigmoid}]}
+optimizer: {name: adam}
+trainer: {epochs: 1}
+"""
+
+
+def _problems(text, *overrides):
+    with pytest.raises(ConfigError) as raised:
+        loads_config(text, list(overrides), "ae.yaml")
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("task.noise_std=-0.1", "task.noise_std: out of range; got -0.1"),
+    ("task.nois_std=0.1", "task.nois_std: unknown key"),
+    ("task.sparsity=l2", "task.sparsity: unknown value"),
+    ("task.sparsity_target=1", "task.sparsity_target: out of range"),
+    ("task.type=autoencoder", "task.type: unknown task"),
+    ("models.encodr={layers: [{type: ReLU}]}", "models.encodr: task 'autoencode' has no model 'encodr'"),
+    ("optimizers.generator={name: sgd, lr: 0.1}", "optimizers.generator: task 'autoencode' has no model"),
+    ("trainer.metrics=[accuracy]", "trainer.metrics: task 'autoencode' reports its own figures"),
+    ("checkpoint.monitor=val_accuracy", "checkpoint.monitor: not a logged metric"),
+    ("model={layers: [{type: ReLU}]}", "model: task 'autoencode' has the models encoder, decoder"),
+])
+def test_bad_task_settings_name_the_key_path(override, expected):
+    assert expected in _problems(AUTOENCODER, override)
+
+
+def test_a_missing_model_and_a_loss_for_a_task_without_one_are_named():
+    text = AUTOENCODER.replace("  decoder: {layers: [{type: Linear, in_features: 8, out_features: 64}, "
+                               "{type: Sigmoid}]}\n", "")
+    assert "models.decoder: missing required key (a model of task 'autoencode')" in _problems(text)
+    classify = AUTOENCODER.replace("task: {type: autoencode}", "task: {type: classify}")
+    assert "model: missing required key" in _problems(classify)
+
+
+def test_task_defaults_fill_the_loss_and_metrics():
+    config = loads_config(AUTOENCODER, ["checkpoint.monitor=val_mse"])
+    assert config["loss"]["name"] == "mse" and config["trainer"]["metrics"] == []
+    assert config["task"] == {"type": "autoencode", "noise_std": 0.0, "sparsity": "none", "sparsity_weight": 0.001,
+                              "sparsity_target": 0.05, "contractive_weight": 0.0, "grid_images": 10}
+
+
+def test_a_decoder_that_cannot_rebuild_the_input_is_a_config_error_at_the_decoder():
+    config = loads_config(AUTOENCODER, ["models.decoder.layers[0].out_features=32"])
+    with pytest.raises(ConfigError, match=r"models.decoder: the decoder turns codes of shape \(8,\) into \(32,\)"):
+        check_run(config, announce_device=False)
+
+
+REGRESS = """\
+seed: 0
+device: cpu
+data: {name: planewave, sequences: 24, frames: 5, points: 6, val_split: 0.2}
+task: {type: regress}
+model: {layers: [{type: Linear, in_features: 6, out_features: 6}]}
+optimizer: {name: sgd, lr: 0.1}
+trainer: {epochs: 3, batch_size: 8}
+"""
+
+
+def test_regress_reports_test_mse_and_rmse_that_numpy_recomputes(tmp_path):
+    config = loads_config(REGRESS)
+    assert config["loss"]["name"] == "mse" and config["trainer"]["metrics"] == ["mse", "rmse"]
+    summary = run(config, str(tmp_path / "run"), progress=False)
+    from gpunet.config import build_dataset
+    from gpunet.train.checkpoint import load_checkpoint
+    test = build_dataset(config).test
+    weights = load_checkpoint(tmp_path / "run/checkpoints/last.npz").model
+    prediction = test.x.astype(np.float64) @ weights["0.weight"].T.astype(np.float64) + weights["0.bias"]
+    expected = np.mean((prediction - test.y) ** 2)
+    assert summary["test_mse"] == pytest.approx(expected, rel=1e-5)
+    assert summary["test_rmse"] == pytest.approx(np.sqrt(expected), rel=1e-5)
+    assert summary["test_loss"] == pytest.approx(expected, rel=1e-5)
+    assert json.loads((tmp_path / "run/summary.json").read_text())["test_mse"] == summary["test_mse"]
