@@ -63,6 +63,20 @@ __device__ __forceinline__ T group_reduce(T value, T* scratch, unsigned int grou
     return result;
 }
 
+// Runs body(row, lane, active) for every row < rows, `group` consecutive threads of a block per row (group divides
+// blockDim.x; lane = the thread's place in its group), the groups of all blocks striding over the rows (any grid).
+// Every thread of the block runs every iteration, so body may call group_reduce: a group past the last row gets
+// active = false and row = rows - 1 (a valid row to read, not to write).
+template <typename Body>
+__device__ __forceinline__ void for_each_row_group(long long rows, unsigned int group, Body body) {
+    const long long per_block = blockDim.x / group, slot = threadIdx.x / group;
+    const long long lane = threadIdx.x % group;
+    for (long long first = blockIdx.x * per_block; first < rows; first += gridDim.x * per_block) {
+        const long long row = first + slot;
+        body(row < rows ? row : rows - 1, lane, row < rows);
+    }
+}
+
 // group_reduce over the whole block.
 template <typename T, typename Op>
 __device__ __forceinline__ T block_reduce(T value, T* scratch, Op op) {

@@ -25,19 +25,6 @@ struct PairSum {
     __device__ __forceinline__ Pair operator()(Pair p, Pair q) const { return Pair{p.a + q.a, p.b + q.b}; }
 };
 
-// Runs body(row, lane) for every row of `rows`, `group` threads per row; every thread of the block runs every
-// iteration (inactive groups past the last row too), so body may call group_reduce. `active` tells body whether
-// its row exists.
-template <typename Body>
-__device__ __forceinline__ void for_each_row_group(long long rows, long long group, Body body) {
-    const unsigned int g = static_cast<unsigned int>(group);
-    const long long per_block = blockDim.x / g, slot = threadIdx.x / g;
-    for (long long first = blockIdx.x * per_block; first < rows; first += gridDim.x * per_block) {
-        const long long row = first + slot;
-        body(row < rows ? row : rows - 1, static_cast<long long>(threadIdx.x % g), row < rows);
-    }
-}
-
 }  // namespace
 
 // y = (x - mean) * rstd * weight + bias per row of x (rows, cols); mean[r] and rstd[r] = 1 / sqrt(biased var +
@@ -50,7 +37,7 @@ extern "C" __global__ void layer_norm_forward_f32(const float* __restrict__ x, c
     __shared__ float scratch[LAYERNORM_MAX_THREADS];
     const unsigned int g = static_cast<unsigned int>(group);
     const float inv_cols = 1.0f / static_cast<float>(cols);
-    for_each_row_group(rows, group, [&](long long row, long long lane, bool active) {
+    gpunet::for_each_row_group(rows, g, [&](long long row, long long lane, bool active) {
         const float* xr = x + row * cols;
         float s = 0.0f;
         if (active)
@@ -88,7 +75,7 @@ extern "C" __global__ void layer_norm_backward_f32(const float* __restrict__ gy,
     __shared__ Pair scratch[LAYERNORM_MAX_THREADS];
     const unsigned int g = static_cast<unsigned int>(group);
     const float inv_cols = 1.0f / static_cast<float>(cols);
-    for_each_row_group(rows, group, [&](long long row, long long lane, bool active) {
+    gpunet::for_each_row_group(rows, g, [&](long long row, long long lane, bool active) {
         const float* xr = x + row * cols;
         const float* gr = gy + row * cols;
         const float m = mean[row], r = rstd[row];

@@ -49,12 +49,7 @@ template <typename Load, typename Body>
 __device__ __forceinline__ void for_each_row(long long rows, long long cols, long long group, Load load, Body body) {
     __shared__ MaxSum scratch[SOFTMAX_MAX_THREADS];
     const unsigned int g = static_cast<unsigned int>(group);  // at most SOFTMAX_MAX_THREADS
-    const long long lane = threadIdx.x % g;
-    const long long per_block = blockDim.x / g;
-    const long long slot = threadIdx.x / g;
-    for (long long first = blockIdx.x * per_block; first < rows; first += gridDim.x * per_block) {
-        const long long row = first + slot;
-        const bool active = row < rows;
+    gpunet::for_each_row_group(rows, g, [&](long long row, long long lane, bool active) {
         MaxSum acc = max_sum_identity();
         if (active) {
             const auto values = load(row);
@@ -62,7 +57,7 @@ __device__ __forceinline__ void for_each_row(long long rows, long long cols, lon
         }
         const MaxSum ms = gpunet::group_reduce(acc, scratch, g, MaxSumOp());
         if (active) body(row, lane, ms);  // no barrier follows in this iteration
-    }
+    });
 }
 
 // A row of x itself.

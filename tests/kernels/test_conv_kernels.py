@@ -175,7 +175,7 @@ def test_64_bit_index_path(tmp_path):
         np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("device", ["cuda-emu", "cuda-emu:1"])
+@pytest.mark.parametrize("device", ["cuda-emu", "cuda-emu:1"], indirect=True)  # conftest's fixture sets the device
 @pytest.mark.parametrize("x_shape, weight_shape, stride, padding, groups, keeps_cols", [
     ((3, 4, 9, 8), (6, 4, 3, 3), 1, 1, 1, False),   # 3x3: columns 9x the input, rebuilt in the backward
     ((3, 4, 9, 8), (6, 2, 3, 3), 2, 1, 2, False),   # groups, stride 2: columns 2.25x the input
@@ -203,25 +203,18 @@ def test_conv2d_on_cuda_writes_its_output_once_and_keeps_columns_by_size(device,
     monkeypatch.setattr(xp, "matmul", spy)
     rng = np.random.default_rng(sum(x_shape))
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, weight_shape, weight_shape[:1]))
-    previous = gn.backend.current().device
-    gn.set_device(device)
-    try:
-        gx, gw, gb = (gn.tensor(a, requires_grad=True) for a in (x, w, b))
-        y = F.conv2d(gx, gw, gb, stride=stride, padding=padding, groups=groups)
-        assert len(matmul_outs) == 1 and matmul_outs[0] is not None
-        assert np.shares_memory(matmul_outs[0], y.data)  # the GEMM's output is the convolution's
-        assert (y.creator.cols is not None) == keeps_cols
-        assert launched_kernels == ["im2col_f32"]
-        gy = rng.standard_normal(tuple(y.shape)).astype(np.float32)
-        y.backward(gn.tensor(gy))
-        assert launched_kernels.count("im2col_f32") == 1 + (not keeps_cols)  # rebuilt for the weight gradient
-        grads = [t.grad.numpy() for t in (gx, gw, gb)]
-        out = y.numpy()
-    finally:
-        gn.set_device(previous)
+    gx, gw, gb = (gn.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(gx, gw, gb, stride=stride, padding=padding, groups=groups)
+    assert len(matmul_outs) == 1 and matmul_outs[0] is not None
+    assert np.shares_memory(matmul_outs[0], y.data)  # the GEMM's output is the convolution's
+    assert (y.creator.cols is not None) == keeps_cols
+    assert launched_kernels == ["im2col_f32"]
+    gy = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+    y.backward(gn.tensor(gy))
+    assert launched_kernels.count("im2col_f32") == 1 + (not keeps_cols)  # rebuilt for the weight gradient
     tx, tw, tb = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w, b))
     ty = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=padding, groups=groups)
     ty.backward(torch.tensor(gy, dtype=torch.float64))
-    np.testing.assert_allclose(out, ty.detach().numpy(), rtol=1e-5, atol=1e-5)
-    for ours, theirs in zip(grads, (tx.grad, tw.grad, tb.grad)):
-        np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for ours, theirs in zip((gx, gw, gb), (tx, tw, tb)):
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-4)
