@@ -116,20 +116,31 @@ def _parse_shape(text: str) -> tuple:
 
 
 def cmd_summary(args) -> int:
+    from types import SimpleNamespace
+
     from .runner.run import use_device
-    from .config import build_dataset, build_model, check_model
+    from .config import build_dataset, build_models, build_task, check_model
     from .config.dry_run import input_dtype
 
     config = _load(args)
     use_device(config["device"])
-    model = build_model(config)
     if args.input_shape:
-        shape, classes, origin = _parse_shape(args.input_shape), None, f"--input-shape {args.input_shape}"
+        shape = _parse_shape(args.input_shape)
+        info = SimpleNamespace(name=f"--input-shape {args.input_shape}", input_shape=shape, num_classes=None)
+        origin = info.name
     else:
         info = build_dataset(config).info
-        shape, classes, origin = info.input_shape, info.num_classes, f"the data ({info.name})"
-    check_model(config, model, shape, classes, origin)
-    model.summary(shape, dtype=input_dtype(model))
+        origin = f"the data ({info.name})"
+    task = build_task(config)
+    models = build_models(config, task, info)
+
+    def show(name, shape):  # each model of the task, on the input shape the task's dry run gives it
+        output = check_model(config, models[name], shape, info.num_classes, origin, name)
+        if len(models) > 1:
+            print(f"{name}:")
+        models[name].summary(shape, dtype=input_dtype(models[name]))
+        return output
+    task.dry_run(show, info)
     return 0
 
 
@@ -241,10 +252,10 @@ def cmd_info(args) -> int:
 
 # ----------------------------------------------------------------------------------------------- warmup
 def cmd_warmup(args) -> int:
-    from .runner.run import use_device
+    from .runner.run import build_training, use_device
     from .backend import current
     from .backend.warmup import kernels_called, warmup
-    from .config import build_dataset, build_loss, build_model, build_optimizer, check_model
+    from .config import build_dataset, build_loss
     from .config.dry_run import input_dtype
     from .ops import zeros
     from .train.trainer import Trainer
@@ -257,11 +268,10 @@ def cmd_warmup(args) -> int:
               "kernels in NumPy)")
         return 0
     print(f"device {backend.device} ({backend.implementation}): compiling the kernels of {args.config}", flush=True)
-    model, info = build_model(config), build_dataset(config).info
-    check_model(config, model, info.input_shape, info.num_classes, f"the data ({info.name})")
-    trainer = Trainer(model, build_loss(config), build_optimizer(config, model.parameters()),
-                      grad_clip=config["trainer"]["grad_clip"])
-    x = zeros(2, *info.input_shape, dtype=input_dtype(model))
+    info = build_dataset(config).info
+    task, models, optimizers, _ = build_training(config, info)
+    trainer = Trainer(models, build_loss(config), optimizers, grad_clip=config["trainer"]["grad_clip"], task=task)
+    x = zeros(2, *info.input_shape, dtype=input_dtype(next(iter(models.values()))))
     # the kernels one training step calls, seen by running it on a zero batch (which compiles them on the way)
     kernels = kernels_called(lambda: trainer._train_step(x, zeros(2, dtype="int64")))
     for family, names, seconds in warmup(backend, kernels):

@@ -1,8 +1,9 @@
 // Recurrent cells: fused LSTM and GRU cell forward and backward (float32).
-// Reference: gpunet/backend/numpy_kernels/rnn.py. Performance model and layout choice: docs/kernels.md.
+// Reference: gpunet/backend/references/rnn.py. Performance model and layout choice: docs/kernels.md.
 //
 // The matrix products (x W_ih^T, h W_hh^T) run in cuBLAS outside these kernels; a cell kernel does everything
-// element-wise that follows them for one time step and one direction, in one launch. One thread per hidden
+// element-wise that follows them for one time step and one direction, in one launch, and writes straight into the
+// layer's sequence buffers (the step slices out[t] and cells[t], contiguous). One thread per hidden
 // unit (n, j) of the batch: it reads that unit's gate pre-activations, which keep PyTorch's layout (gate blocks
 // [i | f | g | o] for the LSTM, [r | z | n] for the GRU, each block H wide), so the thread reads gates[n, k*H + j]
 // for each gate k: neighbouring threads (j, j+1) read neighbouring addresses, every load is coalesced.
@@ -63,11 +64,15 @@ extern "C" __global__ void lstm_cell_forward_f32(const float* __restrict__ gates
 }
 
 // LSTM cell backward: from the pre-activations, c_prev and the gradients of h and c, the gradients of the
-// pre-activations (batch, 4*hidden) and of c_prev (batch, hidden).
+// pre-activations (batch, 4*hidden) and of c_prev (batch, hidden). The gradient of h is grad_h, plus grad_h_extra
+// when has_extra (a layer's two: from the next step's recurrent product and from the step's output), so the
+// layer needs no separate add; without it grad_h_extra is never read.
 extern "C" __global__ void lstm_cell_backward_f32(const float* __restrict__ gates, const float* __restrict__ c_prev,
-                                                  const float* __restrict__ grad_h, const float* __restrict__ grad_c,
-                                                  float* __restrict__ grad_gates, float* __restrict__ grad_c_prev,
-                                                  long long batch, long long hidden) {
+                                                  const float* __restrict__ grad_h,
+                                                  const float* __restrict__ grad_h_extra,
+                                                  const float* __restrict__ grad_c, float* __restrict__ grad_gates,
+                                                  float* __restrict__ grad_c_prev, long long batch, long long hidden,
+                                                  int has_extra) {
     const long long total = batch * hidden;
     const bool narrow = total <= 0xFFFFFFFFll;
     GPUNET_GRID_STRIDE_LOOP(k, total) {
@@ -77,7 +82,7 @@ extern "C" __global__ void lstm_cell_backward_f32(const float* __restrict__ gate
         const auto [i, f, g, o] = lstm_gates(gates + base, hidden);
         const float cp = c_prev[k];
         const float tc = tanhf(f * cp + i * g);
-        const float gh = grad_h[k];
+        const float gh = has_extra ? grad_h[k] + grad_h_extra[k] : grad_h[k];
         const float gc = grad_c[k] + gh * o * (1.0f - tc * tc);
         float* d = grad_gates + base;
         d[0] = gc * g * i * (1.0f - i);
@@ -105,12 +110,14 @@ extern "C" __global__ void gru_cell_forward_f32(const float* __restrict__ gi, co
     }
 }
 
-// GRU cell backward: gradients of gi and gh (batch, 3*hidden) and of h_prev (batch, hidden) from grad_h.
-// The r and z blocks of grad_gi and grad_gh are equal (both feed the same sum); the n blocks differ by r.
+// GRU cell backward: gradients of gi and gh (batch, 3*hidden) and of h_prev (batch, hidden) from the gradient of
+// h, grad_h plus grad_h_extra when has_extra (as in the LSTM's backward). The r and z blocks of grad_gi and
+// grad_gh are equal (both feed the same sum); the n blocks differ by r.
 extern "C" __global__ void gru_cell_backward_f32(const float* __restrict__ gi, const float* __restrict__ gh,
                                                  const float* __restrict__ h_prev, const float* __restrict__ grad_h,
-                                                 float* __restrict__ grad_gi, float* __restrict__ grad_gh,
-                                                 float* __restrict__ grad_h_prev, long long batch, long long hidden) {
+                                                 const float* __restrict__ grad_h_extra, float* __restrict__ grad_gi,
+                                                 float* __restrict__ grad_gh, float* __restrict__ grad_h_prev,
+                                                 long long batch, long long hidden, int has_extra) {
     const long long total = batch * hidden;
     const bool narrow = total <= 0xFFFFFFFFll;
     GPUNET_GRID_STRIDE_LOOP(k, total) {
@@ -120,7 +127,7 @@ extern "C" __global__ void gru_cell_backward_f32(const float* __restrict__ gi, c
         const auto [r, z, nn] = gru_gates(gi + base, gh + base, hidden);
         const float ghn = gh[base + 2 * hidden];
         const float hp = h_prev[k];
-        const float dh = grad_h[k];
+        const float dh = has_extra ? grad_h[k] + grad_h_extra[k] : grad_h[k];
         const float dan = dh * (1.0f - z) * (1.0f - nn * nn);
         const float dar = dan * ghn * r * (1.0f - r);
         const float daz = dh * (hp - nn) * z * (1.0f - z);

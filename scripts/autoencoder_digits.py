@@ -8,6 +8,10 @@ baseline, the MSE of predicting every test image by the training set's mean imag
 writes a PNG of test images (top row) above their reconstructions (bottom row).
 
     python scripts/autoencoder_digits.py [--dataset digits|mnist5k] [--epochs 50] [--plot ae.png] [--device cpu]
+
+The same from YAML, with a run directory, checkpoints, exact resume and reconstructions.png:
+``gpunet train configs/autoencoder_digits.yaml`` (the ``autoencode`` task; its keys give the denoising, sparse
+and contractive kinds, and configs/autoencoder_compressor.yaml is the 784-300-2-300-784 compressor).
 """
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ implements exactly this on the CPU):
 - the array namespace ``cupy.<function>`` through ``backend.xp`` (``asarray``, ``ascontiguousarray``, ``empty``,
   ``empty_like``, ``broadcast_to`` in the launchers; the ops use more of it, always through ``xp``);
 - ``cupy.asnumpy(array)``;
+- ``ndarray.data.ptr`` and ``ndarray.device.id`` (the optimizer launchers' table of tensor addresses; on the
+  stand-in, whose device memory is host memory, NumPy's address);
 - ``cupy.RawModule(code=...)``, ``RawModule.compile()`` and ``RawModule.get_function(name)``, whose kernel is
   called as ``kernel(grid, block, args, shared_mem=...)``;
 - ``cupy.cuda.Device(index)`` as a context manager, its ``use()`` and its ``pci_bus_id`` (telemetry);

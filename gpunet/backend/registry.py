@@ -39,7 +39,7 @@ class FusedKernel:
     entry_points: tuple[str, ...] = ()  # the extern "C" kernels of <family>.cu the launcher launches
     launcher: Callable | None = None  # launcher(backend, *args); may return RUN_REFERENCE for inputs it lacks
     check: Callable | None = None  # check(*args): argument errors on a CUDA backend, before any work
-    dtype_arg: str | None = None  # the argument whose dtype (or that is a dtype) selects the CUDA kernel
+    dtype_arg: str | None = None  # the argument (array, dtype or list of arrays) whose dtype picks the kernel
     dtypes: tuple[str, ...] = ("float32",)
     _dtype_position: int = field(default=-1, init=False, repr=False, compare=False)
 
@@ -61,6 +61,8 @@ class FusedKernel:
         if self.launcher is None:
             return False
         value = kwargs[self.dtype_arg] if self.dtype_arg in kwargs else args[self._dtype_position]
+        if isinstance(value, (list, tuple)):  # a list of arrays (a multi-tensor kernel): any of a covered dtype
+            return any(numpy.dtype(v.dtype).name in self.dtypes for v in value)
         dtype = value if isinstance(value, (type, numpy.dtype, str)) else value.dtype  # an array, or a dtype itself
         return numpy.dtype(dtype).name in self.dtypes
 
@@ -87,10 +89,11 @@ KERNELS: dict[str, FusedKernel] = _declare(
           ("float32", "float64")),
     _cuda("dropout_apply", dropout, _dropout, "dropout", ("dropout_apply_f32", "dropout_apply_f64"), "x",
           ("float32", "float64")),
-    _cuda("sgd_update", optimizers, _optimizers, "optimizers", ("sgd_update_f32", "sgd_momentum_update_f32"),
-          "param"),
-    _cuda("adam_update", optimizers, _optimizers, "optimizers", ("adam_update_f32", "adam_amsgrad_update_f32"),
-          "param"),
+    _cuda("sgd_update", optimizers, _optimizers, "optimizers", ("sgd_update_f32",), "params"),
+    _cuda("adam_update", optimizers, _optimizers, "optimizers", ("adam_update_f32",), "params"),
+    _cuda("rmsprop_update", optimizers, _optimizers, "optimizers", ("rmsprop_update_f32",), "params"),
+    _cuda("adagrad_update", optimizers, _optimizers, "optimizers", ("adagrad_update_f32",), "params"),
+    _cuda("adadelta_update", optimizers, _optimizers, "optimizers", ("adadelta_update_f32",), "params"),
     _cuda("lstm_cell", rnn, _rnn, "rnn", ("lstm_cell_forward_f32",), "gates"),
     _cuda("lstm_cell_backward", rnn, _rnn, "rnn", ("lstm_cell_backward_f32",), "gates"),
     _cuda("gru_cell", rnn, _rnn, "rnn", ("gru_cell_forward_f32",), "gi"),

@@ -209,21 +209,23 @@ class RecurrentLayer(Function):
         states = out if keep is None else xp.empty_like(out)  # the carried h: the output except at skipped steps
         cells = xp.empty_like(out) if mode == "LSTM" else None
         recurrent = xp.empty_like(pre) if mode == "GRU" else None
-        for t in time_order(steps, self.reverse):
+        direct = keep is None  # unmasked: the cell writes straight into out[t] (and cells[t])
+        for t in time_order(steps, self.reverse):  # a GEMM, an add (the GRU: its bias) and the cell, per step
             if mode == "LSTM":
                 gates = pre[t]
                 gates += h @ w_hh_t
-                h_new, c_new = backend.lstm_cell(gates, c)
+                h_new, c_new = backend.lstm_cell(gates, c, out=(out[t], cells[t]) if direct else None)
             elif mode == "GRU":
                 gh = recurrent[t]
                 xp.matmul(h, w_hh_t, out=gh)
                 if b_hh is not None:
                     gh += b_hh
-                h_new = backend.gru_cell(pre[t], gh, h)
+                h_new = backend.gru_cell(pre[t], gh, h, out=out[t] if direct else None)
             else:
                 a = pre[t]
                 a += h @ w_hh_t
-                h_new = xp.tanh(a) if mode == "RNN_TANH" else xp.maximum(a, 0)
+                target = out[t] if direct else xp.empty_like(h)
+                h_new = xp.tanh(a, out=target) if mode == "RNN_TANH" else xp.maximum(a, 0, out=target)
             if keep is None:
                 h, c = h_new, (c_new if mode == "LSTM" else None)
             else:
@@ -231,10 +233,9 @@ class RecurrentLayer(Function):
                 h = xp.where(real, h_new, h)
                 c = xp.where(real, c_new, c) if mode == "LSTM" else None
                 states[t] = h
-                h_new = h_new * keep[t]
-            out[t] = h_new
-            if mode == "LSTM":
-                cells[t] = c
+                xp.multiply(h_new, keep[t], out=out[t])
+                if mode == "LSTM":
+                    cells[t] = c
         self.saved = (pre, cells, recurrent, states)
         last = 0 if self.reverse else steps - 1
         return (out, states[last], cells[last]) if mode == "LSTM" else (out, states[last])
@@ -281,20 +282,25 @@ class RecurrentLayer(Function):
         dc = (xp.zeros_like(c0) if grad_c is None else grad_c) if mode == "LSTM" else None
         d_pre = xp.empty_like(pre)
         d_rec = xp.empty_like(recurrent) if mode == "GRU" else d_pre  # gradient of the recurrent product
-        for t in reversed(time_order(steps, self.reverse)):
-            dh_t = dh if grad_out is None else dh + grad_out[t]
+        for t in reversed(time_order(steps, self.reverse)):  # unmasked: the cell (it adds grad_out[t]), the GEMM
+            extra = None if grad_out is None else grad_out[t]  # (the GRU: and an add), at most 3 launches per step
+            dh_t = dh
             if keep is not None:  # a skipped step passes the state's gradient straight back
-                skip = 1 - keep[t]
+                dh_t = dh if extra is None else dh + extra
+                extra, skip = None, 1 - keep[t]
                 carried_h, dh_t = dh * skip, dh_t * keep[t]
                 if mode == "LSTM":
                     carried_c, dc = dc * skip, dc * keep[t]
             if mode == "LSTM":
-                d_pre[t], dc = backend.lstm_cell_backward(pre[t], c_prev[t], dh_t, dc)
+                _, dc = backend.lstm_cell_backward(pre[t], c_prev[t], dh_t, dc, extra, out=(d_pre[t], None))
                 dh = d_pre[t] @ w_hh
             elif mode == "GRU":
-                d_pre[t], d_rec[t], dh = backend.gru_cell_backward(pre[t], recurrent[t], h_prev[t], dh_t)
-                dh = dh + d_rec[t] @ w_hh
+                _, _, dh = backend.gru_cell_backward(pre[t], recurrent[t], h_prev[t], dh_t, extra,
+                                                     out=(d_pre[t], d_rec[t], None))
+                dh += d_rec[t] @ w_hh
             else:
+                if extra is not None:
+                    dh_t = dh_t + extra
                 d_pre[t] = dh_t * (1 - out[t] * out[t]) if mode == "RNN_TANH" else dh_t * (out[t] > 0)
                 dh = d_pre[t] @ w_hh
             if keep is not None:

@@ -16,14 +16,8 @@ class Adadelta(Optimizer):
         self._require(0.0 <= group["rho"] <= 1.0, f"rho must be in [0, 1], got {group['rho']!r}")
 
     def _update(self, group):
-        lr, rho, eps = group["lr"], group["rho"], group["eps"]
-        for p, g, state in self._gradients(group):
-            xp = p.backend.xp
-            square_avg = self._buffer(state, "square_avg", p)
-            acc_delta = self._buffer(state, "acc_delta", p)
-            square_avg *= rho
-            square_avg += (1 - rho) * g * g
-            delta = xp.sqrt(acc_delta + eps) / xp.sqrt(square_avg + eps) * g
-            acc_delta *= rho
-            acc_delta += (1 - rho) * delta * delta
-            p.data -= lr * delta
+        for backend, params in self._with_grads(group):
+            self._count_steps(params)
+            backend.adadelta_update([p.data for p in params], [p.grad.data for p in params],
+                                    self._buffers(params, "square_avg"), self._buffers(params, "acc_delta"),
+                                    group["lr"], group["rho"], group["eps"], group["weight_decay"], group["maximize"])

@@ -22,10 +22,8 @@ class Adagrad(Optimizer):
         self._check_nonnegative(group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def _update(self, group):
-        lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
-        for p, g, state in self._gradients(group):
-            total = self._buffer(state, "sum", p, group["initial_accumulator_value"])
-            total += g * g
-            std = p.backend.xp.sqrt(total)
-            std += eps
-            p.data -= lr / (1 + (state["step"] - 1) * lr_decay) * (g / std)
+        for backend, params in self._with_grads(group):
+            steps = self._count_steps(params)
+            backend.adagrad_update([p.data for p in params], [p.grad.data for p in params],
+                                   self._buffers(params, "sum", group["initial_accumulator_value"]), steps, group["lr"],
+                                   group["lr_decay"], group["weight_decay"], group["eps"], group["maximize"])

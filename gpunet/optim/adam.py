@@ -24,20 +24,14 @@ class Adam(Optimizer):
             self._require(0.0 <= beta < 1.0, f"betas[{i}] must be in [0, 1), got {beta!r}")
 
     def _update(self, group):
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-        weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
-        decoupled = group["decoupled_weight_decay"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            state = self.state[p]
-            step = state["step"] = state.get("step", 0) + 1
-            exp_avg = self._buffer(state, "exp_avg", p)
-            exp_avg_sq = self._buffer(state, "exp_avg_sq", p)
-            max_sq = self._buffer(state, "max_exp_avg_sq", p) if amsgrad else None
-            p.backend.adam_update(p.data, g.data, exp_avg, exp_avg_sq, max_sq, step, lr, beta1, beta2, eps,
-                                  weight_decay, decoupled, amsgrad, maximize)
+        (beta1, beta2), amsgrad = group["betas"], group["amsgrad"]
+        for backend, params in self._with_grads(group):
+            steps = self._count_steps(params)
+            backend.adam_update([p.data for p in params], [p.grad.data for p in params],
+                                self._buffers(params, "exp_avg"), self._buffers(params, "exp_avg_sq"),
+                                self._buffers(params, "max_exp_avg_sq") if amsgrad else None, steps, group["lr"],
+                                beta1, beta2, group["eps"], group["weight_decay"], group["decoupled_weight_decay"],
+                                amsgrad, group["maximize"])
 
 
 class AdamW(Adam):

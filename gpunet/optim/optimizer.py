@@ -2,7 +2,8 @@
 
 A subclass gives its ``defaults`` (hyper-parameter name -> default), a ``_check(group)`` that validates a group's
 hyper-parameters, and ``_update(group)`` that updates every parameter of the group with a gradient, in place on
-the parameter arrays (no graph is recorded). Hyper-parameters are read from ``param_groups`` at every step, so
+the parameter arrays (no graph is recorded), with one fused multi-tensor call per backend (``backend.sgd_update``
+and its siblings: one kernel launch for the whole group on CUDA). Hyper-parameters are read from ``param_groups`` at every step, so
 schedulers and users can change them between steps.
 """
 from __future__ import annotations
@@ -120,19 +121,27 @@ class Optimizer:
     def _update(self, group):
         raise NotImplementedError
 
-    def _gradients(self, group):
-        """For each parameter of ``group`` that has a gradient: count a step in its state and yield
-        ``(p, g, state)``, where ``g`` is the gradient, negated under ``maximize``, plus ``weight_decay * p``."""
-        weight_decay, maximize = group["weight_decay"], group["maximize"]
+    def _with_grads(self, group):
+        """``[(backend, params)]``: the parameters of ``group`` that have a gradient, by backend in group order, so
+        that each backend updates its share in one fused multi-tensor call."""
+        shares = {}
         for p in group["params"]:
-            if p.grad is None:
-                continue
-            g = -p.grad.data if maximize else p.grad.data
-            if weight_decay != 0:
-                g = g + weight_decay * p.data
+            if p.grad is not None:
+                shares.setdefault(p.backend, []).append(p)
+        return list(shares.items())
+
+    def _count_steps(self, params) -> list:
+        """Count a step in each parameter's state; their step numbers (1 at the first step)."""
+        steps = []
+        for p in params:
             state = self.state[p]
             state["step"] = state.get("step", 0) + 1
-            yield p, g, state
+            steps.append(state["step"])
+        return steps
+
+    def _buffers(self, params, key, fill=0.0) -> list:
+        """``state[key]`` of each parameter as arrays, created like the parameter filled with ``fill`` when missing."""
+        return [self._buffer(self.state[p], key, p, fill) for p in params]
 
     def _buffer(self, state, key, p, fill=0.0):
         """``state[key]``, created as a tensor like ``p`` filled with ``fill`` when missing."""

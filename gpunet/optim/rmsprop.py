@@ -17,24 +17,12 @@ class RMSprop(Optimizer):
         self._check_nonnegative(group, "lr", "eps", "momentum", "weight_decay", "alpha")
 
     def _update(self, group):
-        lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
         momentum, centered = group["momentum"], group["centered"]
-        for p, g, state in self._gradients(group):
-            xp = p.backend.xp
-            square_avg = self._buffer(state, "square_avg", p)
-            square_avg *= alpha
-            square_avg += (1 - alpha) * g * g
-            if centered:
-                grad_avg = self._buffer(state, "grad_avg", p)
-                grad_avg += (1 - alpha) * (g - grad_avg)
-                avg = xp.sqrt(square_avg - grad_avg * grad_avg)
-            else:
-                avg = xp.sqrt(square_avg)
-            avg += eps
-            if momentum > 0:
-                buf = self._buffer(state, "momentum_buffer", p)
-                buf *= momentum
-                buf += g / avg
-                p.data -= lr * buf
-            else:
-                p.data -= lr * (g / avg)
+        for backend, params in self._with_grads(group):
+            self._count_steps(params)
+            backend.rmsprop_update([p.data for p in params], [p.grad.data for p in params],
+                                   self._buffers(params, "square_avg"),
+                                   self._buffers(params, "grad_avg") if centered else None,
+                                   self._buffers(params, "momentum_buffer") if momentum > 0 else None, group["lr"],
+                                   group["alpha"], group["eps"], group["weight_decay"], momentum, centered,
+                                   group["maximize"])

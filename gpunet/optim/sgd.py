@@ -19,15 +19,12 @@ class SGD(Optimizer):
                       f"(got momentum={group['momentum']}, dampening={group['dampening']})")
 
     def _update(self, group):
-        lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
-        weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-        for p in group["params"]:
-            g = p.grad
-            if g is None:
-                continue
-            buf, first = None, False
+        momentum = group["momentum"]
+        for backend, params in self._with_grads(group):
+            buffers = first_steps = None
             if momentum != 0:
-                state = self.state[p]
-                first = "momentum_buffer" not in state
-                buf = self._buffer(state, "momentum_buffer", p)
-            p.backend.sgd_update(p.data, g.data, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first)
+                first_steps = ["momentum_buffer" not in self.state[p] for p in params]
+                buffers = self._buffers(params, "momentum_buffer")
+            backend.sgd_update([p.data for p in params], [p.grad.data for p in params], buffers, group["lr"], momentum,
+                               group["dampening"], group["weight_decay"], group["nesterov"], group["maximize"],
+                               first_steps)

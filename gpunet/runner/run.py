@@ -43,7 +43,7 @@ from ..train.tasks import ModelShapeError
 from ..train.plots import plot_augmented_samples, plot_history
 from ..train.trainer import Trainer
 
-__all__ = ["Run", "RunError", "build_callbacks", "build_run", "check_run", "config_differences", "default_run_dir",
+__all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", "check_run", "config_differences", "default_run_dir",
            "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
@@ -199,12 +199,15 @@ def _checked_models(config: dict, task, info) -> dict:
     return models
 
 
-def _optimizers(config: dict, task, models: dict) -> tuple[dict, dict | None]:
-    """One optimizer per model (over ``task.param_groups``), and one scheduler each when the config has one."""
+def build_training(config: dict, info) -> tuple:
+    """The task, its dry-run models, one optimizer per model (over ``task.param_groups``) and one scheduler each
+    when the config has one (else None), for data described by ``info``."""
+    task = build_task(config)
+    models = _checked_models(config, task, info)
     optimizers = {name: build_optimizer(config, task.param_groups(name, model), name) for name, model in models.items()}
-    if config.get("scheduler") is None:
-        return optimizers, None
-    return optimizers, {name: build_scheduler(config, optimizer) for name, optimizer in optimizers.items()}
+    schedulers = None if config.get("scheduler") is None else \
+        {name: build_scheduler(config, optimizer) for name, optimizer in optimizers.items()}
+    return task, models, optimizers, schedulers
 
 
 class TaskArtifacts(Callback):
@@ -247,10 +250,8 @@ def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     use_device(config["device"], announce_device)
     info = dataset_info or build_dataset(config).info
     _check_batches(config, info)
-    task = build_task(config)
-    models = _checked_models(config, task, info)
+    build_training(config, info)
     build_augment(config, info)
-    _optimizers(config, task, models)
     build_loss(config)
     return info
 
@@ -264,10 +265,8 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
         set_device(f"cuda:{ranks.local_rank}", announce=False)
     dataset = build_dataset(config)
     _check_batches(config, dataset.info)
-    task = build_task(config)
-    models = _checked_models(config, task, dataset.info)
+    task, models, optimizers, schedulers = build_training(config, dataset.info)
     augment = build_augment(config, dataset.info)
-    optimizers, schedulers = _optimizers(config, task, models)
     loss = build_loss(config)
     trainer_cfg, scheduler_cfg = config["trainer"], config.get("scheduler") or {}
     eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]

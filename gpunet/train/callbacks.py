@@ -150,7 +150,8 @@ class EarlyStopping(Callback):
 
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` when ``monitor`` stops improving: wraps
-    ``gpunet.optim.lr_scheduler.ReduceLROnPlateau`` on the Trainer's optimizer (same arguments as PyTorch's)."""
+    ``gpunet.optim.lr_scheduler.ReduceLROnPlateau`` on the Trainer's optimizer (same arguments as PyTorch's), one
+    per optimizer for a task with several models."""
 
     def __init__(self, monitor: str = "val_loss", mode: str = "auto", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0,
@@ -164,16 +165,26 @@ class ReduceLROnPlateau(Callback):
         from ..optim.lr_scheduler import ReduceLROnPlateau as Scheduler
 
         super().set_trainer(trainer)
-        self.scheduler = Scheduler(trainer.optimizer, **self.arguments)
+        self.schedulers = {name: Scheduler(optimizer, **self.arguments)
+                           for name, optimizer in trainer.optimizers.items()}
+        self.scheduler = next(iter(self.schedulers.values()), None)
 
     def on_epoch_end(self, epoch, logs):
-        self.scheduler.step(monitored_value(logs, self.monitor, "ReduceLROnPlateau"))
+        value = monitored_value(logs, self.monitor, "ReduceLROnPlateau")
+        for scheduler in self.schedulers.values():
+            scheduler.step(value)
 
-    def state_dict(self):
-        return self.scheduler.state_dict()
+    def state_dict(self):  # one optimizer: the scheduler's state as before; several: by model name
+        if len(self.schedulers) == 1:
+            return self.scheduler.state_dict()
+        return {name: scheduler.state_dict() for name, scheduler in self.schedulers.items()}
 
     def load_state_dict(self, state):
-        self.scheduler.load_state_dict(state)
+        if len(self.schedulers) == 1:
+            self.scheduler.load_state_dict(state)
+        else:
+            for name, scheduler in self.schedulers.items():
+                scheduler.load_state_dict(state[name])
 
 
 class TerminateOnNaN(Callback):

@@ -52,11 +52,17 @@ def run_lstm_forward(mod, gates, c_prev, grid, block):
     return h, c
 
 
-def run_lstm_backward(mod, gates, c_prev, grad_h, grad_c, grid, block):
+def extra_args(grad_h, extra):
+    """The kernels' (grad_h_extra, has_extra) arguments: grad_h stands in (unread) when there is no extra."""
+    return (grad_h, np.int32(0)) if extra is None else (extra, np.int32(1))
+
+
+def run_lstm_backward(mod, gates, c_prev, grad_h, grad_c, grid, block, extra=None):
     batch, hidden = c_prev.shape
     grad_gates, grad_c_prev = ce.nan_array(gates.shape), ce.nan_array(c_prev.shape)
+    extra, has_extra = extra_args(grad_h, extra)
     mod.launch("lstm_cell_backward_f32", grid, block,
-               (gates, c_prev, grad_h, grad_c, grad_gates, grad_c_prev, batch, hidden))
+               (gates, c_prev, grad_h, extra, grad_c, grad_gates, grad_c_prev, batch, hidden, has_extra))
     return grad_gates, grad_c_prev
 
 
@@ -67,10 +73,11 @@ def run_gru_forward(mod, gi, gh, h_prev, grid, block):
     return h
 
 
-def run_gru_backward(mod, gi, gh, h_prev, grad_h, grid, block):
+def run_gru_backward(mod, gi, gh, h_prev, grad_h, grid, block, extra=None):
     batch, hidden = h_prev.shape
     out = ce.nan_array(gi.shape), ce.nan_array(gh.shape), ce.nan_array(h_prev.shape)
-    mod.launch("gru_cell_backward_f32", grid, block, (gi, gh, h_prev, grad_h, *out, batch, hidden))
+    extra, has_extra = extra_args(grad_h, extra)
+    mod.launch("gru_cell_backward_f32", grid, block, (gi, gh, h_prev, grad_h, extra, *out, batch, hidden, has_extra))
     return out
 
 
@@ -83,12 +90,15 @@ def test_lstm_cell_forward(mod, batch, hidden, grid, block):
     assert_close(c, exp_c, **TOLERANCE)
 
 
+@pytest.mark.parametrize("with_extra", [False, True], ids=["grad_h", "grad_h+extra"])
 @pytest.mark.parametrize("batch, hidden, grid, block", CASES)
-def test_lstm_cell_backward(mod, batch, hidden, grid, block):
+def test_lstm_cell_backward(mod, batch, hidden, grid, block, with_extra):
     gates, c_prev = lstm_inputs(batch, hidden, seed=hidden)
     grad_h, grad_c = randn((batch, hidden), seed=7), randn((batch, hidden), seed=8)
-    grad_gates, grad_c_prev = run_lstm_backward(mod, gates, c_prev, grad_h, grad_c, grid, block)
-    exp_gates, exp_c_prev = ref.lstm_cell_backward(np, *f64(gates, c_prev, grad_h, grad_c))
+    extra = randn((batch, hidden), seed=10) if with_extra else None
+    grad_gates, grad_c_prev = run_lstm_backward(mod, gates, c_prev, grad_h, grad_c, grid, block, extra)
+    exp_gates, exp_c_prev = ref.lstm_cell_backward(np, *f64(gates, c_prev, grad_h, grad_c),
+                                                   None if extra is None else extra.astype(np.float64))
     assert_close(grad_gates, exp_gates, **TOLERANCE)
     assert_close(grad_c_prev, exp_c_prev, **TOLERANCE)
 
@@ -100,12 +110,15 @@ def test_gru_cell_forward(mod, batch, hidden, grid, block):
     assert_close(h, ref.gru_cell(np, *f64(gi, gh, h_prev)), **TOLERANCE)
 
 
+@pytest.mark.parametrize("with_extra", [False, True], ids=["grad_h", "grad_h+extra"])
 @pytest.mark.parametrize("batch, hidden, grid, block", CASES)
-def test_gru_cell_backward(mod, batch, hidden, grid, block):
+def test_gru_cell_backward(mod, batch, hidden, grid, block, with_extra):
     gi, gh, h_prev = gru_inputs(batch, hidden, seed=hidden)
     grad_h = randn((batch, hidden), seed=9)
-    got = run_gru_backward(mod, gi, gh, h_prev, grad_h, grid, block)
-    for actual, expected in zip(got, ref.gru_cell_backward(np, *f64(gi, gh, h_prev, grad_h))):
+    extra = randn((batch, hidden), seed=11) if with_extra else None
+    got = run_gru_backward(mod, gi, gh, h_prev, grad_h, grid, block, extra)
+    expected_all = ref.gru_cell_backward(np, *f64(gi, gh, h_prev, grad_h), None if extra is None else f64(extra)[0])
+    for actual, expected in zip(got, expected_all):
         assert_close(actual, expected, **TOLERANCE)
 
 
@@ -165,14 +178,93 @@ def test_rnn_kernels_under_address_sanitizer():
     gates, c_prev = lstm_inputs(3, 37, seed=1)
     grad_h, grad_c = randn((3, 37), seed=2), randn((3, 37), seed=3)
     h, c = run_lstm_forward(asan, gates, c_prev, 2, 64)
-    grad_gates, grad_c_prev = run_lstm_backward(asan, gates, c_prev, grad_h, grad_c, 2, 64)
+    extra = randn((3, 37), seed=5)
+    grad_gates, grad_c_prev = run_lstm_backward(asan, gates, c_prev, grad_h, grad_c, 2, 64, extra)
     for actual, expected in zip((h, c, grad_gates, grad_c_prev),
                                 (*ref.lstm_cell(np, *f64(gates, c_prev)),
-                                 *ref.lstm_cell_backward(np, *f64(gates, c_prev, grad_h, grad_c)))):
+                                 *ref.lstm_cell_backward(np, *f64(gates, c_prev, grad_h, grad_c, extra)))):
         assert_close(actual, expected, **TOLERANCE)
     gi, gh, h_prev = gru_inputs(3, 37, seed=4)
     h = run_gru_forward(asan, gi, gh, h_prev, 2, 64)
     assert_close(h, ref.gru_cell(np, *f64(gi, gh, h_prev)), **TOLERANCE)
-    got = run_gru_backward(asan, gi, gh, h_prev, grad_h, 2, 64)
-    for actual, expected in zip(got, ref.gru_cell_backward(np, *f64(gi, gh, h_prev, grad_h))):
+    got = run_gru_backward(asan, gi, gh, h_prev, grad_h, 2, 64, extra)
+    for actual, expected in zip(got, ref.gru_cell_backward(np, *f64(gi, gh, h_prev, grad_h, extra))):
         assert_close(actual, expected, **TOLERANCE)
+
+
+NOT_LAUNCHES = {"empty", "empty_like", "reshape", "transpose", "swapaxes", "broadcast_to"}  # allocations and views
+
+
+@pytest.fixture
+def device_launches(monkeypatch):
+    """Every device launch on cuda-emu, by name, as CuPy would make them: the raw kernels (the stand-in's launch
+    spy), and the array operations that launch one (a ufunc: elementwise or matmul; a copy into a slice; an array
+    function such as concatenate or where); allocations and views are no launches."""
+    from gpunet.backend.emulated import cupy_standin
+    from gpunet.backend.emulated.device_array import DeviceArray
+
+    names = []
+    kernel_call, ufunc, function = (cupy_standin._Kernel.__call__, DeviceArray.__array_ufunc__,
+                                    DeviceArray.__array_function__)
+
+    def spy_kernel(self, *args, **kwargs):
+        names.append(self.name)
+        return kernel_call(self, *args, **kwargs)
+
+    def spy_ufunc(self, uf, method, *inputs, **kwargs):
+        names.append(uf.__name__)
+        return ufunc(self, uf, method, *inputs, **kwargs)
+
+    def spy_function(self, func, types, args, kwargs):
+        contiguous_already = func.__name__ == "ascontiguousarray" and args[0].flags.c_contiguous
+        if func.__name__ not in NOT_LAUNCHES and not contiguous_already:
+            names.append(func.__name__)
+        return function(self, func, types, args, kwargs)
+
+    def spy_setitem(self, key, value):
+        names.append("copy")
+        np.ndarray.__setitem__(self, key, value)
+
+    monkeypatch.setattr(cupy_standin._Kernel, "__call__", spy_kernel)
+    monkeypatch.setattr(DeviceArray, "__array_ufunc__", spy_ufunc)
+    monkeypatch.setattr(DeviceArray, "__array_function__", spy_function)
+    monkeypatch.setattr(DeviceArray, "__setitem__", spy_setitem)
+    return names
+
+
+def layer_launches(mode, steps, launches, device):
+    """The launches of one float32 layer over ``steps`` steps on ``device``: (forward, backward from the outputs)."""
+    import gpunet as gn
+    from gpunet.ops.rnn import MODES, recurrent_layer
+
+    rng = np.random.default_rng(0)
+    batch, features, hidden, gates = 3, 5, 4, MODES[mode] * 4
+
+    def tensor(*shape, grad=True):
+        return gn.tensor(rng.standard_normal(shape).astype(np.float32), device=device, requires_grad=grad)
+
+    x, h0, c0 = tensor(steps, batch, features), tensor(batch, hidden), tensor(batch, hidden)
+    weights = tensor(gates, features), tensor(gates, hidden), tensor(gates), tensor(gates)
+    grad_out = tensor(steps, batch, hidden, grad=False)
+    launches.clear()
+    outputs = recurrent_layer(mode, x, h0, c0 if mode == "LSTM" else None, *weights)
+    forward = list(launches)
+    launches.clear()
+    outputs[0].backward(grad_out)
+    return forward, list(launches)
+
+
+@pytest.mark.parametrize("mode, forward_per_step, backward_per_step", [
+    ("LSTM", ["matmul", "add", "lstm_cell_forward_f32"], ["lstm_cell_backward_f32", "matmul"]),
+    ("GRU", ["matmul", "add", "gru_cell_forward_f32"], ["gru_cell_backward_f32", "matmul", "add"]),
+])
+@pytest.mark.parametrize("device", ["cuda-emu", "cuda-emu:1"])
+def test_launches_per_time_step(device_launches, mode, forward_per_step, backward_per_step, device):
+    """The cells write straight into the sequence buffers (issue 9): forward 3 launches per step (the recurrent
+    GEMM, the add of the recurrent product or the GRU's bias, the cell), backward 2 for the LSTM (the cell adds the
+    output's gradient) and 3 for the GRU. Measured as the launches of an 8-step layer minus those of a 1-step one."""
+    forward_1, backward_1 = layer_launches(mode, 1, device_launches, device)
+    forward_8, backward_8 = layer_launches(mode, 8, device_launches, device)
+    for one, eight, per_step in ((forward_1, forward_8, forward_per_step), (backward_1, backward_8, backward_per_step)):
+        assert len(eight) - len(one) == 7 * len(per_step), (one, eight)
+        assert sorted(eight) == sorted(one + per_step * 7)

@@ -312,15 +312,20 @@ def test_fused_kernels_only_read_the_gradient(options):
     kwargs = dict(dict(momentum=0, dampening=0, weight_decay=0, nesterov=False, maximize=False), **options)
     param, buf = np.ones((4, 3)), np.zeros((4, 3))
     for first in (True, False):
-        backend.sgd_update(param, grad, buf if kwargs["momentum"] else None, 0.1, kwargs["momentum"],
-                           kwargs["dampening"], kwargs["weight_decay"], kwargs["nesterov"], kwargs["maximize"], first)
+        backend.sgd_update([param], [grad], [buf] if kwargs["momentum"] else None, 0.1, kwargs["momentum"],
+                           kwargs["dampening"], kwargs["weight_decay"], kwargs["nesterov"], kwargs["maximize"], [first])
     expected = torch.ones(4, 3, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD([expected], lr=0.1, **options)
     for _ in range(2):
         expected.grad = torch.tensor(np.array(grad))
         opt.step()
     np.testing.assert_allclose(param, expected.detach().numpy(), rtol=1e-12)
-    m, v, vmax = np.zeros((4, 3)), np.zeros((4, 3)), np.zeros((4, 3))
-    backend.adam_update(param, grad, m, v, vmax, 1, 0.1, 0.9, 0.999, 1e-8, kwargs["weight_decay"], False, True,
-                        kwargs["maximize"])
+    wd, maximize = kwargs["weight_decay"], kwargs["maximize"]
+    def zeros(count):  # fresh state buffers of one parameter
+        return [[np.zeros((4, 3))] for _ in range(count)]
+
+    backend.adam_update([param], [grad], *zeros(3), [1], 0.1, 0.9, 0.999, 1e-8, wd, False, True, maximize)
+    backend.rmsprop_update([param], [grad], *zeros(3), 0.1, 0.9, 1e-8, wd, 0.9, True, maximize)
+    backend.adagrad_update([param], [grad], *zeros(1), [1], 0.1, 0.1, wd, 1e-10, maximize)
+    backend.adadelta_update([param], [grad], *zeros(2), 1.0, 0.9, 1e-6, wd, maximize)
     assert np.all(np.isfinite(param)) and np.array_equal(grad[0], [0.5, -1.0, 2.0])

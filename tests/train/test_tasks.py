@@ -208,3 +208,38 @@ def test_regress_reports_test_mse_and_rmse_that_numpy_recomputes(tmp_path):
     assert summary["test_rmse"] == pytest.approx(np.sqrt(expected), rel=1e-5)
     assert summary["test_loss"] == pytest.approx(expected, rel=1e-5)
     assert json.loads((tmp_path / "run/summary.json").read_text())["test_mse"] == summary["test_mse"]
+
+
+def test_reduce_lr_on_plateau_reduces_every_models_learning_rate(xor):
+    from gpunet.train import ReduceLROnPlateau
+
+    plateau = ReduceLROnPlateau("train_loss", mode="max", factor=0.5, patience=0)  # a falling loss never improves
+    trainer, train, val = _two_heads(xor, [plateau])
+    trainer.fit(train, val, epochs=3)
+    assert [trainer.optimizers[name].param_groups[0]["lr"] for name in ("first", "second")] == [0.025, 0.0025]
+    state = plateau.state_dict()
+    assert set(state) == {"first", "second"}
+    again = ReduceLROnPlateau("train_loss", mode="max", factor=0.5, patience=0)
+    _two_heads(xor, [again])
+    again.load_state_dict(state)
+    assert again.state_dict() == state
+
+
+def test_a_sweep_over_a_task_key_trains_every_cell_with_its_value(tmp_path, capsys):
+    import csv
+
+    from gpunet.cli import main
+
+    path = tmp_path / "ae.yaml"
+    path.write_text(AUTOENCODER)
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(path), "--grid", "task.noise_std=0,0.3", "--out", str(out)]) == 0, \
+        capsys.readouterr().err
+    with open(out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["task.noise_std"] for row in rows] == ["0", "0.3"]
+    summaries = [json.loads(p.read_text()) for p in sorted(out.glob("*/summary.json"))]
+    assert len(summaries) == 2 and all("test_mse" in s for s in summaries)
+    assert summaries[0]["train_loss"] != summaries[1]["train_loss"]  # the noise changed the training
+    configs = sorted(out.glob("*/config.yaml"))
+    assert [loads_config(p.read_text())["task"]["noise_std"] for p in configs] == [0.0, 0.3]

@@ -30,18 +30,38 @@ def _blocks(t, count, hidden):
     return [t[..., k * hidden:(k + 1) * hidden] for k in range(count)]
 
 
-def lstm_cell(xp, gates, c_prev):
-    """``(h, c)`` of one LSTM step: c = f * c_prev + i * g, h = o * tanh(c), from gates (..., 4H), c_prev (..., H)."""
+def _into(out, results):
+    """``results``, each copied into its array of ``out`` (the cells' ``out`` argument: None, or one array or None per
+    result) and replaced by it."""
+    if out is None:
+        return results
+    return tuple(r if o is None else _copy(o, r) for o, r in zip(out, results))
+
+
+def _copy(target, value):
+    target[...] = value
+    return target
+
+
+def _with_extra(grad_h, grad_h_extra):
+    return grad_h if grad_h_extra is None else grad_h + grad_h_extra
+
+
+def lstm_cell(xp, gates, c_prev, out=None):
+    """``(h, c)`` of one LSTM step: c = f * c_prev + i * g, h = o * tanh(c), from gates (..., 4H), c_prev (..., H).
+    ``out``: (h, c) arrays (or None each) to write them into, such as a layer's step slices out[t] and cells[t]."""
     i, f, g, o = _blocks(_lstm_activations(xp, gates, c_prev.shape[-1]), 4, c_prev.shape[-1])
     c = f * c_prev
     c += i * g
     h = xp.tanh(c)
     h *= o
-    return h, c
+    return _into(out, (h, c))
 
 
-def lstm_cell_backward(xp, gates, c_prev, grad_h, grad_c):
-    """``(grad_gates, grad_c_prev)`` of one LSTM step from the gradients of its outputs h and c."""
+def lstm_cell_backward(xp, gates, c_prev, grad_h, grad_c, grad_h_extra=None, out=None):
+    """``(grad_gates, grad_c_prev)`` of one LSTM step from the gradients of its outputs h (``grad_h``, plus
+    ``grad_h_extra`` when given) and c; ``out``: arrays (or None each) to write them into."""
+    grad_h = _with_extra(grad_h, grad_h_extra)
     hidden = c_prev.shape[-1]
     act = _lstm_activations(xp, gates, hidden)
     i, f, g, o = _blocks(act, 4, hidden)
@@ -58,7 +78,7 @@ def lstm_cell_backward(xp, gates, c_prev, grad_h, grad_c):
     slope *= act
     slope[..., 2 * hidden:3 * hidden] = 1 - g * g
     grad_gates *= slope
-    return grad_gates, gc * f
+    return _into(out, (grad_gates, gc * f))
 
 
 def time_order(steps, reverse):
@@ -253,16 +273,19 @@ def _gru_activations(xp, gi, gh, hidden):
     return r, z, ghn, xp.tanh(gi[..., 2 * hidden:] + r * ghn)
 
 
-def gru_cell(xp, gi, gh, h_prev):
+def gru_cell(xp, gi, gh, h_prev, out=None):
     """h of one GRU step (PyTorch's: the reset gate multiplies the recurrent product, bias included):
-    r, z = sigmoid(gi_rz + gh_rz), n = tanh(gi_n + r * gh_n), h = (1 - z) * n + z * h_prev."""
+    r, z = sigmoid(gi_rz + gh_rz), n = tanh(gi_n + r * gh_n), h = (1 - z) * n + z * h_prev; written into ``out``
+    when given (a layer's step slice out[t])."""
     _, z, _, n = _gru_activations(xp, gi, gh, h_prev.shape[-1])
-    return n + z * (h_prev - n)
+    return _into((out,), (n + z * (h_prev - n),))[0]
 
 
-def gru_cell_backward(xp, gi, gh, h_prev, grad_h):
-    """``(grad_gi, grad_gh, grad_h_prev)`` of one GRU step from the gradient of h."""
+def gru_cell_backward(xp, gi, gh, h_prev, grad_h, grad_h_extra=None, out=None):
+    """``(grad_gi, grad_gh, grad_h_prev)`` of one GRU step from the gradient of h (``grad_h``, plus ``grad_h_extra``
+    when given); ``out``: arrays (or None each) to write them into."""
+    grad_h = _with_extra(grad_h, grad_h_extra)
     r, z, ghn, n = _gru_activations(xp, gi, gh, h_prev.shape[-1])
     dan = grad_h * (1 - z) * (1 - n * n)
     drz = xp.concatenate((dan * ghn * r * (1 - r), grad_h * (h_prev - n) * z * (1 - z)), axis=-1)
-    return xp.concatenate((drz, dan), axis=-1), xp.concatenate((drz, dan * r), axis=-1), grad_h * z
+    return _into(out, (xp.concatenate((drz, dan), axis=-1), xp.concatenate((drz, dan * r), axis=-1), grad_h * z))
