@@ -165,29 +165,32 @@ __device__ __forceinline__ void avg_pool_backward(const float* __restrict__ gy, 
 // y (planes, OH, OW), argmax int64 like y. `_f32` takes long long sizes, `_i32_f32` int sizes.
 
 extern "C" __global__ void max_pool2d_forward_f32(const float* __restrict__ x, float* __restrict__ y,
-        long long* __restrict__ argmax, long long planes, long long H, long long W, long long OH, long long OW, long long kh, long long kw, long long sh, long long sw,
-        long long ph, long long pw, long long dh, long long dw) {
-    max_pool_forward<long long>(x, y, argmax, planes, Geometry<long long>{H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw});
+        long long* __restrict__ argmax, long long planes, long long H, long long W, long long OH, long long OW,
+        long long kh, long long kw, long long sh, long long sw, long long ph, long long pw, long long dh,
+        long long dw) {
+    max_pool_forward<long long>(x, y, argmax, planes,
+                                Geometry<long long>{H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw});
 }
 
-extern "C" __global__ void max_pool2d_backward_f32(const float* __restrict__ gy,
-        const long long* __restrict__ argmax, float* __restrict__ gx, long long planes, long long H, long long W, long long OH, long long OW,
-        long long kh, long long kw, long long sh, long long sw, long long ph, long long pw, long long dh, long long dw) {
-    max_pool_backward<long long>(gy, argmax, gx, planes, Geometry<long long>{H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw});
+extern "C" __global__ void max_pool2d_backward_f32(const float* __restrict__ gy, const long long* __restrict__ argmax,
+        float* __restrict__ gx, long long planes, long long H, long long W, long long OH, long long OW, long long kh,
+        long long kw, long long sh, long long sw, long long ph, long long pw, long long dh, long long dw) {
+    max_pool_backward<long long>(gy, argmax, gx, planes,
+                                 Geometry<long long>{H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw});
 }
 
-extern "C" __global__ void avg_pool2d_forward_f32(const float* __restrict__ x, float* __restrict__ y, long long planes,
-        long long H, long long W, long long OH, long long OW, long long kh, long long kw, long long sh, long long sw, long long ph, long long pw, long long count_include_pad,
-        long long divisor) {
-    avg_pool_forward<long long>(x, y, planes, Geometry<long long>{H, W, OH, OW, kh, kw, sh, sw, ph, pw, 1, 1}, count_include_pad,
-                          divisor);
+extern "C" __global__ void avg_pool2d_forward_f32(const float* __restrict__ x, float* __restrict__ y,
+        long long planes, long long H, long long W, long long OH, long long OW, long long kh, long long kw,
+        long long sh, long long sw, long long ph, long long pw, long long count_include_pad, long long divisor) {
+    avg_pool_forward<long long>(x, y, planes, Geometry<long long>{H, W, OH, OW, kh, kw, sh, sw, ph, pw, 1, 1},
+            count_include_pad, divisor);
 }
 
 extern "C" __global__ void avg_pool2d_backward_f32(const float* __restrict__ gy, float* __restrict__ gx,
-        long long planes, long long H, long long W, long long OH, long long OW, long long kh, long long kw, long long sh, long long sw, long long ph, long long pw,
-        long long count_include_pad, long long divisor) {
+        long long planes, long long H, long long W, long long OH, long long OW, long long kh, long long kw,
+        long long sh, long long sw, long long ph, long long pw, long long count_include_pad, long long divisor) {
     avg_pool_backward<long long>(gy, gx, planes, Geometry<long long>{H, W, OH, OW, kh, kw, sh, sw, ph, pw, 1, 1},
-                           count_include_pad, divisor);
+            count_include_pad, divisor);
 }
 
 extern "C" __global__ void max_pool2d_forward_i32_f32(const float* __restrict__ x, float* __restrict__ y,
@@ -206,12 +209,12 @@ extern "C" __global__ void avg_pool2d_forward_i32_f32(const float* __restrict__ 
         int H, int W, int OH, int OW, int kh, int kw, int sh, int sw, int ph, int pw, int count_include_pad,
         int divisor) {
     avg_pool_forward<int>(x, y, planes, Geometry<int>{H, W, OH, OW, kh, kw, sh, sw, ph, pw, 1, 1}, count_include_pad,
-                          divisor);
+            divisor);
 }
 
 extern "C" __global__ void avg_pool2d_backward_i32_f32(const float* __restrict__ gy, float* __restrict__ gx,
         int planes, int H, int W, int OH, int OW, int kh, int kw, int sh, int sw, int ph, int pw,
         int count_include_pad, int divisor) {
     avg_pool_backward<int>(gy, gx, planes, Geometry<int>{H, W, OH, OW, kh, kw, sh, sw, ph, pw, 1, 1},
-                           count_include_pad, divisor);
+            count_include_pad, divisor);
 }

@@ -15,7 +15,7 @@ from gpunet.backend.registry import KERNELS, families
 from gpunet.testing import nvrtc
 
 BLOCK_REDUCE_RESULT = "T result = scratch[tid - lane];"
-DOUBLED = "T result = op(scratch[tid - lane], scratch[tid - lane]);"  # softmax's (max, sum) pair with itself: sum doubled
+DOUBLED = "T result = op(scratch[tid - lane], scratch[tid - lane]);"  # softmax's (max, sum) with itself: sum doubled
 
 
 @pytest.fixture

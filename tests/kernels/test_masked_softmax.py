@@ -1,7 +1,8 @@
 """The attention's fused masked softmax (``masked_softmax_rows_f32`` in kernels/softmax.cu): on the CUDA emulator
 against the float64 reference (outputs NaN-filled, once under AddressSanitizer), through CupyBackend on cuda-emu and
 cuda-emu:1 with masks of every broadcast layout, and through scaled_dot_product_attention and MultiheadAttention in
-float32 against PyTorch 2.13 (values and gradients; on the CPU too). Fully-masked rows give 0 (PyTorch's SDPA), not NaN."""
+float32 against PyTorch 2.13 (values and gradients; on the CPU too). Fully-masked rows give 0 (PyTorch's SDPA), not
+NaN."""
 import numpy as np
 import pytest
 import torch
