@@ -134,8 +134,8 @@ def cmd_summary(args) -> int:
     task = build_task(config)
     models = build_models(config, task, info)
 
-    def show(name, shape):  # each model of the task, on the input shape the task's dry run gives it
-        output = check_model(config, models[name], shape, info.num_classes, origin, name)
+    def show(name, shape, input_from=None):  # each model of the task, on the input shape its dry run gives it
+        output = check_model(config, models[name], shape, info.num_classes, input_from or origin, name)
         if len(models) > 1:
             print(f"{name}:")
         models[name].summary(shape, dtype=input_dtype(models[name]))
@@ -256,8 +256,9 @@ def cmd_warmup(args) -> int:
     from .backend import current
     from .backend.warmup import kernels_called, warmup
     from .config import build_dataset, build_loss
+    import numpy
+
     from .config.dry_run import input_dtype
-    from .ops import zeros
     from .train.trainer import Trainer
 
     config = _load(args)
@@ -270,10 +271,13 @@ def cmd_warmup(args) -> int:
     print(f"device {backend.device} ({backend.implementation}): compiling the kernels of {args.config}", flush=True)
     info = build_dataset(config).info
     task, models, optimizers, _ = build_training(config, info)
-    trainer = Trainer(models, build_loss(config), optimizers, grad_clip=config["trainer"]["grad_clip"], task=task)
-    x = zeros(2, *info.input_shape, dtype=input_dtype(next(iter(models.values()))))
-    # the kernels one training step calls, seen by running it on a zero batch (which compiles them on the way)
-    kernels = kernels_called(lambda: trainer._train_step(x, zeros(2, dtype="int64")))
+    trainer = Trainer(models, build_loss(config), optimizers, grad_clip=config["trainer"]["grad_clip"], task=task,
+                      metrics=())  # metrics run on host copies: no kernels
+    x = numpy.zeros((2, *info.input_shape), dtype=input_dtype(next(iter(models.values()))))
+    y = numpy.zeros(2, dtype=numpy.int64)  # NumPy batches, as a loader gives them
+    # the kernels a training step and an evaluation call, seen by running them on a zero batch (which compiles them
+    # on the way; the evaluation covers what a task's later stage trains, e.g. a DBN's fine-tuning after its RBMs)
+    kernels = kernels_called(lambda: (trainer._train_step(x, y), trainer.evaluate([(x, y)])))
     for family, names, seconds in warmup(backend, kernels):
         if family is None:
             print(f"  no CUDA kernel file (xp reference): {', '.join(names)}")

@@ -1,14 +1,19 @@
 #!/usr/bin/env python
-"""Seed 002's GAN on the 8x8 scikit-learn digits, with the non-saturating generator loss.
+"""Seed 002's GAN on the 8x8 scikit-learn digits, with the non-saturating generator loss, through the Python API.
 
-The generator maps 16 standard-normal numbers through a hidden layer of 64 (ReLU) to 64 pixels (sigmoid, so in
-[0, 1] like the digits scaled from 0..16); the discriminator maps 64 pixels through 64 LeakyReLU(0.2) units to one
-logit. Each batch takes one step of each, with binary_cross_entropy_with_logits and its own Adam:
+``gpunet train configs/gan_digits.yaml`` trains the same networks the same way from YAML (the ``gan`` task), with a
+run directory, sample grids every epoch, checkpoints and exact resume, and the judge's quality figure in
+summary.json; configs/gan_dcgan_digits.yaml and configs/gan_wgan_gp_digits.yaml are its DCGAN and WGAN-GP variants.
 
-- discriminator: maximise log D(x) + log(1 - D(G(z))), i.e. BCE(D(x), 1) + BCE(D(G(z)), 0), on a *detached*
-  fake batch so that this step computes no generator gradients;
+The generator (``gpunet.models.MLPGenerator``) maps 16 standard-normal numbers through a hidden layer of 64 (ReLU)
+to 64 pixels (sigmoid, so in [0, 1] like the digits scaled from 0..16); the discriminator (``MLPDiscriminator``)
+maps 64 pixels through 64 LeakyReLU(0.2) units to one logit. Each batch takes one step of each, with its own Adam:
+
+- discriminator: maximise log D(x) + log(1 - D(G(z))) (``gan.discriminator_loss``), on a *detached* fake batch so
+  that this step computes no generator gradients;
 - generator: maximise log D(G(z)) (seed 002: "we maximize E[log D(G(z))] rather than minimizing
-  E[log(1 - D(G(z)))]"), i.e. BCE(D(G(z)), 1), which still gives gradients when D rejects the fakes easily.
+  E[log(1 - D(G(z)))]"; ``gan.generator_loss(..., "non_saturating")``), which still gives gradients when D rejects
+  the fakes easily.
 
     python scripts/gan_digits.py [--epochs 30] [--plot samples.png] [--device cpu]
 
@@ -21,34 +26,31 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import gpunet as gn  # noqa: E402  (after the path is set, so a source checkout works uninstalled)
 from gpunet.data import DataLoader, load_dataset  # noqa: E402
+from gpunet.models import MLPDiscriminator, MLPGenerator, gan  # noqa: E402
+from gpunet.train.plots import plot_image_rows  # noqa: E402
 
 from example_device import add_device_argument, use_device  # noqa: E402  (beside this script)
 
-F = gn.nn.functional
 NOISE, HIDDEN, PIXELS = 16, 64, 64
 
 
 def build_generator(noise=NOISE, hidden=HIDDEN, pixels=PIXELS):
     """noise -> hidden (ReLU) -> pixels (sigmoid)."""
-    return gn.nn.Sequential(gn.nn.Linear(noise, hidden), gn.nn.ReLU(), gn.nn.Linear(hidden, pixels), gn.nn.Sigmoid())
+    return MLPGenerator(noise, hidden, pixels)
 
 
 def build_discriminator(pixels=PIXELS, hidden=HIDDEN):
     """pixels -> hidden (LeakyReLU 0.2) -> one logit (no sigmoid: the loss takes logits)."""
-    return gn.nn.Sequential(gn.nn.Linear(pixels, hidden), gn.nn.LeakyReLU(0.2), gn.nn.Linear(hidden, 1))
+    return MLPDiscriminator(pixels, hidden)
 
 
 def discriminator_step(discriminator, d_optimizer, real, fake):
     """One Adam step of D on BCE(D(real), 1) + BCE(D(fake), 0); ``fake`` must be detached. Returns the loss."""
-    real_logits, fake_logits = discriminator(real), discriminator(fake)
-    loss = (F.binary_cross_entropy_with_logits(real_logits, gn.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, gn.zeros_like(fake_logits)))
+    loss = gan.discriminator_loss(discriminator(real), discriminator(fake))
     d_optimizer.zero_grad()
     loss.backward()
     d_optimizer.step()
@@ -58,8 +60,7 @@ def discriminator_step(discriminator, d_optimizer, real, fake):
 def generator_step(discriminator, g_optimizer, fake):
     """One Adam step of G on the non-saturating loss BCE(D(fake), 1). Gradients also reach D's parameters, but only
     G's optimizer steps (and D's zeroes them before its next step). Returns the loss."""
-    logits = discriminator(fake)
-    loss = F.binary_cross_entropy_with_logits(logits, gn.ones_like(logits))
+    loss = gan.generator_loss(discriminator(fake), "non_saturating")
     g_optimizer.zero_grad()
     loss.backward()
     g_optimizer.step()
@@ -103,23 +104,6 @@ def train(epochs=30, batch_size=64, lr=2e-3, beta1=0.5, seed=0, log=print):
             "generator": generator, "discriminator": discriminator}
 
 
-def plot_grid(images, path, columns=8):
-    """Save the first columns x columns images as a grey PNG grid (needs matplotlib)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("gan_digits: --plot needs matplotlib: pip install matplotlib") from None
-    figure, axes = plt.subplots(columns, columns, figsize=(columns, columns))
-    for image, ax in zip(images, axes.flat):
-        ax.imshow(image, cmap="gray_r", vmin=0, vmax=1)
-        ax.axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=30, help="passes over the training digits (default 30)")
@@ -137,8 +121,9 @@ def main(argv=None):
     print(f"mean pixel: data {results['data_mean']:.3f}, samples before training {results['initial_mean']:.3f}, "
           f"after {results['final_mean']:.3f}")
     if args.plot:
-        plot_grid(results["samples"], args.plot)
-        print(f"samples written to {args.plot}")
+        rows = [("", results["samples"][k:k + 8]) for k in range(0, 64, 8)]
+        if plot_image_rows(rows, (1, 8, 8), args.plot, "samples after training", 0.0, 1.0):
+            print(f"samples written to {args.plot}")
     return results
 
 

@@ -1,6 +1,8 @@
 """Reverse-mode differentiation over the recorded graph: ``backward`` and ``grad``.
 
-Nodes run in decreasing generation order, so each node's output gradients are complete before its backward.
+Nodes run in decreasing generation order, so each node's output gradients are complete before its backward; nodes
+of one generation run latest-created first (as PyTorch's sequence numbers), so the order in which gradients are
+summed, and with it every last bit of the result, is the same in every run.
 With ``create_graph`` the backward formulas are themselves recorded, which gives higher-order derivatives.
 """
 from __future__ import annotations
@@ -98,7 +100,7 @@ def run_backward(outputs, grad_outputs, create_graph, targets=None, retain_graph
         if slots is None:
             n = len(creator.outputs_data) if type(creator.outputs_data) is tuple else 1
             slots = pending[creator] = [None] * n
-            heapq.heappush(heap, (-creator.generation, id(creator), creator))
+            heapq.heappush(heap, (-creator.generation, -creator.sequence, creator))
         i = tensor.output_index
         slots[i] = g if slots[i] is None else ops.add(slots[i], g)
 

@@ -7,6 +7,7 @@ that derivatives of any order work. ``self.inputs`` are the input tensors; ``sel
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 from .grad_mode import state as _grad_state
@@ -14,6 +15,9 @@ from .grad_mode import state as _grad_state
 
 class DeviceMismatchError(RuntimeError):
     """An operation was given tensors that live on two different devices."""
+
+
+_SEQUENCE = itertools.count()  # creation order of the recorded nodes: backward's deterministic tie-break
 
 
 class Function:
@@ -52,6 +56,7 @@ class Function:
         self.inputs = inputs
         self.needs_input_grad = tuple(t.requires_grad for t in inputs)
         self.generation = max(t.generation for t in inputs)
+        self.sequence = next(_SEQUENCE)
         self.outputs_data = raw
         if self.output_backend is not None:
             backend = self.output_backend

@@ -52,19 +52,19 @@ def _section(config: dict, where_: tuple) -> dict:
     return config["model"] if where_ == ("model",) else config["models"][where_[1]]
 
 
-def _previous(layers: list, index: int) -> str:
-    return f"the previous layer, {format_path(('model', 'layers', index - 1))} ({layers[index - 1]['type']}),"
+def _previous(layers: list, index: int, where_: tuple) -> str:
+    return f"the previous layer, {format_path(where_ + ('layers', index - 1))} ({layers[index - 1]['type']}),"
 
 
-def _gives(layers: list, index: int, shape: tuple, input_from: str, what: str) -> str:
+def _gives(layers: list, index: int, shape: tuple, input_from: str, what: str, where_: tuple) -> str:
     """'<what reaches layer index> outputs <what>', e.g. 'the previous layer, model.layers[3] (Flatten), outputs
     160 features' or 'the data (digits) gives samples of shape (1, 8, 8), that is 1 channel(s)'."""
     if index == 0:
         return f"{input_from} gives samples of shape {_shape(shape[1:])}, that is {what}"
-    return f"{_previous(layers, index)} outputs {what}"
+    return f"{_previous(layers, index, where_)} outputs {what}"
 
 
-def _layer_hint(config: dict, layers: list, index: int, shape: tuple, input_from: str) -> str:
+def _layer_hint(config: dict, layers: list, index: int, shape: tuple, input_from: str, where_: tuple) -> str:
     """How to fix layer ``index`` of ``model.layers`` given the ``shape`` (batch axis first) that reaches it."""
     layer, spec = layers[index], LAYERS[layers[index]["type"]]
     if spec.input_dims and len(shape) not in spec.input_dims:
@@ -73,17 +73,20 @@ def _layer_hint(config: dict, layers: list, index: int, shape: tuple, input_from
             return f"{layer['type']} takes {wanted} input but the data is flattened: set data.flatten: false"
         if index > 0 and LAYERS[layers[index - 1]["type"]].cls is Flatten:
             return f"{layer['type']} takes {wanted} input: remove the Flatten before it or move it after this layer"
-        return f"{layer['type']} takes {wanted} input but {_gives(layers, index, shape, input_from, f'{len(shape)}-D')}"
+        given = _gives(layers, index, shape, input_from, f"{len(shape)}-D", where_)
+        return f"{layer['type']} takes {wanted} input but {given}"
     if spec.input_size is not None and spec.input_size[1] == -1 and not spec.input_dims and len(shape) > 2:
-        return (f"{_gives(layers, index, shape, input_from, _shape(shape))}; {layer['type']} works on the last axis: "
-                f"add {{type: Flatten}} before it and set {spec.input_size[0]}: {prod(shape[1:])}")
+        given = _gives(layers, index, shape, input_from, _shape(shape), where_)
+        return (f"{given}; {layer['type']} works on the last axis: add {{type: Flatten}} before it and set "
+                f"{spec.input_size[0]}: {prod(shape[1:])}")
     if spec.input_size is not None:
         key, axis = spec.input_size
         if -len(shape) <= axis < len(shape) and shape[axis] != layer[key]:
             what = "features" if axis == -1 or len(shape) == 2 else "channels"
-            return f"{_gives(layers, index, shape, input_from, f'{shape[axis]} {what}')}: set {key}: {shape[axis]}"
-    return (f"{_gives(layers, index, shape, input_from, _shape(shape))}; compare it with this layer's arguments "
-            f"(gpunet summary shows every layer's output shape)")
+            given = _gives(layers, index, shape, input_from, f"{shape[axis]} {what}", where_)
+            return f"{given}: set {key}: {shape[axis]}"
+    return (f"{_gives(layers, index, shape, input_from, _shape(shape), where_)}; compare it with this layer's "
+            "arguments (gpunet summary shows every layer's output shape)")
 
 
 def _expects(layer: dict, shape: tuple) -> str:
@@ -108,7 +111,7 @@ def _run_layers(config: dict, model, x, input_from: str, where_: tuple = ("model
             shape = tuple(x.shape)
             raise _problem(config, path, f"the dry run failed: the layer receives input of shape {_shape(shape)}"
                            f"{_expects(layer, shape)} ({_error_text(exc)})",
-                           _layer_hint(config, layers, index, shape, input_from),
+                           _layer_hint(config, layers, index, shape, input_from, where_),
                            at=path + (key,) if key else None, label=layer["type"]) from exc
     return x
 
@@ -184,8 +187,8 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
     """
     from .builders import model_path
 
-    where_ = model_path(config, name) or ("model",)
-    section = _section(config, where_)
+    where_ = model_path(config, name) or ("task",)  # None: the task builds this model from its keys
+    section = _section(config, where_) if where_ != ("task",) else {}
     input_shape = tuple(input_shape)
     params = list(model.parameters())
     x = zeros(BATCH, *input_shape, dtype=input_dtype(model), device=params[0].device if params else None)
@@ -193,14 +196,14 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
     model.eval()
     try:
         with no_grad():
-            if "layers" in section:
+            if section and "layers" in section:  # None: a model the task built itself
                 output = _run_layers(config, model, x, input_from, where_)
             else:
                 try:
                     output = model(x)
                 except Exception as exc:  # the model's own code failed on this input: show its message
                     what = f"{format_path(where_ + ('args',))}" if "arch" in section else \
-                        f"{section['import']} and its args"
+                        f"{section['import']} and its args" if "import" in section else "the task's keys"
                     raise _problem(config, where_, f"the dry run on a zero batch of shape "
                                    f"{_shape((BATCH, *input_shape))} failed: {_error_text(exc)}",
                                    f"check {what} against the samples of shape {_shape(input_shape)} from "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .. import nn, optim
 from ..data import transforms
+from ..data.synthetic import GATES
 from ..optim import lr_scheduler
 from ..train import callbacks
 from ..train.tasks import TASKS, Key
@@ -126,6 +127,13 @@ register_dataset("spirals", "Interleaved 2-D spirals, one arm per class.", {
     "n_classes": Field(Int(ge=2), "number of arms", 2),
     "noise": Field(Float(ge=0), "standard deviation of the Gaussian noise", 0.05),
     "turns": Field(Float(gt=0), "full turns of each arm", 1.0),
+})
+register_dataset("logic", "The truth table of a two-input logic gate, the perceptron's data: 4 rows (times repeat), "
+                 "2 classes; keep all rows for training with test_split: 0 and val_split: 0.", {
+    "gate": Field(Choice(tuple(GATES), "gate"), "the gate whose truth table labels the rows",
+                  "and"),
+    "bipolar": Field(Bool(), "inputs -1/+1 instead of 0/1", False),
+    "repeat": Field(Int(ge=1), "copies of the 4-row table", 1),
 })
 
 
@@ -562,6 +570,8 @@ def _task_kind(annotation, key: Key, where: str) -> Kind:
         return Optional(_task_kind(next(a for a in args if a is not type(None)), key, where))
     if origin in (list, tuple) and args:
         return ListOf(_task_kind(args[0], key, where))
+    if annotation is dict or origin is dict:  # e.g. per-layer learning rates; the task checks the values
+        return AnyMapping()
     bounds = {b: getattr(key, b) for b in ("ge", "gt", "le", "lt") if getattr(key, b) is not None}
     if annotation is bool:
         return Bool()
@@ -570,7 +580,7 @@ def _task_kind(annotation, key: Key, where: str) -> Kind:
     if annotation is str:
         return Choice(key.choices, "value") if key.choices else Str()
     raise TypeError(f"{where}: no config kind for the annotation {annotation!r} (use int, float, bool, str, "
-                    "X | None or list[X])")
+                    "X | None, list[X] or dict[str, X])")
 
 
 def _task_builds(cls):

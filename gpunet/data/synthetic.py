@@ -1,4 +1,4 @@
-"""Small seeded synthetic classification sets: XOR and interleaved spirals."""
+"""Small seeded synthetic classification sets: XOR, logic gates' truth tables and interleaved spirals."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import numpy as np
 from .errors import DatasetError
 from .registry import RawData, register_dataset
 
-__all__ = ["spirals", "xor"]
+__all__ = ["logic", "spirals", "xor"]
 
 
 def _check_count(dataset: str, option: str, value, minimum: int) -> int:
@@ -32,6 +32,26 @@ def xor(n_samples: int = 400, noise: float = 0.1, seed: int = 0) -> RawData:
     corners = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)[np.arange(n_samples) % 4]
     x = corners + noise * np.random.default_rng(seed).standard_normal((n_samples, 2))
     y = (corners[:, 0] != corners[:, 1]).astype(np.int64)
+    return RawData(x, y, num_classes=2)
+
+
+GATES = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor,
+         "nand": lambda a, b: ~np.logical_and(a, b), "nor": lambda a, b: ~np.logical_or(a, b)}
+
+
+@register_dataset("logic")
+def logic(gate: str = "and", bipolar: bool = False, repeat: int = 1, seed: int = 0) -> RawData:
+    """The truth table of a two-input logic gate (and, or, xor, nand, nor), the perceptron's classic data: inputs
+    (0,0), (0,1), (1,0), (1,1) (bipolar: -1 for 0), labelled 1 where the gate gives true, in that order, the
+    table ``repeat`` times over. ``seed`` is unused (the table is fixed)."""
+    if gate not in GATES:
+        raise DatasetError(f"dataset 'logic': gate must be one of {', '.join(GATES)}, got {gate!r}")
+    if not isinstance(bipolar, bool):
+        raise DatasetError(f"dataset 'logic': bipolar must be true or false, got {bipolar!r}")
+    repeat = _check_count("logic", "repeat", repeat, 1)
+    table = np.tile(np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=bool), (repeat, 1))
+    y = GATES[gate](table[:, 0], table[:, 1]).astype(np.int64)
+    x = table * 2.0 - 1.0 if bipolar else table.astype(np.float64)
     return RawData(x, y, num_classes=2)
 
 

@@ -14,6 +14,7 @@ from .normalization import GroupNorm, LayerNorm
 from .separable_conv import DepthwiseSeparableConv2d
 from .upsample import Upsample
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .rbm import BernoulliRBM
 from .attention import AdditiveAttention, MultiheadAttention
 from .transformer import TransformerEncoder, TransformerEncoderLayer
 from .positional import LearnedPositionalEncoding, PositionalEncoding

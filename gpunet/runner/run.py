@@ -43,8 +43,8 @@ from ..train.tasks import ModelShapeError
 from ..train.plots import plot_augmented_samples, plot_history
 from ..train.trainer import Trainer
 
-__all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", "check_run", "config_differences", "default_run_dir",
-           "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
+__all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", "check_run", "config_differences",
+           "default_run_dir", "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
 RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every", "trainer.on_nonfinite")
@@ -190,8 +190,8 @@ def _checked_models(config: dict, task, info) -> dict:
     manual_seed(config["seed"])
     models = build_models(config, task, info)
     try:
-        task.dry_run(lambda name, shape: check_model(config, models[name], shape, info.num_classes,
-                                                     f"the data ({info.name})", name), info)
+        task.dry_run(lambda name, shape, input_from=None: check_model(
+            config, models[name], shape, info.num_classes, input_from or f"the data ({info.name})", name), info)
     except ModelShapeError as err:
         path = model_path(config, err.model) or ("task",)
         source, line = where(config, path)

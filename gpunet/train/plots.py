@@ -167,16 +167,23 @@ def plot_image_rows(rows: list, shape, path, title: str, low: float | None = Non
     low = min(float(a.min()) for a in arrays) if low is None else low
     high = max(float(a.max()) for a in arrays) if high is None else high
     columns = max(len(a) for a in arrays)
-    figure, axes = plt.subplots(len(rows), columns, figsize=(0.9 * columns + 0.4, 1.0 * len(rows) + 0.5),
-                                squeeze=False)
-    for r, ((label, _), images) in enumerate(zip(rows, arrays)):
-        shown = _display(images, low, high)
-        for c in range(columns):
-            axes[r, c].axis("off")
-            if c < len(shown):
-                axes[r, c].imshow(shown[c], interpolation="nearest")
-        axes[r, 0].set_title(label, fontsize=8, loc="left")
-    figure.suptitle(title, fontsize=9)
+    height, width = shape[1:]
+    gap, label_room = max(1, width // 8), max(3, height // 2)  # pixels between images; above each labelled row
+    room = [label_room if label else 0 for label, _ in rows]
+    canvas = np.ones((sum(room) + len(rows) * (height + gap) + gap, columns * (width + gap) + gap, 3))
+    tops = np.cumsum([gap + room[0]] + [height + gap + r for r in room[1:]])
+    for top, images in zip(tops, arrays):  # one picture for all images: one imshow, not one axes per image
+        for c, image in enumerate(_display(images, low, high)):
+            left = gap + c * (width + gap)
+            canvas[top:top + height, left:left + width] = image
+    inches = min(10.0, max(3.0, canvas.shape[1] / 10)) / canvas.shape[1]  # per pixel: 3 to 10 inches wide
+    figure, axes = plt.subplots(figsize=(inches * canvas.shape[1], inches * canvas.shape[0] + 0.4))
+    axes.imshow(canvas, interpolation="nearest")
+    for top, (label, _) in zip(tops, rows):
+        if label:
+            axes.text(gap, top - 0.7, label, fontsize=8, va="bottom")
+    axes.axis("off")
+    axes.set_title(title, fontsize=9)
     figure.tight_layout()
     _save(figure, os.fspath(path))
     plt.close(figure)

@@ -1,5 +1,5 @@
-"""The Trainer: ``fit`` / ``evaluate`` / ``predict`` for a model, a loss and an optimizer (Keras' loop, PyTorch's parts),
-or for any training task (``gpunet.train.tasks``: named models, one optimizer each, the task's own steps).
+"""The Trainer: ``fit`` / ``evaluate`` / ``predict`` for a model, a loss and an optimizer (Keras' loop, PyTorch's
+parts), or for any training task (``gpunet.train.tasks``: named models, one optimizer each, the task's own steps).
 
 Batches arrive as NumPy arrays (from ``gpunet.data.DataLoader``) and become gpunet tensors on the Trainer's device;
 all array math runs through gpunet ops, and metrics are computed on host copies (``Tensor.numpy()``).
@@ -279,11 +279,16 @@ class Trainer:
     def _unpack(result) -> Step:
         return result if isinstance(result, Step) else Step(dict(result))
 
+    @staticmethod
+    def _floats(losses: dict) -> dict:
+        """A step's named losses (Tensors or numbers) as floats: the one place a step's values leave the device."""
+        return {name: float(value.item()) if isinstance(value, Tensor) else float(value)
+                for name, value in losses.items()}
+
     def _host_losses(self, losses: dict, count: int) -> tuple[dict, dict]:
-        """The step's named losses as floats (the one place a step's values leave the device) and the sample count
-        behind each: this rank's, or the whole batch's over every rank (gathered with the stop signals)."""
-        means = {name: float(value.item()) if isinstance(value, Tensor) else float(value)
-                 for name, value in losses.items()}
+        """A training step's named losses as floats and the sample count behind each: this rank's, or the whole
+        batch's over every rank (gathered with the stop signals)."""
+        means = self._floats(losses)
         if self.distributed is None:
             return means, {name: count for name in means}
         parts = self.distributed.allgather((means, count, self._stop_asked()))
@@ -420,8 +425,7 @@ class Trainer:
                 if not len(x):  # an empty share of a data-parallel batch
                     continue
                 result = self._unpack(self.task.eval_step(x, y))
-                means = {name: float(value.item()) if isinstance(value, Tensor) else float(value)
-                         for name, value in result.losses.items()}
+                means = self._floats(result.losses)
                 losses.add(means, {name: len(x) for name in means})
                 self._record(collector, len(x), result)
         if self.distributed is not None:

@@ -209,6 +209,7 @@ class EveryLayer(nn.Module):
             nn.BipolarSigmoid(), nn.BipolarStep(), nn.Step(), nn.Identity(), nn.Dropout(0.3), nn.Softmax(1),
             nn.LogSoftmax(1)])
         self.head = nn.Linear(4, 3)
+        self.rbm = nn.BernoulliRBM(3, 2)
 
     def forward(self, images, signals, tokens):
         total = self.images(images).sum() + self.signals(signals).sum() + self.more_images(images).sum()
@@ -224,6 +225,7 @@ class EveryLayer(nn.Module):
         features = self.head(layer(embedded[0]))
         for activation in self.activations:
             total = total + activation(features).sum()
+        total = total + self.rbm(features.sigmoid()).sum()  # P(h=1|v)
         return total, features
 
 

@@ -219,3 +219,31 @@ def test_cast_forward_and_backward_dtypes_match_torch(device):
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-7)
     assert gradcheck(lambda t: gn.ops.cast(t * 2, gn.float64), (f64([1.0, 3.0]),))
     assert gradgradcheck(lambda t: gn.ops.cast(t * t, gn.float64), (f64([1.0, 3.0]),))
+
+
+def test_nodes_of_one_generation_run_in_reverse_creation_order_every_time():
+    """Ready nodes used to be ordered by id() (a memory address), so the order in which a shared input's gradient
+    was summed -- and its last bits, e.g. in a WGAN-GP step's double backprop -- changed from run to run."""
+    from gpunet.autograd import Function
+
+    class Logged(Function):
+        def __init__(self, name, log):
+            self.name, self.log = name, log
+
+        def forward(self, backend, x):
+            return x * 1.0
+
+        def backward(self, gy):
+            self.log.append(self.name)
+            return gy
+
+    for trial in range(20):
+        padding = [object() for _ in range(trial * 7)]  # other allocations between the nodes move their addresses
+        log = []
+        x = gn.tensor([1.0, 2.0], requires_grad=True)
+        outputs = []
+        for k in range(6):
+            outputs.append(Logged(k, log).apply(x))
+            padding.append([object() for _ in range((k * trial) % 5)])
+        gn.stack(outputs).sum().backward()
+        assert log == [5, 4, 3, 2, 1, 0]

@@ -68,8 +68,8 @@ class TwoHeads(Task):
 
 def _two_heads(xor, callbacks=()):
     gpunet.manual_seed(0)
-    models = {"first": gpunet.nn.Linear(2, 2), "second": gpunet.nn.Sequential(gpunet.nn.Linear(2, 4),
-                                                                                gpunet.nn.Tanh(), gpunet.nn.Linear(4, 2))}
+    nn = gpunet.nn
+    models = {"first": nn.Linear(2, 2), "second": nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 2))}
     optimizers = {"first": gpunet.optim.SGD(models["first"].parameters(), lr=0.1),
                   "second": gpunet.optim.Adam(models["second"].parameters(), lr=0.01)}
     trainer = Trainer(models, None, optimizers, callbacks=list(callbacks), metrics=(), task=TwoHeads())
@@ -194,10 +194,11 @@ trainer: {epochs: 3, batch_size: 8}
 """
 
 
-def test_regress_reports_test_mse_and_rmse_that_numpy_recomputes(tmp_path):
-    config = loads_config(REGRESS)
+def test_regress_reports_test_mse_and_rmse_that_numpy_recomputes(tmp_path, device, monkeypatch):
+    monkeypatch.setenv("GPUNET_DEVICE", device)
+    config = loads_config(REGRESS, ["device=auto"])
     assert config["loss"]["name"] == "mse" and config["trainer"]["metrics"] == ["mse", "rmse"]
-    summary = run(config, str(tmp_path / "run"), progress=False)
+    summary = run(config, str(tmp_path / "run"), progress=False, announce_device=False)
     from gpunet.config import build_dataset
     from gpunet.train.checkpoint import load_checkpoint
     test = build_dataset(config).test
@@ -243,3 +244,110 @@ def test_a_sweep_over_a_task_key_trains_every_cell_with_its_value(tmp_path, caps
     assert summaries[0]["train_loss"] != summaries[1]["train_loss"]  # the noise changed the training
     configs = sorted(out.glob("*/config.yaml"))
     assert [loads_config(p.read_text())["task"]["noise_std"] for p in configs] == [0.0, 0.3]
+
+
+def test_a_mid_epoch_checkpoint_of_the_earlier_format_resumes_exactly(xor, tmp_path):
+    """Checkpoints written before tasks had no task entry and kept the epoch's loss in the collector."""
+    from gpunet.train import ModelCheckpoint
+    from gpunet.train.checkpoint import load_checkpoint, save_checkpoint
+
+    def classic(callbacks=()):
+        gpunet.manual_seed(0)
+        model = gpunet.nn.Sequential(gpunet.nn.Linear(2, 8), gpunet.nn.Tanh(), gpunet.nn.Linear(8, 2))
+        trainer = Trainer(model, gpunet.nn.CrossEntropyLoss(), gpunet.optim.SGD(model.parameters(), lr=0.5),
+                          callbacks=list(callbacks))
+        return trainer, DataLoader(xor.train, 16, shuffle=True, seed=0), DataLoader(xor.validation, 64)
+
+    straight, train, val = classic()
+    straight.fit(train, val, epochs=2)
+    stopped, train, val = classic([StopAt(13), ModelCheckpoint(tmp_path, monitor=None)])
+    with pytest.raises(TrainingInterrupted):
+        stopped.fit(train, val, epochs=2)
+    old = load_checkpoint(tmp_path / "last.npz")
+    losses = old.extra["partial_epoch"].pop("losses")
+    old.extra.pop("task")
+    collector = old.extra["partial_epoch"]["collector"]
+    collector["loss_sum"] = losses["sums"]["loss"]  # where the earlier format kept it
+    save_checkpoint(tmp_path / "old.npz", old)
+    fresh, train, val = classic()
+    fresh.fit(train, val, epochs=2, resume=str(tmp_path / "old.npz"))
+    assert [{k: v for k, v in e.items() if k != "time"} for e in fresh.history] == \
+        [{k: v for k, v in e.items() if k != "time"} for e in straight.history]
+
+
+CLASSIFY = """\
+seed: 0
+device: auto
+data: {name: xor, n_samples: 200, noise: 0.2}
+model: {layers: [{type: Linear, in_features: 2, out_features: 8}, {type: Tanh},
+                 {type: Linear, in_features: 8, out_features: 2}]}
+loss: {name: cross_entropy}
+optimizer: {name: sgd, lr: 0.5}
+trainer: {epochs: 3, batch_size: 16}
+"""
+
+
+def test_classify_reports_the_accuracy_numpy_recomputes_on_every_device(tmp_path, device, monkeypatch):
+    monkeypatch.setenv("GPUNET_DEVICE", device)
+    config = loads_config(CLASSIFY)
+    assert config["task"] == {"type": "classify"} and config["trainer"]["metrics"] == ["accuracy"]
+    summary = run(config, str(tmp_path / "run"), progress=False, announce_device=False)
+    from gpunet.config import build_dataset
+    from gpunet.train.checkpoint import load_checkpoint
+    test = build_dataset(config).test
+    w = load_checkpoint(tmp_path / "run/checkpoints/last.npz").model
+    hidden = np.tanh(test.x.astype(np.float64) @ w["0.weight"].T + w["0.bias"])
+    scores = hidden @ w["2.weight"].T + w["2.bias"]
+    assert summary["test_accuracy"] == pytest.approx(np.mean(scores.argmax(axis=1) == test.y))
+    log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+    assert summary["test_loss"] == pytest.approx(-np.mean(log_p[np.arange(len(test.y)), test.y]), rel=1e-5)
+
+
+def test_a_decoder_layer_that_does_not_take_the_codes_is_named_with_the_fix():
+    config = loads_config(AUTOENCODER, ["models.decoder.layers[0].in_features=16"])
+    with pytest.raises(ConfigError) as raised:
+        check_run(config, announce_device=False)
+    assert "models.decoder.layers[0] (Linear): the dry run failed: the layer receives input of shape (2, 8)" \
+        in str(raised.value)
+    assert "hint: the encoder gives samples of shape (8,), that is 8 features: set in_features: 8" in str(raised.value)
+
+
+def test_task_keys_get_their_kinds_from_the_annotations_and_their_defaults_from_the_signature():
+    from gpunet.config.schema import task_section
+    from gpunet.config.spec import Checker
+
+    class Keys(Task):
+        name = "keys"
+        keys = {"steps": Key("steps", ge=1), "rate": Key("rate", gt=0, lt=1), "mode": Key("mode", choices=("a", "b")),
+                "frozen": Key("names"), "rates": Key("per-layer rates"), "flag": Key("a flag")}
+
+        def __init__(self, steps: int = 2, rate: float = 0.5, mode: str = "a", frozen: list[str] | None = None,
+                     rates: dict[str, float] | None = None, flag: bool = False):
+            self.steps, self.rate, self.mode, self.frozen, self.rates, self.flag = steps, rate, mode, frozen, rates, flag
+
+    section = task_section(Keys)
+    assert {k: f.kind.describe() for k, f in section.fields.items()} == {
+        "steps": "an integer >= 1", "rate": "a number in (0, 1)", "mode": "a, b",
+        "frozen": "null or a list of (a string)", "rates": "null or a mapping of argument names to values",
+        "flag": "true or false"}
+    ck = Checker()
+    resolved = section.check({"frozen": ["0", "2"], "rates": {"4": 0.01}}, ("task",), ck)
+    assert not ck.problems and resolved == {"steps": 2, "rate": 0.5, "mode": "a", "frozen": ["0", "2"],
+                                            "rates": {"4": 0.01}, "flag": False}
+    section.check({"steps": 0, "mode": "c"}, ("task",), ck)
+    assert [str(p).split(":")[0] for p in ck.problems] == ["task.steps", "task.mode"]
+
+
+def test_the_progress_display_and_telemetry_show_a_tasks_losses(tmp_path, capsys, monkeypatch):
+    from gpunet.cli import main
+
+    monkeypatch.setenv("GPUNET_DEVICE", "cuda-emu")
+    path = tmp_path / "ae.yaml"
+    path.write_text(AUTOENCODER.replace("device: cpu", "device: auto") +
+                    "callbacks: [{type: progress, style: lines}]\n")
+    assert main(["train", str(path), "--out", str(tmp_path / "run"), "trainer.log_every=20"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("epoch 1/1 step 20/") and " loss=" in out[0]
+    assert out[-2].startswith("epoch 1/1 train_loss=") and " train_mse=" in out[-2] and " val_mse=" in out[-2]
+    record = json.loads((tmp_path / "run/metrics.jsonl").read_text())
+    assert record["train_mse"] > 0 and {"cupy_pool_used_bytes", "cupy_pool_total_bytes"} <= set(record)  # device state

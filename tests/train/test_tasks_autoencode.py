@@ -56,7 +56,8 @@ def test_contractive_penalty_matches_a_finite_difference_jacobian_and_its_weight
             for j in range(5):
                 step = np.zeros(5)
                 step[j] = eps
-                jac[:, j] = (_sigmoid(weights @ (sample + step) + b) - _sigmoid(weights @ (sample - step) + b)) / (2 * eps)
+                up, down = _sigmoid(weights @ (sample + step) + b), _sigmoid(weights @ (sample - step) + b)
+                jac[:, j] = (up - down) / (2 * eps)
             total += np.sum(jac ** 2)
         return total / len(x)
 

@@ -37,6 +37,22 @@ def without_time(epochs):
     return [{k: v for k, v in e.items() if k != "time"} for e in epochs]
 
 
+def assert_same_on_devices(device, fit, rel=2e-4, abs=1e-5):
+    """``fit()`` (a fresh seeded run, returning its history) gives the same epochs' figures on the CPU and on
+    ``device``, each made current in turn; returns ``device``'s epochs."""
+    import pytest
+
+    histories = []
+    for name in ("cpu", device):
+        gpunet.set_device(name)
+        histories.append(without_time(fit()))
+    for a, b in zip(*histories):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=rel, abs=abs), key
+    return histories[1]
+
+
 def assert_same_weights(a, b):
     sa, sb = a.state_dict(), b.state_dict()
     assert list(sa) == list(sb)

@@ -9,6 +9,7 @@ autodiff), with MLP or convolutional (ConvTranspose2d / Upsample) encoders and d
 """
 from __future__ import annotations
 
+import os
 from math import prod
 
 import numpy as np
@@ -94,7 +95,7 @@ class Autoencode(Task):
         code = check("encoder", info.input_shape)
         if code is None:
             raise ModelShapeError("encoder", "the encoder must return one tensor, the code")
-        output = check("decoder", code)
+        output = check("decoder", code, "the encoder")
         if output is None or prod(output) != prod(info.input_shape):
             raise ModelShapeError("decoder", f"the decoder turns codes of shape {code} into {output}, which cannot be "
                                   f"compared with the inputs of shape {tuple(info.input_shape)}: make its last layer "
@@ -144,39 +145,39 @@ class Autoencode(Task):
     # ----- pictures and figures -----------------------------------------------------------------------------------
     @staticmethod
     def _shown_split(splits: dict):
-        return next(splits[name] for name in ("test", "val", "train") if splits.get(name) is not None)
+        """(name, loader) of the split the pictures show: test, else validation, else training."""
+        return next((name, splits[name]) for name in ("test", "val", "train") if splits.get(name) is not None)
 
     def _codes_and_reconstructions(self, x: np.ndarray):
         code, rebuilt = self.reconstruct(self.input(x))
         return code.numpy(), rebuilt.numpy()
 
     def epoch_artifacts(self, directory, epoch, splits):
-        loader = self._shown_split(splits)
+        split, loader = self._shown_split(splits)
         x = loader.arrays[0]
         shape = image_shape(x.shape[1:])
         if shape is None:
             return []
         picked = np.linspace(0, len(x) - 1, min(self.grid_images, len(x))).round().astype(int)  # sets may be sorted
-        originals = x[picked]
+        seen = originals = x[picked]
         rows = [("original", originals)]
         if self.noise_std:  # what the denoiser sees: a fixed draw, not from gpunet's generator
-            noisy = originals + np.random.default_rng(0).normal(0, self.noise_std, originals.shape)
-            rows.append(("noisy input", noisy.astype(originals.dtype)))
-            originals = rows[-1][1]
-        rows.append(("reconstructed", self._codes_and_reconstructions(originals)[1]))
+            seen = (originals + np.random.default_rng(0).normal(0, self.noise_std, originals.shape)).astype(x.dtype)
+            rows.append(("noisy input", seen))
+        rows.append(("reconstructed", self._codes_and_reconstructions(seen)[1]))
         low, high = float(x.min()), float(x.max())
-        path = plot_image_rows(rows, shape, f"{directory}/{RECONSTRUCTIONS}", f"epoch {epoch}: "
+        path = plot_image_rows(rows, shape, os.path.join(directory, RECONSTRUCTIONS), f"epoch {epoch}: {split} "
                                "images and their reconstructions", low, high)
         return [path] if path else []
 
     def final_artifacts(self, directory, splits):
-        loader = self._shown_split(splits)
+        split, loader = self._shown_split(splits)
         x, y = loader.arrays[0], loader.arrays[1] if len(loader.arrays) > 1 else None
+        if y is None or self._codes_and_reconstructions(x[:1])[0].size != 2:  # only 2-D codes are drawn
+            return []
         codes = np.concatenate([self._codes_and_reconstructions(x[i:i + 1000])[0] for i in range(0, len(x), 1000)])
         codes = codes.reshape(len(codes), -1)
-        if codes.shape[1] != 2 or y is None:
-            return []
-        path = plot_codes(codes, y, f"{directory}/{CODES}", "2-D codes of the images, by class")
+        path = plot_codes(codes, y, os.path.join(directory, CODES), f"2-D codes of the {split} images, by class")
         return [path] if path else []
 
     def summary(self, splits):

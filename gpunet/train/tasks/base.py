@@ -16,49 +16,49 @@ Lifecycle (the same from a config and from Python)::
     task.summary(splits); task.final_artifacts(directory, splits)   # the runner, at the end of a run
 
 Config keys. Each key of the ``task:`` section is a parameter of the task's ``__init__``: its default is the
-signature's, its kind the annotation's (``int``, ``float``, ``bool``, ``str``, ``X | None``, ``list[X]``), and
-the class states the rest in ``keys`` as ``Key(doc, ge=..., gt=..., le=..., lt=..., choices=...)``.
+signature's, its kind the annotation's (``int``, ``float``, ``bool``, ``str``, ``X | None``, ``list[X]``,
+``dict[str, X]`` whose values ``__init__`` checks), and the class states the rest in ``keys`` as ``Key(doc,
+ge=..., gt=..., le=..., lt=..., choices=...)``.
 ``gpunet.config.schema`` turns that into the checked, documented ``task:`` section (``register_task`` checks that
-``keys`` and the signature agree), so ``docs/config.md`` documents every task with no second table. ``__init__``
-only stores its keys, each as an attribute of the same name (no models, no data yet), and may raise ValueError
-(naming the key) for a value or combination of keys it refuses.
+``keys`` and the signature agree), so ``docs/config.md`` documents every task with no second table. ``__init__`` only
+stores its keys, each as an attribute of the same name (no models, no data yet), and may raise ValueError (naming the
+key) for a value or combination of keys it refuses.
 
 Models, optimizers, losses. ``models`` names the task's networks (``("model",)``, or e.g. ``("generator",
 "discriminator")``). A config gives a one-model task's network as ``model:`` and the networks of a task with several
 as ``models: {<name>: <model form>}``; the names in ``own_models`` may be left out, and ``build_model(name, info)``
-then builds them from the task's keys and the data (an RBM from ``n_hidden``, ODE trial networks, ...).
-``models`` and ``own_models`` may be set per instance in ``__init__`` when the keys decide them (one RBM per
-hidden layer of a DBN). In the Trainer, ``trainer.model`` is the one model, or a ``gpunet.nn.ModuleDict`` of
-the named models (so ``state_dict`` keys are ``<name>.<key>``). Every model
-has its own optimizer: the config's ``optimizer:`` section builds one per model, and ``optimizers: {<name>:
-<optimizer section>}`` overrides it per model; a ``scheduler:`` section gives every optimizer a scheduler of its own.
-``loss_fn`` is the config's ``loss:`` (``uses_loss``; ``default_loss`` when the config has none); any other term
-(a KL divergence, a penalty, a critic's loss) is the task's own business and is reported by name.
+then builds them from the task's keys and the data (an RBM from ``n_hidden``, ODE trial networks, ...). ``models``
+and ``own_models`` may be set per instance in ``__init__`` when the keys decide them (one RBM per hidden layer of a
+DBN). In the Trainer, ``trainer.model`` is the one model, or a ``gpunet.nn.ModuleDict`` of the named models (so
+``state_dict`` keys are ``<name>.<key>``). Every model has its own optimizer: the config's ``optimizer:`` section
+builds one per model, and ``optimizers: {<name>: <optimizer section>}`` overrides it per model; a ``scheduler:``
+section gives every optimizer a scheduler of its own. ``loss_fn`` is the config's ``loss:`` (``uses_loss``;
+``default_loss`` when the config has none); any other term (a KL divergence, a penalty, a critic's loss) is the
+task's own business and is reported by name.
 
 Steps. ``train_step(x, y)`` gets one batch of the training loader as NumPy arrays (``y`` as the dataset gives it;
-``data`` says what the task reads from it) and returns its named scalar losses as gpunet ``Tensor``s -- the mean
-over the batch's samples, still on the device (the Trainer turns them into floats in one place, when it logs).
-``"loss"`` is required: it is the objective logged as ``train_loss``, shown by the progress display and checked
-for NaN/infinity; other names (``mse``, ``kl``, ``d_loss``, ``g_loss``, ...) are logged as ``train_<name>``.
-``loss_names`` lists every name a step returns, so a config's ``monitor: val_<name>`` is checked before training.
-(A value may also be a plain number, e.g. a perceptron's count of mistakes.)
-The step updates the weights itself through ``self.update(name, loss)`` (zero the model's gradients, backward,
-average over data-parallel ranks, clip to ``trainer.grad_clip``, step its optimizer), or, for a rule that is not
-gradient descent (CD-k, the perceptron rule), by setting the parameters' ``.grad`` and calling
-``self.apply_gradients(name)``. A step may update several models and one model several times. Randomness inside a
-step (noise, latent codes, Gibbs sampling) must come from ``gpunet.random`` / ``gpunet.ops.randn`` & co., whose
-state every checkpoint saves, so resume is exact. A step may read ``self.trainer.epoch`` (completed epochs),
-``self.trainer.global_step`` (batches trained so far) and ``self.trainer.device``, and may end training after this
-epoch with ``self.trainer.stop(reason)`` (the perceptron rule converged). ``eval_step(x, y)`` returns the same names for a batch of an
-evaluation split; it runs in evaluation mode under ``no_grad`` (use ``gpunet.enable_grad()`` inside it for a
-quantity that needs derivatives, such as a contractive penalty or an ODE residual). A task whose outputs feed the
-config's ``trainer.metrics`` (accuracy, mse, ...) returns ``Step(losses, outputs, targets)`` instead of the dict
-and sets ``supports_metrics``.
+``data`` says what the task reads from it) and returns its named scalar losses as gpunet ``Tensor``s -- the mean over
+the batch's samples, still on the device (the Trainer turns them into floats in one place, when it logs). ``"loss"``
+is required: it is the objective logged as ``train_loss``, shown by the progress display and checked for
+NaN/infinity; other names (``mse``, ``kl``, ``d_loss``, ``g_loss``, ...) are logged as ``train_<name>``.
+``loss_names`` lists every name a step returns, so a config's ``monitor: val_<name>`` is checked before training. (A
+value may also be a plain number, e.g. a perceptron's count of mistakes.) The step updates the weights itself through
+``self.update(name, loss)`` (zero the model's gradients, backward, average over data-parallel ranks, clip to
+``trainer.grad_clip``, step its optimizer), or, for a rule that is not gradient descent (CD-k, the perceptron rule),
+by setting the parameters' ``.grad`` and calling ``self.apply_gradients(name)``. A step may update several models and
+one model several times. Randomness inside a step (noise, latent codes, Gibbs sampling) must come from
+``gpunet.random`` / ``gpunet.ops.randn`` & co., whose state every checkpoint saves, so resume is exact. A step may
+read ``self.trainer.epoch`` (completed epochs), ``self.trainer.global_step`` (batches trained so far) and
+``self.trainer.device``, and may end training after this epoch with ``self.trainer.stop(reason)`` (the perceptron
+rule converged). ``eval_step(x, y)`` returns the same names for a batch of an evaluation split; it runs in evaluation
+mode under ``no_grad`` (use ``gpunet.enable_grad()`` inside it for a quantity that needs derivatives, such as a
+contractive penalty or an ODE residual). A task whose outputs feed the config's ``trainer.metrics`` (accuracy, mse,
+...) returns ``Step(losses, outputs, targets)`` instead of the dict and sets ``supports_metrics``.
 
 Data parallel: every rank calls ``train_step`` on its share of each batch, possibly an empty one (``len(x) == 0``)
-for the last batch; a step must then still make the same ``update``/``apply_gradients`` calls in the same order
-(each is an all-reduce), passing ``None`` as the loss, and return ``{}``. Gradients are averaged weighted by each
-rank's share; the logged losses are those of the whole batch.
+for the last batch; a step must then still make the same ``update``/``apply_gradients`` calls in the same order (each
+is an all-reduce), passing ``None`` as the loss, and return ``{}``. Gradients are averaged weighted by each rank's
+share; the logged losses are those of the whole batch.
 
 Epochs, artifacts, summary. ``end_epoch(epoch)`` runs after each epoch's validation, before the callbacks (so a
 checkpoint taken then includes its effects), and returns extra figures for the epoch's logs (e.g. a DBN's stage).
@@ -66,17 +66,18 @@ checkpoint taken then includes its effects), and returns extra figures for the e
 filter grids) into the run directory; ``final_artifacts(directory, splits)`` those drawn once at the end (a 2-D code
 plot, solution vs exact); ``summary(splits)`` returns the task's figures for ``summary.json`` besides the loss and
 metrics of every split that the runner adds anyway (``test_mse`` of an autoencoder is its ``test_`` eval figure;
-``elbo``, ``max_abs_error``, a GAN's quality figure come from here). These three run on rank 0 only, with the
-models in evaluation mode under ``no_grad`` (``gpunet.enable_grad()`` where derivatives are needed), on whole
-(unsharded, unshuffled, unaugmented) loaders, and must not draw from ``gpunet.random`` (use a
-``numpy.random.default_rng(seed)`` of their own), so a run with pictures trains the same numbers as one without. Pictures are PNG files written atomically
-(``gpunet.train.plots`` / ``gpunet.train.atomic``); without matplotlib they are skipped with the one-line hint.
+``elbo``, ``max_abs_error``, a GAN's quality figure come from here). These three run on rank 0 only, with the models
+in evaluation mode under ``no_grad`` (``gpunet.enable_grad()`` where derivatives are needed), on whole (unsharded,
+unshuffled, unaugmented) loaders, and must not draw from ``gpunet.random`` (use a ``numpy.random.default_rng(seed)``
+of their own), so a run with pictures trains the same numbers as one without. Pictures are PNG files written
+atomically (``gpunet.train.plots`` / ``gpunet.train.atomic``); without matplotlib they are skipped with the one-line
+hint.
 
-State. ``state_dict()`` / ``load_state_dict(state)`` carry the task's own state (persistent CD chains, the DBN
-stage, a step counter) in every checkpoint, so resume is exact, also mid-epoch: plain Python values and NumPy
-arrays only (``gpunet.train.checkpoint`` stores them without pickle). Models, optimizers and the RNG are saved by
-the Trainer. Multi-model checkpoints keep one model ``state_dict`` with keys prefixed ``<name>.`` and one optimizer
-entry holding ``{<name>: state}``; a one-model task's checkpoint is exactly the classic format.
+State. ``state_dict()`` / ``load_state_dict(state)`` carry the task's own state (persistent CD chains, the DBN stage,
+a step counter) in every checkpoint, so resume is exact, also mid-epoch: plain Python values and NumPy arrays only
+(``gpunet.train.checkpoint`` stores them without pickle). Models, optimizers and the RNG are saved by the Trainer.
+Multi-model checkpoints keep one model ``state_dict`` with keys prefixed ``<name>.`` and one optimizer entry holding
+``{<name>: state}``; a one-model task's checkpoint is exactly the classic format.
 """
 from __future__ import annotations
 
@@ -205,10 +206,11 @@ class Task:
 
     def dry_run(self, check, info) -> None:
         """Before training, run each model once on zero inputs, so a shape mistake is a config error naming the
-        layer: ``check(name, input_shape)`` runs model ``name`` on a zero batch of that sample shape and returns the
-        output's sample shape. Default: the one model on the data's ``info.input_shape``; a task with several models
-        chains them (the decoder on the encoder's output shape) or gives each its input (a generator its latent
-        size), raising ``ModelShapeError`` for a model that does not fit."""
+        layer: ``check(name, input_shape, input_from=None)`` runs model ``name`` on a zero batch of that sample
+        shape and returns the output's sample shape (``input_from`` names where the input comes from in messages,
+        e.g. "the encoder"; default: the data). Default: the one model on the data's ``info.input_shape``; a task
+        with several models chains them (the decoder on the encoder's output shape) or gives each its input (a
+        generator its latent size), raising ``ModelShapeError`` for a model that does not fit."""
         if len(tuple(self.models)) == 1:
             check(tuple(self.models)[0], info.input_shape)
 
