@@ -13,6 +13,7 @@ _SUBMODULES = ("autograd", "backend", "cli", "config", "data", "models", "nn", "
                "testing", "train")
 _NAMES = {
     "backend": ("Device", "DeviceError", "set_device"),
+    "backend.cuda_settings": ("backends", "get_float32_matmul_precision", "set_float32_matmul_precision"),
     "autograd": ("DeviceMismatchError", "Function", "Tensor", "enable_grad", "grad", "is_grad_enabled", "no_grad",
                  "set_grad_enabled"),
     "random": ("manual_seed",),

@@ -9,6 +9,8 @@ for the test and restores the previous device afterwards; its value is the devic
         x = gn.randn(4, 7)              # created on `device`
         assert x.device == gn.device(device)
 
+``GPUNET_TEST_DEVICES=cpu,cuda:0`` (comma-separated) replaces the three devices, to run the tests on a real GPU.
+
 ``launched_kernels``: the names of the kernels launched on the emulated device during the test, in order (to show
 that a test exercised the CUDA kernels and not an xp reference).
 
@@ -39,7 +41,10 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
-DEVICES = ("cpu", "cuda-emu", "cuda-emu:1")
+# GPUNET_TEST_DEVICES (comma-separated) replaces this list, e.g. "cpu,cuda-emu,cuda-emu:1,cuda:0" on a machine with a
+# GPU (scripts/gpu_acceptance.py sets it): every device-parametrised test then also runs on the real device.
+DEVICES = tuple(d.strip() for d in os.environ.get("GPUNET_TEST_DEVICES", "").split(",") if d.strip()) \
+    or ("cpu", "cuda-emu", "cuda-emu:1")
 SECOND_DEVICE_DIRS = ("backend", "kernels", "core")
 
 

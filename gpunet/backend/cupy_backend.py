@@ -12,7 +12,9 @@ implements exactly this on the CPU):
   called as ``kernel(grid, block, args, shared_mem=...)``;
 - ``cupy.cuda.Device(index)`` as a context manager, its ``use()`` and its ``pci_bus_id`` (telemetry);
 - ``cupy.cuda.runtime.getDeviceProperties(index)["maxGridSize"]``;
-- ``cupy.get_default_memory_pool().used_bytes()`` / ``.total_bytes()``.
+- ``cupy.get_default_memory_pool().used_bytes()`` / ``.total_bytes()``;
+- ``cupy._core._routines_linalg.set_compute_type(numpy.float32, COMPUTE_TYPE_TF32 or COMPUTE_TYPE_DEFAULT)``, the
+  cuBLAS compute type of every float32 ``matmul``/``dot`` (``gpunet.backend.cuda_settings``, the TF32 switch).
 
 A fused kernel declared with a ``kernels/<family>.cu`` (``gpunet.backend.registry``) runs its launcher
 (``gpunet/backend/launchers/<family>.py``, through ``CupyBackend.launch``) for the dtypes its CUDA kernels cover;
@@ -31,7 +33,11 @@ from __future__ import annotations
 
 import time
 import types
+import warnings
 
+import numpy
+
+from . import cuda_settings
 from .device import Device
 from .kernel_source import kernel_source
 from .registry import KERNELS, RUN_REFERENCE, FusedKernels, families
@@ -53,6 +59,7 @@ class CupyBackend(FusedKernels):
         self._functions = {}  # (family, kernel name) -> compiled kernel
         self._max_grid = None
         self.compile_seconds = {}  # family -> seconds its .cu took to compile on this device
+        cuda_settings.follow(self)
 
     # ----- arrays ---------------------------------------------------------------------------------------------
     def activate(self):
@@ -89,6 +96,17 @@ class CupyBackend(FusedKernels):
 
     def __repr__(self) -> str:
         return f"CupyBackend({self.device}, {self.implementation})"
+
+    def apply_math_settings(self) -> None:
+        """Give CuPy's float32 matrix products the compute type of the TF32 switch (``cuda_settings``)."""
+        # CuPy keeps one compute type per dtype for the process (not per device), read by every matmul, dot and
+        # tensordot; left unset, CuPy decides it once from $CUPY_TF32. Setting TF32 checks the *current* device's
+        # compute capability (< 8.0: CuPy warns and keeps float32, which is right there: no TF32 hardware).
+        linalg = self._cupy._core._routines_linalg
+        kind = linalg.COMPUTE_TYPE_TF32 if cuda_settings.allow_tf32() else linalg.COMPUTE_TYPE_DEFAULT
+        with self.activate(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            linalg.set_compute_type(numpy.float32, kind)
 
     # ----- kernel files and launches --------------------------------------------------------------------------
     @property
@@ -160,10 +178,16 @@ class CupyBackend(FusedKernels):
         parameter given a Python int would read the wrong bits. The launch goes to CuPy's current stream, the
         one CuPy's own array operations use, so it is ordered after the work that produced its inputs.
         """
-        grid = (max(1, min(int(blocks), self.max_grid_blocks)), 1, 1)
-        function = self._function(family, kernel)
         with self.activate():
-            function(grid, (int(threads), 1, 1), args, shared_mem=int(shared_mem))
+            self.prepare_launch(family, kernel, blocks, threads, args, shared_mem)()
+
+    def prepare_launch(self, family: str, kernel: str, blocks: int, threads: int, args: tuple, shared_mem: int = 0):
+        """``launch`` without the launch: a function of no arguments that launches the kernel with these arguments
+        on the current device (``scripts/profile_kernels.py`` replays a fused call's launches with it)."""
+        grid, block = (max(1, min(int(blocks), self.max_grid_blocks)), 1, 1), (int(threads), 1, 1)
+        shared = int(shared_mem)
+        function = self._function(family, kernel)
+        return lambda: function(grid, block, args, shared_mem=shared)
 
     # ----- fused kernels ------------------------------------------------------------------------------------
     def _bind(self, kernel):

@@ -5,7 +5,7 @@
 """
 from .archs import ARCHS, register_arch
 from .builders import (build_augment, build_dataset, build_loss, build_model, build_models, build_optimizer,
-                       build_scheduler, build_task, dataset_options)
+                       build_param_groups, build_scheduler, build_task, dataset_options)
 from .dry_run import check_model
 from .errors import ConfigError, Problem, format_path
 from .layers import LAYERS, build_layers, register_layer
@@ -18,8 +18,8 @@ from .schema import (CALLBACKS, CONFIG, DATASETS, LOSSES, OPTIMIZERS, SCHEDULERS
 __all__ = [
     "ARCHS", "CALLBACKS", "CONFIG", "DATASETS", "LAYERS", "LOSSES", "OPTIMIZERS", "SCHEDULERS", "TASK_TYPES",
     "TRANSFORMS", "ConfigError", "Problem", "apply_overrides", "build_augment", "build_dataset", "build_layers",
-    "build_loss", "build_model", "build_models", "build_optimizer", "build_scheduler", "build_task", "check_model",
-    "dataset_options", "dump_config",
+    "build_loss", "build_model", "build_models", "build_optimizer", "build_param_groups", "build_scheduler",
+    "build_task", "check_model", "dataset_options", "dump_config",
     "format_path", "load_config", "loads_config", "register_arch", "register_callback", "register_dataset",
     "register_layer", "register_loss", "register_optimizer", "register_scheduler", "register_transform",
     "validate_config",

@@ -105,6 +105,19 @@ def build_models(config: dict, task, info) -> dict:
             for name in tuple(task.models)}
 
 
+@_located
+def build_param_groups(config: dict, task, name: str, model):
+    """``task.param_groups(name, model)``; a ValueError naming one of the task's keys (``"freeze: ..."``, e.g. a
+    layer the model does not have) becomes a ConfigError at ``task.<key>``."""
+    try:
+        return task.param_groups(name, model)
+    except ValueError as err:
+        key, _, message = str(err).partition(": ")
+        if key not in getattr(task, "keys", {}) or not message:
+            raise
+        raise ConfigError.at(None, None, ("task", key), message, value=getattr(task, key)) from err
+
+
 def _component(registry: dict, section: dict, path: Path, *leading):
     spec = registry[section["name"]]
     return construct(spec.cls, spec.arguments(section), path, *leading)

@@ -58,6 +58,10 @@ def register_dataset(name: str, doc: str, fields: dict | None = None, *, test_se
                            "scale: divide by the raw value range (16 for digits, 255 for 8-bit images). "
                            "Statistics come from the training split only", "none"),
         "flatten": Field(Bool(), "reshape each sample to a vector (for Linear layers)", False),
+        "classes": Field(Optional(ListOf(Int(ge=0), min_len=1)), "keep only these labels, renumbered 0, 1, ... in "
+                         "this order (e.g. [5, 6, 7, 8, 9]); null: every class", None),
+        "train_per_class": Field(Optional(Int(ge=1)), "keep this many training samples of each class (seeded "
+                                 "choice, after the test and validation splits); null: all", None),
         "augment": Field(ListOf(Tagged("type", TRANSFORMS, "transform")), "random transforms of the training "
                          "batches (images (C, H, W) only), applied in this order, each {type: <gpunet.data.transforms "
                          "class>, <its arguments>}; evaluation data is never augmented", []),
@@ -135,6 +139,23 @@ register_dataset("logic", "The truth table of a two-input logic gate, the percep
     "bipolar": Field(Bool(), "inputs -1/+1 instead of 0/1", False),
     "repeat": Field(Int(ge=1), "copies of the 4-row table", 1),
 })
+
+
+def _low_below_high(args, path, ck):
+    if not args["low"] < args["high"]:
+        ck.fail(path + ("high",), f"must be above low ({args['low']:g})", value=args["high"],
+                allowed=f"a number > {args['low']:g}")
+
+
+register_dataset("collocation", "Collocation points x in [low, high] for the ode task (inputs (n, 1), zero "
+                 "targets).", {
+                     "n_points": Field(Int(ge=2), "number of points", 1000),
+                     "low": Field(Float(), "left end of the interval", 0.0),
+                     "high": Field(Float(), "right end of the interval", 1.0),
+                     "spacing": Field(Choice(("random", "even"), "spacing"), "random: uniform, seeded; even: evenly "
+                                      "spaced, ends included (seed 001)", "random"),
+                     "repeat": Field(Int(ge=1), "the points are listed this many times (more steps per epoch)", 1),
+                 }, check_fn=_low_below_high)
 
 
 _SIDE = Choice(("pre", "post"), "side")
@@ -655,6 +676,9 @@ CONFIG = Section({
     "seed": Field(Int(ge=0), "seeds weight initialisation, dropout, data splits and shuffling", 0),
     "device": Field(DEVICE, "where to train (auto: GPUNET_DEVICE if set, else the first CUDA GPU if there is one, "
                     "else the CPU)", "auto"),
+    "allow_tf32": Field(Bool(), "let float32 matrix products and convolutions on CUDA use TF32 tensor cores "
+                        "(gpunet.backends.cuda.matmul.allow_tf32: 7-8x the fp32 peak on A100/H100, ~3e-4 relative "
+                        "error instead of ~3e-7; the CPU ignores it)", False),
     "data": Field(Tagged("name", DATASETS, "dataset"), "the dataset and how it is split and normalised"),
     "task": Field(Tagged("type", TASK_TYPES, "task"), "what a training step does: classify (the default), regress, "
                   "autoencode, ... with the task's keys", {"type": "classify"}),

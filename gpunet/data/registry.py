@@ -105,6 +105,8 @@ COMMON_OPTIONS = {
     "stratify": True,
     "normalize": "none",
     "flatten": False,
+    "classes": None,
+    "train_per_class": None,
 }
 DEFAULT_TEST_SPLIT = 0.2
 
@@ -194,6 +196,27 @@ def _as_features(x, n_labels: int, dataset: str, what: str, token_ids: bool = Fa
     return x.astype(np.int64 if token_ids else np.float32)
 
 
+def _keep_classes(x: np.ndarray, y: np.ndarray, subset) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of the labels in ``subset``, relabelled by their position in it."""
+    new = np.full(max(max(subset), int(y.max(initial=-1))) + 1, -1, dtype=np.int64)
+    new[list(subset)] = np.arange(len(subset))
+    kept = new[y] >= 0
+    return x[kept], new[y[kept]]
+
+
+def _few_per_class(x, y, count: int, rng: np.random.Generator, dataset: str):
+    """``count`` samples of each class (seeded choice), in their original order."""
+    chosen = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        if len(members) < count:
+            raise DatasetError(f"dataset {dataset!r}: train_per_class is {count}, but class {int(label)} has only "
+                               f"{len(members)} training samples after the splits")
+        chosen.append(rng.permutation(members)[:count])
+    kept = np.sort(np.concatenate(chosen))
+    return x[kept], y[kept]
+
+
 def load_dataset(name: str, **options) -> Dataset:
     """Load dataset ``name`` split into train/validation/test and normalised.
 
@@ -201,7 +224,10 @@ def load_dataset(name: str, **options) -> Dataset:
     training data held out for validation, default 0.1), ``test_split`` (fraction of all data held out for
     testing, default 0.2, only for datasets without a test set of their own), ``stratify`` (keep class
     proportions in every split, default True), ``normalize`` (``"none"``, ``"standard"``, ``"minmax"`` or
-    ``"scale"``; statistics from the training split only) and ``flatten`` (images to vectors).
+    ``"scale"``; statistics from the training split only), ``flatten`` (images to vectors), ``classes`` (keep only
+    these labels, renumbered 0, 1, ... in the order given, e.g. digits 5-9 for a transfer-learning task) and
+    ``train_per_class`` (keep that many seeded-random training samples of each class, after the test and validation
+    splits: few labels, full evaluation sets).
     Other options go to the source; ``dataset_options(name)`` lists them.
     """
     source = _lookup(name)
@@ -225,6 +251,12 @@ def load_dataset(name: str, **options) -> Dataset:
     for flag in ("stratify", "flatten"):
         if not isinstance(common[flag], bool):
             raise DatasetError(f"{flag} must be true or false, got {common[flag]!r}")
+    subset, per_class = common["classes"], common["train_per_class"]
+    if subset is not None and (not isinstance(subset, (list, tuple)) or not subset or len(set(subset)) != len(subset)
+                               or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in subset)):
+        raise DatasetError(f"classes must be a list of distinct labels (integers >= 0), got {subset!r}")
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1):
+        raise DatasetError(f"train_per_class must be an integer >= 1, got {per_class!r}")
     normalize = common["normalize"]
     if normalize not in NORMALIZATIONS:
         raise DatasetError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, got {normalize!r}")
@@ -239,6 +271,8 @@ def load_dataset(name: str, **options) -> Dataset:
         raise DatasetError(f"dataset {name!r} holds token ids: remove the option normalize ({normalize!r})")
     y = as_targets(raw.y, name, "training")
     x = _as_features(raw.x, len(y), name, "training", token_ids)
+    if (subset is not None or per_class is not None) and not classes:
+        raise DatasetError(f"dataset {name!r} has no classes: remove the options classes and train_per_class")
     rng = np.random.default_rng([seed, 0x5EED])  # splits draw from their own stream, apart from the source's
     stratify = common["stratify"] and classes
 
@@ -258,6 +292,18 @@ def load_dataset(name: str, **options) -> Dataset:
         x, y, x_test, y_test = x[keep], y[keep], x[held], y[held]
     keep, held = hold_out(y, validation_split)
     x, y, x_val, y_val = x[keep], y[keep], x[held], y[held]
+    class_names, num_classes = raw.class_names, raw.num_classes
+    if subset is not None:
+        known = num_classes if num_classes is not None else 1 + max(int(a.max(initial=-1)) for a in (y, y_val, y_test))
+        unknown = [c for c in subset if c >= known]
+        if unknown:
+            raise DatasetError(f"dataset {name!r}: classes {unknown} do not exist (its labels are 0..{known - 1})")
+        (x, y), (x_val, y_val), (x_test, y_test) = (_keep_classes(a, b, subset)
+                                                     for a, b in ((x, y), (x_val, y_val), (x_test, y_test)))
+        class_names = tuple(class_names[c] if class_names else str(c) for c in subset)
+        num_classes = len(subset)
+    if per_class is not None:
+        x, y = _few_per_class(x, y, per_class, np.random.default_rng([seed, 0xFE11]), name)
     if len(x) == 0:
         raise DatasetError(f"dataset {name!r}: no training samples left after the splits")
 
@@ -267,12 +313,12 @@ def load_dataset(name: str, **options) -> Dataset:
     x, x_val, x_test = (normalizer(a) for a in (x, x_val, x_test))
 
     labels_max = max(int(a.max()) for a in (y, y_val, y_test) if a.size) if classes else -1
-    num_classes = raw.num_classes if raw.num_classes is not None else labels_max + 1
-    if raw.class_names is not None and len(raw.class_names) != num_classes:
-        raise DatasetError(f"dataset {name!r}: {len(raw.class_names)} class names for {num_classes} classes")
+    num_classes = num_classes if num_classes is not None else labels_max + 1
+    if class_names is not None and len(class_names) != num_classes:
+        raise DatasetError(f"dataset {name!r}: {len(class_names)} class names for {num_classes} classes")
     if classes and labels_max >= num_classes:
         raise DatasetError(f"dataset {name!r}: label {labels_max} out of range for {num_classes} classes")
-    info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, raw.class_names, len(x))
+    info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, class_names, len(x))
 
     def split(a, b):
         return ArrayDataset(a, b) if len(a) else None

@@ -1,4 +1,4 @@
-"""Small seeded synthetic classification sets: XOR, logic gates' truth tables and interleaved spirals."""
+"""Small seeded synthetic sets: XOR, logic gates' truth tables and interleaved spirals (classification), collocation points (ODE tasks)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import numpy as np
 from .errors import DatasetError
 from .registry import RawData, register_dataset
 
-__all__ = ["logic", "spirals", "xor"]
+__all__ = ["collocation", "logic", "spirals", "xor"]
 
 
 def _check_count(dataset: str, option: str, value, minimum: int) -> int:
@@ -77,3 +77,25 @@ def spirals(n_samples: int = 400, n_classes: int = 2, noise: float = 0.05, turns
     x += noise * np.random.default_rng(seed).standard_normal(x.shape)
     return RawData(x, y.astype(np.int64), num_classes=n_classes)
 
+
+
+@register_dataset("collocation")
+def collocation(n_points: int = 1000, low: float = 0.0, high: float = 1.0, spacing: str = "random",
+                repeat: int = 1, seed: int = 0) -> RawData:
+    """Points x in [low, high] (shape (n, 1)) where an ``ode`` task evaluates its equation's residual; the targets are
+    zeros (the residual's value at a solution). ``spacing``: "random" (uniform, seeded) or "even" (``n_points``
+    evenly spaced, ends included, as in seed 001); the list is given ``repeat`` times, so that one epoch can hold
+    several passes over the same points.
+    """
+    n_points = _check_count("collocation", "n_points", n_points, 2)
+    repeat = _check_count("collocation", "repeat", repeat, 1)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or not low < high:
+        raise DatasetError(f"dataset 'collocation': low and high must be numbers with low < high, got {low!r}, {high!r}")
+    if spacing == "random":
+        x = np.random.default_rng(seed).uniform(low, high, n_points)
+    elif spacing == "even":
+        x = np.linspace(low, high, n_points)
+    else:
+        raise DatasetError(f"dataset 'collocation': spacing must be 'random' or 'even', got {spacing!r}")
+    x = np.tile(x, repeat)
+    return RawData(x[:, None], np.zeros((len(x), 1)), targets="values")

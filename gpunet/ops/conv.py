@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import numbers
 
+import numpy
+
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
+from ..backend import cuda_settings
 from ..backend.geometry import conv_output_size
 from .arithmetic import add, matmul
 from .reduction import sum
@@ -53,7 +56,9 @@ class Conv2d(Function):
     pass and in both gradients (batched over the G groups); its (O, N, OH*OW) result is then copied, with the
     bias, into the (N, O, OH, OW) output. On CUDA the forward's columns are batch-major and one batched GEMM
     (cuBLAS, the weight broadcast over the samples) writes the output in place, the bias added in place: the
-    output is written once. (NumPy's matmul leaves BLAS for a broadcast operand: 4-9x slower on the CPU.)
+    output is written once. (NumPy's matmul leaves BLAS for a broadcast operand: 4-9x slower on the CPU. CuPy runs
+    a broadcast float32 matmul as ``cublasSgemmBatched``, which its TF32 compute type does not reach, so with TF32
+    allowed the CUDA forward keeps the one-GEMM form, whose ``gemmEx`` honours it.)
 
     Memory: the graph keeps the input anyway; the columns (kh*kw/(sh*sw) times the input, 9x for a 3x3
     convolution) are kept for the weight gradient only when they are no larger than the input (1x1 kernels,
@@ -71,7 +76,7 @@ class Conv2d(Function):
     def forward(self, backend, x, weight, bias=None):
         xp = backend.xp
         n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
-        batch_major = backend.name == "cupy"
+        batch_major = backend.name == "cupy" and not (x.dtype == numpy.float32 and cuda_settings.allow_tf32())
         cols = backend.im2col(x, *self.geometry, batch_major)  # (N, C*K, L)
         self.cols = cols if cols.size <= x.size else None  # else the backward rebuilds them from x
         if batch_major:  # one batched GEMM writes the output: (G, O/G, CK/G) @ (N, G, CK/G, L) -> (N, G, O/G, L)

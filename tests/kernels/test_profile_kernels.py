@@ -1,7 +1,9 @@
 """scripts/profile_kernels.py: --emulate checks every case on cuda-emu against the CPU (and writes its CSV), without
-a GPU the script refuses in one line, the case table covers every kernel family with a .cu file, the peak-bandwidth
-formula, and the GPU path (timing, GB/s, GFLOP/s, fraction of peak, table and CSV) run on the emulated device with a
-fake ``cupyx.profiler.benchmark`` and H100 memory properties."""
+a GPU the script refuses in one line, the case table covers every kernel family with a .cu file, the device's peaks
+from its properties (H100 SXM vs PCIe), and the GPU path (only the raw launches between CUDA events, on preallocated
+arrays, L2 flushed before each repetition; GB/s, GFLOP/s, fraction of the memory or compute floor, table and CSV) run
+on the emulated device with H100 SXM properties and fake CUDA events on a clock that only the device's work
+advances."""
 import csv
 import dataclasses
 import math
@@ -73,16 +75,47 @@ def test_unknown_family_is_named():
 
 def _fake_cupy(props, attributes=None):
     runtime = types.SimpleNamespace(getDeviceProperties=lambda index: props, cudaDevAttrMemoryClockRate=36,
-                                    cudaDevAttrGlobalMemoryBusWidth=37,
+                                    cudaDevAttrGlobalMemoryBusWidth=37, cudaDevAttrClockRate=13,
+                                    cudaDevAttrL2CacheSize=38, cudaDevAttrMultiProcessorCount=16,
                                     deviceGetAttribute=lambda attr, index: (attributes or {})[attr])
     return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime))
 
 
-def test_peak_bandwidth_from_memory_clock_and_bus_width():
-    h100 = _fake_cupy({"memoryClockRate": 2_619_000, "memoryBusWidth": 5120})  # kHz, bits (H100 SXM HBM3)
-    assert profile_kernels.peak_bandwidth(h100, 0) == pytest.approx(3.352e12, rel=1e-3)
-    no_fields = _fake_cupy({}, {36: 1_593_000, 37: 5120})  # A100 80 GB (2.04 TB/s), through the attributes
-    assert profile_kernels.peak_bandwidth(no_fields, 0) == pytest.approx(2.039e12, rel=1e-3)
+# cudaDeviceProp of the two H100s (kHz, bits, bytes); values as the CUDA runtime reports them
+H100_SXM = {"name": b"NVIDIA H100 80GB HBM3", "memoryClockRate": 2_619_000, "memoryBusWidth": 5120,
+            "multiProcessorCount": 132, "clockRate": 1_980_000, "l2CacheSize": 50 << 20, "major": 9, "minor": 0}
+H100_PCIE = {"name": b"NVIDIA H100 PCIe", "memoryClockRate": 1_593_000, "memoryBusWidth": 5120,
+             "multiProcessorCount": 114, "clockRate": 1_755_000, "l2CacheSize": 50 << 20, "major": 9, "minor": 0}
+
+
+def test_peaks_from_the_devices_own_properties_sxm_and_pcie():
+    sxm = profile_kernels.device_peaks(_fake_cupy(H100_SXM), 0)
+    assert (sxm.form_factor, sxm.l2_bytes, sxm.sms) == ("SXM", 50 << 20, 132)
+    assert sxm.bandwidth == pytest.approx(3.352e12, rel=1e-3)  # NVIDIA: 3.35 TB/s
+    assert sxm.fp32_flops == pytest.approx(132 * 128 * 2 * 1.98e9) == pytest.approx(66.9e12, rel=1e-3)  # 67 TF
+    pcie = profile_kernels.device_peaks(_fake_cupy(H100_PCIE), 0)
+    assert pcie.form_factor == "PCIe"
+    assert pcie.bandwidth == pytest.approx(2.039e12, rel=1e-3)  # NVIDIA: 2.0 TB/s
+    assert pcie.fp32_flops == pytest.approx(51.2e12, rel=1e-3)  # NVIDIA: 51 TFLOP/s
+    assert sxm.describe() == ("NVIDIA H100 80GB HBM3 (SXM): peaks 3352 GB/s, 66.9 TFLOP/s fp32 (132 SMs at 1.98 "
+                              "GHz), L2 50 MB")
+
+
+def test_peaks_through_the_attributes_when_cuda_13_dropped_the_fields():
+    a100 = {"name": b"NVIDIA A100-SXM4-80GB", "major": 8, "minor": 0, "multiProcessorCount": 108}
+    peaks = profile_kernels.device_peaks(_fake_cupy(a100, {36: 1_593_000, 37: 5120, 13: 1_410_000, 38: 40 << 20}), 0)
+    assert peaks.bandwidth == pytest.approx(2.039e12, rel=1e-3)  # A100 80 GB: 2.04 TB/s
+    assert peaks.fp32_flops == pytest.approx(19.5e12, rel=1e-3)  # 64 FP32 lanes per SM on sm_80
+    assert (peaks.form_factor, peaks.l2_bytes) == ("SXM", 40 << 20)
+
+
+def test_unknown_architecture_has_no_compute_floor_and_the_memory_floor_decides():
+    future = {**H100_SXM, "name": b"Some GPU", "major": 99, "minor": 0}
+    peaks = profile_kernels.device_peaks(_fake_cupy(future), 0)
+    assert peaks.fp32_flops is None and peaks.form_factor == ""
+    bound, seconds = peaks.floor(3_352_000, 10**12)
+    assert bound == "memory" and seconds == pytest.approx(1e-6, rel=1e-3)
+    assert "fp32 peak unknown" in peaks.describe()
 
 
 def test_case_inputs_are_identical_on_every_backend():
@@ -94,10 +127,9 @@ def test_case_inputs_are_identical_on_every_backend():
 
 
 # ----- the GPU path, on the emulated device ---------------------------------------------------------------------
-H100 = {"memoryClockRate": 2_619_000, "memoryBusWidth": 5120}  # kHz, bits: H100 SXM HBM3
 H100_PEAK = 2 * 2_619_000e3 * 5120 / 8  # bytes/s, double data rate: 3.352 TB/s
-GPU_TIMES = (5e-6, 1e-6, 2e-6)  # per repeat, seconds: median 2 us (the mean, 2.67 us, would be wrong)
-CPU_TIMES = (1.0, 1.0, 1.0)  # host times, far from the GPU's: a row using them is wrong by 5 orders
+H100_FLOPS = 132 * 128 * 2 * 1.98e9
+LAUNCH_SECONDS, FLUSH_SECONDS = 2e-6, 100e-6  # GPU time per raw launch and per L2 flush on the fake device
 
 
 def _smallest(kernel, label="", *sizes):
@@ -108,28 +140,89 @@ def _smallest(kernel, label="", *sizes):
 
 @pytest.fixture
 def fake_gpu(monkeypatch):
-    """cuda-emu with an H100's memory clock and bus width, and a ``cupyx.profiler.benchmark`` that runs the kernel
-    (on the emulator) ``n_warmup + n_repeat`` times and reports GPU_TIMES, in CuPy's own result type."""
-    from cupyx.profiler._time import _PerfCaseResult
-
+    """cuda-emu with an H100 SXM's properties and CUDA events on a fake GPU clock that only the device's work
+    advances: LAUNCH_SECONDS per raw kernel launch, FLUSH_SECONDS per L2 flush. ``log`` lists, in order, the flushes,
+    event records and launches (with the ids of their array arguments), and the device arrays made while a timed
+    region is open."""
     from gpunet.backend import get_backend
+    from gpunet.backend.emulated import cupy_standin, device_array
 
     runtime = get_backend("cuda-emu").xp.cuda.runtime
-    props = {**runtime.getDeviceProperties(0), **H100}
-    monkeypatch.setattr(runtime, "getDeviceProperties", lambda index: props)
-    calls = []
+    props = {**runtime.getDeviceProperties(0), **H100_SXM}  # the stand-in's grid limits, an H100's figures
+    monkeypatch.setattr(runtime, "getDeviceProperties", lambda index: dict(props))
+    clock, log, timing = [0.0], [], [False]
 
-    def benchmark(func, args=(), kwargs={}, n_repeat=10000, *, name=None, n_warmup=10, max_duration=math.inf,
-                  devices=None):
-        assert isinstance(args, tuple) and isinstance(devices, tuple)  # as the real benchmark requires
-        for _ in range(n_warmup + n_repeat):
-            func(*args, **kwargs)
-        calls.append({"name": name, "n_repeat": n_repeat, "n_warmup": n_warmup, "devices": devices})
-        ts = np.array([CPU_TIMES[:n_repeat], GPU_TIMES[:n_repeat]], dtype=np.float64)
-        return _PerfCaseResult(name, ts, devices)  # cpu_times = ts[0], gpu_times = ts[1:] (one row per device)
+    class Event:
+        def record(self):
+            self.time = clock[0]
+            timing[0] = not timing[0]
+            log.append(("start" if timing[0] else "end",))
 
-    monkeypatch.setattr("cupyx.profiler.benchmark", benchmark)
-    return calls
+        def synchronize(self):
+            log.append(("synchronize",))
+
+    monkeypatch.setattr(cupy_standin.cuda, "Event", Event, raising=False)
+    monkeypatch.setattr(cupy_standin.cuda, "get_elapsed_time", lambda a, b: (b.time - a.time) * 1e3, raising=False)
+    launch = cupy_standin._Kernel.__call__
+
+    def timed_launch(self, grid, block, args, *, shared_mem=0):
+        clock[0] += LAUNCH_SECONDS
+        log.append(("launch", self.name, tuple(id(a) for a in args if isinstance(a, np.ndarray))))
+        return launch(self, grid, block, args, shared_mem=shared_mem)
+
+    monkeypatch.setattr(cupy_standin._Kernel, "__call__", timed_launch)
+    flush = profile_kernels.L2Flush.__call__
+
+    def timed_flush(self):
+        clock[0] += FLUSH_SECONDS
+        log.append(("flush", self.nbytes))
+        return flush(self)
+
+    monkeypatch.setattr(profile_kernels.L2Flush, "__call__", timed_flush)
+    finalize = device_array.DeviceArray.__array_finalize__
+
+    def noting_finalize(self, obj):
+        if timing[0]:
+            log.append(("array made while timing", self.shape))
+        return finalize(self, obj)
+
+    monkeypatch.setattr(device_array.DeviceArray, "__array_finalize__", noting_finalize)
+    return log
+
+
+def _timed_regions(log):
+    """The entries between each start and end event."""
+    regions, current = [], None
+    for entry in log:
+        if entry[0] == "start":
+            current = []
+        elif entry[0] == "end":
+            regions.append(current)
+            current = None
+        elif current is not None:
+            current.append(entry)
+    return regions
+
+
+def test_only_the_raw_launches_are_timed_on_preallocated_arrays_with_l2_flushed(fake_gpu, capsys):
+    # the embedding backward runs argsort, bincount and cumsum (xp, with allocations) around its one kernel
+    case = _smallest("embedding_backward")
+    profile_kernels.profile([case], "cuda-emu", repeat=3, warmup=2, seed=0, csv_path=None)
+    first_launch = next(i for i, e in enumerate(fake_gpu) if e[0] == "launch")  # the recording call
+    replays = fake_gpu[first_launch + 1:]
+    flushes = [e for e in replays if e[0] == "flush"]
+    assert len(flushes) == 2 + 3 and all(e[1] == 2 * (50 << 20) for e in flushes)  # twice the 50 MB L2
+    regions = _timed_regions(replays)
+    assert len(regions) == 3
+    recorded = fake_gpu[first_launch]
+    for region in regions:
+        assert region == [recorded]  # the kernel alone, on the very arrays the recording call made
+    for i, entry in enumerate(replays):
+        if entry[0] == "start":
+            assert replays[i - 1][0] == "flush"  # flushed right before each timed region, never inside it
+    assert replays[-1] == ("synchronize",)
+    line = capsys.readouterr().out.splitlines()[2].split()
+    assert line[-7:-5] == ["1", f"{LAUNCH_SECONDS * 1e6:.1f}"]  # one launch, 2 us: neither the flush nor the xp work
 
 
 def test_gpu_path_times_each_case_and_size_and_writes_the_csv(fake_gpu, tmp_path, capsys):
@@ -138,39 +231,55 @@ def test_gpu_path_times_each_case_and_size_and_writes_the_csv(fake_gpu, tmp_path
     path = tmp_path / "timings.csv"
     profile_kernels.profile(cases, "cuda-emu", repeat=3, warmup=1, seed=0, csv_path=str(path))
 
-    assert fake_gpu == [{"name": case.name, "n_repeat": 3, "n_warmup": 1, "devices": (0,)}
-                        for case in cases for _ in case.sizes]
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "device cuda-emu:0: gpunet CUDA emulator (CPU), peak memory bandwidth 3352 GB/s"
-    assert lines[1].split() == ["family", "kernel", "sizes", "time", "us", "GB/s", "GFLOP/s", "of", "peak"]
+    assert lines[0] == ("device cuda-emu:0: NVIDIA H100 80GB HBM3 (SXM): peaks 3352 GB/s, 66.9 TFLOP/s fp32 (132 SMs "
+                        "at 1.98 GHz), L2 50 MB; L2 flushed before every repetition")
+    assert lines[1].split() == ["family", "kernel", "sizes", "launches", "time", "us", "GB/s", "GFLOP/s", "bound",
+                                "floor", "us", "of", "floor"]
     assert lines[-1] == f"wrote {path}"
-    # hand-worked: SGD on n = 1000 moves 20 bytes and does 6 FLOPs per element in 2 us
-    assert lines[2].split() == ["optimizers", "sgd_update[momentum,nesterov]", "n=1000", "2.0", "10.0", "3.0", "0.3%"]
-    assert lines[3].split()[2:] == ["n=37", "2.0", f"{20 * 37 / 2e-6 / 1e9:.1f}", f"{6 * 37 / 2e-6 / 1e9:.1f}",
-                                    f"{20 * 37 / 2e-6 / H100_PEAK:.1%}"]
+    # hand-worked: SGD on n = 1000 moves 20 bytes and does 6 FLOPs per element in one 2 us launch; memory floor
+    # 20000 B / 3.352 TB/s = 5.97 ns = 0.3% of 2 us
+    assert lines[2].split() == ["optimizers", "sgd_update[momentum,nesterov]", "n=1000", "1", "2.0", "10.0", "3.0",
+                                "memory", "0.01", "0.3%"]
+    assert lines[3].split()[2:] == ["n=37", "1", "2.0", f"{20 * 37 / 2e-6 / 1e9:.1f}", f"{6 * 37 / 2e-6 / 1e9:.1f}",
+                                    "memory", f"{20 * 37 / H100_PEAK * 1e6:.2f}", f"{20 * 37 / 2e-6 / H100_PEAK:.1%}"]
     assert len(lines) == 2 + 4 + 1  # device, header, a line per case and size, "wrote"
 
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames) == ("family", "kernel", "sizes", "implementation", "time_us", "gb_per_s",
-                                            "gflop_per_s", "peak_fraction", "bytes", "flops")
+        assert tuple(reader.fieldnames) == ("family", "kernel", "sizes", "implementation", "launches", "time_us",
+                                            "gb_per_s", "gflop_per_s", "bound", "floor_us", "of_floor", "bytes",
+                                            "flops")
         rows = list(reader)
     expected = [(case, sizes) for case in cases for sizes in case.sizes]
     assert [(r["family"], r["kernel"], r["sizes"]) for r in rows] == [
         (c.family, c.name, " ".join(f"{k}={v}" for k, v in s.items())) for c, s in expected]
     for row, (case, sizes) in zip(rows, expected):
         moved, flops = case.bytes(**sizes), case.flops(**sizes)
+        launches = int(row["launches"])
+        seconds = launches * LAUNCH_SECONDS
         assert row["implementation"] == f"kernels/{case.family}.cu"  # the CUDA kernel, not the xp reference
-        assert (int(row["bytes"]), int(row["flops"])) == (moved, flops)
-        assert float(row["time_us"]) == pytest.approx(2.0)
-        assert float(row["gb_per_s"]) == pytest.approx(moved / 2e-6 / 1e9)
-        assert float(row["gflop_per_s"]) == pytest.approx(flops / 2e-6 / 1e9)
-        assert float(row["peak_fraction"]) == pytest.approx(moved / 2e-6 / H100_PEAK)
+        assert launches >= 1 and (int(row["bytes"]), int(row["flops"])) == (moved, flops)
+        assert float(row["time_us"]) == pytest.approx(seconds * 1e6)
+        assert float(row["gb_per_s"]) == pytest.approx(moved / seconds / 1e9)
+        assert float(row["gflop_per_s"]) == pytest.approx(flops / seconds / 1e9)
+        floor = max(moved / H100_PEAK, flops / H100_FLOPS)
+        assert row["bound"] == ("memory" if moved / H100_PEAK >= flops / H100_FLOPS else "compute")
+        assert float(row["floor_us"]) == pytest.approx(floor * 1e6)
+        assert float(row["of_floor"]) == pytest.approx(floor / seconds)
     first = rows[0]  # hand-worked, as in the table
     assert (float(first["gb_per_s"]), float(first["gflop_per_s"])) == pytest.approx((10.0, 3.0))
-    assert float(first["peak_fraction"]) == pytest.approx(1e10 / 3.35232e12)
+    assert float(first["of_floor"]) == pytest.approx(2e4 / 3.35232e12 / 2e-6)
     pool = rows[2]  # max pooling 2x3x9x11, 3x3/2 pad 1 -> 5x6 outputs: x read, y and int64 argmax written
     assert (int(pool["bytes"]), int(pool["flops"])) == (4 * 2 * 3 * 9 * 11 + 12 * 2 * 3 * 5 * 6, 9 * 2 * 3 * 5 * 6)
+
+
+def test_a_compute_bound_case_is_measured_against_the_fp32_peak(fake_gpu, capsys):
+    heavy = dataclasses.replace(_smallest("dropout_apply"), bytes=lambda **sizes: 1000,
+                                flops=lambda **sizes: int(H100_FLOPS * 1e-6))  # 1 us of fp32 work, 0.3 ns of bytes
+    profile_kernels.profile([heavy], "cuda-emu", repeat=1, warmup=0, seed=0, csv_path=None)
+    line = capsys.readouterr().out.splitlines()[2].split()
+    assert line[-3:] == ["compute", "1.00", "50.0%"]  # floor 1 us of a 2 us launch
 
 
 def test_gpu_path_without_a_csv_writes_no_file(fake_gpu, tmp_path, monkeypatch, capsys):

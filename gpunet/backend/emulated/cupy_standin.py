@@ -11,8 +11,11 @@
   ``kernel(grid, block, args, shared_mem=0)``: ``grid``, ``block`` and ``args`` must be tuples, as CuPy requires, and
   every argument is checked against the kernel's C signature by CuPy's passing rules;
 - ``cuda.Device(i)`` (a context manager, with ``use()``, ``id`` and ``pci_bus_id``), ``cuda.runtime.getDevice()``,
-  ``getDeviceCount()`` and ``getDeviceProperties(i)`` (the keys gpunet reads), ``get_default_memory_pool()`` with
-  ``used_bytes()``/``total_bytes()``/``free_all_blocks()``.
+  ``getDeviceCount()`` and ``getDeviceProperties(i)`` (the keys gpunet reads), ``cuda.Event`` and
+  ``cuda.get_elapsed_time`` (host time: the emulator's, never a GPU's), ``get_default_memory_pool()`` with
+  ``used_bytes()``/``total_bytes()``/``free_all_blocks()``;
+- ``_core._routines_linalg``'s compute types (``gpunet.backend.emulated.linalg``: recorded, and a float32 matmul
+  under TF32 rounds its inputs as tensor cores do).
 
 Like CuPy, and unlike a forgiving stand-in:
 
@@ -34,11 +37,13 @@ import hashlib
 import os
 import re
 import shutil
+import time
 import types
 from pathlib import Path
 
 import numpy
 
+from . import linalg
 from .build import cache_dir, toolchain
 from .device_array import DeviceArray, check_no_host, current_device, set_current_device, to_device
 from .errors import CudaEmuError
@@ -48,6 +53,7 @@ __all__ = ["RawModule", "asnumpy", "cuda", "get_default_memory_pool", "compilati
 
 DEVICE_NAME = "gpunet CUDA emulator (CPU)"
 MAX_GRID_SIZE = (2**31 - 1, 65535, 65535)
+L2_CACHE_SIZE = 1 << 20  # reported, so that the profiler's L2 flush stays small; nothing is cached
 DEVICE_COUNT = int(os.environ.get("GPUNET_CUDA_EMU_DEVICES", "2"))
 # CuPy compiles every kernel with -ftz=true: subnormal float32 inputs and results are zero on a GPU. Opt-in here
 # (the emulator's flush also applies to double arithmetic, which a GPU does not flush): set True, or
@@ -172,11 +178,31 @@ def _get_device_count() -> int:
 def _get_device_properties(index: int) -> dict:
     Device(index)
     return {"name": DEVICE_NAME.encode(), "maxGridSize": MAX_GRID_SIZE, "maxThreadsPerBlock": 1024,
-            "sharedMemPerBlock": MAX_SHARED_MEM, "major": 8, "minor": 0}
+            "sharedMemPerBlock": MAX_SHARED_MEM, "major": 8, "minor": 0, "l2CacheSize": L2_CACHE_SIZE}
 
 
+class Event:
+    """``cupy.cuda.Event``: ``record()`` notes the host clock. The emulator runs each launch to completion on the host
+    before returning, so the time between two events is the emulator's time for the work between them (no GPU's)."""
+
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self.time = None
+
+    def record(self, stream=None):
+        self.time = time.perf_counter()
+
+    def synchronize(self):
+        return None
+
+
+def _get_elapsed_time(start: Event, end: Event) -> float:
+    """``cupy.cuda.get_elapsed_time``: milliseconds from ``start`` to ``end``."""
+    return (end.time - start.time) * 1e3
+
+
+_core = types.SimpleNamespace(_routines_linalg=linalg)
 cuda = types.SimpleNamespace(
-    Device=Device,
+    Device=Device, Event=Event, get_elapsed_time=_get_elapsed_time,
     runtime=types.SimpleNamespace(getDevice=_get_device, getDeviceCount=_get_device_count,
                                   getDeviceProperties=_get_device_properties),
 )

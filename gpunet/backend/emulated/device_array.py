@@ -18,6 +18,8 @@ import threading
 
 import numpy
 
+from .linalg import tf32_operands
+
 _state = threading.local()  # as cudaSetDevice, the current device is per host thread
 
 
@@ -59,7 +61,8 @@ class DeviceArray(numpy.ndarray):
         check_current_device(what, inputs + (out or ()))
         if out is not None:
             kwargs["out"] = tuple(host_view(a) for a in out)
-        result = getattr(ufunc, method)(*(host_view(a) for a in inputs), **kwargs)
+        operands = tf32_operands(ufunc, host_view(inputs)) if method == "__call__" else host_view(inputs)
+        result = getattr(ufunc, method)(*operands, **kwargs)
         if out is not None:
             return out[0] if len(out) == 1 else out
         return to_device(result)
