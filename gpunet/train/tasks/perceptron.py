@@ -7,8 +7,7 @@ import sys
 import numpy
 
 from ...models.perceptron import Perceptron as PerceptronModel
-from .base import Key, Task, register_task
-from .keychecks import is_number, require
+from .base import Key, Task, check_keys, register_task
 
 
 @register_task("perceptron")
@@ -17,7 +16,8 @@ class Perceptron(Task):
     classes, else one per class (one-hot targets). Each batch applies the rule through the optimizer (SGD: lr is
     the rule's alpha; ``trainer.batch_size: 1`` is seed 002's sample-by-sample rule, a larger batch sums its
     updates). ``loss`` is the fraction of samples with a wrong output; each epoch logs its ``mistakes``, and an epoch
-    without one ends training (``converged`` in summary.json)."""
+    without one ends training (``converged`` in summary.json; a run that never gets there says so). Example:
+    configs/perceptron_and.yaml."""
 
     data = "labelled"
     uses_loss = False
@@ -30,8 +30,7 @@ class Perceptron(Task):
     }
 
     def __init__(self, kind: str = "bipolar", threshold: float = 0.0):
-        require(kind in ("binary", "bipolar"), "perceptron", "kind", kind, "binary or bipolar")
-        require(is_number(threshold) and threshold >= 0, "perceptron", "threshold", threshold, "a number >= 0")
+        check_keys(self, kind=kind, threshold=threshold)
         self.kind, self.threshold = kind, threshold
         self.mistakes = 0  # samples with a wrong output so far in this epoch
         self.converged_epoch = None
