@@ -34,3 +34,11 @@ def test_convert_sync_batchnorm_keeps_the_parameters_and_is_batchnorm_on_one_pro
     assert converted[1].momentum == 0.3 and int(converted[1].num_batches_tracked.numpy()) == 1
     np.testing.assert_allclose(converted(x).numpy(), want, rtol=1e-6)
     assert int(converted[1].num_batches_tracked.numpy()) == 2
+
+
+def test_a_config_layer_of_type_sync_batchnorm_builds_one():
+    from gpunet.config.layers import build_layers
+
+    model = build_layers([{"type": "Linear", "in_features": 4, "out_features": 3},
+                          {"type": "SyncBatchNorm", "num_features": 3, "momentum": None}])
+    assert isinstance(model[1], gn.nn.SyncBatchNorm) and model[1].momentum is None
