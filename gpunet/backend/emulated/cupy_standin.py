@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy
 
-from . import linalg, nccl_standin
+from . import linalg as _routines_linalg, nccl_standin
 from .build import cache_dir, toolchain
 from .device_array import (DeviceArray, check_no_host, count_transfer, current_device, set_current_device, to_device,
                            transfers_to_host)
@@ -230,7 +230,7 @@ def _get_elapsed_time(start: Event, end: Event) -> float:
     return (end.time - start.time) * 1e3
 
 
-_core = types.SimpleNamespace(_routines_linalg=linalg)
+_core = types.SimpleNamespace(_routines_linalg=_routines_linalg)
 cuda = types.SimpleNamespace(
     Device=Device, Event=Event, get_elapsed_time=_get_elapsed_time, get_current_stream=_get_current_stream,
     nccl=nccl_standin,
