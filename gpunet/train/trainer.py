@@ -337,6 +337,11 @@ class Trainer:
             callback.on_train_end()
         return self.history
 
+    def train_on_batch(self, x, y) -> dict:
+        """One training step on one batch outside ``fit`` (Keras' ``train_on_batch``): the task's ``train_step``
+        with its optimizer updates; returns the batch's named losses as floats."""
+        return self._train_step(x, y)[0]
+
     def _train_step(self, x, y) -> tuple[dict, dict, Step]:
         """One batch through the task's ``train_step``: the whole batch's named losses as floats, the sample count
         behind each, and the step's result (its outputs and targets feed the metrics)."""
