@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..ops.conv import conv_padding, convolution, convolution_transpose2d, int_tuple
 from . import init
-from .linear import _empty_parameter
+from .linear import _add_weight_and_bias
 from .module import Module
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -46,11 +46,7 @@ class _ConvNd(Module):
             shape = (in_channels, out_channels // groups) + self.kernel_size
         else:
             shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = _empty_parameter(shape, device, dtype)
-        if bias:
-            self.bias = _empty_parameter((out_channels,), device, dtype)
-        else:
-            self.register_parameter("bias", None)
+        _add_weight_and_bias(self, shape, (out_channels,) if bias else None, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
