@@ -12,8 +12,9 @@
     gpunet info
     gpunet --version
 
-Options and ``key=value`` overrides may come in any order. The work is done in ``gpunet.runner`` (``run``, ``Run.evaluate``,
-``sweep``, ``inspect.summarize``, ``inspect.warm_up``); this module parses the command line and prints.
+Options and ``key=value`` overrides may come in any order. The work is done in ``gpunet.runner`` (``run``,
+``Run.evaluate``, ``sweep``, ``inspect.summarize``, ``inspect.warm_up``); this module parses the command line and
+prints.
 
 Problems a user can fix (a bad config or override, a model that does not fit its data, missing data, a corrupt
 checkpoint, an unavailable device, an occupied run directory) print one message to stderr and exit with status 1,
@@ -88,9 +89,11 @@ def cmd_train(args) -> int:
 # ----------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
     from .train import strict_json
+    from .runner.predict import check_vocabulary
     from .runner.run import Run
 
     run, path, checkpoint = Run.from_checkpoint(args.checkpoint, args.overrides, config_path=args.config)
+    check_vocabulary(path, run.config, run.dataset.vocabulary)
     if checkpoint.config is not None:
         print(f"gpunet: evaluating with the config stored in {path} (the run's own data splits and "
               f"model; {args.config} is not read)", file=sys.stderr, flush=True)
@@ -101,6 +104,28 @@ def cmd_evaluate(args) -> int:
         for row in matrix:
             print("  " + " ".join(f"{v:5d}" for v in row))
     print(strict_json.dumps({"checkpoint": path, "epoch": checkpoint.epoch, **results}), flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- predict
+def cmd_predict(args) -> int:
+    from .train import strict_json
+    from .runner.predict import TextPredictor
+    from .runner.run import use_device
+
+    texts = list(args.text or [])
+    if args.file:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                texts += [line.rstrip("\n") for line in f if line.strip()]
+        except OSError as exc:
+            raise _usage(f"--file {args.file}: {exc.strerror or exc}")
+    if not texts:
+        raise _usage("give the text to classify with --text TEXT (repeatable) or --file FILE (one text per line)")
+    use_device(args.device)
+    predictor = TextPredictor.from_checkpoint(args.checkpoint, args.vocabulary)
+    for text, result in zip(texts, predictor.predict(texts)):
+        print(strict_json.dumps({"text": text, **result}), flush=True)
     return 0
 
 
@@ -311,6 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file (.npz) written by a run")
     p.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default: test)")
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="Predict with a checkpoint of a text model on new text, tokenised with the "
+                       "run's saved vocabulary as its data was.",
+                       description="Predict with a checkpoint of a text model on new text, tokenised with the run's "
+                       "saved vocabulary (vocabulary.json in the run directory) as its data was; one JSON line per "
+                       "text (the word ids, the class and its probabilities).")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file (.npz) written by a run")
+    p.add_argument("--text", action="append", metavar="TEXT", help="a text to classify (repeatable)")
+    p.add_argument("--file", metavar="FILE", help="a file of texts, one per line")
+    p.add_argument("--vocabulary", metavar="PATH", help="the run's vocabulary.json (default: the one in the run "
+                   "directory of --checkpoint)")
+    p.add_argument("--device", default="auto", help="device to run on (default: auto)")
+    p.set_defaults(handler=cmd_predict)
 
     p = with_config("summary", "Show the model's layers, output shapes, parameters and implementations.")
     p.add_argument("--input-shape", metavar="SHAPE",

@@ -9,7 +9,7 @@ import numpy
 from ..backend import current
 from ..backend.warmup import kernels_called, warmup
 from ..config import build_dataset, build_loss, build_models, build_task, check_model
-from ..config.dry_run import input_dtype
+from ..config.dry_run import input_dtype, zero_targets
 from ..train.trainer import Trainer
 from .run import build_training, use_device
 
@@ -23,7 +23,8 @@ def summarize(config: dict, input_shape: tuple | None = None, input_from: str = 
     Uses the config's device."""
     use_device(config["device"])
     if input_shape is not None:
-        info = SimpleNamespace(name=input_from, input_shape=tuple(input_shape), num_classes=None)
+        info = SimpleNamespace(name=input_from, input_shape=tuple(input_shape), num_classes=None,
+                               target_shape=None)
         origin = info.name
     else:
         info = build_dataset(config).info
@@ -33,7 +34,8 @@ def summarize(config: dict, input_shape: tuple | None = None, input_from: str = 
     tables = []
 
     def show(name, shape, input_from=None):
-        output = check_model(config, models[name], shape, info.num_classes, input_from or origin, name)
+        output = check_model(config, models[name], shape, info.num_classes, input_from or origin, name,
+                             info.target_shape)
         tables.append((name, models[name].summary(shape, dtype=input_dtype(models[name]), print_fn=None)))
         return output
     task.dry_run(show, info)
@@ -57,7 +59,7 @@ def _compilations(config: dict, backend):
     trainer = Trainer(models, build_loss(config), optimizers, grad_clip=config["trainer"]["grad_clip"], task=task,
                       metrics=())  # metrics run on host copies: no kernels
     x = numpy.zeros((2, *info.input_shape), dtype=input_dtype(next(iter(models.values()))))
-    y = numpy.zeros(2, dtype=numpy.int64)  # NumPy batches, as a loader gives them
+    y = zero_targets(2, info.target_shape).numpy()  # NumPy batches, as a loader gives them
     # the kernels a training step and an evaluation call, seen by running them on a zero batch (which compiles them
     # on the way; the evaluation covers what a task's later stage trains, e.g. a DBN's fine-tuning after its RBMs)
     kernels = kernels_called(lambda: (trainer.train_on_batch(x, y), trainer.evaluate([(x, y)])))
