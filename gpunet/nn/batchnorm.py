@@ -83,9 +83,12 @@ class _BatchNorm(Module):
         self._check_input_dim(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.data)
+            counter = self.num_batches_tracked
+            with counter.backend.activate():  # on the buffer's device, whichever device is current
+                counter.data += 1
+                if self.momentum is None:  # cumulative moving average, 1 / batches: on a CUDA device it stays there
+                    factor = (1.0 / float(counter.data) if counter.device.kind == "cpu"
+                              else (1.0 / counter.data).astype(self.running_mean.dtype))
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         tracked = not self.training or self.track_running_stats
         return batch_norm(x, self.running_mean if tracked else None, self.running_var if tracked else None,

@@ -291,7 +291,7 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     trainer = Trainer(models, loss, optimizers, schedulers, callbacks, metrics=trainer_cfg["metrics"],
                       grad_clip=trainer_cfg["grad_clip"], scheduler_interval=scheduler_cfg.get("interval", "epoch"),
                       scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss",
-                      on_nonfinite=trainer_cfg["on_nonfinite"], task=task)
+                      on_nonfinite=trainer_cfg["on_nonfinite"], task=task, log_every=trainer_cfg["log_every"])
     trainer.config = config
     if ranks.distributed:
         trainer.distributed = DataParallel(ranks)

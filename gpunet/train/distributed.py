@@ -273,15 +273,7 @@ def gather_collector(world_: World, collector):
     concatenated in rank order), the same on every rank; ``batches`` is this rank's (all ranks see every batch)."""
     from .metrics import EpochCollector
 
-    parts = allgather(world_, (collector.loss_sum, collector.count, collector._outputs and collector.outputs(),
-                               collector._targets and collector.targets()), "the metrics gather")
-    combined = EpochCollector(collector.metric_names, collector.threshold, collector.keep_outputs)
-    combined.loss_sum = float(sum(p[0] for p in parts))
-    combined.count = int(sum(p[1] for p in parts))
-    combined.batches = collector.batches
-    combined._outputs = [p[2] for p in parts if len(p[2])]
-    combined._targets = [p[3] for p in parts if len(p[3])]
-    return combined
+    return EpochCollector.combined(collector, allgather(world_, collector.state_dict(), "the metrics gather"))
 
 
 def local_share(world_: World, state: dict) -> dict:
@@ -289,7 +281,7 @@ def local_share(world_: World, state: dict) -> dict:
     (so gathering again at the epoch's end counts every sample once)."""
     if world_.rank == 0:
         return state
-    return {"loss_sum": 0.0, "count": 0, "batches": state["batches"]}
+    return {"sums": {}, "counts": {}, "count": 0, "batches": state["batches"]}
 
 
 def rank_seed(step: int, rank: int) -> int:

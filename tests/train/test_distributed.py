@@ -58,7 +58,7 @@ def assert_close_runs(run_dir, reference_dir, rtol=1e-5):
     assert [sorted(r) for r in got] == [sorted(r) for r in want]
     for row, expected in zip(got, want):
         for key in expected:
-            if key != "time":
+            if key not in ("time", "host_syncs"):  # ranks exchange gradients through the host: they wait more
                 np.testing.assert_allclose(row[key], expected[key], rtol=rtol, err_msg=f"epoch {row['epoch']} {key}")
     weights = load_checkpoint(Path(run_dir) / "checkpoints" / "last.npz").model
     expected = load_checkpoint(Path(reference_dir) / "checkpoints" / "last.npz").model
