@@ -12,8 +12,9 @@
     gpunet info
     gpunet --version
 
-Options and ``key=value`` overrides may come in any order. The work is done in ``gpunet.train`` (``run``, ``sweep``,
-``Run.evaluate``); this module parses the command line and prints.
+Options and ``key=value`` overrides may come in any order. The work is done in ``gpunet.runner`` (``run``,
+``Run.evaluate``, ``sweep``, ``inspect.summarize``, ``inspect.warm_up``); this module parses the command line and
+prints.
 
 Problems a user can fix (a bad config or override, a model that does not fit its data, missing data, a corrupt
 checkpoint, an unavailable device, an occupied run directory) print one message to stderr and exit with status 1,
@@ -140,33 +141,14 @@ def _parse_shape(text: str) -> tuple:
 
 
 def cmd_summary(args) -> int:
-    from types import SimpleNamespace
+    from .runner.inspect import summarize
 
-    from .runner.run import use_device
-    from .config import build_dataset, build_models, build_task, check_model
-    from .config.dry_run import input_dtype
-
-    config = _load(args)
-    use_device(config["device"])
-    if args.input_shape:
-        shape = _parse_shape(args.input_shape)
-        info = SimpleNamespace(name=f"--input-shape {args.input_shape}", input_shape=shape, num_classes=None,
-                               target_shape=None)
-        origin = info.name
-    else:
-        info = build_dataset(config).info
-        origin = f"the data ({info.name})"
-    task = build_task(config)
-    models = build_models(config, task, info)
-
-    def show(name, shape, input_from=None):  # each model of the task, on the input shape its dry run gives it
-        output = check_model(config, models[name], shape, info.num_classes, input_from or origin, name,
-                             info.target_shape)
-        if len(models) > 1:
+    shape = _parse_shape(args.input_shape) if args.input_shape else None
+    tables = summarize(_load(args), shape, input_from=f"--input-shape {args.input_shape}")
+    for name, table in tables:
+        if len(tables) > 1:
             print(f"{name}:")
-        models[name].summary(shape, dtype=input_dtype(models[name]))
-        return output
-    task.dry_run(show, info)
+        print(table)
     return 0
 
 
@@ -278,33 +260,15 @@ def cmd_info(args) -> int:
 
 # ----------------------------------------------------------------------------------------------- warmup
 def cmd_warmup(args) -> int:
-    from .runner.run import build_training, use_device
-    from .backend import current
-    from .backend.warmup import kernels_called, warmup
-    from .config import build_dataset, build_loss
-    import numpy
+    from .runner.inspect import warm_up
 
-    from .config.dry_run import input_dtype, zero_targets
-    from .train.trainer import Trainer
-
-    config = _load(args)
-    use_device(config["device"])
-    backend = current()
-    if backend.name != "cupy":
+    backend, compilations = warm_up(_load(args))
+    if compilations is None:
         print(f"device {backend.device}: nothing to compile (the {backend.implementation} backend runs the fused "
               "kernels in NumPy)")
         return 0
     print(f"device {backend.device} ({backend.implementation}): compiling the kernels of {args.config}", flush=True)
-    info = build_dataset(config).info
-    task, models, optimizers, _ = build_training(config, info)
-    trainer = Trainer(models, build_loss(config), optimizers, grad_clip=config["trainer"]["grad_clip"], task=task,
-                      metrics=())  # metrics run on host copies: no kernels
-    x = numpy.zeros((2, *info.input_shape), dtype=input_dtype(next(iter(models.values()))))
-    y = zero_targets(2, info.target_shape).numpy()  # NumPy batches, as a loader gives them
-    # the kernels a training step and an evaluation call, seen by running them on a zero batch (which compiles them
-    # on the way; the evaluation covers what a task's later stage trains, e.g. a DBN's fine-tuning after its RBMs)
-    kernels = kernels_called(lambda: (trainer._train_step(x, y), trainer.evaluate([(x, y)])))
-    for family, names, seconds in warmup(backend, kernels):
+    for family, names, seconds in compilations:
         if family is None:
             print(f"  no CUDA kernel file (xp reference): {', '.join(names)}")
         else:

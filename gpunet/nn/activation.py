@@ -127,56 +127,52 @@ class Hardtanh(Module):
         return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
 
 
-class Softmax(Module):
+class _Softmax(Module):
+    _function = None
+
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x):
-        return F.softmax(x, self.dim)
+        return type(self)._function(x, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
-class LogSoftmax(Module):
-    def __init__(self, dim=None):
+class Softmax(_Softmax):
+    _function = staticmethod(F.softmax)
+
+
+class LogSoftmax(_Softmax):
+    _function = staticmethod(F.log_softmax)
+
+
+class _Step(Module):
+    _function = None
+
+    def __init__(self, threshold: float = 0.0):
         super().__init__()
-        self.dim = dim
+        self.threshold = threshold
 
     def forward(self, x):
-        return F.log_softmax(x, self.dim)
+        return type(self)._function(x, self.threshold)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+        return f"threshold={self.threshold}"
 
 
-class Step(Module):
+class Step(_Step):
     """Binary step of seed 002: 1 where x >= threshold, else 0 (gradient 0)."""
 
-    def __init__(self, threshold: float = 0.0):
-        super().__init__()
-        self.threshold = threshold
-
-    def forward(self, x):
-        return F.step(x, self.threshold)
-
-    def extra_repr(self) -> str:
-        return f"threshold={self.threshold}"
+    _function = staticmethod(F.step)
 
 
-class BipolarStep(Module):
+class BipolarStep(_Step):
     """Bipolar step of seed 002: +1 where x >= threshold, else -1 (gradient 0)."""
 
-    def __init__(self, threshold: float = 0.0):
-        super().__init__()
-        self.threshold = threshold
-
-    def forward(self, x):
-        return F.bipolar_step(x, self.threshold)
-
-    def extra_repr(self) -> str:
-        return f"threshold={self.threshold}"
+    _function = staticmethod(F.bipolar_step)
 
 
 class BipolarSigmoid(Module):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..ops.conv import conv_padding, convolution, convolution_transpose2d, int_tuple
 from . import init
-from .linear import _empty_parameter
+from .linear import _add_weight_and_bias
 from .module import Module
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -46,11 +46,7 @@ class _ConvNd(Module):
             shape = (in_channels, out_channels // groups) + self.kernel_size
         else:
             shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = _empty_parameter(shape, device, dtype)
-        if bias:
-            self.bias = _empty_parameter((out_channels,), device, dtype)
-        else:
-            self.register_parameter("bias", None)
+        _add_weight_and_bias(self, shape, (out_channels,) if bias else None, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -75,35 +71,32 @@ class _ConvNd(Module):
         return s
 
 
-class Conv1d(_ConvNd):
+class _Conv(_ConvNd):
+    """A forward convolution: PyTorch's Conv1d/Conv2d arguments, ``_dims`` spatial dimensions."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, 0, device, dtype)
+
+    def forward(self, input):
+        return convolution(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                           self._dims, self._where())
+
+
+class Conv1d(_Conv):
     """1-D cross-correlation over (N, C_in, L) (or (C_in, L)): weight (out_channels, in_channels/groups, k);
     padding an int, 'valid', 'same' or 'causal' (stride 1: the input is padded by dilation * (k - 1) on the left
     only, so output t depends only on inputs <= t and the output keeps the length L, as Keras' padding='causal')."""
 
     _dims = 1
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, 0, device, dtype)
 
-    def forward(self, input):
-        return convolution(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, 1,
-                     self._where())
-
-
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
     """2-D cross-correlation over (N, C_in, H, W) (or (C_in, H, W)): weight (out_channels, in_channels/groups,
     kh, kw); padding an int, a pair, 'valid' or 'same' (stride 1)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, 0, device, dtype)
-
-    def forward(self, input):
-        return convolution(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, 2,
-                     self._where())
+    _dims = 2
 
 
 class ConvTranspose2d(_ConvNd):

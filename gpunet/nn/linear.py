@@ -20,6 +20,13 @@ def _empty_parameter(shape, device, dtype):
     return Parameter(Tensor(backend.xp.zeros(shape, dtype=dtype), backend))
 
 
+def _add_weight_and_bias(module, weight_shape, bias_shape, device, dtype) -> None:
+    """Register ``module.weight`` and ``module.bias``: parameters of these shapes (not yet initialised), or None
+    where the shape is None."""
+    for name, shape in (("weight", weight_shape), ("bias", bias_shape)):
+        module.register_parameter(name, None if shape is None else _empty_parameter(shape, device, dtype))
+
+
 class Linear(Module):
     """y = x @ weight.T + bias, weight of shape (out_features, in_features).
 
@@ -33,11 +40,7 @@ class Linear(Module):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"Linear: {name} must be a non-negative integer, got {value!r}")
         self.in_features, self.out_features = in_features, out_features
-        self.weight = _empty_parameter((out_features, in_features), device, dtype)
-        if bias:
-            self.bias = _empty_parameter((out_features,), device, dtype)
-        else:
-            self.register_parameter("bias", None)
+        _add_weight_and_bias(self, (out_features, in_features), (out_features,) if bias else None, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

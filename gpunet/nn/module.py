@@ -97,31 +97,28 @@ class Module:
 
     def register_parameter(self, name: str, param) -> None:
         """Register ``param`` (a Parameter or None) under ``name``."""
-        self._check_name(name, "parameter")
-        if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"register_parameter: {name!r} must be a gpunet.nn.Parameter or None, got {type(param).__name__}")
-        self._forget(name, "_parameters")
-        self._parameters[name] = param
+        self._register("register_parameter", "_parameters", name, param, Parameter, "a gpunet.nn.Parameter")
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
         """Register ``tensor`` (a Tensor or None) as state that is not learned; persistent ones go in state_dict."""
-        self._check_name(name, "buffer")
-        if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"register_buffer: {name!r} must be a Tensor or None, got {type(tensor).__name__}")
-        self._forget(name, "_buffers")
-        self._buffers[name] = tensor
+        self._register("register_buffer", "_buffers", name, tensor, Tensor, "a Tensor")
         if not persistent:
             self._non_persistent_buffers.add(name)
 
     def add_module(self, name: str, module) -> None:
         """Register ``module`` (a Module or None) as a child under ``name``."""
-        self._check_name(name, "module")
-        if module is not None and not isinstance(module, Module):
-            raise TypeError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}")
-        self._forget(name, "_modules")
-        self._modules[name] = module
+        self._register("add_module", "_modules", name, module, Module, "a Module")
 
     register_module = add_module
+
+    def _register(self, method: str, registry: str, name, value, kind: type, kind_text: str) -> None:
+        """Store ``value`` (a ``kind`` or None) under ``name`` in ``registry`` (and nowhere else), after checking
+        both; errors name ``method``."""
+        self._check_name(name, registry[1:-1])  # "_buffers" -> "buffer"
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"{method}: {name!r} must be {kind_text} or None, got {type(value).__name__}")
+        self._forget(name, registry)
+        getattr(self, registry)[name] = value
 
     def _check_name(self, name, kind):
         self._check_initialised(name)

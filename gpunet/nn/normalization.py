@@ -5,7 +5,7 @@ import numbers
 
 from ..ops.normalization import _check_eps, _group_norm, _layer_norm, normalized_shape_tuple
 from . import init
-from .linear import _empty_parameter
+from .linear import _add_weight_and_bias
 from .module import Module
 
 
@@ -20,15 +20,8 @@ class LayerNorm(Module):
         self.normalized_shape = normalized_shape_tuple(normalized_shape, "LayerNorm")
         _check_eps(eps, "LayerNorm")
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        if elementwise_affine:
-            self.weight = _empty_parameter(self.normalized_shape, device, dtype)
-            if bias:
-                self.bias = _empty_parameter(self.normalized_shape, device, dtype)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        shape = self.normalized_shape if elementwise_affine else None
+        _add_weight_and_bias(self, shape, shape if bias else None, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -61,12 +54,8 @@ class GroupNorm(Module):
                              f"{num_groups}")
         _check_eps(eps, "GroupNorm")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
-        if affine:
-            self.weight = _empty_parameter((num_channels,), device, dtype)
-            self.bias = _empty_parameter((num_channels,), device, dtype)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        shape = (num_channels,) if affine else None
+        _add_weight_and_bias(self, shape, shape, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

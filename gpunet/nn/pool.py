@@ -70,30 +70,28 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool1d(Module):
-    """Average pooling of (N, C, L) or (C, L) to a fixed length ``output_size``."""
+class _AdaptiveAvgPoolNd(Module):
+    _pool = None
 
     def __init__(self, output_size):
         super().__init__()
         self.output_size = output_size
 
     def forward(self, x):
-        return P.adaptive_avg_pool1d(x, self.output_size)
+        return type(self)._pool(x, self.output_size)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
-class AdaptiveAvgPool2d(Module):
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    """Average pooling of (N, C, L) or (C, L) to a fixed length ``output_size``."""
+
+    _pool = staticmethod(P.adaptive_avg_pool1d)
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
     """Average pooling of (N, C, H, W) or (C, H, W) to a fixed ``output_size`` (an int, or (OH, OW) where None keeps
     that size); ``AdaptiveAvgPool2d(1)`` is global average pooling."""
 
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, x):
-        return P.adaptive_avg_pool2d(x, self.output_size)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
+    _pool = staticmethod(P.adaptive_avg_pool2d)

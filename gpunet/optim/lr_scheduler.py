@@ -27,6 +27,17 @@ def _check_number(owner: str, name: str, value, low: float, *, strict: bool = Fa
         raise ValueError(f"{owner}: {name} must be {'an integer' if integer else 'a number'} {bound}, got {value!r}")
 
 
+def _per_group(value, optimizer, owner: str, what: str, one: str) -> list:
+    """``value`` for each parameter group of ``optimizer``: a list or tuple of one per group, or one for all."""
+    groups = len(optimizer.param_groups)
+    if not isinstance(value, (list, tuple)):
+        return [value] * groups
+    if len(value) != groups:
+        raise ValueError(f"{owner}: got {len(value)} {what} for {groups} parameter groups; give one {one} or one "
+                         "per group")
+    return list(value)
+
+
 class LRScheduler:
     """Base class: ``step()`` advances ``last_epoch`` and writes ``get_lr()`` into the optimizer's groups."""
 
@@ -97,13 +108,7 @@ class LambdaLR(LRScheduler):
     """``lr = initial_lr * lr_lambda(epoch)``; one function, or one per parameter group."""
 
     def __init__(self, optimizer, lr_lambda, last_epoch=-1):
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"LambdaLR: got {len(lr_lambda)} lr_lambdas for {len(optimizer.param_groups)} "
-                                 f"parameter groups; give one function or one per group")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        self.lr_lambdas = _per_group(lr_lambda, optimizer, "LambdaLR", "lr_lambdas", "function")
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -297,13 +302,7 @@ class ReduceLROnPlateau(LRScheduler):
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         self.optimizer = optimizer
-        if isinstance(min_lr, (list, tuple)):
-            if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(f"ReduceLROnPlateau: got {len(min_lr)} min_lr values for "
-                                 f"{len(optimizer.param_groups)} parameter groups")
-            self.min_lrs = list(min_lr)
-        else:
-            self.min_lrs = [min_lr] * len(optimizer.param_groups)
+        self.min_lrs = _per_group(min_lr, optimizer, "ReduceLROnPlateau", "min_lr values", "value")
         self.mode, self.factor, self.patience, self.threshold = mode, factor, patience, threshold
         self.threshold_mode, self.cooldown, self.eps = threshold_mode, cooldown, eps
         self.last_epoch = 0

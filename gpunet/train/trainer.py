@@ -72,6 +72,11 @@ class History:
         return f"History({len(self.epochs)} epochs, keys={sorted({k for e in self.epochs for k in e})})"
 
 
+def _as_floats(losses: dict) -> dict:
+    """Named losses (tensors on the device or numbers) as Python floats."""
+    return {name: float(value.item()) if isinstance(value, Tensor) else float(value) for name, value in losses.items()}
+
+
 class Trainer:
     """Train ``model`` on ``loss_fn(model(x), y)`` with ``optimizer``, or run any training ``task``.
 
@@ -317,6 +322,12 @@ class Trainer:
             callback.on_train_end()
         return self.history
 
+    def train_on_batch(self, x, y) -> dict:
+        """One training step on one batch outside ``fit`` (Keras' ``train_on_batch``): the task's ``train_step``
+        with its optimizer updates; returns the batch's named losses as floats (data parallel: the whole batch's)."""
+        result, whole = self._train_step(x, y)
+        return whole if whole is not None else _as_floats(result.losses)
+
     def _train_step(self, x, y) -> tuple[Step, dict | None]:
         """One batch through the task's ``train_step``: its result (named losses, still on the device, and the
         outputs and targets that feed the metrics) and, data parallel, the whole batch's losses as floats (the
@@ -325,8 +336,7 @@ class Trainer:
         result = self._unpack(self.task.train_step(x, y))
         if self.distributed is None:
             return result, None
-        result.losses = {name: float(value.item()) if isinstance(value, Tensor) else float(value)
-                         for name, value in result.losses.items()}
+        result.losses = _as_floats(result.losses)
         return result, self._whole_losses(result.losses, len(x))
 
     def _gathered(self, collector: EpochCollector) -> EpochCollector:

@@ -204,3 +204,20 @@ def test_misuse_gives_clear_errors(xor, call, error, message):
     trainer, train, _ = make_trainer(xor, [2, 8, 2])
     with pytest.raises(error, match=message):
         call(trainer, train)
+
+
+def test_train_on_batch_returns_the_batch_loss_and_takes_one_sgd_step():
+    model = nn.Linear(3, 2)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.5), metrics=())
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 3)).astype(np.float32), np.array([0, 1, 1, 0])
+    w, b = (p.numpy().astype(np.float64) for p in model.parameters())
+    logits = x @ w.T + b  # float64 reference: softmax cross-entropy and its gradient
+    logits -= logits.max(1, keepdims=True)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    loss = -np.log(probs[np.arange(4), y]).mean()
+    grad = (probs - np.eye(2)[y]) / 4
+    logs = trainer.train_on_batch(x, y)
+    assert logs["loss"] == pytest.approx(loss, rel=1e-5)
+    np.testing.assert_allclose(model.weight.numpy(), w - 0.5 * grad.T @ x, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.bias.numpy(), b - 0.5 * grad.sum(0), rtol=1e-5, atol=1e-6)
