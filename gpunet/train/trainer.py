@@ -396,7 +396,7 @@ class Trainer:
             self._check_signals()
         if collector.batches == 0:
             raise ValueError("the training loader yielded no batches; check the data split and batch_size")
-        logs = {"epoch": number, **losses.results("train_"),
+        logs = {"epoch": number, **self._loss_results(losses, "train_"),
                 **self._gathered(collector).results("train_", with_loss=False)}
         if val_loader is not None:
             logs.update(self.evaluate(val_loader, prefix="val_"))
@@ -430,8 +430,14 @@ class Trainer:
                 self._record(collector, len(x), result)
         if self.distributed is not None:
             losses = self._gathered_losses(losses)
-        return {**losses.results(prefix),
+        return {**self._loss_results(losses, prefix),
                 **self._gathered(collector).results(prefix, with_loss=False, confusion=not prefix.startswith("val"))}
+
+    def _loss_results(self, losses: LossMeans, prefix: str) -> dict:
+        """A pass's mean losses and the task's figures derived from them, each name prefixed."""
+        means = losses.results()
+        means.update(self.task.derived(means))
+        return {prefix + name: value for name, value in means.items()}
 
     def _gathered_losses(self, losses: LossMeans) -> LossMeans:
         combined = LossMeans()
