@@ -21,6 +21,7 @@ import numpy as np
 
 from ...autograd import no_grad
 from ...nn.containers import Sequential
+from ...ops import tensor
 from ...nn.functional import cross_entropy
 from ...nn.rnn import RNNBase
 from ..atomic import atomic_write_text
@@ -54,12 +55,11 @@ def _detached(states: dict) -> dict:
     return {i: tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach() for i, s in states.items()}
 
 
-def sample_text(model, vocabulary, prompt: str, length: int, temperature: float = 1.0, seed: int = 0,
-                to_device=None) -> str:
+def sample_text(model, vocabulary, prompt: str, length: int, temperature: float = 1.0, seed: int = 0) -> str:
     """``prompt`` followed by ``length`` tokens drawn one at a time from ``softmax(logits / temperature)`` of the
     language model ``model`` (a ``Sequential`` as the task's), with a ``numpy.random.default_rng(seed)``: the same
     arguments give the same text. A temperature near 0 picks the likeliest token (greedy decoding); padding and
-    out-of-vocabulary ids are never drawn. ``to_device``: puts a NumPy array where the model is."""
+    out-of-vocabulary ids are never drawn. Runs on the model's device."""
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature > 0:
         raise ValueError(f"temperature must be a number > 0 (near 0: greedy decoding), got {temperature!r}")
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
@@ -67,14 +67,13 @@ def sample_text(model, vocabulary, prompt: str, length: int, temperature: float 
     ids = vocabulary.encode(prompt)
     if not ids:
         raise ValueError("the prompt must have at least one token to start from")
-    from ...autograd import tensor
-    to_device = to_device or tensor
+    device = next(iter(model.parameters())).device
     rng = np.random.default_rng(seed)
     model.eval()
     generated, states, step = [], {}, np.asarray([ids], dtype=np.int64)
     with no_grad():
         for _ in range(length):
-            logits, states = run_stateful(model, to_device(step), states)
+            logits, states = run_stateful(model, tensor(step, device=device), states)
             scores = logits.numpy()[0, -1].astype(np.float64) / temperature
             scores[:2] = -np.inf  # padding, out-of-vocabulary
             p = np.exp(scores - scores.max())
@@ -169,8 +168,7 @@ class LanguageModel(Task):
         if not self.sample_length or self.vocabulary is None:
             return []
         texts = [f"--- temperature {t:g} ---\n" + sample_text(self.model, self.vocabulary, self.sample_prompt,
-                                                               self.sample_length, t, seed=0,
-                                                               to_device=self.input) + "\n"
+                                                               self.sample_length, t, seed=0) + "\n"
                  for t in self.sample_temperatures]
         path = os.path.join(directory, SAMPLES_FILE)
         atomic_write_text(path, "\n".join(texts))
