@@ -162,3 +162,54 @@ def test_sampling_is_seeded_and_greedy_near_zero_temperature():
 def test_temperature_must_be_positive(temperature):
     with pytest.raises(ValueError, match="temperature must be a number > 0"):
         sample_text(char_model(), _vocabulary(), "ab", 5, temperature=temperature)
+
+
+RUN_CONFIG = """
+seed: 0
+device: cpu
+data: {{name: shakespeare, path: {path}, seq_len: 10, val_split: 0.1, test_split: 0.1}}
+model:
+  layers:
+    - {{type: Embedding, num_embeddings: 20, embedding_dim: 4}}
+    - {{type: LSTM, input_size: 4, hidden_size: 8, return_mode: sequence}}
+    - {{type: Linear, in_features: 8, out_features: 20}}
+task: {{type: language_model, bptt: 5, sample_prompt: "to ", sample_length: 30}}
+optimizer: {{name: adam, lr: 0.01}}
+trainer: {{epochs: 2, batch_size: 4, grad_clip: 1.0}}
+"""
+
+
+@pytest.fixture(scope="module")
+def char_run(tmp_path_factory):
+    """A language-model run on a tiny play (the shakespeare package's layout: a folder of *_gut.txt texts)."""
+    from gpunet.config import loads_config
+    from gpunet.runner.run import run
+
+    folder = tmp_path_factory.mktemp("texts")
+    (folder / "tiny_gut.txt").write_text("to be or not to be, that is the question.\n" * 30)
+    run_dir = tmp_path_factory.mktemp("lm") / "run"
+    config = loads_config(RUN_CONFIG.format(path=folder), (), "lm.yaml")
+    summary = run(config, str(run_dir), config_name="lm", progress=False)
+    return run_dir, summary
+
+
+def test_a_run_reports_bpc_and_writes_samples(char_run):
+    run_dir, summary = char_run
+    written = json.loads((run_dir / "summary.json").read_text())
+    assert written["test_bpc"] == pytest.approx(written["test_nll"] / math.log(2))
+    assert written["test_perplexity"] == pytest.approx(math.exp(written["test_nll"]))
+    samples = (run_dir / "samples.txt").read_text()
+    assert samples.count("--- temperature") == 2 and "to " in samples
+
+
+def test_generate_command_is_reproducible_and_refuses_zero_temperature(char_run, capsys):
+    from gpunet.cli import main
+
+    run_dir, _ = char_run
+    texts = []
+    for seed in (5, 5):
+        assert main(["generate", str(run_dir), "--prompt", "to b", "--length", "25", "--seed", str(seed)]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] and texts[0].startswith("to b") and len(texts[0]) == len("to b") + 25 + 1
+    assert main(["generate", str(run_dir), "--prompt", "to b", "--temperature", "0"]) != 0
+    assert "--temperature must be > 0" in capsys.readouterr().err

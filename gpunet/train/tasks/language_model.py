@@ -59,7 +59,7 @@ def sample_text(model, vocabulary, prompt: str, length: int, temperature: float 
     """``prompt`` followed by ``length`` tokens drawn one at a time from ``softmax(logits / temperature)`` of the
     language model ``model`` (a ``Sequential`` as the task's), with a ``numpy.random.default_rng(seed)``: the same
     arguments give the same text. A temperature near 0 picks the likeliest token (greedy decoding); padding and
-    out-of-vocabulary ids are never drawn. Runs on the model's device."""
+    out-of-vocabulary ids (and outputs past the vocabulary) are never drawn. Runs on the model's device."""
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature > 0:
         raise ValueError(f"temperature must be a number > 0 (near 0: greedy decoding), got {temperature!r}")
     if isinstance(length, bool) or not isinstance(length, int) or length < 0:
@@ -76,6 +76,7 @@ def sample_text(model, vocabulary, prompt: str, length: int, temperature: float 
             logits, states = run_stateful(model, tensor(step, device=device), states)
             scores = logits.numpy()[0, -1].astype(np.float64) / temperature
             scores[:2] = -np.inf  # padding, out-of-vocabulary
+            scores[len(vocabulary):] = -np.inf  # outputs past the vocabulary (a readout larger than it)
             p = np.exp(scores - scores.max())
             p /= p.sum()
             token = int(min(np.searchsorted(np.cumsum(p), rng.random(), side="right"), len(p) - 1))
@@ -128,6 +129,9 @@ class LanguageModel(Task):
             raise ModelShapeError("model", f"a language model maps ids {tuple(info.input_shape)} to logits "
                                   f"{tuple(info.input_shape)} + (vocabulary,) (recurrent layers with return_mode: "
                                   f"sequence); this one gives {tuple(out)}")
+        if info.num_classes is not None and out[-1] < info.num_classes:
+            raise ModelShapeError("model", f"the model gives {out[-1]} logits per step but the data's vocabulary "
+                                  f"has {info.num_classes} ids; make the readout's out_features at least that")
 
     # ----- steps ---------------------------------------------------------------------------------------------------
     def _losses(self, x, y, states):
