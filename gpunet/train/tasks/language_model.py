@@ -27,6 +27,7 @@ from ...nn.rnn import RNNBase
 from ..atomic import atomic_write_text
 from ..metrics import bits_per_character, perplexity
 from .base import Key, ModelShapeError, Task, register_task
+from .keychecks import is_int, is_number, require
 
 SAMPLES_FILE = "samples.txt"
 
@@ -87,8 +88,11 @@ def sample_text(model, vocabulary, prompt: str, length: int, temperature: float 
 
 @register_task("language_model")
 class LanguageModel(Task):
-    """Next-token prediction with truncated BPTT over stateful batches (module docstring); writes ``samples.txt``
-    (text sampled from the trained model) at the end of a run."""
+    """Next-token prediction (a model from ids (N, L) to logits (N, L, vocabulary)) with truncated backpropagation
+    through time: the training windows are batched as parallel streams, each window is trained in chunks of ``bptt``
+    steps, and recurrent layers carry their state (detached) from chunk to chunk and batch to batch, reset each
+    epoch. Logs ``nll``, ``bpc`` and ``perplexity``; writes ``samples.txt`` at the end of a run (see
+    docs/sequences.md)."""
 
     stateful_batches = True
     vocabulary = None  # the data's Vocabulary, set by the runner (samples need it)
@@ -107,6 +111,13 @@ class LanguageModel(Task):
 
     def __init__(self, bptt: int | None = None, time_reduction: str = "mean", sample_prompt: str = "\n",
                  sample_length: int = 300, sample_temperatures: list[float] = (0.5, 1.0)):
+        name = "language_model"
+        require(bptt is None or is_int(bptt, 1), name, "bptt", bptt, "null or an integer >= 1")
+        require(time_reduction in ("mean", "sum"), name, "time_reduction", time_reduction, "'mean' or 'sum'")
+        require(isinstance(sample_prompt, str), name, "sample_prompt", sample_prompt, "a string")
+        require(is_int(sample_length, 0), name, "sample_length", sample_length, "an integer >= 0")
+        require(all(is_number(t) and t > 0 for t in sample_temperatures), name, "sample_temperatures",
+                sample_temperatures, "a list of numbers > 0")
         self.bptt, self.time_reduction = bptt, time_reduction
         self.sample_prompt, self.sample_length = sample_prompt, sample_length
         self.sample_temperatures = list(sample_temperatures)
