@@ -88,9 +88,11 @@ def cmd_train(args) -> int:
 # ----------------------------------------------------------------------------------------------- evaluate
 def cmd_evaluate(args) -> int:
     from .train import strict_json
+    from .runner.predict import check_vocabulary
     from .runner.run import Run
 
     run, path, checkpoint = Run.from_checkpoint(args.checkpoint, args.overrides, config_path=args.config)
+    check_vocabulary(path, run.config, run.dataset.vocabulary)
     if checkpoint.config is not None:
         print(f"gpunet: evaluating with the config stored in {path} (the run's own data splits and "
               f"model; {args.config} is not read)", file=sys.stderr, flush=True)
@@ -109,6 +111,28 @@ def cmd_generate(args) -> int:
     from .runner.generate import generate
 
     print(generate(args.run, args.prompt, args.length, args.temperature, args.seed, args.overrides), flush=True)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- predict
+def cmd_predict(args) -> int:
+    from .train import strict_json
+    from .runner.predict import TextPredictor
+    from .runner.run import use_device
+
+    texts = list(args.text or [])
+    if args.file:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                texts += [line.rstrip("\n") for line in f if line.strip()]
+        except OSError as exc:
+            raise _usage(f"--file {args.file}: {exc.strerror or exc}")
+    if not texts:
+        raise _usage("give the text to classify with --text TEXT (repeatable) or --file FILE (one text per line)")
+    use_device(args.device)
+    predictor = TextPredictor.from_checkpoint(args.checkpoint, args.vocabulary)
+    for text, result in zip(texts, predictor.predict(texts)):
+        print(strict_json.dumps({"text": text, **result}), flush=True)
     return 0
 
 
@@ -134,7 +158,8 @@ def cmd_summary(args) -> int:
     use_device(config["device"])
     if args.input_shape:
         shape = _parse_shape(args.input_shape)
-        info = SimpleNamespace(name=f"--input-shape {args.input_shape}", input_shape=shape, num_classes=None)
+        info = SimpleNamespace(name=f"--input-shape {args.input_shape}", input_shape=shape, num_classes=None,
+                               target_shape=None)
         origin = info.name
     else:
         info = build_dataset(config).info
@@ -143,7 +168,8 @@ def cmd_summary(args) -> int:
     models = build_models(config, task, info)
 
     def show(name, shape, input_from=None):  # each model of the task, on the input shape its dry run gives it
-        output = check_model(config, models[name], shape, info.num_classes, input_from or origin, name)
+        output = check_model(config, models[name], shape, info.num_classes, input_from or origin, name,
+                             info.target_shape)
         if len(models) > 1:
             print(f"{name}:")
         models[name].summary(shape, dtype=input_dtype(models[name]))
@@ -266,7 +292,7 @@ def cmd_warmup(args) -> int:
     from .config import build_dataset, build_loss
     import numpy
 
-    from .config.dry_run import input_dtype
+    from .config.dry_run import input_dtype, zero_targets
     from .train.trainer import Trainer
 
     config = _load(args)
@@ -282,7 +308,7 @@ def cmd_warmup(args) -> int:
     trainer = Trainer(models, build_loss(config), optimizers, grad_clip=config["trainer"]["grad_clip"], task=task,
                       metrics=())  # metrics run on host copies: no kernels
     x = numpy.zeros((2, *info.input_shape), dtype=input_dtype(next(iter(models.values()))))
-    y = numpy.zeros(2, dtype=numpy.int64)  # NumPy batches, as a loader gives them
+    y = zero_targets(2, info.target_shape).numpy()  # NumPy batches, as a loader gives them
     # the kernels a training step and an evaluation call, seen by running them on a zero batch (which compiles them
     # on the way; the evaluation covers what a task's later stage trains, e.g. a DBN's fine-tuning after its RBMs)
     kernels = kernels_called(lambda: (trainer._train_step(x, y), trainer.evaluate([(x, y)])))
@@ -354,6 +380,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file (.npz) written by a run")
     p.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default: test)")
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="Predict with a checkpoint of a text model on new text, tokenised with the "
+                       "run's saved vocabulary as its data was.",
+                       description="Predict with a checkpoint of a text model on new text, tokenised with the run's "
+                       "saved vocabulary (vocabulary.json in the run directory) as its data was; one JSON line per "
+                       "text (the word ids, the class and its probabilities).")
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint file (.npz) written by a run")
+    p.add_argument("--text", action="append", metavar="TEXT", help="a text to classify (repeatable)")
+    p.add_argument("--file", metavar="FILE", help="a file of texts, one per line")
+    p.add_argument("--vocabulary", metavar="PATH", help="the run's vocabulary.json (default: the one in the run "
+                   "directory of --checkpoint)")
+    p.add_argument("--device", default="auto", help="device to run on (default: auto)")
+    p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("generate", help="Sample text from a language model run (task language_model).",
                        description="Sample text from a language model run (task language_model): the prompt, then "

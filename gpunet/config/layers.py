@@ -313,3 +313,17 @@ register_layer(nn.TransformerEncoderLayer, "Self-attention and feed-forward bloc
     "norm_first": Field(Bool(), "layer norm before each block (pre-norm) instead of after"),
     "bias": Field(Bool(), "learn the biases of the linear layers and layer norms"),
 }, in_key="d_model", out_key="d_model", input_size=("d_model", -1), input_dims=(3,), check_fn=_heads_divide_d_model)
+
+register_layer(nn.ConvLSTM, "Convolutional LSTM over frame sequences (N, T, C, H, W): the LSTM's gates from 'same' "
+               "convolutions of each frame and of the hidden state (seed 000).", {
+    "in_channels": Field(Int(ge=1), "channels of each input frame"),
+    "hidden_channels": Field(Int(ge=1), "channels of the hidden and cell states"),
+    "kernel_size": Field(AnyOf((Int(ge=1), ListOf(Int(ge=1), length=2))), "kernel size: an int or a pair "
+                          "('same' padding: an even size pads one more on the right and bottom)"),
+    "num_layers": Field(Int(ge=1), "stacked ConvLSTM layers"),
+    "bias": Field(Bool(), "learn the gate biases"),
+    "return_mode": Field(Choice(("last", "sequence"), "return mode"), "last: (N, hidden_channels, H, W), the last "
+                         "step's hidden state (Keras' default); sequence: (N, T, hidden_channels, H, W), every step",
+                         "last", why_default="a layer in a list must return one tensor, not the (output, (h_n, "
+                         "c_n)) tuple"),
+}, input_size=("in_channels", 2), input_dims=(5,))

@@ -204,10 +204,14 @@ register_dataset("sunspots", "Yearly sunspot numbers 1700-2008 (statsmodels): wi
                      "path": Field(Optional(_PATH), "the CSV file (null: statsmodels' sunspots.csv)", None),
                  })
 register_dataset("planewave", "Seed 000's damped travelling waves (eq. 22), generated: frames 0..T-2 and the next "
-                 "frames 1..T-1.", {
+                 "frames 1..T-1, or context frames and the one after them.", {
                      "sequences": Field(Int(ge=1), "number of waves", 512),
                      "frames": Field(Int(ge=2), "frames per wave", 40),
-                     "points": Field(Int(ge=1), "grid points per frame", 32),
+                     "points": Field(Int(ge=1), "grid points per frame (per side with dims 2)", 32),
+                     "dims": Field(Int(ge=1, le=2), "1: frames of points values; 2: images (1, points, "
+                                   "points), for ConvLSTM", 1),
+                     "context": Field(Optional(Int(ge=1)), "x the context frames before a wave's last, y its last "
+                                      "frame (null: every frame and the next)", None),
                  })
 
 

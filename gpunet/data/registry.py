@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -33,6 +33,8 @@ class RawData:
     ``normalize="scale"``. ``vocabulary``: x holds its token ids (kept int64, saved with the run). ``targets``:
     ``"classes"`` (1-D class indices) or ``"values"`` (any numbers of any shape per sample: regression, next steps;
     never stratified). ``ordered``: samples are in time order, so test and validation are the last ones.
+    ``persistence``: for forecasts, the function of raw inputs x giving the "nothing changes" forecast in the shape
+    of y (the last observed step); ``load_dataset`` scores it as the dataset's ``baselines``.
     """
     x: np.ndarray
     y: np.ndarray
@@ -44,17 +46,20 @@ class RawData:
     vocabulary: object | None = None
     targets: str = "classes"
     ordered: bool = False
+    persistence: Callable | None = None
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Metadata of a loaded dataset: per-sample input shape, number of classes, class names if known, and the number
-    of training samples."""
+    """Metadata of a loaded dataset: per-sample input shape, number of classes, class names if known, the number
+    of training samples, and for value targets (regression, forecasts) their per-sample shape (None: class
+    indices)."""
     name: str
     input_shape: tuple[int, ...]
     num_classes: int
     class_names: tuple[str, ...] | None = None
     train_size: int | None = None
+    target_shape: tuple[int, ...] | None = None
 
 
 class ArrayDataset:
@@ -79,13 +84,17 @@ class ArrayDataset:
 @dataclass(frozen=True)
 class Dataset:
     """A loaded dataset: the three splits (validation/test None when empty), metadata and the fitted normaliser;
-    ``vocabulary`` (token datasets) maps text to the ids in x, and its ``state_dict()`` belongs in the run."""
+    ``vocabulary`` (token datasets) maps text to the ids in x, and its ``state_dict()`` belongs in the run.
+    ``baselines``: scores of a forecast that needs no model on the held-out splits, for forecasting datasets:
+    ``val_persistence_mse``, ``test_persistence_mse`` and their ``_rmse``, in the units of y (the model's test_loss
+    under the MSE loss compares with them)."""
     train: ArrayDataset
     validation: ArrayDataset | None
     test: ArrayDataset | None
     info: DatasetInfo
     normalizer: Normalizer
     vocabulary: object | None = None
+    baselines: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -306,6 +315,8 @@ def load_dataset(name: str, **options) -> Dataset:
         x, y = _few_per_class(x, y, per_class, np.random.default_rng([seed, 0xFE11]), name)
     if len(x) == 0:
         raise DatasetError(f"dataset {name!r}: no training samples left after the splits")
+    baselines = {} if raw.persistence is None else _persistence_scores(raw.persistence, {"val": (x_val, y_val),
+                                                                                         "test": (x_test, y_test)})
 
     if common["flatten"]:
         x, x_val, x_test = (a.reshape(len(a), int(np.prod(a.shape[1:]))) for a in (x, x_val, x_test))
@@ -318,8 +329,20 @@ def load_dataset(name: str, **options) -> Dataset:
         raise DatasetError(f"dataset {name!r}: {len(class_names)} class names for {num_classes} classes")
     if classes and labels_max >= num_classes:
         raise DatasetError(f"dataset {name!r}: label {labels_max} out of range for {num_classes} classes")
-    info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, class_names, len(x))
+    info = DatasetInfo(name, tuple(x.shape[1:]), num_classes, class_names, len(x),
+                       None if classes else tuple(y.shape[1:]))
 
     def split(a, b):
         return ArrayDataset(a, b) if len(a) else None
-    return Dataset(ArrayDataset(x, y), split(x_val, y_val), split(x_test, y_test), info, normalizer, raw.vocabulary)
+    return Dataset(ArrayDataset(x, y), split(x_val, y_val), split(x_test, y_test), info, normalizer, raw.vocabulary,
+                   baselines)
+
+
+def _persistence_scores(forecast, splits: dict) -> dict:
+    """``<split>_persistence_mse`` and ``_rmse`` of ``forecast(x)`` against y on each non-empty split (float64)."""
+    scores = {}
+    for split, (x, y) in splits.items():
+        if len(y):
+            mse = float(np.mean((np.asarray(forecast(x), dtype=np.float64) - y) ** 2))
+            scores.update({f"{split}_persistence_mse": mse, f"{split}_persistence_rmse": float(np.sqrt(mse))})
+    return scores

@@ -67,34 +67,67 @@ def sunspots(window: int = 12, horizon: int = 1, scale: float = 1.0, path: str |
         x, y = sliding_windows(numbers / scale, window, horizon)
     except ValueError as exc:
         raise DatasetError(f"dataset 'sunspots': {exc}") from None
-    return RawData(x, y, targets="values", ordered=True)
+    return RawData(x, y, targets="values", ordered=True, persistence=last_step)
 
 
-def plane_waves(sequences: int, frames: int, points: int, rng: np.random.Generator, dt: float = PLANEWAVE_DT):
-    """``sequences`` waves of seed 000's eq. 22 in 1-D, ``frames`` time steps each on ``points`` positions x in [0, 1):
+def plane_waves(sequences: int, frames: int, points: int, rng: np.random.Generator, dt: float = PLANEWAVE_DT,
+                dims: int = 1):
+    """``sequences`` waves of seed 000's eq. 22, ``frames`` time steps each, on ``points`` positions x in [0, 1)
+    (``dims=1``) or on a ``points`` x ``points`` grid of (x, y) in [0, 1)^2 (``dims=2``, rows y, columns x):
 
-        c(x, t) = 1/2 sin(k x + omega t + theta0) exp(-beta t) + 1/2,    t = 0, dt, 2 dt, ...
+        c(x, y, t) = 1/2 sin(k_x x + k_y y + omega t + theta0) exp(-beta t) + 1/2,    t = 0, dt, 2 dt, ...
 
-    drawn per sequence: wavelength 2 pi/|k| in [0.3, 0.6] (the sign of k, the direction of travel, at random),
-    period 2 pi/omega in [0.03, 0.06], 2 pi/beta in [1.5, 6], theta0 in [0, 2 pi]. float32 (sequences, frames,
-    points) with values in [0, 1]."""
+    drawn per sequence: wavelength 2 pi/|k| in [0.3, 0.6], the direction of k at random (in 1-D its sign; in 2-D
+    an angle in [0, 2 pi)), period 2 pi/omega in [0.03, 0.06], 2 pi/beta in [1.5, 6], theta0 in [0, 2 pi].
+    float32 (sequences, frames, points) or (sequences, frames, points, points), values in [0, 1]."""
+    if dims not in (1, 2):
+        raise ValueError(f"plane_waves: dims must be 1 or 2, got {dims!r}")
+    shape = (sequences, 1) + (1,) * dims
+
     def uniform(low, high):
-        return rng.uniform(low, high, size=(sequences, 1, 1))
-    k = 2 * math.pi / uniform(0.3, 0.6) * rng.choice([-1.0, 1.0], size=(sequences, 1, 1))
+        return rng.uniform(low, high, size=shape)
+    wavenumber = 2 * math.pi / uniform(0.3, 0.6)
+    x = np.arange(points) / points
+    if dims == 1:
+        space = wavenumber * rng.choice([-1.0, 1.0], size=shape) * x
+    else:
+        angle = uniform(0.0, 2 * math.pi)
+        space = wavenumber * (np.cos(angle) * x + np.sin(angle) * x[:, None])
     omega = 2 * math.pi / uniform(0.03, 0.06)
     beta = 2 * math.pi / uniform(1.5, 6.0)
     theta0 = uniform(0.0, 2 * math.pi)
-    x = np.arange(points) / points
-    t = (np.arange(frames) * dt)[:, None]
-    return (0.5 * np.sin(k * x + omega * t + theta0) * np.exp(-beta * t) + 0.5).astype(np.float32)
+    t = (np.arange(frames) * dt).reshape((frames,) + (1,) * dims)
+    return (0.5 * np.sin(space + omega * t + theta0) * np.exp(-beta * t) + 0.5).astype(np.float32)
+
+
+def last_step(x):
+    """The persistence forecast of windows x (n, steps, ...): each window's last step."""
+    return x[:, -1]
 
 
 @register_dataset("planewave")
-def planewave(sequences: int = 512, frames: int = 40, points: int = 32, seed: int = 0) -> RawData:
-    """Next-frame prediction on seed 000's plane waves (``plane_waves``): x the frames 0..T-2 of a sequence (frames-1,
-    points), y the frames 1..T-1, so a model reading frames 0..t predicts frame t+1 at every t."""
+def planewave(sequences: int = 512, frames: int = 40, points: int = 32, dims: int = 1, context: int | None = None,
+              seed: int = 0) -> RawData:
+    """Next-frame prediction on seed 000's plane waves (``plane_waves``; ``dims=2``: images (1, points, points),
+    a channel axis first, for convolutional models). ``context`` None: x the frames 0..T-2 of a sequence, y the
+    frames 1..T-1, so a model reading frames 0..t predicts frame t+1 at every t. ``context`` k: x the k frames
+    before a sequence's last (k, ...), y its last frame; ``frames`` k + 1 starts the window at t = 0."""
     sequences = _check_count("planewave", "sequences", sequences, 1)
     frames = _check_count("planewave", "frames", frames, 2)
     points = _check_count("planewave", "points", points, 1)
-    waves = plane_waves(sequences, frames, points, np.random.default_rng(seed))
-    return RawData(waves[:, :-1], waves[:, 1:], targets="values", value_range=(0.0, 1.0))
+    if dims not in (1, 2):
+        raise DatasetError(f"dataset 'planewave': dims must be 1 (points along a line) or 2 (points x points images), "
+                           f"got {dims!r}")
+    if context is not None:
+        context = _check_count("planewave", "context", context, 1)
+        if context >= frames:
+            raise DatasetError(f"dataset 'planewave': context ({context}) must be below frames ({frames}): the "
+                               f"frame after the context is the target; raise frames to at least {context + 1}")
+    waves = plane_waves(sequences, frames, points, np.random.default_rng(seed), dims=dims)
+    if dims == 2:
+        waves = waves[:, :, None]  # (N, T, 1, points, points)
+    if context is None:
+        return RawData(waves[:, :-1], waves[:, 1:], targets="values", value_range=(0.0, 1.0),
+                       persistence=lambda x: x)
+    return RawData(waves[:, -1 - context:-1], waves[:, -1], targets="values", value_range=(0.0, 1.0),
+                   persistence=last_step)

@@ -15,6 +15,7 @@ from .separable_conv import DepthwiseSeparableConv2d
 from .upsample import Upsample
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .rbm import BernoulliRBM
+from .convlstm import ConvLSTM, ConvLSTMCell
 from .attention import AdditiveAttention, MultiheadAttention
 from .transformer import TransformerEncoder, TransformerEncoderLayer
 from .positional import LearnedPositionalEncoding, PositionalEncoding

@@ -2,10 +2,12 @@
 and the run directory.
 
 The run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one object per epoch),
-``checkpoints/`` (``last.npz``, ``best.npz``, recent ``epoch-NNNN.npz``), ``summary.json`` (the final model's
-metrics on every split: ``test_accuracy``, ``test_loss``, ...) and PNG plots of the curves. Every file is written
-atomically (``gpunet.train.atomic``); a directory that holds a run is never written by a new run. ``resume=True``
-continues exactly from the newest intact checkpoint, or starts the run when it has none yet.
+``checkpoints/`` (``last.npz``, ``best.npz``, recent ``epoch-NNNN.npz``), for text data ``vocabulary.json`` (the
+vocabulary of the token ids, for ``gpunet predict``), ``summary.json`` (the final model's metrics on every split:
+``test_accuracy``, ``test_loss``, ...; a forecasting dataset's baselines beside them: ``test_persistence_mse``, ...)
+and PNG plots of the curves. Every file is written atomically (``gpunet.train.atomic``); a directory that holds a
+run is never written by a new run. ``resume=True`` continues exactly from the newest intact checkpoint, or starts
+the run when it has none yet.
 
 Data parallel (started by ``mpiexec``, see ``gpunet.train.distributed``): every rank builds the same run and trains
 its share of each batch; rank 0 alone writes the run directory, the other ranks' callbacks write to a private
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import shutil
 import sys
@@ -194,7 +197,8 @@ def _checked_models(config: dict, task, info) -> dict:
     models = build_models(config, task, info)
     try:
         task.dry_run(lambda name, shape, input_from=None: check_model(
-            config, models[name], shape, info.num_classes, input_from or f"the data ({info.name})", name), info)
+            config, models[name], shape, info.num_classes, input_from or f"the data ({info.name})", name,
+            info.target_shape), info)
     except ModelShapeError as err:
         path = model_path(config, err.model) or ("task",)
         source, line = where(config, path)
@@ -364,6 +368,7 @@ def resumed_config(run_dir: str, overrides=()) -> dict | None:
 
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json")
+VOCABULARY_FILE = "vocabulary.json"  # a token dataset's Vocabulary.state_dict()
 
 
 def _existing_run(run_dir: str, config: dict) -> str | None:
@@ -453,6 +458,11 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
         config_path, config_text = os.path.join(run_dir, "config.yaml"), dump_config(config)
         if not os.path.exists(config_path) or _read_text(config_path) != config_text:
             atomic_write_text(config_path, config_text)
+        if built.dataset.vocabulary is not None:  # how gpunet predict turns new text into the model's ids
+            vocabulary_path = os.path.join(run_dir, VOCABULARY_FILE)
+            vocabulary_text = json.dumps(built.dataset.vocabulary.state_dict(), ensure_ascii=False) + "\n"
+            if not os.path.exists(vocabulary_path) or _read_text(vocabulary_path) != vocabulary_text:
+                atomic_write_text(vocabulary_path, vocabulary_text)
         plot_augmented_samples(built.train_loader, run_dir)
         trainer = built.trainer
         try:
@@ -472,7 +482,8 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
                            f"{trainer.epoch + 1}); {kept}")
         summary = {"config": config_name, "run_dir": run_dir, "world_size": ranks.size, "epochs": trainer.epoch,
                    "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
-                   **final_metrics(built), **_task_summary(built), "time_s": round(time.perf_counter() - started, 3)}
+                   **final_metrics(built), **_task_summary(built), **built.dataset.baselines,
+                   "time_s": round(time.perf_counter() - started, 3)}
         atomic_write_text(os.path.join(run_dir, "summary.json"), strict_json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -42,12 +42,13 @@ def plot_history(epochs: list[dict], directory) -> list[str]:
             if key.startswith(split) and key[len(split):] not in names:
                 names.append(key[len(split):])
     paths = []
-    x = [e["epoch"] for e in epochs]
     for name in names:
         figure, axes = plt.subplots(figsize=(6, 4))
         for split, label in (("train_", "train"), ("val_", "validation")):
-            if all(isinstance(e.get(split + name), (int, float)) for e in epochs):
-                axes.plot(x, [e[split + name] for e in epochs], marker="o", markersize=3, label=label)
+            # the epochs that logged it (a DBN logs recon_error only while its RBMs train)
+            points = [(e["epoch"], e[split + name]) for e in epochs if isinstance(e.get(split + name), (int, float))]
+            if points:
+                axes.plot(*zip(*points), marker="o", markersize=3, label=label)
         axes.set_xlabel("epoch")
         axes.set_ylabel(name)
         axes.set_title(name)

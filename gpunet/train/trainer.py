@@ -122,6 +122,9 @@ class Trainer:
         if task is not None and not isinstance(task, Task):
             raise TypeError(f"Trainer: task must be a gpunet.train.tasks.Task, got {type(task).__name__}")
         self.task = Classify() if task is None else task
+        if self.task.uses_loss and loss_fn is None and optimizer is not None:
+            raise ValueError(f"Trainer: the {self.task.name!r} task computes its loss with loss_fn, which is None; "
+                             "give a loss (e.g. gpunet.nn.CrossEntropyLoss())")
         self.backend = current() if device is None else get_backend(device)
         self.device = self.backend.device
         models = {name: m.to(self.device) for name, m in self._by_model(model, "model").items()}

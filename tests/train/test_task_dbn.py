@@ -101,3 +101,14 @@ def test_an_empty_share_of_a_data_parallel_batch_changes_nothing(digits):
     assert trainer.task.train_step(np.zeros((0, 64), np.float32), np.zeros(0, np.int64)) == {}
     for key, value in trainer.model.state_dict().items():
         np.testing.assert_array_equal(value, before[key])
+
+
+def test_the_recon_error_curve_shows_the_pretraining_epochs(tmp_path, recwarn):
+    """recon_error is logged while the RBMs train only; its plot draws those epochs (not an empty axes)."""
+    from gpunet.train.plots import plot_history
+
+    epochs = [{"epoch": 1, "train_loss": 0.08, "train_recon_error": 0.08, "val_loss": 2.3},
+              {"epoch": 2, "train_loss": 1.2, "train_recon_error": None, "val_loss": 1.0}]
+    paths = plot_history(epochs, tmp_path)
+    assert str(tmp_path / "recon_error.png") in paths
+    assert not [w for w in recwarn if "No artists with labels" in str(w.message)]

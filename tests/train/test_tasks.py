@@ -40,6 +40,7 @@ class TwoHeads(Task):
     batches seen, which also scales the second model's loss, so losing it on resume changes the numbers)."""
 
     models = ("first", "second")
+    uses_loss = False
     loss_names = ("loss", "first", "second")
     seen = 0
 
@@ -118,6 +119,13 @@ def test_a_checkpoint_of_another_task_is_refused_by_name(xor, tmp_path):
     state.extra["task"]["name"] = "autoencode"
     with pytest.raises(CheckpointError, match="saved by a 'autoencode' task"):
         _two_heads(xor)[0].load_checkpoint(state)
+
+
+def test_a_task_that_uses_a_loss_refuses_to_train_without_one():
+    model = gpunet.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="the 'classify' task computes its loss with loss_fn, which is None"):
+        Trainer(model, None, gpunet.optim.SGD(model.parameters(), lr=0.1))
+    assert Trainer(model, None, None).predict(np.zeros((3, 2), np.float32)).shape == (3, 2)  # predicting needs none
 
 
 def test_model_and_optimizer_dicts_must_name_the_tasks_models():

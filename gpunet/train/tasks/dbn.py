@@ -22,7 +22,8 @@ class DBN(Classify):
     RBM 2 (on RBM 1's hidden probabilities), ...; the RBMs are then copied into the classifier (Linear, activation,
     Dropout per hidden layer, and a Linear head), which trains on the config's loss for the rest of
     ``trainer.epochs``. The optimizer is the config's; the RBMs use it with the learning rate ``rbm_lr``. Logs
-    ``recon_error`` of the RBM in training and ``pretraining_layer`` (1, 2, ...; 0 once fine-tuning)."""
+    ``recon_error`` of the RBM in training and ``pretraining_layer`` (1, 2, ...; 0 once fine-tuning); the metrics of
+    the pre-training epochs are the not yet trained classifier's. Example: configs/dbn_digits.yaml."""
 
     own_models = ("model",)
     default_loss = "cross_entropy"

@@ -17,7 +17,8 @@ class Perceptron(Task):
     classes, else one per class (one-hot targets). Each batch applies the rule through the optimizer (SGD: lr is
     the rule's alpha; ``trainer.batch_size: 1`` is seed 002's sample-by-sample rule, a larger batch sums its
     updates). ``loss`` is the fraction of samples with a wrong output; each epoch logs its ``mistakes``, and an epoch
-    without one ends training (``converged`` in summary.json)."""
+    without one ends training (``converged`` in summary.json; a run that never gets there says so). Example:
+    configs/perceptron_and.yaml."""
 
     data = "labelled"
     uses_loss = False

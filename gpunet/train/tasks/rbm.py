@@ -44,7 +44,8 @@ class RBM(Task):
     """Unsupervised: a ``BernoulliRBM`` (``gpunet.nn.rbm``) of ``n_hidden`` units on the flattened inputs (values in
     [0, 1]). Each batch sets the CD-k gradient and the optimizer steps (plain SGD with lr is the classic rule). Logs
     ``loss`` = ``recon_error`` (mean squared error of the mean-field reconstruction) and ``pseudo_likelihood``
-    (scikit-learn's ``score_samples``, per sample; higher is better); draws ``filters.png``."""
+    (scikit-learn's ``score_samples``, per sample; higher is better); draws ``filters.png``. Example:
+    configs/rbm_digits.yaml."""
 
     data = "inputs"
     uses_loss = False
