@@ -160,15 +160,14 @@ class LanguageModel(Task):
             for _ in range(0, x.shape[1], chunk):
                 self.update("model", None)
             return {}
-        totals = {}
+        nll = 0.0
         for start in range(0, x.shape[1], chunk):
             xs, ys = x[:, start:start + chunk], y[:, start:start + chunk]
             losses, finals = self._losses(xs, ys, self._states)
             self.update("model", losses["loss"])
             self._states = _detached(finals)
-            for name, value in losses.items():  # weighted by the chunk's share of the window
-                totals[name] = totals.get(name, 0.0) + value.detach() * (xs.shape[1] / x.shape[1])
-        return totals
+            nll = nll + losses["nll"].detach() * (xs.shape[1] / x.shape[1])  # the window's mean over its steps
+        return {"loss": nll * x.shape[1] if self.time_reduction == "sum" else nll, "nll": nll}
 
     def eval_step(self, x, y):
         return self._losses(x, y, {})[0]
