@@ -41,24 +41,46 @@ __device__ __forceinline__ long long ceil_div(long long a, long long b) { return
 
 __device__ __forceinline__ float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-// Reduce `value` over the threads of a 1-D block with `op` (associative, commutative) using
-// `scratch`, shared memory of at least blockDim.x elements. Every thread of the block must call
-// it (it synchronises); every thread gets the result, and `scratch` is free again on return.
-// Works for any blockDim.x, power of two or not.
+// Reduce `value` over each group of `group` consecutive threads of a 1-D block (group divides blockDim.x) with
+// `op` (associative, commutative) using `scratch`, shared memory of at least blockDim.x elements. Every thread of
+// the block must call it (it synchronises); every thread gets its group's result, and `scratch` is free again on
+// return. Works for any group size, power of two or not. Kernels that give each row a group of threads (a warp
+// for a narrow row) reduce all rows of the block at once with it.
 template <typename T, typename Op>
-__device__ __forceinline__ T block_reduce(T value, T* scratch, Op op) {
+__device__ __forceinline__ T group_reduce(T value, T* scratch, unsigned int group, Op op) {
     const unsigned int tid = threadIdx.x;
+    const unsigned int lane = tid % group;
     scratch[tid] = value;
     __syncthreads();
     unsigned int half = 1;
-    while (half < blockDim.x) half <<= 1;
+    while (half < group) half <<= 1;
     for (half >>= 1; half > 0; half >>= 1) {
-        if (tid < half && tid + half < blockDim.x) scratch[tid] = op(scratch[tid], scratch[tid + half]);
+        if (lane < half && lane + half < group) scratch[tid] = op(scratch[tid], scratch[tid + half]);
         __syncthreads();
     }
-    T result = scratch[0];
+    T result = scratch[tid - lane];
     __syncthreads();
     return result;
+}
+
+// Runs body(row, lane, active) for every row < rows, `group` consecutive threads of a block per row (group divides
+// blockDim.x; lane = the thread's place in its group), the groups of all blocks striding over the rows (any grid).
+// Every thread of the block runs every iteration, so body may call group_reduce: a group past the last row gets
+// active = false and row = rows - 1 (a valid row to read, not to write).
+template <typename Body>
+__device__ __forceinline__ void for_each_row_group(long long rows, unsigned int group, Body body) {
+    const long long per_block = blockDim.x / group, slot = threadIdx.x / group;
+    const long long lane = threadIdx.x % group;
+    for (long long first = blockIdx.x * per_block; first < rows; first += gridDim.x * per_block) {
+        const long long row = first + slot;
+        body(row < rows ? row : rows - 1, lane, row < rows);
+    }
+}
+
+// group_reduce over the whole block.
+template <typename T, typename Op>
+__device__ __forceinline__ T block_reduce(T value, T* scratch, Op op) {
+    return group_reduce(value, scratch, blockDim.x, op);
 }
 
 struct SumOp {

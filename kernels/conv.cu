@@ -2,7 +2,8 @@
 // stride, padding and dilation; groups are a view of the columns. Reference:
 // gpunet/backend/numpy_kernels/conv.py. Performance model: docs/kernels.md.
 //
-// Layouts: x (N, C, H, W) contiguous. cols is stored channel-major, (C*kh*kw, N, OH*OW) contiguous: row
+// Layouts: x (N, C, H, W) contiguous. cols is stored channel-major, (C*kh*kw, N, OH*OW) contiguous (im2col can
+// also write it batch-major, (N, C*kh*kw, OH*OW), for the CUDA forward's per-sample GEMM): row
 // c*kh*kw + i*kw + j holds input channel c at kernel offset (i, j) for every sample and output position.
 // Viewed as (N, C*kh*kw, OH*OW) it is PyTorch's F.unfold layout; stored this way the weight product of a whole
 // batch is one GEMM, weight (O, C*kh*kw) @ cols (C*kh*kw, N*OH*OW), for the forward pass and both gradients.
@@ -39,9 +40,11 @@ struct Geometry {
 
 template <typename I>
 __device__ __forceinline__ void im2col_body(const float* __restrict__ x, float* __restrict__ cols, I total,
-                                            const Geometry g) {
+                                            const Geometry g, bool batch_major) {
     using S = typename Signed<I>::type;
-    const I OW = g.OW, OH = g.OH, H = g.H, W = g.W, C = g.C, kh = g.kh, kw = g.kw, NL = g.N * OH * OW;
+    const I OW = g.OW, OH = g.OH, H = g.H, W = g.W, C = g.C, kh = g.kh, kw = g.kw, L = OH * OW;
+    const I row_step = batch_major ? L : g.N * L;             // from entry (r, n, l) to (r + 1, n, l)
+    const I sample_step = batch_major ? C * kh * kw * L : L;  // from entry (r, n, l) to (r, n + 1, l)
     const S sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw, dh = g.dh, dw = g.dw, Hs = g.H, Ws = g.W;
     CONV_GRID_STRIDE_LOOP(I, t, total) {
         const I ow = t % OW;
@@ -50,8 +53,8 @@ __device__ __forceinline__ void im2col_body(const float* __restrict__ x, float* 
         plane /= OH;
         const I n = plane / C, c = plane - n * C;
         const float* xp = x + plane * (H * W);
-        // entry (c*kh*kw + k, n, oh*OW + ow); consecutive k are NL apart
-        float* out = cols + c * (kh * kw * NL) + (n * OH + oh) * OW + ow;
+        // entry (c*kh*kw + k, n, oh*OW + ow); consecutive k are row_step apart
+        float* out = cols + c * (kh * kw * row_step) + n * sample_step + oh * OW + ow;
         const S h0 = static_cast<S>(oh) * sh - ph, w0 = static_cast<S>(ow) * sw - pw;
         for (S i = 0; i < static_cast<S>(kh); ++i) {
             const S h = h0 + i * dh;
@@ -59,7 +62,7 @@ __device__ __forceinline__ void im2col_body(const float* __restrict__ x, float* 
             for (S j = 0; j < static_cast<S>(kw); ++j) {
                 const S w = w0 + j * dw;
                 *out = (row_inside && w >= 0 && w < Ws) ? xp[static_cast<I>(h) * W + static_cast<I>(w)] : 0.0f;
-                out += NL;
+                out += row_step;
             }
         }
     }
@@ -108,17 +111,19 @@ __device__ __forceinline__ bool fits_32_bits(long long a, long long b) {
 
 }  // namespace
 
-// cols = im2col(x): x (N, C, H, W), cols (C*kh*kw, N, OH*OW). One thread per (n, c, oh, ow); any grid.
+// cols = im2col(x): x (N, C, H, W), cols (C*kh*kw, N, OH*OW), or with batch_major != 0 (N, C*kh*kw, OH*OW)
+// (the layout of a per-sample GEMM that writes the convolution's (N, O, OH*OW) output directly). One thread per
+// (n, c, oh, ow); any grid.
 extern "C" __global__ void im2col_f32(const float* __restrict__ x, float* __restrict__ cols, long long N, long long C,
                                       long long H, long long W, long long kh, long long kw, long long sh, long long sw,
                                       long long ph, long long pw, long long dh, long long dw, long long OH,
-                                      long long OW) {
+                                      long long OW, long long batch_major) {
     const Geometry g{N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW};
     const long long total = N * C * OH * OW;
     if (fits_32_bits(total * kh * kw, N * C * H * W)) {
-        im2col_body<unsigned int>(x, cols, static_cast<unsigned int>(total), g);
+        im2col_body<unsigned int>(x, cols, static_cast<unsigned int>(total), g, batch_major != 0);
     } else {
-        im2col_body<unsigned long long>(x, cols, static_cast<unsigned long long>(total), g);
+        im2col_body<unsigned long long>(x, cols, static_cast<unsigned long long>(total), g, batch_major != 0);
     }
 }
 

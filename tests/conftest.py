@@ -70,6 +70,18 @@ def device(request):
         device_array.set_current_device(previous_emulated)  # set_device("cpu") leaves CuPy's current device
 
 
+@pytest.fixture(autouse=True)
+def _current_device_restored():
+    """Every test starts on the device the previous one started on: a test that sets the current device (through
+    ``gn.set_device``, a config's ``device:`` or a run) cannot change where the next test's tensors live."""
+    from gpunet.backend.emulated import device_array
+
+    previous, previous_emulated = backend.current().device, device_array.current_device()
+    yield
+    backend.set_device(previous, announce=False)
+    device_array.set_current_device(previous_emulated)
+
+
 @pytest.fixture
 def launched_kernels(monkeypatch):
     from gpunet.backend.emulated import cupy_standin

@@ -4,12 +4,52 @@ Nodes run in decreasing generation order, so each node's output gradients are co
 of one generation run latest-created first (as PyTorch's sequence numbers), so the order in which gradients are
 summed, and with it every last bit of the result, is the same in every run.
 With ``create_graph`` the backward formulas are themselves recorded, which gives higher-order derivatives.
+``register_gradient_ready_hook`` calls a function as soon as a leaf's ``.grad`` is final in a ``backward`` (every
+node that feeds it has run), as data-parallel training starts a bucket's all-reduce while backward goes on.
 """
 from __future__ import annotations
 
 import heapq
 
 from .grad_mode import set_grad_enabled
+
+
+_READY_HOOKS: dict = {}
+
+
+class RemovableHandle:
+    """Returned by ``register_gradient_ready_hook``; ``remove()`` unregisters the hook (PyTorch's name)."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def remove(self) -> None:
+        _READY_HOOKS.pop(self.key, None)
+
+
+def register_gradient_ready_hook(hook) -> RemovableHandle:
+    """Call ``hook(leaf)`` in every ``backward`` (not ``grad``) once the ``.grad`` of ``leaf`` (a tensor that requires
+    grad) is final: every node of the graph that takes it as input has run. Hooks run in registration order."""
+    key = object()
+    _READY_HOOKS[key] = hook
+    return RemovableHandle(key)
+
+
+def _leaf_uses(outputs) -> dict:
+    """{id(leaf): number of graph edges into it} over the nodes reachable from ``outputs`` (leaves requiring grad)."""
+    uses, seen = {}, set()
+    stack = [o.creator for o in outputs if o.creator is not None]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for x in node.inputs:
+            if x.creator is not None:
+                stack.append(x.creator)
+            elif x.requires_grad:
+                uses[id(x)] = uses.get(id(x), 0) + 1
+    return uses
 
 
 def _seed_gradients(outputs, grad_outputs):
@@ -77,6 +117,15 @@ def run_backward(outputs, grad_outputs, create_graph, targets=None, retain_graph
     retain = create_graph if retain_graph is None else retain_graph
     needed = None if targets is None else _needed_nodes(outputs, targets)
     captured = {}
+    hooks = list(_READY_HOOKS.values()) if targets is None else []
+    uses = _leaf_uses(outputs) if hooks else {}
+
+    def used(leaf):  # one edge into ``leaf`` done: when it was the last, its gradient is final
+        left = uses[id(leaf)] = uses[id(leaf)] - 1
+        if left == 0:
+            for hook in hooks:
+                hook(leaf)
+
     if targets is not None:
         keys = {_key(t) for t in targets}
 
@@ -111,6 +160,9 @@ def run_backward(outputs, grad_outputs, create_graph, targets=None, retain_graph
             if not (out.requires_grad or out.creator is not None):
                 raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
             deliver(out, g, pending, heap)
+            if hooks and out.creator is None and out.requires_grad and id(out) not in uses:
+                uses[id(out)] = 1
+                used(out)
         while heap:
             _, _, node = heapq.heappop(heap)
             grads = pending.pop(node)
@@ -133,6 +185,8 @@ def run_backward(outputs, grad_outputs, create_graph, targets=None, retain_graph
                             f"{tuple(gx.shape)} for an input of shape {tuple(x.shape)}"
                         )
                     deliver(x, gx, pending, heap)
+                if hooks and x.creator is None and x.requires_grad:
+                    used(x)
     return captured
 
 

@@ -83,9 +83,10 @@ class Tensor:
         return self.backend.to_numpy(self.data)
 
     def item(self):
+        """The one element as a Python number (a copy to the host, through the backend's ``to_numpy``)."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {tuple(self.shape)}")
-        return self.data.reshape(()).item()
+        return self.backend.to_numpy(self.data.reshape(())).item()
 
     def tolist(self):
         return self.numpy().tolist()

@@ -22,15 +22,24 @@ every other call runs its xp-generic reference (``gpunet/backend/references``) o
 CPU backend runs. Kernel files are compiled on first use, never at import, once per device.
 
 Device N: CuPy allocates and launches on the *current* device, which is device 0 unless code says otherwise, so a
-backend for ``cuda:N`` must make device N current around all its work. Two funnels do that: ``backend.xp`` is
-CuPy's namespace with every function called inside ``cupy.cuda.Device(N)`` (every ``xp.empty``/``xp.zeros``/...
-anywhere in gpunet allocates on device N), and ``backend.activate()`` is that context for code that works with
-array operators and methods (``a + b``, ``a.sum()``, ``a.copy()``), which CuPy runs on the current device: every
-op's forward (``Function.apply``), the backward pass, every fused kernel and the optimizers' updates run in it.
-``gpunet.set_device("cuda:N")`` also makes device N current (``backend.use()``), so code between them does too.
+backend for ``cuda:N`` must make device N current around all its work. One funnel does that: ``backend.activate()``,
+the context in which device N is current (every op's forward, ``Function.apply``, the backward pass, every fused
+kernel and the optimizers' updates run in it, so array operators and methods such as ``a + b`` or ``a.sum()`` run on
+device N). ``backend.xp`` is CuPy's namespace with every call made inside that context, so an ``xp.empty`` /
+``xp.zeros`` anywhere in gpunet allocates on device N; inside an active context of the same backend (the hot path)
+it calls straight through. The active backend is tracked per host thread, as CUDA's current device is, and only
+``activate()`` changes it: code that switches CuPy's device by other means inside it would break the shortcut, and
+gpunet has none (the stand-in's several devices check it in the suite). ``gpunet.set_device("cuda:N")`` also makes
+device N current (``backend.use()``), so code between them does too.
+
+Transfers to the host: ``to_numpy`` is the one place gpunet copies device data to the host (``Tensor.numpy``,
+``item``, ``float()``, ``bool()`` go through it); ``transfers_to_host`` counts those copies, each a wait for the
+device. ``host_syncs()`` is what the Trainer records: on cuda-emu the stand-in's own count of every copy (which
+also sees a stray ``float(cupy_array)`` that bypasses the funnel), on a GPU the funnel's.
 """
 from __future__ import annotations
 
+import threading
 import time
 import types
 import warnings
@@ -52,7 +61,8 @@ class CupyBackend(FusedKernels):
         self.device = device
         self._index = device.index
         self._cupy = cupy_module
-        self.xp = OnDevice(cupy_module, cupy_module.cuda.Device, self._index)
+        self.xp = OnDevice(cupy_module, self)
+        self.transfers_to_host = 0  # copies to the host through to_numpy
         self.implementation = ("CuPy stand-in with the CUDA emulator (CPU)" if device.kind == "cuda-emu"
                                else "CuPy + gpunet CUDA kernels")
         self._modules = {}  # family -> RawModule, created on first use
@@ -63,8 +73,9 @@ class CupyBackend(FusedKernels):
 
     # ----- arrays ---------------------------------------------------------------------------------------------
     def activate(self):
-        """A context in which this backend's device is CuPy's current device (restored on exit)."""
-        return self._cupy.cuda.Device(self._index)
+        """A context in which this backend's device is CuPy's current device (restored on exit); nested in an
+        active context of this backend it does nothing."""
+        return _Activation(self)
 
     def use(self) -> None:
         """Make this backend's device CuPy's current device from now on (``gpunet.set_device`` does)."""
@@ -76,7 +87,14 @@ class CupyBackend(FusedKernels):
     def to_numpy(self, array):
         # cupy.asnumpy copies on the array's device's current stream and waits for it, so every kernel queued
         # before has finished.
+        self.transfers_to_host += 1
         return self.xp.asnumpy(array)
+
+    def host_syncs(self) -> int:
+        """Device-to-host copies of this device's data so far: the stand-in's count of every one on cuda-emu, the
+        funnel's (``to_numpy``) on a GPU."""
+        counted = getattr(self._cupy, "transfers_to_host", None)  # the stand-in's; real CuPy has none
+        return counted(self._index) if counted is not None else self.transfers_to_host
 
     def memory_info(self) -> dict:
         """Bytes held by CuPy's default memory pool: ``{"pool_used_bytes", "pool_total_bytes"}``."""
@@ -217,27 +235,57 @@ class CupyBackend(FusedKernels):
         return f"xp reference {kernel.reference.__module__}.{kernel.reference.__qualname__}"
 
 
-class OnDevice:
-    """``target`` (CuPy's namespace, one of its submodules, or a function or ufunc of them) with every call made
-    while device ``index`` is current; classes (``ndarray``, dtypes), constants and ``cuda`` pass through."""
+_active = threading.local()  # .backend: the CupyBackend whose activate() context this host thread is in
 
-    def __init__(self, target, device, index: int):
-        self._target, self._device, self._index = target, device, index
+
+class _Activation:
+    """``backend.activate()``: enters ``cupy.cuda.Device(N)`` and marks ``backend`` active on this thread, unless it
+    is active already."""
+
+    __slots__ = ("_backend", "_device", "_previous")
+
+    def __init__(self, backend):
+        self._backend, self._device = backend, None
+
+    def __enter__(self):
+        self._previous = getattr(_active, "backend", None)
+        if self._previous is not self._backend:
+            self._device = self._backend._cupy.cuda.Device(self._backend._index)
+            self._device.__enter__()
+            _active.backend = self._backend
+        return self
+
+    def __exit__(self, *exc):
+        if self._device is not None:
+            _active.backend = self._previous
+            self._device.__exit__(*exc)
+            self._device = None
+        return False
+
+
+class OnDevice:
+    """``target`` (CuPy's namespace, one of its submodules, or a function or ufunc of them) with every call made in
+    ``backend.activate()``; classes (``ndarray``, dtypes), constants and ``cuda`` pass through."""
+
+    def __init__(self, target, backend):
+        self._target, self._backend = target, backend
         self.__wrapped__ = target
 
     def __getattr__(self, name):
         value = getattr(self._target, name)
         if (callable(value) or isinstance(value, types.ModuleType)) and not isinstance(value, type) and name != "cuda":
-            value = OnDevice(value, self._device, self._index)  # a function, ufunc (xp.add.at), or submodule
+            value = OnDevice(value, self._backend)  # a function, ufunc (xp.add.at), or submodule
         self.__dict__[name] = value  # later lookups skip __getattr__
         return value
 
     def __call__(self, *args, **kwargs):
-        with self._device(self._index):
+        if getattr(_active, "backend", None) is self._backend:  # the hot path: inside an op, a kernel, backward
+            return self._target(*args, **kwargs)
+        with _Activation(self._backend):
             return self._target(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<{self._target!r} on device {self._index}>"
+        return f"<{self._target!r} on device {self._backend.device}>"
 
 
 def emulated_backend(index: int = 0) -> CupyBackend:

@@ -20,9 +20,10 @@ from typing import Callable
 import numpy
 
 from .launchers import batchnorm as _batchnorm, conv as _conv, dropout as _dropout, embedding as _embedding
+from .launchers import layernorm as _layernorm
 from .launchers import optimizers as _optimizers, pool as _pool, rnn as _rnn, softmax as _softmax
 from .launchers.common import RUN_REFERENCE
-from .references import batchnorm, conv, dropout, embedding, erf, optimizers, pool, rnn, softmax
+from .references import batchnorm, conv, dropout, embedding, erf, layernorm, optimizers, pool, rnn, softmax
 
 __all__ = ["FusedKernel", "KERNELS", "RUN_REFERENCE", "families", "observe"]
 
@@ -80,6 +81,7 @@ def _cuda(name, reference_module, launcher_module, family, entry_points, dtype_a
 KERNELS: dict[str, FusedKernel] = _declare(
     _cuda("softmax", softmax, _softmax, "softmax", ("softmax_rows_f32", "softmax_cols_f32"), "x"),
     _cuda("log_softmax", softmax, _softmax, "softmax", ("log_softmax_rows_f32", "log_softmax_cols_f32"), "x"),
+    _cuda("masked_softmax", softmax, _softmax, "softmax", ("masked_softmax_rows_f32",), "x"),
     _cuda("softmax_cross_entropy", softmax, _softmax, "softmax", ("softmax_xent_forward_f32",), "logits"),
     _cuda("softmax_cross_entropy_backward", softmax, _softmax, "softmax", ("softmax_xent_backward_f32",),
           "log_probs"),
@@ -96,13 +98,18 @@ KERNELS: dict[str, FusedKernel] = _declare(
     _cuda("lstm_cell_backward", rnn, _rnn, "rnn", ("lstm_cell_backward_f32",), "gates"),
     _cuda("gru_cell", rnn, _rnn, "rnn", ("gru_cell_forward_f32",), "gi"),
     _cuda("gru_cell_backward", rnn, _rnn, "rnn", ("gru_cell_backward_f32",), "gi"),
-    _cuda("max_pool2d", pool, _pool, "pool", ("max_pool2d_forward_f32",), "x"),
-    _cuda("max_pool2d_backward", pool, _pool, "pool", ("max_pool2d_backward_f32",), "gy"),
-    _cuda("avg_pool2d", pool, _pool, "pool", ("avg_pool2d_forward_f32",), "x"),
-    _cuda("avg_pool2d_backward", pool, _pool, "pool", ("avg_pool2d_backward_f32",), "gy"),
+    _cuda("max_pool2d", pool, _pool, "pool", ("max_pool2d_forward_f32", "max_pool2d_forward_i32_f32"), "x"),
+    _cuda("max_pool2d_backward", pool, _pool, "pool", ("max_pool2d_backward_f32", "max_pool2d_backward_i32_f32"),
+          "gy"),
+    _cuda("avg_pool2d", pool, _pool, "pool", ("avg_pool2d_forward_f32", "avg_pool2d_forward_i32_f32"), "x"),
+    _cuda("avg_pool2d_backward", pool, _pool, "pool", ("avg_pool2d_backward_f32", "avg_pool2d_backward_i32_f32"),
+          "gy"),
     _cuda("im2col", conv, _conv, "conv", ("im2col_f32",), "x"),
     _cuda("col2im", conv, _conv, "conv", ("col2im_f32",), "cols"),
     _cuda("batch_norm_stats", batchnorm, _batchnorm, "batchnorm", ("batch_norm_stats_f32",), "x"),
+    _cuda("layer_norm", layernorm, _layernorm, "layernorm", ("layer_norm_forward_f32",), "x"),
+    _cuda("layer_norm_backward", layernorm, _layernorm, "layernorm",
+          ("layer_norm_backward_f32", "layer_norm_param_grad_f32"), "x"),
     _cuda("embedding_backward", embedding, _embedding, "embedding",
           ("embedding_backward_f32", "embedding_backward_f64"), "gy", ("float32", "float64")),
     FusedKernel("lstm_layer", rnn.lstm_layer),  # where the cell kernels do not launch: the CPU, float64

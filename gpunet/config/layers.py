@@ -146,6 +146,10 @@ register_layer(nn.BatchNorm1d, "Normalises each channel of (N, C) or (N, C, L) i
                out_key="num_features", input_size=("num_features", 1), input_dims=(2, 3))
 register_layer(nn.BatchNorm2d, "Normalises each channel of (N, C, H, W) inputs by batch statistics (running ones in "
                "eval), then scales and shifts.", _BATCH_NORM_FIELDS, input_size=("num_features", 1), input_dims=(4,))
+register_layer(nn.SyncBatchNorm, "BatchNorm whose training statistics are those of the global batch over every rank of "
+               "a data-parallel run (--nproc); on one process a BatchNorm of its input's dimensions (2-5).",
+               _BATCH_NORM_FIELDS, in_key="num_features", out_key="num_features", input_size=("num_features", 1),
+               input_dims=(2, 3, 4, 5))
 register_layer(nn.Embedding, "Lookup table: row i of a (num_embeddings, embedding_dim) weight for each integer index i "
                "(the model's input must be integer indices).", {
     "num_embeddings": Field(Int(ge=1), "number of rows (the vocabulary size)"),

@@ -578,7 +578,8 @@ TRAINER = Section({
     "eval_batch_size": Field(Optional(Int(ge=1)), "samples per evaluation step (null: batch_size)", None),
     "shuffle": Field(Bool(), "reshuffle the training data every epoch (order depends only on the seed)", True),
     "drop_last": Field(Bool(), "drop the last incomplete training batch", False),
-    "log_every": Field(Int(ge=0), "print a progress line every N steps (0: once per epoch)", 50),
+    "log_every": Field(Int(ge=0), "print a progress line every N steps (0: once per epoch); on a CUDA device also how "
+                       "often the losses come to the host (a wait for the GPU)", 50),
     "grad_clip": Field(Optional(Float(gt=0)), "clip the total gradient L2 norm to this (null: no clipping)", None),
     "on_nonfinite": Field(Choice(("stop", "continue")), "a NaN or infinite training loss: stop (the run "
                           "ends with status 1 naming the epoch and step; the last good checkpoint stays) or continue",
@@ -674,7 +675,7 @@ SWEEP = Section({
     "grid": Field(GridKind(), "values to try per key; a sweep trains every combination"),
 }, "A hyper-parameter grid for gpunet sweep; gpunet train ignores it.")
 
-DEVICE = Str(r"cpu|cuda|cuda:\d+|auto|cuda-emu", "cpu, cuda, cuda:N, auto or cuda-emu")
+DEVICE = Str(r"cpu|cuda|cuda:\d+|auto|cuda-emu|cuda-emu:\d+", "cpu, cuda, cuda:N, auto, cuda-emu or cuda-emu:N")
 
 CONFIG = Section({
     "seed": Field(Int(ge=0), "seeds weight initialisation, dropout, data splits and shuffling", 0),

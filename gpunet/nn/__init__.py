@@ -9,7 +9,7 @@ from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .pool import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .dropout import Dropout, Dropout2d
 from .embedding import Embedding
-from .batchnorm import BatchNorm1d, BatchNorm2d
+from .batchnorm import BatchNorm1d, BatchNorm2d, SyncBatchNorm
 from .normalization import GroupNorm, LayerNorm
 from .separable_conv import DepthwiseSeparableConv2d
 from .upsample import Upsample

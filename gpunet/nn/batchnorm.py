@@ -1,10 +1,14 @@
-"""Batch normalisation layers with PyTorch's semantics: BatchNorm1d (N, C) / (N, C, L) and BatchNorm2d (N, C, H, W)."""
+"""Batch normalisation layers with PyTorch's semantics: BatchNorm1d (N, C) / (N, C, L), BatchNorm2d (N, C, H, W), and
+SyncBatchNorm, whose training statistics are those of the global batch over every rank of a data-parallel run."""
 from __future__ import annotations
 
 import numpy
 
 from .. import backend as _backend
+from ..autograd.function import Function
+from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
+from ..backend import collectives
 from ..ops.normalization import batch_norm
 from . import init
 from .module import Module
@@ -83,9 +87,12 @@ class _BatchNorm(Module):
         self._check_input_dim(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked.data)
+            counter = self.num_batches_tracked
+            with counter.backend.activate():  # on the buffer's device, whichever device is current
+                counter.data += 1
+                if self.momentum is None:  # cumulative moving average, 1 / batches: on a CUDA device it stays there
+                    factor = (1.0 / float(counter.data) if counter.device.kind == "cpu"
+                              else (1.0 / counter.data).astype(self.running_mean.dtype))
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         tracked = not self.training or self.track_running_stats
         return batch_norm(x, self.running_mean if tracked else None, self.running_var if tracked else None,
@@ -106,3 +113,91 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalisation over (N, C, H, W) inputs (statistics over N, H and W per channel)."""
 
     _expected_dims = (4,)
+
+
+class _SumOverRanks(Function):
+    """The sum of an array over the ranks of ``group`` (every rank gets it). Each rank's loss is the mean over its
+    ``share`` of the batch and the ranks' gradients are later combined weighted by their shares (``DataParallel``),
+    so the backward sums the incoming gradients weighted by the shares and divides by this rank's share: the
+    combined gradient is then the one of the global batch's mean loss."""
+
+    def __init__(self, group, share: int):
+        self.group, self.share = group, share
+
+    def forward(self, backend, a):
+        total = self.group.all_reduce(numpy.asarray(backend.to_numpy(a), dtype=numpy.float64))
+        return backend.xp.asarray(total.astype(a.dtype))
+
+    def backward(self, g):
+        if self.share == 0:  # this rank's loss does not depend on the statistics: it only adds the others' part
+            return _SumOverRanks(self.group, 0).apply(g * 0.0) * 0.0
+        return _SumOverRanks(self.group, self.share).apply(g * float(self.share)) / float(self.share)
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalisation whose training statistics are over the global batch: every rank's share (PyTorch's
+    ``SyncBatchNorm``). Per-channel sums are all-reduced over the ranks (the mean first, then the centred squares)
+    in the forward, and the gradients through them in the backward. Outside a data-parallel run, or in eval, it is
+    a ``BatchNorm`` of its input's dimensions (2-5). ``convert_sync_batchnorm(module)`` replaces every
+    ``BatchNorm1d``/``2d`` of a model by one (same parameters and running statistics)."""
+
+    _expected_dims = (2, 3, 4, 5)
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, process_group=None, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.process_group = process_group  # None: the data-parallel run's group (gpunet.backend.collectives)
+
+    def forward(self, x):
+        group = self.process_group or collectives.group()
+        if not self.training or group is None or group.size == 1:
+            return super().forward(x)
+        self._check_input_dim(x)
+        axes = (0, *range(2, x.ndim))
+        shape = (1, self.num_features) + (1,) * (x.ndim - 2)
+        share = x.shape[0]
+        local = x.data.size // self.num_features
+        count = float(group.all_reduce(numpy.asarray([local], dtype=numpy.float64))[0])
+        if count < 2:
+            raise ValueError(f"SyncBatchNorm({self.num_features}): the global batch has {count:g} value(s) per "
+                             "channel; training needs at least 2")
+        mean = _SumOverRanks(group, share).apply(x.sum(axes)) / count
+        centred = x - mean.reshape(shape)
+        var = _SumOverRanks(group, share).apply((centred * centred).sum(axes)) / count
+        y = centred / (var.reshape(shape) + self.eps).sqrt()
+        if self.weight is not None:
+            y = y * self.weight.reshape(shape)
+        if self.bias is not None:
+            y = y + self.bias.reshape(shape)
+        if self.track_running_stats:
+            with no_grad():
+                self.num_batches_tracked.data += 1
+                factor = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+                dtype = self.running_mean.data.dtype
+                self.running_mean.data[...] = ((1 - factor) * self.running_mean.data
+                                               + factor * mean.data).astype(dtype)
+                self.running_var.data[...] = ((1 - factor) * self.running_var.data
+                                              + factor * var.data * (count / (count - 1))).astype(dtype)
+        return y
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """``module`` with every ``BatchNorm1d``/``BatchNorm2d`` in it replaced by a ``SyncBatchNorm`` holding the
+        same parameters and buffers (PyTorch's classmethod); ``module`` itself is returned converted when it is one."""
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            backend = (module.weight if module.weight is not None else module.running_mean or module).backend \
+                if (module.weight is not None or module.running_mean is not None) else None
+            converted = cls(module.num_features, module.eps, module.momentum, module.affine,
+                            module.track_running_stats, process_group,
+                            device=None if backend is None else backend.device)
+            for name in ("weight", "bias"):
+                if name in module._parameters:
+                    converted._parameters[name] = module._parameters[name]
+            for name, buffer in module._buffers.items():
+                converted._buffers[name] = buffer
+            converted.training = module.training
+            return converted
+        for name, child in list(module._modules.items()):
+            if child is not None:
+                module._modules[name] = cls.convert_sync_batchnorm(child, process_group)
+        return module

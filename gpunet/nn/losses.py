@@ -6,10 +6,19 @@ Shapes are checked up front and errors say which loss, which shapes, and how to 
 Each loss module declares what the Trainer and the config need to know about it: ``target_kind`` ("index": class
 indices; "binary": one 0/1 value per score; "float": values shaped like the output) and ``decision_threshold``
 (the score above which a binary prediction is class 1). ``loss_target`` prepares a batch's labels accordingly.
+
+Checks that read values (class indices in range, probabilities in [0, 1]) would make a CUDA device wait for the host
+on every call, so they raise only on the CPU. On a CUDA device the bad rows are kept out of every gather and the
+loss becomes NaN (the Trainer then stops, naming the step); the Trainer checks a batch's labels on the host, before
+they are uploaded (``loss_target``), so it names the bad label there too. Each loss works on its input's device
+(``backend.activate()``), whichever device is current.
 """
 from __future__ import annotations
 
+import functools
 import math
+
+import numpy
 
 from .. import ops
 from ..autograd.function import DeviceMismatchError
@@ -98,8 +107,47 @@ def _check_class_scores(loss, input, target, reduction):
         raise ValueError(f"{loss}: input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...), got ()")
 
 
+def _on_input_device(loss_function):
+    """``loss_function(input, ...)`` run on its input's device, whichever device is current."""
+
+    @functools.wraps(loss_function)
+    def on_device(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            return loss_function(input, *args, **kwargs)
+        with input.backend.activate():
+            return loss_function(input, *args, **kwargs)
+
+    return on_device
+
+
+def check_class_indices(loss, labels, num_classes, ignore_index=None):
+    """Raise IndexError naming ``loss`` when host integer ``labels`` hold a class index outside [0, num_classes)
+    (``ignore_index`` entries excepted)."""
+    labels = numpy.asarray(labels)
+    if not labels.size:
+        return
+    outside = (labels < 0) | (labels >= num_classes)
+    if ignore_index is not None:
+        outside &= labels != ignore_index
+    if outside.any():
+        raise IndexError(
+            f"{loss}: target holds class index {int(labels[outside].reshape(-1)[0])}, outside [0, {num_classes}) for "
+            f"an input with {num_classes} classes (class dimension 1); labels must run from 0 to {num_classes - 1}"
+        )
+
+
+def _poisoned(loss, bad, reduction):
+    """``loss`` made NaN where ``bad`` (a device mask shaped like the unreduced loss) holds, everywhere when reduced:
+    how a value check shows on a CUDA device without waiting for it."""
+    xp = loss.backend.xp
+    flag = bad.reshape(loss.shape) if reduction == "none" else bad.any()
+    return ops.add(loss, Tensor(xp.where(flag, numpy.nan, 0.0).astype(loss.dtype), loss.backend))
+
+
 def _class_targets(loss, input, target, ignore_index):
-    """Validate integer class-index ``target`` for ``input`` of shape (C,), (N, C) or (N, C, d1, ...)."""
+    """Validate integer class-index ``target`` for ``input`` of shape (C,), (N, C) or (N, C, d1, ...); return the
+    target to use and, on a CUDA device, the mask of out-of-range entries (made ``ignore_index`` in the target, so
+    no gather reads outside the classes; the caller poisons the loss with ``_poisoned``), else None."""
     if target.dtype.kind not in "iu":
         raise TypeError(
             f"{loss}: target must hold integer class indices, got dtype {target.dtype}; convert it with .long(), or "
@@ -117,13 +165,11 @@ def _class_targets(loss, input, target, ignore_index):
                                   f"with .to(device)")
     num_classes = input.shape[1 if input.ndim >= 2 else 0]
     t = target.data
-    if t.size and (t.min() < 0 or t.max() >= num_classes):
-        bad = t[((t < 0) | (t >= num_classes)) & (t != ignore_index)]
-        if bad.size:
-            raise IndexError(
-                f"{loss}: target holds class index {int(bad.reshape(-1)[0])}, outside [0, {num_classes}) for an input "
-                f"with {num_classes} classes (class dimension 1); labels must run from 0 to {num_classes - 1}"
-            )
+    if target.device.kind == "cpu":
+        check_class_indices(loss, t, num_classes, ignore_index)
+        return target, None
+    bad = ((t < 0) | (t >= num_classes)) & (t != ignore_index)
+    return Tensor(target.backend.xp.where(bad, ignore_index, t), target.backend), bad
 
 
 def _as_rows(input, target):
@@ -145,13 +191,15 @@ def _weighted_mean_denominator(weight, target, keep, like):
 
 
 # ----- classification -------------------------------------------------------------------------------------------
+@_on_input_device
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """Cross-entropy between logits ``input`` and ``target``, PyTorch's ``F.cross_entropy``.
 
     ``input`` is (C,), (N, C) or (N, C, d1, ...) raw scores (logits). ``target`` holds integer class indices of shape
     (), (N,) or (N, d1, ...) (entries equal to ``ignore_index`` are skipped), or class probabilities of the input's
     shape (a float tensor). ``weight`` (C,) rescales each class; ``label_smoothing`` in [0, 1] mixes the target with
-    the uniform distribution. Computed stably from log-softmax, for logits of any magnitude.
+    the uniform distribution. Computed stably from log-softmax, for logits of any magnitude. A class index out of
+    range raises IndexError on the CPU and makes the loss NaN on a CUDA device (see the module docstring).
     """
     name = "cross_entropy"
     _check_class_scores(name, input, target, reduction)
@@ -161,7 +209,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     w = _check_weight(name, weight, num_classes, input)
     if target.dtype.kind == "f" and target.shape == input.shape:
         return _cross_entropy_probabilities(input, target, w, reduction, label_smoothing, class_dim)
-    _class_targets(name, input, target, ignore_index)
+    target, bad = _class_targets(name, input, target, ignore_index)
     rows, flat_target = _as_rows(input, target)
     loss = softmax_cross_entropy(rows, flat_target, ignore_index, w, reduction)
     if label_smoothing > 0:
@@ -170,7 +218,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
                                label_smoothing / num_classes))
     if reduction == "none":
         loss = ops.reshape(loss, target.shape)
-    return loss
+    return loss if bad is None else _poisoned(loss, bad, reduction)
 
 
 def _uniform_smoothing_term(rows, target, weight, ignore_index, reduction):
@@ -201,6 +249,7 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
     return ops.div(total, float(input.data.size // num_classes))
 
 
+@_on_input_device
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` (C,), (N, C) or (N, C, d1, ...) at the integer class
     indices ``target``; 'mean' divides by the summed weights of the non-ignored targets, as PyTorch does."""
@@ -208,7 +257,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     _check_class_scores(name, input, target, reduction)
     num_classes = input.shape[1 if input.ndim >= 2 else 0]
     w = _check_weight(name, weight, num_classes, input)
-    _class_targets(name, input, target, ignore_index)
+    target, bad = _class_targets(name, input, target, ignore_index)
     rows, flat_target = _as_rows(input, target)
     xp = input.backend.xp
     keep = flat_target != ignore_index
@@ -216,22 +265,27 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     row_weight = keep.astype(input.dtype) if w is None else w[safe_target] * keep
     losses = ops.mul(ops.neg(pick_class(rows, safe_target)), Tensor(row_weight, input.backend))
     if reduction == "none":
-        return ops.reshape(losses, target.shape)
-    if reduction == "sum":
-        return ops.sum(losses)
-    return ops.div(ops.sum(losses), _weighted_mean_denominator(w, flat_target, keep, input))
+        loss = ops.reshape(losses, target.shape)
+    elif reduction == "sum":
+        loss = ops.sum(losses)
+    else:
+        loss = ops.div(ops.sum(losses), _weighted_mean_denominator(w, flat_target, keep, input))
+    return loss if bad is None else _poisoned(loss, bad, reduction)
 
 
+@_on_input_device
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """Binary cross-entropy of probabilities ``input`` in [0, 1] against ``target`` of the same shape; each log is
-    clamped to >= -100 as in PyTorch, so the loss stays finite at 0 and 1. ``weight`` broadcasts to the input."""
+    clamped to >= -100 as in PyTorch, so the loss stays finite at 0 and 1. ``weight`` broadcasts to the input. An
+    input outside [0, 1] raises ValueError on the CPU and makes the loss NaN on a CUDA device."""
     name = "binary_cross_entropy"
     _same_shape(name, input, target)
     _check_reduction(name, reduction)
     _check_float(name, "input", input)
     _check_float(name, "target", target)
     x = input.data
-    if not bool(((x >= 0) & (x <= 1)).all()):
+    outside = ~((x >= 0) & (x <= 1))
+    if input.device.kind == "cpu" and outside.any():
         raise ValueError(
             f"{name}: all elements of input must be probabilities in [0, 1]; got values outside (or NaN). Apply "
             f"sigmoid first, or pass the raw scores to binary_cross_entropy_with_logits (more stable)"
@@ -239,7 +293,8 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     loss = _bce_node(input, target)
     if weight is not None:
         loss = ops.mul(loss, _broadcast_weight(name, "weight", weight, input))
-    return _reduce(loss, reduction)
+    loss = _reduce(loss, reduction)
+    return loss if input.device.kind == "cpu" else _poisoned(loss, outside, reduction)
 
 
 def _broadcast_weight(loss, name, weight, input):
@@ -252,6 +307,7 @@ def _broadcast_weight(loss, name, weight, input):
     return weight
 
 
+@_on_input_device
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
     """Binary cross-entropy of ``sigmoid(input)`` against ``target``, computed from the logits in the stable form
     ``(1 - y) x + (1 + (pos_weight - 1) y) softplus(-x)``. ``pos_weight`` (broadcast along the last dimension, one per
@@ -271,6 +327,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     return _reduce(loss, reduction)
 
 
+@_on_input_device
 def kl_div(input, target, reduction="mean", log_target=False):
     """Kullback-Leibler divergence ``target * (log(target) - input)`` for log-probabilities ``input`` (PyTorch's
     argument order). 'batchmean' divides the sum by the batch size (the true KL per sample); 'mean' divides by the
@@ -292,6 +349,7 @@ def kl_div(input, target, reduction="mean", log_target=False):
 
 
 # ----- regression -----------------------------------------------------------------------------------------------
+@_on_input_device
 def mse_loss(input, target, reduction="mean"):
     """Squared error ``(input - target)^2``, averaged (or summed, or per element)."""
     _same_shape("mse_loss", input, target)
@@ -300,6 +358,7 @@ def mse_loss(input, target, reduction="mean"):
     return _reduce(ops.mul(diff, diff), reduction)
 
 
+@_on_input_device
 def l1_loss(input, target, reduction="mean"):
     """Absolute error ``|input - target|``, averaged (or summed, or per element)."""
     _same_shape("l1_loss", input, target)
@@ -319,6 +378,7 @@ def _piecewise_quadratic(input, target, width, quadratic_scale, linear_scale):
     return ops.where(near, quadratic, linear)
 
 
+@_on_input_device
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """``0.5 d^2 / beta`` where |d| < beta, else ``|d| - beta / 2`` (d = input - target); L1 when beta = 0."""
     _same_shape("smooth_l1_loss", input, target)
@@ -327,6 +387,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     return _reduce(_piecewise_quadratic(input, target, beta, 1.0 / beta if beta else 0.0, 1.0), reduction)
 
 
+@_on_input_device
 def huber_loss(input, target, reduction="mean", delta=1.0):
     """``0.5 d^2`` where |d| < delta, else ``delta (|d| - delta / 2)`` (d = input - target)."""
     _same_shape("huber_loss", input, target)
@@ -461,11 +522,22 @@ class KLDivLoss(_Loss):
         return kl_div(input, target, self.reduction, self.log_target)
 
 
-def loss_target(loss_fn, target: Tensor, output: Tensor) -> Tensor:
-    """The batch's ``target`` as ``loss_fn`` takes it: class indices unchanged for an "index" loss; otherwise in the
-    output's dtype and, when the sizes agree, reshaped to the output's shape ((N,) labels for (N, 1) scores).
-    A loss that declares no ``target_kind`` (a user's function) gets float targets."""
-    if getattr(loss_fn, "target_kind", "float") == "index":
+def loss_target(loss_fn, target, output: Tensor) -> Tensor:
+    """The batch's ``target`` (a Tensor, or host labels from a loader) as ``loss_fn`` takes it, moved to the output's
+    device: class indices unchanged for an "index" loss (host ones checked against the output's classes on the host
+    before they are uploaded, so no check waits for a CUDA device); otherwise in the output's dtype and, when the
+    sizes agree, reshaped to the output's shape ((N,) labels for (N, 1) scores). A loss that declares no
+    ``target_kind`` (a user's function) gets float targets."""
+    index = getattr(loss_fn, "target_kind", "float") == "index"
+    if isinstance(target, Tensor) and target.device != output.device:
+        target = target.numpy() if target.device.kind == "cpu" else target.to(output.device)
+    if not isinstance(target, Tensor):
+        labels = numpy.asarray(target)
+        if index and labels.dtype.kind in "iu" and output.ndim >= 1:
+            check_class_indices(type(loss_fn).__name__, labels, output.shape[1 if output.ndim >= 2 else 0],
+                                getattr(loss_fn, "ignore_index", None))
+        target = ops.tensor(labels, device=output.device)
+    if index:
         return target
     if target.dtype != output.dtype:
         target = target.to(dtype=output.dtype)

@@ -43,16 +43,17 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         return ops.tensor(0.0)
     backend = grads[0].backend
     xp, dtype = backend.xp, grads[0].dtype
-    norms = xp.stack([_p_norm(xp, g.data.reshape(-1), norm_type).astype(dtype) for g in grads])
-    total = _p_norm(xp, norms, norm_type)
-    if error_if_nonfinite and not bool(xp.isfinite(total)):
-        raise RuntimeError(
-            f"clip_grad_norm_: the total {norm_type:g}-norm of the gradients is {float(total)}, so they cannot be "
-            f"clipped; pass error_if_nonfinite=False to clip anyway (the result is then non-finite too)"
-        )
-    coef = xp.minimum(max_norm / (total + 1e-6), 1.0).astype(dtype)
-    for g in grads:
-        g.data = g.data * coef.astype(g.dtype, copy=False)
+    with backend.activate():  # on the gradients' device, whichever device is current
+        norms = xp.stack([_p_norm(xp, g.data.reshape(-1), norm_type).astype(dtype) for g in grads])
+        total = _p_norm(xp, norms, norm_type)
+        if error_if_nonfinite and not bool(xp.isfinite(total)):  # a wait for the device, asked for
+            raise RuntimeError(
+                f"clip_grad_norm_: the total {norm_type:g}-norm of the gradients is {float(total)}, so they cannot be "
+                f"clipped; pass error_if_nonfinite=False to clip anyway (the result is then non-finite too)"
+            )
+        coef = xp.minimum(max_norm / (total + 1e-6), 1.0).astype(dtype)
+        for g in grads:
+            g.data = g.data * coef.astype(g.dtype, copy=False)
     return Tensor(xp.asarray(total), backend)
 
 

@@ -16,59 +16,53 @@ import numpy
 from .. import random as _random
 from ..autograd.function import DeviceMismatchError
 from ..autograd.tensor import Tensor
-from .arithmetic import add, matmul, mul
+from .arithmetic import matmul, mul
 from .conversion import cast
 from .dropout import dropout
 from .reduction import Softmax
-from .shape import getitem, transpose
+from .shape import getitem, sum_to, transpose
 
 
 class MaskedSoftmax(Softmax):
-    """Softmax over the last axis of the scores at the positions where ``keep`` holds (0 elsewhere); a row with
-    no finite score left is all 0. The backward is the softmax's (masked weights are 0, so they get no gradient).
+    """Softmax over the last axis of the scores plus an optional additive ``bias`` (the second input), at the
+    positions where ``keep`` holds and, if ``causal``, the key is not after the query (0 elsewhere); a row with no
+    finite score left is all 0. One fused kernel (``backend.masked_softmax``: on CUDA one pass over the scores,
+    masks read with broadcast strides). The backward is the softmax's (masked weights are 0, so they get no
+    gradient); the bias gets the scores' gradient, summed over the dimensions it broadcasts along."""
 
-    The forward is the one place for a fused CUDA masked-softmax kernel (a future ``backend.masked_softmax``)."""
-
-    def __init__(self, keep):
+    def __init__(self, keep, causal=False):
         super().__init__(-1)
-        self.keep = keep
+        self.keep, self.causal = keep, causal
 
-    def forward(self, backend, x):
-        xp = backend.xp
-        if x.size == 0:
-            return xp.zeros_like(x)
-        if self.keep is not None:
-            x = xp.where(self.keep, x, -numpy.inf).astype(x.dtype, copy=False)
-        empty = x.max(axis=-1, keepdims=True) == -numpy.inf  # (..., 1): small next to the scores
-        if not empty.any():
-            return backend.softmax(x, -1)
-        x = xp.where(empty, 0, x).astype(x.dtype, copy=False)  # softmax of all -inf would be NaN (and a warning)
-        return xp.where(empty, 0, backend.softmax(x, -1)).astype(x.dtype, copy=False)
+    def forward(self, backend, x, bias=None):
+        return backend.masked_softmax(x, self.keep, bias, self.causal)
+
+    def backward(self, gy):
+        gx = super().backward(gy)
+        if len(self.inputs) == 1:
+            return gx
+        return gx, (sum_to(gx, self.inputs[1].shape) if self.needs_input_grad[1] else None)
 
 
-def masked_softmax(scores, keep=None):
-    """Softmax of ``scores`` over the last dimension where the boolean backend array ``keep`` (broadcasting to the
-    scores) is True; masked positions and rows without any kept finite score give 0."""
-    return MaskedSoftmax(keep).apply(scores)
+def masked_softmax(scores, keep=None, bias=None, causal=False):
+    """Softmax of ``scores + bias`` over the last dimension where the boolean backend array ``keep`` (broadcasting
+    to the scores) is True and, if ``causal``, the key (last dimension) is not after the query (dimension -2);
+    masked positions and rows without any kept finite score give 0. ``bias`` is a Tensor broadcasting to the
+    scores (differentiable) or None."""
+    node = MaskedSoftmax(keep, causal)
+    return node.apply(scores) if bias is None else node.apply(scores, bias)
 
 
-def attention(query, key, value, keep=None, bias=None, scale=None, dropout_p=0.0):
-    """``(softmax(q k^T * scale + bias, masked by keep) @ v, weights)``: the attention of (..., L, E) queries on
-    (..., S, E) keys with (..., S, Ev) values, and the (..., L, S) weights after dropout with probability
-    ``dropout_p`` (applied whenever it is > 0, as in PyTorch; callers pass 0 in eval mode)."""
+def attention(query, key, value, keep=None, bias=None, scale=None, dropout_p=0.0, causal=False):
+    """``(softmax(q k^T * scale + bias, masked by keep and causal) @ v, weights)``: the attention of (..., L, E)
+    queries on (..., S, E) keys with (..., S, Ev) values, and the (..., L, S) weights after dropout with
+    probability ``dropout_p`` (applied whenever it is > 0, as in PyTorch; callers pass 0 in eval mode)."""
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     scores = matmul(mul(query, scale), transpose(key, -2, -1))
-    if bias is not None:
-        scores = add(scores, bias)
-    weights = masked_softmax(scores, keep)
+    weights = masked_softmax(scores, keep, bias, causal)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, _random.next_seed())
     return matmul(weights, value), weights
-
-
-def causal_keep(backend, target_len, source_len):
-    """The (L, S) boolean causal mask: query i sees keys 0..i (PyTorch's ``ones(L, S).tril()``, top-left aligned)."""
-    return backend.xp.tri(target_len, source_len, dtype=bool)
 
 
 def split_mask(mask, like, name, invert=False):
@@ -139,8 +133,6 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         key, value = _repeat_heads(key, query, "key"), _repeat_heads(value, query, "value")
     target_len, source_len = query.shape[-2], key.shape[-2]
     keep, bias = split_mask(attn_mask, query, "scaled_dot_product_attention: attn_mask")
-    if is_causal:
-        keep = causal_keep(query.backend, target_len, source_len)
     mask = keep if keep is not None else bias
     if mask is not None:
         mask_shape = tuple(mask.shape)
@@ -151,4 +143,4 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         except ValueError:
             raise ValueError(f"scaled_dot_product_attention: attn_mask of shape {mask_shape} does not broadcast to "
                              f"the attention weights' shape (..., L, S) = {scores_shape}") from None
-    return attention(query, key, value, keep, bias, scale, float(dropout_p))[0]
+    return attention(query, key, value, keep, bias, scale, float(dropout_p), is_causal)[0]

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import numbers
 
+import numpy
+
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
+from ..backend import cuda_settings
 from ..backend.geometry import conv_output_size
 from .arithmetic import add, matmul
 from .reduction import sum
@@ -48,9 +51,18 @@ class Col2Im(Function):
 class Conv2d(Function):
     """y = conv2d(x, weight[, bias]) for x (N, C, H, W), weight (O, C/groups, kh, kw), symmetric zero padding.
 
-    The columns are stored channel-major (see ``gpunet.backend.references.conv``), so each group's product
-    is one GEMM over the whole batch: weight (O/G, C/G*kh*kw) @ cols (C/G*kh*kw, N*OH*OW), in the forward pass
-    and in both gradients (batched over the G groups)."""
+    On the CPU the columns are stored channel-major (see ``gpunet.backend.references.conv``), so each group's
+    product is one GEMM over the whole batch: weight (O/G, C/G*kh*kw) @ cols (C/G*kh*kw, N*OH*OW), in the forward
+    pass and in both gradients (batched over the G groups); its (O, N, OH*OW) result is then copied, with the
+    bias, into the (N, O, OH, OW) output. On CUDA the forward's columns are batch-major and one batched GEMM
+    (cuBLAS, the weight broadcast over the samples) writes the output in place, the bias added in place: the
+    output is written once. (NumPy's matmul leaves BLAS for a broadcast operand: 4-9x slower on the CPU. CuPy runs
+    a broadcast float32 matmul as ``cublasSgemmBatched``, which its TF32 compute type does not reach, so with TF32
+    allowed the CUDA forward keeps the one-GEMM form, whose ``gemmEx`` honours it.)
+
+    Memory: the graph keeps the input anyway; the columns (kh*kw/(sh*sw) times the input, 9x for a 3x3
+    convolution) are kept for the weight gradient only when they are no larger than the input (1x1 kernels,
+    strides at least the kernel), and otherwise rebuilt from the input in the backward (one im2col)."""
 
     def __init__(self, kernel, stride, padding, dilation, groups, out_shape):
         self.geometry = (kernel, stride, padding, dilation)
@@ -64,8 +76,15 @@ class Conv2d(Function):
     def forward(self, backend, x, weight, bias=None):
         xp = backend.xp
         n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
-        cols = backend.im2col(x, *self.geometry)  # (N, C*K, L)
-        self.cols = cols  # reused by the weight gradient when no graph of the backward is built
+        batch_major = backend.name == "cupy" and not (x.dtype == numpy.float32 and cuda_settings.allow_tf32())
+        cols = backend.im2col(x, *self.geometry, batch_major)  # (N, C*K, L)
+        self.cols = cols if cols.size <= x.size else None  # else the backward rebuilds them from x
+        if batch_major:  # one batched GEMM writes the output: (G, O/G, CK/G) @ (N, G, CK/G, L) -> (N, G, O/G, L)
+            out = xp.empty((n, o) + self.out_shape, dtype=x.dtype)
+            xp.matmul(weight.reshape(g, og, ckg), cols.reshape(n, g, ckg, l), out=out.reshape(n, g, og, l))
+            if bias is not None:
+                out += bias.reshape(1, o, 1, 1)
+            return out
         y = xp.matmul(weight.reshape(g, og, ckg), cols.transpose(1, 0, 2).reshape(g, ckg, n * l))  # (G, O/G, N*L)
         y = y.reshape((o, n) + self.out_shape).transpose(1, 0, 2, 3)  # a (N, O, OH, OW) view
         out = xp.empty(y.shape, dtype=y.dtype)
@@ -79,19 +98,23 @@ class Conv2d(Function):
         x, weight = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
         n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
+
+        def per_group(t, rows, columns):  # (G, rows, columns), 2-D for one group: matrix products of 2-D operands
+            return reshape(t, (rows, columns) if g == 1 else (g, rows, columns))  # take transposes without a copy
+
         gy3 = reshape(gy, (n, o, l))
-        gy_g = reshape(permute(gy3, (1, 0, 2)), (g, og, n * l))
+        gy_g = per_group(permute(gy3, (1, 0, 2)), og, n * l)
         gx = gw = gb = None
         if need[0]:
-            gcols = matmul(transpose(reshape(weight, (g, og, ckg)), -1, -2), gy_g)  # (G, C/G*K, N*L)
+            gcols = matmul(transpose(per_group(weight, og, ckg), -1, -2), gy_g)  # (G, C/G*K, N*L)
             gcols = permute(reshape(gcols, (g * ckg, n, l)), (1, 0, 2))  # (N, C*K, L), stored channel-major
             gx = Col2Im(x.shape, *self.geometry).apply(gcols)
         if need[1]:
-            if is_grad_enabled() and x.requires_grad:  # building a graph of the backward: cols as a node of x
+            if self.cols is None or (is_grad_enabled() and x.requires_grad):  # rebuilt, or a node of x in a graph
                 cols = Im2Col(x.shape, *self.geometry).apply(x)
             else:
                 cols = Tensor(self.cols, x.backend)
-            cols_g = reshape(permute(cols, (1, 0, 2)), (g, ckg, n * l))  # a view: channel-major
+            cols_g = per_group(permute(cols, (1, 0, 2)), ckg, n * l)  # a view when channel-major
             gw = reshape(matmul(gy_g, transpose(cols_g, -1, -2)), weight.shape)
         if len(need) > 2 and need[2]:
             gb = sum(gy3, (0, 2))

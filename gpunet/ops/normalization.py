@@ -1,13 +1,16 @@
-"""Normalisation: batch, layer and group norm. Statistics come from the backend's fused ``batch_norm_stats`` kernel
-(mean and biased variance over any axes); the normalisation itself is written in differentiable ops."""
+"""Normalisation: batch, layer and group norm. Batch and group norm take their statistics from the backend's fused
+``batch_norm_stats`` kernel (mean and biased variance over any axes) and normalise in differentiable ops; layer norm
+is one fused kernel forward and one backward (``backend.layer_norm``, ``backend.layer_norm_backward``)."""
 from __future__ import annotations
 
 import numbers
 
 from ..autograd.function import Function
-from ..autograd.grad_mode import no_grad
+from ..autograd.grad_mode import is_grad_enabled, no_grad
+from ..autograd.tensor import Tensor
 from .arithmetic import add, div, mul, sub
 from .elementwise import sqrt
+from .reduction import mean, sum
 from .shape import broadcast_to, reshape
 
 
@@ -54,7 +57,8 @@ def batch_norm_stats(x):
 
 
 def _update_running(buffer, value, momentum):
-    """buffer = (1 - momentum) * buffer + momentum * value, in place on the buffer's array (no graph)."""
+    """buffer = (1 - momentum) * buffer + momentum * value, in place on the buffer's array (no graph); ``momentum``
+    a number or a 0-d array on the buffer's device."""
     data = buffer.data
     data *= 1.0 - momentum
     data += (value * momentum).astype(data.dtype, copy=False)
@@ -83,7 +87,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"Expected more than 1 value per channel when training, got input size "
                              f"{tuple(input.shape)}")
         mean, var = batch_norm_stats(input)
-        with no_grad():
+        with no_grad(), input.backend.activate():  # in place on the input's device, whichever device is current
             if running_mean is not None:
                 _update_running(running_mean, mean.data, momentum)
             if running_var is not None:
@@ -111,6 +115,44 @@ def _normalize(x, rows, eps):
     mean, var = Moments((1,)).apply(x2)
     y = div(sub(x2, reshape(mean, (rows, 1))), sqrt(add(reshape(var, (rows, 1)), eps)))
     return reshape(y, x.shape)
+
+
+class LayerNormRows(Function):
+    """Layer norm of x (rows, cols) over each row, then ``* weight + bias`` ((cols,) each, both optional: the
+    inputs after x are the weight if ``has_weight``, then the bias if ``has_bias``). Forward and backward are the
+    backend's fused kernels (the forward saves each row's mean and 1/std); while a graph of the backward is built
+    (higher derivatives) the backward is written in differentiable ops instead."""
+
+    def __init__(self, eps, has_weight, has_bias):
+        self.eps, self.has_weight, self.has_bias = float(eps), has_weight, has_bias
+
+    def forward(self, backend, x, *params):
+        weight = params[0] if self.has_weight else None
+        bias = params[-1] if self.has_bias else None
+        y, self.mean, self.rstd = backend.layer_norm(x, weight, bias, self.eps)
+        return y
+
+    def backward(self, gy):
+        x = self.inputs[0]
+        weight = self.inputs[1] if self.has_weight else None
+        if is_grad_enabled():
+            gx, gw, gb = self._differentiable_backward(gy, x, weight)
+        else:
+            arrays = x.backend.layer_norm_backward(gy.data, x.data, None if weight is None else weight.data,
+                                                   self.mean, self.rstd)
+            gx, gw, gb = (Tensor(a, x.backend) for a in arrays)
+        return (gx,) + ((gw,) if self.has_weight else ()) + ((gb,) if self.has_bias else ())
+
+    def _differentiable_backward(self, gy, x, weight):
+        """The fused backward's formulas from x itself: gx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = gy *
+        weight; gweight = sum of gy * xhat over the rows, gbias = sum of gy."""
+        rows = x.shape[0]
+        row_mean, row_var = Moments((1,)).apply(x)
+        rstd = div(1.0, sqrt(add(reshape(row_var, (rows, 1)), self.eps)))
+        xhat = mul(sub(x, reshape(row_mean, (rows, 1))), rstd)
+        g = gy if weight is None else mul(gy, weight)
+        gx = mul(rstd, sub(sub(g, mean(g, 1, keepdim=True)), mul(xhat, mean(mul(g, xhat), 1, keepdim=True))))
+        return gx, sum(mul(gy, xhat), 0), sum(gy, 0)
 
 
 def _check_eps(eps, where):
@@ -147,15 +189,14 @@ def _layer_norm(input, normalized_shape, weight, bias, eps, where):
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != shape:
             raise ValueError(f"{where}: {name} must have shape normalized_shape {shape}, got {tuple(t.shape)}")
-    rows = 1
+    rows, cols = 1, 1
     for size in input.shape[:input.ndim - k]:
         rows *= size
-    y = _normalize(input, rows, eps)
-    if weight is not None:
-        y = mul(y, weight)
-    if bias is not None:
-        y = add(y, bias)
-    return y
+    for size in shape:
+        cols *= size
+    params = [reshape(t, (cols,)) for t in (weight, bias) if t is not None]
+    node = LayerNormRows(eps, weight is not None, bias is not None)
+    return reshape(node.apply(reshape(input, (rows, cols)), *params), input.shape)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):

@@ -271,8 +271,8 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     directory and no callbacks (to evaluate)."""
     device, ranks = use_device(config["device"], announce_device), world()
     set_allow_tf32(config["allow_tf32"])  # process-wide, as the device: every run sets its own
-    if ranks.distributed and device.kind == "cuda":  # one GPU per rank, as PyTorch DDP's local rank
-        set_device(f"cuda:{ranks.local_rank}", announce=False)
+    if ranks.distributed and device.kind in ("cuda", "cuda-emu"):  # one GPU per rank, as PyTorch DDP's local rank
+        set_device(f"{device.kind}:{ranks.local_rank}", announce=False)
     dataset = build_dataset(config)
     _check_batches(config, dataset.info)
     task, models, optimizers, schedulers = build_training(config, dataset.info)
@@ -292,7 +292,7 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     trainer = Trainer(models, loss, optimizers, schedulers, callbacks, metrics=trainer_cfg["metrics"],
                       grad_clip=trainer_cfg["grad_clip"], scheduler_interval=scheduler_cfg.get("interval", "epoch"),
                       scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss",
-                      on_nonfinite=trainer_cfg["on_nonfinite"], task=task)
+                      on_nonfinite=trainer_cfg["on_nonfinite"], task=task, log_every=trainer_cfg["log_every"])
     trainer.config = config
     if ranks.distributed:
         trainer.distributed = DataParallel(ranks)

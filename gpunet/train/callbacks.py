@@ -72,7 +72,9 @@ class Callback:
         pass
 
     def on_batch_end(self, step: int, logs: dict) -> None:
-        """``step``: the batch number within the epoch (from 1); ``logs``: ``loss`` and ``global_step``."""
+        """``step``: the batch number within the epoch (from 1); ``logs``: ``global_step`` and, at the Trainer's log
+        points only, ``loss`` (every step on the CPU; on a CUDA device every ``log_every`` steps, as a value there
+        waits for the device)."""
 
     def on_interrupt(self) -> None:
         """SIGINT or SIGTERM stopped training between two steps (``gpunet.train.interrupt``); a checkpoint taken
@@ -193,7 +195,8 @@ class TerminateOnNaN(Callback):
     no checkpoint is written for it: the last good checkpoint stays the latest one."""
 
     def on_batch_end(self, step, logs):
-        self.trainer.stop_if_nonfinite(logs["loss"], step)
+        if "loss" in logs:  # at a log point: on a CUDA device the first non-finite loss since the previous one
+            self.trainer.stop_if_nonfinite(logs["loss"], step)
 
 
 class _EpochFileLogger(Callback):
@@ -371,7 +374,10 @@ class ModelCheckpoint(Callback):
 
 class ProgressBar(Callback):
     """Progress on ``stream`` (stdout): a live bar redrawn in place on a terminal; otherwise plain lines, one per
-    epoch (plus one every ``log_every`` steps if it is above 0). ``style``: ``auto``, ``bar`` or ``lines``."""
+    epoch (plus one every ``log_every`` steps if it is above 0). ``style``: ``auto``, ``bar`` or ``lines``.
+
+    The step count moves every step; the loss shown is the latest the Trainer logged: every step's on the CPU, on a
+    CUDA device the one of its last log point (a value every step would make the device wait every step)."""
 
     order = 50
     _WIDTH = 30
@@ -383,6 +389,7 @@ class ProgressBar(Callback):
         self.style = style
         self.log_every = log_every
         self._started = 0.0
+        self._loss: float | None = None  # the latest logged loss of this epoch
 
     def _out(self):
         return self.stream if self.stream is not None else sys.stdout
@@ -397,19 +404,23 @@ class ProgressBar(Callback):
         return f"epoch {epoch}/{self.trainer.epochs}"
 
     def on_epoch_begin(self, epoch):
-        self._started = time.perf_counter()
+        self._started, self._loss = time.perf_counter(), None
 
     def on_batch_end(self, step, logs):
         total = self.trainer.steps_per_epoch
+        if "loss" in logs:
+            self._loss = logs["loss"]
         if self._bar():
             done = self._WIDTH * step // total if total else self._WIDTH
             bar = "=" * done + (">" if done < self._WIDTH else "") + " " * max(self._WIDTH - done - 1, 0)
-            self._out().write(f"\r{self._prefix(self.trainer.epoch + 1)} [{bar}] {step}/{total or '?'} "
-                              f"loss {logs['loss']:.4f} {_duration(time.perf_counter() - self._started)}")
+            loss = "" if self._loss is None else f"loss {self._loss:.4f} "
+            self._out().write(f"\r{self._prefix(self.trainer.epoch + 1)} [{bar}] {step}/{total or '?'} {loss}"
+                              f"{_duration(time.perf_counter() - self._started)}")
             self._out().flush()
         elif self.log_every and step % self.log_every == 0:
-            print(f"{self._prefix(self.trainer.epoch + 1)} step {step}/{total or '?'} loss={logs['loss']:.6g}",
-                  file=self._out(), flush=True)
+            loss = "" if self._loss is None else f" loss={self._loss:.6g}"
+            print(f"{self._prefix(self.trainer.epoch + 1)} step {step}/{total or '?'}{loss}", file=self._out(),
+                  flush=True)
 
     def on_epoch_end(self, epoch, logs):
         parts = [f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in logs.items()

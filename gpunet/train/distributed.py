@@ -6,8 +6,8 @@ process started by ``mpiexec`` / ``srun`` joins that world (``world()``); ``laun
 
 ``DataParallel`` keeps N replicas of one model in step: the parameters start equal (broadcast from rank 0) and after
 every backward the gradients are averaged over the *global* batch by all-reduces over flattened buckets (one
-non-blocking ``Iallreduce`` per bucket, started as soon as the bucket is packed; the buckets are packed after
-backward, last layers first, not from inside the autograd engine). Each rank's local gradient is of its shard's
+non-blocking ``Iallreduce`` per bucket, last layers first, started from a gradient-ready hook of the autograd
+engine as soon as the bucket's gradients are final, so communication overlaps the rest of backward). Each rank's local gradient is of its shard's
 mean loss; it is weighted by the shard's size before the sum and the sum divided by the global batch size, so the
 result is the single-process gradient of the global-batch mean even when shards differ in size (the last batch),
 or are empty. Every wait has a timeout (``GPUNET_DIST_TIMEOUT`` seconds, default 300): a rank that stops answering
@@ -26,12 +26,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backend import collectives
+
 __all__ = ["DataParallel", "DistributedError", "World", "gather_collector", "joined", "launch", "launched_by_mpi",
            "mpiexec_path", "world"]
 
 INSTALL_HINT = 'pip install "gpunet[mpi]"'
 TIMEOUT_VARIABLE = "GPUNET_DIST_TIMEOUT"
 BUCKET_BYTES = 25 * 2 ** 20  # PyTorch DDP's default bucket_cap_mb
+FIRST_BUCKET_BYTES = 2 ** 20  # and its first bucket's (started earliest, so it is small)
 # Set by Open MPI, MPICH/Hydra and PMIx launchers (mpiexec, srun --mpi=pmi2/pmix) in every process they start.
 _LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK")
 _LOCAL_RANK_VARIABLES = ("OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "PMI_LOCAL_RANK")
@@ -195,15 +198,138 @@ def allgather(world_: World, value, what: str) -> list:
 
 
 def _host(array) -> np.ndarray:
-    return array.get() if hasattr(array, "get") else np.asarray(array)  # CuPy -> NumPy staging (no NCCL yet)
+    return array.get() if hasattr(array, "get") else np.asarray(array)  # CuPy -> NumPy staging (MPI path)
+
+
+class _Reducer:
+    """The all-reduce of one set of parameters (one optimizer's): its buckets, its own communicator (a duplicate,
+    so the collectives of two sets never pair up across ranks in different orders), and one step's progress."""
+
+    def __init__(self, comm, parameters: list, buckets: list[list]):
+        self.comm = comm.Dup()
+        self.parameters = parameters
+        self.buckets = buckets
+        self.bucket_of = {id(p): i for i, bucket in enumerate(self.buckets) for p in bucket}
+        self.reset(None)
+
+    def reset(self, count: int | None) -> None:
+        """Start a step whose local gradients are of the mean loss over ``count`` samples."""
+        self.count = count
+        self.ready = [0] * len(self.buckets)
+        self.started: list = []  # (received buffer, request, sent buffer) per bucket started, in bucket order
+
+    def gradient_ready(self, parameter) -> None:
+        """``parameter``'s gradient is final: start every bucket, in order, whose gradients are all ready (all ranks
+        start the same buckets in the same order, as MPI needs)."""
+        self.ready[self.bucket_of[id(parameter)]] += 1
+        if self.started:  # MPI progresses a non-blocking collective only inside MPI calls: give it one
+            _mpi().Request.Testall([request for _, request, _ in self.started])
+        while len(self.started) < len(self.buckets) and \
+                self.ready[len(self.started)] == len(self.buckets[len(self.started)]):
+            self._start(len(self.started))
+
+    def _start(self, index: int) -> None:
+        MPI = _mpi()
+        parts = [_host(p.grad.data).ravel() * self.count if p.grad is not None else np.zeros(p.data.size)
+                 for p in self.buckets[index]]
+        send = np.concatenate([part.astype(np.float64, copy=False) for part in parts])
+        receive = np.empty_like(send)
+        self.started.append((receive, self.comm.Iallreduce(send, receive, op=MPI.SUM), send))
+
+    def finish(self, world_: World, loss: float | None, stop: bool) -> tuple[float, bool]:
+        """Start what backward did not, all-reduce the tail (loss sum, count, stop, who has gradients), wait, and
+        put the global-batch gradients in ``.grad``."""
+        MPI = _mpi()
+        while len(self.started) < len(self.buckets):
+            self._start(len(self.started))
+        local_tail = tail(self.parameters, loss, self.count, stop)
+        total_tail = np.empty_like(local_tail)
+        requests = [request for _, request, _ in self.started] + [self.comm.Iallreduce(local_tail, total_tail,
+                                                                                       op=MPI.SUM)]
+        wait_all(world_, requests, "the gradient all-reduce")
+        result = unpack(self.parameters, self.buckets, [receive for receive, _, _ in self.started], total_tail)
+        self.reset(None)
+        return result
+
+
+def tail(parameters, loss: float | None, count: int, stop: bool) -> np.ndarray:
+    """The values summed with a step's gradients: loss sum, sample count, stop flag, one has-gradient flag each."""
+    return np.asarray([0.0 if loss is None else loss * count, count, stop] + [p.grad is not None for p in parameters],
+                      dtype=np.float64)
+
+
+def unpack(parameters, buckets, receives, total_tail: np.ndarray) -> tuple[float, bool]:
+    """Set each parameter's ``.grad`` to its part of the summed buckets ``receives`` (host or device arrays) over the
+    global sample count; return the global mean loss and whether any rank asked to stop."""
+    from ..autograd import Tensor
+
+    total, has_grad = float(total_tail[1]), dict(zip(map(id, parameters), total_tail[3:] > 0))
+    for bucket, receive in zip(buckets, receives):
+        offset = 0
+        for p in bucket:
+            n = p.data.size
+            if has_grad[id(p)]:
+                xp = p.backend.xp
+                grad = xp.asarray((receive[offset:offset + n] / total).astype(p.data.dtype).reshape(p.data.shape))
+                p.grad = Tensor(grad, p.backend)
+            offset += n
+    return float(total_tail[0] / total), bool(total_tail[2] > 0)
+
+
+class _Group:
+    """The ranks of ``world_`` as a group for layers (``gpunet.backend.collectives``): a float64 sum over ranks on
+    a communicator of its own, with the timeout of every wait."""
+
+    def __init__(self, world_: World):
+        self.world, self.rank, self.size = world_, world_.rank, world_.size
+        self.comm = world_.comm.Dup()
+
+    def all_reduce(self, array: np.ndarray) -> np.ndarray:
+        send = np.ascontiguousarray(array, dtype=np.float64)
+        receive = np.empty_like(send)
+        wait_all(self.world, [self.comm.Iallreduce(send, receive, op=_mpi().SUM)], "a SyncBatchNorm all-reduce")
+        return receive
+
+
+def _buckets(parameters, bucket_bytes: int, first_bucket_bytes: int) -> list[list]:
+    """Parameters in reverse order (their gradients are ready first), cut into buckets of at most ``bucket_bytes``
+    (the first of at most ``first_bucket_bytes``, so its all-reduce starts early; a bigger parameter gets a bucket
+    of its own)."""
+    buckets, current, size = [], [], 0
+    for p in reversed(parameters):
+        nbytes = p.data.size * p.data.dtype.itemsize
+        if current and size + nbytes > (bucket_bytes if buckets else first_bucket_bytes):
+            buckets.append(current)
+            current, size = [], 0
+        current.append(p)
+        size += nbytes
+    return buckets + [current] if current else buckets
 
 
 class DataParallel:
-    """Gradient averaging and metric reduction for one model replicated on every rank of ``world_``."""
+    """Gradient averaging and metric reduction for one model replicated on every rank of ``world_``.
 
-    def __init__(self, world_: World, bucket_bytes: int = BUCKET_BYTES):
+    ``prepare(parameters, count)`` before a backward makes it start each bucket's all-reduce as soon as the autograd
+    engine reports the bucket's gradients final (``register_gradient_ready_hook``); ``average_gradients`` after it
+    starts the rest, waits and unpacks. Without ``prepare`` everything is started after backward. Parameters on a
+    CUDA device (or the emulated one) are reduced by NCCL instead (``gpunet.train.nccl``)."""
+
+    def __init__(self, world_: World, bucket_bytes: int = BUCKET_BYTES, first_bucket_bytes: int = FIRST_BUCKET_BYTES):
+        from ..autograd.engine import register_gradient_ready_hook
+
         self.world = world_
         self.bucket_bytes = bucket_bytes
+        self.first_bucket_bytes = min(first_bucket_bytes, bucket_bytes)
+        self._reducers: dict = {}
+        self._armed: dict = {}  # id(parameter) -> the reducer of the step under way
+        self._nccl = None  # the NCCL communicator, made when the first reducer on a GPU needs it
+        self._hook = register_gradient_ready_hook(self._gradient_ready)
+        collectives.set_group(_Group(world_))  # what SyncBatchNorm reduces its statistics over
+
+    def close(self) -> None:
+        """Stop listening to backward and unregister the group (the communicators are freed with this object)."""
+        self._hook.remove()
+        collectives.set_group(None)
 
     def broadcast_parameters(self, parameters) -> None:
         """Make every rank's parameters rank 0's (they are equal already when every rank seeded alike)."""
@@ -212,54 +338,47 @@ class DataParallel:
         for p, value in zip(parameters, values):
             p.data[...] = p.backend.xp.asarray(value)
 
-    def _buckets(self, parameters) -> list[list]:
-        """Parameters in reverse order (their gradients are ready first), cut into buckets of at most
-        ``bucket_bytes`` (a bigger parameter gets a bucket of its own)."""
-        buckets, current, size = [], [], 0
-        for p in reversed(parameters):
-            nbytes = p.data.size * p.data.dtype.itemsize
-            if current and size + nbytes > self.bucket_bytes:
-                buckets.append(current)
-                current, size = [], 0
-            current.append(p)
-            size += nbytes
-        return buckets + [current] if current else buckets
+    def _reducer(self, parameters) -> _Reducer:
+        parameters = list(dict.fromkeys(parameters))
+        key = tuple(map(id, parameters))
+        if key not in self._reducers:
+            from .nccl import NcclReducer, nccl_communicator, nccl_module
+
+            buckets = _buckets(parameters, self.bucket_bytes, self.first_bucket_bytes)
+            nccl = nccl_module(parameters[0].backend)
+            if nccl is None:
+                self._reducers[key] = _Reducer(self.world.comm, parameters, buckets)
+            else:
+                if self._nccl is None:
+                    self._nccl = nccl_communicator(self.world, parameters[0].backend, nccl)
+                self._reducers[key] = NcclReducer(self._nccl, nccl, parameters, buckets)
+        return self._reducers[key]
+
+    def prepare(self, parameters, count: int) -> None:
+        """The next backward computes ``parameters``' gradients of this rank's mean loss over ``count`` samples:
+        start each bucket's all-reduce as soon as its gradients are final."""
+        reducer = self._reducer(parameters)
+        reducer.reset(count)
+        self._armed.update((id(p), reducer) for p in reducer.parameters)
+
+    def _gradient_ready(self, leaf) -> None:
+        reducer = self._armed.get(id(leaf))
+        if reducer is not None:
+            reducer.gradient_ready(leaf)
 
     def average_gradients(self, parameters, loss: float | None, count: int, stop: bool = False) -> tuple[float, bool]:
         """Replace every parameter's ``.grad`` (of this rank's shard mean loss over ``count`` samples) by the
         gradient of the global batch's mean loss; return that mean loss and whether any rank asked to ``stop``
         (a signal: all ranks then stop after this same step). A rank with no samples passes ``loss`` None and
         contributes nothing. A parameter gets a gradient when any rank's shard gave it one."""
-        from ..autograd import Tensor
-
-        MPI = _mpi()
-        parameters = list(dict.fromkeys(parameters))
-        buckets = self._buckets(parameters)
-        sends, receives, requests = [], [], []
-        for index, bucket in enumerate(buckets):
-            parts = [(_host(p.grad.data).ravel() * count if p.grad is not None else np.zeros(p.data.size, p.data.dtype))
-                     for p in bucket]
-            if index == len(buckets) - 1:  # the global loss sum, the sample count and who has gradients ride along
-                tail = [0.0 if loss is None else loss * count, count, stop] + [p.grad is not None for p in parameters]
-                parts.append(np.asarray(tail, dtype=np.float64))
-            send = np.concatenate([part.astype(np.float64, copy=False) for part in parts])
-            receive = np.empty_like(send)
-            requests.append(self.world.comm.Iallreduce(send, receive, op=MPI.SUM))
-            sends.append(send)
-            receives.append(receive)
-        wait_all(self.world, requests, "the gradient all-reduce")
-        tail = receives[-1][-(3 + len(parameters)):]
-        total, has_grad = tail[1], dict(zip(map(id, parameters), tail[3:] > 0))
-        for bucket, receive in zip(buckets, receives):
-            offset = 0
-            for p in bucket:
-                n = p.data.size
-                if has_grad[id(p)]:
-                    xp = p.backend.xp
-                    grad = xp.asarray((receive[offset:offset + n] / total).astype(p.data.dtype).reshape(p.data.shape))
-                    p.grad = Tensor(grad, p.backend)
-                offset += n
-        return float(tail[0] / total), bool(tail[2] > 0)
+        reducer = self._reducer(parameters)
+        if reducer.count is None:  # not prepared: nothing started during backward
+            reducer.reset(count)
+        elif reducer.count != count:
+            raise RuntimeError(f"internal error: gradients prepared for {reducer.count} samples, averaged for {count}")
+        for p in reducer.parameters:
+            self._armed.pop(id(p), None)
+        return reducer.finish(self.world, loss, stop)
 
     def gather_collector(self, collector):
         return gather_collector(self.world, collector)
@@ -273,15 +392,7 @@ def gather_collector(world_: World, collector):
     concatenated in rank order), the same on every rank; ``batches`` is this rank's (all ranks see every batch)."""
     from .metrics import EpochCollector
 
-    parts = allgather(world_, (collector.loss_sum, collector.count, collector._outputs and collector.outputs(),
-                               collector._targets and collector.targets()), "the metrics gather")
-    combined = EpochCollector(collector.metric_names, collector.threshold, collector.keep_outputs)
-    combined.loss_sum = float(sum(p[0] for p in parts))
-    combined.count = int(sum(p[1] for p in parts))
-    combined.batches = collector.batches
-    combined._outputs = [p[2] for p in parts if len(p[2])]
-    combined._targets = [p[3] for p in parts if len(p[3])]
-    return combined
+    return EpochCollector.combined(collector, allgather(world_, collector.state_dict(), "the metrics gather"))
 
 
 def local_share(world_: World, state: dict) -> dict:
@@ -289,7 +400,7 @@ def local_share(world_: World, state: dict) -> dict:
     (so gathering again at the epoch's end counts every sample once)."""
     if world_.rank == 0:
         return state
-    return {"loss_sum": 0.0, "count": 0, "batches": state["batches"]}
+    return {"sums": {}, "counts": {}, "count": 0, "batches": state["batches"]}
 
 
 def rank_seed(step: int, rank: int) -> int:

@@ -1,6 +1,6 @@
-"""Evaluation metrics on host NumPy arrays: classification (accuracy, top-k, macro precision/recall/F1, confusion
-matrix), regression (MSE, RMSE, MAE) and language models (perplexity and bits per character, from the mean
-negative log-likelihood).
+"""Evaluation metrics on host NumPy arrays, and ``EpochCollector``, which gathers a pass's losses and outputs from
+any device: classification (accuracy, top-k, macro precision/recall/F1, confusion matrix), regression (MSE, RMSE,
+MAE) and language models (perplexity and bits per character, from the mean negative log-likelihood).
 
 Classification metrics take ``y_true`` (integer labels, shape (N,)) and ``y_pred``: integer labels (N,), class
 scores (N, C) whose argmax is the prediction (logits or probabilities alike), or one float score per sample
@@ -8,9 +8,12 @@ scores (N, C) whose argmax is the prediction (logits or probabilities alike), or
 """
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
+
+from ..autograd.tensor import Tensor
 
 __all__ = [
     "METRIC_NAMES", "EpochCollector", "accuracy", "bits_per_character", "confusion_matrix", "f1_score", "get_metric",
@@ -197,8 +200,16 @@ def get_metric(name: str, threshold: float = 0.5):
 
 
 class EpochCollector:
-    """Gathers one pass over a data split, batch by batch: the loss weighted by batch size and, when metrics are
-    wanted, the host copies of outputs and targets. ``results`` turns them into a metrics dict.
+    """Gathers one pass over a data split, batch by batch: the named losses (``loss``, or a task's several, each the
+    mean over the samples of the batches that reported it) and, when metrics are wanted, the outputs and host
+    targets. ``results`` turns them into a metrics dict.
+
+    On a CUDA device nothing waits for the device while batches arrive: ``add`` takes the batch's losses and outputs
+    as Tensors and keeps them on the device, and ``sync`` brings everything pending to the host in one copy (the
+    Trainer calls it at its log points; ``results`` and ``state_dict`` sync first). Host values (and
+    CPU tensors) are taken at once. Either way the figures are those of a host-side computation, batch by batch in
+    order; after a sync, ``last_losses`` holds each name's latest value and ``first_nonfinite`` the (batch number,
+    value) of the pass's first NaN or infinite ``loss``, if any.
 
     Its ``state_dict`` lets a checkpoint taken mid-epoch carry the partial pass, so the epoch's figures after a
     resume equal those of an uninterrupted run.
@@ -208,25 +219,82 @@ class EpochCollector:
         self.metric_names = list(metric_names)
         self.threshold = threshold
         self.keep_outputs = bool(self.metric_names) if keep_outputs is None else keep_outputs
-        self.loss_sum = 0.0
+        self.sums: dict[str, float] = {}  # name -> sum over batches of mean loss times its sample count
+        self.counts: dict[str, int] = {}  # name -> samples behind it
         self.count = 0
         self.batches = 0
+        self.last_losses: dict[str, float] = {}
+        self.first_nonfinite: tuple[int, float] | None = None
         self._outputs: list = []
         self._targets: list = []
+        self._pending: list = []  # (batch number, losses, counts, outputs, device arrays), waiting for a sync
+        self._device = None  # the backend of the pending arrays
 
-    def add(self, batch_size: int, loss: float | None = None, outputs=None, targets=None) -> None:
-        """Record one batch: ``loss`` is its mean loss; ``outputs``/``targets`` host arrays (kept if needed)."""
-        if loss is not None:
-            self.loss_sum += loss * batch_size
+    def add(self, batch_size: int, loss=None, outputs=None, targets=None, counts: dict | None = None) -> None:
+        """Record one batch: ``loss`` its mean loss (a number or a 0-d Tensor) or ``{name: mean loss}``, each over
+        ``counts[name]`` samples (default ``batch_size``); ``outputs`` the model's outputs (a Tensor or host array,
+        kept if needed), ``targets`` host targets."""
         self.count += batch_size
         self.batches += 1
-        if self.keep_outputs and outputs is not None:  # None: an empty share of a data-parallel batch
-            self._outputs.append(np.asarray(outputs))
-            if targets is not None:
-                self._targets.append(np.asarray(targets))
+        losses = {} if loss is None else dict(loss) if isinstance(loss, dict) else {"loss": loss}
+        counts = {name: (counts or {}).get(name, batch_size) for name in losses}
+        keep = self.keep_outputs and outputs is not None  # None: an empty share of a data-parallel batch
+        if keep and targets is not None:
+            self._targets.append(np.asarray(targets))
+        outputs = outputs if keep else None
+        values = {**losses, None: outputs}  # None: the outputs' key
+        arrays = {key: _device_array(value) for key, value in values.items()}
+        for key, array in arrays.items():
+            if array is not None:
+                if self._device is not None and values[key].backend is not self._device:
+                    raise ValueError(f"EpochCollector: batches from {self._device.device} and {values[key].device} "
+                                     "in one pass")
+                self._device = values[key].backend
+        if not any(a is not None for a in arrays.values()) and not self._pending:
+            self._record(self.batches, {k: _host_value(v) for k, v in values.items()}, counts)
+            return
+        kept = {key: _host_value(values[key]) if array is None else array for key, array in arrays.items()}
+        self._pending.append((self.batches, kept, counts, [a for a in arrays.values() if a is not None]))
+
+    def sync(self) -> None:
+        """Bring the pending batches' losses and outputs to the host in one copy (integer outputs in one more)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        backend = self._device
+        device_parts = [a for *_, arrays in pending for a in arrays]
+        packed = [a for a in device_parts if a.dtype.kind == "f"]  # float32/16 -> float64 and back is exact
+        copies = {}
+        if packed:
+            with backend.activate():
+                flat = backend.xp.concatenate([a.astype(np.float64).reshape(-1) for a in packed])
+            host, offset = backend.to_numpy(flat), 0
+            for a in packed:
+                copies[id(a)] = host[offset:offset + a.size].reshape(a.shape).astype(a.dtype)
+                offset += a.size
+        for a in device_parts:
+            if id(a) not in copies:  # integer outputs: their own copy, exact
+                copies[id(a)] = backend.to_numpy(a)
+        for number, values, counts, _ in pending:
+            self._record(number, {key: copies.get(id(value), value) for key, value in values.items()}, counts)
+
+    def _record(self, number: int, values: dict, counts: dict) -> None:
+        """Add one batch's host values: ``values[name]`` per loss, ``values[None]`` the outputs."""
+        for name, value in values.items():
+            if name is None:
+                if value is not None:
+                    self._outputs.append(np.asarray(value))
+                continue
+            value = float(value)
+            self.sums[name] = self.sums.get(name, 0.0) + value * counts[name]
+            self.counts[name] = self.counts.get(name, 0) + counts[name]
+            self.last_losses[name] = value
+            if name == "loss" and self.first_nonfinite is None and not math.isfinite(value):
+                self.first_nonfinite = (number, value)
 
     def outputs(self) -> np.ndarray:
         """All recorded outputs, concatenated along the batch axis."""
+        self.sync()
         if not self._outputs:
             raise ValueError("no outputs were recorded (empty data?)")
         return np.concatenate(self._outputs)
@@ -235,11 +303,16 @@ class EpochCollector:
         return np.concatenate(self._targets)
 
     def results(self, prefix: str = "", with_loss: bool = True, confusion: bool = False) -> dict:
-        """``{prefix + "loss": mean loss, prefix + name: value, ...}``; the confusion matrix (a nested list) is
-        included only when ``confusion`` is true and it is among the metric names."""
+        """``{prefix + name: mean, ...}`` for each named loss (``loss`` first; none unless ``with_loss``) and each
+        metric; the confusion matrix (a nested list) is included only when ``confusion`` is true and it is among the
+        metric names."""
         if self.count == 0:
             raise ValueError("no batches were seen: the data split is empty")
-        results = {f"{prefix}loss": self.loss_sum / self.count} if with_loss else {}
+        self.sync()
+        results = {}
+        if with_loss:
+            for name in sorted(self.sums, key=lambda name: name != "loss"):
+                results[prefix + name] = self.sums[name] / self.counts[name]
         if self.metric_names:
             outputs, targets = self.outputs(), self.targets()
             for name in self.metric_names:
@@ -251,12 +324,49 @@ class EpochCollector:
         return results
 
     def state_dict(self) -> dict:
-        state = {"loss_sum": self.loss_sum, "count": self.count, "batches": self.batches}
+        self.sync()
+        state = {"sums": dict(self.sums), "counts": dict(self.counts), "count": self.count, "batches": self.batches}
         if self._outputs:
             state.update(outputs=self.outputs(), targets=self.targets())
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.loss_sum, self.count, self.batches = float(state["loss_sum"]), int(state["count"]), int(state["batches"])
+        """Restore ``state_dict``'s (or, from an older checkpoint, ``loss_sum`` over ``count`` samples)."""
+        self._pending, self._device = [], None
+        self.count, self.batches = int(state["count"]), int(state["batches"])
+        if "sums" in state:
+            self.sums = {k: float(v) for k, v in state["sums"].items()}
+            self.counts = {k: int(v) for k, v in state["counts"].items()}
+        else:
+            self.sums, self.counts = {"loss": float(state["loss_sum"])}, {"loss": self.count}
         self._outputs = [state["outputs"]] if "outputs" in state else []
         self._targets = [state["targets"]] if "targets" in state else []
+
+    @classmethod
+    def combined(cls, like: "EpochCollector", states: list) -> "EpochCollector":
+        """One collector of several ``state_dict``s (data-parallel ranks' shares, in rank order): losses and counts
+        added, outputs and targets concatenated; metric names and ``batches`` are ``like``'s."""
+        combined = cls(like.metric_names, like.threshold, like.keep_outputs)
+        for state in states:
+            for name, value in state["sums"].items():
+                combined.sums[name] = combined.sums.get(name, 0.0) + float(value)
+                combined.counts[name] = combined.counts.get(name, 0) + int(state["counts"][name])
+            combined.count += int(state["count"])
+            if "outputs" in state and len(state["outputs"]):
+                combined._outputs.append(state["outputs"])
+                combined._targets.append(state["targets"])
+        combined.batches = like.batches
+        return combined
+
+
+def _device_array(value):
+    """The array of a Tensor on a CUDA device (kept until the next sync), else None."""
+    return value.data if isinstance(value, Tensor) and value.device.kind != "cpu" else None
+
+
+def _host_value(value):
+    """A number, host array or None as it is; a (CPU) Tensor as its host data."""
+    if isinstance(value, Tensor):
+        return value.item() if value.ndim == 0 else value.numpy()
+    return value
+

@@ -2,7 +2,11 @@
 parts), or for any training task (``gpunet.train.tasks``: named models, one optimizer each, the task's own steps).
 
 Batches arrive as NumPy arrays (from ``gpunet.data.DataLoader``) and become gpunet tensors on the Trainer's device;
-all array math runs through gpunet ops, and metrics are computed on host copies (``Tensor.numpy()``).
+all array math runs through gpunet ops, and metrics are computed on host copies. A step never waits for a CUDA
+device: the steps' named losses and outputs stay on the device (``EpochCollector``) until a log point (every
+``log_every`` steps and the end of a pass), when they come to the host in one copy; on the CPU every step is a log
+point. Each epoch's logs on a CUDA device hold ``host_syncs``, the device-to-host copies its training and
+validation loops made (``backend.host_syncs()``).
 
 Exact resume: ``checkpoint()`` captures everything that decides what happens next (weights, optimizer and scheduler
 state, gpunet's RNG, the training loader's position, the epoch in progress, the history and every callback's state),
@@ -39,7 +43,7 @@ from .metrics import EpochCollector
 from .tasks import Step, Task
 from .tasks.classify import Classify
 
-__all__ = ["History", "LossMeans", "Trainer"]
+__all__ = ["History", "Trainer"]
 
 
 class History:
@@ -68,33 +72,6 @@ class History:
         return f"History({len(self.epochs)} epochs, keys={sorted({k for e in self.epochs for k in e})})"
 
 
-class LossMeans:
-    """The named losses of one pass over a split: each the mean over the samples of the batches that reported it
-    (a GAN's generator loss comes every k-th batch). ``state_dict`` lets a mid-epoch checkpoint carry it."""
-
-    def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, means: dict, counts: dict) -> None:
-        """Add one batch: ``means[name]`` over ``counts[name]`` samples."""
-        for name, value in means.items():
-            self.sums[name] = self.sums.get(name, 0.0) + value * counts[name]
-            self.counts[name] = self.counts.get(name, 0) + counts[name]
-
-    def results(self, prefix: str = "") -> dict:
-        """``{prefix + name: mean}``, ``loss`` first."""
-        names = sorted(self.sums, key=lambda name: name != "loss")
-        return {prefix + name: self.sums[name] / self.counts[name] for name in names}
-
-    def state_dict(self) -> dict:
-        return {"sums": dict(self.sums), "counts": dict(self.counts)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.sums = {k: float(v) for k, v in state["sums"].items()}
-        self.counts = {k: int(v) for k, v in state["counts"].items()}
-
-
 class Trainer:
     """Train ``model`` on ``loss_fn(model(x), y)`` with ``optimizer``, or run any training ``task``.
 
@@ -112,13 +89,15 @@ class Trainer:
 
     def __init__(self, model, loss_fn, optimizer, scheduler=None, callbacks=(), metrics=("accuracy",), device=None,
                  grad_clip=None, scheduler_interval: str = "epoch", scheduler_monitor: str = "val_loss",
-                 on_nonfinite: str = "stop", task: Task | None = None):
+                 on_nonfinite: str = "stop", task: Task | None = None, log_every: int = 50):
         if on_nonfinite not in ("stop", "continue"):
             raise ValueError(f"Trainer: on_nonfinite must be 'stop' or 'continue', got {on_nonfinite!r}")
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"Trainer: scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
         if grad_clip is not None and not grad_clip > 0:
             raise ValueError(f"Trainer: grad_clip must be a positive number or None, got {grad_clip!r}")
+        if isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 0:
+            raise ValueError(f"Trainer: log_every must be an integer >= 0, got {log_every!r}")
         if task is not None and not isinstance(task, Task):
             raise TypeError(f"Trainer: task must be a gpunet.train.tasks.Task, got {type(task).__name__}")
         self.task = Classify() if task is None else task
@@ -140,6 +119,7 @@ class Trainer:
         self.metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         self.grad_clip = grad_clip
         self.on_nonfinite = on_nonfinite
+        self.log_every = log_every
         self.threshold = getattr(loss_fn, "decision_threshold", 0.5)
         for callback in callbacks:
             if not isinstance(callback, Callback):
@@ -157,7 +137,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self.stopped_on_error = False
         self._train_loader = None
-        self._partial: dict | None = None  # the epoch in progress: collector, losses, lr, time spent
+        self._partial: dict | None = None  # the epoch in progress: collector, lr, time spent, host syncs
         self._signals: StopSignals | None = None  # while fit runs
         self._updating = False  # inside a step or an epoch's end: weights, counters and position may disagree
         self._heard_stop: bool | None = None  # data parallel: whether any rank had a stop signal at the last step
@@ -193,13 +173,15 @@ class Trainer:
         print(f"gpunet: {reason}", file=sys.stderr, flush=True)
 
     def stop_if_nonfinite(self, loss: float, step: int) -> None:
-        """Stop with an error after this batch if the training ``loss`` of batch ``step`` (of the epoch) is NaN or
-        infinite, naming the epoch and step and what to change."""
+        """Stop with an error after this batch if the training ``loss`` of batch ``step`` (of the epoch; on a CUDA
+        device found at the next log point) is NaN or infinite, naming the epoch and step and what to change."""
         if math.isfinite(loss) or self.stopped_on_error:
             return
+        behind = self._partial["collector"].batches - step if self._partial is not None else 0
         self.stop(f"non-finite loss: the training loss is {loss} at epoch {self.epoch + 1}, step {step} of the epoch "
-                  f"(global step {self.global_step}); training stopped. Lower the learning rate (optimizer.lr) or "
-                  "clip the gradients (trainer.grad_clip); trainer.on_nonfinite: continue trains on regardless",
+                  f"(global step {self.global_step - behind}); training stopped. Lower the learning rate "
+                  "(optimizer.lr) or clip the gradients (trainer.grad_clip); trainer.on_nonfinite: continue trains on "
+                  "regardless",
                   error=True)
 
     def _stop_asked(self) -> bool:
@@ -225,9 +207,10 @@ class Trainer:
             where = f"the end of epoch {self.epoch}"
         for callback in self.callbacks:
             callback.on_interrupt()
-        if self._partial is not None:  # the time spent so far counts when fit continues this epoch
-            now = time.perf_counter()
+        if self._partial is not None:  # the time spent and copies made so far count when fit continues this epoch
+            now, syncs = time.perf_counter(), self._host_syncs()
             self._partial["time"] += now - self._partial.pop("started", now)
+            self._partial["host_syncs"] += syncs - self._partial.pop("syncs_from", syncs)
         raise TrainingInterrupted(received, where)
 
     def _refuse_if_cut_off(self, what: str) -> None:
@@ -263,6 +246,8 @@ class Trainer:
         names = (names,) if isinstance(names, str) else tuple(names)
         for name in names:
             self.optimizers[name].zero_grad()
+            if self.distributed is not None:  # each bucket's all-reduce starts as soon as backward finished it
+                self.distributed.prepare(self._parameters(name), self._share)
         if loss is not None:
             loss.backward()
         for name in names:
@@ -282,18 +267,9 @@ class Trainer:
     def _unpack(result) -> Step:
         return result if isinstance(result, Step) else Step(dict(result))
 
-    @staticmethod
-    def _floats(losses: dict) -> dict:
-        """A step's named losses (Tensors or numbers) as floats: the one place a step's values leave the device."""
-        return {name: float(value.item()) if isinstance(value, Tensor) else float(value)
-                for name, value in losses.items()}
-
-    def _host_losses(self, losses: dict, count: int) -> tuple[dict, dict]:
-        """A training step's named losses as floats and the sample count behind each: this rank's, or the whole
-        batch's over every rank (gathered with the stop signals)."""
-        means = self._floats(losses)
-        if self.distributed is None:
-            return means, {name: count for name in means}
+    def _whole_losses(self, means: dict, count: int) -> dict:
+        """Data parallel: the whole batch's named losses over every rank's share (``means`` this rank's, as floats),
+        gathered with the stop signals at every step."""
         parts = self.distributed.allgather((means, count, self._stop_asked()))
         sums, counts = {}, {}
         for rank_means, rank_count, _ in parts:
@@ -301,7 +277,11 @@ class Trainer:
                 sums[name] = sums.get(name, 0.0) + value * rank_count
                 counts[name] = counts.get(name, 0) + rank_count
         self._heard_stop = any(stop for _, _, stop in parts)
-        return {name: sums[name] / counts[name] for name in sums}, counts
+        return {name: sums[name] / counts[name] for name in sums}
+
+    def _host_syncs(self) -> int:
+        """Device-to-host copies so far on a CUDA device (0 on the CPU, which has none)."""
+        return self.backend.host_syncs() if self.device.kind != "cpu" else 0
 
     # ----- training ---------------------------------------------------------------------------------------------
     def fit(self, train_loader, val_loader=None, epochs: int = 1, resume=None) -> History:
@@ -337,21 +317,43 @@ class Trainer:
             callback.on_train_end()
         return self.history
 
-    def _train_step(self, x, y) -> tuple[dict, dict, Step]:
-        """One batch through the task's ``train_step``: the whole batch's named losses as floats, the sample count
-        behind each, and the step's result (its outputs and targets feed the metrics)."""
+    def _train_step(self, x, y) -> tuple[Step, dict | None]:
+        """One batch through the task's ``train_step``: its result (named losses, still on the device, and the
+        outputs and targets that feed the metrics) and, data parallel, the whole batch's losses as floats (the
+        ranks exchange them at every step; the result's losses are then this rank's as floats), else None."""
         self._share = len(x)
         result = self._unpack(self.task.train_step(x, y))
-        means, counts = self._host_losses(result.losses, len(x))
-        return means, counts, result
+        if self.distributed is None:
+            return result, None
+        result.losses = {name: float(value.item()) if isinstance(value, Tensor) else float(value)
+                         for name, value in result.losses.items()}
+        return result, self._whole_losses(result.losses, len(x))
 
     def _gathered(self, collector: EpochCollector) -> EpochCollector:
         """The collector of every rank's share (data parallel), else ``collector``."""
         return collector if self.distributed is None else self.distributed.gather_collector(collector)
 
     def _record(self, collector: EpochCollector, count: int, result: Step) -> None:
-        outputs = result.outputs if collector.keep_outputs else None
-        collector.add(count, None, None if outputs is None else outputs.numpy(), result.targets)
+        collector.add(count, result.losses, result.outputs if collector.keep_outputs else None, result.targets)
+
+    def _logged(self, collector: EpochCollector, whole: dict | None) -> tuple[dict, int]:
+        """The named losses for the callbacks after this step and the step they belong to: at a log point (every
+        step on the CPU and in a data-parallel run; on a CUDA device every ``log_every`` steps and the epoch's last)
+        the latest ones, brought to the host with the pass's other pending values (the first non-finite ``loss``
+        since the previous log point instead, if any); else ``{}``."""
+        step = collector.batches
+        if whole is not None:
+            return whole, step
+        last = self.steps_per_epoch is not None and step >= self.steps_per_epoch
+        if self.device.kind != "cpu" and not last and not (self.log_every and step % self.log_every == 0):
+            return {}, step
+        collector.sync()
+        logged = dict(collector.last_losses)
+        bad = collector.first_nonfinite
+        if bad is not None and bad[0] > self._partial["logged"]:
+            step, logged["loss"] = bad
+        self._partial["logged"] = collector.batches
+        return logged, step
 
     def _step_schedulers(self, logs: dict | None) -> None:
         """Step every scheduler: per batch (``logs`` None) or at an epoch's end (a metric's with its value)."""
@@ -369,11 +371,12 @@ class Trainer:
         if self._partial is None:  # a fresh epoch (not one resumed mid-way)
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(self.epoch)
-            self._partial = {"collector": EpochCollector(self.metrics, self.threshold), "losses": LossMeans(),
-                             "lr": self._lr(), "time": 0.0}
+            self._partial = {"collector": EpochCollector(self.metrics, self.threshold), "lr": self._lr(), "time": 0.0,
+                             "host_syncs": 0}
         partial, number = self._partial, self.epoch + 1
-        collector, losses = partial["collector"], partial["losses"]
-        partial["started"] = time.perf_counter()
+        collector = partial["collector"]
+        partial["started"], partial["syncs_from"] = time.perf_counter(), self._host_syncs()
+        partial["logged"] = collector.batches
         for callback in self.callbacks:
             callback.on_epoch_begin(number)
         self.model.train()
@@ -383,26 +386,27 @@ class Trainer:
         for batch in batches:
             self._updating = True
             x, y = self._split(batch)
-            means, counts, result = self._train_step(x, y)
+            result, whole = self._train_step(x, y)
             self.global_step += 1
-            losses.add(means, counts)
             self._record(collector, len(x), result)
             if self.scheduler_interval == "step":
                 self._step_schedulers(None)
             self._updating = False
+            logged, step = self._logged(collector, whole)
             for callback in self.callbacks:
-                callback.on_batch_end(collector.batches, {**means, "global_step": self.global_step})
-            if self.on_nonfinite == "stop" and "loss" in means:
-                self.stop_if_nonfinite(means["loss"], collector.batches)
+                callback.on_batch_end(collector.batches, {**logged, "global_step": self.global_step})
+            if self.on_nonfinite == "stop" and "loss" in logged:
+                self.stop_if_nonfinite(logged["loss"], step)
             if self.stop_training and self.stopped_on_error:
                 return
             self._check_signals()
         if collector.batches == 0:
             raise ValueError("the training loader yielded no batches; check the data split and batch_size")
-        logs = {"epoch": number, **self._loss_results(losses, "train_"),
-                **self._gathered(collector).results("train_", with_loss=False)}
+        logs = {"epoch": number, **self._with_derived(self._gathered(collector).results("train_"), "train_")}
         if val_loader is not None:
             logs.update(self.evaluate(val_loader, prefix="val_"))
+        if self.device.kind != "cpu":
+            logs["host_syncs"] = partial["host_syncs"] + self._host_syncs() - partial["syncs_from"]
         self._updating = True
         logs.update(self.task.end_epoch(number))
         logs["lr"] = partial["lr"]
@@ -420,33 +424,21 @@ class Trainer:
         """The task's named losses (mean ``loss`` first) and the metrics over ``loader`` in evaluation mode, without
         gradients: ``{prefix + "loss": ..., prefix + "<name>": ...}`` (with ``confusion_matrix`` as a nested list if
         asked)."""
-        collector, losses = EpochCollector(self.metrics, self.threshold), LossMeans()
+        collector = EpochCollector(self.metrics, self.threshold)
         self.model.eval()
         with no_grad():
             for batch in loader:
                 x, y = self._split(batch)
                 if not len(x):  # an empty share of a data-parallel batch
                     continue
-                result = self._unpack(self.task.eval_step(x, y))
-                means = self._floats(result.losses)
-                losses.add(means, {name: len(x) for name in means})
-                self._record(collector, len(x), result)
-        if self.distributed is not None:
-            losses = self._gathered_losses(losses)
-        return {**self._loss_results(losses, prefix),
-                **self._gathered(collector).results(prefix, with_loss=False, confusion=not prefix.startswith("val"))}
+                self._record(collector, len(x), self._unpack(self.task.eval_step(x, y)))
+        return self._with_derived(self._gathered(collector).results(prefix, confusion=not prefix.startswith("val")),
+                                  prefix)
 
-    def _loss_results(self, losses: LossMeans, prefix: str) -> dict:
-        """A pass's mean losses and the task's figures derived from them, each name prefixed."""
-        means = losses.results()
-        means.update(self.task.derived(means))
-        return {prefix + name: value for name, value in means.items()}
-
-    def _gathered_losses(self, losses: LossMeans) -> LossMeans:
-        combined = LossMeans()
-        for state in self.distributed.allgather(losses.state_dict()):
-            combined.add({k: v / state["counts"][k] for k, v in state["sums"].items()}, state["counts"])
-        return combined
+    def _with_derived(self, results: dict, prefix: str) -> dict:
+        """A pass's results (each name prefixed) and the task's figures derived from them (``Task.derived``)."""
+        means = {name[len(prefix):]: value for name, value in results.items() if name.startswith(prefix)}
+        return {**results, **{prefix + name: value for name, value in self.task.derived(means).items()}}
 
     def predict(self, data, batch_size: int = 256):
         """The model's outputs (a NumPy array) for an array or Tensor of inputs, or for the inputs of a loader."""
@@ -460,7 +452,7 @@ class Trainer:
         self.model.eval()
         with no_grad():
             for x in batches:
-                collector.add(len(x), outputs=self.task.predict_step(x).numpy())
+                collector.add(len(x), outputs=self.task.predict_step(x))
         return collector.outputs()
 
     # ----- checkpoints ------------------------------------------------------------------------------------------
@@ -492,8 +484,10 @@ class Trainer:
         partial = None
         if self._partial is not None:
             spent = self._partial["time"] + time.perf_counter() - self._partial.get("started", time.perf_counter())
-            partial = {"collector": self._gathered(self._partial["collector"]).state_dict(),
-                       "losses": self._partial["losses"].state_dict(), "lr": self._partial["lr"], "time": spent}
+            now = self._host_syncs()
+            syncs = self._partial["host_syncs"] + now - self._partial.get("syncs_from", now)
+            partial = {"collector": self._gathered(self._partial["collector"]).state_dict(), "lr": self._partial["lr"],
+                       "time": spent, "host_syncs": syncs}
         extra = {}
         if self.distributed is not None:  # each rank's generator (its dropout masks)
             world = self.distributed.world
@@ -552,14 +546,11 @@ class Trainer:
         partial = ckpt.extra.get("partial_epoch")
         self._partial = None
         if partial is not None:
-            collector, losses = EpochCollector(self.metrics, self.threshold), LossMeans()
-            collector.load_state_dict(partial["collector"] if self.distributed is None else
-                                      local_share(self.distributed.world, partial["collector"]))
-            if "losses" in partial:
-                losses.load_state_dict(partial["losses"])
-            else:  # saved before named losses: the collector carried the loss (gathered over the ranks)
-                state = partial["collector"]
-                if state["count"]:
-                    losses.add({"loss": state["loss_sum"] / state["count"]}, {"loss": state["count"]})
-            self._partial = {"collector": collector, "losses": losses, "lr": partial["lr"], "time": partial["time"]}
+            collector = EpochCollector(self.metrics, self.threshold)
+            state = partial["collector"]
+            if "losses" in partial:  # saved while the named losses had a class of their own: the whole batch's
+                state = {**state, **partial["losses"]}
+            collector.load_state_dict(state if self.distributed is None else local_share(self.distributed.world, state))
+            self._partial = {"collector": collector, "lr": partial["lr"], "time": partial["time"],
+                             "host_syncs": partial.get("host_syncs", 0)}
         return ckpt

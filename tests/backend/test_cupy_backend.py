@@ -137,22 +137,23 @@ def test_cross_entropy_accepts_int32_targets_and_one_row():
 
 def test_more_rows_than_the_grid_are_covered_by_block_stride(fresh, launches):
     fresh.max_grid_blocks = 2  # force the stride path without a huge tensor
-    x = np.random.default_rng(1).standard_normal((7, 5)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((70, 5)).astype(np.float32)  # 3 blocks of 32 rows wanted
     np.testing.assert_allclose(call(fresh, "softmax", x, 1), np.exp(reference_log_softmax(x, 1)), **F32)
     lanes = np.random.default_rng(2).standard_normal((3, 4, 300)).astype(np.float32)  # 900 lanes > 2 blocks
     np.testing.assert_allclose(call(fresh, "log_softmax", lanes, 1), reference_log_softmax(lanes, 1), **F32)
-    logits = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
-    loss, _ = call(fresh, "softmax_cross_entropy", logits, np.array([0, 1, 2, 3, 0]), -100)
-    np.testing.assert_allclose(loss, -reference_log_softmax(logits, 1)[np.arange(5), [0, 1, 2, 3, 0]], **F32)
+    logits = np.random.default_rng(3).standard_normal((150, 4)).astype(np.float32)  # 3 blocks of 64 rows wanted
+    target = np.arange(150) % 4
+    loss, _ = call(fresh, "softmax_cross_entropy", logits, target, -100)
+    np.testing.assert_allclose(loss, -reference_log_softmax(logits, 1)[np.arange(150), target], **F32)
     assert [(name, grid) for name, grid, _ in launches] == [
         ("softmax_rows_f32", (2, 1, 1)), ("log_softmax_cols_f32", (2, 1, 1)), ("softmax_xent_forward_f32", (2, 1, 1))]
 
 
 def test_launch_geometry_for_odd_sizes(fresh, launches):
-    call(fresh, "softmax", np.zeros((3, 1025), np.float32), 1)  # row longer than a block: 1024 threads stride over it
-    call(fresh, "softmax", np.zeros((1, 1), np.float32), 1)  # one element: one warp
+    call(fresh, "softmax", np.zeros((3, 1025), np.float32), 1)  # row longer than 1024: 256 threads stride over it
+    call(fresh, "softmax", np.zeros((1, 1), np.float32), 1)  # one element: one thread
     call(fresh, "softmax", np.zeros((2, 3, 257), np.float32), 1)  # 514 lanes: 3 blocks of 256, the last partly idle
-    assert launches == [("softmax_rows_f32", (3, 1, 1), (1024, 1, 1)), ("softmax_rows_f32", (1, 1, 1), (32, 1, 1)),
+    assert launches == [("softmax_rows_f32", (3, 1, 1), (256, 1, 1)), ("softmax_rows_f32", (1, 1, 1), (1, 1, 1)),
                         ("softmax_cols_f32", (3, 1, 1), (256, 1, 1))]
 
 
@@ -184,16 +185,17 @@ def test_kernel_arguments_are_checked_as_cupy_passes_them():
     emu = get_backend("cuda-emu")
     kernel = emu._function("softmax", "softmax_rows_f32")
     x, y = emu.asarray(np.zeros((2, 3), np.float32)), emu.asarray(np.zeros((2, 3), np.float32))
+    group = np.int64(32)
     with pytest.raises(CudaEmuError, match=r"parameter 'rows' \(long long\): got a numpy.int32 scalar"):
-        kernel((1, 1, 1), (32, 1, 1), (x, y, np.int32(2), np.int64(3)))
+        kernel((1, 1, 1), (32, 1, 1), (x, y, np.int32(2), np.int64(3), group))
     with pytest.raises(CudaEmuError, match=r"parameter 'cols' \(long long\): got a Python float"):
-        kernel((1, 1, 1), (32, 1, 1), (x, y, np.int64(2), 3.0))
+        kernel((1, 1, 1), (32, 1, 1), (x, y, np.int64(2), 3.0, group))
     with pytest.raises(CudaEmuError, match=r"parameter 'x' \(const float\*\): expects a float32 array, got a float64"):
-        kernel((1, 1, 1), (32, 1, 1), (x.astype(np.float64), y, np.int64(2), np.int64(3)))
+        kernel((1, 1, 1), (32, 1, 1), (x.astype(np.float64), y, np.int64(2), np.int64(3), group))
     with pytest.raises(CudaEmuError, match="grid must be a tuple"):
-        kernel(1, (32, 1, 1), (x, y, np.int64(2), np.int64(3)))
+        kernel(1, (32, 1, 1), (x, y, np.int64(2), np.int64(3), group))
     with pytest.raises(CudaEmuError, match=r"got a host NumPy array \(shape \(2, 3\)\).*cupy.asarray"):
-        kernel((1, 1, 1), (32, 1, 1), (np.zeros((2, 3), np.float32), y, np.int64(2), np.int64(3)))
+        kernel((1, 1, 1), (32, 1, 1), (np.zeros((2, 3), np.float32), y, np.int64(2), np.int64(3), group))
 
 
 def test_kernel_files_compile_on_first_use_once_per_backend(fresh, monkeypatch):

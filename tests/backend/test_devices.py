@@ -210,3 +210,68 @@ def test_work_outside_the_funnels_on_the_wrong_device_is_refused():
     emulated = backend.get_backend("cuda-emu:0")
     with pytest.raises(Exception, match=r"softmax_rows_f32.*lives on device 1, the launch is on device 0"):
         emulated.launch("softmax", "softmax_rows_f32", 1, 32, (a, a, np.int64(1), np.int64(3)))
+
+
+def test_xp_calls_inside_an_active_context_skip_the_device_switch_and_stay_on_the_device(monkeypatch):
+    """backend.activate() enters Device(N) once; xp calls inside it (the hot path) call straight through, still on
+    device N, and a nested activate of another backend switches and switches back."""
+    from gpunet.backend.emulated import cupy_standin as cp
+
+    enters = []
+    original = cp.Device.__enter__
+    monkeypatch.setattr(cp.Device, "__enter__", lambda self: enters.append(self.id) or original(self))
+    one, zero = backend.get_backend("cuda-emu:1"), backend.get_backend("cuda-emu:0")
+    assert one.xp.zeros(2).device_id == 1 and enters == [1]  # outside: the call enters Device(1) itself
+    enters.clear()
+    with one.activate():
+        a = one.xp.ones(3)
+        b = one.xp.empty_like(a)
+        with one.activate():  # nested in its own context: nothing to do
+            c = one.xp.add(a, 1.0)
+        with zero.activate():
+            d = zero.xp.zeros(2)
+            e = one.xp.zeros(2)  # the other backend's call switches to its device and back
+        f = one.xp.zeros(1)
+    assert enters == [1, 0, 1]
+    assert [x.device_id for x in (a, b, c, e, f)] == [1, 1, 1, 1, 1] and d.device_id == 0
+    assert cp.cuda.runtime.getDevice() == 0
+
+
+def test_the_stand_in_counts_every_copy_to_the_host_per_device():
+    from gpunet.backend.emulated import cupy_standin as cp
+
+    with cp.cuda.Device(1):
+        x = cp.arange(6, dtype=np.float32)
+        start, other = cp.transfers_to_host(1), cp.transfers_to_host(0)
+        y = (x * 2).sum()  # device work: no copy
+        assert cp.transfers_to_host(1) == start
+        waits = [lambda: cp.asnumpy(x), lambda: y.item(), lambda: float(y), lambda: int(y), lambda: bool(y > 1),
+                 lambda: x.tolist(), lambda: f"{y:.2f}", lambda: repr(x), lambda: range(x[3].astype(np.int64)),
+                 lambda: x[x > 2], lambda: cp.nonzero(x), lambda: cp.where(x > 2), lambda: cp.unique(x)]
+        for count, wait in enumerate(waits, start + 1):
+            wait()
+            assert cp.transfers_to_host(1) == count, wait
+        cp.where(x > 2, x, 0.0)  # the three-argument where stays on the device
+        cp.bincount(x.astype(np.int64))  # CuPy's bincount copies the minimum and the maximum
+        assert cp.transfers_to_host(1) == start + len(waits) + 2
+    assert cp.transfers_to_host(0) == other
+
+
+def test_the_stand_ins_list_of_synchronizing_functions_is_cupys():
+    """SYNCHRONIZING holds exactly the functions whose CuPy docstring warns that they may synchronize the device."""
+    import cupy  # a test dependency: its namespace imports without a driver
+
+    from gpunet.backend.emulated.cupy_standin import SYNCHRONIZING
+
+    warned = {name for name in dir(cupy) if not name.startswith("_") and callable(getattr(cupy, name))
+              and "synchronize the device" in (getattr(cupy, name).__doc__ or "")}
+    assert set(SYNCHRONIZING) == warned
+
+
+def test_the_transfer_funnel_counts_tensor_copies_to_the_host(restore_device):
+    """Tensor.numpy, item, float, bool go through backend.to_numpy; on cuda-emu its count equals the stand-in's."""
+    device = backend.get_backend("cuda-emu:1")
+    t = gn.tensor(np.array([1.5, 2.5], dtype=np.float32), device="cuda-emu:1")
+    funnel, counted = device.transfers_to_host, device.host_syncs()
+    t.numpy(), t.sum().item(), float(t[0]), bool(t[1] > 2), t.tolist()
+    assert device.transfers_to_host - funnel == 5 and device.host_syncs() - counted == 5

@@ -14,8 +14,8 @@ from gpunet.backend.kernel_source import kernel_source
 from gpunet.backend.registry import KERNELS, families
 from gpunet.testing import nvrtc
 
-BLOCK_REDUCE_RESULT = "T result = scratch[0];"
-DOUBLED = "T result = op(scratch[0], scratch[0]);"  # softmax's (max, sum) pair combined with itself: sum doubled
+BLOCK_REDUCE_RESULT = "T result = scratch[tid - lane];"
+DOUBLED = "T result = op(scratch[tid - lane], scratch[tid - lane]);"  # softmax's (max, sum) with itself: sum doubled
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def _softmax_in_a_new_process(monkeypatch):
     backend = cupy_backend.CupyBackend(Device("cuda-emu", 0), cupy_standin)
     x = backend.asarray(np.array([[0.0, 1.0, 2.0], [3.0, 3.0, 3.0]], dtype=np.float32))
     y = backend.xp.empty_like(x)
-    backend.launch("softmax", "softmax_rows_f32", 2, 32, (x, y, np.int64(2), np.int64(3)))
+    backend.launch("softmax", "softmax_rows_f32", 2, 32, (x, y, np.int64(2), np.int64(3), np.int64(32)))
     return backend.to_numpy(y)
 
 

@@ -207,7 +207,7 @@ class EveryLayer(nn.Module):
                                     nn.ConvTranspose2d(4, 2, 2, stride=2), nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1),
                                     nn.Flatten())
         self.signals = nn.Sequential(nn.Conv1d(2, 3, 3), nn.MaxPool1d(2), nn.AvgPool1d(1), nn.AdaptiveAvgPool1d(2),
-                                     nn.Flatten(), nn.BatchNorm1d(6))
+                                     nn.Flatten(), nn.BatchNorm1d(6), nn.SyncBatchNorm(6))
         self.more_images = nn.Sequential(nn.DepthwiseSeparableConv2d(2, 4, 3, padding=1), nn.GroupNorm(2, 4),
                                          nn.Dropout2d(0.2), nn.Upsample(scale_factor=2), nn.Flatten())
         self.tokens = nn.Embedding(10, 5)

@@ -60,6 +60,7 @@ NON_DEFAULT = {  # a setting of every layer's arguments that differs from PyTorc
     "AdaptiveAvgPool1d": {"output_size": 4}, "AdaptiveAvgPool2d": {"output_size": [3, 4]},
     "BatchNorm1d": {"num_features": 6, "eps": 1e-3, "momentum": 0.2, "affine": False},
     "BatchNorm2d": {"num_features": 3, "eps": 1e-3, "track_running_stats": False},
+    "SyncBatchNorm": {"num_features": 6, "eps": 1e-3, "momentum": 0.2},
     "Embedding": {"num_embeddings": 5, "embedding_dim": 3, "padding_idx": 1},
     "Conv1d": {"in_channels": 4, "out_channels": 6, "kernel_size": 3, "stride": 2, "padding": 1, "dilation": 2,
                "groups": 2, "bias": False},

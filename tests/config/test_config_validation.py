@@ -60,7 +60,7 @@ def test_layer_without_arguments_accepts_no_keys(tmp_path):
     ("wrong type", "epochs: 5", "epochs: true", "trainer.epochs", "true", "an integer >= 1"),
     ("wrong type", "lr: 0.1", "lr: fast", "optimizer.lr", "'fast'", "a number >= 0"),
     ("wrong type", "flatten: true", "flatten: 1", "data.flatten", "1", "true or false"),
-    ("wrong type", "device: cpu", "device: 0", "device", "0", "cpu, cuda, cuda:N, auto or cuda-emu"),
+    ("wrong type", "device: cpu", "device: 0", "device", "0", "cpu, cuda, cuda:N, auto, cuda-emu or cuda-emu:N"),
     ("wrong type", "seed: 0", "seed: [1]", "seed", "[1]", "an integer >= 0"),
     ("out of range", "epochs: 5", "epochs: -3", "trainer.epochs", "-3", "an integer >= 1"),
     ("out of range", "epochs: 5", "epochs: 0", "trainer.epochs", "0", "an integer >= 1"),
@@ -150,7 +150,7 @@ def test_all_problems_are_reported_together_in_file_order(tmp_path):
             .replace("lr: 0.1", "lr: -1").replace("epochs: 5", "epochs: 0"))
     path, found = problems(tmp_path, text)
     assert found == [
-        f"{path}:2: device: invalid value; got 'gpu'; allowed: cpu, cuda, cuda:N, auto or cuda-emu",
+        f"{path}:2: device: invalid value; got 'gpu'; allowed: cpu, cuda, cuda:N, auto, cuda-emu or cuda-emu:N",
         f"{path}:{line_of(text, 'p: 2')}: model.layers[2].p: out of range; got 2; allowed: a number in [0, 1)",
         f"{path}:{line_of(text, 'lr: -1')}: optimizer.lr: out of range; got -1; allowed: a number >= 0",
         f"{path}:{line_of(text, 'epochs: 0')}: trainer.epochs: out of range; got 0; allowed: an integer >= 1",
@@ -335,3 +335,15 @@ def test_top_k_accuracy_is_a_metric_and_monitorable():
     config = loads_config(edited("batch_size: 10", "batch_size: 10\n  metrics: [accuracy, top3_accuracy]")
                           + "checkpoint: {monitor: val_top3_accuracy}\n")
     assert config["checkpoint"]["mode"] == "max"
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda", "cuda:1", "auto", "cuda-emu", "cuda-emu:1"])
+def test_every_device_form_is_accepted(device):
+    assert loads_config(edited("device: cpu", f"device: {device}"))["device"] == device
+
+
+@pytest.mark.parametrize("device", ["cuda-emu:", "cuda-emu:x", "gpu:0", "cuda:-1"])
+def test_malformed_device_indices_are_refused(tmp_path, device):
+    path, problem = only_problem(tmp_path, edited("device: cpu", f"device: '{device}'"))
+    assert problem.endswith(f"device: invalid value; got '{device}'; allowed: cpu, cuda, cuda:N, auto, cuda-emu or "
+                            "cuda-emu:N")

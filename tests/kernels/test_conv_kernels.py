@@ -27,13 +27,15 @@ def geometry(x_shape, kernel, stride, padding, dilation):
     return out, geometry_args(x_shape, out, kernel, stride, padding, dilation)
 
 
-def run_im2col(mod, x, kernel, stride, padding, dilation, grid=None, block=64):
+def run_im2col(mod, x, kernel, stride, padding, dilation, grid=None, block=64, batch_major=False):
+    """cols as (N, C*kh*kw, OH*OW): a view of channel-major storage, or batch-major storage itself."""
     out, args = geometry(x.shape, kernel, stride, padding, dilation)
     n, c = x.shape[:2]
-    cols = ce.nan_array((c * kernel[0] * kernel[1], n, out[0] * out[1]))  # stored channel-major
-    threads = n * c * out[0] * out[1]
-    mod.launch("im2col_f32", grid or -(-threads // block), block, (x, cols) + args)
-    return cols.transpose(1, 0, 2)
+    rows, length = c * kernel[0] * kernel[1], out[0] * out[1]
+    cols = ce.nan_array((n, rows, length) if batch_major else (rows, n, length))
+    threads = n * c * length
+    mod.launch("im2col_f32", grid or -(-threads // block), block, (x, cols) + args + (np.int64(batch_major),))
+    return cols if batch_major else cols.transpose(1, 0, 2)
 
 
 def run_col2im(mod, cols, x_shape, kernel, stride, padding, dilation, grid=None, block=64):
@@ -78,15 +80,17 @@ def inputs(shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
+@pytest.mark.parametrize("batch_major", [False, True])
 @pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation", CASES)
-def test_im2col_matches_the_definition(mod, x_shape, kernel, stride, padding, dilation):
+def test_im2col_matches_the_definition(mod, x_shape, kernel, stride, padding, dilation, batch_major):
     x = inputs(x_shape)
-    cols = run_im2col(mod, x, kernel, stride, padding, dilation)
+    cols = run_im2col(mod, x, kernel, stride, padding, dilation, batch_major=batch_major)
     expected = loop_im2col(x.astype(np.float64), kernel, stride, padding, dilation)
     np.testing.assert_array_equal(cols, expected)  # a copy: exact
-    reference = ref.im2col(np, x.astype(np.float64), kernel, stride, padding, dilation)
+    reference = ref.im2col(np, x.astype(np.float64), kernel, stride, padding, dilation, batch_major)
     np.testing.assert_array_equal(reference, expected)
-    assert reference.transpose(1, 0, 2).flags.c_contiguous  # channel-major storage, as the kernel writes it
+    # the storage the kernel writes: channel-major, or batch-major
+    assert (reference if batch_major else reference.transpose(1, 0, 2)).flags.c_contiguous
 
 
 @pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation", CASES)
@@ -166,5 +170,80 @@ def test_64_bit_index_path(tmp_path):
     for geo in (((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 2), (2, 1), (1, 0), (1, 2))):  # unit and general stride
         cols = run_im2col(wide, x, *geo)
         np.testing.assert_array_equal(cols, ref.im2col(np, x, *geo))
+        np.testing.assert_array_equal(run_im2col(wide, x, *geo, batch_major=True), cols)
         back = run_col2im(wide, cols, x.shape, *geo)
         np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("device", ["cuda-emu", "cuda-emu:1"], indirect=True)  # conftest's fixture sets the device
+@pytest.mark.parametrize("x_shape, weight_shape, stride, padding, groups, keeps_cols", [
+    ((3, 4, 9, 8), (6, 4, 3, 3), 1, 1, 1, False),   # 3x3: columns 9x the input, rebuilt in the backward
+    ((3, 4, 9, 8), (6, 2, 3, 3), 2, 1, 2, False),   # groups, stride 2: columns 2.25x the input
+    ((2, 4, 8, 8), (6, 4, 1, 1), 1, 0, 1, True),    # 1x1: columns the size of the input, kept
+    ((2, 4, 8, 8), (4, 2, 2, 2), 2, 0, 2, True),    # stride = kernel: columns the size of the input, kept
+])
+def test_conv2d_on_cuda_writes_its_output_once_and_keeps_columns_by_size(device, monkeypatch, launched_kernels,
+                                                                        x_shape, weight_shape, stride, padding,
+                                                                        groups, keeps_cols):
+    """conv2d in float32 through the CUDA backend (emulated): one batched GEMM writes the (N, O, OH, OW) output in
+    place (the matmul's out= is the returned array), the columns are kept only when no larger than the input, and
+    values and all gradients equal PyTorch's."""
+    import gpunet as gn
+    from gpunet.backend import get_backend
+    from gpunet.nn import functional as F
+
+    matmul_outs = []
+    xp = get_backend(device).xp
+    original = xp.matmul
+
+    def spy(*args, **kwargs):
+        matmul_outs.append(kwargs.get("out"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(xp, "matmul", spy)
+    rng = np.random.default_rng(sum(x_shape))
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, weight_shape, weight_shape[:1]))
+    gx, gw, gb = (gn.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(gx, gw, gb, stride=stride, padding=padding, groups=groups)
+    assert len(matmul_outs) == 1 and matmul_outs[0] is not None
+    assert np.shares_memory(matmul_outs[0], y.data)  # the GEMM's output is the convolution's
+    assert (y.creator.cols is not None) == keeps_cols
+    assert launched_kernels == ["im2col_f32"]
+    gy = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+    y.backward(gn.tensor(gy))
+    assert launched_kernels.count("im2col_f32") == 1 + (not keeps_cols)  # rebuilt for the weight gradient
+    tx, tw, tb = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=padding, groups=groups)
+    ty.backward(torch.tensor(gy, dtype=torch.float64))
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for ours, theirs in zip((gx, gw, gb), (tx, tw, tb)):
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("device", ["cuda-emu"], indirect=True)
+def test_conv2d_with_tf32_keeps_the_single_gemm_that_tf32_reaches(device, monkeypatch):
+    """CuPy runs a broadcast float32 matmul as cublasSgemmBatched, outside its TF32 compute type: with TF32 allowed
+    the forward takes the one-GEMM form (no out=, channel-major columns), whose result the stand-in rounds as tensor
+    cores do: within TF32's error of the float32 result, and not equal to it."""
+    import gpunet as gn
+    from gpunet.backend import get_backend
+    from gpunet.nn import functional as F
+
+    matmul_outs = []
+    xp = get_backend(device).xp
+    original = xp.matmul
+
+    def spy(*args, **kwargs):
+        matmul_outs.append(kwargs.get("out"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(xp, "matmul", spy)
+    rng = np.random.default_rng(9)
+    x, w = gn.tensor(rng.standard_normal((2, 8, 6, 6)).astype(np.float32)), \
+        gn.tensor(rng.standard_normal((16, 8, 3, 3)).astype(np.float32))
+    plain = F.conv2d(x, w, padding=1).numpy()
+    with gn.backends.cuda.matmul.tf32(True):
+        rounded = F.conv2d(x, w, padding=1).numpy()
+    assert matmul_outs[0] is not None and matmul_outs[1] is None
+    assert not np.array_equal(rounded, plain)
+    np.testing.assert_allclose(rounded, plain, rtol=0, atol=2e-2)

@@ -9,6 +9,7 @@ import torch.nn.functional as TF
 import gpunet as gn
 import gpunet.nn.functional as F
 from gpunet import backend
+from gpunet.nn.losses import loss_target
 from gpunet.ops.loss import SoftmaxCrossEntropy
 from gpunet.testing import gradcheck, gradgradcheck
 
@@ -425,3 +426,80 @@ def test_error_for_target_on_another_device():
     x = gn.zeros(2, 3, device="cpu")
     with _raises(gn.DeviceMismatchError, "cross_entropy", "cuda-emu", "cpu", ".to(device)"):
         F.cross_entropy(x, gn.tensor([0, 1], device="cuda-emu"))
+
+
+# ----- on a CUDA device: value checks without waiting for the device ---------------------------------------------
+EMULATED = ("cuda-emu", "cuda-emu:1")
+
+
+def _on(device, array):
+    return gn.tensor(np.asarray(array), device=device)
+
+
+@pytest.mark.parametrize("device_name", EMULATED)
+@pytest.mark.parametrize("name", ("cross_entropy", "nll_loss"))
+def test_a_class_index_out_of_range_on_a_cuda_device_makes_the_loss_nan_without_a_host_sync(device_name, name):
+    """The CPU raises; a CUDA device (here not the current one) cannot without waiting for it: the loss is NaN
+    (only the bad rows with reduction='none'), no gather reads outside the classes, and nothing comes to the host."""
+    logits, target = _class_case((5, 4), seed=3)
+    target[[1, 3]] = [4, -2]
+    good = np.array([True, False, True, False, True])
+    device = backend.get_backend(device_name)
+    loss = getattr(F, name)
+    expected = loss(gn.tensor(logits[good]), gn.tensor(target[good]), reduction="none").numpy()
+    before = device.host_syncs()
+    x = _on(device_name, logits).requires_grad_()
+    reduced = {r: loss(x, _on(device_name, target), reduction=r) for r in REDUCTIONS}
+    reduced["mean"].backward()
+    assert device.host_syncs() == before
+    per_row = reduced["none"].numpy()
+    assert np.isnan(per_row[~good]).all()
+    np.testing.assert_allclose(per_row[good], expected, rtol=1e-12)
+    assert np.isnan(reduced["mean"].item()) and np.isnan(reduced["sum"].item())
+    assert np.isfinite(x.grad.numpy()).all()
+
+
+@pytest.mark.parametrize("device_name", EMULATED)
+def test_probabilities_out_of_range_on_a_cuda_device_make_binary_cross_entropy_nan_without_a_host_sync(device_name):
+    device = backend.get_backend(device_name)
+    before = device.host_syncs()
+    per_element = F.binary_cross_entropy(_on(device_name, [0.5, 1.5, 0.25]), _on(device_name, [0.0, 1.0, 1.0]),
+                                         reduction="none")
+    mean = F.binary_cross_entropy(_on(device_name, [0.5, -0.5]), _on(device_name, [0.0, 1.0]))
+    assert device.host_syncs() == before
+    np.testing.assert_allclose(per_element.numpy()[[0, 2]], [-np.log(0.5), -np.log(0.25)], rtol=1e-6)
+    assert np.isnan(per_element.numpy()[1]) and np.isnan(mean.item())
+
+
+@pytest.mark.parametrize("device_name", EMULATED)
+def test_every_loss_runs_on_its_inputs_device_when_another_device_is_current(device_name):
+    """cuda-emu:1's tensors with the CPU current: each loss's array math runs on cuda-emu:1 (the stand-in refuses
+    an operation on another device's arrays), with the CPU's values."""
+    logits, target = _class_case((6, 3), ignore_some=True, seed=5)
+    probabilities = 1 / (1 + np.exp(-logits))
+    cases = [(F.cross_entropy, logits, target, {"label_smoothing": 0.1}), (F.nll_loss, logits, target, {}),
+             (F.binary_cross_entropy, probabilities, probabilities[::-1], {}),
+             (F.binary_cross_entropy_with_logits, logits, probabilities, {}), (F.mse_loss, logits, logits[::-1], {}),
+             (F.l1_loss, logits, logits[::-1], {}), (F.smooth_l1_loss, logits, logits[::-1], {}),
+             (F.huber_loss, logits, logits[::-1], {}), (F.kl_div, logits, probabilities, {"reduction": "batchmean"})]
+    assert backend.current().device == gn.device("cpu")
+    for loss, a, b, options in cases:
+        ours = loss(_on(device_name, a), _on(device_name, b), **options)
+        assert ours.device == gn.device(device_name)
+        np.testing.assert_allclose(ours.item(), loss(gn.tensor(a), gn.tensor(b), **options).item(), rtol=1e-12,
+                                   err_msg=loss.__name__)
+
+
+def test_loss_target_checks_host_labels_on_the_host_before_uploading_them():
+    output = gn.zeros(3, 4, device="cuda-emu:1")
+    device = backend.get_backend("cuda-emu:1")
+    before = device.host_syncs()
+    with _raises(IndexError, "CrossEntropyLoss", "class index 7", "[0, 4)"):
+        loss_target(gn.nn.CrossEntropyLoss(), np.array([0, 7, 1]), output)
+    target = loss_target(gn.nn.CrossEntropyLoss(ignore_index=-1), np.array([0, -1, 3]), output)
+    assert device.host_syncs() == before and target.device == gn.device("cuda-emu:1")
+    np.testing.assert_array_equal(target.numpy(), [0, -1, 3])
+    with _raises(IndexError, "NLLLoss", "class index -2"):  # a CPU tensor's labels: checked on the host too
+        loss_target(gn.nn.NLLLoss(), gn.tensor([0, -2, 1]), output)
+    moved = loss_target(gn.nn.CrossEntropyLoss(), gn.tensor([1, 2, 3], device="cuda-emu:0"), output)
+    assert moved.device == gn.device("cuda-emu:1")

@@ -140,3 +140,23 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="num_features"):
         nn.BatchNorm1d(0)
     nn.BatchNorm1d(3).eval()(gn.zeros(1, 3))  # eval with one sample is fine (running statistics)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_training_on_a_device_that_is_not_current_updates_the_running_stats_there_without_waiting(momentum):
+    """cuda-emu:1 while the CPU is current: the running statistics and the batch counter move on device 1 (the
+    stand-in refuses an in-place update run on another device) as PyTorch's do, and no step copies to the host
+    (the cumulative average's 1 / batches stays on the device)."""
+    ours, theirs = twin(nn.BatchNorm2d, momentum=momentum)
+    ours.to("cuda-emu:1")
+    device = gn.backend.get_backend("cuda-emu:1")
+    rng = np.random.default_rng(3)
+    for step in range(3):
+        x = (rng.standard_normal((4, 3, 2, 2)) + step).astype(np.float32)
+        before = device.host_syncs()
+        ours(gn.tensor(x, device="cuda-emu:1")).sum().backward()
+        assert device.host_syncs() == before
+        theirs(torch.tensor(x))
+    assert ours.running_mean.data.device_id == 1 and int(ours.num_batches_tracked.item()) == 3
+    for name in ("running_mean", "running_var"):
+        assert_close(getattr(ours, name), getattr(theirs, name), **TOLERANCE)

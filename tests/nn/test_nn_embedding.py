@@ -90,3 +90,36 @@ def test_errors_name_the_problem():
         nn.Embedding(4, 2, max_norm=1.0)
     with pytest.raises(ValueError, match="embedding_dim must be a positive integer"):
         nn.Embedding(4, 0)
+
+
+@pytest.mark.parametrize("device_name", ("cuda-emu", "cuda-emu:1"))
+def test_on_a_cuda_device_neither_pass_waits_for_the_device_and_an_index_out_of_range_gives_nan_rows(device_name):
+    """No host check of a CUDA tensor's indices and no bincount in the backward (CuPy's copies the indices' minimum
+    and maximum to the host): the stand-in counts no transfer to the host. An out-of-range index gives a NaN row and
+    adds to no gradient row; the rest equals the CPU's. cuda-emu:1 is not the current device here."""
+    rng = np.random.default_rng(4)
+    weight = rng.standard_normal((6, 3)).astype(np.float32)
+    idx = np.array([[1, 5, 1], [0, 6, 3]])
+    g = rng.standard_normal((2, 3, 3)).astype(np.float32)
+    device = gn.backend.get_backend(device_name)
+    table = gn.tensor(weight, device=device_name, requires_grad=True)
+    before = device.host_syncs()
+    y = F.embedding(gn.tensor(idx, device=device_name), table, padding_idx=3)
+    y.backward(gn.tensor(g, device=device_name))
+    assert device.host_syncs() == before
+    good = idx != 6
+    torch_weight = torch.tensor(weight, requires_grad=True)
+    expected = torch.nn.functional.embedding(torch.tensor(idx[good]), torch_weight, padding_idx=3)
+    expected.backward(torch.tensor(g[good]))
+    out = y.numpy()
+    assert np.isnan(out[~good]).all()
+    np.testing.assert_array_equal(out[good], expected.detach().numpy())
+    np.testing.assert_allclose(table.grad.numpy(), torch_weight.grad.numpy(), rtol=1e-6)
+
+
+def test_csr_leaves_indices_out_of_range_out_of_every_row():
+    from gpunet.backend.references.embedding import embedding_csr
+
+    positions, offsets = embedding_csr(np, np.array([[2, -1], [5, 2]]), 4)
+    np.testing.assert_array_equal(positions, [1, 0, 3, 2])
+    np.testing.assert_array_equal(offsets, [1, 1, 1, 3, 3])  # row 2: positions[1:3] = 0, 3; -1 and 5 in no row

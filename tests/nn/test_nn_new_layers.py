@@ -201,17 +201,38 @@ def test_interpolate_bad_input(kwargs, shape, message):
         F.interpolate(gn.randn(*shape), **kwargs)
 
 
-@pytest.mark.parametrize("make, shape", [
-    (lambda nn: nn.LayerNorm(24), (6, 24)), (lambda nn: nn.LayerNorm((3, 8)), (2, 5, 3, 8)),
-    (lambda nn: nn.GroupNorm(2, 6), (3, 6, 4, 4)),
-], ids=["LayerNorm", "LayerNorm_2d", "GroupNorm"])
-def test_normalization_statistics_run_the_cuda_kernel_on_the_emulated_device(make, shape, launched_kernels):
+LAYER_NORM_KERNELS = (["layer_norm_forward_f32"], ["layer_norm_backward_f32", "layer_norm_param_grad_f32"])
+
+
+@pytest.mark.parametrize("make, shape, kernels", [
+    (lambda nn: nn.LayerNorm(24), (6, 24), LAYER_NORM_KERNELS),
+    (lambda nn: nn.LayerNorm((3, 8)), (2, 5, 3, 8), LAYER_NORM_KERNELS),
+    (lambda nn: nn.LayerNorm(40, bias=False), (3, 7, 40), LAYER_NORM_KERNELS),
+    (lambda nn: nn.LayerNorm(1100, elementwise_affine=False), (3, 1100), LAYER_NORM_KERNELS),  # wide rows
+    (lambda nn: nn.GroupNorm(2, 6), (3, 6, 4, 4), (["batch_norm_stats_f32"], None)),
+], ids=["LayerNorm", "LayerNorm_2d", "LayerNorm_no_bias", "LayerNorm_wide_no_affine", "GroupNorm"])
+def test_normalization_runs_the_cuda_kernels_on_the_emulated_device(make, shape, kernels, launched_kernels):
+    """float32 through the CUDA backend (emulated): LayerNorm forward and backward are its fused kernels, GroupNorm
+    takes its statistics from batch_norm_stats; values and gradients equal PyTorch's."""
     torch.manual_seed(0)
     ref = make(torch.nn)
     for p in ref.parameters():
         p.data.normal_()
     layer = _copy_from_torch(make(gn.nn).to("cuda-emu"), ref)
     x = np.random.default_rng(7).normal(1.0, 2.0, shape).astype(np.float32)
-    y = layer(gn.tensor(x, device="cuda-emu"))
-    assert "batch_norm_stats_f32" in launched_kernels
-    np.testing.assert_allclose(y.numpy(), ref(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+    gx = gn.tensor(x, device="cuda-emu", requires_grad=True)
+    y = layer(gx)
+    assert launched_kernels == kernels[0]
+    tx = torch.tensor(x, requires_grad=True)
+    ty = ref(tx)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    if kernels[1] is None:
+        return
+    gy = np.random.default_rng(8).standard_normal(shape).astype(np.float32)
+    launched_kernels.clear()
+    y.backward(gn.tensor(gy, device="cuda-emu"))
+    assert launched_kernels == kernels[1]
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_allclose(gx.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+    for ours, theirs in zip(layer.parameters(), ref.parameters()):
+        np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-4)

@@ -100,3 +100,21 @@ def test_clipping_on_every_device(device):
     np.testing.assert_allclose(total.item(), expected.item(), rtol=1e-12)
     for p, t in zip(ours, theirs):
         np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+
+
+def test_clipping_on_a_device_that_is_not_current_works_there_without_waiting():
+    """cuda-emu:1's gradients with the CPU current (the Trainer's grad_clip on a second GPU): clipped on device 1,
+    PyTorch's values, and nothing copied to the host."""
+    ours, theirs = _pairs(scale=3.0)
+    ours = [p.to("cuda-emu:1") for p in ours]
+    for p, t in zip(ours, theirs):
+        p.grad = gn.tensor(t.grad.numpy(), device="cuda-emu:1")
+    device = gn.backend.get_backend("cuda-emu:1")
+    before = device.host_syncs()
+    total = gn.nn.utils.clip_grad_norm_(ours, 1.0)
+    assert device.host_syncs() == before and total.device == gn.device("cuda-emu:1")
+    expected = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    np.testing.assert_allclose(total.item(), expected.item(), rtol=1e-12)
+    for p, t in zip(ours, theirs):
+        assert p.grad.data.device_id == 1
+        np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-12)

@@ -75,5 +75,9 @@ def fake_cupy_with_gpus():
     runtime = types.SimpleNamespace(getDeviceCount=lambda: len(DEVICES), getDeviceProperties=properties,
                                     memGetInfo=mem_get_info, driverGetVersion=lambda: 12090,
                                     runtimeGetVersion=lambda: 12080)
+    # CuPy's per-dtype compute type of matrix products, which a CUDA backend sets from gpunet's TF32 switch
+    linalg = types.SimpleNamespace(COMPUTE_TYPE_DEFAULT=1, COMPUTE_TYPE_TF32=7, compute_types={},
+                                   set_compute_type=lambda dtype, kind: linalg.compute_types.__setitem__(dtype, kind))
     return types.SimpleNamespace(__version__="14.2.0", cuda=types.SimpleNamespace(Device=_Device, runtime=runtime),
-                                 get_default_memory_pool=cupy_standin.get_default_memory_pool)
+                                 get_default_memory_pool=cupy_standin.get_default_memory_pool,
+                                 _core=types.SimpleNamespace(_routines_linalg=linalg))

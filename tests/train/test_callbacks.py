@@ -224,3 +224,23 @@ def test_loggers_repair_a_torn_last_line_and_refill_lost_records(xor, tmp_path):
         rows = list(csv.DictReader(f))
     assert [float(r["val_loss"]) for r in rows] == straight.history["val_loss"]
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
+
+
+def test_progress_counts_every_step_and_shows_the_loss_of_the_latest_log_point():
+    """As on a CUDA device: the Trainer logs a loss only at its log points (steps 2 and 4 here); the bar moves every
+    step and shows the latest logged loss, the lines print it at theirs."""
+    class FakeTrainer:
+        steps_per_epoch, epochs, epoch = 4, 1, 0
+
+    bar, lines = ProgressBar(stream=Terminal()), ProgressBar(style="lines", log_every=1, stream=io.StringIO())
+    for callback in (bar, lines):
+        callback.set_trainer(FakeTrainer())
+        callback.on_epoch_begin(1)
+        for step in range(1, 5):
+            callback.on_batch_end(step, {"global_step": step, **({"loss": 0.5 / step} if step % 2 == 0 else {})})
+    frames = bar.stream.getvalue().split("\r")[1:]
+    assert [re.search(r"\] (\d/4) ", f).group(1) for f in frames] == ["1/4", "2/4", "3/4", "4/4"]
+    assert ["loss" in f for f in frames] == [False, True, True, True]
+    assert "loss 0.2500" in frames[1] and "loss 0.2500" in frames[2] and "loss 0.1250" in frames[3]
+    assert lines.stream.getvalue().splitlines() == ["epoch 1/1 step 1/4", "epoch 1/1 step 2/4 loss=0.25",
+                                                    "epoch 1/1 step 3/4 loss=0.25", "epoch 1/1 step 4/4 loss=0.125"]

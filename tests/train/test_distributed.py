@@ -58,7 +58,7 @@ def assert_close_runs(run_dir, reference_dir, rtol=1e-5):
     assert [sorted(r) for r in got] == [sorted(r) for r in want]
     for row, expected in zip(got, want):
         for key in expected:
-            if key != "time":
+            if key not in ("time", "host_syncs"):  # ranks exchange gradients through the host: they wait more
                 np.testing.assert_allclose(row[key], expected[key], rtol=rtol, err_msg=f"epoch {row['epoch']} {key}")
     weights = load_checkpoint(Path(run_dir) / "checkpoints" / "last.npz").model
     expected = load_checkpoint(Path(reference_dir) / "checkpoints" / "last.npz").model
@@ -130,14 +130,22 @@ def test_an_empty_share_of_the_last_batch_weighs_nothing(capsys, tmp_path):
     assert json.loads((out / "summary.json").read_text())["world_size"] == 2
 
 
-def test_two_ranks_on_the_emulated_gpu_equal_its_single_process_run(capsys, tmp_path):
-    """The device path: gradients of CuPy-backend arrays (cuda-emu, one emulated device per rank) staged through
-    the host for the all-reduce and moved back."""
+def test_two_ranks_on_the_emulated_gpu_reduce_through_nccl_and_equal_its_single_process_run(capsys, tmp_path):
+    """The GPU path: each rank on its own emulated device (cuda-emu:0, cuda-emu:1) all-reduces its gradient buckets
+    with the NCCL calls a GPU run makes (the stand-in reducing through MPI): one communicator per rank, one group per
+    step with one allReduce per bucket and the tail, every group closed."""
     single(capsys, str(tmp_path / "single"), "device=cuda-emu")
     out = tmp_path / "run"
-    result = mpiexec(tmp_path, 2, "train", CONFIG, EPOCHS, "device=cuda-emu", "--out", out, "--no-progress")
+    result = mpiexec(tmp_path, 2, "train", CONFIG, EPOCHS, "device=cuda-emu", "--out", out, "--no-progress",
+                     GPUNET_TEST_NCCL_LOG="1")
     assert result.returncode == 0, result.stderr
     assert_close_runs(out, tmp_path / "single")
+    logs = sorted(line.split() for line in result.stderr.splitlines() if line.startswith("nccl: "))
+    assert [(log[2], log[4], log[6]) for log in logs] == [("0", "0", "1"), ("1", "1", "1")], result.stderr
+    assert logs[0][8] == logs[1][8], logs  # the same steps on both ranks
+    for log in logs:
+        groups, calls, still_open = int(log[8]), int(log[10]), int(log[13])
+        assert groups >= 3 * 13 and calls == 2 * groups and still_open == 0, log  # one bucket (mlp_digits) + tail
 
 
 # ----- resume ----------------------------------------------------------------------------------------------------
@@ -258,17 +266,20 @@ class _TwinComm:
     def __init__(self):
         self.calls = []
 
+    def Dup(self):
+        return self
+
     def Iallreduce(self, send, receive, op):
         self.calls.append(send.size)
         receive[...] = 2 * send
         return mpi4py.MPI.REQUEST_NULL
 
 
-@pytest.mark.parametrize("bucket_bytes, sizes", [(1 << 20, [1 + 2 + 2 + 6 + 3 + 4]), (12, [1 + 2, 2, 6 + 3 + 4])])
+@pytest.mark.parametrize("bucket_bytes, sizes", [(1 << 20, [1 + 2 + 2 + 6, 3 + 4]), (12, [1 + 2, 2, 6, 3 + 4])])
 def test_one_all_reduce_per_bucket_of_flattened_gradients(bucket_bytes, sizes):
     """Parameters (float32, last first: 1, 2, 2, 6 values) go into buckets of at most ``bucket_bytes`` (a larger one
-    alone); the last
-    bucket carries the loss sum, the sample count, the stop flag and one has-gradient flag per parameter."""
+    alone); a last small all-reduce carries the loss sum, the sample count, the stop flag and one has-gradient flag
+    per parameter."""
     import gpunet as gn
 
     model = gn.nn.Sequential(gn.nn.Linear(3, 2), gn.nn.Linear(2, 1))
@@ -278,6 +289,7 @@ def test_one_all_reduce_per_bucket_of_flattened_gradients(bucket_bytes, sizes):
     comm = _TwinComm()
     parallel = distributed.DataParallel(distributed.World(0, 2, 0, comm), bucket_bytes=bucket_bytes)
     mean, stop = parallel.average_gradients(list(model.parameters()), float(loss.item()), 5, stop=False)
+    parallel.close()
     assert comm.calls == sizes
     assert mean == pytest.approx(float(loss.item())) and stop is False
     for p, want in zip(model.parameters(), expected):
@@ -289,3 +301,42 @@ def test_a_sweep_under_mpiexec_is_refused(tmp_path):
     assert result.returncode != 0
     assert "a sweep does not run data-parallel" in result.stderr
     assert not (tmp_path / "sweep").exists()
+
+
+def test_all_reduces_start_during_backward_as_each_bucket_is_ready():
+    """With ``prepare`` before backward, the last layer's bucket is all-reduced before backward reaches the first
+    layer (the order of events is recorded), and the averaged gradients are those of the reduction after backward."""
+    import gpunet as gn
+    from gpunet.autograd.engine import register_gradient_ready_hook
+
+    gn.manual_seed(0)
+    model = gn.nn.Sequential(gn.nn.Linear(3, 4), gn.nn.Tanh(), gn.nn.Linear(4, 2))
+    x = gn.tensor(np.linspace(-1, 1, 15, dtype=np.float32).reshape(5, 3))
+    names = {id(p): name for name, p in model.named_parameters()}
+    events = []
+
+    class RecordingComm(_TwinComm):
+        def Iallreduce(self, send, receive, op):
+            events.append(f"all-reduce {send.size}")
+            return super().Iallreduce(send, receive, op)
+
+    recorder = register_gradient_ready_hook(lambda leaf: events.append(f"ready {names[id(leaf)]}"))
+    parallel = distributed.DataParallel(distributed.World(0, 2, 0, RecordingComm()), bucket_bytes=4 * 16,
+                                        first_bucket_bytes=4 * 10)
+    try:
+        parallel.prepare(list(model.parameters()), 5)
+        loss = (model(x) ** 2).mean()
+        loss.backward()
+        backward_done = len(events)
+        expected = [p.grad.numpy().copy() for p in model.parameters()]
+        parallel.average_gradients(list(model.parameters()), float(loss.item()), 5)
+    finally:
+        recorder.remove()
+        parallel.close()
+    # buckets, last layer first: [2.bias 2 + 2.weight 8] = 10 floats (the first bucket's cap), [0.bias 4 + 0.weight
+    # 12] = 16; then the tail (loss, count, stop, 4 has-gradient flags)
+    assert events[:backward_done] == ["ready 2.weight", "ready 2.bias", "all-reduce 10", "ready 0.weight",
+                                      "ready 0.bias", "all-reduce 16"]
+    assert events[backward_done:] == ["all-reduce 7"]
+    for p, want in zip(model.parameters(), expected):
+        np.testing.assert_allclose(p.grad.numpy(), want, rtol=1e-6)

@@ -105,3 +105,92 @@ def test_unknown_metric_names_a_near_miss():
 def test_bad_inputs_give_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# ----- EpochCollector: device batches, one copy to the host per sync ---------------------------------------------
+def _batches(seed=0, sizes=(4, 3, 5, 2)):
+    rng = np.random.default_rng(seed)
+    return [(n, np.float32(rng.uniform(0.1, 2)), rng.standard_normal((n, 3)).astype(np.float32),
+             rng.integers(0, 3, n)) for n in sizes]
+
+
+def _host_reference(batches, names):
+    """The figures computed on the host, batch by batch, as the collector did before it took device tensors."""
+    loss_sum = 0.0
+    for n, loss, _, _ in batches:
+        loss_sum += float(loss) * n
+    outputs, targets = np.concatenate([b[2] for b in batches]), np.concatenate([b[3] for b in batches])
+    return {"loss": loss_sum / sum(b[0] for b in batches),
+            **{name: M.get_metric(name)(targets, outputs) for name in names}}
+
+
+@pytest.mark.parametrize("where_name", ["cpu", "cuda-emu", "cuda-emu:1"])
+def test_collector_of_device_tensors_equals_the_host_computation_with_one_copy_per_sync(where_name):
+    import gpunet as gn
+    from gpunet import backend
+
+    names = ["accuracy", "f1", "top2_accuracy"]
+    batches = _batches()
+    collector = M.EpochCollector(names)
+    where = backend.get_backend(where_name)
+    before = where.host_syncs() if where_name != "cpu" else 0
+    for n, loss, outputs, targets in batches[:2]:
+        collector.add(n, gn.tensor(loss, device=where_name), gn.tensor(outputs, device=where_name), targets)
+    if where_name != "cpu":
+        assert where.host_syncs() == before and not collector.last_losses  # nothing came to the host yet
+    collector.sync()
+    assert collector.last_losses == {"loss": float(batches[1][1])}
+    for n, loss, outputs, targets in batches[2:]:
+        collector.add(n, gn.tensor(loss, device=where_name), gn.tensor(outputs, device=where_name), targets)
+    results = collector.results()
+    if where_name != "cpu":
+        assert where.host_syncs() - before == 2  # the sync above and the one results() made
+    assert results == _host_reference(batches, names)
+    assert collector.first_nonfinite is None
+
+
+def test_collector_names_the_first_nonfinite_batch_and_copies_integer_outputs_exactly():
+    import gpunet as gn
+
+    collector = M.EpochCollector(["accuracy"])
+    labels = np.array([2**60 + 1, 1])  # not exact in float64: integer outputs travel on their own
+    for n, loss in ((2, 1.0), (2, float("inf")), (2, float("nan"))):
+        collector.add(n, gn.tensor(np.float32(loss), device="cuda-emu"), gn.tensor(labels, device="cuda-emu"),
+                      np.array([1, 1]))
+    collector.sync()
+    assert collector.first_nonfinite == (2, float("inf")) and np.isnan(collector.last_losses["loss"])
+    np.testing.assert_array_equal(collector.outputs(), np.tile(labels, 3))
+
+
+def test_collector_state_dict_brings_pending_batches_along():
+    import gpunet as gn
+
+    batches = _batches(1)
+    collector = M.EpochCollector(["accuracy"])
+    for n, loss, outputs, targets in batches[:3]:
+        collector.add(n, gn.tensor(loss, device="cuda-emu:1"), gn.tensor(outputs, device="cuda-emu:1"), targets)
+    resumed = M.EpochCollector(["accuracy"])
+    resumed.load_state_dict(collector.state_dict())
+    n, loss, outputs, targets = batches[3]
+    resumed.add(n, float(loss), outputs, targets)
+    assert resumed.results() == _host_reference(batches, ["accuracy"]) and resumed.batches == 4
+
+
+def test_collector_of_named_losses_reported_by_some_batches_and_combined_shares():
+    """A task's losses (a GAN's generator loss every other batch): each the mean over the samples of the batches
+    that reported it; ``combined`` adds ranks' shares; an older checkpoint's state (loss_sum) still loads."""
+    import gpunet as gn
+
+    collector = M.EpochCollector()
+    collector.add(4, {"loss": gn.tensor(np.float32(1.0), device="cuda-emu"), "g_loss": 3.0})
+    collector.add(2, {"loss": gn.tensor(np.float32(4.0), device="cuda-emu")})
+    collector.add(6, {"loss": 0.5, "g_loss": gn.tensor(np.float32(2.0), device="cuda-emu")}, counts={"g_loss": 3})
+    assert collector.results("train_") == {"train_loss": (4 + 8 + 3) / 12, "train_g_loss": (12 + 6) / 7}
+    assert collector.last_losses == {"loss": 0.5, "g_loss": 2.0}
+    other = M.EpochCollector()
+    other.add(3, {"loss": 2.0})
+    both = M.EpochCollector.combined(collector, [collector.state_dict(), other.state_dict()])
+    assert both.results() == {"loss": (15 + 6) / 15, "g_loss": 18 / 7} and both.batches == 3
+    old = M.EpochCollector()
+    old.load_state_dict({"loss_sum": 6.0, "count": 4, "batches": 2})
+    assert old.results() == {"loss": 1.5}

@@ -100,10 +100,10 @@ def test_resume_mid_epoch_is_exact(tmp_path):
 
 
 @pytest.mark.parametrize("keys, message", [
-    ({"equation": "heat"}, "equation: unknown equation 'heat'; known: exponential_decay, harmonic_oscillator"),
+    ({"equation": "heat"}, "task ode: equation must be one of exponential_decay, harmonic_oscillator, got 'heat'"),
     ({"omega": 2.0}, "omega: the equation exponential_decay has no parameter omega"),
     ({"equation": "harmonic_oscillator", "gamma": 1.0}, "gamma: the equation harmonic_oscillator has no parameter"),
-    ({"equation": "harmonic_oscillator", "omega": 0.0}, "omega must be positive"),
+    ({"equation": "harmonic_oscillator", "omega": 0.0}, "task ode: omega must be > 0, got 0.0"),
 ])
 def test_bad_keys_are_named(keys, message):
     with pytest.raises(ValueError, match=message):

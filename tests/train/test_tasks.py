@@ -254,8 +254,10 @@ def test_a_sweep_over_a_task_key_trains_every_cell_with_its_value(tmp_path, caps
     assert [loads_config(p.read_text())["task"]["noise_std"] for p in configs] == [0.0, 0.3]
 
 
-def test_a_mid_epoch_checkpoint_of_the_earlier_format_resumes_exactly(xor, tmp_path):
-    """Checkpoints written before tasks had no task entry and kept the epoch's loss in the collector."""
+@pytest.mark.parametrize("earlier", ["before tasks", "with LossMeans"])
+def test_a_mid_epoch_checkpoint_of_the_earlier_format_resumes_exactly(xor, tmp_path, earlier):
+    """Checkpoints written before tasks had no task entry and kept the epoch's loss in the collector (loss_sum);
+    for a while after, the named losses had an entry of their own ("losses")."""
     from gpunet.train import ModelCheckpoint
     from gpunet.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -272,10 +274,14 @@ def test_a_mid_epoch_checkpoint_of_the_earlier_format_resumes_exactly(xor, tmp_p
     with pytest.raises(TrainingInterrupted):
         stopped.fit(train, val, epochs=2)
     old = load_checkpoint(tmp_path / "last.npz")
-    losses = old.extra["partial_epoch"].pop("losses")
-    old.extra.pop("task")
     collector = old.extra["partial_epoch"]["collector"]
-    collector["loss_sum"] = losses["sums"]["loss"]  # where the earlier format kept it
+    losses = {"sums": collector.pop("sums"), "counts": collector.pop("counts")}
+    if earlier == "before tasks":
+        old.extra.pop("task")
+        collector["loss_sum"] = losses["sums"]["loss"]  # where the earlier format kept it
+    else:
+        collector["loss_sum"] = 0.0
+        old.extra["partial_epoch"]["losses"] = losses
     save_checkpoint(tmp_path / "old.npz", old)
     fresh, train, val = classic()
     fresh.fit(train, val, epochs=2, resume=str(tmp_path / "old.npz"))
@@ -359,3 +365,30 @@ def test_the_progress_display_and_telemetry_show_a_tasks_losses(tmp_path, capsys
     assert out[-2].startswith("epoch 1/1 train_loss=") and " train_mse=" in out[-2] and " val_mse=" in out[-2]
     record = json.loads((tmp_path / "run/metrics.jsonl").read_text())
     assert record["train_mse"] > 0 and {"cupy_pool_used_bytes", "cupy_pool_total_bytes"} <= set(record)  # device state
+
+
+@pytest.mark.parametrize("task, keys, message", [
+    ("rbm", {"n_hidden": 0}, "task rbm: n_hidden must be >= 1, got 0"),
+    ("rbm", {"n_hidden": 2.5}, "task rbm: n_hidden must be an integer, got 2.5"),
+    ("rbm", {"persistent": 1}, "task rbm: persistent must be true or false, got 1"),
+    ("dbn", {"hidden": [256, 0]}, r"task dbn: hidden must be >= 1, got \[256, 0\]"),
+    ("dbn", {"hidden": 256}, "task dbn: hidden must be a list, got 256"),
+    ("dbn", {"dropout": 1.0}, "task dbn: dropout must be < 1, got 1.0"),
+    ("perceptron", {"kind": "ternary"}, "task perceptron: kind must be one of binary, bipolar, got 'ternary'"),
+    ("autoencode", {"sparsity_target": 0}, "task autoencode: sparsity_target must be > 0, got 0"),
+    ("ode", {"gamma": "fast"}, "task ode: gamma must be a number, got 'fast'"),
+    ("finetune", {"freeze": [0]}, r"task finetune: freeze must be a list of strings, got \[0\]"),
+    ("gan", {"clip_value": -0.01}, "task gan: clip_value must be > 0, got -0.01"),
+])
+def test_every_task_checks_its_keys_from_python_as_the_config_does(task, keys, message):
+    """One checker (``check_keys``) reads each key's annotation and Key bounds, for every task."""
+    with pytest.raises(ValueError, match=message):
+        TASKS[task](**keys)
+
+
+def test_every_task_calls_the_key_checker():
+    """A task whose __init__ forgot check_keys would accept what its config refuses."""
+    import inspect
+    for name, cls in TASKS.items():
+        if cls.__init__ is not object.__init__ and cls.keys:
+            assert "check_keys(self" in inspect.getsource(cls.__init__), name

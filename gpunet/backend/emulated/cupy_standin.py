@@ -5,7 +5,10 @@
 - the array namespace is NumPy's, on ``DeviceArray`` "device" arrays (NumPy memory that refuses to be mixed with
   host NumPy arrays, as CuPy arrays do); when CuPy is installed, a name that CuPy's namespace lacks is refused, so
   code that works here does not fail for want of a function on a GPU;
-- ``asnumpy(array)`` copies to the host;
+- ``asnumpy(array)`` copies to the host; ``transfers_to_host(device)`` (not CuPy's) counts every copy of a device
+  array's values to the host so far, ``asnumpy``, ``.item()``, ``float()``, ``bool()`` and the rest (see
+  ``device_array``), the copies CuPy's own functions make to size a result (``SYNCHRONIZING``: ``bincount``,
+  ``nonzero``, ``unique``, ...) and boolean-mask indexing: each is a wait for the device on a GPU;
 - ``RawModule(code=..., options=(...))`` keeps the CUDA source and compiles it with the CUDA emulator on
   ``compile()`` or the first ``get_function(name)``; the kernel returned is called as
   ``kernel(grid, block, args, shared_mem=0)``: ``grid``, ``block`` and ``args`` must be tuples, as CuPy requires, and
@@ -43,13 +46,14 @@ from pathlib import Path
 
 import numpy
 
-from . import linalg
+from . import linalg, nccl_standin
 from .build import cache_dir, toolchain
-from .device_array import DeviceArray, check_no_host, current_device, set_current_device, to_device
+from .device_array import (DeviceArray, check_no_host, count_transfer, current_device, set_current_device, to_device,
+                           transfers_to_host)
 from .errors import CudaEmuError
 from .module import DEFAULT_FTZ, MAX_SHARED_MEM, Module
 
-__all__ = ["RawModule", "asnumpy", "cuda", "get_default_memory_pool", "compilations"]
+__all__ = ["RawModule", "asnumpy", "cuda", "get_default_memory_pool", "compilations", "transfers_to_host"]
 
 DEVICE_NAME = "gpunet CUDA emulator (CPU)"
 MAX_GRID_SIZE = (2**31 - 1, 65535, 65535)
@@ -74,6 +78,13 @@ def _cupy_names():
 
 
 _TRANSFERS = frozenset({"asarray", "array", "asanyarray", "ascontiguousarray"})  # host data -> device copy
+# The functions CuPy 14.2's docstrings warn "may synchronize the device" about (they copy a count or an extreme to
+# the host to size their result or check their input): how many copies each call makes here. ``bincount`` makes two
+# (``(x < 0).any()`` and ``int(cupy.max(x))`` in its source); ``where`` only with the condition alone (nonzero).
+SYNCHRONIZING = {name: 1 for name in (
+    "average", "compress", "delete", "extract", "flatnonzero", "histogram", "histogram2d", "histogramdd", "ix_",
+    "mask_indices", "nanmax", "nanmin", "nonzero", "place", "ravel_multi_index", "real_if_close", "unique",
+    "unravel_index", "where")} | {"bincount": 2}
 
 
 def __getattr__(name):
@@ -91,12 +102,15 @@ def __getattr__(name):
 
 def _device_function(name, function):
     """``function`` returning device arrays; as in CuPy, only the transfer functions accept host arrays."""
-    transfer = name in _TRANSFERS
+    transfer, waits = name in _TRANSFERS, SYNCHRONIZING.get(name, 0)
 
     @functools.wraps(function)
     def device_function(*args, **kwargs):
         if not transfer:
             check_no_host(f"cupy.{name}", (args, kwargs))
+            if waits and (name != "where" or len(args) + len(kwargs) == 1):
+                for _ in range(waits):
+                    count_transfer(current_device())
             return to_device(function(*args, **kwargs))
         result = function(*args, **kwargs)
         source = args[0] if args else kwargs.get("a", kwargs.get("obj"))
@@ -108,7 +122,9 @@ def _device_function(name, function):
 
 
 def asnumpy(array):
-    """A host copy of a "device" array (``cupy.asnumpy``)."""
+    """A host copy of a "device" array (``cupy.asnumpy``), counted in ``transfers_to_host``."""
+    if isinstance(array, DeviceArray):
+        count_transfer(array.device_id)
     return numpy.array(array, copy=True)
 
 
@@ -181,6 +197,20 @@ def _get_device_properties(index: int) -> dict:
             "sharedMemPerBlock": MAX_SHARED_MEM, "major": 8, "minor": 0, "l2CacheSize": L2_CACHE_SIZE}
 
 
+class _Stream:
+    """The current stream (``cupy.cuda.get_current_stream()``): the emulator runs everything in order on the null
+    stream, pointer 0."""
+
+    ptr = 0
+
+    def synchronize(self) -> None:
+        return None
+
+
+def _get_current_stream() -> _Stream:
+    return _Stream()
+
+
 class Event:
     """``cupy.cuda.Event``: ``record()`` notes the host clock. The emulator runs each launch to completion on the host
     before returning, so the time between two events is the emulator's time for the work between them (no GPU's)."""
@@ -202,7 +232,8 @@ def _get_elapsed_time(start: Event, end: Event) -> float:
 
 _core = types.SimpleNamespace(_routines_linalg=linalg)
 cuda = types.SimpleNamespace(
-    Device=Device, Event=Event, get_elapsed_time=_get_elapsed_time,
+    Device=Device, Event=Event, get_elapsed_time=_get_elapsed_time, get_current_stream=_get_current_stream,
+    nccl=nccl_standin,
     runtime=types.SimpleNamespace(getDevice=_get_device, getDeviceCount=_get_device_count,
                                   getDeviceProperties=_get_device_properties),
 )

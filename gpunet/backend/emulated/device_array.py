@@ -11,6 +11,11 @@ Several devices: as in CuPy, an array belongs to the device that was current whe
 its base's device), and an operation runs on the current device. CuPy refuses an operand on another device unless
 peer access between the two devices is possible, and then moves the work to the current device silently (with a
 PerformanceWarning); here every such operation raises, in CuPy's words, since either outcome is a bug in gpunet.
+
+Transfers to the host: every way a CuPy array's values reach the host (``cupy.asnumpy``, ``.item()``, ``.tolist()``,
+``float()``, ``int()``, ``bool()``, ``operator.index``, printing, and indexing with a boolean mask, whose result size
+CuPy copies to the host) copies from the device and waits for it;
+``transfers_to_host(device)`` counts them per device here, so a test can see how often a loop waits for the device.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ import numpy
 from .linalg import tf32_operands
 
 _state = threading.local()  # as cudaSetDevice, the current device is per host thread
+_transfers: dict[int, int] = {}  # device -> device-to-host transfers so far (every host thread)
+_transfers_lock = threading.Lock()
 
 
 def current_device() -> int:
@@ -30,6 +37,28 @@ def current_device() -> int:
 
 def set_current_device(index: int) -> None:
     _state.device = index
+
+
+def transfers_to_host(device: int) -> int:
+    """How many times values of device ``device``'s arrays were copied to the host (each one a wait for the device on
+    a GPU) since the process started."""
+    return _transfers.get(device, 0)
+
+
+def count_transfer(device: int) -> None:
+    with _transfers_lock:
+        _transfers[device] = _transfers.get(device, 0) + 1
+
+
+def _to_host(conversion):
+    """``conversion`` of a DeviceArray (``item``, ``__float__``, ...), counted as a transfer to the host."""
+
+    def converted(self, *args, **kwargs):
+        count_transfer(self.device_id)
+        return conversion(self.view(numpy.ndarray), *args, **kwargs)
+
+    converted.__name__ = conversion.__name__
+    return converted
 
 
 class DeviceArray(numpy.ndarray):
@@ -55,6 +84,13 @@ class DeviceArray(numpy.ndarray):
 
         return Device(self.device_id)
 
+    @property
+    def data(self):
+        """The device pointer (``.data.ptr``, ``.data.device_id``), as CuPy's ``MemoryPointer``: what NCCL takes."""
+        from .nccl_standin import MemoryPointer
+
+        return MemoryPointer(self)
+
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
         what = f"{ufunc.__name__}{'' if method == '__call__' else '.' + method}"
         check_no_host(what, inputs + (out or ()))
@@ -68,7 +104,21 @@ class DeviceArray(numpy.ndarray):
         return to_device(result)
 
     def __getitem__(self, key):
+        if any(isinstance(k, numpy.ndarray) and k.dtype == bool for k in (key if isinstance(key, tuple) else (key,))):
+            count_transfer(self.device_id)  # CuPy copies the mask's count to the host to size the result
         return to_device(super().__getitem__(key))
+
+    # Values to the host: each a device-to-host copy that waits for the device, as in CuPy.
+    item = _to_host(numpy.ndarray.item)
+    tolist = _to_host(numpy.ndarray.tolist)
+    __float__ = _to_host(numpy.ndarray.__float__)
+    __int__ = _to_host(numpy.ndarray.__int__)
+    __bool__ = _to_host(numpy.ndarray.__bool__)
+    __index__ = _to_host(numpy.ndarray.__index__)
+    __complex__ = _to_host(numpy.ndarray.__complex__)
+    __format__ = _to_host(numpy.ndarray.__format__)
+    __repr__ = _to_host(numpy.ndarray.__repr__)  # CuPy's repr reads "array([...])" too
+    __str__ = _to_host(numpy.ndarray.__str__)
 
     def __array_function__(self, func, types, args, kwargs):
         check_no_host(func.__name__, (args, kwargs))

@@ -17,20 +17,22 @@ def geometry_args(x_shape, out_shape, kernel, stride, padding, dilation) -> tupl
     return tuple(numpy.int64(v) for v in (*x_shape, *kernel, *stride, *padding, *dilation, *out_shape))
 
 
-def check_im2col(x, kernel, stride, padding, dilation):
+def check_im2col(x, kernel, stride, padding, dilation, batch_major=False):
     require_float("im2col", "x", x)
     if x.ndim != 4:
         raise ValueError(f"im2col: x must be (N, C, H, W), got shape {tuple(x.shape)}")
 
 
-def im2col(backend, x, kernel, stride, padding, dilation):
+def im2col(backend, x, kernel, stride, padding, dilation, batch_major=False):
     out = conv_output_shape(x.shape, kernel, stride, padding, dilation)
     n, c = x.shape[:2]
     x = backend.xp.ascontiguousarray(x)
-    cols = backend.xp.empty((c * kernel[0] * kernel[1], n, out[0] * out[1]), dtype=x.dtype)  # channel-major
-    launch_per_element(backend, "conv", "im2col_f32", n * c * out[0] * out[1],
-                       (x, cols, *geometry_args(x.shape, out, kernel, stride, padding, dilation)))
-    return cols.transpose(1, 0, 2)
+    rows, length = c * kernel[0] * kernel[1], out[0] * out[1]
+    cols = backend.xp.empty((n, rows, length) if batch_major else (rows, n, length), dtype=x.dtype)
+    launch_per_element(backend, "conv", "im2col_f32", n * c * length,
+                       (x, cols, *geometry_args(x.shape, out, kernel, stride, padding, dilation),
+                        numpy.int64(bool(batch_major))))
+    return cols if batch_major else cols.transpose(1, 0, 2)
 
 
 def check_col2im(cols, x_shape, kernel, stride, padding, dilation):

@@ -1,8 +1,9 @@
 """CuPy launcher of ``kernels/embedding.cu``: the embedding gradient as a gather over a CSR of positions (no atomics).
 
-The CSR (positions sorted by (index, position), row offsets) is built with CuPy's argsort, bincount and cumsum
-(``gpunet.backend.references.embedding.embedding_csr``); the kernel then sums, for each gradient element, the
-``gy`` rows of its positions in increasing order: deterministic, and bit for bit the reference's ``add.at``.
+The CSR (positions sorted by (index, position), row offsets) is built with CuPy's argsort and searchsorted,
+neither of which waits for the device (``gpunet.backend.references.embedding.embedding_csr``); the kernel then sums,
+for each gradient element, the ``gy`` rows of its positions in increasing order: deterministic, and bit for bit the
+reference's ``add.at``.
 """
 from __future__ import annotations
 

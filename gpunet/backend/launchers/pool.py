@@ -1,16 +1,15 @@
 """CuPy launchers of ``kernels/pool.cu``: max pooling with argmax and average pooling, forward and backward.
 
 float32 launches the kernels (one thread per output element forward, one per input element backward: gathers,
-no atomics); float64 runs the xp reference (``gpunet.backend.references.pool``).
+no atomics); float64 runs the xp reference (``gpunet.backend.references.pool``). Each launch picks the kernel's
+32-bit index variant (``*_i32_f32``, int sizes) when every index it forms fits in an int, else the 64-bit one.
 """
 from __future__ import annotations
 
 import numpy
 
 from ..geometry import pool_output_size
-from .common import launch_per_element, require_float
-
-_i64 = numpy.int64
+from .common import BLOCK_SIZE, ceil_div, fits_int32, prod, require_float
 
 
 def _check(op: str, x, what: str = "x") -> None:
@@ -20,20 +19,34 @@ def _check(op: str, x, what: str = "x") -> None:
 
 
 def _window_args(x_shape, out_shape, kernel, stride, padding) -> tuple:
-    """(planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw) as the kernels' long long arguments."""
+    """(planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw)."""
     n, c, h, w = x_shape
-    return tuple(_i64(v) for v in (n * c, h, w, *out_shape, *kernel, *stride, *padding))
+    return (n * c, h, w, *out_shape, *kernel, *stride, *padding)
 
 
-def max_pool_args(x_shape, out_shape, kernel, stride, padding, dilation) -> tuple:
-    """The scalar arguments of the max-pooling kernels, after their arrays."""
-    return (*_window_args(x_shape, out_shape, kernel, stride, padding), *map(_i64, dilation))
+def max_pool_args(x_shape, out_shape, kernel, stride, padding, dilation, ctype=numpy.int64) -> tuple:
+    """The scalar arguments of the max-pooling kernels, after their arrays, as ``ctype`` (int64 for the ``_f32``
+    entry points, int32 for ``_i32_f32``)."""
+    return tuple(map(ctype, (*_window_args(x_shape, out_shape, kernel, stride, padding), *dilation)))
 
 
-def avg_pool_args(x_shape, out_shape, kernel, stride, padding, count_include_pad, divisor_override) -> tuple:
-    """The scalar arguments of the average-pooling kernels, after their arrays."""
-    return (*_window_args(x_shape, out_shape, kernel, stride, padding), _i64(bool(count_include_pad)),
-            _i64(divisor_override or 0))
+def avg_pool_args(x_shape, out_shape, kernel, stride, padding, count_include_pad, divisor_override,
+                  ctype=numpy.int64) -> tuple:
+    """The scalar arguments of the average-pooling kernels, after their arrays, as ``ctype``."""
+    return tuple(map(ctype, (*_window_args(x_shape, out_shape, kernel, stride, padding), bool(count_include_pad),
+                             divisor_override or 0)))
+
+
+def _launch(backend, kernel: str, x_shape, y_shape, arrays: tuple, scalars) -> None:
+    """One thread per element of the larger of x and y (``kernel`` is ``<op>_forward`` or ``<op>_backward``),
+    with the 32-bit variant when the indices of both fit. ``scalars(ctype)`` gives the scalar arguments."""
+    n = prod(y_shape) if kernel.endswith("forward") else prod(x_shape)
+    if not n:
+        return
+    blocks, threads = ceil_div(n, BLOCK_SIZE), min(BLOCK_SIZE, n)
+    narrow = fits_int32(backend, max(prod(x_shape), prod(y_shape)), blocks, threads)
+    entry = f"{kernel}_i32_f32" if narrow else f"{kernel}_f32"
+    backend.launch("pool", entry, blocks, threads, (*arrays, *scalars(numpy.int32 if narrow else numpy.int64)))
 
 
 def check_max_pool2d(x, kernel, stride, padding, dilation, ceil_mode=False):
@@ -46,8 +59,8 @@ def max_pool2d(backend, x, kernel, stride, padding, dilation, ceil_mode=False):
     x = backend.xp.ascontiguousarray(x)
     y = backend.xp.empty(x.shape[:2] + out, dtype=x.dtype)
     argmax = backend.xp.empty(y.shape, dtype=numpy.int64)
-    launch_per_element(backend, "pool", "max_pool2d_forward_f32", y.size,
-                       (x, y, argmax, *max_pool_args(x.shape, out, kernel, stride, padding, dilation)))
+    _launch(backend, "max_pool2d_forward", x.shape, y.shape, (x, y, argmax),
+            lambda ctype: max_pool_args(x.shape, out, kernel, stride, padding, dilation, ctype))
     return y, argmax
 
 
@@ -62,8 +75,8 @@ def max_pool2d_backward(backend, gy, argmax, x_shape, kernel, stride, padding, d
     gy = backend.xp.ascontiguousarray(gy)
     argmax = backend.xp.ascontiguousarray(argmax.astype(numpy.int64, copy=False))
     gx = backend.xp.empty(tuple(x_shape), dtype=gy.dtype)
-    launch_per_element(backend, "pool", "max_pool2d_backward_f32", gx.size,
-                       (gy, argmax, gx, *max_pool_args(x_shape, gy.shape[2:], kernel, stride, padding, dilation)))
+    _launch(backend, "max_pool2d_backward", gx.shape, gy.shape, (gy, argmax, gx),
+            lambda ctype: max_pool_args(x_shape, gy.shape[2:], kernel, stride, padding, dilation, ctype))
     return gx
 
 
@@ -75,9 +88,9 @@ def avg_pool2d(backend, x, kernel, stride, padding, count_include_pad=True, ceil
     out = tuple(pool_output_size(x.shape[2 + a], kernel[a], stride[a], padding[a], 1, ceil_mode) for a in (0, 1))
     x = backend.xp.ascontiguousarray(x)
     y = backend.xp.empty(x.shape[:2] + out, dtype=x.dtype)
-    launch_per_element(backend, "pool", "avg_pool2d_forward_f32", y.size,
-                       (x, y, *avg_pool_args(x.shape, out, kernel, stride, padding, count_include_pad,
-                                             divisor_override)))
+    _launch(backend, "avg_pool2d_forward", x.shape, y.shape, (x, y),
+            lambda ctype: avg_pool_args(x.shape, out, kernel, stride, padding, count_include_pad, divisor_override,
+                                        ctype))
     return y
 
 
@@ -88,7 +101,7 @@ def check_avg_pool2d_backward(gy, x_shape, kernel, stride, padding, count_includ
 def avg_pool2d_backward(backend, gy, x_shape, kernel, stride, padding, count_include_pad=True, divisor_override=None):
     gy = backend.xp.ascontiguousarray(gy)
     gx = backend.xp.empty(tuple(x_shape), dtype=gy.dtype)
-    launch_per_element(backend, "pool", "avg_pool2d_backward_f32", gx.size,
-                       (gy, gx, *avg_pool_args(x_shape, gy.shape[2:], kernel, stride, padding, count_include_pad,
-                                               divisor_override)))
+    _launch(backend, "avg_pool2d_backward", gx.shape, gy.shape, (gy, gx),
+            lambda ctype: avg_pool_args(x_shape, gy.shape[2:], kernel, stride, padding, count_include_pad,
+                                        divisor_override, ctype))
     return gx

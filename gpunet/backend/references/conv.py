@@ -4,7 +4,8 @@ x is (N, C, H, W); ``kernel``, ``stride``, ``padding``, ``dilation`` are (h, w) 
 uses H = 1). cols has shape (N, C*kh*kw, OH*OW), row c*kh*kw + i*kw + j holding input channel c at kernel offset
 (i, j) for every output position (PyTorch's ``F.unfold`` layout), and is stored channel-major: it is a transposed
 view of a contiguous (C*kh*kw, N, OH*OW) array, so that the weight product of the whole batch is one GEMM
-(``cols.transpose(1, 0, 2).reshape(C*kh*kw, N*OH*OW)`` is free). col2im accepts any layout.
+(``cols.transpose(1, 0, 2).reshape(C*kh*kw, N*OH*OW)`` is free); ``batch_major=True`` stores it as is, for a
+per-sample GEMM writing the (N, O, OH*OW) output directly (the CUDA forward). col2im accepts any layout.
 
 im2col is one copy through a strided view (no Python loop over positions); col2im adds the kh*kw column planes
 into the padded image, one strided slice per kernel offset in (i, j) order, the summation order of the CUDA gather.
@@ -25,13 +26,18 @@ def _padded(xp, x, padding):
     return padded
 
 
-def im2col(xp, x, kernel, stride, padding, dilation):
-    """cols[n, c*kh*kw + i*kw + j, oh*OW + ow] = x_padded[n, c, oh*sh + i*dh, ow*sw + j*dw]."""
+def im2col(xp, x, kernel, stride, padding, dilation, batch_major=False):
+    """cols[n, c*kh*kw + i*kw + j, oh*OW + ow] = x_padded[n, c, oh*sh + i*dh, ow*sw + j*dw], stored channel-major
+    (a view of (C*kh*kw, N, OH*OW)), or contiguous with ``batch_major``."""
     n, c = x.shape[:2]
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     oh, ow = conv_output_shape(x.shape, kernel, stride, padding, dilation)
     padded = _padded(xp, x, padding)
     s_n, s_c, s_h, s_w = padded.strides
+    if batch_major:
+        windows = xp.lib.stride_tricks.as_strided(
+            padded, (n, c, kh, kw, oh, ow), (s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw))
+        return xp.ascontiguousarray(windows).reshape(n, c * kh * kw, oh * ow)  # one copy
     windows = xp.lib.stride_tricks.as_strided(
         padded, (c, kh, kw, n, oh, ow), (s_c, s_h * dh, s_w * dw, s_n, s_h * sh, s_w * sw))
     return xp.ascontiguousarray(windows).reshape(c * kh * kw, n, oh * ow).transpose(1, 0, 2)  # one copy

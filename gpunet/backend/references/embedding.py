@@ -8,14 +8,18 @@ def embedding_csr(xp, idx, num_embeddings):
     """``(positions, offsets)``: the flat positions sorted by (index, position), and where each row's run starts.
 
     Row ``r``'s positions are ``positions[offsets[r]:offsets[r + 1]]``, increasing. Sorting the unique keys
-    ``index * n + position`` makes the order independent of the sort's stability.
+    ``index * n + position`` makes the order independent of the sort's stability. The offsets come from a binary
+    search of the sorted indices, not ``bincount``: CuPy's bincount copies the indices' minimum and maximum to the
+    host (two waits for the device), while argsort (Thrust, ``par_nosync``) and searchsorted wait for nothing.
+    Indices outside [0, num_embeddings) fall outside every row's run.
     """
     flat = idx.reshape(-1).astype(numpy.int64, copy=False)
     n = flat.shape[0]
-    positions = xp.argsort(flat * n + xp.arange(n, dtype=numpy.int64)) if n else xp.zeros(0, dtype=numpy.int64)
-    counts = xp.bincount(flat, minlength=num_embeddings)
-    offsets = xp.concatenate([xp.zeros(1, dtype=numpy.int64), xp.cumsum(counts).astype(numpy.int64, copy=False)])
-    return positions.astype(numpy.int64, copy=False), offsets
+    if not n:
+        return xp.zeros(0, dtype=numpy.int64), xp.zeros(num_embeddings + 1, dtype=numpy.int64)
+    positions = xp.argsort(flat * n + xp.arange(n, dtype=numpy.int64)).astype(numpy.int64, copy=False)
+    offsets = xp.searchsorted(flat[positions], xp.arange(num_embeddings + 1, dtype=numpy.int64), side="left")
+    return positions, offsets.astype(numpy.int64, copy=False)
 
 
 def embedding_backward(xp, gy, idx, num_embeddings, padding_idx=None):

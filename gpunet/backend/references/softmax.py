@@ -1,5 +1,8 @@
-"""Reference of the softmax family (softmax, log-softmax, fused softmax cross-entropy), written against ``xp``."""
+"""Reference of the softmax family (softmax, log-softmax, the attention's masked softmax, fused softmax
+cross-entropy), written against ``xp``."""
 from __future__ import annotations
+
+import math
 
 
 def log_softmax(xp, x, axis):
@@ -16,6 +19,27 @@ def softmax(xp, x, axis):
         return xp.empty_like(x)
     e = xp.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def masked_softmax(xp, x, keep=None, bias=None, causal=False):
+    """The attention weights: softmax over the last axis of ``x + bias`` where ``keep`` holds and, if ``causal``, the
+    key (last axis) is not after the query (axis -2; top-left aligned, PyTorch's ``ones(L, S).tril()``). Masked
+    positions are 0, and a row with no finite value left is all 0 (PyTorch's ``scaled_dot_product_attention``; a
+    plain softmax would give NaN). ``keep`` (bool) and ``bias`` (x's dtype) broadcast to x; either may be None."""
+    if x.size == 0:
+        return xp.zeros_like(x)
+    if bias is not None:
+        x = (x + bias).astype(x.dtype, copy=False)
+    if causal:
+        tri = xp.tri(x.shape[-2], x.shape[-1], dtype=bool)
+        keep = tri if keep is None else keep & tri
+    if keep is not None:
+        x = xp.where(keep, x, -math.inf).astype(x.dtype, copy=False)
+    empty = x.max(axis=-1, keepdims=True) == -math.inf  # (..., 1): small next to the scores
+    if not empty.any():
+        return softmax(xp, x, -1)
+    x = xp.where(empty, 0, x).astype(x.dtype, copy=False)  # softmax of all -inf would be NaN (and a warning)
+    return xp.where(empty, 0, softmax(xp, x, -1)).astype(x.dtype, copy=False)
 
 
 def softmax_cross_entropy(xp, logits, target_idx, ignore_index):

@@ -14,11 +14,13 @@ module, nothing else to edit::
 
 ``bytes`` is the traffic of an ideal kernel (each input read once, each output written once), so achieved
 bandwidth against the device's peak says how close the kernel comes to the memory-bound floor
-(docs/kernels.md). ``outputs(result, args)`` picks the arrays to compare (default: the result; in-place kernels
+(docs/kernels.md). ``within()``, a context manager entered around the call, picks a launch variant the sizes would
+not (e.g. ``index32_bound(0)``: the 64-bit index kernels). ``outputs(result, args)`` picks the arrays to compare (default: the result; in-place kernels
 return the arguments they update). ``tolerance`` overrides ``gpunet.testing.assert_close``'s dtype defaults.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ class Case:
     outputs: Callable | None = None
     label: str = ""
     tolerance: dict = field(default_factory=dict)
+    within: Callable | None = None  # a context manager (factory) around the call
 
     def __post_init__(self):
         if isinstance(self.checks, dict):
@@ -62,7 +65,8 @@ class Case:
 
     def call(self, backend, args: tuple) -> list:
         """The compared outputs of one call of the kernel on ``backend``, as host arrays."""
-        result = getattr(backend, self.kernel)(*args)
+        with self.within() if self.within is not None else contextlib.nullcontext():
+            result = getattr(backend, self.kernel)(*args)
         if self.outputs is not None:
             picked = self.outputs(result, args)
         else:

@@ -43,4 +43,8 @@ CASES = [
     Case("im2col", lambda b, rng, n: (normal(b, rng, _odd_geometry(n)[0]), *_odd_geometry(n)[1:]), checks=ODD_CHECKS,
          label="odd"),
     Case("col2im", _odd_col2im, checks=ODD_CHECKS, label="odd"),
+    Case("im2col", lambda b, rng, n, c, h, w, k, s, p: (normal(b, rng, (n, c, h, w)), (k, k), (s, s), (p, p),
+                                                                (1, 1), True),
+         bytes=lambda n, c, h, w, k, s, p: 4 * n * c * h * w + 4 * _cols(n, c, h, w, k, s, p),
+         flops=lambda **sizes: 0, sizes=SIZES, checks=EMU, label="batch_major"),
 ]

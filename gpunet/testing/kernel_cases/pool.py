@@ -1,5 +1,6 @@
 """Pooling family: max pooling with argmax and average pooling, forward and backward (gathers)."""
 from gpunet.backend.geometry import pool_output_size
+from gpunet.backend.launchers.common import index32_bound
 
 from . import ODD, Case, normal
 
@@ -65,6 +66,11 @@ CASES = [
          bytes=_bytes_in_out(4), flops=_window_flops, sizes=SIZES, checks=EMU),
     Case("avg_pool2d_backward", _avg_backward, bytes=_bytes_in_out(4), flops=_window_flops, sizes=SIZES,
          checks=EMU),
+]
+# the sizes above launch the 32-bit index kernels; the same checks with the 64-bit ones (tensors beyond 2**31)
+CASES += [Case(case.kernel, case.args, checks=EMU, label="index64", within=lambda: index32_bound(0))
+          for case in CASES[:4]]
+CASES += [
     Case("max_pool2d", lambda b, rng, n: (normal(b, rng, _odd(n)[0]), *_odd(n)[1:4], (1, 1), True), checks=ODD_CHECKS,
          label="odd"),
     Case("max_pool2d_backward", _odd_max_backward, checks=ODD_CHECKS, label="odd"),

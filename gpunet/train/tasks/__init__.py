@@ -6,9 +6,9 @@ Every module of this package is imported here, so a task registers itself by bei
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from .base import DATA_KINDS, TASKS, Key, ModelShapeError, Step, Task, register_task
+from .base import DATA_KINDS, TASKS, Key, ModelShapeError, Step, Task, check_keys, register_task
 
 for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__)):
     _importlib.import_module(f"{__name__}.{_module}")
 
-__all__ = ["DATA_KINDS", "Key", "ModelShapeError", "Step", "TASKS", "Task", "register_task"]
+__all__ = ["DATA_KINDS", "Key", "ModelShapeError", "Step", "TASKS", "Task", "check_keys", "register_task"]

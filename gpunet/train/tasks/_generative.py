@@ -2,8 +2,6 @@
 batches and for the pictures, the check that the data suits a sigmoid output, and the pictures' grids."""
 from __future__ import annotations
 
-import numbers
-import operator
 import os
 import zlib
 
@@ -11,8 +9,6 @@ import numpy as np
 
 from ...autograd import Tensor
 from .. import plots
-
-_BOUNDS = (("ge", operator.ge, ">="), ("gt", operator.gt, ">"), ("le", operator.le, "<="), ("lt", operator.lt, "<"))
 
 #: seed of the fixed latent codes the sample grids show every epoch and the quality figure judges
 PICTURE_SEED = 2024
@@ -73,21 +69,3 @@ def plot_grid(images, sample_shape, path: str, title: str, columns: int = 8, lab
     names = [labels[k % len(labels)] if labels else "" for k in range(len(starts))]
     return plots.plot_image_rows([(name, images[k:k + columns]) for name, k in zip(names, starts)], shape, path,
                                  title, low=0.0, high=1.0)
-
-
-def check_keys(task: str, keys: dict, values: dict) -> None:
-    """Refuse what the config refuses: a value (each item of a list; None passes) outside its ``Key``'s bounds or
-    choices, with a ValueError naming the task and the key."""
-    for name, value in values.items():
-        key = keys[name]
-        for item in value if isinstance(value, (list, tuple)) else [] if value is None else [value]:
-            if key.choices is not None:
-                if item not in key.choices:
-                    raise ValueError(f"task {task}: {name} must be one of {', '.join(key.choices)}, got {value!r}")
-                continue
-            if isinstance(item, bool) or not isinstance(item, numbers.Real):
-                raise ValueError(f"task {task}: {name} must be a number, got {value!r}")
-            for attribute, holds, sign in _BOUNDS:
-                bound = getattr(key, attribute)
-                if bound is not None and not holds(item, bound):
-                    raise ValueError(f"task {task}: {name} must be {sign} {bound:g}, got {value!r}")

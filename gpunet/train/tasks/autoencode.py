@@ -18,7 +18,7 @@ from ...autograd import enable_grad, grad
 from ...nn.functional import mse_loss
 from ...ops import randn_like
 from ..plots import image_shape, plot_codes, plot_image_rows
-from .base import Key, ModelShapeError, Task, register_task
+from .base import Key, ModelShapeError, Task, check_keys, register_task
 
 __all__ = ["Autoencode", "contractive_penalty", "kl_sparsity", "l1_sparsity"]
 
@@ -75,17 +75,8 @@ class Autoencode(Task):
 
     def __init__(self, noise_std: float = 0.0, sparsity: str = "none", sparsity_weight: float = 1e-3,
                  sparsity_target: float = 0.05, contractive_weight: float = 0.0, grid_images: int = 10):
-        for name, value, low in (("noise_std", noise_std, 0), ("sparsity_weight", sparsity_weight, 0),
-                                 ("contractive_weight", contractive_weight, 0), ("grid_images", grid_images, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= low:
-                raise ValueError(f"autoencode: {name} must be a number >= {low}, got {value!r}")
-        if not isinstance(grid_images, int):
-            raise ValueError(f"autoencode: grid_images must be an integer, got {grid_images!r}")
-        if sparsity not in ("none", "l1", "kl"):
-            raise ValueError(f"autoencode: sparsity must be none, l1 or kl, got {sparsity!r}")
-        if isinstance(sparsity_target, bool) or not isinstance(sparsity_target, (int, float)) \
-                or not 0 < sparsity_target < 1:
-            raise ValueError(f"autoencode: sparsity_target must be in (0, 1), got {sparsity_target!r}")
+        check_keys(self, noise_std=noise_std, sparsity=sparsity, sparsity_weight=sparsity_weight,
+                   sparsity_target=sparsity_target, contractive_weight=contractive_weight, grid_images=grid_images)
         self.noise_std, self.sparsity, self.sparsity_weight = float(noise_std), sparsity, float(sparsity_weight)
         self.sparsity_target, self.contractive_weight = float(sparsity_target), float(contractive_weight)
         self.grid_images = grid_images

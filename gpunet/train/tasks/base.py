@@ -37,6 +37,27 @@ section gives every optimizer a scheduler of its own. ``loss_fn`` is the config'
 task's own business and is reported by name.
 
 Steps. ``train_step(x, y)`` gets one batch of the training loader as NumPy arrays (``y`` as the dataset gives it;
+<<<<<<< HEAD
+``data`` says what the task reads from it) and returns its named scalar losses as gpunet ``Tensor``s -- the mean
+over the batch's samples, still on the device (the Trainer's ``EpochCollector`` brings them to the host at its log
+points, so a step never waits for a GPU).
+``"loss"`` is required: it is the objective logged as ``train_loss``, shown by the progress display and checked
+for NaN/infinity; other names (``mse``, ``kl``, ``d_loss``, ``g_loss``, ...) are logged as ``train_<name>``.
+``loss_names`` lists every name a step returns, so a config's ``monitor: val_<name>`` is checked before training.
+(A value may also be a plain number, e.g. a perceptron's count of mistakes.)
+The step updates the weights itself through ``self.update(name, loss)`` (zero the model's gradients, backward,
+average over data-parallel ranks, clip to ``trainer.grad_clip``, step its optimizer), or, for a rule that is not
+gradient descent (CD-k, the perceptron rule), by setting the parameters' ``.grad`` and calling
+``self.apply_gradients(name)``. A step may update several models and one model several times. Randomness inside a
+step (noise, latent codes, Gibbs sampling) must come from ``gpunet.random`` / ``gpunet.ops.randn`` & co., whose
+state every checkpoint saves, so resume is exact. A step may read ``self.trainer.epoch`` (completed epochs),
+``self.trainer.global_step`` (batches trained so far) and ``self.trainer.device``, and may end training after this
+epoch with ``self.trainer.stop(reason)`` (the perceptron rule converged). ``eval_step(x, y)`` returns the same names for a batch of an
+evaluation split; it runs in evaluation mode under ``no_grad`` (use ``gpunet.enable_grad()`` inside it for a
+quantity that needs derivatives, such as a contractive penalty or an ODE residual). A task whose outputs feed the
+config's ``trainer.metrics`` (accuracy, mse, ...) returns ``Step(losses, outputs, targets)`` instead of the dict
+and sets ``supports_metrics``.
+=======
 ``data`` says what the task reads from it) and returns its named scalar losses as gpunet ``Tensor``s -- the mean over
 the batch's samples, still on the device (the Trainer turns them into floats in one place, when it logs). ``"loss"``
 is required: it is the objective logged as ``train_loss``, shown by the progress display and checked for
@@ -54,6 +75,7 @@ rule converged). ``eval_step(x, y)`` returns the same names for a batch of an ev
 mode under ``no_grad`` (use ``gpunet.enable_grad()`` inside it for a quantity that needs derivatives, such as a
 contractive penalty or an ODE residual). A task whose outputs feed the config's ``trainer.metrics`` (accuracy, mse,
 ...) returns ``Step(losses, outputs, targets)`` instead of the dict and sets ``supports_metrics``.
+>>>>>>> main
 
 Data parallel: every rank calls ``train_step`` on its share of each batch, possibly an empty one (``len(x) == 0``)
 for the last batch; a step must then still make the same ``update``/``apply_gradients`` calls in the same order (each
@@ -82,6 +104,9 @@ Multi-model checkpoints keep one model ``state_dict`` with keys prefixed ``<name
 from __future__ import annotations
 
 import inspect
+import numbers
+import operator
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -124,6 +149,57 @@ class ModelShapeError(ValueError):
     def __init__(self, model: str, message: str):
         super().__init__(message)
         self.model = model
+
+
+_BOUNDS = (("ge", operator.ge, ">="), ("gt", operator.gt, ">"), ("le", operator.le, "<="), ("lt", operator.lt, "<"))
+
+
+def _annotation(annotation) -> tuple[bool, str | None, bool]:
+    """(a list?, the item type's name: bool, int, float or str, None allowed?) of a task key's annotation, e.g.
+    ``list[int]``, ``float | None``."""
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    is_list = text.startswith(("list[", "tuple["))
+    inner = text[text.index("[") + 1:-1] if is_list else text
+    kind = next((t for t in ("bool", "int", "float", "str") if re.search(rf"\b{t}\b", inner)), None)
+    return is_list, kind, "None" in text.split("[")[0] or text.endswith("| None")
+
+
+def check_keys(task: "Task", **values) -> None:
+    """Refuse from Python what the config refuses from YAML: each value checked against its annotation in
+    ``__init__`` (true/false, an integer, a number, a string, a list of them; None where the annotation allows it)
+    and its ``Key``'s bounds or choices (each item of a list), with a ValueError naming the task and the key. Every
+    task's ``__init__`` calls it with its keys."""
+    cls = type(task)
+    parameters = inspect.signature(cls.__init__).parameters
+    for name, value in values.items():
+        key = cls.keys[name]
+        is_list, kind, optional = _annotation(parameters[name].annotation)
+
+        def refuse(allowed: str):
+            raise ValueError(f"task {cls.name}: {name} must be {allowed}, got {value!r}")
+        if value is None and optional:
+            continue
+        if is_list and not isinstance(value, (list, tuple)):
+            refuse("a list")
+        for item in value if is_list else [value]:
+            if key.choices is not None:
+                if item not in key.choices:
+                    refuse(f"one of {', '.join(map(str, key.choices))}")
+            elif kind == "bool":
+                if not isinstance(item, bool):
+                    refuse("true or false")
+            elif kind == "str":
+                if not isinstance(item, str):
+                    refuse("a string" if not is_list else "a list of strings")
+            elif kind in ("int", "float"):
+                if isinstance(item, bool) or not isinstance(item, numbers.Real):
+                    refuse("a number" if kind == "float" else "an integer")
+                if kind == "int" and not isinstance(item, numbers.Integral):
+                    refuse("an integer")
+                for attribute, holds, sign in _BOUNDS:
+                    bound = getattr(key, attribute)
+                    if bound is not None and not holds(item, bound):
+                        refuse(f"{sign} {bound:g}")
 
 
 TASKS: dict[str, type["Task"]] = {}
@@ -236,8 +312,8 @@ class Task:
         return self.model(self.input(x))
 
     def derived(self, means: dict) -> dict:
-        """Figures computed from one pass's mean losses (``means``: name -> mean, no prefix), logged beside them
-        with the same prefix (a language model's perplexity from its mean NLL); default none."""
+        """Figures computed from one pass's results (``means``: its mean losses and metrics by name, no prefix),
+        logged beside them with the same prefix (a language model's perplexity from its mean NLL); default none."""
         return {}
 
     def end_epoch(self, epoch: int) -> dict:

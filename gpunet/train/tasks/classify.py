@@ -16,7 +16,7 @@ class Classify(Task):
 
     def _losses(self, x, y):
         output = self.model(self.input(x))
-        return self.loss_fn(output, loss_target(self.loss_fn, self.input(y), output)), output
+        return self.loss_fn(output, loss_target(self.loss_fn, y, output)), output  # host labels checked on the host
 
     def _targets(self, y):
         """Host targets for the metrics; class probabilities (MixUp's labels) for an "index" loss count as their

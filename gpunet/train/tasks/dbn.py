@@ -10,9 +10,8 @@ import numpy
 
 from ...autograd.grad_mode import no_grad
 from ...models.dbn import ACTIVATIONS, DeepBeliefNet
-from .base import Key, Step, register_task
+from .base import Key, Step, check_keys, register_task
 from .classify import Classify
-from .keychecks import is_int, is_number, require
 from .rbm import FILTERS, check_unit_interval, plot_filters
 
 
@@ -41,14 +40,8 @@ class DBN(Classify):
 
     def __init__(self, hidden: list[int] = [256, 256], rbm_epochs: int = 10, rbm_lr: float = 0.05, k: int = 1,
                  persistent: bool = False, activation: str = "relu", dropout: float = 0.2):
-        require(isinstance(hidden, (list, tuple)) and len(hidden) > 0 and all(is_int(n, 1) for n in hidden), "dbn",
-                "hidden", hidden, "a non-empty list of integers >= 1")
-        require(is_int(rbm_epochs, 0), "dbn", "rbm_epochs", rbm_epochs, "an integer >= 0")
-        require(is_number(rbm_lr) and rbm_lr > 0, "dbn", "rbm_lr", rbm_lr, "a number > 0")
-        require(is_int(k, 1), "dbn", "k", k, "an integer >= 1")
-        require(isinstance(persistent, bool), "dbn", "persistent", persistent, "true or false")
-        require(activation in ACTIVATIONS, "dbn", "activation", activation, f"one of {', '.join(ACTIVATIONS)}")
-        require(is_number(dropout) and 0 <= dropout < 1, "dbn", "dropout", dropout, "a probability in [0, 1)")
+        check_keys(self, hidden=hidden, rbm_epochs=rbm_epochs, rbm_lr=rbm_lr, k=k, persistent=persistent,
+                   activation=activation, dropout=dropout)
         self.hidden, self.rbm_epochs, self.rbm_lr, self.k = list(hidden), rbm_epochs, rbm_lr, k
         self.persistent, self.activation, self.dropout = persistent, activation, dropout
         self.stage = 0 if rbm_epochs > 0 else len(self.hidden)  # the RBM in training; len(hidden): fine-tuning

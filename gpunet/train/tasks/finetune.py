@@ -18,7 +18,7 @@ import numpy as np
 from ...nn.losses import loss_target
 from ..distributed import DistributedError
 from ..transfer import TransferError, check_layer, freeze, layer_names, load_body, load_weights, parameter_groups
-from .base import Key, register_task
+from .base import Key, check_keys, register_task
 from .classify import Classify
 
 
@@ -46,8 +46,7 @@ class Finetune(Classify):
 
     def __init__(self, weights: str | None = None, head: str | None = None, freeze: list[str] = (),
                  body_lr: float | None = None, baseline: bool = True):
-        if body_lr is not None and not body_lr >= 0:
-            raise ValueError(f"body_lr: must be a learning rate >= 0 (or null), got {body_lr!r}")
+        check_keys(self, weights=weights, head=head, freeze=freeze, body_lr=body_lr, baseline=baseline)
         self.weights, self.head, self.freeze, self.body_lr, self.baseline = (weights, head, list(freeze), body_lr,
                                                                              baseline)
 

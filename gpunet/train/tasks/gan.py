@@ -23,9 +23,9 @@ from ...models.gan import (GENERATOR_LOSSES, DCGANDiscriminator, DCGANGenerator,
                            clip_weights, critic_loss, discriminator_loss, generator_loss, gradient_penalty,
                            wasserstein_generator_loss)
 from ..sample_quality import judge_samples
-from ._generative import (batch_normal, check_keys, host_batch, fixed_normal, picture_path, plot_grid,
+from ._generative import (batch_normal, host_batch, fixed_normal, picture_path, plot_grid,
                           sample_shape)
-from .base import Key, ModelShapeError, Task, register_task
+from .base import Key, ModelShapeError, Task, check_keys, register_task
 
 ARCHITECTURES = ("mlp", "dcgan")
 
@@ -58,10 +58,9 @@ class GANTask(Task):
     def __init__(self, architecture: str = "mlp", latent_dim: int = 16, hidden: list[int] = (64,), features: int = 32,
                  generator_loss: str = "non_saturating", d_steps: int = 1, clip_value: float | None = None,
                  gradient_penalty: float = 0.0, quality_samples: int = 1000):
-        check_keys("gan", self.keys, dict(architecture=architecture, latent_dim=latent_dim, hidden=hidden,
-                                          features=features, generator_loss=generator_loss, d_steps=d_steps,
-                                          clip_value=clip_value, gradient_penalty=gradient_penalty,
-                                          quality_samples=quality_samples))
+        check_keys(self, architecture=architecture, latent_dim=latent_dim, hidden=hidden, features=features,
+                   generator_loss=generator_loss, d_steps=d_steps, clip_value=clip_value,
+                   gradient_penalty=gradient_penalty, quality_samples=quality_samples)
         wasserstein = generator_loss == "wasserstein"
         if (clip_value is not None or gradient_penalty) and not wasserstein:
             raise ValueError("task gan: clip_value and gradient_penalty are for generator_loss: wasserstein (the BCE "

@@ -26,8 +26,7 @@ from ...nn.functional import cross_entropy
 from ...nn.rnn import RNNBase
 from ..atomic import atomic_write_text
 from ..metrics import bits_per_character, perplexity
-from .base import Key, ModelShapeError, Task, register_task
-from .keychecks import is_int, is_number, require
+from .base import Key, ModelShapeError, Task, check_keys, register_task
 
 SAMPLES_FILE = "samples.txt"
 
@@ -111,13 +110,8 @@ class LanguageModel(Task):
 
     def __init__(self, bptt: int | None = None, time_reduction: str = "mean", sample_prompt: str = "\n",
                  sample_length: int = 300, sample_temperatures: list[float] = (0.5, 1.0)):
-        name = "language_model"
-        require(bptt is None or is_int(bptt, 1), name, "bptt", bptt, "null or an integer >= 1")
-        require(time_reduction in ("mean", "sum"), name, "time_reduction", time_reduction, "'mean' or 'sum'")
-        require(isinstance(sample_prompt, str), name, "sample_prompt", sample_prompt, "a string")
-        require(is_int(sample_length, 0), name, "sample_length", sample_length, "an integer >= 0")
-        require(all(is_number(t) and t > 0 for t in sample_temperatures), name, "sample_temperatures",
-                sample_temperatures, "a list of numbers > 0")
+        check_keys(self, bptt=bptt, time_reduction=time_reduction, sample_prompt=sample_prompt,
+                   sample_length=sample_length, sample_temperatures=list(sample_temperatures))
         self.bptt, self.time_reduction = bptt, time_reduction
         self.sample_prompt, self.sample_length = sample_prompt, sample_length
         self.sample_temperatures = list(sample_temperatures)

@@ -22,7 +22,7 @@ from ...nn.containers import Sequential
 from ...nn.linear import Linear
 from ..atomic import atomic_write
 from ..plots import pyplot_or_hint
-from .base import Key, Task, register_task
+from .base import Key, Task, check_keys, register_task
 
 ACTIVATIONS = ("Sigmoid", "Tanh", "GELU", "Softplus", "ELU")
 EQUATION_PARAMETERS = ("gamma", "omega", "g0", "v0")
@@ -59,16 +59,10 @@ class ODE(Task):
     def __init__(self, equation: str = "exponential_decay", gamma: float | None = None, omega: float | None = None,
                  g0: float | None = None, v0: float | None = None, x_max: float = 1.0, error_points: int = 1001,
                  hidden: list[int] = (20,), activation: str = "Sigmoid"):
-        if equation not in EQUATIONS:
-            raise ValueError(f"equation: unknown equation {equation!r}; known: {', '.join(EQUATIONS)}")
+        check_keys(self, equation=equation, gamma=gamma, omega=omega, g0=g0, v0=v0, x_max=x_max,
+                   error_points=error_points, hidden=hidden, activation=activation)
         self.equation, self.gamma, self.omega, self.g0, self.v0 = equation, gamma, omega, g0, v0
         self.x_max, self.error_points, self.hidden, self.activation = x_max, error_points, list(hidden), activation
-        for key, bad, allowed in (("x_max", not x_max > 0, "a number > 0"),
-                                  ("error_points", error_points < 2, "an integer >= 2"),
-                                  ("hidden", any(size < 1 for size in self.hidden), "widths >= 1"),
-                                  ("activation", activation not in ACTIVATIONS, ", ".join(ACTIVATIONS))):
-            if bad:
-                raise ValueError(f"{key}: got {getattr(self, key)!r}; allowed: {allowed}")
         takes = _parameters(equation)
         for name in EQUATION_PARAMETERS:
             if getattr(self, name) is not None and name not in takes:

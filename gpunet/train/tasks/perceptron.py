@@ -7,8 +7,7 @@ import sys
 import numpy
 
 from ...models.perceptron import Perceptron as PerceptronModel
-from .base import Key, Task, register_task
-from .keychecks import is_number, require
+from .base import Key, Task, check_keys, register_task
 
 
 @register_task("perceptron")
@@ -31,8 +30,7 @@ class Perceptron(Task):
     }
 
     def __init__(self, kind: str = "bipolar", threshold: float = 0.0):
-        require(kind in ("binary", "bipolar"), "perceptron", "kind", kind, "binary or bipolar")
-        require(is_number(threshold) and threshold >= 0, "perceptron", "threshold", threshold, "a number >= 0")
+        check_keys(self, kind=kind, threshold=threshold)
         self.kind, self.threshold = kind, threshold
         self.mistakes = 0  # samples with a wrong output so far in this epoch
         self.converged_epoch = None

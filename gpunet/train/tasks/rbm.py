@@ -9,8 +9,7 @@ import numpy
 from ...nn.rbm import BernoulliRBM
 from ...ops import mean
 from ..plots import image_shape, plot_image_rows
-from .base import Key, Task, register_task
-from .keychecks import is_int, require
+from .base import Key, Task, check_keys, register_task
 
 FILTERS = "filters.png"
 
@@ -60,9 +59,7 @@ class RBM(Task):
     }
 
     def __init__(self, n_hidden: int = 64, k: int = 1, persistent: bool = False):
-        require(is_int(n_hidden, 1), "rbm", "n_hidden", n_hidden, "an integer >= 1")
-        require(is_int(k, 1), "rbm", "k", k, "an integer >= 1")
-        require(isinstance(persistent, bool), "rbm", "persistent", persistent, "true or false")
+        check_keys(self, n_hidden=n_hidden, k=k, persistent=persistent)
         self.n_hidden, self.k, self.persistent = n_hidden, k, persistent
         self.chain = None  # the persistent chains' hidden states (a Tensor on the device)
         self.image_shape = None

@@ -18,9 +18,9 @@ from ... import ops
 from ...autograd import no_grad
 from ...models.vae import VAE, kl_divergence, reconstruction_nll
 from ..sample_quality import judge_samples
-from ._generative import (batch_normal, check_keys, host_batch, first_images, fixed_normal, picture_path, plot_grid,
+from ._generative import (batch_normal, host_batch, first_images, fixed_normal, picture_path, plot_grid,
                           sample_shape)
-from .base import Key, Task, register_task
+from .base import Key, Task, check_keys, register_task
 
 GRID = 15  # the latent-space grid is GRID x GRID decoded points
 
@@ -44,8 +44,8 @@ class VAETask(Task):
 
     def __init__(self, latent_dim: int = 2, hidden: list[int] = (256,), activation: str = "relu", beta: float = 1.0,
                  quality_samples: int = 1000):
-        check_keys("vae", self.keys, dict(latent_dim=latent_dim, hidden=hidden, activation=activation, beta=beta,
-                                          quality_samples=quality_samples))
+        check_keys(self, latent_dim=latent_dim, hidden=hidden, activation=activation, beta=beta,
+                   quality_samples=quality_samples)
         self.latent_dim, self.hidden, self.activation = latent_dim, list(hidden), activation
         self.beta, self.quality_samples = beta, quality_samples
 
