@@ -107,6 +107,14 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- generate
+def cmd_generate(args) -> int:
+    from .runner.generate import generate
+
+    print(generate(args.run, args.prompt, args.length, args.temperature, args.seed, args.overrides), flush=True)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- predict
 def cmd_predict(args) -> int:
     from .train import strict_json
@@ -349,6 +357,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "directory of --checkpoint)")
     p.add_argument("--device", default="auto", help="device to run on (default: auto)")
     p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser("generate", help="Sample text from a language model run (task language_model).",
+                       description="Sample text from a language model run (task language_model): the prompt, then "
+                       "--length characters (tokens) drawn one at a time at --temperature, with the vocabulary of "
+                       "the run's data; the same --seed gives the same text.")
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a run directory (its checkpoints/best.npz, else "
+                   "last.npz) or a checkpoint file")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. device=cpu")
+    p.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
+    p.add_argument("--length", type=int, default=300, help="how many characters (tokens) to add (default 300)")
+    p.add_argument("--temperature", type=float, default=1.0, help="> 0; below 1 more likely, above 1 more varied "
+                   "text; near 0 (e.g. 0.01) always the likeliest character (default 1.0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
+    p.set_defaults(handler=cmd_generate)
 
     p = with_config("summary", "Show the model's layers, output shapes, parameters and implementations.")
     p.add_argument("--input-shape", metavar="SHAPE",

@@ -14,11 +14,12 @@ from .registry import (COMMON_OPTIONS, ArrayDataset, Dataset, DatasetInfo, RawDa
                        dataset_options, load_dataset, register_dataset)
 from . import transforms
 from . import sources as _sources, synthetic as _synthetic  # noqa: F401  (register the built-in datasets)
+from .streams import StreamLoader, stream_order
 from .text import Vocabulary, pad_sequences, tokenize  # (registers the text datasets)
 from .timeseries import plane_waves, sliding_windows  # (registers the time-series datasets)
 
 __all__ = [
     "COMMON_OPTIONS", "NORMALIZATIONS", "ArrayDataset", "DataLoader", "Dataset", "DatasetError", "DatasetInfo",
-    "Normalizer", "RawData", "Vocabulary", "dataset_names", "dataset_options", "load_dataset", "pad_sequences",
-    "plane_waves", "read_idx", "register_dataset", "sliding_windows", "tokenize", "transforms",
+    "Normalizer", "RawData", "StreamLoader", "Vocabulary", "dataset_names", "dataset_options", "load_dataset", "pad_sequences",
+    "plane_waves", "read_idx", "register_dataset", "sliding_windows", "stream_order", "tokenize", "transforms",
 ]

@@ -20,6 +20,18 @@ def _grads(parameters, caller):
     return grads
 
 
+def _p_norm(xp, vector, p: float):
+    """The ``p``-norm of a 1-D array with elementwise operations only (the CUDA emulator has no ``linalg.norm``)."""
+    magnitudes = xp.abs(vector)
+    if not magnitudes.size:
+        return xp.zeros((), magnitudes.dtype)
+    if p == math.inf:
+        return magnitudes.max()
+    if p == 2.0:
+        return xp.sqrt((magnitudes * magnitudes).sum())
+    return (magnitudes ** p).sum() ** (1.0 / p)
+
+
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
     """Scale the gradients in place so that their joint ``norm_type``-norm (all gradients as one vector) is at most
     ``max_norm``; returns that norm before clipping, as a tensor. ``norm_type`` may be ``inf`` (largest element)."""
@@ -32,8 +44,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     backend = grads[0].backend
     xp, dtype = backend.xp, grads[0].dtype
     with backend.activate():  # on the gradients' device, whichever device is current
-        norms = xp.stack([xp.linalg.norm(g.data.reshape(-1), ord=norm_type).astype(dtype) for g in grads])
-        total = xp.linalg.norm(norms, ord=norm_type)
+        norms = xp.stack([_p_norm(xp, g.data.reshape(-1), norm_type).astype(dtype) for g in grads])
+        total = _p_norm(xp, norms, norm_type)
         if error_if_nonfinite and not bool(xp.isfinite(total)):  # a wait for the device, asked for
             raise RuntimeError(
                 f"clip_grad_norm_: the total {norm_type:g}-norm of the gradients is {float(total)}, so they cannot be "

@@ -34,7 +34,7 @@ from ..config import (ConfigError, build_augment, build_dataset, build_loss, bui
                       loads_config, validate_config)
 from ..config.builders import model_path
 from ..config.load import where
-from ..data import DataLoader
+from ..data import DataLoader, StreamLoader
 from ..train.callbacks import (Callback, CSVLogger, EarlyStopping, JSONLLogger, ModelCheckpoint, ProgressBar,
                               ReduceLROnPlateau, TerminateOnNaN)
 from ..train import strict_json
@@ -276,6 +276,7 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     dataset = build_dataset(config)
     _check_batches(config, dataset.info)
     task, models, optimizers, schedulers = build_training(config, dataset.info)
+    task.vocabulary = dataset.vocabulary  # token data: how ids read as text (a language model's samples)
     augment = build_augment(config, dataset.info)
     loss = build_loss(config)
     trainer_cfg, scheduler_cfg = config["trainer"], config.get("scheduler") or {}
@@ -297,9 +298,13 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
         trainer.distributed = DataParallel(ranks)
         if ranks.rank > 0:  # every rank built the same weights; their dropout masks differ
             random.manual_seed(rank_seed(0, ranks.rank))
-    train_loader = DataLoader(dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
-                              drop_last=trainer_cfg["drop_last"], seed=config["seed"], transform=augment,
-                              num_replicas=ranks.size, rank=ranks.rank)
+    if task.stateful_batches:
+        train_loader = StreamLoader(dataset.train, trainer_cfg["batch_size"], seed=config["seed"], transform=augment,
+                                    num_replicas=ranks.size, rank=ranks.rank)
+    else:
+        train_loader = DataLoader(dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
+                                  drop_last=trainer_cfg["drop_last"], seed=config["seed"], transform=augment,
+                                  num_replicas=ranks.size, rank=ranks.rank)
 
     def evaluation_loader(split):
         return None if split is None else DataLoader(split, eval_batch, num_replicas=ranks.size, rank=ranks.rank)

@@ -1,6 +1,6 @@
 """Evaluation metrics on host NumPy arrays, and ``EpochCollector``, which gathers a pass's losses and outputs from
-any device: classification (accuracy, top-k, macro precision/recall/F1, confusion
-matrix) and regression (MSE, RMSE, MAE).
+any device: classification (accuracy, top-k, macro precision/recall/F1, confusion matrix), regression (MSE, RMSE,
+MAE) and language models (perplexity and bits per character, from the mean negative log-likelihood).
 
 Classification metrics take ``y_true`` (integer labels, shape (N,)) and ``y_pred``: integer labels (N,), class
 scores (N, C) whose argmax is the prediction (logits or probabilities alike), or one float score per sample
@@ -16,8 +16,8 @@ import numpy as np
 from ..autograd.tensor import Tensor
 
 __all__ = [
-    "METRIC_NAMES", "EpochCollector", "accuracy", "confusion_matrix", "f1_score", "get_metric", "mae", "mse",
-    "precision_recall_f1", "precision_score", "recall_score", "rmse", "to_labels", "top_k_accuracy",
+    "METRIC_NAMES", "EpochCollector", "accuracy", "bits_per_character", "confusion_matrix", "f1_score", "get_metric",
+    "mae", "mse", "perplexity", "precision_recall_f1", "precision_score", "recall_score", "rmse", "to_labels", "top_k_accuracy",
 ]
 
 
@@ -152,6 +152,16 @@ def mae(y_true, y_pred) -> float:
     """Mean absolute error over all elements, in float64."""
     t, p = _regression_pair(y_true, y_pred)
     return float(np.mean(np.abs(p - t)))
+
+
+def perplexity(mean_nll: float) -> float:
+    """``exp(mean_nll)``: the perplexity of a model whose mean negative log-likelihood per token is ``mean_nll`` (nats)."""
+    return float(np.exp(mean_nll))
+
+
+def bits_per_character(mean_nll: float) -> float:
+    """``mean_nll / ln 2``: the mean negative log-likelihood per character (nats) in bits."""
+    return float(mean_nll / np.log(2.0))
 
 
 _BY_NAME = {

@@ -412,7 +412,7 @@ class Trainer:
             self._check_signals()
         if collector.batches == 0:
             raise ValueError("the training loader yielded no batches; check the data split and batch_size")
-        logs = {"epoch": number, **self._gathered(collector).results("train_")}
+        logs = {"epoch": number, **self._with_derived(self._gathered(collector).results("train_"), "train_")}
         if val_loader is not None:
             logs.update(self.evaluate(val_loader, prefix="val_"))
         if self.device.kind != "cpu":
@@ -442,7 +442,13 @@ class Trainer:
                 if not len(x):  # an empty share of a data-parallel batch
                     continue
                 self._record(collector, len(x), self._unpack(self.task.eval_step(x, y)))
-        return self._gathered(collector).results(prefix, confusion=not prefix.startswith("val"))
+        return self._with_derived(self._gathered(collector).results(prefix, confusion=not prefix.startswith("val")),
+                                  prefix)
+
+    def _with_derived(self, results: dict, prefix: str) -> dict:
+        """A pass's results (each name prefixed) and the task's figures derived from them (``Task.derived``)."""
+        means = {name[len(prefix):]: value for name, value in results.items() if name.startswith(prefix)}
+        return {**results, **{prefix + name: value for name, value in self.task.derived(means).items()}}
 
     def predict(self, data, batch_size: int = 256):
         """The model's outputs (a NumPy array) for an array or Tensor of inputs, or for the inputs of a loader."""

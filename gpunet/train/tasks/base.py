@@ -254,6 +254,9 @@ class Task:
     supports_metrics: ClassVar[bool] = False
     #: the config's ``trainer.metrics`` when it gives none (None: accuracy for a classification loss, else none)
     default_metrics: ClassVar[tuple | None] = None
+    #: whether the training batches are parallel streams (``gpunet.data.StreamLoader``: row b of a batch continues
+    #: row b of the previous one, never shuffled) instead of the shuffled ``DataLoader``'s
+    stateful_batches: ClassVar[bool] = False
     #: the config keys (each an ``__init__`` parameter): name -> Key
     keys: ClassVar[dict] = {}
 
@@ -307,6 +310,11 @@ class Task:
     def predict_step(self, x):
         """The outputs ``Trainer.predict`` returns for a batch of inputs (default: the one model's outputs)."""
         return self.model(self.input(x))
+
+    def derived(self, means: dict) -> dict:
+        """Figures computed from one pass's results (``means``: its mean losses and metrics by name, no prefix),
+        logged beside them with the same prefix (a language model's perplexity from its mean NLL); default none."""
+        return {}
 
     def end_epoch(self, epoch: int) -> dict:
         """After epoch ``epoch`` (1-based) and its validation: extra figures for the epoch's logs (default none)."""
