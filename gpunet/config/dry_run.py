@@ -149,12 +149,13 @@ def _check_scores(config: dict, output, num_classes: int | None) -> None:
                    at=path + (key,) if key else None, label=label)
 
 
-def zero_targets(batch: int, target_shape: tuple | None = None, device=None):
+def zero_targets(batch: int, target_shape: tuple | None = None, device=None, num_classes: int | None = 0):
     """Zero targets of a batch as a dataset gives them: class indices (batch,) int64, or with ``target_shape``
-    (``DatasetInfo.target_shape``) values (batch, *target_shape) float32."""
+    (``DatasetInfo.target_shape``) targets (batch, *target_shape): int64 class indices per position when the data
+    has classes (a character model's next characters), else float32 values."""
     if target_shape is None:
         return zeros(batch, dtype="int64", device=device)
-    return zeros(batch, *target_shape, dtype="float32", device=device)
+    return zeros(batch, *target_shape, dtype="int64" if num_classes else "float32", device=device)
 
 
 def _check_loss(config: dict, output, num_classes: int | None, input_from: str, target_shape=None) -> None:
@@ -165,7 +166,7 @@ def _check_loss(config: dict, output, num_classes: int | None, input_from: str, 
     if num_classes is None or (not num_classes and target_shape is None) or not hasattr(output, "shape"):
         return
     loss_fn, name, shape = build_loss(config), config["loss"]["name"], tuple(output.shape)
-    labels = zero_targets(BATCH, target_shape, output.device)
+    labels = zero_targets(BATCH, target_shape, output.device, num_classes)
     kind = "class indices" if target_shape is None else "targets"
     targets = f"the {kind} of shape {_shape(tuple(labels.shape))} that {input_from} gives"
     try:

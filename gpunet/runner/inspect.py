@@ -59,7 +59,7 @@ def _compilations(config: dict, backend):
     trainer = Trainer(models, build_loss(config), optimizers, grad_clip=config["trainer"]["grad_clip"], task=task,
                       metrics=())  # metrics run on host copies: no kernels
     x = numpy.zeros((2, *info.input_shape), dtype=input_dtype(next(iter(models.values()))))
-    y = zero_targets(2, info.target_shape).numpy()  # NumPy batches, as a loader gives them
+    y = zero_targets(2, info.target_shape, num_classes=info.num_classes).numpy()  # NumPy batches, as a loader gives them
     # the kernels a training step and an evaluation call, seen by running them on a zero batch (which compiles them
     # on the way; the evaluation covers what a task's later stage trains, e.g. a DBN's fine-tuning after its RBMs)
     kernels = kernels_called(lambda: (trainer.train_on_batch(x, y), trainer.evaluate([(x, y)])))
