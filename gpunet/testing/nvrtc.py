@@ -63,16 +63,16 @@ def compile_file(path, arch: str = "compute_80", options: tuple[str, ...] = (),
         (compile_err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), [o.encode() for o in opts])
         err, size = nvrtc.nvrtcGetProgramLogSize(prog)
         _check(nvrtc, (err,), "log size query")
-        buf = b" " * size
+        buf = bytearray(size)  # NVRTC writes into it: never an immutable bytes (b" " * 1 is Python's shared b" ")
         (err,) = nvrtc.nvrtcGetProgramLog(prog, buf)
         _check(nvrtc, (err,), "log query")
-        log = buf.rstrip(b"\0").decode(errors="replace").strip()
+        log = bytes(buf).rstrip(b"\0").decode(errors="replace").strip()
         _check(nvrtc, (compile_err,), f"compilation of {path} for {arch}", log)
         err, size = nvrtc.nvrtcGetPTXSize(prog)
         _check(nvrtc, (err,), "PTX size query")
-        ptx = b" " * size
+        ptx = bytearray(size)
         (err,) = nvrtc.nvrtcGetPTX(prog, ptx)
         _check(nvrtc, (err,), "PTX query")
-        return CompileResult(ptx=ptx.rstrip(b"\0").decode(), log=log)
+        return CompileResult(ptx=bytes(ptx).rstrip(b"\0").decode(), log=log)
     finally:
         nvrtc.nvrtcDestroyProgram(prog)

@@ -43,3 +43,14 @@ def test_source_warnings_are_reported_in_the_log(tmp_path):
     src.write_text('extern "C" __global__ void k(float* y) { int unused = 3; y[0] = 1.0f; }\n')
     result = nvrtc.compile_file(src, "compute_80")
     assert SOURCE_WARNING.search(result.log) and "unused" in result.log
+
+
+def test_a_clean_compile_leaves_pythons_shared_bytes_alone(tmp_path):
+    """NVRTC writes its log and PTX into the buffers it is given; a clean compile's log is one byte, and
+    ``b" " * 1`` is Python's shared one-byte object, so writing into a bytes buffer turned every b" " in the process
+    into b"\\x00" (torch.load then failed on files torch.save had just written)."""
+    source = tmp_path / "clean.cu"
+    source.write_text('extern "C" __global__ void one(float *x) { x[0] = 1.0f; }\n')
+    result = nvrtc.compile_file(source, "compute_80")
+    assert result.log == "" and ".entry one" in result.ptx
+    assert b" " * 1 == bytes([32]) and b" ".strip() == b""
