@@ -60,9 +60,11 @@ class Conv2d(Function):
     a broadcast float32 matmul as ``cublasSgemmBatched``, which its TF32 compute type does not reach, so with TF32
     allowed the CUDA forward keeps the one-GEMM form, whose ``gemmEx`` honours it.)
 
-    Memory: the graph keeps the input anyway; the columns (kh*kw/(sh*sw) times the input, 9x for a 3x3
+    Memory: the graph keeps the input anyway; on CUDA the columns (kh*kw/(sh*sw) times the input, 9x for a 3x3
     convolution) are kept for the weight gradient only when they are no larger than the input (1x1 kernels,
-    strides at least the kernel), and otherwise rebuilt from the input in the backward (one im2col)."""
+    strides at least the kernel), and otherwise rebuilt from the input in the backward (one im2col). The CPU keeps
+    them: rebuilding cost the digits CNN's epoch about 7% (scripts/bench_cpu.py, 0.89x -> 0.83x PyTorch), and host
+    memory is rarely what limits these networks."""
 
     def __init__(self, kernel, stride, padding, dilation, groups, out_shape):
         self.geometry = (kernel, stride, padding, dilation)
@@ -78,7 +80,7 @@ class Conv2d(Function):
         n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
         batch_major = backend.name == "cupy" and not (x.dtype == numpy.float32 and cuda_settings.allow_tf32())
         cols = backend.im2col(x, *self.geometry, batch_major)  # (N, C*K, L)
-        self.cols = cols if cols.size <= x.size else None  # else the backward rebuilds them from x
+        self.cols = cols if cols.size <= x.size or backend.name != "cupy" else None  # else rebuilt in backward
         if batch_major:  # one batched GEMM writes the output: (G, O/G, CK/G) @ (N, G, CK/G, L) -> (N, G, O/G, L)
             out = xp.empty((n, o) + self.out_shape, dtype=x.dtype)
             xp.matmul(weight.reshape(g, og, ckg), cols.reshape(n, g, ckg, l), out=out.reshape(n, g, og, l))
