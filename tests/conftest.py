@@ -57,29 +57,23 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(params=DEVICES)
-def device(request):
-    from gpunet.backend.emulated import device_array
-
-    previous, previous_emulated = backend.current().device, device_array.current_device()
-    backend.set_device(request.param)
-    try:
-        yield request.param
-    finally:
-        backend.set_device(previous)
-        device_array.set_current_device(previous_emulated)  # set_device("cpu") leaves CuPy's current device
-
-
 @pytest.fixture(autouse=True)
 def _current_device_restored():
     """Every test starts on the device the previous one started on: a test that sets the current device (through
-    ``gn.set_device``, a config's ``device:`` or a run) cannot change where the next test's tensors live."""
+    ``device``, ``gn.set_device``, a config's ``device:`` or a run) cannot change where the next test's tensors live.
+    (Autouse fixtures are set up first and torn down last, so this also undoes ``device``.)"""
     from gpunet.backend.emulated import device_array
 
     previous, previous_emulated = backend.current().device, device_array.current_device()
     yield
     backend.set_device(previous, announce=False)
-    device_array.set_current_device(previous_emulated)
+    device_array.set_current_device(previous_emulated)  # set_device("cpu") leaves CuPy's current device
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    backend.set_device(request.param)
+    return request.param
 
 
 @pytest.fixture

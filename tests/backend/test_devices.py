@@ -17,20 +17,13 @@ from gpunet.backend import DeviceError
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def restore_device():
-    previous = backend.current().device
-    yield
-    backend.set_device(previous)
-
-
 def _fake_cupy(get_device_count):
     """A module that imports as ``cupy`` and answers getDeviceCount with ``get_device_count``."""
     return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
         getDeviceCount=get_device_count)))
 
 
-def test_set_device_cuda_emu_makes_new_tensors_live_there(restore_device):
+def test_set_device_cuda_emu_makes_new_tensors_live_there():
     assert str(gn.set_device("cuda-emu")) == "cuda-emu:0"
     x = gn.tensor([1.0, 2.0])
     assert str(x.device) == "cuda-emu:0"
@@ -44,7 +37,7 @@ def test_cuda_emu_has_a_second_device_and_no_third():
         backend.get_backend("cuda-emu:2")
 
 
-def test_tensors_of_two_emulated_devices_do_not_mix(restore_device):
+def test_tensors_of_two_emulated_devices_do_not_mix():
     a = gn.tensor([1.0, 2.0], device="cuda-emu:0")
     b = gn.tensor([3.0, 4.0], device="cuda-emu:1")
     with pytest.raises(gn.DeviceMismatchError, match=r"cuda-emu:0 and cuda-emu:1"):
@@ -97,7 +90,7 @@ def test_real_cupy_on_this_machine_explains_why_cuda_is_unavailable():
     assert reason in str(info.value) and ("driver" in reason or "GPU" in reason or "pip install" in reason)
 
 
-def test_auto_picks_cpu_and_says_why_in_one_line(monkeypatch, capsys, restore_device):
+def test_auto_picks_cpu_and_says_why_in_one_line(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "cupy", None)
     assert gn.set_device("auto") == gn.device("cpu")
     lines = capsys.readouterr().err.splitlines()
@@ -125,7 +118,7 @@ class _FakeCupyWithGpu:
 
 
 @pytest.mark.parametrize("missing", ["NVRTC", "cuBLAS"])
-def test_auto_probes_nvrtc_and_cublas_before_choosing_cuda(monkeypatch, capsys, restore_device, missing):
+def test_auto_probes_nvrtc_and_cublas_before_choosing_cuda(monkeypatch, capsys, missing):
     monkeypatch.setitem(sys.modules, "cupy", _FakeCupyWithGpu(missing))
     assert gn.set_device("auto") == gn.device("cpu")
     lines = capsys.readouterr().err.splitlines()
@@ -140,7 +133,7 @@ def test_auto_chooses_cuda_when_the_libraries_load(monkeypatch):
     assert backend.auto_device() == ("cuda:0", "a CUDA device is visible and NVRTC and cuBLAS load")
 
 
-def test_mixing_devices_names_both(restore_device):
+def test_mixing_devices_names_both():
     a = gn.tensor([1.0, 2.0], device="cpu")
     b = gn.tensor([3.0, 4.0], device="cuda-emu")
     with pytest.raises(gn.DeviceMismatchError, match=r"cpu and cuda-emu:0.*\.to\(device\)"):
@@ -173,7 +166,7 @@ def test_copies_and_pickles_of_cuda_emu_tensors_share_the_device_backend():
         (clone + x).numpy()  # same device: no mismatch error
 
 
-def test_a_model_on_the_second_device_trains_while_device_0_is_current(restore_device):
+def test_a_model_on_the_second_device_trains_while_device_0_is_current():
     """The device funnels (op forward, backward, fused kernels, xp functions, optimizer updates) put every array of
     a cuda-emu:1 model on device 1 although CuPy's current device is 0; the step equals the CPU's."""
     def step(device):
@@ -268,7 +261,7 @@ def test_the_stand_ins_list_of_synchronizing_functions_is_cupys():
     assert set(SYNCHRONIZING) == warned
 
 
-def test_the_transfer_funnel_counts_tensor_copies_to_the_host(restore_device):
+def test_the_transfer_funnel_counts_tensor_copies_to_the_host():
     """Tensor.numpy, item, float, bool go through backend.to_numpy; on cuda-emu its count equals the stand-in's."""
     device = backend.get_backend("cuda-emu:1")
     t = gn.tensor(np.array([1.5, 2.5], dtype=np.float32), device="cuda-emu:1")

@@ -12,18 +12,10 @@ import numpy as np
 import pytest
 
 import gpunet as gn
-from gpunet import backend
 from gpunet.data import load_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import autoencoder_digits  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _restore_device():
-    previous = backend.current().device
-    yield
-    backend.set_device(previous)
 
 
 def test_network_is_the_seeds_undercomplete_autoencoder():

@@ -13,20 +13,12 @@ import numpy as np
 import pytest
 
 import gpunet as gn
-from gpunet import backend
 from gpunet.models.ode import ExponentialDecay, TrialSolution, residual_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import ode_network  # noqa: E402
 
 GAMMA, G0 = 2.0, 10.0
-
-
-@pytest.fixture(autouse=True)
-def _restore_device():
-    previous = backend.current().device
-    yield
-    backend.set_device(previous)
 
 
 def _numpy_loss(w1, b1, w2, b2, x):
