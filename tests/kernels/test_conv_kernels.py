@@ -175,6 +175,23 @@ def test_64_bit_index_path(tmp_path):
         np.testing.assert_allclose(back, ref.col2im(np, cols.astype(np.float64), x.shape, *geo), rtol=1e-6, atol=1e-6)
 
 
+@pytest.fixture
+def matmul_outs(device, monkeypatch):
+    """The ``out=`` argument (None when absent) of every ``xp.matmul`` call on ``device`` during the test."""
+    from gpunet.backend import get_backend
+
+    outs = []
+    xp = get_backend(device).xp
+    original = xp.matmul
+
+    def spy(*args, **kwargs):
+        outs.append(kwargs.get("out"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(xp, "matmul", spy)
+    return outs
+
+
 @pytest.mark.parametrize("device", ["cuda-emu", "cuda-emu:1"], indirect=True)  # conftest's fixture sets the device
 @pytest.mark.parametrize("x_shape, weight_shape, stride, padding, groups, keeps_cols", [
     ((3, 4, 9, 8), (6, 4, 3, 3), 1, 1, 1, False),   # 3x3: columns 9x the input, rebuilt in the backward
@@ -182,25 +199,15 @@ def test_64_bit_index_path(tmp_path):
     ((2, 4, 8, 8), (6, 4, 1, 1), 1, 0, 1, True),    # 1x1: columns the size of the input, kept
     ((2, 4, 8, 8), (4, 2, 2, 2), 2, 0, 2, True),    # stride = kernel: columns the size of the input, kept
 ])
-def test_conv2d_on_cuda_writes_its_output_once_and_keeps_columns_by_size(device, monkeypatch, launched_kernels,
+def test_conv2d_on_cuda_writes_its_output_once_and_keeps_columns_by_size(device, matmul_outs, launched_kernels,
                                                                         x_shape, weight_shape, stride, padding,
                                                                         groups, keeps_cols):
     """conv2d in float32 through the CUDA backend (emulated): one batched GEMM writes the (N, O, OH, OW) output in
     place (the matmul's out= is the returned array), the columns are kept only when no larger than the input, and
     values and all gradients equal PyTorch's."""
     import gpunet as gn
-    from gpunet.backend import get_backend
     from gpunet.nn import functional as F
 
-    matmul_outs = []
-    xp = get_backend(device).xp
-    original = xp.matmul
-
-    def spy(*args, **kwargs):
-        matmul_outs.append(kwargs.get("out"))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(xp, "matmul", spy)
     rng = np.random.default_rng(sum(x_shape))
     x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (x_shape, weight_shape, weight_shape[:1]))
     gx, gw, gb = (gn.tensor(a, requires_grad=True) for a in (x, w, b))
@@ -221,23 +228,13 @@ def test_conv2d_on_cuda_writes_its_output_once_and_keeps_columns_by_size(device,
 
 
 @pytest.mark.parametrize("device", ["cuda-emu"], indirect=True)
-def test_conv2d_with_tf32_keeps_the_single_gemm_that_tf32_reaches(device, monkeypatch):
+def test_conv2d_with_tf32_keeps_the_single_gemm_that_tf32_reaches(device, matmul_outs):
     """CuPy runs a broadcast float32 matmul as cublasSgemmBatched, outside its TF32 compute type: with TF32 allowed
     the forward takes the one-GEMM form (no out=, channel-major columns), whose result the stand-in rounds as tensor
     cores do: within TF32's error of the float32 result, and not equal to it."""
     import gpunet as gn
-    from gpunet.backend import get_backend
     from gpunet.nn import functional as F
 
-    matmul_outs = []
-    xp = get_backend(device).xp
-    original = xp.matmul
-
-    def spy(*args, **kwargs):
-        matmul_outs.append(kwargs.get("out"))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(xp, "matmul", spy)
     rng = np.random.default_rng(9)
     x, w = gn.tensor(rng.standard_normal((2, 8, 6, 6)).astype(np.float32)), \
         gn.tensor(rng.standard_normal((16, 8, 3, 3)).astype(np.float32))
