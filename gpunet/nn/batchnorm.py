@@ -115,31 +115,37 @@ class BatchNorm2d(_BatchNorm):
     _expected_dims = (4,)
 
 
-class _SumOverRanks(Function):
-    """The sum of an array over the ranks of ``group`` (every rank gets it). Each rank's loss is the mean over its
-    ``share`` of the batch and the ranks' gradients are later combined weighted by their shares (``DataParallel``),
-    so the backward sums the incoming gradients weighted by the shares and divides by this rank's share: the
-    combined gradient is then the one of the global batch's mean loss."""
+_COUNT, _SUM, _SQUARES, _GRADIENT = 1, 2, 3, 4  # SyncBatchNorm's reductions (kinds of collectives.all_reduce)
 
-    def __init__(self, group, share: int):
-        self.group, self.share = group, share
+
+class _SumOverRanks(Function):
+    """The sum of an array over the ranks of ``group`` (every rank gets it), reduction ``kind`` of layer ``key``.
+    Each rank's loss is the mean over its ``share`` of the batch and the ranks' gradients are later combined
+    weighted by their shares (``DataParallel``), so the backward sums the incoming gradients weighted by the shares
+    and divides by this rank's share: the combined gradient is then the one of the global batch's mean loss."""
+
+    def __init__(self, group, share: int, key: int, kind: int):
+        self.group, self.share, self.key, self.kind = group, share, key, kind
 
     def forward(self, backend, a):
-        total = self.group.all_reduce(numpy.asarray(backend.to_numpy(a), dtype=numpy.float64))
-        return backend.xp.asarray(total.astype(a.dtype))
+        total = collectives.all_reduce(self.group, backend.to_numpy(a), self.key, self.kind)
+        return backend.xp.asarray(total.reshape(a.shape).astype(a.dtype))
 
     def backward(self, g):
+        reduce = _SumOverRanks(self.group, self.share, self.key, _GRADIENT)
         if self.share == 0:  # this rank's loss does not depend on the statistics: it only adds the others' part
-            return _SumOverRanks(self.group, 0).apply(g * 0.0) * 0.0
-        return _SumOverRanks(self.group, self.share).apply(g * float(self.share)) / float(self.share)
+            return reduce.apply(g * 0.0) * 0.0
+        return reduce.apply(g * float(self.share)) / float(self.share)
 
 
 class SyncBatchNorm(_BatchNorm):
     """Batch normalisation whose training statistics are over the global batch: every rank's share (PyTorch's
     ``SyncBatchNorm``). Per-channel sums are all-reduced over the ranks (the mean first, then the centred squares)
-    in the forward, and the gradients through them in the backward. Outside a data-parallel run, or in eval, it is
-    a ``BatchNorm`` of its input's dimensions (2-5). ``convert_sync_batchnorm(module)`` replaces every
-    ``BatchNorm1d``/``2d`` of a model by one (same parameters and running statistics)."""
+    in the forward, and the gradients through them in the backward. A rank whose share is empty, which runs no
+    forward, adds zeros to them and keeps the same running statistics (``gpunet.backend.collectives``). Outside a
+    data-parallel run, or in eval, it is a ``BatchNorm`` of its input's dimensions (2-5).
+    ``convert_sync_batchnorm(module)`` replaces every ``BatchNorm1d``/``2d`` of a model by one (same parameters and
+    running statistics)."""
 
     _expected_dims = (2, 3, 4, 5)
 
@@ -147,6 +153,8 @@ class SyncBatchNorm(_BatchNorm):
                  track_running_stats: bool = True, process_group=None, device=None, dtype=None):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
         self.process_group = process_group  # None: the data-parallel run's group (gpunet.backend.collectives)
+        self._key = collectives.register(self)
+        self._served: list = []  # a serving rank's count and mean of the current forward
 
     def forward(self, x):
         group = self.process_group or collectives.group()
@@ -157,28 +165,45 @@ class SyncBatchNorm(_BatchNorm):
         shape = (1, self.num_features) + (1,) * (x.ndim - 2)
         share = x.shape[0]
         local = x.data.size // self.num_features
-        count = float(group.all_reduce(numpy.asarray([local], dtype=numpy.float64))[0])
+        count = float(collectives.all_reduce(group, [local], self._key, _COUNT)[0])
         if count < 2:
             raise ValueError(f"SyncBatchNorm({self.num_features}): the global batch has {count:g} value(s) per "
                              "channel; training needs at least 2")
-        mean = _SumOverRanks(group, share).apply(x.sum(axes)) / count
+        mean = _SumOverRanks(group, share, self._key, _SUM).apply(x.sum(axes)) / count
         centred = x - mean.reshape(shape)
-        var = _SumOverRanks(group, share).apply((centred * centred).sum(axes)) / count
+        var = _SumOverRanks(group, share, self._key, _SQUARES).apply((centred * centred).sum(axes)) / count
         y = centred / (var.reshape(shape) + self.eps).sqrt()
         if self.weight is not None:
             y = y * self.weight.reshape(shape)
         if self.bias is not None:
             y = y + self.bias.reshape(shape)
-        if self.track_running_stats:
-            with no_grad():
-                self.num_batches_tracked.data += 1
-                factor = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
-                dtype = self.running_mean.data.dtype
-                self.running_mean.data[...] = ((1 - factor) * self.running_mean.data
-                                               + factor * mean.data).astype(dtype)
-                self.running_var.data[...] = ((1 - factor) * self.running_var.data
-                                              + factor * var.data * (count / (count - 1))).astype(dtype)
+        self._track(mean.data, var.data, count)
         return y
+
+    def served(self, kind: int, total) -> None:
+        """This rank served a reduction of the others' forward (its share is empty): follow their running
+        statistics."""
+        if kind == _COUNT:
+            self._served = [float(total[0])]
+        elif kind == _SUM:
+            self._served.append(total / self._served[0])
+        elif kind == _SQUARES:
+            count, mean = self._served
+            xp = self.running_mean.backend.xp if self.running_mean is not None else numpy
+            self._track(xp.asarray(mean), xp.asarray(total / count), count)
+
+    def _track(self, mean, var, count: float) -> None:
+        """Move the running statistics toward the global batch's ``mean`` and biased ``var`` over ``count`` values
+        per channel (the unbiased factor is the global count's)."""
+        if not self.track_running_stats:
+            return
+        with no_grad():
+            self.num_batches_tracked.data += 1
+            factor = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+            dtype = self.running_mean.data.dtype
+            self.running_mean.data[...] = ((1 - factor) * self.running_mean.data + factor * mean).astype(dtype)
+            self.running_var.data[...] = ((1 - factor) * self.running_var.data
+                                          + factor * var * (count / (count - 1))).astype(dtype)
 
     @classmethod
     def convert_sync_batchnorm(cls, module, process_group=None):

@@ -378,6 +378,7 @@ class DataParallel:
             raise RuntimeError(f"internal error: gradients prepared for {reducer.count} samples, averaged for {count}")
         for p in reducer.parameters:
             self._armed.pop(id(p), None)
+        collectives.settle()  # a rank with an empty share serves the others' SyncBatchNorm reductions
         return reducer.finish(self.world, loss, stop)
 
     def gather_collector(self, collector):

@@ -14,11 +14,23 @@ from test_distributed import mpi_env
 RUNNER = Path(__file__).with_name("syncbn_runner.py")
 
 
+def syncbn_runner(tmp_path, scenario: str) -> subprocess.CompletedProcess:
+    command = [distributed.mpiexec_path(), "-n", "2", "--oversubscribe", sys.executable, str(RUNNER), scenario]
+    return subprocess.run(command, env=mpi_env(tmp_path), capture_output=True, text=True, timeout=120)
+
+
 def test_two_ranks_with_sync_batchnorm_equal_batchnorm_on_the_whole_batch(tmp_path):
     """Shares of 4 and 3 samples: outputs, gradients, 3 SGD steps' weights and running statistics (BatchNorm1d
     with momentum, BatchNorm2d with a cumulative average) within 1e-4 of the single process (float32)."""
-    command = [distributed.mpiexec_path(), "-n", "2", "--oversubscribe", sys.executable, str(RUNNER)]
-    result = subprocess.run(command, env=mpi_env(tmp_path), capture_output=True, text=True, timeout=120)
+    result = syncbn_runner(tmp_path, "shares")
+    assert result.returncode == 0, result.stderr
+    assert "syncbn ok" in result.stderr
+
+
+def test_a_rank_with_an_empty_share_serves_the_sync_batchnorm_reductions(tmp_path):
+    """Batches of 7, 1 and 7 samples: rank 1 gets nothing of the second, runs no forward, and neither rank waits;
+    every rank's weights and running statistics equal BatchNorm's on the whole batches."""
+    result = syncbn_runner(tmp_path, "empty")
     assert result.returncode == 0, result.stderr
     assert "syncbn ok" in result.stderr
 
