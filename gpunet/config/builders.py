@@ -14,7 +14,7 @@ import sys
 
 from ..data import load_dataset
 from ..data.transforms import Compose
-from ..nn import Module
+from ..nn import Module, SyncBatchNorm
 from .archs import ARCHS
 from .components import construct, public_name
 from .errors import ConfigError, Path
@@ -100,9 +100,12 @@ def build_task(config: dict):
 
 def build_models(config: dict, task, info) -> dict:
     """Every model of ``task`` by name: from the config, or built by the task (its ``own_models``) from its keys and
-    the data's ``info``."""
-    return {name: build_model(config, name) if model_path(config, name) else task.build_model(name, info)
-            for name in tuple(task.models)}
+    the data's ``info``; with ``trainer.sync_batchnorm`` their BatchNorm layers are SyncBatchNorm."""
+    models = {name: build_model(config, name) if model_path(config, name) else task.build_model(name, info)
+              for name in tuple(task.models)}
+    if config["trainer"]["sync_batchnorm"]:
+        models = {name: SyncBatchNorm.convert_sync_batchnorm(model) for name, model in models.items()}
+    return models
 
 
 @_located

@@ -581,6 +581,9 @@ TRAINER = Section({
     "log_every": Field(Int(ge=0), "print a progress line every N steps (0: once per epoch); on a CUDA device also how "
                        "often the losses come to the host (a wait for the GPU)", 50),
     "grad_clip": Field(Optional(Float(gt=0)), "clip the total gradient L2 norm to this (null: no clipping)", None),
+    "sync_batchnorm": Field(Bool(), "replace every BatchNorm1d/BatchNorm2d of the model(s) by SyncBatchNorm, whose "
+                            "training statistics are the global batch's over every rank of a data-parallel run "
+                            "(--nproc); in one process it is BatchNorm", False),
     "on_nonfinite": Field(Choice(("stop", "continue")), "a NaN or infinite training loss: stop (the run "
                           "ends with status 1 naming the epoch and step; the last good checkpoint stays) or continue",
                           "stop"),

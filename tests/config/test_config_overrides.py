@@ -54,7 +54,8 @@ def test_bad_value_names_the_override_not_the_file(tmp_path):
 def test_misspelt_override_key_gets_a_guess(tmp_path):
     _, problem = only_problem(tmp_path, BASE, ["trainer.epoch=30"])
     assert problem == ("override 'trainer.epoch=30': trainer.epoch: unknown key; allowed: epochs, batch_size, "
-                       "eval_batch_size, shuffle, drop_last, log_every, grad_clip, on_nonfinite, metrics; did you mean 'epochs'?")
+                       "eval_batch_size, shuffle, drop_last, log_every, grad_clip, sync_batchnorm, on_nonfinite, "
+                       "metrics; did you mean 'epochs'?")
 
 
 def test_override_changing_the_optimizer_exposes_keys_the_new_one_lacks(tmp_path):

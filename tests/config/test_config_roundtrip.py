@@ -40,8 +40,8 @@ def test_resolved_config_has_every_default_filled_in():
                               "reduction": "mean"}
     assert config["model"]["layers"][0] == {"type": "Linear", "in_features": 64, "out_features": 50, "bias": True}
     assert config["trainer"] == {"epochs": 5, "batch_size": 10, "eval_batch_size": None, "shuffle": True,
-                                 "drop_last": False, "log_every": 50, "grad_clip": None, "on_nonfinite": "stop",
-                                 "metrics": ["accuracy"]}
+                                 "drop_last": False, "log_every": 50, "grad_clip": None, "sync_batchnorm": False,
+                                 "on_nonfinite": "stop", "metrics": ["accuracy"]}
     assert config["checkpoint"] == {"dir": "checkpoints", "save_best": True, "save_last": True, "keep": 1,
                                     "every_n_epochs": 1, "monitor": "val_loss", "mode": "min"}
     assert config["scheduler"] is None and config["callbacks"] == [] and config["sweep"] is None

@@ -39,7 +39,7 @@ def test_misspelt_required_key_is_one_problem_not_two(tmp_path):
 def test_unknown_key_without_a_near_miss_has_no_guess(tmp_path):
     path, problem = only_problem(tmp_path, edited("  epochs: 5\n", "  epochs: 5\n  colour: red\n"))
     assert problem.endswith("trainer.colour: unknown key; allowed: epochs, batch_size, eval_batch_size, shuffle, "
-                            "drop_last, log_every, grad_clip, on_nonfinite, metrics")
+                            "drop_last, log_every, grad_clip, sync_batchnorm, on_nonfinite, metrics")
 
 
 def test_key_of_a_layer_is_checked_against_that_layer(tmp_path):
@@ -306,8 +306,8 @@ def test_sweep_values_are_checked_as_overrides(tmp_path):
         f"{path}:{line_of(text, 'optimizer.lr:')}: sweep.grid.optimizer.lr[1]: as optimizer.lr: out of range; "
         "got -1; allowed: a number >= 0",
         f"{path}:{line_of(text, 'trainer.epoch:')}: sweep.grid.trainer.epoch[0]: as trainer.epoch: unknown key; "
-        "allowed: epochs, batch_size, eval_batch_size, shuffle, drop_last, log_every, grad_clip, on_nonfinite, metrics; "
-        "did you mean 'epochs'?",
+        "allowed: epochs, batch_size, eval_batch_size, shuffle, drop_last, log_every, grad_clip, sync_batchnorm, "
+        "on_nonfinite, metrics; did you mean 'epochs'?",
     ]
 
 
