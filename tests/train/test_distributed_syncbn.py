@@ -5,11 +5,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import gpunet as gn
+from gpunet.cli import main
+from gpunet.config import build_models, build_task, load_config
 from gpunet.train import distributed
+from gpunet.train.checkpoint import load_checkpoint
 
-from test_distributed import mpi_env
+from test_distributed import mpi_env, mpiexec, records
 
 RUNNER = Path(__file__).with_name("syncbn_runner.py")
 
@@ -54,3 +58,72 @@ def test_a_config_layer_of_type_sync_batchnorm_builds_one():
     model = build_layers([{"type": "Linear", "in_features": 4, "out_features": 3},
                           {"type": "SyncBatchNorm", "num_features": 3, "momentum": None}])
     assert isinstance(model[1], gn.nn.SyncBatchNorm) and model[1].momentum is None
+
+
+CNN = """\
+seed: 0
+device: cpu
+data: {name: digits, flatten: false, normalize: scale, test_split: 0.2, val_split: 0.1}
+model:
+  layers:
+    - {type: Conv2d, in_channels: 1, out_channels: 6, kernel_size: 3, padding: same}
+    - {type: BatchNorm2d, num_features: 6}
+    - {type: ReLU}
+    - {type: MaxPool2d, kernel_size: 2}
+    - {type: Conv2d, in_channels: 6, out_channels: 8, kernel_size: 3, padding: same}
+    - {type: BatchNorm2d, num_features: 8, momentum: null}
+    - {type: ReLU}
+    - {type: Flatten}
+    - {type: Linear, in_features: 128, out_features: 10}
+loss: {name: cross_entropy}
+optimizer: {name: sgd, lr: 0.1, momentum: 0.9}
+trainer: {epochs: 3, batch_size: 100, sync_batchnorm: false}
+"""
+
+
+@pytest.fixture
+def cnn_config(tmp_path):
+    path = tmp_path / "cnn_bn_digits.yaml"
+    path.write_text(CNN)
+    return str(path)
+
+
+def test_the_switch_makes_every_batchnorm_a_sync_batchnorm_and_the_summary_shows_it(cnn_config, capsys):
+    assert main(["summary", cnn_config, "trainer.sync_batchnorm=true"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("(SyncBatchNorm)") == 2 and "(BatchNorm" not in table, table
+    config = load_config(cnn_config, ["trainer.sync_batchnorm=true"])
+    model = build_models(config, build_task(config), None)["model"]
+    assert [type(m).__name__ for m in model if "Norm" in type(m).__name__] == ["SyncBatchNorm"] * 2
+
+
+@pytest.mark.parametrize("sizes", [("trainer.batch_size=646", "trainer.eval_batch_size=143"),
+                                   pytest.param(("trainer.batch_size=100",), marks=pytest.mark.slow)],
+                         ids=["empty-share", "shares"])
+def test_two_ranks_of_a_config_with_sync_batchnorm_equal_one_process_with_batchnorm(cnn_config, capsys, tmp_path,
+                                                                                       sizes):
+    """A CNN with two BatchNorm2d (momentum 0.1 and a cumulative average) on digits, 3 epochs: 2 ranks with
+    ``trainer.sync_batchnorm`` equal the single process with BatchNorm within 1e-5 (every logged number, the final
+    weights and running statistics). Batches of 646 of the 1293 training samples leave a last one of 1 sample:
+    rank 1's share is empty (and the 144 validation samples end with one of 1); batches of 100 (slow): 31 steps an
+    epoch, shares of 50 and the last 93 as 47 and 46."""
+    reference = tmp_path / "single"
+    assert main(["train", cnn_config, *sizes, "--out", str(reference), "--no-progress"]) == 0, \
+        capsys.readouterr().err
+    capsys.readouterr()
+    out = tmp_path / "run"
+    result = mpiexec(tmp_path, 2, "train", cnn_config, *sizes, "trainer.sync_batchnorm=true", "--out", out,
+                     "--no-progress")
+    assert result.returncode == 0, result.stderr
+    got, want = records(out), records(reference)
+    assert [sorted(r) for r in got] == [sorted(r) for r in want] and len(want) == 3
+    for row, expected in zip(got, want):
+        for key in expected:
+            if key != "time":
+                np.testing.assert_allclose(row[key], expected[key], rtol=1e-5, err_msg=f"epoch {row['epoch']} {key}")
+    weights = load_checkpoint(out / "checkpoints" / "last.npz").model
+    expected = load_checkpoint(reference / "checkpoints" / "last.npz").model
+    assert sorted(weights) == sorted(expected) and "5.running_var" in expected
+    for name, want_value in expected.items():  # relative to each tensor's scale (a weight near 0 may differ by 1e-7)
+        scale = float(np.abs(want_value).max())
+        np.testing.assert_allclose(weights[name], want_value, rtol=1e-5, atol=1e-5 * scale, err_msg=name)
