@@ -2,6 +2,8 @@
 SyncBatchNorm, whose training statistics are those of the global batch over every rank of a data-parallel run."""
 from __future__ import annotations
 
+import copy
+
 import numpy
 
 from .. import backend as _backend
@@ -155,6 +157,14 @@ class SyncBatchNorm(_BatchNorm):
         self.process_group = process_group  # None: the data-parallel run's group (gpunet.backend.collectives)
         self._key = collectives.register(self)
         self._served: list = []  # a serving rank's count and mean of the current forward
+
+    def __deepcopy__(self, memo):
+        """A copy with a key of its own (copies are made in the same order on every rank)."""
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update({name: copy.deepcopy(value, memo) for name, value in self.__dict__.items()})
+        copied._key = collectives.register(copied)
+        return copied
 
     def forward(self, x):
         group = self.process_group or collectives.group()

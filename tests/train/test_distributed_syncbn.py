@@ -1,5 +1,6 @@
-"""SyncBatchNorm: 2 ranks (each a share of the batch) against BatchNorm over the whole batch in one process, and
-its conversion from BatchNorm layers."""
+"""SyncBatchNorm: 2 ranks (each a share of the batch, or none) against BatchNorm over the whole batch in one process,
+its conversion from BatchNorm layers (``trainer.sync_batchnorm`` in a config) and a 2-rank run of a config with it."""
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -50,6 +51,16 @@ def test_convert_sync_batchnorm_keeps_the_parameters_and_is_batchnorm_on_one_pro
     assert converted[1].momentum == 0.3 and int(converted[1].num_batches_tracked.numpy()) == 1
     np.testing.assert_allclose(converted(x).numpy(), want, rtol=1e-6)
     assert int(converted[1].num_batches_tracked.numpy()) == 2
+
+
+def test_a_copy_of_a_sync_batchnorm_is_served_as_itself():
+    """A serving rank finds a layer by its key: a deep copy (e.g. of a whole model) gets a key of its own."""
+    from gpunet.backend import collectives
+
+    layer = gn.nn.SyncBatchNorm(3)
+    copied = copy.deepcopy(gn.nn.Sequential(layer))[0]
+    assert copied._key != layer._key and collectives._LAYERS[copied._key] is copied
+    assert collectives._LAYERS[layer._key] is layer and copied.weight is not layer.weight
 
 
 def test_a_config_layer_of_type_sync_batchnorm_builds_one():
