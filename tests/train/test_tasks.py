@@ -96,7 +96,7 @@ def test_a_two_model_task_trains_checkpoints_and_resumes_exactly_mid_epoch(xor, 
     state = straight.checkpoint()
     assert {k.split(".")[0] for k in state.model} == {"first", "second"}  # one state_dict, prefixed keys
     assert set(state.optimizer) == {"first", "second"} and "exp_avg" in str(state.optimizer["second"])
-    assert state.extra["task"] == {"name": "", "state": {"seen": 27}}
+    assert state.extra["task"] == {"name": "", "state": {"seen": 27}, "ranks": [{}]}
 
     path = tmp_path / "last.npz"
     from gpunet.train import ModelCheckpoint
