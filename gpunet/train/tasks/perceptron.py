@@ -51,9 +51,8 @@ class Perceptron(Task):
         return 2 * t - 1 if self.kind == "bipolar" else t
 
     def train_step(self, x, y):
-        if not len(x):  # an empty share of a data-parallel batch: the same apply_gradients, adding nothing
-            self.optimizers["model"].zero_grad()
-            self.apply_gradients("model")
+        if not len(x):  # an empty share of a data-parallel batch: the ranks' gradient average, adding nothing
+            self.update("model", None)
             return {}
         wrong = int(float(self.model.rule_gradient(x.reshape(len(x), -1), self._targets(y))))
         self.apply_gradients("model")
