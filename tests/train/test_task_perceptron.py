@@ -94,11 +94,3 @@ def test_labels_outside_the_classes_are_named():
     trainer, _, _ = make("and")
     with pytest.raises(ValueError, match=r"perceptron task: labels must be class numbers in \[0, 2\)"):
         trainer.task.train_step(np.zeros((1, 2), np.float32), np.array([3]))
-
-
-def test_an_empty_share_of_a_data_parallel_batch_changes_nothing():
-    trainer, _, _ = make("and")
-    trainer.model.bias.data[...] = trainer.model.bias.data + 1
-    assert trainer.task.train_step(np.zeros((0, 2), np.float32), np.zeros(0, np.int64)) == {}
-    np.testing.assert_array_equal(trainer.model.bias.numpy(), [1])
-    np.testing.assert_array_equal(trainer.model.weight.numpy(), [[0, 0]])
