@@ -160,8 +160,8 @@ def _checked_pretrain(pretrain: dict | None) -> dict | None:
     def whole(v, low):
         return isinstance(v, int) and not isinstance(v, bool) and v >= low
     classes = settings["classes"]
-    valid = {"classes": isinstance(classes, (list, tuple)) and bool(classes) and len(set(classes)) == len(classes)
-             and all(whole(c, 0) for c in classes),
+    valid = {"classes": isinstance(classes, (list, tuple)) and bool(classes) and all(whole(c, 0) for c in classes)
+             and len(set(classes)) == len(classes),
              "epochs": whole(settings["epochs"], 1),
              "lr": settings["lr"] is None or (isinstance(settings["lr"], (int, float))
                                               and not isinstance(settings["lr"], bool) and settings["lr"] > 0),
