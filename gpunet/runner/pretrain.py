@@ -81,7 +81,7 @@ class Pretraining:
                 load_checkpoint(path)
                 return path
             except CheckpointError as exc:
-                print(f"gpunet: {exc}; pre-training again", file=sys.stderr, flush=True)
+                print(f"gpunet: {exc}; writing it again from the pretraining's checkpoints", file=sys.stderr, flush=True)
         state = random.get_rng_state()
         try:
             self._train(run_dir, task, resume, progress)

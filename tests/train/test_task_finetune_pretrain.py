@@ -2,7 +2,7 @@
 the pretraining data is the whole dataset's split restricted to its classes (no test image of the run is trained
 on), ``checkpoints/pretrained.npz`` holds the network the fine-tuning started from and the pretraining's test
 accuracy as a NumPy forward pass of it computes, and a run stopped by SIGTERM in either phase and continued with
---resume equals the uninterrupted run file for file."""
+--resume equals the uninterrupted run file for file (also when the interruption damaged pretrained.npz)."""
 import itertools
 import json
 import os
@@ -126,6 +126,18 @@ def test_sigterm_during_the_fine_tuning_then_resume_equals_the_uninterrupted_run
     assert _train(out, "--resume") == 0
     assert "resuming the pretraining" not in capsys.readouterr().err
     assert (out / "checkpoints" / "pretrained.npz").read_bytes() == pretrained  # not trained again
+    assert_same_run(out, straight)
+
+
+def test_a_damaged_pretrained_npz_is_written_again_on_resume(straight, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    _sigterm_at(monkeypatch, PRETRAIN_STEPS + 3)
+    assert _train(out) == 143
+    path = out / "checkpoints" / "pretrained.npz"
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    monkeypatch.undo()
+    assert _train(out, "--resume") == 0
+    assert "writing it again from the pretraining's checkpoints" in capsys.readouterr().err
     assert_same_run(out, straight)
 
 

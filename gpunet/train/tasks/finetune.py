@@ -31,7 +31,7 @@ class Finetune(Classify):
 
     loss_names = ("loss", "scratch_loss", "scratch_accuracy")
     keys = {
-        "weights": Key("pretrained weights: a gpunet checkpoint (e.g. a pretraining run's checkpoints/best.npz), an "
+        "weights": Key("pretrained weights: a gpunet checkpoint (e.g. another run's checkpoints/best.npz), an "
                        ".npz of arrays, a PyTorch state_dict (.pt/.pth, read with weights_only) or a .safetensors "
                        "file; relative paths from the current directory; null: none (or pretrain)"),
         "pretrain": Key("pre-train in this run instead of reading weights: {classes: [labels of the dataset], "
