@@ -141,6 +141,27 @@ def test_a_damaged_pretrained_npz_is_written_again_on_resume(straight, tmp_path,
     assert_same_run(out, straight)
 
 
+@pytest.fixture(scope="module")
+def short_on_cpu(tmp_path_factory):
+    out = tmp_path_factory.mktemp("short") / "run"
+    assert _train(out, "trainer.epochs=1", "task.pretrain.epochs=1") == 0
+    return out
+
+
+def test_every_backend_pretrains_and_fine_tunes_as_the_cpu_does(device, short_on_cpu, tmp_path):
+    """One epoch of each phase on ``device`` (the CPU: a second run, bitwise the same): the pretrained network, the
+    fine-tuned one and the baseline agree with the CPU's."""
+    out = tmp_path / "run"
+    assert _train(out, "trainer.epochs=1", "task.pretrain.epochs=1", f"device={device}") == 0
+    for name in ("pretrained.npz", "last.npz"):
+        mine, cpu = (load_checkpoint(run_dir / "checkpoints" / name) for run_dir in (out, short_on_cpu))
+        for key, value in cpu.model.items():
+            np.testing.assert_allclose(mine.model[key], value, rtol=1e-4, atol=1e-5, err_msg=f"{name} {key}")
+        if name == "last.npz":
+            for key, value in cpu.extra["task"]["state"]["scratch"].items():
+                np.testing.assert_allclose(mine.extra["task"]["state"]["scratch"][key], value, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("override, message", [
     ("task.weights=w.npz", r"task: .*give either weights \(a file\) or pretrain"),
     ("task.pretrain={classes: [0, 1]}", r"task: .*pretrain: missing epochs; its keys are classes, epochs, lr, "
