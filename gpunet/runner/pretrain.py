@@ -115,6 +115,8 @@ class Pretraining:
             print(f"gpunet: resuming the pretraining from {found[0]} (epoch {found[1].epoch}, step {found[1].step})",
                   file=sys.stderr, flush=True)
         epochs = self.config["task"]["pretrain"]["epochs"]
+        print(f"gpunet: pre-training on classes {derived['data']['classes']} of {info.name} ({len(self.dataset.train)} "
+              f"training samples, {epochs} epochs; {directory}), then fine-tuning", file=sys.stderr, flush=True)
         try:
             trainer.fit(train, val, epochs, resume=None if found is None else found[1])
         except TrainingInterrupted as exc:
