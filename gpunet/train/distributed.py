@@ -168,10 +168,10 @@ def wait_all(world_: World, requests: list, what: str) -> None:
     wait_until(world_, lambda: MPI.Request.Testall(requests), what)
 
 
-def wait_until(world_: World, complete, what: str, on_timeout=None) -> None:
-    """Poll ``complete()`` until it is true; if it is not within the timeout, call ``on_timeout()`` (a NCCL
-    communicator's abort) and abort the job with a message naming the ranks that did not reach ``what`` (those that
-    sent no "waiting too" message within a short grace time)."""
+def wait_until(world_: World, complete, what: str, on_timeout=None, longest_pause: float = 0.01) -> None:
+    """Poll ``complete()`` (pausing 10 us, doubling up to ``longest_pause`` seconds) until it is true; if it is not
+    within the timeout, call ``on_timeout()`` (a NCCL communicator's abort) and abort the job with a message naming
+    the ranks that did not reach ``what`` (those that sent no "waiting too" message within a short grace time)."""
     MPI = _mpi()
     limit = _timeout()
     deadline, pause = time.monotonic() + limit, 1e-5
@@ -184,7 +184,7 @@ def wait_until(world_: World, complete, what: str, on_timeout=None) -> None:
             world_.fail(f"{what} did not complete within {limit:g} s; not there: rank {names} (it died or hangs; see "
                         f"its messages above; {TIMEOUT_VARIABLE} sets the timeout)")
         time.sleep(pause)
-        pause = min(pause * 2, 0.01)
+        pause = min(pause * 2, longest_pause)
 
 
 def _ranks_not_waiting(world_: World, MPI, grace: float) -> list[int]:

@@ -23,6 +23,8 @@ import numpy as np
 
 __all__ = ["NcclReducer", "nccl_communicator", "nccl_module"]
 
+WATCHDOG_PAUSE = 1e-4  # seconds between two polls of the reductions' event at most: a GPU step takes milliseconds
+
 
 def nccl_module(backend):
     """``cupy.cuda.nccl`` (or the emulator's stand-in) when ``backend`` is a CUDA device's and NCCL is available,
@@ -93,8 +95,8 @@ class NcclReducer:
         nccl.groupStart()
         try:
             for send, receive in zip(sends, receives):
-                self.communicator.allReduce(send.data.ptr, receive.data.ptr, send.size, nccl_datatype(nccl, send.dtype),
-                                            nccl.NCCL_SUM, self.stream.ptr)
+                self.communicator.allReduce(send.data.ptr, receive.data.ptr, send.size,
+                                            nccl_datatype(nccl, send.dtype), nccl.NCCL_SUM, self.stream.ptr)
         finally:
             nccl.groupEnd()
         self.started.extend(zip(receives, sends))
@@ -118,19 +120,21 @@ class NcclReducer:
         return result
 
     def _watch(self, world_, reduced) -> None:
-        """Wait until the event ``reduced`` is done, checking NCCL's asynchronous errors; past the timeout abort
-        the communicator and the job, naming the ranks that are not there."""
+        """Wait until the event ``reduced`` is done, checking NCCL's asynchronous errors (the polling loop of NCCL's
+        user guide, in the main thread: the host reads the tail right after anyway); past the timeout abort the
+        communicator and the job, naming the ranks that are not there."""
         from .distributed import wait_until
 
         def complete() -> bool:
             try:
                 self.communicator.check_async_error()
-            except Exception as error:  # noqa: BLE001 (CuPy's NcclError: a remote rank failed, a network error)
+            except self.nccl.NcclError as error:  # a remote rank failed, a network error
                 self.communicator.abort()
                 world_.fail(f"the NCCL gradient all-reduce failed ({error})")
             return reduced.done
 
-        wait_until(world_, complete, "the NCCL gradient all-reduce", on_timeout=self.communicator.abort)
+        wait_until(world_, complete, "the NCCL gradient all-reduce", on_timeout=self.communicator.abort,
+                   longest_pause=WATCHDOG_PAUSE)
 
 
 def bucket_dtype(bucket: list):

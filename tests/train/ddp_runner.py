@@ -3,7 +3,7 @@ rank of a data-parallel run for the tests: ``GPUNET_TEST_FAULT=kill`` (SIGKILL i
 hour) or ``term`` (SIGTERM itself, then train on) on rank ``GPUNET_TEST_FAULT_RANK`` (default 1), at its third
 training step. ``GPUNET_TEST_NCCL_LOG=1``: each rank counts its calls of the NCCL stand-in and prints
 ``nccl: rank R device D communicators C groups G allReduce A open groups O streams S`` at exit (S: the stream
-pointers the allReduce calls named, comma-separated)."""
+pointers the allReduce calls named, comma-separated), and ``nccl: rank R aborts its communicator`` when it does."""
 import atexit
 import os
 import signal
@@ -45,6 +45,14 @@ if os.environ.get("GPUNET_TEST_NCCL_LOG"):
     nccl_standin.NcclCommunicator.__init__ = counted("communicators", nccl_standin.NcclCommunicator.__init__, True)
     nccl_standin.NcclCommunicator.allReduce = counted("allReduce", nccl_standin.NcclCommunicator.allReduce)
     nccl_standin.groupStart = counted("groups", nccl_standin.groupStart)
+    abort = nccl_standin.NcclCommunicator.abort
+
+    def announced_abort(self):
+        print(f"nccl: rank {os.environ.get('OMPI_COMM_WORLD_RANK')} aborts its communicator", file=sys.stderr,
+              flush=True)
+        abort(self)
+
+    nccl_standin.NcclCommunicator.abort = announced_abort
     atexit.register(lambda: print(f"nccl: rank {os.environ.get('OMPI_COMM_WORLD_RANK')} device {counts['device']} "
                                   f"communicators {counts['communicators']} groups {counts['groups']} allReduce "
                                   f"{counts['allReduce']} open groups {nccl_standin.open_groups()} streams "

@@ -182,6 +182,24 @@ def test_a_rank_that_dies_or_hangs_stops_the_others_naming_it(fault, names, tmp_
     assert not (out / "summary.json").exists()
 
 
+def test_a_hung_nccl_all_reduce_is_aborted_by_the_watchdog_naming_the_rank(tmp_path):
+    """On the GPU path (cuda-emu, the NCCL stand-in) rank 1 hangs before its third step, so rank 0's all-reduce on
+    the communication stream never completes: within the timeout its watchdog aborts the NCCL communicator and the
+    job, naming rank 1 (on a GPU the wait would otherwise never return)."""
+    out = tmp_path / "run"
+    started = time.monotonic()
+    result = mpiexec(tmp_path, 2, "train", CONFIG, "trainer.epochs=50", "device=cuda-emu", "--out", out,
+                     "--no-progress", timeout=90, GPUNET_TEST_FAULT="hang", GPUNET_DIST_TIMEOUT="3",
+                     GPUNET_TEST_NCCL_LOG="1")
+    assert result.returncode != 0
+    assert time.monotonic() - started < 60
+    messages = " ".join(result.stderr.split())
+    assert "nccl: rank 0 aborts its communicator" in messages, result.stderr
+    assert ("gpunet: rank 0 of 2: the NCCL gradient all-reduce did not complete within 3 s; not there: rank 1 "
+            in messages), result.stderr
+    assert not (out / "summary.json").exists()
+
+
 # ----- bad launches ----------------------------------------------------------------------------------------------
 def test_nproc_without_mpi4py_says_how_to_install_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py raises ImportError

@@ -105,8 +105,8 @@ class DeviceArray(numpy.ndarray):
         if out is not None:
             kwargs["out"] = tuple(host_view(a) for a in out)
         operands = tf32_operands(ufunc, host_view(inputs)) if method == "__call__" else host_view(inputs)
-        result = to_device(getattr(ufunc, method)(*operands, **kwargs)) if out is None else \
-            (out[0] if len(out) == 1 else out)
+        result = getattr(ufunc, method)(*operands, **kwargs)
+        result = to_device(result) if out is None else out[0] if len(out) == 1 else out
         if queue is not None:
             streams.end(queue, what, leaves(result))
         return result

@@ -14,8 +14,8 @@ Each MPI rank is one emulated GPU (``cuda-emu:<local rank>``). As with NCCL thro
   its result must be ordered after it in turn;
 - between ``groupStart()`` and ``groupEnd()`` the calls are only queued and enqueued at ``groupEnd()``; an unpaired
   ``groupEnd()``, and destroying a communicator inside an open group, raise;
-- ``abort()`` (``ncclCommAbort``) drops the communicator's unfinished collectives (their streams go on) and any
-  later call raises; ``check_async_error()`` raises after an abort, as CuPy's does on a freed communicator.
+- ``abort()`` (``ncclCommAbort``) drops the communicator's unfinished collectives (their streams go on); any later
+  call, ``check_async_error()`` too, raises ``NcclError`` as CuPy's do on the freed communicator.
 """
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ _arrays: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # pointer 
 
 class NcclStandinError(RuntimeError):
     """A NCCL call that would be wrong (or undefined) on real GPUs."""
+
+
+class NcclError(RuntimeError):
+    """CuPy's error of a failed NCCL call (here: a call on an aborted or destroyed communicator, whose handle CuPy
+    has set to NULL: NCCL_ERROR_INVALID_ARGUMENT)."""
 
 
 class MemoryPointer:
@@ -101,7 +106,7 @@ class NcclCommunicator:
 
     def _check_usable(self) -> None:
         if self._closed:
-            raise NcclStandinError(f"the communicator was {self._closed}: make a new one")
+            raise NcclError(f"NCCL_ERROR_INVALID_ARGUMENT: the communicator was {self._closed}")
 
     def device_id(self) -> int:
         self._check_usable()
@@ -165,8 +170,8 @@ class NcclCommunicator:
         streams.note_collective(queue, tick, "allReduce", reads=(send,), writes=(receive,))
 
     def check_async_error(self) -> None:
-        """``ncclCommGetAsyncError``: nothing fails asynchronously here (MPI raises at once); an aborted
-        communicator's check fails, as CuPy's on a freed communicator."""
+        """``ncclCommGetAsyncError``: nothing fails asynchronously here (MPI raises at once); an aborted or
+        destroyed communicator's check fails."""
         self._check_usable()
 
     def destroy(self) -> None:

@@ -8,7 +8,7 @@ model is the order a GPU would guarantee, so that code relying on an order it di
   other queue, the last work known to be done before its next work. ``event.record(stream)`` takes the stream's
   clock, ``stream.wait_event(event)`` merges it (transitively), and the legacy null stream orders itself with
   the blocking streams of its device both ways (``Stream(non_blocking=True)`` opts out), as CUDA does;
-- while any stream but the null one exists in the process (``tracking``), every operation on device arrays runs on
+- while a stream other than the null one lives in the process (``tracking``), every operation on device arrays runs on
   the current stream (per host thread and device, ``with stream:``) and is checked: reading an array, or writing
   one, that work on another queue wrote (or reads, for the NCCL stand-in's collectives) without that work being
   in the queue's clock raises ``StreamOrderError`` naming both streams (on a GPU: a race). Freeing a buffer that a
@@ -16,7 +16,8 @@ model is the order a GPU would guarantee, so that code relying on an order it di
   operation (CuPy's pool would hand the memory to new work on the allocating stream while the collective runs);
 - asynchronous work (``asynchronous``: the stand-in's collectives, which wait for other processes) stays pending
   until a later operation ordered after it, ``synchronize()``, or ``done`` finds it complete; so a collective that
-  another rank never joins keeps ``event.done`` false, as on a GPU, and a wait for it can time out.
+  another rank never joins keeps ``event.done`` false, as on a GPU, and a wait for it can time out. (An operation
+  ordered after unfinished work blocks the host here, where a GPU would stall only the stream.)
 """
 from __future__ import annotations
 
@@ -32,12 +33,14 @@ from .errors import CudaEmuError
 
 __all__ = ["Event", "Stream", "StreamOrderError", "asynchronous", "get_current_stream"]
 
-tracking = False  # True once a stream other than the null stream was made: operations are then checked
+tracking = False  # True while a stream other than the null stream lives (or its work): operations are then checked
+_streams_alive = 0
 _ticks = itertools.count(1)  # work items, numbered in the order the host enqueued them (every queue)
 _pointers = itertools.count(0x7E0000)  # fake cudaStream_t / cudaEvent_t handles
 _live_streams: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # pointer -> Stream
 _pending: list = []  # asynchronous work not known complete: _Work
 _violations: list = []  # errors found where they cannot be raised (a buffer's finaliser)
+_cancelled: set = set()  # the numbers of the work given up (``cancel``)
 _writers: dict = {}  # id(memory owner) -> _Access of the work that wrote it last
 _readers: dict = {}  # id(memory owner) -> _Access of the asynchronous work reading it
 _local = threading.local()
@@ -54,8 +57,6 @@ class _Queue:
         self.name, self.device, self.blocking = name, device, blocking
         self.last = 0
         self.clock: dict = {}  # _Queue -> number of its latest work done before this queue's next work
-        if blocking:
-            _blocking_queues.add(self)
 
     def snapshot(self) -> dict:
         clock = dict(self.clock)
@@ -75,8 +76,8 @@ class _Queue:
         blocking stream for the null stream's (CUDA's implicit synchronisation)."""
         null = _null_queue(self.device)
         if self is null:
-            for queue in list(_blocking_queues):
-                if queue.device == self.device and queue is not self:
+            for queue in _blocking_queues:
+                if queue.device == self.device:
                     self.merge(queue.snapshot())
         elif self.blocking:
             self.merge(null.snapshot())
@@ -87,7 +88,7 @@ class _Queue:
         return self.last
 
 
-_blocking_queues: weakref.WeakSet = weakref.WeakSet()
+_blocking_queues: set = set()  # the queues of the live blocking streams (not the null stream's)
 _null_queues: dict[int, _Queue] = {}
 
 
@@ -105,7 +106,7 @@ class Stream:
     null: Stream  # set below
 
     def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
-        global tracking
+        global _streams_alive
         if ptds:
             raise CudaEmuError("the emulated device has no per-thread default stream (ptds=True)")
         if null:
@@ -115,7 +116,11 @@ class Stream:
             self._queue = _Queue(f"stream {self.ptr:#x} of cuda-emu:{self.device_id}", self.device_id,
                                  blocking=not non_blocking)
             _live_streams[self.ptr] = self
-            tracking = True
+            if not non_blocking:
+                _blocking_queues.add(self._queue)
+            _streams_alive += 1
+            weakref.finalize(self, _stream_gone, self._queue)
+            _update_tracking()
         self.is_non_blocking = bool(non_blocking) and not null
 
     def queue(self) -> _Queue:
@@ -171,6 +176,18 @@ class Stream:
 
 
 Stream.null = Stream(null=True)
+
+
+def _stream_gone(queue: _Queue) -> None:
+    global _streams_alive
+    _blocking_queues.discard(queue)
+    _streams_alive -= 1
+    _update_tracking()
+
+
+def _update_tracking() -> None:
+    global tracking
+    tracking = _streams_alive > 0 or bool(_pending)
 
 
 def _current() -> dict:
@@ -243,7 +260,9 @@ def asynchronous(queue: _Queue, test, wait, keep=()) -> int:
 
 def cancel(ticks) -> None:
     """Forget the pending work numbered ``ticks`` (an aborted communicator's: it will not complete)."""
+    _cancelled.update(ticks)
     _pending[:] = [work for work in _pending if work.tick not in ticks]
+    _update_tracking()
 
 
 def _covered(clock: dict) -> list:
@@ -254,6 +273,7 @@ def _complete(clock: dict) -> None:
     for work in _covered(clock):
         work.wait()
         _pending.remove(work)
+    _update_tracking()
 
 
 def _done(clock: dict) -> bool:
@@ -261,6 +281,7 @@ def _done(clock: dict) -> bool:
     for work in covered:
         if work.test():
             _pending.remove(work)
+    _update_tracking()
     return not any(work in _pending for work in covered)
 
 
@@ -272,6 +293,7 @@ def settle(array) -> None:
             if work.queue is entry.queue and work.tick == entry.tick:
                 work.wait()
                 _pending.remove(work)
+                _update_tracking()
                 return
 
 
@@ -359,7 +381,7 @@ def note_collective(queue: _Queue, tick: int, what: str, reads, writes) -> None:
 
 def _check_release(allocated: _Queue, queue: _Queue, tick: int, what: str, shape) -> None:
     allocated.arrive()  # the pool's next work there (a blocking stream's collective precedes it)
-    if not allocated.covers(queue, tick):
+    if tick not in _cancelled and not allocated.covers(queue, tick):
         _violations.append(StreamOrderError(
             f"a buffer (shape {shape}) of {what} on {queue.name} was freed before {allocated.name}, where it was "
             f"allocated, was ordered after that work: CuPy's memory pool may give it to new work on "
