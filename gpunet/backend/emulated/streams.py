@@ -28,7 +28,6 @@ import weakref
 
 import numpy
 
-from . import device_array  # (a module: device_array uses this one too)
 from .errors import CudaEmuError
 
 __all__ = ["Event", "Stream", "StreamOrderError", "asynchronous", "get_current_stream"]
@@ -44,6 +43,12 @@ _cancelled: set = set()  # the numbers of the work given up (``cancel``)
 _writers: dict = {}  # id(memory owner) -> _Access of the work that wrote it last
 _readers: dict = {}  # id(memory owner) -> _Access of the asynchronous work reading it
 _local = threading.local()
+
+
+def _current_device() -> int:
+    from .device_array import current_device  # (device_array imports this module)
+
+    return current_device()
 
 
 class StreamOrderError(CudaEmuError):
@@ -112,7 +117,7 @@ class Stream:
         if null:
             self.ptr, self.device_id, self._queue = 0, -1, None
         else:
-            self.ptr, self.device_id = next(_pointers), device_array.current_device()
+            self.ptr, self.device_id = next(_pointers), _current_device()
             self._queue = _Queue(f"stream {self.ptr:#x} of cuda-emu:{self.device_id}", self.device_id,
                                  blocking=not non_blocking)
             _live_streams[self.ptr] = self
@@ -124,7 +129,7 @@ class Stream:
         self.is_non_blocking = bool(non_blocking) and not null
 
     def queue(self) -> _Queue:
-        return self._queue if self._queue is not None else _null_queue(device_array.current_device())
+        return self._queue if self._queue is not None else _null_queue(_current_device())
 
     def __eq__(self, other):
         return isinstance(other, Stream) and other.ptr == self.ptr
@@ -136,7 +141,7 @@ class Stream:
         return f"<Stream {self.ptr} (device {self.device_id})>"
 
     def _check_device(self) -> int:
-        device = device_array.current_device()
+        device = _current_device()
         if self.device_id not in (-1, device):
             raise RuntimeError(f"The device that the stream is created on ({self.device_id}) does not match with "
                                f"the current device ({device})")  # CuPy's message
@@ -204,7 +209,7 @@ def _stack() -> list:
 def get_current_stream(device_id: int = -1) -> Stream:
     """The current stream of ``device_id`` (the current device) on this host thread: ``Stream.null`` unless a
     ``with stream:`` or ``stream.use()`` changed it."""
-    return _current().get(device_array.current_device() if device_id == -1 else device_id, Stream.null)
+    return _current().get(_current_device() if device_id == -1 else device_id, Stream.null)
 
 
 def stream_queue(pointer: int, device: int) -> _Queue | None:
@@ -335,7 +340,9 @@ def _check(queue: _Queue, array, what: str, write: bool) -> None:
 
 
 def _device_arrays(values):
-    return [v for v in values if isinstance(v, device_array.DeviceArray)]
+    from .device_array import DeviceArray  # (device_array imports this module)
+
+    return [v for v in values if isinstance(v, DeviceArray)]
 
 
 def begin(what: str, reads=(), writes=()) -> _Queue:
