@@ -133,3 +133,26 @@ def test_an_asynchronous_nccl_error_aborts_the_communicator_and_the_job(monkeypa
     assert capsys.readouterr().err.strip() == (
         "gpunet: rank 0 of 1: the NCCL gradient all-reduce failed (NCCL_ERROR_REMOTE_ERROR: remote process exited or "
         "there was a network error); aborting the job")
+
+
+def test_each_parameter_set_has_its_own_communicator_and_stream(all_reduces):
+    """Two models updated by one backward (a GAN's pattern) are reduced on two communicators and two streams, as the
+    MPI path's duplicated communicators: a rank whose collectives come in another order cannot pair them wrongly."""
+    first, x = small_model()
+    second = gn.nn.Linear(2, 1).to("cuda-emu")
+    parallel = distributed.DataParallel(distributed.World(0, 1, 0, MPI.COMM_WORLD))
+    try:
+        for model in (first, second):
+            parallel.prepare(list(model.parameters()), 5)
+        loss = (second(first(x)) ** 2).mean()
+        loss.backward()
+        expected = [p.grad.numpy().copy() for model in (first, second) for p in model.parameters()]
+        for model in (second, first):
+            parallel.average_gradients(list(model.parameters()), float(loss.item()), 5)
+        reducers = list(parallel._reducers.values())
+    finally:
+        parallel.close()
+    assert len(reducers) == 2 and reducers[0].communicator is not reducers[1].communicator
+    assert {stream for *_, stream in all_reduces} == {reducer.stream.ptr for reducer in reducers}
+    for p, want in zip([p for model in (first, second) for p in model.parameters()], expected):
+        np.testing.assert_allclose(p.grad.numpy(), want, rtol=1e-6)
