@@ -43,6 +43,8 @@ _cancelled: set = set()  # the numbers of the work given up (``cancel``)
 _writers: dict = {}  # id(memory owner) -> _Access of the work that wrote it last
 _readers: dict = {}  # id(memory owner) -> _Access of the asynchronous work reading it
 _local = threading.local()
+_null_queues: dict = {}  # device -> the queue of its null stream
+_blocking_queues: set = set()  # the queues of the live blocking streams (not the null stream's)
 
 
 def _current_device() -> int:
@@ -91,10 +93,6 @@ class _Queue:
         """Number a new work item (``arrive`` was called for it)."""
         self.last = next(_ticks)
         return self.last
-
-
-_blocking_queues: set = set()  # the queues of the live blocking streams (not the null stream's)
-_null_queues: dict[int, _Queue] = {}
 
 
 def _null_queue(device: int) -> _Queue:
