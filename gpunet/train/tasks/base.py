@@ -95,9 +95,12 @@ of their own), so a run with pictures trains the same numbers as one without. Pi
 atomically (``gpunet.train.plots`` / ``gpunet.train.atomic``); without matplotlib they are skipped with the one-line
 hint.
 
-State. ``state_dict()`` / ``load_state_dict(state)`` carry the task's own state (persistent CD chains, the DBN stage,
-a step counter) in every checkpoint, so resume is exact, also mid-epoch: plain Python values and NumPy arrays only
-(``gpunet.train.checkpoint`` stores them without pickle). Models, optimizers and the RNG are saved by the Trainer.
+State. ``state_dict()`` / ``load_state_dict(state)`` carry the task's own state (the DBN stage, a step counter) in
+every checkpoint, so resume is exact, also mid-epoch: plain Python values and NumPy arrays only
+(``gpunet.train.checkpoint`` stores them without pickle). State that differs between data-parallel ranks (persistent
+CD chains) goes in ``rank_state_dict()`` / ``load_rank_state_dict(state)`` instead: the checkpoint keeps every
+rank's, and on resume rank r gets saved rank r's (None, to start afresh, when the run was saved by fewer ranks).
+Models, optimizers and the RNG are saved by the Trainer.
 Multi-model checkpoints keep one model ``state_dict`` with keys prefixed ``<name>.`` and one optimizer entry holding
 ``{<name>: state}``; a one-model task's checkpoint is exactly the classic format.
 """
@@ -357,6 +360,15 @@ class Task:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore ``state_dict()``'s state."""
+
+    def rank_state_dict(self) -> dict:
+        """The part of the task's state that is this rank's own in a data-parallel run (persistent CD chains): every
+        rank's is saved, in rank order (a single process is rank 0 of 1)."""
+        return {}
+
+    def load_rank_state_dict(self, state: dict | None) -> None:
+        """Restore ``rank_state_dict()``'s state of this rank; None when the checkpoint has none for it (saved by
+        fewer ranks, or before ranks had state): start that part afresh."""
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={getattr(self, k, '?')!r}" for k in self.keys)
