@@ -4,16 +4,17 @@ overlapping backward.
 As ChainerMN does: rank 0 makes the NCCL unique id, MPI carries it to every rank, and each rank makes its
 ``NcclCommunicator`` on its own GPU (``cuda:<local rank>``); every parameter set (optimizer) has its own, as on the
 MPI path. As PyTorch DDP and Horovod do, a bucket is reduced as soon as backward has finished its gradients (the
-engine's gradient-ready hook): it is packed on the compute stream (the current one, where backward's kernels run),
-an event recorded there makes a communication stream of its own (non-blocking: the null stream does not wait for
-it) wait, and its ``allReduce`` goes to that stream, so it runs beside the rest of backward. The buckets backward
-did not start and the small tail (loss sum, sample count, stop flag, has-gradient flags) go in one
-``groupStart()``/``groupEnd()`` after backward. Then a watchdog (as PyTorch's ProcessGroupNCCL, and the polling loop of
-NCCL's user guide) polls an event recorded on the communication stream and ``check_async_error()``: past
-``GPUNET_DIST_TIMEOUT`` it aborts the communicator (``ncclCommAbort``) and the job, naming the ranks that are not
-there; otherwise the compute stream waits for that event and unpacks. Buckets are float32 when all their
-parameters are (half of float64's bytes), float64 otherwise; the tail is float64. The buffers live until the
-compute stream is ordered after the reduction (CuPy's pool would otherwise reuse them on the compute stream).
+engine's gradient-ready hook): it is packed on the compute stream (the current one, where backward's kernels run), an
+event recorded there makes a communication stream of its own (non-blocking: the null stream does not wait for it)
+wait, and its ``allReduce`` goes to that stream, so it runs beside the rest of backward. The buckets backward did not
+start and the small tail (loss sum, sample count, stop flag, has-gradient flags) follow after backward, each all-
+reduce in a ``groupStart()``/``groupEnd()`` of its own, so every rank makes the same groups. Then a watchdog (as
+PyTorch's ProcessGroupNCCL, and the polling loop of NCCL's user guide) polls an event recorded on the communication
+stream and ``check_async_error()``: past ``GPUNET_DIST_TIMEOUT`` it aborts the communicator (``ncclCommAbort``) and
+the job, naming the ranks that are not there; otherwise the compute stream waits for that event and unpacks. Buckets
+are float32 when all their parameters are (half of float64's bytes), float64 otherwise; the tail is float64. The
+buffers live until the compute stream is ordered after the reduction (CuPy's pool would otherwise reuse them on the
+compute stream).
 On ``cuda-emu`` the same code runs against ``gpunet.backend.emulated.nccl_standin``, which reduces through MPI and
 checks the order of the streams.
 """
@@ -76,9 +77,9 @@ class NcclReducer:
         first = last = len(self.started)
         while last < len(self.buckets) and self.ready[last] == len(self.buckets[last]):
             last += 1
-        if last > first:
-            with self.backend.activate():
-                self._enqueue([self._pack(index) for index in range(first, last)])
+        with self.backend.activate():
+            for index in range(first, last):
+                self._enqueue(self._pack(index))
 
     def _pack(self, index: int):
         """Bucket ``index``'s gradients, weighted by the sample count, flattened on the compute stream."""
@@ -86,20 +87,20 @@ class NcclReducer:
         return xp.concatenate([p.grad.data.reshape(-1).astype(dtype) * dtype.type(self.count) if p.grad is not None
                                else xp.zeros(p.data.size, dtype=dtype) for p in self.buckets[index]])
 
-    def _enqueue(self, sends: list) -> None:
-        """All-reduce ``sends`` on the communication stream, after the compute stream's work so far (which wrote
-        them), in one NCCL group."""
+    def _enqueue(self, send) -> None:
+        """All-reduce ``send`` on the communication stream, after the compute stream's work so far (which wrote
+        it), in an NCCL group of its own: every rank then makes the same groups, one per bucket and one for the
+        tail, whichever buckets its backward finished early (a rank with an empty share has no backward at all)."""
         xp, nccl = self.backend.xp, self.nccl
-        receives = [xp.empty_like(send) for send in sends]
+        receive = xp.empty_like(send)
         self.stream.wait_event(xp.cuda.get_current_stream().record())
         nccl.groupStart()
         try:
-            for send, receive in zip(sends, receives):
-                self.communicator.allReduce(send.data.ptr, receive.data.ptr, send.size,
-                                            nccl_datatype(nccl, send.dtype), nccl.NCCL_SUM, self.stream.ptr)
+            self.communicator.allReduce(send.data.ptr, receive.data.ptr, send.size, nccl_datatype(nccl, send.dtype),
+                                        nccl.NCCL_SUM, self.stream.ptr)
         finally:
             nccl.groupEnd()
-        self.started.extend(zip(receives, sends))
+        self.started.append((receive, send))
 
     def finish(self, world_, loss: float | None, stop: bool) -> tuple[float, bool]:
         """Enqueue what backward did not and the tail, wait for the reductions (the watchdog), and put the
@@ -108,8 +109,9 @@ class NcclReducer:
 
         xp = self.backend.xp
         with self.backend.activate():
-            sends = [self._pack(index) for index in range(len(self.started), len(self.buckets))]
-            self._enqueue(sends + [xp.asarray(tail(self.parameters, loss, self.count, stop))])
+            for index in range(len(self.started), len(self.buckets)):
+                self._enqueue(self._pack(index))
+            self._enqueue(xp.asarray(tail(self.parameters, loss, self.count, stop)))
             reduced = self.stream.record()
             self._watch(world_, reduced)
             xp.cuda.get_current_stream().wait_event(reduced)
