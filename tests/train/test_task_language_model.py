@@ -261,10 +261,14 @@ def test_generate_command_is_reproducible_and_refuses_zero_temperature(char_run,
     assert "--temperature must be > 0" in capsys.readouterr().err
 
 
-def test_two_ranks_resumed_after_a_signal_equal_their_uninterrupted_run(tmp_path):  # ~17 s (3 launches)
+def test_two_ranks_resumed_after_a_signal_equal_their_uninterrupted_run(tmp_path, capsys):  # ~17 s (3 launches)
     """Each rank carries the LSTM states of its own streams: a 2-rank run stopped by SIGTERM on rank 1 mid-epoch
-    (after 3 batches) and resumed writes the same run directory as the uninterrupted 2-rank run."""
-    from test_distributed import mpiexec
+    (after 3 batches) and resumed writes the same run directory as the uninterrupted 2-rank run; resumed by one
+    process (the streams' states joined), it equals that run up to summation order."""
+    import shutil
+
+    from gpunet.cli import main
+    from test_distributed import assert_close_runs, mpiexec
 
     folder = tmp_path / "texts"
     folder.mkdir()
@@ -281,6 +285,10 @@ def test_two_ranks_resumed_after_a_signal_equal_their_uninterrupted_run(tmp_path
     ranks = checkpoint.extra["task"]["ranks"]
     assert [r["state_1_0"].shape for r in ranks] == [(1, 2, 8), (1, 2, 8)]  # batch 4: 2 streams per rank
     assert not np.array_equal(ranks[0]["state_1_0"], ranks[1]["state_1_0"])
+    shutil.copytree(out, tmp_path / "one")
     result = mpiexec(tmp_path, 2, "train", config, "--no-progress", "--out", out, "--resume")
     assert result.returncode == 0, result.stderr
     assert_same_run(out, straight)
+    assert main(["train", str(config), "--no-progress", "--out", str(tmp_path / "one"), "--resume"]) == 0  # 2 -> 1
+    capsys.readouterr()
+    assert_close_runs(tmp_path / "one", straight)
