@@ -109,29 +109,36 @@ def test_carried_state_continues_the_sequence(device):
                                atol=1e-6)
 
 
-def test_resume_mid_epoch_with_the_carried_state_is_exact(tmp_path):
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    """(the uninterrupted 2-epoch run, the path of its checkpoint after batch 3 of epoch 2, where a run stopped)."""
     x, y = windows()
     straight, _ = _fit(x, y, bptt=3, reduction="mean", clip=1.0, epochs=2)
-    path = str(tmp_path / "mid.npz")
+    path = str(tmp_path_factory.mktemp("lm") / "mid.npz")
     with pytest.raises(KeyboardInterrupt):
         _fit(x, y, bptt=3, reduction="mean", clip=1.0, epochs=2, callbacks=[StopAfter(path, epoch=2, step=3)])
-    saved = load_checkpoint(path)
-    assert saved.extra["partial_epoch"]["collector"]["batches"] == 3
+    return straight, path
+
+
+def _assert_resumes_as(straight, path):
+    x, y = windows()
     resumed, _ = _fit(x, y, bptt=3, reduction="mean", clip=1.0, epochs=2, resume=path)
     assert without_time(resumed.history) == without_time(straight.history)
     assert_same_weights(resumed.model, straight.model)
 
 
-def test_another_number_of_ranks_resplits_the_carried_rows_so_every_stream_keeps_its_state(tmp_path):
+def test_resume_mid_epoch_with_the_carried_state_is_exact(stopped):
+    straight, path = stopped
+    assert load_checkpoint(path).extra["partial_epoch"]["collector"]["batches"] == 3
+    _assert_resumes_as(straight, path)
+
+
+def test_another_number_of_ranks_resplits_the_carried_rows_so_every_stream_keeps_its_state(stopped, tmp_path):
     """Rank r of N carries rows ``array_split(range(batch), N)[r]`` of the streams (its share of every batch), so on
     resume the saved ranks' rows are joined in rank order and re-split: a 1-rank checkpoint of 4 streams gives ranks
     of 3 rows [0 1], [2], [3]; the same N gives each rank its own; and the checkpoint as 2 ranks would save it,
     resumed by one process, equals the uninterrupted run bitwise."""
-    x, y = windows()
-    straight, _ = _fit(x, y, bptt=3, reduction="mean", clip=1.0, epochs=2)
-    path = str(tmp_path / "mid.npz")
-    with pytest.raises(KeyboardInterrupt):
-        _fit(x, y, bptt=3, reduction="mean", clip=1.0, epochs=2, callbacks=[StopAfter(path, epoch=2, step=3)])
+    straight, path = stopped
     checkpoint = load_checkpoint(path)
     [saved] = checkpoint.extra["task"]["ranks"]
     h, c = saved["state_1_0"], saved["state_1_1"]  # the LSTM's (layers, streams, hidden)
@@ -156,9 +163,7 @@ def test_another_number_of_ranks_resplits_the_carried_rows_so_every_stream_keeps
 
     checkpoint.extra["task"]["ranks"] = two
     save_checkpoint(str(tmp_path / "two.npz"), checkpoint)
-    resumed, _ = _fit(x, y, bptt=3, reduction="mean", clip=1.0, epochs=2, resume=str(tmp_path / "two.npz"))
-    assert without_time(resumed.history) == without_time(straight.history)
-    assert_same_weights(resumed.model, straight.model)
+    _assert_resumes_as(straight, str(tmp_path / "two.npz"))
 
 
 def test_bpc_and_perplexity_come_from_the_mean_nll():
