@@ -109,15 +109,18 @@ def test_the_switch_makes_every_batchnorm_a_sync_batchnorm_and_the_summary_shows
 
 
 @pytest.mark.parametrize("sizes", [("trainer.batch_size=646", "trainer.eval_batch_size=143"),
-                                   pytest.param(("trainer.batch_size=100",), marks=pytest.mark.slow)],
-                         ids=["empty-share", "shares"])
+                                   pytest.param(("trainer.batch_size=100",), marks=pytest.mark.slow),
+                                   pytest.param(("trainer.batch_size=646", "trainer.eval_batch_size=143",
+                                                 "device=cuda-emu"), marks=pytest.mark.slow)],
+                         ids=["empty-share", "shares", "empty-share-cuda-emu"])
 def test_two_ranks_of_a_config_with_sync_batchnorm_equal_one_process_with_batchnorm(cnn_config, capsys, tmp_path,
                                                                                        sizes):
     """A CNN with two BatchNorm2d (momentum 0.1 and a cumulative average) on digits, 3 epochs: 2 ranks with
     ``trainer.sync_batchnorm`` equal the single process with BatchNorm within 1e-5 (every logged number, the final
     weights and running statistics). Batches of 646 of the 1293 training samples leave a last one of 1 sample:
-    rank 1's share is empty (and the 144 validation samples end with one of 1); batches of 100 (slow): 31 steps an
-    epoch, shares of 50 and the last 93 as 47 and 46."""
+    rank 1's share is empty (and the 144 validation samples end with one of 1), also on the emulated GPU (slow, each
+    rank its own device, the gradients through the NCCL stand-in); batches of 100 (slow): 31 steps an epoch, shares
+    of 50 and the last 93 as 47 and 46."""
     reference = tmp_path / "single"
     assert main(["train", cnn_config, *sizes, "--out", str(reference), "--no-progress"]) == 0, \
         capsys.readouterr().err
@@ -130,7 +133,7 @@ def test_two_ranks_of_a_config_with_sync_batchnorm_equal_one_process_with_batchn
     assert [sorted(r) for r in got] == [sorted(r) for r in want] and len(want) == 3
     for row, expected in zip(got, want):
         for key in expected:
-            if key != "time":
+            if key not in ("time", "host_syncs"):  # ranks exchange through the host: they wait more
                 np.testing.assert_allclose(row[key], expected[key], rtol=1e-5, err_msg=f"epoch {row['epoch']} {key}")
     weights = load_checkpoint(out / "checkpoints" / "last.npz").model
     expected = load_checkpoint(reference / "checkpoints" / "last.npz").model
