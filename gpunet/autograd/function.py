@@ -37,29 +37,31 @@ class Function:
 
     def apply(self, *inputs):
         """Run forward on the inputs' arrays; record this node when a gradient may be needed."""
+        # Every op of every step passes here: one plain loop over the inputs gathers what the three generator
+        # expressions (arrays, device check, requires_grad) would, at a fraction of the interpreter's cost.
         backend = inputs[0].backend
+        arrays, record = [], False
         for t in inputs:
             if t.backend is not backend:
                 raise DeviceMismatchError(
                     f"{self.op_name()}: tensors on two devices, {backend.device} and {t.backend.device}; "
                     f"move them to one device with .to(device)"
                 )
+            arrays.append(t.data)
+            record = record or t.requires_grad
         with backend.activate():  # on a CUDA device N, CuPy allocates and launches on device N
-            raw = self.forward(backend, *[t.data for t in inputs])
-        record = _grad_state.enabled and any(t.requires_grad for t in inputs)
-        if not record:
-            if self.output_backend is not None:
-                backend = self.output_backend
+            raw = self.forward(backend, *arrays)
+        if self.output_backend is not None:
+            backend = self.output_backend
+        if not (record and _grad_state.enabled):
             if type(raw) is tuple:
                 return tuple(Tensor(a, backend) for a in raw)
             return Tensor(raw, backend)
         self.inputs = inputs
-        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
-        self.generation = max(t.generation for t in inputs)
+        self.needs_input_grad = tuple([t.requires_grad for t in inputs])
+        self.generation = max([t.generation for t in inputs])
         self.sequence = next(_SEQUENCE)
         self.outputs_data = raw
-        if self.output_backend is not None:
-            backend = self.output_backend
         self.backend = backend
         if type(raw) is tuple:
             return tuple(Tensor(a, backend, True, self, i) for i, a in enumerate(raw))
