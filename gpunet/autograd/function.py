@@ -52,7 +52,10 @@ class Function:
             needs.append(t.requires_grad)
             if t.generation > generation:
                 generation = t.generation
-        with backend.activate():  # on a CUDA device N, CuPy allocates and launches on device N
+        if backend.activates_device:
+            with backend.activate():  # on a CUDA device N, CuPy allocates and launches on device N
+                raw = self.forward(backend, *arrays)
+        else:  # the CPU's activate() does nothing, and entering even a null context costs ~1 us, a small op's time
             raw = self.forward(backend, *arrays)
         if self.output_backend is not None:
             backend = self.output_backend
