@@ -74,9 +74,9 @@ class Reshape(Function):
 
 def reshape(x, shape):
     """``x`` with a new shape of the same number of elements (one dimension may be -1)."""
-    if isinstance(shape, numbers.Integral):
+    if type(shape) is not tuple and isinstance(shape, numbers.Integral):  # (an ABC check is slow: not for tuples)
         shape = (shape,)
-    shape = tuple([int(n) for n in shape])
+    shape = tuple(map(int, shape))
     if shape == x.data.shape:
         return x
     if min(shape, default=0) >= -1:  # NumPy would read any negative size as the unknown one, PyTorch only -1
