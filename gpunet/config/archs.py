@@ -8,7 +8,8 @@ from .. import models
 from ..models.resnet import LAYOUTS as RESNET_LAYOUTS, BasicBlock
 from .components import Component, component
 from .layers import build_layers
-from .spec import Bool, Choice, Field, Float, Int, ListOf, Optional, Section
+from ..kinds import Bool, Choice, Float, Int, ListOf, Optional
+from .spec import Field, Section
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .errors import ConfigError, Path
-from .spec import REQUIRED, Field, Kind, Section
+from ..kinds import Kind, Path
+from .errors import ConfigError
+from .spec import REQUIRED, Field, Section
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from .. import nn
 from .components import Component, component, construct
-from .errors import Path
-from .spec import AnyOf, Bool, Choice, Field, Float, Int, ListOf, Optional
+from ..kinds import AnyOf, Bool, Choice, Float, Int, ListOf, Optional, Path
+from .spec import Field
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from ..train import callbacks
 from ..train.tasks import TASKS, Key
 from .archs import ARCHS
 from .components import Component, component, construct
-from .errors import ConfigError, did_you_mean, format_path
+from ..kinds import (INVALID, AnyMapping, AnyOf, Bool, Checker, Choice, Float, Int, Kind, ListOf, Optional, Str,
+                     did_you_mean, format_path)
+from .errors import ConfigError
 from .layers import LAYERS
 from .overrides import parse_key, set_value
-from .spec import (INVALID, AnyMapping, AnyOf, Bool, Checker, Choice, Field, Float, Int, Kind, ListOf, Optional,
-                   Section, Str, Tagged)
+from .spec import Field, Section, Tagged
 
 
 # ----------------------------------------------------------------------------------------------- data

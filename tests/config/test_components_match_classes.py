@@ -8,7 +8,8 @@ import pytest
 
 import gpunet
 from gpunet.config import ARCHS, CALLBACKS, CONFIG, LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS, TASK_TYPES, TRANSFORMS
-from gpunet.config.spec import (INVALID, REQUIRED, AnyOf, Bool, Checker, Choice, ListOf, Number, Optional, Str)
+from gpunet.config.spec import REQUIRED
+from gpunet.kinds import INVALID, AnyOf, Bool, Checker, Choice, ListOf, Number, Optional, Str
 
 COMPONENTS = {
     **{f"layer {name}": spec for name, spec in LAYERS.items()},
@@ -182,7 +183,8 @@ def test_each_key_accepts_exactly_what_the_class_accepts(name, tmp_path, monkeyp
 
 def test_a_default_stated_in_the_config_is_refused_unless_it_says_why():
     from gpunet.config.components import component
-    from gpunet.config.spec import Field, Float
+    from gpunet.config.spec import Field
+    from gpunet.kinds import Float
 
     with pytest.raises(TypeError, match="states a default"):
         component(gpunet.nn.Dropout, None, {"p": Field(Float(ge=0), "", 0.3)})
@@ -197,7 +199,7 @@ def test_registering_a_layer_is_one_call(monkeypatch):
     from gpunet.config import ConfigError, build_model, loads_config, register_layer
     from gpunet.config.docs import render_markdown
     from gpunet.config.layers import LAYERS as TABLE
-    from gpunet.config.spec import Int
+    from gpunet.kinds import Int
 
     class Scale(gpunet.nn.Module):
         """Multiplies its input by ``factor``."""
