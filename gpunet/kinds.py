@@ -23,6 +23,7 @@ import functools
 import inspect
 import math
 import numbers
+import os
 import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
@@ -200,6 +201,22 @@ class Str(Kind):
 
 
 @dataclass(frozen=True)
+class FilePath(Kind):
+    """A file or directory path: a non-empty string (or, from code, an ``os.PathLike``)."""
+
+    text: str = "a file path"
+
+    def describe(self) -> str:
+        return self.text
+
+    def check(self, value, path, ck):
+        if isinstance(value, os.PathLike) or (isinstance(value, str) and value):
+            return value
+        return ck.fail(path, "wrong type" if not isinstance(value, str) else "invalid value", value=value,
+                       allowed=self.describe())
+
+
+@dataclass(frozen=True)
 class Choice(Kind):
     """One of a fixed set of strings; ``choices`` may be a live registry (a dict) that grows after import."""
 
@@ -294,6 +311,18 @@ class AnyMapping(Kind):
         return copy.deepcopy(value)
 
 
+@dataclass(frozen=True)
+class Function(Kind):
+    """A callable (an activation function, ...): for code only, as no data value is one (the config leaves it out
+    of the kinds it reads from a class)."""
+
+    def describe(self) -> str:
+        return "a callable"
+
+    def check(self, value, path, ck):
+        return value if callable(value) else ck.fail(path, "wrong type", value=value, allowed=self.describe())
+
+
 def sizes(n: int, low: int) -> AnyOf:
     """An int >= low, or n of them (one per spatial dimension): a kernel size, stride, padding, ..."""
     return AnyOf((Int(ge=low), ListOf(Int(ge=low), length=n)))
@@ -304,11 +333,24 @@ class ArgumentError(ValueError):
     """An argument refused: ``argument`` names it, ``message`` says the rule ("must be greater than min_val (0)"),
     ``allowed`` what would do; ``owner`` (the class or function) is filled in by whoever checked it."""
 
+    NO_VALUE = _NO_VALUE
+
     def __init__(self, argument: str, message: str, value: Any = _NO_VALUE, allowed: str | None = None,
                  owner: str | None = None):
         self.argument, self.message, self.value, self.allowed, self.owner = argument, message, value, allowed, owner
         got = "" if value is _NO_VALUE else f", got {value!r}"
         super().__init__(f"{owner + ': ' if owner else ''}{argument} {message}{got}")
+
+
+def _for_code(kind: Kind) -> str:
+    """What ``kind`` allows, as a Python caller writes it (None, quoted strings)."""
+    if isinstance(kind, Optional):
+        return f"None or {_for_code(kind.kind)}"
+    if isinstance(kind, AnyOf):
+        return " or ".join(_for_code(k) for k in kind.kinds)
+    if isinstance(kind, Choice):
+        return "one of " + ", ".join(map(repr, kind.names()))
+    return kind.describe()
 
 
 class Arguments:
@@ -324,8 +366,9 @@ class Arguments:
             ck = Checker()
             if name in args and kind.check(args[name], (name,), ck) is INVALID:
                 hint = ck.problems[0].hint
-                return ArgumentError(name, f"must be {kind.describe()}" + (f" (did you mean {hint!r}?)" if hint
-                                                                            else ""), args[name], kind.describe())
+                return ArgumentError(name, f"must be {_for_code(kind)}" + (f" (did you mean {hint!r}?)"
+                                                                            if hint else ""), args[name],
+                                     kind.describe())
         for rule in self.rules:
             try:
                 rule(args)

@@ -15,13 +15,16 @@ REQUIRED = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
 class Field:
     """A key of a Section: its kind, a one-line description and a default (REQUIRED if it has none).
 
-    In a component's section (``gpunet.config.components``) the default comes from the class's signature; a key
-    whose default differs on purpose gives it with ``why_default``, the reason shown in the docs."""
+    In a component's section (``gpunet.config.components``) the kind and the default come from the class (its
+    ``arguments`` and its signature), so the entry gives only ``doc``; a key whose default differs on purpose gives
+    it with ``why_default``, one whose kind differs on purpose (a YAML value the run resolves itself, or fewer
+    values than the class takes) gives it with ``why_kind``: the reasons are shown in the docs."""
 
-    kind: Kind
-    doc: str
+    kind: Kind | None = None
+    doc: str = ""
     default: Any = REQUIRED
     why_default: str | None = None
+    why_kind: str | None = None
 
     @property
     def required(self) -> bool:
