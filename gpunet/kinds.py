@@ -312,7 +312,7 @@ class AnyMapping(Kind):
 
 
 @dataclass(frozen=True)
-class Function(Kind):
+class AnyCallable(Kind):
     """A callable (an activation function, ...): for code only, as no data value is one (the config leaves it out
     of the kinds it reads from a class)."""
 

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..kinds import AnyOf, ArgumentError, Arguments, Function, Kind, Path
+from ..kinds import AnyCallable, AnyOf, ArgumentError, Arguments, Kind, Path
 from .errors import ConfigError
 from .spec import REQUIRED, Field, Section
 
@@ -64,8 +64,8 @@ def declared_arguments(cls) -> Arguments:
 
 def from_data(kind: Kind) -> Kind:
     """``kind`` without the alternatives no data value can be (a callable): what a YAML key of that kind takes."""
-    if isinstance(kind, AnyOf) and any(isinstance(k, Function) for k in kind.kinds):
-        kept = tuple(k for k in kind.kinds if not isinstance(k, Function))
+    if isinstance(kind, AnyOf) and any(isinstance(k, AnyCallable) for k in kind.kinds):
+        kept = tuple(k for k in kind.kinds if not isinstance(k, AnyCallable))
         return kept[0] if len(kept) == 1 else AnyOf(kept)
     return kind
 

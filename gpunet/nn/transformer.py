@@ -14,7 +14,7 @@ import numpy
 
 from .. import backend as _backend
 from ..autograd.tensor import Tensor
-from ..kinds import AnyOf, ArgumentError, Arguments, Bool, Choice, Float, Function, Int, checked
+from ..kinds import AnyCallable, AnyOf, ArgumentError, Arguments, Bool, Choice, Float, Int, checked
 from ..ops.arithmetic import add
 from . import functional as F
 from .attention import MultiheadAttention, _check_positive
@@ -51,7 +51,7 @@ class TransformerEncoderLayer(Module):
     """
 
     arguments = Arguments(d_model=Int(ge=1), nhead=Int(ge=1), dim_feedforward=Int(ge=1), dropout=Float(ge=0, lt=1),
-                          activation=AnyOf((Choice(tuple(_ACTIVATIONS), "activation"), Function())),
+                          activation=AnyOf((Choice(tuple(_ACTIVATIONS), "activation"), AnyCallable())),
                           layer_norm_eps=Float(gt=0), batch_first=Bool(), norm_first=Bool(), bias=Bool(),
                           rules=(_heads_divide_d_model,))
 
