@@ -8,10 +8,11 @@ import numpy
 
 from .. import backend as _backend
 from ..autograd.tensor import Tensor
-from ..kinds import Arguments, Bool, Float, Int, checked
+from ..kinds import Arguments, Bool, Int, checked
 from ..ops.arithmetic import add
 from ..ops.shape import getitem, reshape
 from .dropout import Dropout
+from .functional import DROPOUT_P
 from .embedding import Embedding
 from .module import Module
 
@@ -30,7 +31,7 @@ class _PositionalBase(Module):
     """Input checks, layout and dropout shared by the positional encodings: ``forward(x)`` adds the first
     ``seq_len`` rows of ``self._table(seq_len)`` (a (seq_len, d_model) tensor) to x and applies dropout."""
 
-    arguments = Arguments(d_model=Int(ge=1), dropout=Float(ge=0, lt=1), max_len=Int(ge=1), batch_first=Bool())
+    arguments = Arguments(d_model=Int(ge=1), dropout=DROPOUT_P, max_len=Int(ge=1), batch_first=Bool())
 
     @checked
     def __init__(self, d_model, dropout, max_len, batch_first):

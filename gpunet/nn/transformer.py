@@ -50,7 +50,7 @@ class TransformerEncoderLayer(Module):
     MultiheadAttention's masks; ``is_causal`` only states that ``src_mask`` is causal.
     """
 
-    arguments = Arguments(d_model=Int(ge=1), nhead=Int(ge=1), dim_feedforward=Int(ge=1), dropout=Float(ge=0, lt=1),
+    arguments = Arguments(d_model=Int(ge=1), nhead=Int(ge=1), dim_feedforward=Int(ge=1), dropout=F.DROPOUT_P,
                           activation=AnyOf((Choice(tuple(_ACTIVATIONS), "activation"), AnyCallable())),
                           layer_norm_eps=Float(gt=0), batch_first=Bool(), norm_first=Bool(), bias=Bool(),
                           rules=(_heads_divide_d_model,))
