@@ -17,6 +17,7 @@ from ..autograd.grad_mode import is_grad_enabled
 from ..autograd.tensor import Tensor
 from ..backend import cuda_settings
 from ..backend.geometry import conv_output_size
+from ..backend.references.conv import batch_first
 from .arithmetic import add, matmul
 from .reduction import sum
 from .shape import getitem, permute, reshape, transpose
@@ -51,10 +52,10 @@ class Col2Im(Function):
 class Conv2d(Function):
     """y = conv2d(x, weight[, bias]) for x (N, C, H, W), weight (O, C/groups, kh, kw), symmetric zero padding.
 
-    On the CPU the columns are stored channel-major (see ``gpunet.backend.references.conv``), so each group's
-    product is one GEMM over the whole batch: weight (O/G, C/G*kh*kw) @ cols (C/G*kh*kw, N*OH*OW), in the forward
-    pass and in both gradients (batched over the G groups); its (O, N, OH*OW) result is then copied, with the
-    bias, into the (N, O, OH, OW) output. On CUDA the forward's columns are batch-major and one batched GEMM
+    On the CPU the columns are stored batch-innermost (see ``gpunet.backend.references.conv``), so each group's
+    product is one GEMM over the whole batch: weight (O/G, C/G*kh*kw) @ cols (C/G*kh*kw, OH*OW*N), in the forward
+    pass and in both gradients (batched over the G groups); the bias is added to its (O, OH*OW, N) result, which
+    is then copied block by block into the (N, O, OH, OW) output (``batch_first``). On CUDA the forward's columns are batch-major and one batched GEMM
     (cuBLAS, the weight broadcast over the samples) writes the output in place, the bias added in place: the
     output is written once. (NumPy's matmul leaves BLAS for a broadcast operand: 4-9x slower on the CPU. CuPy runs
     a broadcast float32 matmul as ``cublasSgemmBatched``, which its TF32 compute type does not reach, so with TF32
@@ -87,13 +88,12 @@ class Conv2d(Function):
             if bias is not None:
                 out += bias.reshape(1, o, 1, 1)
             return out
-        y = xp.matmul(weight.reshape(g, og, ckg), cols.transpose(1, 0, 2).reshape(g, ckg, n * l))  # (G, O/G, N*L)
-        y = y.reshape((o, n) + self.out_shape).transpose(1, 0, 2, 3)  # a (N, O, OH, OW) view
-        out = xp.empty(y.shape, dtype=y.dtype)
-        if bias is None:
-            out[...] = y
-        else:
-            xp.add(y, bias.reshape(1, o, 1, 1), out=out)
+        y = xp.matmul(weight.reshape(g, og, ckg), cols.transpose(1, 2, 0).reshape(g, ckg, l * n))  # (G, O/G, L*N)
+        if bias is not None:
+            rows = y.reshape(o, l * n)
+            rows += bias.reshape(o, 1)
+        out = xp.empty((n, o) + self.out_shape, dtype=y.dtype)
+        batch_first(xp, y.reshape(o * l, n), out.reshape(n, o * l))  # (O, L, N) -> (N, O, OH, OW)
         return out
 
     def backward(self, gy):
@@ -105,18 +105,18 @@ class Conv2d(Function):
             return reshape(t, (rows, columns) if g == 1 else (g, rows, columns))  # take transposes without a copy
 
         gy3 = reshape(gy, (n, o, l))
-        gy_g = per_group(permute(gy3, (1, 0, 2)), og, n * l)
+        gy_g = per_group(permute(gy3, (1, 2, 0)), og, l * n)  # (O, L, N): the columns' batch-innermost order
         gx = gw = gb = None
         if need[0]:
-            gcols = matmul(transpose(per_group(weight, og, ckg), -1, -2), gy_g)  # (G, C/G*K, N*L)
-            gcols = permute(reshape(gcols, (g * ckg, n, l)), (1, 0, 2))  # (N, C*K, L), stored channel-major
+            gcols = matmul(transpose(per_group(weight, og, ckg), -1, -2), gy_g)  # (G, C/G*K, L*N)
+            gcols = permute(reshape(gcols, (g * ckg, l, n)), (2, 0, 1))  # (N, C*K, L), stored batch-innermost
             gx = Col2Im(x.shape, *self.geometry).apply(gcols)
         if need[1]:
             if self.cols is None or (is_grad_enabled() and x.requires_grad):  # rebuilt, or a node of x in a graph
                 cols = Im2Col(x.shape, *self.geometry).apply(x)
             else:
                 cols = Tensor(self.cols, x.backend)
-            cols_g = per_group(permute(cols, (1, 0, 2)), ckg, n * l)  # a view when channel-major
+            cols_g = per_group(permute(cols, (1, 2, 0)), ckg, l * n)  # a view when batch-innermost
             gw = reshape(matmul(gy_g, transpose(cols_g, -1, -2)), weight.shape)
         if len(need) > 2 and need[2]:
             gb = sum(gy3, (0, 2))
