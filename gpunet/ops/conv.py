@@ -251,7 +251,8 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """The adjoint of conv2d with respect to its input, PyTorch's ``F.conv_transpose2d``: weight
     (in_channels, out_channels/groups, kh, kw); output size (H - 1) s - 2 p + d (k - 1) + output_padding + 1
-    (output_padding < stride). Built as Col2Im(weight^T @ x) from differentiable ops."""
+    (output_padding < stride). Built as Col2Im(weight^T @ x) from differentiable ops, the columns batch-innermost
+    as conv2d's (one GEMM per group over the whole batch)."""
     return convolution_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation,
                              "conv_transpose2d")
 
@@ -276,9 +277,10 @@ def convolution_transpose2d(input, weight, bias, stride, padding, output_padding
         raise ValueError(f"{where}: input {tuple(input.shape)} with weight {tuple(weight.shape)}, stride {stride}, "
                          f"padding {padding} gives an empty output {size}; use less padding")
     k = kernel[0] * kernel[1]
-    w_g = reshape(weight, (g, c // g, -1))  # (G, C/G, O/G * K)
-    x_g = reshape(x, (n, g, c // g, h * w))
-    cols = reshape(matmul(transpose(w_g, -1, -2), x_g), (n, out_c * k, h * w))
+    w_g = reshape(weight, (c, -1) if g == 1 else (g, c // g, -1))  # (G, C/G, O/G * K)
+    x_g = reshape(permute(x, (1, 2, 3, 0)), (c, h * w * n) if g == 1 else (g, c // g, h * w * n))
+    cols = matmul(transpose(w_g, -1, -2), x_g)  # one GEMM per group for the batch: (G, O/G * K, H*W*N)
+    cols = permute(reshape(cols, (out_c * k, h * w, n)), (2, 0, 1))  # (N, O*K, H*W), stored batch-innermost
     y = Col2Im((n, out_c) + size, kernel, stride, padding, dilation).apply(cols)
     if bias is not None:
         y = add(y, reshape(bias, (1, out_c, 1, 1)))
