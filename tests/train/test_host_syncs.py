@@ -9,6 +9,7 @@ import pytest
 
 from gpunet import backend
 from gpunet.cli import main
+from gpunet.data import DataLoader
 from gpunet.train import Callback
 from test_nonfinite import Poison
 from trainhelpers import make_trainer
@@ -77,3 +78,25 @@ def test_a_nan_loss_on_a_cuda_device_is_found_at_the_next_log_point_naming_its_o
     assert trainer.global_step == 24  # found at step 6, the next log point
     assert trainer.stop_reason.startswith("non-finite loss: the training loss is nan at epoch 3, step 4 of the epoch "
                                           "(global step 22); training stopped.")
+
+
+@pytest.mark.parametrize("task", ["gan", "vae"])
+def test_a_generative_tasks_evaluation_copies_to_the_host_once(task):
+    """The evaluation noise comes from the host batch (no copy back of the device's) and the losses add up on the
+    device: 4 validation batches cost one device-to-host copy on cuda-emu (5 when each batch's came back), and give
+    the CPU's figures."""
+    import gpunet
+    from test_task_gan import Tiny, gan_trainer
+    from test_task_vae import vae_trainer
+
+    data, emulated, results = Tiny(flatten=True), backend.get_backend("cuda-emu"), {}
+    for name in ("cpu", "cuda-emu"):
+        gpunet.set_device(name)
+        trainer, _, _ = (gan_trainer if task == "gan" else vae_trainer)(data)
+        before = emulated.host_syncs()
+        results[name] = trainer.evaluate(DataLoader(data.validation, 16))
+        syncs = emulated.host_syncs() - before
+    assert syncs == 1
+    assert results["cuda-emu"].keys() == results["cpu"].keys() and "loss" in results["cpu"]
+    for key, value in results["cpu"].items():
+        assert results["cuda-emu"][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key

@@ -95,14 +95,6 @@ def test_image_inputs_ask_for_flatten():
         TASKS["dbn"]().build_model("model", data.info)
 
 
-def test_an_empty_share_of_a_data_parallel_batch_changes_nothing(digits):
-    trainer, _, _ = make(digits)
-    before = trainer.model.state_dict()
-    assert trainer.task.train_step(np.zeros((0, 64), np.float32), np.zeros(0, np.int64)) == {}
-    for key, value in trainer.model.state_dict().items():
-        np.testing.assert_array_equal(value, before[key])
-
-
 def test_the_recon_error_curve_shows_the_pretraining_epochs(tmp_path, recwarn):
     """recon_error is logged while the RBMs train only; its plot draws those epochs (not an empty axes)."""
     from gpunet.train.plots import plot_history

@@ -185,8 +185,8 @@ def test_bad_layer_names_are_named_with_the_known_ones(keys, message):
 def test_missing_and_mismatched_weights_are_named(tmp_path):
     task = Finetune(weights="nowhere/best.npz")
     model = _net()
-    with pytest.raises(CheckpointError, match=r"task.weights: 'nowhere/best.npz' is not a file .* gpunet train "
-                                              r"configs/transfer_digits_pretrain.yaml"):
+    with pytest.raises(CheckpointError, match=r"task.weights: 'nowhere/best.npz' is not a file .* or let this run "
+                                              r"pre-train with task.pretrain instead of task.weights"):
         Trainer(model, gn.nn.CrossEntropyLoss(), gn.optim.SGD(task.param_groups("model", model), lr=0.1), task=task)
     other = gn.nn.Sequential(gn.nn.Linear(64, 10), gn.nn.ReLU(), gn.nn.Linear(10, 12), gn.nn.ReLU(),
                              gn.nn.Linear(12, 5))
@@ -220,33 +220,32 @@ trainer: {{epochs: 1}}
         build_param_groups(config, build_task(config), "model", _net())
 
 
-def test_the_shipped_transfer_configs_pretrain_then_fine_tune(tmp_path):
-    """configs/transfer_digits_pretrain.yaml then configs/transfer_digits.yaml (shortened, cpu): the fine-tuned run
-    reports test_accuracy next to test_scratch_accuracy, and a frozen first layer ends bitwise as pretrained."""
+def test_the_shipped_transfer_config_fine_tunes_from_a_weights_file(tmp_path, pretrained):
+    """configs/transfer_digits.yaml with task.weights (a checkpoint of another run) in place of its own pretraining
+    (shortened, cpu): test_accuracy next to test_scratch_accuracy, a frozen first layer ends bitwise as the file's,
+    and gpunet evaluate brings the baseline back with the checkpoint."""
     from pathlib import Path
 
     from gpunet.config import load_config
-    from gpunet.runner.run import run
+    from gpunet.runner.run import Run, run
     gn.set_device("cpu")
     configs = Path(__file__).resolve().parents[2] / "configs"
-    pre = run(load_config(configs / "transfer_digits_pretrain.yaml", ["trainer.epochs=2", "device=cpu"]),
-              str(tmp_path / "pre"), config_name="pre", progress=False)
-    assert pre["test_accuracy"] > 0.5  # five classes: chance is 0.2
-    weights = tmp_path / "pre" / "checkpoints" / "best.npz"
-    overrides = ["trainer.epochs=2", "device=cpu", f"task.weights={weights}", 'task.freeze=["0"]']
+    overrides = ["trainer.epochs=6", "device=cpu", "task.pretrain=null", f"task.weights={pretrained}",
+                 'task.freeze=["0"]', "model.layers[0].out_features=16", "model.layers[2].in_features=16",
+                 "model.layers[2].out_features=12", "model.layers[4].in_features=12"]
     summary = run(load_config(configs / "transfer_digits.yaml", overrides), str(tmp_path / "fine"),
                   config_name="fine", progress=False)
-    assert 0 <= summary["test_accuracy"] <= 1 and 0 <= summary["test_scratch_accuracy"] <= 1
-    assert summary["test_scratch_accuracy"] > 0.3
-    from gpunet.runner.run import Run  # gpunet evaluate: the baseline comes back with the checkpoint
+    assert not os.path.exists(tmp_path / "fine" / "pretrain")
+    assert 0 <= summary["test_accuracy"] <= 1 and summary["test_scratch_accuracy"] > 0.3
+    assert "pretrain_test_accuracy" not in summary
     rebuilt, _, _ = Run.from_checkpoint(str(tmp_path / "fine" / "checkpoints" / "last.npz"), announce_device=False)
     evaluation = rebuilt.evaluate("test")
     assert evaluation["test_scratch_accuracy"] == summary["test_scratch_accuracy"]
     assert evaluation["test_accuracy"] == summary["test_accuracy"]
     final = load_checkpoint(tmp_path / "fine" / "checkpoints" / "last.npz").model
-    pretrained = load_checkpoint(weights).model
-    np.testing.assert_array_equal(final["0.weight"], pretrained["0.weight"])
-    assert not np.array_equal(final["2.weight"], pretrained["2.weight"])
+    weights = load_checkpoint(pretrained).model
+    np.testing.assert_array_equal(final["0.weight"], weights["0.weight"])
+    assert not np.array_equal(final["2.weight"], weights["2.weight"])
 
 
 def test_the_baseline_refuses_data_parallel_runs_by_name(data):

@@ -1,12 +1,15 @@
 """The ``perceptron`` task through the Trainer: the rule learns AND and OR and stops after an epoch without a
 mistake (the hand-worked weights of tests/models/test_perceptron.py), reports XOR as not converged, handles several
 classes with one unit each, and resumes exactly."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import gpunet as gn
 from gpunet.data import DataLoader, load_dataset
 from gpunet.train import Trainer
+from gpunet.train.checkpoint import load_checkpoint
 from gpunet.train.tasks import TASKS
 
 from trainhelpers import StopAfter, assert_same_weights, without_time
@@ -96,9 +99,24 @@ def test_labels_outside_the_classes_are_named():
         trainer.task.train_step(np.zeros((1, 2), np.float32), np.array([3]))
 
 
-def test_an_empty_share_of_a_data_parallel_batch_changes_nothing():
-    trainer, _, _ = make("and")
-    trainer.model.bias.data[...] = trainer.model.bias.data + 1
-    assert trainer.task.train_step(np.zeros((0, 2), np.float32), np.zeros(0, np.int64)) == {}
-    np.testing.assert_array_equal(trainer.model.bias.numpy(), [1])
-    np.testing.assert_array_equal(trainer.model.weight.numpy(), [[0, 0]])
+def test_two_ranks_sum_the_rule_over_their_shares_as_one_process_does(tmp_path, capsys):  # ~12 s
+    """Batches of 3 of AND's 4 samples: shares of 2 and 1, then 1 and an empty one. The updates add up over the
+    ranks (not their mean: a threshold makes the step size matter) and every rank counts every rank's mistakes, so
+    the 2-rank run logs and stops as the single process does (before: mistakes halved, converged at epoch 6, not 4)."""
+    from gpunet.cli import main
+
+    from test_distributed import mpiexec, records
+
+    args = ("train", Path(__file__).parents[2] / "configs" / "perceptron_and.yaml", "trainer.batch_size=3",
+            "task.threshold=1.5", "optimizer.lr=0.5", "--no-progress")
+    assert main([*map(str, args), "--out", str(tmp_path / "single")]) == 0
+    capsys.readouterr()
+    result = mpiexec(tmp_path, 2, *args, "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    single = [{k: v for k, v in r.items() if k != "time"} for r in records(tmp_path / "single")]
+    assert [r["mistakes"] for r in single] == [4, 3, 3, 0]
+    assert [{k: v for k, v in r.items() if k != "time"} for r in records(tmp_path / "run")] == single
+    weights = [load_checkpoint(tmp_path / run / "checkpoints" / "last.npz").model for run in ("single", "run")]
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        np.testing.assert_array_equal(weights[1][name], weights[0][name], err_msg=name)

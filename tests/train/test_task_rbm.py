@@ -1,5 +1,8 @@
 """The ``rbm`` task through the Trainer: the same numbers as the hand-written CD loop, logged figures, exact resume
 of persistent chains mid-epoch, the filter grid, and a clear error for inputs outside [0, 1]."""
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -9,7 +12,10 @@ from gpunet.train import Trainer
 from gpunet.train.checkpoint import load_checkpoint
 from gpunet.train.tasks import TASKS
 
+from runcompare import assert_same_run
 from trainhelpers import StopAfter, assert_same_weights
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +76,7 @@ def test_resume_in_the_middle_of_an_epoch_is_exact_with_persistent_chains(digits
     crashed, train, val = make(digits, persistent=True, callbacks=[StopAfter(path, epoch=2, step=4)])
     with pytest.raises(KeyboardInterrupt):
         crashed.fit(train, val, epochs=3)
-    assert load_checkpoint(path).extra["task"]["state"]["chain"].shape == (20, 16)
+    assert load_checkpoint(path).extra["task"]["ranks"][0]["chain"].shape == (20, 16)
     resumed, train, val = make(digits, persistent=True, seed=7)  # other weights and RNG until the checkpoint loads
     resumed.fit(train, val, epochs=3, resume=path)
     assert_same_weights(resumed.model, uninterrupted.model)
@@ -92,9 +98,45 @@ def test_inputs_outside_the_unit_interval_name_the_fix(digits):
         trainer.task.train_step(np.full((4, 64), 16.0, np.float32), None)
 
 
-def test_an_empty_share_of_a_data_parallel_batch_changes_nothing(digits):
-    trainer, _, _ = make(digits)
-    before = trainer.model.state_dict()
-    assert trainer.task.train_step(np.zeros((0, 64), np.float32), np.zeros(0, np.int64)) == {}
-    for key, value in trainer.model.state_dict().items():
-        np.testing.assert_array_equal(value, before[key])
+def test_a_checkpoint_of_more_ranks_gives_rank_r_the_saved_chains_r_else_fresh_ones(digits, tmp_path):
+    """Resuming with another number of ranks: rank r continues saved rank r's chains (a single process: rank 0's),
+    a rank the checkpoint has none for starts fresh ones (zeros, one per sample of its share) and trains on."""
+    path = str(tmp_path / "mid.npz")
+    crashed, train, val = make(digits, persistent=True, callbacks=[StopAfter(path, epoch=1, step=4)])
+    with pytest.raises(KeyboardInterrupt):
+        crashed.fit(train, val, epochs=2)
+    checkpoint = load_checkpoint(path)
+    saved = checkpoint.extra["task"]["ranks"][0]["chain"]
+    checkpoint.extra["task"]["ranks"].append({"chain": 1 - saved[:10]})  # as if saved by 2 ranks
+    for rank, size, expected in [(None, 1, saved), (1, 3, 1 - saved[:10]), (2, 3, None)]:
+        resumed, train, val = make(digits, persistent=True, seed=7)
+        if rank is not None:  # the Trainer of rank ``rank`` of ``size`` (only its rank and size are read here)
+            resumed.distributed = SimpleNamespace(world=SimpleNamespace(rank=rank, size=size))
+        resumed.load_checkpoint(checkpoint, train)
+        if expected is None:
+            assert resumed.task.chain is None
+            resumed.distributed = None
+            resumed.fit(train, val, epochs=2)  # the fresh chains' first step
+            assert resumed.task.chain.shape == (20, 16)
+        else:
+            np.testing.assert_array_equal(resumed.task.chain.numpy(), expected)
+
+
+def test_two_ranks_of_persistent_cd_resumed_after_a_signal_equal_their_uninterrupted_run(tmp_path):  # ~17 s
+    """Each rank keeps its own chains (and its own generator, which samples them): a 2-rank PCD run stopped by
+    SIGTERM on rank 1 mid-epoch and resumed writes the same run directory as the uninterrupted 2-rank run."""
+    from test_distributed import mpiexec
+
+    args = ("train", CONFIGS / "rbm_digits.yaml", "trainer.epochs=2", "trainer.batch_size=32", "task.n_hidden=16",
+            "--no-progress")
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    result = mpiexec(tmp_path, 2, *args, "--out", straight)
+    assert result.returncode == 0, result.stderr
+    stopped = mpiexec(tmp_path, 2, *args, "--out", out, GPUNET_TEST_FAULT="term")
+    assert stopped.returncode == 143, stopped.stderr
+    ranks = load_checkpoint(out / "checkpoints" / "last.npz").extra["task"]["ranks"]
+    assert [r["chain"].shape for r in ranks] == [(16, 16), (16, 16)]
+    assert not np.array_equal(ranks[0]["chain"], ranks[1]["chain"])
+    result = mpiexec(tmp_path, 2, *args, "--out", out, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert_same_run(out, straight)

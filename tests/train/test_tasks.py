@@ -96,7 +96,7 @@ def test_a_two_model_task_trains_checkpoints_and_resumes_exactly_mid_epoch(xor, 
     state = straight.checkpoint()
     assert {k.split(".")[0] for k in state.model} == {"first", "second"}  # one state_dict, prefixed keys
     assert set(state.optimizer) == {"first", "second"} and "exp_avg" in str(state.optimizer["second"])
-    assert state.extra["task"] == {"name": "", "state": {"seen": 27}}
+    assert state.extra["task"] == {"name": "", "state": {"seen": 27}, "ranks": [{}]}
 
     path = tmp_path / "last.npz"
     from gpunet.train import ModelCheckpoint
@@ -392,3 +392,28 @@ def test_every_task_calls_the_key_checker():
     for name, cls in TASKS.items():
         if cls.__init__ is not object.__init__ and cls.keys:
             assert "check_keys(self" in inspect.getsource(cls.__init__), name
+
+
+@pytest.mark.parametrize("name", ["rbm", "dbn", "perceptron"])
+def test_an_empty_share_of_a_data_parallel_batch_joins_the_gradient_average_and_changes_nothing(name, monkeypatch):
+    """A rank whose share of a batch is empty (data parallel) still joins the ranks' gradient average, with no
+    gradient of its own: alone it changes nothing, even right after a step that left gradients behind."""
+    import test_task_dbn
+    import test_task_perceptron
+    import test_task_rbm
+    from gpunet.data import load_dataset
+
+    if name == "perceptron":
+        trainer, train, _ = test_task_perceptron.make("and")
+    else:
+        digits = load_dataset("digits", flatten=True, normalize="scale", seed=0)
+        trainer, train, _ = (test_task_rbm if name == "rbm" else test_task_dbn).make(digits, persistent=True)
+    x, y = next(iter(train))
+    assert trainer.task.train_step(x, y)  # a real step: gradients (and momentum) remain
+    before, averaged = trainer.model.state_dict(), []
+    apply_gradients = trainer.apply_gradients  # where the ranks' gradients are averaged
+    monkeypatch.setattr(trainer, "apply_gradients", lambda name: averaged.append(name) or apply_gradients(name))
+    assert trainer.task.train_step(x[:0], y[:0]) == {}
+    assert averaged == ["model"]
+    for key, value in trainer.model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)

@@ -37,7 +37,6 @@ section gives every optimizer a scheduler of its own. ``loss_fn`` is the config'
 task's own business and is reported by name.
 
 Steps. ``train_step(x, y)`` gets one batch of the training loader as NumPy arrays (``y`` as the dataset gives it;
-<<<<<<< HEAD
 ``data`` says what the task reads from it) and returns its named scalar losses as gpunet ``Tensor``s -- the mean
 over the batch's samples, still on the device (the Trainer's ``EpochCollector`` brings them to the host at its log
 points, so a step never waits for a GPU).
@@ -57,25 +56,6 @@ evaluation split; it runs in evaluation mode under ``no_grad`` (use ``gpunet.ena
 quantity that needs derivatives, such as a contractive penalty or an ODE residual). A task whose outputs feed the
 config's ``trainer.metrics`` (accuracy, mse, ...) returns ``Step(losses, outputs, targets)`` instead of the dict
 and sets ``supports_metrics``.
-=======
-``data`` says what the task reads from it) and returns its named scalar losses as gpunet ``Tensor``s -- the mean over
-the batch's samples, still on the device (the Trainer turns them into floats in one place, when it logs). ``"loss"``
-is required: it is the objective logged as ``train_loss``, shown by the progress display and checked for
-NaN/infinity; other names (``mse``, ``kl``, ``d_loss``, ``g_loss``, ...) are logged as ``train_<name>``.
-``loss_names`` lists every name a step returns, so a config's ``monitor: val_<name>`` is checked before training. (A
-value may also be a plain number, e.g. a perceptron's count of mistakes.) The step updates the weights itself through
-``self.update(name, loss)`` (zero the model's gradients, backward, average over data-parallel ranks, clip to
-``trainer.grad_clip``, step its optimizer), or, for a rule that is not gradient descent (CD-k, the perceptron rule),
-by setting the parameters' ``.grad`` and calling ``self.apply_gradients(name)``. A step may update several models and
-one model several times. Randomness inside a step (noise, latent codes, Gibbs sampling) must come from
-``gpunet.random`` / ``gpunet.ops.randn`` & co., whose state every checkpoint saves, so resume is exact. A step may
-read ``self.trainer.epoch`` (completed epochs), ``self.trainer.global_step`` (batches trained so far) and
-``self.trainer.device``, and may end training after this epoch with ``self.trainer.stop(reason)`` (the perceptron
-rule converged). ``eval_step(x, y)`` returns the same names for a batch of an evaluation split; it runs in evaluation
-mode under ``no_grad`` (use ``gpunet.enable_grad()`` inside it for a quantity that needs derivatives, such as a
-contractive penalty or an ODE residual). A task whose outputs feed the config's ``trainer.metrics`` (accuracy, mse,
-...) returns ``Step(losses, outputs, targets)`` instead of the dict and sets ``supports_metrics``.
->>>>>>> main
 
 Data parallel: every rank calls ``train_step`` on its share of each batch, possibly an empty one (``len(x) == 0``)
 for the last batch; a step must then still make the same ``update``/``apply_gradients`` calls in the same order (each
@@ -95,9 +75,12 @@ of their own), so a run with pictures trains the same numbers as one without. Pi
 atomically (``gpunet.train.plots`` / ``gpunet.train.atomic``); without matplotlib they are skipped with the one-line
 hint.
 
-State. ``state_dict()`` / ``load_state_dict(state)`` carry the task's own state (persistent CD chains, the DBN stage,
-a step counter) in every checkpoint, so resume is exact, also mid-epoch: plain Python values and NumPy arrays only
-(``gpunet.train.checkpoint`` stores them without pickle). Models, optimizers and the RNG are saved by the Trainer.
+State. ``state_dict()`` / ``load_state_dict(state)`` carry the task's own state (the DBN stage, a step counter) in
+every checkpoint, so resume is exact, also mid-epoch: plain Python values and NumPy arrays only
+(``gpunet.train.checkpoint`` stores them without pickle). State that differs between data-parallel ranks (persistent
+CD chains) goes in ``rank_state_dict()`` / ``load_rank_state_dict(state)`` instead: the checkpoint keeps every
+rank's, and on resume rank r gets saved rank r's (None, to start afresh, when the run was saved by fewer ranks).
+Models, optimizers and the RNG are saved by the Trainer.
 Multi-model checkpoints keep one model ``state_dict`` with keys prefixed ``<name>.`` and one optimizer entry holding
 ``{<name>: state}``; a one-model task's checkpoint is exactly the classic format.
 """
@@ -357,6 +340,15 @@ class Task:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore ``state_dict()``'s state."""
+
+    def rank_state_dict(self) -> dict:
+        """The part of the task's state that is this rank's own in a data-parallel run (persistent CD chains): every
+        rank's is saved, in rank order (a single process is rank 0 of 1)."""
+        return {}
+
+    def load_rank_state_dict(self, state: dict | None) -> None:
+        """Restore ``rank_state_dict()``'s state of this rank; None when the checkpoint has none for it (saved by
+        fewer ranks, or before ranks had state): start that part afresh."""
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={getattr(self, k, '?')!r}" for k in self.keys)

@@ -33,7 +33,8 @@ class DBN(Classify):
                           "of trainer.epochs (0: no pre-training, a plain MLP from random weights)", ge=0),
         "rbm_lr": Key("learning rate of the RBMs' updates (optimizer.lr is the fine-tuning one)", gt=0),
         "k": Key("Gibbs steps of the RBMs' negative phase (CD-k)", ge=1),
-        "persistent": Key("persistent CD for the RBMs (chains kept from batch to batch, saved in checkpoints)"),
+        "persistent": Key("persistent CD for the RBMs (chains kept from batch to batch, each data-parallel rank its "
+                          "own; saved in checkpoints)"),
         "activation": Key("activation of the unrolled network's hidden layers", choices=tuple(ACTIVATIONS)),
         "dropout": Key("dropout probability after each hidden layer of the unrolled network", ge=0, lt=1),
     }
@@ -77,10 +78,10 @@ class DBN(Classify):
         if self.fine_tuning:
             return super().train_step(x, y)
         self._note_short_run()
-        self.optimizers["model"].zero_grad()  # only the RBM in training steps
-        if not len(x):  # an empty share of a data-parallel batch: the same apply_gradients, adding nothing
-            self.apply_gradients("model")
+        if not len(x):  # an empty share of a data-parallel batch: the ranks' gradient average, adding nothing
+            self.update("model", None)
             return {}
+        self.optimizers["model"].zero_grad()  # only the RBM in training steps
         check_unit_interval(x, "dbn")
         v = self.input(x)
         rbm = self.model.rbms[self.stage]
@@ -120,8 +121,13 @@ class DBN(Classify):
         return [path] if path else []
 
     def state_dict(self):
-        return {"stage": self.stage, "chains": {str(k): c.numpy() for k, c in self.chains.items()}}
+        return {"stage": self.stage}
 
     def load_state_dict(self, state):
         self.stage = int(state["stage"])
-        self.chains = {int(k): self.input(numpy.asarray(c)) for k, c in state.get("chains", {}).items()}
+
+    def rank_state_dict(self):
+        return {"chains": {str(k): c.numpy() for k, c in self.chains.items()}}
+
+    def load_rank_state_dict(self, state):
+        self.chains = {int(k): self.input(numpy.asarray(c)) for k, c in (state or {"chains": {}})["chains"].items()}

@@ -100,7 +100,7 @@ class GANTask(Task):
 
     # ----- steps ---------------------------------------------------------------------------------------------------
     def _real(self, x):
-        x = host_batch("gan", x)
+        """The host batch ``x`` (checked by ``host_batch``) on the device, shaped as the discriminator sees it."""
         return self.input(x.reshape((len(x),) + self._seen_shape(x.shape[1:])))
 
     def _fake(self, z, real):
@@ -132,7 +132,7 @@ class GANTask(Task):
             if generator_step:
                 self.update("generator", None)
             return {}
-        real = self._real(x)
+        real = self._real(host_batch("gan", x))
         fake = self._fake(ops.randn(len(real), self.latent_dim, dtype=real.dtype, device=real.device), real)
         d_loss = self._d_loss(real, fake)
         self.update("discriminator", d_loss)
@@ -147,8 +147,9 @@ class GANTask(Task):
         return {"loss": d_loss.detach() + g_loss.detach(), "d_loss": d_loss, "g_loss": g_loss}
 
     def eval_step(self, x, y):
-        real = self._real(x)
-        fake = self._fake(self.input(batch_normal(real.numpy(), (len(real), self.latent_dim))), real)
+        x = host_batch("gan", x)
+        real = self._real(x)  # the noise comes from the host batch: no copy back from the device
+        fake = self._fake(self.input(batch_normal(np.asarray(x, real.dtype), (len(real), self.latent_dim))), real)
         d_loss, g_loss = self._d_loss(real, fake), self._g_loss(fake)
         return {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss}
 

@@ -7,6 +7,7 @@ import sys
 import numpy
 
 from ...models.perceptron import Perceptron as PerceptronModel
+from ..distributed import allgather
 from .base import Key, Task, check_keys, register_task
 
 
@@ -15,9 +16,9 @@ class Perceptron(Task):
     """A single layer of threshold units (``gpunet.models.Perceptron``) on the flattened inputs: one unit for two
     classes, else one per class (one-hot targets). Each batch applies the rule through the optimizer (SGD: lr is
     the rule's alpha; ``trainer.batch_size: 1`` is seed 002's sample-by-sample rule, a larger batch sums its
-    updates). ``loss`` is the fraction of samples with a wrong output; each epoch logs its ``mistakes``, and an epoch
-    without one ends training (``converged`` in summary.json; a run that never gets there says so). Example:
-    configs/perceptron_and.yaml."""
+    updates, also over the ranks' shares in a data-parallel run). ``loss`` is the fraction of samples with a wrong
+    output; each epoch logs its ``mistakes`` (every rank's), and an epoch without one ends training (``converged`` in
+    summary.json; a run that never gets there says so). Example: configs/perceptron_and.yaml."""
 
     data = "labelled"
     uses_loss = False
@@ -50,14 +51,26 @@ class Perceptron(Task):
         t = y[:, None].astype(numpy.float64) if outputs == 1 else numpy.eye(outputs)[y]
         return 2 * t - 1 if self.kind == "bipolar" else t
 
+    def _whole_batch(self, samples: int, wrong: int) -> tuple[int, int]:
+        """The samples and mistakes of the whole batch: a data-parallel run adds up every rank's share (so every
+        rank counts the same mistakes and stops after the same epoch)."""
+        if self.trainer.distributed is None:
+            return samples, wrong
+        shares = allgather(self.trainer.distributed.world, (samples, wrong), "the perceptron's mistakes")
+        return sum(s for s, _ in shares), sum(w for _, w in shares)
+
     def train_step(self, x, y):
-        if not len(x):  # an empty share of a data-parallel batch: the same apply_gradients, adding nothing
-            self.optimizers["model"].zero_grad()
-            self.apply_gradients("model")
+        if not len(x):  # an empty share of a data-parallel batch: the ranks' sums, adding nothing
+            self.mistakes += self._whole_batch(0, 0)[1]
+            self.update("model", None)
             return {}
         wrong = int(float(self.model.rule_gradient(x.reshape(len(x), -1), self._targets(y))))
+        samples, everyone_wrong = self._whole_batch(len(x), wrong)
+        if samples != len(x):  # the ranks' gradients are averaged as means of their shares; the rule sums its updates
+            for p in self.model.parameters():
+                p.grad = p.grad * (samples / len(x))
         self.apply_gradients("model")
-        self.mistakes += wrong
+        self.mistakes += everyone_wrong
         return {"loss": wrong / len(x)}
 
     def eval_step(self, x, y):

@@ -54,8 +54,8 @@ class RBM(Task):
         "n_hidden": Key("number of binary hidden units", ge=1),
         "k": Key("Gibbs steps of the negative phase per update (CD-k)", ge=1),
         "persistent": Key("persistent CD (Tieleman 2008): the negative phase continues chains kept from batch to "
-                          "batch (one per sample of the first batch; saved in checkpoints) instead of starting at "
-                          "the data"),
+                          "batch (one per sample of the first batch, each data-parallel rank its own; saved in "
+                          "checkpoints) instead of starting at the data"),
     }
 
     def __init__(self, n_hidden: int = 64, k: int = 1, persistent: bool = False):
@@ -79,9 +79,8 @@ class RBM(Task):
                 "pseudo_likelihood": mean(self.model.pseudo_likelihood(v, index=index))}
 
     def train_step(self, x, y):
-        if not len(x):  # an empty share of a data-parallel batch: the same apply_gradients, adding nothing
-            self.optimizers["model"].zero_grad()
-            self.apply_gradients("model")
+        if not len(x):  # an empty share of a data-parallel batch: the ranks' gradient average, adding nothing
+            self.update("model", None)
             return {}
         v = self._visible(x)
         figures = self._figures(v)
@@ -104,9 +103,9 @@ class RBM(Task):
                             f"RBM weights: one filter per hidden unit (first {min(self.model.n_hidden, 100)})")
         return [path] if path else []
 
-    def state_dict(self):
+    def rank_state_dict(self):
         return {"chain": None if self.chain is None else self.chain.numpy()}
 
-    def load_state_dict(self, state):
-        chain = state.get("chain")
+    def load_rank_state_dict(self, state):
+        chain = None if state is None else state["chain"]
         self.chain = None if chain is None else self.input(numpy.asarray(chain))

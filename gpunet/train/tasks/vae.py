@@ -64,7 +64,7 @@ class VAETask(Task):
 
     # ----- steps -------------------------------------------------------------------------------------------------
     def _flat(self, x):
-        x = host_batch("vae", x)
+        """The host batch ``x`` (checked by ``host_batch``) on the device, one row per sample."""
         return self.input(x.reshape(len(x), -1))
 
     def _losses(self, x, logits, mu, logvar):
@@ -80,15 +80,16 @@ class VAETask(Task):
         if not len(x):
             self.update("model", None)
             return {}
-        x = self._flat(x)
+        x = self._flat(host_batch("vae", x))
         losses = self._losses(x, *self.model(x))
         self.update("model", losses["loss"])
         return losses
 
     def eval_step(self, x, y):
+        x = host_batch("vae", x)
         flat = self._flat(x)
         mu, logvar = self.model.encode(flat)
-        eps = self.input(batch_normal(flat.numpy(), tuple(mu.shape)))
+        eps = self.input(batch_normal(np.asarray(x, flat.dtype), tuple(mu.shape)))  # no copy back from the device
         return self._losses(flat, self.model.decode(self.model.reparameterize(mu, logvar, eps)), mu, logvar)
 
     # ----- pictures and figures ------------------------------------------------------------------------------------
