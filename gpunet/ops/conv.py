@@ -14,6 +14,7 @@ import numpy
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import state as _grad_state
 from ..autograd.tensor import Tensor
 from ..backend import cuda_settings
 from ..backend.geometry import conv_output_size
@@ -97,6 +98,8 @@ class Conv2d(Function):
         return out
 
     def backward(self, gy):
+        if not _grad_state.enabled:
+            return self._first_order_backward(gy)
         x, weight = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
         n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
@@ -121,6 +124,27 @@ class Conv2d(Function):
         if len(need) > 2 and need[2]:
             gb = sum(gy3, (0, 2))
         return (gx, gw) if len(need) == 2 else (gx, gw, gb)
+
+    def _first_order_backward(self, gy):
+        """The same products on arrays, when the backward itself is not recorded (every training step): no graph
+        nodes, and the bias gradient summed over gy's contiguous (O, L*N) copy."""
+        x, weight = self.inputs[0], self.inputs[1]
+        backend, need = x.backend, self.needs_input_grad
+        n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
+        shape = (og, l * n) if g == 1 else (g, og, l * n)  # 2-D for one group, as in backward
+        gy_g = backend.xp.ascontiguousarray(gy.data.reshape(n, o, l).transpose(1, 2, 0)).reshape(shape)
+        gx = gw = gb = None
+        if need[0]:
+            w_g = weight.data.reshape(shape[:-2] + (og, ckg))
+            gcols = (w_g.swapaxes(-1, -2) @ gy_g).reshape(g * ckg, l, n).transpose(2, 0, 1)  # batch-innermost
+            gx = Tensor(backend.col2im(gcols, x.shape, *self.geometry), backend)
+        if need[1]:
+            cols = self.cols if self.cols is not None else backend.im2col(x.data, *self.geometry)
+            cols_g = cols.transpose(1, 2, 0).reshape(shape[:-2] + (ckg, l * n))  # a view when batch-innermost
+            gw = Tensor((gy_g @ cols_g.swapaxes(-1, -2)).reshape(weight.shape), backend)
+        if len(need) == 2:
+            return gx, gw
+        return gx, gw, (Tensor(gy_g.sum(-1).reshape(o), backend) if need[2] else None)
 
 
 # ----- arguments ------------------------------------------------------------------------------------------------
