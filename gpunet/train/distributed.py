@@ -72,6 +72,11 @@ class World:
             sys.stderr.flush()
             self.comm.Abort(status)
 
+    def fail(self, message: str) -> None:
+        """Print ``gpunet: rank r of N: <message>; aborting the job`` and end every rank (status 4)."""
+        print(f"gpunet: rank {self.rank} of {self.size}: {message}; aborting the job", file=sys.stderr, flush=True)
+        self.abort(4)
+
 
 _WORLD: World | None = None
 
@@ -158,21 +163,28 @@ _WAITING_TAG = 7311  # point-to-point messages "I am waiting too", sent only onc
 
 
 def wait_all(world_: World, requests: list, what: str) -> None:
-    """Wait for MPI ``requests``; if they are not complete within the timeout, abort the job with a message naming
+    """Wait for MPI ``requests`` (``wait_until``)."""
+    MPI = _mpi()
+    wait_until(world_, lambda: MPI.Request.Testall(requests), what)
+
+
+def wait_until(world_: World, complete, what: str, on_timeout=None, longest_pause: float = 0.01) -> None:
+    """Poll ``complete()`` (pausing 10 us, doubling up to ``longest_pause`` seconds) until it is true; if it is not
+    within the timeout, call ``on_timeout()`` (a NCCL communicator's abort) and abort the job with a message naming
     the ranks that did not reach ``what`` (those that sent no "waiting too" message within a short grace time)."""
     MPI = _mpi()
     limit = _timeout()
     deadline, pause = time.monotonic() + limit, 1e-5
-    while not MPI.Request.Testall(requests):
+    while not complete():
         if time.monotonic() > deadline:
+            if on_timeout is not None:
+                on_timeout()
             missing = _ranks_not_waiting(world_, MPI, grace=min(10.0, 1.0 + limit / 10))
             names = ", ".join(map(str, missing)) or "unknown (all answered)"
-            print(f"gpunet: rank {world_.rank} of {world_.size}: {what} did not complete within {limit:g} s; not "
-                  f"there: rank {names} (it died or hangs; see its messages above); aborting the job "
-                  f"({TIMEOUT_VARIABLE} sets the timeout)", file=sys.stderr, flush=True)
-            world_.abort(4)
+            world_.fail(f"{what} did not complete within {limit:g} s; not there: rank {names} (it died or hangs; see "
+                        f"its messages above; {TIMEOUT_VARIABLE} sets the timeout)")
         time.sleep(pause)
-        pause = min(pause * 2, 0.01)
+        pause = min(pause * 2, longest_pause)
 
 
 def _ranks_not_waiting(world_: World, MPI, grace: float) -> list[int]:
@@ -322,7 +334,6 @@ class DataParallel:
         self.first_bucket_bytes = min(first_bucket_bytes, bucket_bytes)
         self._reducers: dict = {}
         self._armed: dict = {}  # id(parameter) -> the reducer of the step under way
-        self._nccl = None  # the NCCL communicator, made when the first reducer on a GPU needs it
         self._hook = register_gradient_ready_hook(self._gradient_ready)
         collectives.set_group(_Group(world_))  # what SyncBatchNorm reduces its statistics over
 
@@ -348,10 +359,9 @@ class DataParallel:
             nccl = nccl_module(parameters[0].backend)
             if nccl is None:
                 self._reducers[key] = _Reducer(self.world.comm, parameters, buckets)
-            else:
-                if self._nccl is None:
-                    self._nccl = nccl_communicator(self.world, parameters[0].backend, nccl)
-                self._reducers[key] = NcclReducer(self._nccl, nccl, parameters, buckets)
+            else:  # a communicator (and stream) of its own, as the MPI path's duplicate
+                communicator = nccl_communicator(self.world, parameters[0].backend, nccl)
+                self._reducers[key] = NcclReducer(communicator, nccl, parameters, buckets)
         return self._reducers[key]
 
     def prepare(self, parameters, count: int) -> None:

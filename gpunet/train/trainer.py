@@ -534,8 +534,9 @@ class Trainer:
                 self._load_states(self.optimizers, ckpt.optimizer)
             self._load_states(self.schedulers, ckpt.scheduler)
             self.task.load_state_dict(saved_task["state"])
-            rank, ranks = 0 if self.distributed is None else self.distributed.world.rank, saved_task.get("ranks", [])
-            self.task.load_rank_state_dict(ranks[rank] if rank < len(ranks) else None)
+            world = self.distributed.world if self.distributed is not None else None
+            self.task.load_rank_state_dict(self.task.saved_rank_state(
+                saved_task.get("ranks", []), world.rank if world else 0, world.size if world else 1))
             saved = ckpt.extra.get("callbacks", {})
             for index, callback in enumerate(self.callbacks):
                 key = self._callback_key(index)

@@ -132,8 +132,9 @@ def test_an_empty_share_of_the_last_batch_weighs_nothing(capsys, tmp_path):
 
 def test_two_ranks_on_the_emulated_gpu_reduce_through_nccl_and_equal_its_single_process_run(capsys, tmp_path):
     """The GPU path: each rank on its own emulated device (cuda-emu:0, cuda-emu:1) all-reduces its gradient buckets
-    with the NCCL calls a GPU run makes (the stand-in reducing through MPI): one communicator per rank, one group per
-    step with one allReduce per bucket and the tail, every group closed."""
+    with the NCCL calls a GPU run makes (the stand-in reducing through MPI and checking the order of the streams):
+    one communicator per rank; per step one group for the bucket (enqueued from backward's hook) and one for the
+    tail, each with one allReduce, all on one non-null stream (the communication stream); every group closed."""
     single(capsys, str(tmp_path / "single"), "device=cuda-emu")
     out = tmp_path / "run"
     result = mpiexec(tmp_path, 2, "train", CONFIG, EPOCHS, "device=cuda-emu", "--out", out, "--no-progress",
@@ -144,8 +145,9 @@ def test_two_ranks_on_the_emulated_gpu_reduce_through_nccl_and_equal_its_single_
     assert [(log[2], log[4], log[6]) for log in logs] == [("0", "0", "1"), ("1", "1", "1")], result.stderr
     assert logs[0][8] == logs[1][8], logs  # the same steps on both ranks
     for log in logs:
-        groups, calls, still_open = int(log[8]), int(log[10]), int(log[13])
-        assert groups >= 3 * 13 and calls == 2 * groups and still_open == 0, log  # one bucket (mlp_digits) + tail
+        groups, calls, still_open, streams = int(log[8]), int(log[10]), int(log[13]), log[15].split(",")
+        assert groups >= 2 * 3 * 13 and calls == groups and still_open == 0, log  # one bucket (mlp_digits) + tail
+        assert len(streams) == 1 and streams[0] != "0", log
 
 
 # ----- resume ----------------------------------------------------------------------------------------------------
@@ -177,6 +179,24 @@ def test_a_rank_that_dies_or_hangs_stops_the_others_naming_it(fault, names, tmp_
     assert result.returncode != 0
     assert time.monotonic() - started < 60
     assert names in " ".join(result.stderr.split()), result.stderr
+    assert not (out / "summary.json").exists()
+
+
+def test_a_hung_nccl_all_reduce_is_aborted_by_the_watchdog_naming_the_rank(tmp_path):
+    """On the GPU path (cuda-emu, the NCCL stand-in) rank 1 hangs before its third step, so rank 0's all-reduce on
+    the communication stream never completes: within the timeout its watchdog aborts the NCCL communicator and the
+    job, naming rank 1 (on a GPU the wait would otherwise never return)."""
+    out = tmp_path / "run"
+    started = time.monotonic()
+    result = mpiexec(tmp_path, 2, "train", CONFIG, "trainer.epochs=50", "device=cuda-emu", "--out", out,
+                     "--no-progress", timeout=90, GPUNET_TEST_FAULT="hang", GPUNET_DIST_TIMEOUT="3",
+                     GPUNET_TEST_NCCL_LOG="1")
+    assert result.returncode != 0
+    assert time.monotonic() - started < 60
+    messages = " ".join(result.stderr.split())
+    assert "nccl: rank 0 aborts its communicator" in messages, result.stderr
+    assert ("gpunet: rank 0 of 2: the NCCL gradient all-reduce did not complete within 3 s; not there: rank 1 "
+            in messages), result.stderr
     assert not (out / "summary.json").exists()
 
 

@@ -1,8 +1,10 @@
 """The language_model task: stateful stream batches, truncated BPTT against PyTorch doing the same by hand, exact
-resume mid-epoch (carried state included), bpc/perplexity in summary.json, T = 500 finite with clipping, and text
-sampling (seeded, greedy as the temperature goes to 0)."""
+resume mid-epoch (carried state included, each data-parallel rank's, re-split by rows for another number of ranks),
+bpc/perplexity in summary.json, T = 500 finite with clipping, and text sampling (seeded, greedy as the temperature
+goes to 0)."""
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,9 +13,10 @@ import gpunet
 from gpunet import nn, optim
 from gpunet.data import DataLoader, StreamLoader, Vocabulary, stream_order
 from gpunet.train import Trainer
-from gpunet.train.checkpoint import load_checkpoint
-from gpunet.train.tasks.language_model import LanguageModel, run_stateful, sample_text
+from gpunet.train.checkpoint import load_checkpoint, save_checkpoint
+from gpunet.train.tasks.language_model import LanguageModel, resplit_rows, run_stateful, sample_text
 
+from runcompare import assert_same_run
 from trainhelpers import StopAfter, assert_same_weights, without_time
 
 V, L = 7, 6  # vocabulary (ids 0 and 1: padding and OOV, never in the data), window length
@@ -53,13 +56,17 @@ def test_stream_loader_resumes_at_its_position():
     assert taken + rest == batches
 
 
-def _fit(x, y, bptt, reduction, clip, epochs=1, callbacks=(), resume=None, seed=0):
+def _trainer(bptt, reduction, clip, callbacks=(), seed=0):
     gpunet.manual_seed(seed)
     model = char_model()
     task = LanguageModel(bptt=bptt, time_reduction=reduction, sample_length=0)
-    trainer = Trainer(model, None, optim.SGD(model.parameters(), lr=0.5), task=task, grad_clip=clip,
-                      callbacks=callbacks, metrics=())
-    start = {k: v.copy() for k, v in model.state_dict().items()}
+    return Trainer(model, None, optim.SGD(model.parameters(), lr=0.5), task=task, grad_clip=clip,
+                   callbacks=callbacks, metrics=())
+
+
+def _fit(x, y, bptt, reduction, clip, epochs=1, callbacks=(), resume=None, seed=0):
+    trainer = _trainer(bptt, reduction, clip, callbacks, seed)
+    start = {k: v.copy() for k, v in trainer.model.state_dict().items()}
     trainer.fit(StreamLoader((x, y), batch_size=4), DataLoader((x, y), 8), epochs=epochs, resume=resume)
     return trainer, start
 
@@ -102,17 +109,61 @@ def test_carried_state_continues_the_sequence(device):
                                atol=1e-6)
 
 
-def test_resume_mid_epoch_with_the_carried_state_is_exact(tmp_path):
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    """(the uninterrupted 2-epoch run, the path of its checkpoint after batch 3 of epoch 2, where a run stopped)."""
     x, y = windows()
     straight, _ = _fit(x, y, bptt=3, reduction="mean", clip=1.0, epochs=2)
-    path = str(tmp_path / "mid.npz")
+    path = str(tmp_path_factory.mktemp("lm") / "mid.npz")
     with pytest.raises(KeyboardInterrupt):
         _fit(x, y, bptt=3, reduction="mean", clip=1.0, epochs=2, callbacks=[StopAfter(path, epoch=2, step=3)])
-    saved = load_checkpoint(path)
-    assert saved.extra["partial_epoch"]["collector"]["batches"] == 3
+    return straight, path
+
+
+def _assert_resumes_as(straight, path):
+    x, y = windows()
     resumed, _ = _fit(x, y, bptt=3, reduction="mean", clip=1.0, epochs=2, resume=path)
     assert without_time(resumed.history) == without_time(straight.history)
     assert_same_weights(resumed.model, straight.model)
+
+
+def test_resume_mid_epoch_with_the_carried_state_is_exact(stopped):
+    straight, path = stopped
+    assert load_checkpoint(path).extra["partial_epoch"]["collector"]["batches"] == 3
+    _assert_resumes_as(straight, path)
+
+
+def test_another_number_of_ranks_resplits_the_carried_rows_so_every_stream_keeps_its_state(stopped, tmp_path):
+    """Rank r of N carries rows ``array_split(range(batch), N)[r]`` of the streams (its share of every batch), so on
+    resume the saved ranks' rows are joined in rank order and re-split: a 1-rank checkpoint of 4 streams gives ranks
+    of 3 rows [0 1], [2], [3]; the same N gives each rank its own; and the checkpoint as 2 ranks would save it,
+    resumed by one process, equals the uninterrupted run bitwise."""
+    straight, path = stopped
+    checkpoint = load_checkpoint(path)
+    [saved] = checkpoint.extra["task"]["ranks"]
+    h, c = saved["state_1_0"], saved["state_1_1"]  # the LSTM's (layers, streams, hidden)
+    assert h.shape == c.shape == (1, 4, 5) and len({row.tobytes() for row in h[0]}) == 4
+    for rank, rows in [(0, slice(0, 2)), (1, slice(2, 3)), (2, slice(3, 4))]:
+        share = resplit_rows([saved], rank, 3)
+        assert list(share["layers"]) == [1]
+        np.testing.assert_array_equal(share["state_1_0"], h[:, rows])
+        np.testing.assert_array_equal(share["state_1_1"], c[:, rows])
+    assert list(resplit_rows([saved], 4, 5)["layers"]) == []  # 4 streams, 5 ranks: rank 4's share is empty
+    assert list(resplit_rows([{"layers": []}], 0, 2)["layers"]) == []  # an epoch's start: nothing carried yet
+
+    two = [{"layers": [1], "state_1_0": h[:, :2], "state_1_1": c[:, :2]},
+           {"layers": [1], "state_1_0": h[:, 2:], "state_1_1": c[:, 2:]}]
+    np.testing.assert_array_equal(resplit_rows(two, 1, 2)["state_1_1"], c[:, 2:])  # the same N: its own
+    np.testing.assert_array_equal(resplit_rows([{"layers": []}, *two], 0, 1)["state_1_0"], h)  # an empty share
+
+    resumed = _trainer(bptt=3, reduction="mean", clip=1.0)
+    resumed.distributed = SimpleNamespace(world=SimpleNamespace(rank=1, size=3))  # all load_checkpoint reads
+    resumed.load_checkpoint(checkpoint)
+    np.testing.assert_array_equal(resumed.task._states[1][0].numpy(), h[:, 2:3])  # the Trainer asks the task
+
+    checkpoint.extra["task"]["ranks"] = two
+    save_checkpoint(str(tmp_path / "two.npz"), checkpoint)
+    _assert_resumes_as(straight, str(tmp_path / "two.npz"))
 
 
 def test_bpc_and_perplexity_come_from_the_mean_nll():
@@ -213,3 +264,36 @@ def test_generate_command_is_reproducible_and_refuses_zero_temperature(char_run,
     assert texts[0] == texts[1] and texts[0].startswith("to b") and len(texts[0]) == len("to b") + 25 + 1
     assert main(["generate", str(run_dir), "--prompt", "to b", "--temperature", "0"]) != 0
     assert "--temperature must be > 0" in capsys.readouterr().err
+
+
+def test_two_ranks_resumed_after_a_signal_equal_their_uninterrupted_run(tmp_path, capsys):  # ~17 s (3 launches)
+    """Each rank carries the LSTM states of its own streams: a 2-rank run stopped by SIGTERM on rank 1 mid-epoch
+    (after 3 batches) and resumed writes the same run directory as the uninterrupted 2-rank run; resumed by one
+    process (the streams' states joined), it equals that run up to summation order."""
+    import shutil
+
+    from gpunet.cli import main
+    from test_distributed import assert_close_runs, mpiexec
+
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "tiny_gut.txt").write_text("to be or not to be, that is the question.\n" * 30)
+    config = tmp_path / "lm.yaml"
+    config.write_text(RUN_CONFIG.format(path=folder))
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    result = mpiexec(tmp_path, 2, "train", config, "--no-progress", "--out", straight)
+    assert result.returncode == 0, result.stderr
+    stopped = mpiexec(tmp_path, 2, "train", config, "--no-progress", "--out", out, GPUNET_TEST_FAULT="term")
+    assert stopped.returncode == 143, stopped.stderr
+    checkpoint = load_checkpoint(out / "checkpoints" / "last.npz")
+    assert checkpoint.extra["partial_epoch"]["collector"]["batches"] == 3  # signalled in step 3, stopped after it
+    ranks = checkpoint.extra["task"]["ranks"]
+    assert [r["state_1_0"].shape for r in ranks] == [(1, 2, 8), (1, 2, 8)]  # batch 4: 2 streams per rank
+    assert not np.array_equal(ranks[0]["state_1_0"], ranks[1]["state_1_0"])
+    shutil.copytree(out, tmp_path / "one")
+    result = mpiexec(tmp_path, 2, "train", config, "--no-progress", "--out", out, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert_same_run(out, straight)
+    assert main(["train", str(config), "--no-progress", "--out", str(tmp_path / "one"), "--resume"]) == 0  # 2 -> 1
+    capsys.readouterr()
+    assert_close_runs(tmp_path / "one", straight)

@@ -32,7 +32,8 @@ API (small on purpose, so that a ``cupy.RawModule`` / ``cupy.RawKernel`` stand-i
   mode="threads")`` does the same with ThreadSanitizer, which reports data races between the
   threads of a block (a missing ``__syncthreads()``). ``isolate=True`` uses a subprocess alone.
 - Not emulated: warp primitives (``__shfl_*_sync``, ``__ballot_sync``; kernels use shared-memory
-  reductions), streams, textures. Fiber stacks are 256 KB per thread (a GPU's default is 1 KB).
+  reductions), streams (launches run in host order; the CuPy stand-in checks their order: ``streams``),
+  textures. Fiber stacks are 256 KB per thread (a GPU's default is 1 KB).
 - :func:`fill_nan` / :func:`nan_array` poison output buffers so unwritten elements show up.
 
 Built libraries are cached in ``$GPUNET_CACHE/cuda_emu`` (default ``~/.cache/gpunet/cuda_emu``).

@@ -14,8 +14,9 @@
   ``kernel(grid, block, args, shared_mem=0)``: ``grid``, ``block`` and ``args`` must be tuples, as CuPy requires, and
   every argument is checked against the kernel's C signature by CuPy's passing rules;
 - ``cuda.Device(i)`` (a context manager, with ``use()``, ``id`` and ``pci_bus_id``), ``cuda.runtime.getDevice()``,
-  ``getDeviceCount()`` and ``getDeviceProperties(i)`` (the keys gpunet reads), ``cuda.Event`` and
-  ``cuda.get_elapsed_time`` (host time: the emulator's, never a GPU's), ``get_default_memory_pool()`` with
+  ``getDeviceCount()`` and ``getDeviceProperties(i)`` (the keys gpunet reads), ``cuda.Stream``, ``cuda.Event``,
+  ``cuda.get_current_stream`` and ``cuda.get_elapsed_time`` (``streams``: the order between streams is checked;
+  times are the emulator's, never a GPU's), ``get_default_memory_pool()`` with
   ``used_bytes()``/``total_bytes()``/``free_all_blocks()``;
 - ``_core._routines_linalg``'s compute types (``gpunet.backend.emulated.linalg``: recorded, and a float32 matmul
   under TF32 rounds its inputs as tensor cores do).
@@ -40,16 +41,15 @@ import hashlib
 import os
 import re
 import shutil
-import time
 import types
 from pathlib import Path
 
 import numpy
 
-from . import linalg as _routines_linalg, nccl_standin
+from . import linalg as _routines_linalg, nccl_standin, streams
 from .build import cache_dir, toolchain
-from .device_array import (DeviceArray, check_no_host, count_transfer, current_device, set_current_device, to_device,
-                           transfers_to_host)
+from .device_array import (DeviceArray, leaves, check_no_host, count_transfer, current_device, set_current_device,
+                           to_device, transfers_to_host)
 from .errors import CudaEmuError
 from .module import DEFAULT_FTZ, MAX_SHARED_MEM, Module
 
@@ -106,6 +106,14 @@ def _device_function(name, function):
 
     @functools.wraps(function)
     def device_function(*args, **kwargs):
+        if streams.tracking:  # its result is new memory, written on the current stream
+            queue = streams.begin(f"cupy.{name}", leaves((args, kwargs)))
+            result = _device_call(*args, **kwargs)
+            streams.end(queue, f"cupy.{name}", leaves(result))
+            return result
+        return _device_call(*args, **kwargs)
+
+    def _device_call(*args, **kwargs):
         if not transfer:
             check_no_host(f"cupy.{name}", (args, kwargs))
             if waits and (name != "where" or len(args) + len(kwargs) == 1):
@@ -124,6 +132,8 @@ def _device_function(name, function):
 def asnumpy(array):
     """A host copy of a "device" array (``cupy.asnumpy``), counted in ``transfers_to_host``."""
     if isinstance(array, DeviceArray):
+        if streams.tracking:
+            streams.begin("cupy.asnumpy", (array,))
         count_transfer(array.device_id)
     return numpy.array(array, copy=True)
 
@@ -197,43 +207,10 @@ def _get_device_properties(index: int) -> dict:
             "sharedMemPerBlock": MAX_SHARED_MEM, "major": 8, "minor": 0, "l2CacheSize": L2_CACHE_SIZE}
 
 
-class _Stream:
-    """The current stream (``cupy.cuda.get_current_stream()``): the emulator runs everything in order on the null
-    stream, pointer 0."""
-
-    ptr = 0
-
-    def synchronize(self) -> None:
-        return None
-
-
-def _get_current_stream() -> _Stream:
-    return _Stream()
-
-
-class Event:
-    """``cupy.cuda.Event``: ``record()`` notes the host clock. The emulator runs each launch to completion on the host
-    before returning, so the time between two events is the emulator's time for the work between them (no GPU's)."""
-
-    def __init__(self, block=False, disable_timing=False, interprocess=False):
-        self.time = None
-
-    def record(self, stream=None):
-        self.time = time.perf_counter()
-
-    def synchronize(self):
-        return None
-
-
-def _get_elapsed_time(start: Event, end: Event) -> float:
-    """``cupy.cuda.get_elapsed_time``: milliseconds from ``start`` to ``end``."""
-    return (end.time - start.time) * 1e3
-
-
 _core = types.SimpleNamespace(_routines_linalg=_routines_linalg)
 cuda = types.SimpleNamespace(
-    Device=Device, Event=Event, get_elapsed_time=_get_elapsed_time, get_current_stream=_get_current_stream,
-    nccl=nccl_standin,
+    Device=Device, Event=streams.Event, Stream=streams.Stream, get_elapsed_time=streams.get_elapsed_time,
+    get_current_stream=streams.get_current_stream, nccl=nccl_standin,
     runtime=types.SimpleNamespace(getDevice=_get_device, getDeviceCount=_get_device_count,
                                   getDeviceProperties=_get_device_properties),
 )
@@ -275,7 +252,10 @@ class _Kernel:
                 raise CudaEmuError(f"kernel '{self.name}': argument {position} (shape {value.shape}) lives on device "
                                    f"{value.device_id}, the launch is on device {current}: a kernel given another "
                                    "device's pointer reads and writes the wrong memory on a GPU")
+        queue = streams.begin(f"kernel '{self.name}'", args, args) if streams.tracking else None
         self._emulated(grid, block, args, shared_mem=shared_mem, ftz=flush_subnormals)
+        if queue is not None:  # which arguments it wrote is not known: all, as far as ordering goes
+            streams.end(queue, f"kernel '{self.name}'", args)
 
 
 class RawModule:

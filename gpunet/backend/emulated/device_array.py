@@ -16,6 +16,9 @@ Transfers to the host: every way a CuPy array's values reach the host (``cupy.as
 ``float()``, ``int()``, ``bool()``, ``operator.index``, printing, and indexing with a boolean mask, whose result size
 CuPy copies to the host) copies from the device and waits for it;
 ``transfers_to_host(device)`` counts them per device here, so a test can see how often a loop waits for the device.
+
+Streams: every operation runs on the current stream; once a second stream exists, each is checked against the
+work of other streams on the same memory (``streams``).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import threading
 
 import numpy
 
+from . import streams
 from .linalg import tf32_operands
 
 _state = threading.local()  # as cudaSetDevice, the current device is per host thread
@@ -54,6 +58,8 @@ def _to_host(conversion):
     """``conversion`` of a DeviceArray (``item``, ``__float__``, ...), counted as a transfer to the host."""
 
     def converted(self, *args, **kwargs):
+        if streams.tracking:
+            streams.begin(f"DeviceArray.{conversion.__name__}", (self,))
         count_transfer(self.device_id)
         return conversion(self.view(numpy.ndarray), *args, **kwargs)
 
@@ -95,18 +101,30 @@ class DeviceArray(numpy.ndarray):
         what = f"{ufunc.__name__}{'' if method == '__call__' else '.' + method}"
         check_no_host(what, inputs + (out or ()))
         check_current_device(what, inputs + (out or ()))
+        queue = streams.begin(what, inputs, out or ()) if streams.tracking else None
         if out is not None:
             kwargs["out"] = tuple(host_view(a) for a in out)
         operands = tf32_operands(ufunc, host_view(inputs)) if method == "__call__" else host_view(inputs)
         result = getattr(ufunc, method)(*operands, **kwargs)
-        if out is not None:
-            return out[0] if len(out) == 1 else out
-        return to_device(result)
+        result = to_device(result) if out is None else out[0] if len(out) == 1 else out
+        if queue is not None:
+            streams.end(queue, what, leaves(result))
+        return result
 
     def __getitem__(self, key):
-        if any(isinstance(k, numpy.ndarray) and k.dtype == bool for k in (key if isinstance(key, tuple) else (key,))):
+        keys = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(k, numpy.ndarray) and k.dtype == bool for k in keys):
             count_transfer(self.device_id)  # CuPy copies the mask's count to the host to size the result
-        return to_device(super().__getitem__(key))
+        result = to_device(super().__getitem__(key))
+        if streams.tracking and isinstance(result, DeviceArray) and not numpy.may_share_memory(result, self):
+            streams.end(streams.begin("indexing", (self, *keys)), "indexing", (result,))  # a copy: a kernel
+        return result
+
+    def __setitem__(self, key, value):
+        queue = streams.begin("assignment", leaves((key, value)), (self,)) if streams.tracking else None
+        super().__setitem__(key, value)
+        if queue is not None:
+            streams.end(queue, "assignment", (self,))
 
     # Values to the host: each a device-to-host copy that waits for the device, as in CuPy.
     item = _to_host(numpy.ndarray.item)
@@ -123,12 +141,17 @@ class DeviceArray(numpy.ndarray):
     def __array_function__(self, func, types, args, kwargs):
         check_no_host(func.__name__, (args, kwargs))
         check_current_device(func.__name__, (args, kwargs))
-        return to_device(func(*host_view(args), **host_view(kwargs)))
+        out = kwargs.get("out")
+        queue = streams.begin(func.__name__, leaves((args, kwargs)), leaves(out)) if streams.tracking else None
+        result = to_device(func(*host_view(args), **host_view(kwargs)))
+        if queue is not None:
+            streams.end(queue, func.__name__, leaves((result, out)))
+        return result
 
 
 def check_no_host(what: str, values) -> None:
     """Raise TypeError when ``values`` (nested tuples, lists, dicts) hold a host NumPy array (CuPy would)."""
-    for value in _leaves(values):
+    for value in leaves(values):
         if isinstance(value, numpy.ndarray) and not isinstance(value, DeviceArray):
             raise TypeError(
                 f"{what}: got a host NumPy array (shape {value.shape}, {value.dtype}) among device arrays; CuPy "
@@ -140,7 +163,7 @@ def check_current_device(what: str, values) -> None:
     """Raise ValueError when a device array in ``values`` lives on another device than the current one (CuPy's
     message when the two devices have no peer access; with peer access CuPy would silently work across them)."""
     current = current_device()
-    for value in _leaves(values):
+    for value in leaves(values):
         if isinstance(value, DeviceArray) and value.device_id != current:
             raise ValueError(
                 f"{what}: the device where the array resides ({value.device_id}) is different from the current "
@@ -149,13 +172,13 @@ def check_current_device(what: str, values) -> None:
             )
 
 
-def _leaves(values):
+def leaves(values):
     if isinstance(values, (tuple, list)):
         for v in values:
-            yield from _leaves(v)
+            yield from leaves(v)
     elif isinstance(values, dict):
         for v in values.values():
-            yield from _leaves(v)
+            yield from leaves(v)
     else:
         yield values
 

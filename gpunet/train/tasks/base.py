@@ -79,7 +79,8 @@ State. ``state_dict()`` / ``load_state_dict(state)`` carry the task's own state 
 every checkpoint, so resume is exact, also mid-epoch: plain Python values and NumPy arrays only
 (``gpunet.train.checkpoint`` stores them without pickle). State that differs between data-parallel ranks (persistent
 CD chains) goes in ``rank_state_dict()`` / ``load_rank_state_dict(state)`` instead: the checkpoint keeps every
-rank's, and on resume rank r gets saved rank r's (None, to start afresh, when the run was saved by fewer ranks).
+rank's, and on resume rank r gets saved rank r's (None, to start afresh, when the run was saved by fewer ranks), or
+what ``saved_rank_state`` makes of them (the language model re-splits its carried states by rows).
 Models, optimizers and the RNG are saved by the Trainer.
 Multi-model checkpoints keep one model ``state_dict`` with keys prefixed ``<name>.`` and one optimizer entry holding
 ``{<name>: state}``; a one-model task's checkpoint is exactly the classic format.
@@ -345,6 +346,13 @@ class Task:
         """The part of the task's state that is this rank's own in a data-parallel run (persistent CD chains): every
         rank's is saved, in rank order (a single process is rank 0 of 1)."""
         return {}
+
+    def saved_rank_state(self, saved: list, rank: int, world_size: int) -> dict | None:
+        """This rank's ``load_rank_state_dict`` argument from every saved rank's ``rank_state_dict()`` (``saved``, in
+        rank order) in a run of ``world_size`` ranks: saved rank ``rank``'s, None beyond the saved ranks. A task
+        whose per-rank state is its rows of the global batch overrides it to re-split them for another number of
+        ranks."""
+        return saved[rank] if rank < len(saved) else None
 
     def load_rank_state_dict(self, state: dict | None) -> None:
         """Restore ``rank_state_dict()``'s state of this rank; None when the checkpoint has none for it (saved by

@@ -4,7 +4,9 @@ The data are consecutive windows of token ids (x) and the same windows one token
 Training batches are parallel streams (``gpunet.data.StreamLoader``: row b of a batch continues row b of the
 previous batch); each batch's windows are cut into chunks of ``bptt`` steps, and every chunk is one update whose
 recurrent layers start from the state the previous chunk ended with, detached (so gradients flow back ``bptt`` steps
-at most). The state is zero at each epoch's start and is saved in checkpoints, so resume is exact mid-epoch.
+at most). The state is zero at each epoch's start and is saved in checkpoints, so resume is exact mid-epoch. In a
+data-parallel run each rank carries the rows of its share of the batch; every rank's are saved, and a resume with
+another number of ranks re-splits them by rows (``resplit_rows``), so every stream keeps its state.
 Validation and test windows are scored from a zero state each (their batches are not streams).
 
 The model is a ``Sequential`` (a config's ``layers:``) mapping (N, L) ids to (N, L, vocabulary) logits: an
@@ -184,14 +186,40 @@ class LanguageModel(Task):
 
     # ----- state ---------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        state = {"epoch": self._epoch, "layers": sorted(self._states)}
+        return {"epoch": self._epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._epoch = int(state["epoch"])
+
+    def rank_state_dict(self) -> dict:
+        state = {"layers": sorted(self._states)}
         for index, value in self._states.items():
             for part, t in enumerate(value if isinstance(value, tuple) else (value,)):
                 state[f"state_{index}_{part}"] = t.numpy()
         return state
 
-    def load_state_dict(self, state: dict) -> None:
-        self._epoch, self._states = int(state["epoch"]), {}
-        for index in state["layers"]:
+    def saved_rank_state(self, saved: list, rank: int, world_size: int) -> dict:
+        return resplit_rows(saved, rank, world_size)
+
+    def load_rank_state_dict(self, state: dict | None) -> None:
+        self._states = {}
+        for index in (state or {"layers": []})["layers"]:
             parts = [self.input(state[k]) for k in sorted(k for k in state if k.startswith(f"state_{index}_"))]
             self._states[int(index)] = tuple(parts) if len(parts) > 1 else parts[0]
+
+
+def resplit_rows(saved: list, rank: int, world_size: int) -> dict:
+    """Rank ``rank`` of ``world_size``'s carried states from every saved rank's ``rank_state_dict()`` (``saved``, in
+    rank order). Saved rank r of N carried rows ``numpy.array_split(range(batch), N)[r]`` of the global batch's
+    streams (its share, see ``gpunet.data.DataLoader``), so the saved rows joined in rank order are every stream's,
+    and rank ``rank`` takes its share of them: each stream keeps its state (with the same N, saved rank r's own;
+    ranks with an empty share carry none). States are (layers * directions, batch, hidden): rows on axis 1."""
+    carrying = [state for state in saved if state and len(state["layers"])]
+    if not carrying:
+        return {"layers": []}
+    names = [name for name in carrying[0] if name != "layers"]
+    joined = {name: np.concatenate([np.asarray(state[name]) for state in carrying], axis=1) for name in names}
+    rows = np.array_split(np.arange(joined[names[0]].shape[1]), world_size)[rank]
+    if not len(rows):
+        return {"layers": []}
+    return {"layers": carrying[0]["layers"], **{name: a[:, rows[0]:rows[-1] + 1] for name, a in joined.items()}}
