@@ -1,18 +1,21 @@
 // Convolution family: im2col and its adjoint col2im (float32), for 1-D (H = 1) and 2-D convolution with
 // stride, padding and dilation; groups are a view of the columns. Reference:
-// gpunet/backend/numpy_kernels/conv.py. Performance model: docs/kernels.md.
+// gpunet/backend/references/conv.py. Performance model: docs/kernels.md.
 //
-// Layouts: x (N, C, H, W) contiguous. cols is stored channel-major, (C*kh*kw, N, OH*OW) contiguous (im2col can
+// Layouts: x (N, C, H, W) contiguous. cols is stored batch-innermost, (C*kh*kw, OH*OW, N) contiguous (im2col can
 // also write it batch-major, (N, C*kh*kw, OH*OW), for the CUDA forward's per-sample GEMM): row
-// c*kh*kw + i*kw + j holds input channel c at kernel offset (i, j) for every sample and output position.
+// c*kh*kw + i*kw + j holds input channel c at kernel offset (i, j) for every output position and sample.
 // Viewed as (N, C*kh*kw, OH*OW) it is PyTorch's F.unfold layout; stored this way the weight product of a whole
-// batch is one GEMM, weight (O, C*kh*kw) @ cols (C*kh*kw, N*OH*OW), for the forward pass and both gradients.
+// batch is one GEMM, weight (O, C*kh*kw) @ cols (C*kh*kw, OH*OW*N), for both gradients (and the forward pass
+// where it is not batch-major), and the CPU reference moves rows of OW*N elements instead of OW.
 // Padding is implicit (zeros, never materialised).
 //
 // im2col: one thread per (n, c, oh, ow) writes its kh*kw column entries; neighbouring threads handle
-// neighbouring ow, so every store is coalesced and loads are coalesced for stride 1.
+// neighbouring n (batch-innermost) or ow (batch-major), the innermost axis of the columns, so every store is
+// coalesced.
 // col2im: a gather, one thread per input pixel (n, c, h, w) sums the column entries that read it, in (i, j)
-// order: no atomics, the same result on every run.
+// order: no atomics, the same result on every run; neighbouring threads handle neighbouring n, so every load is
+// coalesced.
 // Both use 32-bit index arithmetic when every index fits (a 64-bit division costs several times more).
 #include "common.cuh"
 
@@ -42,19 +45,30 @@ template <typename I>
 __device__ __forceinline__ void im2col_body(const float* __restrict__ x, float* __restrict__ cols, I total,
                                             const Geometry g, bool batch_major) {
     using S = typename Signed<I>::type;
-    const I OW = g.OW, OH = g.OH, H = g.H, W = g.W, C = g.C, kh = g.kh, kw = g.kw, L = OH * OW;
-    const I row_step = batch_major ? L : g.N * L;             // from entry (r, n, l) to (r + 1, n, l)
-    const I sample_step = batch_major ? C * kh * kw * L : L;  // from entry (r, n, l) to (r, n + 1, l)
+    const I N = g.N, OW = g.OW, OH = g.OH, H = g.H, W = g.W, C = g.C, kh = g.kh, kw = g.kw, L = OH * OW;
+    const I row_step = batch_major ? L : L * N;  // from entry (r, n, l) to (r + 1, n, l)
     const S sh = g.sh, sw = g.sw, ph = g.ph, pw = g.pw, dh = g.dh, dw = g.dw, Hs = g.H, Ws = g.W;
     CONV_GRID_STRIDE_LOOP(I, t, total) {
-        const I ow = t % OW;
-        I plane = t / OW;  // n * C + c after the next line
-        const I oh = plane % OH;
-        plane /= OH;
-        const I n = plane / C, c = plane - n * C;
-        const float* xp = x + plane * (H * W);
-        // entry (c*kh*kw + k, n, oh*OW + ow); consecutive k are row_step apart
-        float* out = cols + c * (kh * kw * row_step) + n * sample_step + oh * OW + ow;
+        I n, c, oh, ow, rest;
+        if (batch_major) {  // t = ((n * C + c) * OH + oh) * OW + ow
+            ow = t % OW;
+            rest = t / OW;
+            oh = rest % OH;
+            rest /= OH;
+            n = rest / C;
+            c = rest - n * C;
+        } else {  // t = ((c * OH + oh) * OW + ow) * N + n
+            n = t % N;
+            rest = t / N;
+            ow = rest % OW;
+            rest /= OW;
+            oh = rest % OH;
+            c = rest / OH;
+        }
+        const float* xp = x + (n * C + c) * (H * W);
+        // entry (c*kh*kw + k, oh*OW + ow, n), or (n, c*kh*kw + k, oh*OW + ow): consecutive k are row_step apart
+        float* out = cols + c * (kh * kw * row_step) +
+                     (batch_major ? n * (C * kh * kw * L) + oh * OW + ow : (oh * OW + ow) * N + n);
         const S h0 = static_cast<S>(oh) * sh - ph, w0 = static_cast<S>(ow) * sw - pw;
         for (S i = 0; i < static_cast<S>(kh); ++i) {
             const S h = h0 + i * dh;
@@ -74,15 +88,15 @@ template <typename I, bool UNIT_STRIDE>
 __device__ __forceinline__ void col2im_body(const float* __restrict__ cols, float* __restrict__ x, I total,
                                             const Geometry g) {
     using S = typename Signed<I>::type;
-    const I OW = g.OW, L = g.OH * g.OW, NL = g.N * L, H = g.H, W = g.W, C = g.C, K = g.kh * g.kw;
+    const I N = g.N, OW = g.OW, LN = g.OH * g.OW * g.N, H = g.H, W = g.W, C = g.C, K = g.kh * g.kw;
     const S sh = g.sh, sw = g.sw, dh = g.dh, dw = g.dw, kh = g.kh, kw = g.kw, OHs = g.OH, OWs = g.OW;
-    CONV_GRID_STRIDE_LOOP(I, t, total) {
-        const I w = t % W;
-        I plane = t / W;
-        const I h = plane % H;
-        plane /= H;
-        const I n = plane / C, c = plane - n * C;
-        const float* col = cols + c * (K * NL) + n * L;  // entry (c*K + k, n, l) is col[k * NL + l]
+    CONV_GRID_STRIDE_LOOP(I, t, total) {  // t = ((c * H + h) * W + w) * N + n
+        const I n = t % N;
+        I rest = t / N;
+        const I w = rest % W;
+        rest /= W;
+        const I h = rest % H, c = rest / H;
+        const float* col = cols + c * (K * LN) + n;  // entry (c*K + k, l, n) is col[k * LN + l * N]
         // Output row oh reads input row h at kernel row i when oh * sh + i * dh == h + ph.
         const S hp = static_cast<S>(h) + g.ph, wp = static_cast<S>(w) + g.pw;
         float sum = 0.0f;
@@ -98,10 +112,10 @@ __device__ __forceinline__ void col2im_body(const float* __restrict__ cols, floa
                 if (!UNIT_STRIDE && ww % sw != 0) continue;
                 const S ow = UNIT_STRIDE ? ww : ww / sw;
                 if (ow >= OWs) continue;
-                sum += col[static_cast<I>(i * kw + j) * NL + static_cast<I>(oh) * OW + static_cast<I>(ow)];
+                sum += col[static_cast<I>(i * kw + j) * LN + (static_cast<I>(oh) * OW + static_cast<I>(ow)) * N];
             }
         }
-        x[t] = sum;
+        x[((n * C + c) * H + h) * W + w] = sum;
     }
 }
 
@@ -111,9 +125,9 @@ __device__ __forceinline__ bool fits_32_bits(long long a, long long b) {
 
 }  // namespace
 
-// cols = im2col(x): x (N, C, H, W), cols (C*kh*kw, N, OH*OW), or with batch_major != 0 (N, C*kh*kw, OH*OW)
+// cols = im2col(x): x (N, C, H, W), cols (C*kh*kw, OH*OW, N), or with batch_major != 0 (N, C*kh*kw, OH*OW)
 // (the layout of a per-sample GEMM that writes the convolution's (N, O, OH*OW) output directly). One thread per
-// (n, c, oh, ow); any grid.
+// (n, c, oh, ow), n fastest (ow fastest when batch-major); any grid.
 extern "C" __global__ void im2col_f32(const float* __restrict__ x, float* __restrict__ cols, long long N, long long C,
                                       long long H, long long W, long long kh, long long kw, long long sh, long long sw,
                                       long long ph, long long pw, long long dh, long long dw, long long OH,
@@ -127,8 +141,8 @@ extern "C" __global__ void im2col_f32(const float* __restrict__ x, float* __rest
     }
 }
 
-// x = col2im(cols), the adjoint of im2col (cols (C*kh*kw, N, OH*OW)), as a gather: one thread per input pixel
-// (n, c, h, w); any grid.
+// x = col2im(cols), the adjoint of im2col (cols (C*kh*kw, OH*OW, N)), as a gather: one thread per input pixel
+// (n, c, h, w), n fastest; any grid.
 extern "C" __global__ void col2im_f32(const float* __restrict__ cols, float* __restrict__ x, long long N, long long C,
                                       long long H, long long W, long long kh, long long kw, long long sh, long long sw,
                                       long long ph, long long pw, long long dh, long long dw, long long OH,

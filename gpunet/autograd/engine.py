@@ -129,7 +129,10 @@ def run_backward(outputs, grad_outputs, create_graph, targets=None, retain_graph
     if targets is not None:
         keys = {_key(t) for t in targets}
 
-    def deliver(tensor, g, pending, heap):
+    pending: dict = {}  # node -> gradients of its outputs so far
+    heap: list = []  # nodes with a gradient, to run latest generation first
+
+    def deliver(tensor, g):
         creator = tensor.creator
         if creator is None:
             if not tensor.requires_grad:
@@ -154,17 +157,15 @@ def run_backward(outputs, grad_outputs, create_graph, targets=None, retain_graph
         slots[i] = g if slots[i] is None else ops.add(slots[i], g)
 
     with set_grad_enabled(create_graph), outputs[0].backend.activate():  # CuPy works on the current device
-        pending: dict = {}
-        heap: list = []
         for out, g in zip(outputs, seeds):
             if not (out.requires_grad or out.creator is not None):
                 raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
-            deliver(out, g, pending, heap)
+            deliver(out, g)
             if hooks and out.creator is None and out.requires_grad and id(out) not in uses:
                 uses[id(out)] = 1
                 used(out)
         while heap:
-            _, _, node = heapq.heappop(heap)
+            node = heapq.heappop(heap)[2]
             grads = pending.pop(node)
             if node.released:
                 raise RuntimeError(RELEASED_MESSAGE)
@@ -179,12 +180,12 @@ def run_backward(outputs, grad_outputs, create_graph, targets=None, retain_graph
                 input_grads = (input_grads,)
             for x, gx, need in zip(node.inputs, input_grads, node.needs_input_grad):
                 if need and gx is not None:
-                    if gx.shape != x.shape:
+                    if gx.data.shape != x.data.shape:
                         raise RuntimeError(
                             f"internal error: {type(node).__name__}.backward gave a gradient of shape "
                             f"{tuple(gx.shape)} for an input of shape {tuple(x.shape)}"
                         )
-                    deliver(x, gx, pending, heap)
+                    deliver(x, gx)
                 if hooks and x.creator is None and x.requires_grad:
                     used(x)
     return captured

@@ -15,14 +15,23 @@ def is_grad_enabled() -> bool:
     return state.enabled
 
 
-@contextlib.contextmanager
-def set_grad_enabled(mode: bool):
-    """Within the block, record the graph only when ``mode`` is true."""
-    previous, state.enabled = state.enabled, bool(mode)
-    try:
-        yield
-    finally:
-        state.enabled = previous
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Within the block (or the decorated function), record the graph only when ``mode`` is true.
+
+    A class rather than a generator-based context: every backward and every optimizer step enters one, and the
+    generator machinery costs several times as much."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._previous = []  # a stack: one object may be entered again inside itself (a recursive decorated function)
+
+    def __enter__(self):
+        self._previous.append(state.enabled)
+        state.enabled = self.mode
+
+    def __exit__(self, *exc):
+        state.enabled = self._previous.pop()
+        return False
 
 
 def no_grad():

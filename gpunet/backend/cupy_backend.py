@@ -56,6 +56,7 @@ class CupyBackend(FusedKernels):
     """Array work on one CUDA device through ``cupy_module`` (real CuPy, or the CPU stand-in for "cuda-emu")."""
 
     name = "cupy"
+    activates_device = True  # ``activate()`` makes this device CuPy's current one
 
     def __init__(self, device: Device, cupy_module):
         self.device = device

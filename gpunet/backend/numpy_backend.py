@@ -19,6 +19,7 @@ class NumpyBackend(FusedKernels):
     name = "numpy"
     xp = numpy
     implementation = "NumPy"
+    activates_device = False  # ``activate()`` does nothing: there is no current device to switch on the CPU
 
     def __init__(self):
         self.device = Device("cpu")

@@ -75,10 +75,12 @@ class Module:
         self._non_persistent_buffers.discard(name)
 
     def __getattr__(self, name):
+        """Parameters, buffers and children (reached only when ordinary lookup fails: every ``self.weight``)."""
         d = self.__dict__
-        for registry in ("_parameters", "_buffers", "_modules"):
-            if registry in d and name in d[registry]:
-                return d[registry][name]
+        if "_parameters" in d:  # else Module.__init__ has not run yet
+            for registry in (d["_parameters"], d["_buffers"], d["_modules"]):
+                if name in registry:
+                    return registry[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name):

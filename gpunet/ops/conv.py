@@ -14,9 +14,11 @@ import numpy
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
+from ..autograd.grad_mode import state as _grad_state
 from ..autograd.tensor import Tensor
 from ..backend import cuda_settings
 from ..backend.geometry import conv_output_size
+from ..backend.references.conv import batch_first
 from .arithmetic import add, matmul
 from .reduction import sum
 from .shape import getitem, permute, reshape, transpose
@@ -51,10 +53,10 @@ class Col2Im(Function):
 class Conv2d(Function):
     """y = conv2d(x, weight[, bias]) for x (N, C, H, W), weight (O, C/groups, kh, kw), symmetric zero padding.
 
-    On the CPU the columns are stored channel-major (see ``gpunet.backend.references.conv``), so each group's
-    product is one GEMM over the whole batch: weight (O/G, C/G*kh*kw) @ cols (C/G*kh*kw, N*OH*OW), in the forward
-    pass and in both gradients (batched over the G groups); its (O, N, OH*OW) result is then copied, with the
-    bias, into the (N, O, OH, OW) output. On CUDA the forward's columns are batch-major and one batched GEMM
+    On the CPU the columns are stored batch-innermost (see ``gpunet.backend.references.conv``), so each group's
+    product is one GEMM over the whole batch: weight (O/G, C/G*kh*kw) @ cols (C/G*kh*kw, OH*OW*N), in the forward
+    pass and in both gradients (batched over the G groups); the bias is added to its (O, OH*OW, N) result, which
+    is then copied block by block into the (N, O, OH, OW) output (``batch_first``). On CUDA the forward's columns are batch-major and one batched GEMM
     (cuBLAS, the weight broadcast over the samples) writes the output in place, the bias added in place: the
     output is written once. (NumPy's matmul leaves BLAS for a broadcast operand: 4-9x slower on the CPU. CuPy runs
     a broadcast float32 matmul as ``cublasSgemmBatched``, which its TF32 compute type does not reach, so with TF32
@@ -87,16 +89,17 @@ class Conv2d(Function):
             if bias is not None:
                 out += bias.reshape(1, o, 1, 1)
             return out
-        y = xp.matmul(weight.reshape(g, og, ckg), cols.transpose(1, 0, 2).reshape(g, ckg, n * l))  # (G, O/G, N*L)
-        y = y.reshape((o, n) + self.out_shape).transpose(1, 0, 2, 3)  # a (N, O, OH, OW) view
-        out = xp.empty(y.shape, dtype=y.dtype)
-        if bias is None:
-            out[...] = y
-        else:
-            xp.add(y, bias.reshape(1, o, 1, 1), out=out)
+        y = xp.matmul(weight.reshape(g, og, ckg), cols.transpose(1, 2, 0).reshape(g, ckg, l * n))  # (G, O/G, L*N)
+        if bias is not None:
+            rows = y.reshape(o, l * n)
+            rows += bias.reshape(o, 1)
+        out = xp.empty((n, o) + self.out_shape, dtype=y.dtype)
+        batch_first(xp, y.reshape(o * l, n), out.reshape(n, o * l))  # (O, L, N) -> (N, O, OH, OW)
         return out
 
     def backward(self, gy):
+        if not _grad_state.enabled:
+            return self._first_order_backward(gy)
         x, weight = self.inputs[0], self.inputs[1]
         need = self.needs_input_grad
         n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
@@ -105,22 +108,43 @@ class Conv2d(Function):
             return reshape(t, (rows, columns) if g == 1 else (g, rows, columns))  # take transposes without a copy
 
         gy3 = reshape(gy, (n, o, l))
-        gy_g = per_group(permute(gy3, (1, 0, 2)), og, n * l)
+        gy_g = per_group(permute(gy3, (1, 2, 0)), og, l * n)  # (O, L, N): the columns' batch-innermost order
         gx = gw = gb = None
         if need[0]:
-            gcols = matmul(transpose(per_group(weight, og, ckg), -1, -2), gy_g)  # (G, C/G*K, N*L)
-            gcols = permute(reshape(gcols, (g * ckg, n, l)), (1, 0, 2))  # (N, C*K, L), stored channel-major
+            gcols = matmul(transpose(per_group(weight, og, ckg), -1, -2), gy_g)  # (G, C/G*K, L*N)
+            gcols = permute(reshape(gcols, (g * ckg, l, n)), (2, 0, 1))  # (N, C*K, L), stored batch-innermost
             gx = Col2Im(x.shape, *self.geometry).apply(gcols)
         if need[1]:
             if self.cols is None or (is_grad_enabled() and x.requires_grad):  # rebuilt, or a node of x in a graph
                 cols = Im2Col(x.shape, *self.geometry).apply(x)
             else:
                 cols = Tensor(self.cols, x.backend)
-            cols_g = per_group(permute(cols, (1, 0, 2)), ckg, n * l)  # a view when channel-major
+            cols_g = per_group(permute(cols, (1, 2, 0)), ckg, l * n)  # a view when batch-innermost
             gw = reshape(matmul(gy_g, transpose(cols_g, -1, -2)), weight.shape)
         if len(need) > 2 and need[2]:
             gb = sum(gy3, (0, 2))
         return (gx, gw) if len(need) == 2 else (gx, gw, gb)
+
+    def _first_order_backward(self, gy):
+        """The same products on arrays, when the backward itself is not recorded (every training step): no graph
+        nodes, and the bias gradient summed over gy's contiguous (O, L*N) copy."""
+        x, weight = self.inputs[0], self.inputs[1]
+        backend, need = x.backend, self.needs_input_grad
+        n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
+        shape = (og, l * n) if g == 1 else (g, og, l * n)  # 2-D for one group, as in backward
+        gy_g = backend.xp.ascontiguousarray(gy.data.reshape(n, o, l).transpose(1, 2, 0)).reshape(shape)
+        gx = gw = gb = None
+        if need[0]:
+            w_g = weight.data.reshape(shape[:-2] + (og, ckg))
+            gcols = (w_g.swapaxes(-1, -2) @ gy_g).reshape(g * ckg, l, n).transpose(2, 0, 1)  # batch-innermost
+            gx = Tensor(backend.col2im(gcols, x.shape, *self.geometry), backend)
+        if need[1]:
+            cols = self.cols if self.cols is not None else backend.im2col(x.data, *self.geometry)
+            cols_g = cols.transpose(1, 2, 0).reshape(shape[:-2] + (ckg, l * n))  # a view when batch-innermost
+            gw = Tensor((gy_g @ cols_g.swapaxes(-1, -2)).reshape(weight.shape), backend)
+        if len(need) == 2:
+            return gx, gw
+        return gx, gw, (Tensor(gy_g.sum(-1).reshape(o), backend) if need[2] else None)
 
 
 # ----- arguments ------------------------------------------------------------------------------------------------
@@ -251,7 +275,8 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """The adjoint of conv2d with respect to its input, PyTorch's ``F.conv_transpose2d``: weight
     (in_channels, out_channels/groups, kh, kw); output size (H - 1) s - 2 p + d (k - 1) + output_padding + 1
-    (output_padding < stride). Built as Col2Im(weight^T @ x) from differentiable ops."""
+    (output_padding < stride). Built as Col2Im(weight^T @ x) from differentiable ops, the columns batch-innermost
+    as conv2d's (one GEMM per group over the whole batch)."""
     return convolution_transpose2d(input, weight, bias, stride, padding, output_padding, groups, dilation,
                              "conv_transpose2d")
 
@@ -276,9 +301,10 @@ def convolution_transpose2d(input, weight, bias, stride, padding, output_padding
         raise ValueError(f"{where}: input {tuple(input.shape)} with weight {tuple(weight.shape)}, stride {stride}, "
                          f"padding {padding} gives an empty output {size}; use less padding")
     k = kernel[0] * kernel[1]
-    w_g = reshape(weight, (g, c // g, -1))  # (G, C/G, O/G * K)
-    x_g = reshape(x, (n, g, c // g, h * w))
-    cols = reshape(matmul(transpose(w_g, -1, -2), x_g), (n, out_c * k, h * w))
+    w_g = reshape(weight, (c, -1) if g == 1 else (g, c // g, -1))  # (G, C/G, O/G * K)
+    x_g = reshape(permute(x, (1, 2, 3, 0)), (c, h * w * n) if g == 1 else (g, c // g, h * w * n))
+    cols = matmul(transpose(w_g, -1, -2), x_g)  # one GEMM per group for the batch: (G, O/G * K, H*W*N)
+    cols = permute(reshape(cols, (out_c * k, h * w, n)), (2, 0, 1))  # (N, O*K, H*W), stored batch-innermost
     y = Col2Im((n, out_c) + size, kernel, stride, padding, dilation).apply(cols)
     if bias is not None:
         y = add(y, reshape(bias, (1, out_c, 1, 1)))

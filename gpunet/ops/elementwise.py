@@ -8,11 +8,6 @@ from .conversion import as_tensor
 from .shape import sum_to
 
 
-def _mask(x, array):
-    """A constant (no-gradient) tensor of ``x``'s dtype from a boolean or numeric array."""
-    return Tensor(array.astype(x.dtype, copy=False), x.backend)
-
-
 class Exp(Function):
     def forward(self, backend, x):
         return backend.xp.exp(x)
@@ -43,7 +38,22 @@ class Abs(Function):
 
     def backward(self, gy):
         x = self.inputs[0]
-        return mul(gy, _mask(x, x.backend.xp.sign(x.data)))
+        return mul(gy, Tensor(x.backend.xp.sign(x.data), x.backend))  # a constant: sign has no gradient
+
+
+class PassWhere(Function):
+    """``gy * mask`` for a constant boolean ``mask``, the gradient of ReLU and clamp: one multiply (NumPy and CuPy
+    cast the mask to 0 or 1 of gy's dtype inside it), no float copy of the mask, no broadcasting node. Linear in gy,
+    so its own backward."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def forward(self, backend, gy):
+        return backend.xp.multiply(gy, self.mask)
+
+    def backward(self, ggx):
+        return PassWhere(self.mask).apply(ggx)
 
 
 class Clamp(Function):
@@ -60,7 +70,7 @@ class Clamp(Function):
             inside = inside & (x >= self.low)
         if self.high is not None:
             inside = inside & (x <= self.high)
-        return mul(gy, _mask(self.inputs[0], inside))
+        return PassWhere(inside).apply(gy)
 
 
 class Where(Function):
@@ -132,8 +142,7 @@ class ReLU(Function):
         return backend.xp.maximum(x, 0)
 
     def backward(self, gy):
-        x = self.inputs[0]
-        return mul(gy, _mask(x, x.data > 0))
+        return PassWhere(self.inputs[0].data > 0).apply(gy)
 
 
 def exp(x):

@@ -7,7 +7,7 @@ from ..autograd.function import Function
 
 
 def _normalize_dim(dim, ndim, op):
-    if not isinstance(dim, numbers.Integral):
+    if type(dim) is not int and not isinstance(dim, numbers.Integral):  # ``type`` first: an ABC check is slow
         raise TypeError(f"{op}: dim must be an integer, got {dim!r}")
     if not -max(ndim, 1) <= dim < max(ndim, 1):  # a 0-d tensor takes dim 0 or -1, as in PyTorch
         raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
@@ -74,19 +74,17 @@ class Reshape(Function):
 
 def reshape(x, shape):
     """``x`` with a new shape of the same number of elements (one dimension may be -1)."""
-    if isinstance(shape, numbers.Integral):
+    if type(shape) is not tuple and isinstance(shape, numbers.Integral):  # (an ABC check is slow: not for tuples)
         shape = (shape,)
-    shape = tuple(int(n) for n in shape)
-    if shape == x.shape:
+    shape = tuple(map(int, shape))
+    if shape == x.data.shape:
         return x
-    known = 1
-    for n in shape:
-        if n != -1:
-            known *= n
-    size = x.data.size
-    if shape.count(-1) > 1 or (-1 not in shape and known != size) or (-1 in shape and (known == 0 or size % known)):
-        raise ValueError(f"reshape: cannot reshape a tensor of shape {tuple(x.shape)} ({size} elements) to {shape}")
-    return Reshape(shape).apply(x)
+    if min(shape, default=0) >= -1:  # NumPy would read any negative size as the unknown one, PyTorch only -1
+        try:  # the array's reshape checks the element count (and one -1 at most): not checked again in Python
+            return Reshape(shape).apply(x)
+        except ValueError:
+            pass
+    raise ValueError(f"reshape: cannot reshape a tensor of shape {tuple(x.shape)} ({x.data.size} elements) to {shape}")
 
 
 def flatten(x, start_dim=0, end_dim=-1):
@@ -131,11 +129,13 @@ class Permute(Function):
 
 def permute(x, dims):
     """Reorder the dimensions of ``x`` (a view)."""
-    dims = tuple(_normalize_dim(d, x.ndim, "permute") for d in dims)
-    if sorted(dims) != list(range(x.ndim)):
-        raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dimensions of shape {tuple(x.shape)}")
-    if dims == tuple(range(x.ndim)):
+    ndim = x.data.ndim
+    dims = tuple([_normalize_dim(d, ndim, "permute") for d in dims])
+    identity = tuple(range(ndim))
+    if dims == identity:
         return x
+    if tuple(sorted(dims)) != identity:
+        raise ValueError(f"permute: {dims} is not a permutation of the {ndim} dimensions of shape {tuple(x.shape)}")
     return Permute(dims).apply(x)
 
 

@@ -1,6 +1,6 @@
 """kernels/conv.cu on the CUDA emulator against float64 references: a direct loop definition of im2col written
 here, NumPy's reference (gpunet.backend.references.conv) and PyTorch's F.unfold / F.fold. Outputs are
-NaN-filled before every launch. Columns are stored channel-major, (C*kh*kw, N, OH*OW), and compared as
+NaN-filled before every launch. Columns are stored batch-innermost, (C*kh*kw, OH*OW, N), and compared as
 (N, C*kh*kw, OH*OW) views."""
 
 import numpy as np
@@ -28,20 +28,20 @@ def geometry(x_shape, kernel, stride, padding, dilation):
 
 
 def run_im2col(mod, x, kernel, stride, padding, dilation, grid=None, block=64, batch_major=False):
-    """cols as (N, C*kh*kw, OH*OW): a view of channel-major storage, or batch-major storage itself."""
+    """cols as (N, C*kh*kw, OH*OW): a view of batch-innermost storage, or batch-major storage itself."""
     out, args = geometry(x.shape, kernel, stride, padding, dilation)
     n, c = x.shape[:2]
     rows, length = c * kernel[0] * kernel[1], out[0] * out[1]
-    cols = ce.nan_array((n, rows, length) if batch_major else (rows, n, length))
+    cols = ce.nan_array((n, rows, length) if batch_major else (rows, length, n))
     threads = n * c * length
     mod.launch("im2col_f32", grid or -(-threads // block), block, (x, cols) + args + (np.int64(batch_major),))
-    return cols if batch_major else cols.transpose(1, 0, 2)
+    return cols if batch_major else cols.transpose(2, 0, 1)
 
 
 def run_col2im(mod, cols, x_shape, kernel, stride, padding, dilation, grid=None, block=64):
     _, args = geometry(x_shape, kernel, stride, padding, dilation)
     x = ce.nan_array(x_shape)
-    cols = np.ascontiguousarray(cols.transpose(1, 0, 2))  # the kernel reads channel-major (C*K, N, L)
+    cols = np.ascontiguousarray(cols.transpose(1, 2, 0))  # the kernel reads batch-innermost (C*K, L, N)
     mod.launch("col2im_f32", grid or -(-int(np.prod(x_shape)) // block), block, (cols, x) + args)
     return x
 
@@ -89,8 +89,8 @@ def test_im2col_matches_the_definition(mod, x_shape, kernel, stride, padding, di
     np.testing.assert_array_equal(cols, expected)  # a copy: exact
     reference = ref.im2col(np, x.astype(np.float64), kernel, stride, padding, dilation, batch_major)
     np.testing.assert_array_equal(reference, expected)
-    # the storage the kernel writes: channel-major, or batch-major
-    assert (reference if batch_major else reference.transpose(1, 0, 2)).flags.c_contiguous
+    # the storage the kernel writes: batch-innermost, or batch-major
+    assert (reference if batch_major else reference.transpose(1, 2, 0)).flags.c_contiguous
 
 
 @pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation", CASES)
@@ -133,7 +133,7 @@ def test_any_launch_geometry_gives_the_same_result(mod, grid, block):
 
 def test_conv_kernels_under_address_sanitizer():
     asan = ce.load(CONV, sanitize="address")
-    x = inputs((1, 2, 5, 7), seed=5)
+    x = inputs((3, 2, 5, 7), seed=5)  # N > 1: the batch is the columns' innermost axis
     # padding reaching past every edge, with a general stride and with unit stride (col2im's two paths)
     for geo in (((3, 3), (2, 2), (2, 1), (2, 1)), ((2, 4), (1, 1), (1, 2), (2, 1))):
         cols = run_im2col(asan, x, *geo, grid=2, block=32)
@@ -230,7 +230,7 @@ def test_conv2d_on_cuda_writes_its_output_once_and_keeps_columns_by_size(device,
 @pytest.mark.parametrize("device", ["cuda-emu"], indirect=True)
 def test_conv2d_with_tf32_keeps_the_single_gemm_that_tf32_reaches(device, matmul_outs):
     """CuPy runs a broadcast float32 matmul as cublasSgemmBatched, outside its TF32 compute type: with TF32 allowed
-    the forward takes the one-GEMM form (no out=, channel-major columns), whose result the stand-in rounds as tensor
+    the forward takes the one-GEMM form (no out=, batch-innermost columns), whose result the stand-in rounds as tensor
     cores do: within TF32's error of the float32 result, and not equal to it."""
     import gpunet as gn
     from gpunet.nn import functional as F
@@ -244,3 +244,16 @@ def test_conv2d_with_tf32_keeps_the_single_gemm_that_tf32_reaches(device, matmul
     assert matmul_outs[0] is not None and matmul_outs[1] is None
     assert not np.array_equal(rounded, plain)
     np.testing.assert_allclose(rounded, plain, rtol=0, atol=2e-2)
+
+
+@pytest.mark.parametrize("shape, dtype", [((1000, 64), np.float32), ((37, 1500), np.float64), ((5, 3), np.float32)])
+def test_batch_first_is_the_transpose_in_blocks(shape, dtype):
+    """The CPU's blocked transposing copy (the forward's output, col2im's result): several blocks and a partial
+    last one (128 rows of 64 float32, 8 rows of 1500 float64), and a single block."""
+    rows = np.random.default_rng(10).standard_normal(shape).astype(dtype)
+    out = ref.batch_first(np, rows)
+    assert out.flags.c_contiguous and out.dtype == dtype
+    np.testing.assert_array_equal(out, rows.T)
+    into = np.full(shape[::-1], np.nan, dtype=dtype)
+    assert ref.batch_first(np, rows, into) is into
+    np.testing.assert_array_equal(into, rows.T)

@@ -2,7 +2,7 @@
 
 float32 launches the kernels, one thread per (n, c, oh, ow) for im2col and one per input pixel for col2im;
 float64 runs the xp reference (``gpunet.backend.references.conv``). cols are (N, C*kh*kw, OH*OW) views of
-channel-major (C*kh*kw, N, OH*OW) storage, as the reference returns them.
+batch-innermost (C*kh*kw, OH*OW, N) storage, as the reference returns them.
 """
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ def im2col(backend, x, kernel, stride, padding, dilation, batch_major=False):
     n, c = x.shape[:2]
     x = backend.xp.ascontiguousarray(x)
     rows, length = c * kernel[0] * kernel[1], out[0] * out[1]
-    cols = backend.xp.empty((n, rows, length) if batch_major else (rows, n, length), dtype=x.dtype)
+    cols = backend.xp.empty((n, rows, length) if batch_major else (rows, length, n), dtype=x.dtype)
     launch_per_element(backend, "conv", "im2col_f32", n * c * length,
                        (x, cols, *geometry_args(x.shape, out, kernel, stride, padding, dilation),
                         numpy.int64(bool(batch_major))))
-    return cols if batch_major else cols.transpose(1, 0, 2)
+    return cols if batch_major else cols.transpose(2, 0, 1)
 
 
 def check_col2im(cols, x_shape, kernel, stride, padding, dilation):
@@ -50,7 +50,7 @@ def check_col2im(cols, x_shape, kernel, stride, padding, dilation):
 def col2im(backend, cols, x_shape, kernel, stride, padding, dilation):
     x_shape = tuple(int(v) for v in x_shape)
     out = conv_output_shape(x_shape, kernel, stride, padding, dilation)
-    cols = backend.xp.ascontiguousarray(cols.transpose(1, 0, 2))  # channel-major; free for im2col's own output
+    cols = backend.xp.ascontiguousarray(cols.transpose(1, 2, 0))  # batch-innermost; free for im2col's own output
     x = backend.xp.empty(x_shape, dtype=cols.dtype)
     launch_per_element(backend, "conv", "col2im_f32", x.size,
                        (cols, x, *geometry_args(x_shape, out, kernel, stride, padding, dilation)))
