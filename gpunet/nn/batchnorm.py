@@ -12,7 +12,7 @@ from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 from ..backend import collectives
 from ..kinds import Arguments, Bool, Float, Int, Optional, checked
-from ..ops.normalization import batch_norm
+from ..ops.normalization import BatchStatisticsError, batch_norm
 from . import init
 from .module import Module
 from .parameter import Parameter
@@ -175,7 +175,7 @@ class SyncBatchNorm(_BatchNorm):
         local = x.data.size // self.num_features
         count = float(collectives.all_reduce(group, [local], self._key, _COUNT)[0])
         if count < 2:
-            raise ValueError(f"SyncBatchNorm({self.num_features}): the global batch has {count:g} value(s) per "
+            raise BatchStatisticsError(f"SyncBatchNorm({self.num_features}): the global batch has {count:g} value(s) per "
                              "channel; training needs at least 2")
         mean = _SumOverRanks(group, share, self._key, _SUM).apply(x.sum(axes)) / count
         centred = x - mean.reshape(shape)

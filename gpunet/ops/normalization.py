@@ -14,6 +14,10 @@ from .reduction import mean, sum
 from .shape import broadcast_to, reshape
 
 
+class BatchStatisticsError(ValueError):
+    """A training batch too small for batch statistics: one value per channel (PyTorch raises a ValueError too)."""
+
+
 def _channel_view(x):
     """The reduced axes (all but 1) and the shape (1, C, 1, ...) that broadcasts a per-channel vector over x."""
     return (0,) + tuple(range(2, x.ndim)), (1, x.shape[1]) + (1,) * (x.ndim - 2)
@@ -84,7 +88,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training:
         count = input.data.size // channels if channels else 0
         if count <= 1:
-            raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+            raise BatchStatisticsError(f"Expected more than 1 value per channel when training, got input size "
                              f"{tuple(input.shape)}")
         mean, var = batch_norm_stats(input)
         with no_grad(), input.backend.activate():  # in place on the input's device, whichever device is current

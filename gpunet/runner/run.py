@@ -44,6 +44,7 @@ from ..train.distributed import DataParallel, rank_seed, world
 from ..train.checkpoint import (Checkpoint, CheckpointError, CheckpointManager, fallback_message,
                                load_checkpoint, newest_intact, open_checkpoint)
 from ..train.interrupt import TrainingInterrupted
+from ..ops.normalization import BatchStatisticsError
 from ..train.tasks import ModelShapeError
 from ..train.plots import plot_augmented_samples, plot_history
 from ..train.trainer import Trainer
@@ -483,7 +484,8 @@ def run(config: dict, run_dir: str, resume: bool = False, config_name: str = "ru
         if pretraining is not None:  # resumed from a checkpoint, fit replaces these weights anyway
             trainer.task.load_body(pretraining.weights(run_dir, trainer.task, resume, progress))
         try:
-            trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
+            with _batch_statistics_advice(config, built):
+                trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
         except TrainingInterrupted as exc:
             exc.run_dir, exc.checkpoint = run_dir, None if exc.at_once else built.checkpointer.manager.latest()
             raise
@@ -514,12 +516,29 @@ def _run_other_rank(config: dict, resume: bool, progress: bool) -> dict:
         built = build_run(config, scratch, progress, announce_device=False)
         trainer = built.trainer
         checkpoint = trainer.distributed.allgather(None)[0] if resume else None
-        trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
+        with _batch_statistics_advice(config, built):
+            trainer.fit(built.train_loader, built.val_loader, config["trainer"]["epochs"], resume=checkpoint)
         if trainer.stopped_on_error:  # rank 0 says so and ends the job
             return {}
         return final_metrics(built)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _batch_statistics_advice(config: dict, built):
+    """A batch too small for BatchNorm's training statistics (a 1-sample last batch, or a rank's 1-sample share)
+    is the config's batch size at fault, not a bug: say so, with the sizes and the fix; the checkpoints written so
+    far stay."""
+    try:
+        yield
+    except BatchStatisticsError as exc:
+        batch, samples = config["trainer"]["batch_size"], built.dataset.info.train_size
+        last = f", whose last batch has {samples % batch}" if samples and samples % batch else ""
+        shares = f", shared by {world().size} ranks" if world().size > 1 else ""
+        raise RunError(f"{exc}: a training batch is too small for batch normalization (trainer.batch_size {batch}, "
+                       f"{samples} training samples{last}{shares}); set trainer.drop_last: true, or a "
+                       "trainer.batch_size that leaves at least 2 samples per batch and rank") from exc
 
 
 def _read_text(path: str) -> str:

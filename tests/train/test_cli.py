@@ -286,3 +286,21 @@ def test_mlp_digits_config_reaches_96_percent(tmp_path, capsys):
                                  "--no-progress")
     assert status == 0, err
     assert json.loads(stdout.splitlines()[-1])["test_accuracy"] >= 0.96
+
+
+def test_a_one_sample_batch_under_batchnorm_is_the_batch_size_at_fault(tmp_path, capsys):
+    """BatchNorm cannot train on one value per channel; a batch size that leaves a 1-sample last batch is the
+    config's to fix (trainer.drop_last or the batch size), so it gets a user error (status 1), not status 3."""
+    from gpunet.config import build_dataset
+
+    path = tmp_path / "xor_bn.yaml"
+    path.write_text(XOR.replace("- {type: Tanh}", "- {type: BatchNorm1d, num_features: 16}\n    - {type: Tanh}"))
+    train_size = build_dataset(load_config(path)).info.train_size
+    batch = train_size - 1  # the last batch of every epoch has one sample
+    status, _, err = gpunet(capsys, "train", path, f"trainer.batch_size={batch}", "--out", tmp_path / "run")
+    assert status == 1, err
+    assert "too small for batch normalization" in err and "trainer.drop_last: true" in err
+    assert f"{train_size} training samples, whose last batch has 1" in err
+    status, _, err = gpunet(capsys, "train", path, f"trainer.batch_size={batch}", "trainer.drop_last=true",
+                            "--out", tmp_path / "dropped")
+    assert status == 0, err
