@@ -2,8 +2,9 @@
 the same or a lower one, and no two modules import each other at import time; the few known exceptions are listed
 below with their reason, and an entry that is no longer needed fails the test so the list only shrinks.
 
-    data, random < backend < autograd < ops < nn < models < optim < train < config < runner < cli < testing
+    data, random, kinds < backend < autograd < ops < nn < models < optim < train < config < runner < cli < testing
 
+``kinds`` (the kinds of argument values, shared by the classes and the config) sits at the bottom with ``data``.
 ``backend`` sits below ``autograd``: a Tensor wraps a backend array, the backend knows nothing of Tensors.
 ``runner`` (a whole run or a sweep from a config) sits above ``config``: it builds everything a config names.
 ``testing`` (the test kit) is on top: it may use anything, and the product never imports it. The package root
@@ -17,7 +18,7 @@ import pathlib
 
 import gpunet
 
-ORDER = (("data", "random"), ("backend",), ("autograd",), ("ops",), ("nn",), ("models",), ("optim",), ("train",),
+ORDER = (("data", "random", "kinds"), ("backend",), ("autograd",), ("ops",), ("nn",), ("models",), ("optim",), ("train",),
          ("config",), ("runner",), ("cli",), ("testing",))
 RANK = {name: rank for rank, names in enumerate(ORDER) for name in names}
 ROOT = pathlib.Path(gpunet.__file__).parent

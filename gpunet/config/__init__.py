@@ -7,7 +7,8 @@ from .archs import ARCHS, register_arch
 from .builders import (build_augment, build_dataset, build_loss, build_model, build_models, build_optimizer,
                        build_param_groups, build_scheduler, build_task, dataset_options)
 from .dry_run import check_model
-from .errors import ConfigError, Problem, format_path
+from ..kinds import Problem, format_path
+from .errors import ConfigError
 from .layers import LAYERS, build_layers, register_layer
 from .load import dump_config, load_config, loads_config, validate_config
 from .overrides import apply_overrides

@@ -17,7 +17,8 @@ from ..data.transforms import Compose
 from ..nn import Module
 from .archs import ARCHS
 from .components import construct, public_name
-from .errors import ConfigError, Path
+from ..kinds import Path
+from .errors import ConfigError
 from .layers import build_layers
 from .load import where
 from .schema import LOSSES, OPTIMIZERS, SCHEDULERS, TRANSFORMS, configured_task

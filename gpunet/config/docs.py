@@ -37,10 +37,15 @@ def _default(field) -> str:
     return _yaml(field.default) + (f" (differs on purpose: {field.why_default})" if field.why_default else "")
 
 
+def _allowed(field) -> str:
+    """The kind's values; a kind that differs from the class's on purpose says why."""
+    return field.kind.describe() + (f" (the config's own: {field.why_kind})" if field.why_kind else "")
+
+
 def fields_table(section: Section, skip: tuple = ()) -> str:
     """A Markdown table of a section's keys: allowed values, default, description."""
     rows = ["| key | allowed | default | description |", "| --- | --- | --- | --- |"]
-    rows += [f"| `{key}` | {_cell(f.kind.describe())} | {_cell(_default(f))} | {_cell(f.doc)} |"
+    rows += [f"| `{key}` | {_cell(_allowed(f))} | {_cell(_default(f))} | {_cell(f.doc)} |"
              for key, f in section.fields.items() if key not in skip]
     return "\n".join(rows) if len(rows) > 2 else "No other keys."
 
@@ -57,7 +62,7 @@ def _types(registry: dict) -> list[str]:
     """A table of a registry chosen by ``type`` (layers, transforms): each entry's arguments with defaults."""
     rows = ["| type | arguments (default) | description |", "| --- | --- | --- |"]
     for name, spec in registry.items():
-        args = ", ".join(f"`{k}` ({_cell(f.kind.describe())}; {_cell(_default(f))})"
+        args = ", ".join(f"`{k}` ({_cell(_allowed(f))}; {_cell(_default(f))})"
                          for k, f in spec.fields.items()) or "none"
         rows.append(f"| `{name}` | {args} | {_cell(spec.doc)} |")
     return rows

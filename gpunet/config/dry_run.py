@@ -13,12 +13,13 @@ from math import prod
 
 from .. import random
 from ..autograd import no_grad
+from ..kinds import Problem, format_path
 from ..nn import Flatten
 from ..nn.losses import loss_target
 from ..ops import zeros
 from ..train.tasks.classify import Classify
 from .builders import build_loss
-from .errors import ConfigError, Problem, format_path
+from .errors import ConfigError
 from .layers import LAYERS
 from .load import where
 from .schema import LOSSES, TASK_TYPES

@@ -4,10 +4,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path as FilePath
 
+from ..kinds import INVALID, Checker
 from .errors import ConfigError
 from .overrides import apply_overrides
 from .schema import check_config
-from .spec import INVALID, Checker
 from .yaml_io import dump_yaml, parse_yaml, read_yaml_file
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import re
 
-from .errors import ConfigError, Path, Problem, format_path
+from ..kinds import Path, Problem, format_path
+from .errors import ConfigError
 from .yaml_io import check_characters, parse_yaml
 
 _KEY_PART = re.compile(r"([A-Za-z_][\w-]*)((?:\[-?\d+\])*)")

@@ -20,11 +20,12 @@ from ..train import callbacks
 from ..train.tasks import TASKS, Key
 from .archs import ARCHS
 from .components import Component, component, construct
-from .errors import ConfigError, did_you_mean, format_path
+from ..kinds import (INVALID, AnyMapping, AnyOf, Arguments, Bool, Checker, Choice, Float, Int, Kind, ListOf,
+                     Optional, Str, did_you_mean, format_path)
+from .errors import ConfigError
 from .layers import LAYERS
 from .overrides import parse_key, set_value
-from .spec import (INVALID, AnyMapping, AnyOf, Bool, Checker, Choice, Field, Float, Int, Kind, ListOf, Optional,
-                   Section, Str, Tagged)
+from .spec import Field, Section, Tagged
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -215,58 +216,40 @@ register_dataset("planewave", "Seed 000's damped travelling waves (eq. 22), gene
                  })
 
 
-def register_transform(cls, doc: str | None = None, fields: dict | None = None, check_fn=None) -> Component:
+def register_transform(cls, doc: str | None = None, fields: dict | None = None) -> Component:
     """Allow ``data.augment: [{type: <cls.__name__>, ...}]``, built as ``cls(**arguments)``; a transform that
     declares ``changes_targets`` (MixUp, CutMix) also gets ``num_classes`` from the data."""
-    TRANSFORMS[cls.__name__] = component(cls, doc, fields or {}, check_fn=check_fn)
+    TRANSFORMS[cls.__name__] = component(cls, doc, fields or {})
     return TRANSFORMS[cls.__name__]
 
 
-def _ranges_ordered(*keys):
-    """The transforms' own rule for (low, high) ranges, checked here too so the message names the file and line."""
-    def check(args, path, ck):
-        for key in keys:
-            value = args[key]
-            if isinstance(value, list) and value[0] > value[1]:
-                ck.fail(path + (key,), "must be (low, high) with low <= high", value=value,
-                        allowed=f"[{value[1]:g}, {value[0]:g}]")
-    return check
-
-
-_PIXELS = Int(ge=1)
-_FRACTION_RANGE = ListOf(Float(ge=0, le=1), length=2)
-register_transform(transforms.RandomHorizontalFlip, None, {"p": Field(Float(ge=0, le=1), "probability of a flip")})
+register_transform(transforms.RandomHorizontalFlip, None, {"p": "probability of a flip"})
 register_transform(transforms.RandomCrop, None, {
-    "size": Field(AnyOf((_PIXELS, ListOf(_PIXELS, length=2))), "crop size: an int or (height, width); must equal "
-                  "the image size in a config (evaluation images are not cropped)"),
-    "padding": Field(Optional(AnyOf((Int(ge=0), ListOf(Int(ge=0), length=2)))), "pixels added on each side: an int "
-                     "or (top/bottom, left/right) (null: none)"),
-    "fill": Field(Float(), "value of the added pixels (padding_mode constant)"),
-    "padding_mode": Field(Choice(("constant", "edge", "reflect"), "padding mode"), "constant: fill; edge: repeat "
-                          "the border; reflect: mirror the image"),
+    "size": "crop size: an int or (height, width); must equal the image size in a config (evaluation images are "
+            "not cropped)",
+    "padding": "pixels added on each side: an int or (top/bottom, left/right) (null: none)",
+    "fill": "value of the added pixels (padding_mode constant)",
+    "padding_mode": "constant: fill; edge: repeat the border; reflect: mirror the image",
 })
 register_transform(transforms.RandomAffine, None, {
-    "degrees": Field(AnyOf((Float(ge=0), ListOf(Float(), length=2))), "rotation angle range: d for [-d, d], or "
-                     "(low, high), counter-clockwise in degrees"),
-    "translate": Field(Optional(_FRACTION_RANGE), "largest shift as fractions (of the width, of the height) (null: "
-                       "none)"),
-    "scale": Field(Optional(ListOf(Float(gt=0), length=2)), "range of the scale factor (low, high) (null: 1)"),
-    "interpolation": Field(Choice(("nearest", "bilinear"), "interpolation"), "how pixels between grid points are "
-                           "read"),
-    "fill": Field(Float(), "value of the pixels that come from outside the image"),
-}, _ranges_ordered("degrees", "scale"))
+    "degrees": "rotation angle range: d for [-d, d], or (low, high), counter-clockwise in degrees",
+    "translate": "largest shift as fractions (of the width, of the height; one number: both) (null: none)",
+    "scale": "range of the scale factor (low, high) (null: 1)",
+    "interpolation": "how pixels between grid points are read",
+    "fill": "value of the pixels that come from outside the image",
+})
 register_transform(transforms.GaussianNoise, None, {
-    "mean": Field(Float(), "mean of the noise"),
-    "sigma": Field(Float(ge=0), "standard deviation of the noise"),
-    "clip": Field(Bool(), "clip the result to [0, 1] (for images scaled to [0, 1])"),
+    "mean": "mean of the noise",
+    "sigma": "standard deviation of the noise",
+    "clip": "clip the result to [0, 1] (for images scaled to [0, 1])",
 })
 register_transform(transforms.RandomErasing, None, {
-    "p": Field(Float(ge=0, le=1), "probability that an image gets a rectangle erased"),
-    "scale": Field(_FRACTION_RANGE, "range of the rectangle's area as a fraction of the image's (low, high)"),
-    "ratio": Field(ListOf(Float(gt=0), length=2), "range of the rectangle's aspect ratio (low, high)"),
-    "value": Field(Float(), "value the rectangle is set to"),
-}, _ranges_ordered("scale", "ratio"))
-_ALPHA = Field(Float(gt=0), "the mixing weight is drawn from Beta(alpha, alpha)")
+    "p": "probability that an image gets a rectangle erased",
+    "scale": "range of the rectangle's area as a fraction of the image's (low, high)",
+    "ratio": "range of the rectangle's aspect ratio (low, high)",
+    "value": "value the rectangle is set to",
+})
+_ALPHA = "the mixing weight is drawn from Beta(alpha, alpha)"
 register_transform(transforms.MixUp, None, {"alpha": _ALPHA})
 register_transform(transforms.CutMix, None, {"alpha": _ALPHA})
 
@@ -337,7 +320,8 @@ class ModelKind(Kind):
 
 # ----------------------------------------------------------------------------------------------- loss
 LOSSES: dict[str, Component] = {}
-_REDUCTION = Field(Choice(("mean", "sum"), "reduction"), "how per-sample losses are combined")
+_REDUCTION = Field(Choice(("mean", "sum"), "reduction"), "how per-sample losses are combined",
+                   why_kind="training needs one number per batch, not the class's 'none'")
 
 
 def register_loss(name: str, cls, doc: str, fields: dict | None = None) -> Component:
@@ -357,27 +341,27 @@ def takes_probabilities(loss_name: str) -> bool:
 
 
 register_loss("cross_entropy", nn.CrossEntropyLoss, "Softmax cross-entropy on logits and class indices.", {
-    "ignore_index": Field(Int(), "target value that is ignored"),
-    "label_smoothing": Field(Float(ge=0, le=1), "amount of label smoothing"),
+    "ignore_index": "target value that is ignored",
+    "label_smoothing": "amount of label smoothing",
 })
 register_loss("nll", nn.NLLLoss, "Negative log-likelihood on log-probabilities (after LogSoftmax).", {
-    "ignore_index": Field(Int(), "target value that is ignored"),
+    "ignore_index": "target value that is ignored",
 })
 register_loss("mse", nn.MSELoss, "Mean squared error.")
 register_loss("l1", nn.L1Loss, "Mean absolute error.")
 register_loss("smooth_l1", nn.SmoothL1Loss, "Quadratic below beta, linear above (divided by beta).", {
-    "beta": Field(Float(ge=0), "switch point between the quadratic and linear parts"),
+    "beta": "switch point between the quadratic and linear parts",
 })
 register_loss("huber", nn.HuberLoss, "Quadratic below delta, linear above.", {
-    "delta": Field(Float(gt=0), "switch point between the quadratic and linear parts"),
+    "delta": "switch point between the quadratic and linear parts",
 })
 register_loss("bce", nn.BCELoss, "Binary cross-entropy on probabilities (after Sigmoid).")
 register_loss("bce_with_logits", nn.BCEWithLogitsLoss, "Binary cross-entropy on logits (sigmoid inside, stable).")
 register_loss("kl_div", nn.KLDivLoss, "KL divergence; input is log-probabilities.", {
     "reduction": Field(Choice(("batchmean", "mean", "sum"), "reduction"), "how per-element losses are combined",
                        "batchmean", why_default="PyTorch's 'mean' averages over elements, which is not the KL "
-                       "divergence; batchmean is"),
-    "log_target": Field(Bool(), "the target is given as log-probabilities"),
+                       "divergence; batchmean is", why_kind=_REDUCTION.why_kind),
+    "log_target": "the target is given as log-probabilities",
 })
 
 
@@ -385,57 +369,48 @@ register_loss("kl_div", nn.KLDivLoss, "KL divergence; input is log-probabilities
 OPTIMIZERS: dict[str, Component] = {}
 
 
-def _nesterov_needs_momentum(args, path, ck):
-    """SGD's own rule (``SGD._check``), checked here too so the message names the file and line."""
-    if args["nesterov"] and (args["momentum"] <= 0 or args["dampening"] != 0):
-        ck.fail(path + ("nesterov",), "Nesterov momentum needs momentum > 0 and dampening = 0 "
-                f"(momentum is {args['momentum']:g}, dampening {args['dampening']:g})", value=True,
-                allowed="false, or set momentum > 0 and dampening: 0")
-
-
-def register_optimizer(name: str, cls, doc: str, fields: dict, check_fn=None) -> Component:
+def register_optimizer(name: str, cls, doc: str, fields: dict) -> Component:
     """Allow ``optimizer: {name: name, ...}``, built as ``cls(params, **arguments)``."""
-    OPTIMIZERS[name] = component(cls, doc, fields, skip=1, check_fn=check_fn)
+    OPTIMIZERS[name] = component(cls, doc, fields, skip=1)
     return OPTIMIZERS[name]
 
 
-_LR = Field(Float(ge=0), "learning rate")
-_WEIGHT_DECAY = Field(Float(ge=0), "L2 penalty coefficient added to the gradient (decoupled for adamw)")
-_EPS = Field(Float(ge=0), "term added to the denominator for stability")
+_WEIGHT_DECAY = "L2 penalty coefficient added to the gradient (decoupled for adamw)"
+_EPS = "term added to the denominator for stability"
 _ADAM = {
-    "lr": _LR,
-    "betas": Field(ListOf(Float(ge=0, lt=1), length=2), "decay rates of the first and second moment averages"),
+    "lr": "learning rate",
+    "betas": "decay rates of the first and second moment averages",
     "eps": _EPS,
-    "amsgrad": Field(Bool(), "use the AMSGrad variant"),
+    "amsgrad": "use the AMSGrad variant",
     "weight_decay": _WEIGHT_DECAY,
 }
 register_optimizer("sgd", optim.SGD, "Stochastic gradient descent with optional (Nesterov) momentum.", {
-    "lr": _LR,
-    "momentum": Field(Float(ge=0), "momentum factor"),
-    "dampening": Field(Float(), "dampening for momentum"),
+    "lr": "learning rate",
+    "momentum": "momentum factor",
+    "dampening": "dampening for momentum",
     "weight_decay": _WEIGHT_DECAY,
-    "nesterov": Field(Bool(), "use Nesterov momentum"),
-}, _nesterov_needs_momentum)
+    "nesterov": "use Nesterov momentum",
+})
 register_optimizer("adam", optim.Adam, "Adam.", _ADAM)
 register_optimizer("adamw", optim.AdamW, "Adam with decoupled weight decay.", _ADAM)
 register_optimizer("rmsprop", optim.RMSprop, "RMSProp.", {
-    "lr": _LR,
-    "alpha": Field(Float(ge=0), "smoothing constant of the squared-gradient average"),
+    "lr": "learning rate",
+    "alpha": "smoothing constant of the squared-gradient average",
     "eps": _EPS,
     "weight_decay": _WEIGHT_DECAY,
-    "momentum": Field(Float(ge=0), "momentum factor"),
-    "centered": Field(Bool(), "normalise by the estimated gradient variance"),
+    "momentum": "momentum factor",
+    "centered": "normalise by the estimated gradient variance",
 })
 register_optimizer("adagrad", optim.Adagrad, "AdaGrad.", {
-    "lr": _LR,
-    "lr_decay": Field(Float(ge=0), "learning-rate decay per step"),
+    "lr": "learning rate",
+    "lr_decay": "learning-rate decay per step",
     "weight_decay": _WEIGHT_DECAY,
-    "initial_accumulator_value": Field(Float(ge=0), "starting value of the squared-gradient sums"),
+    "initial_accumulator_value": "starting value of the squared-gradient sums",
     "eps": _EPS,
 })
 register_optimizer("adadelta", optim.Adadelta, "AdaDelta.", {
-    "lr": _LR,
-    "rho": Field(Float(ge=0, le=1), "decay rate of the running averages"),
+    "lr": "learning rate",
+    "rho": "decay rate of the running averages",
     "eps": _EPS,
     "weight_decay": _WEIGHT_DECAY,
 })
@@ -462,32 +437,31 @@ class MetricName(Kind):
                        allowed=self.describe(), hint=did_you_mean(value, self.names))
 
 
-_MONITOR = {
-    "monitor": Field(Optional(Str(text="a logged metric such as val_loss or val_accuracy")),
-                     "metric to watch (null: val_loss, or train_loss without a validation split)", None,
-                     why_default="null is resolved from the data: val_loss, or train_loss without a validation "
-                     "split"),
-    "mode": Field(Choice(("auto", "min", "max"), "mode"),
-                  "whether lower or higher is better (auto: max for accuracy, precision, recall, f1; min otherwise)"),
+_RESOLVED_MONITOR = "null is resolved from the data: val_loss, or train_loss without a validation split"
+_MONITOR = {  # the checkpoint's monitor may be null in the class too (no best checkpoint); the others' may not
+    "monitor": Field(Optional(callbacks.MONITOR), "metric to watch (null: val_loss, or train_loss without a "
+                     "validation split)", None, why_default=_RESOLVED_MONITOR, why_kind="null, which the run resolves before building"),
+    "mode": "whether lower or higher is better (auto: max for accuracy, precision, recall, f1; min otherwise)",
 }
 _PLATEAU = {
     **_MONITOR,
-    "factor": Field(Float(gt=0, lt=1), "multiply the learning rate by this on a plateau"),
-    "patience": Field(Int(ge=0), "epochs without improvement before reducing"),
-    "threshold": Field(Float(ge=0), "smallest change that counts as improvement"),
-    "threshold_mode": Field(Choice(("rel", "abs"), "threshold mode"), "threshold relative or absolute"),
-    "cooldown": Field(Int(ge=0), "epochs to wait after a reduction"),
-    "min_lr": Field(Float(ge=0), "lower bound on the learning rate"),
-    "eps": Field(Float(ge=0), "smallest change of the learning rate that is applied"),
+    "factor": "multiply the learning rate by this on a plateau",
+    "patience": "epochs without improvement before reducing",
+    "threshold": "smallest change that counts as improvement",
+    "threshold_mode": "threshold relative or absolute",
+    "cooldown": "epochs to wait after a reduction",
+    "min_lr": "lower bound on the learning rate (or one per parameter group)",
+    "eps": "smallest change of the learning rate that is applied",
 }
 _CHECKPOINT = {
-    "dir": Field(Str(text="a directory path"), "where checkpoints go (relative paths: inside the run directory)",
-                 "checkpoints", why_default="the class needs a directory; a run keeps its own in checkpoints/"),
-    "save_best": Field(Bool(), "keep the checkpoints with the best monitored value"),
+    "dir": Field(doc="where checkpoints go (relative paths: inside the run directory)", default="checkpoints",
+                 why_default="the class needs a directory; a run keeps its own in checkpoints/"),
+    "save_best": "keep the checkpoints with the best monitored value",
     "save_last": Field(Bool(), "keep the latest checkpoint (what --resume continues from)", True),
-    "keep": Field(Int(ge=1), "how many of the newest epoch-NNNN.npz to keep (copies besides last.npz and best.npz)"),
-    "every_n_epochs": Field(Int(ge=1), "write a checkpoint every N epochs"),
+    "keep": "how many of the newest epoch-NNNN.npz to keep (copies besides last.npz and best.npz)",
+    "every_n_epochs": "write a checkpoint every N epochs",
     **_MONITOR,
+    "monitor": Field(doc=_MONITOR["monitor"].doc, default=None, why_default=_RESOLVED_MONITOR),
 }
 _CHECKPOINT_FORM = {"config_only": ("save_last",), "renames": {"dir": "directory"}}
 
@@ -506,27 +480,27 @@ def register_scheduler(name: str, cls, doc: str, fields: dict, config_only: tupl
 
 
 register_scheduler("step", lr_scheduler.StepLR, "Multiply the learning rate by gamma every step_size steps.", {
-    "step_size": Field(Int(ge=1), "period of the decay"),
-    "gamma": Field(Float(gt=0), "multiplicative factor"),
+    "step_size": "period of the decay",
+    "gamma": "multiplicative factor",
 })
 register_scheduler("exponential", lr_scheduler.ExponentialLR, "Multiply the learning rate by gamma every step.",
-                   {"gamma": Field(Float(gt=0), "multiplicative factor")})
+                   {"gamma": "multiplicative factor"})
 register_scheduler("cosine", lr_scheduler.CosineAnnealingLR, "Cosine annealing from lr to eta_min over T_max steps.", {
-    "T_max": Field(Int(ge=1), "number of steps of half a cosine period"),
-    "eta_min": Field(Float(ge=0), "final learning rate"),
+    "T_max": "number of steps of half a cosine period",
+    "eta_min": "final learning rate",
 })
 register_scheduler("reduce_on_plateau", lr_scheduler.ReduceLROnPlateau, "Reduce the learning rate when the "
                    "monitored metric stops improving.", {
                        **_PLATEAU,
-                       "mode": Field(_PLATEAU["mode"].kind, _PLATEAU["mode"].doc, "auto",
-                                     why_default="like the callbacks' mode; resolved from the monitored metric "
-                                     "before the scheduler is built"),
+                       "mode": Field(callbacks.MODE, _MONITOR["mode"], "auto", why_default="like the callbacks' "
+                                     "mode", why_kind="auto is resolved from the monitored metric before the "
+                                     "scheduler is built"),
                    }, config_only=("monitor",))
 register_scheduler("warmup", lr_scheduler.LinearLR, "Linear warm-up: the factor on lr goes from start_factor to "
                    "end_factor over total_iters steps.", {
-                       "start_factor": Field(Float(gt=0, le=1), "factor at the start"),
-                       "end_factor": Field(Float(ge=0, le=1), "factor after total_iters steps"),
-                       "total_iters": Field(Int(ge=1), "number of steps of the warm-up"),
+                       "start_factor": "factor at the start",
+                       "end_factor": "factor after total_iters steps",
+                       "total_iters": "number of steps of the warm-up",
                    })
 
 # ----------------------------------------------------------------------------------------------- callbacks
@@ -544,31 +518,32 @@ def register_callback(name: str, cls, doc: str, fields: dict | None = None, conf
 register_callback("early_stopping", callbacks.EarlyStopping, "Stop when the monitored metric has not improved for "
                   "patience epochs.", {
                       **_MONITOR,
-                      "patience": Field(Int(ge=0), "epochs without improvement before stopping", 5,
+                      "patience": Field(doc="epochs without improvement before stopping", default=5,
                                         why_default="the class's 0 (Keras') stops at the first epoch without "
                                         "improvement, too eager for a run from a config"),
-                      "min_delta": Field(Float(ge=0), "smallest change that counts as improvement"),
-                      "restore_best_weights": Field(Bool(), "on stopping, restore the weights of the best epoch"),
+                      "min_delta": "smallest change that counts as improvement",
+                      "restore_best_weights": "on stopping, restore the weights of the best epoch",
                   })
 register_callback("model_checkpoint", callbacks.ModelCheckpoint, "An extra checkpointer (the checkpoint section is "
                   "the run's own); give it a dir of its own.", _CHECKPOINT, **_CHECKPOINT_FORM)
 register_callback("reduce_lr_on_plateau", callbacks.ReduceLROnPlateau, "Reduce the learning rate when the monitored "
                   "metric stops improving.", _PLATEAU)
 register_callback("csv_logger", callbacks.CSVLogger, "Write one CSV row of metrics per epoch.", {
-    "filename": Field(Str(text="a file path"), "file name (relative paths: inside the run directory)"),
-    "append": Field(Bool(), "append to an existing file instead of replacing it"),
+    "filename": "file name (relative paths: inside the run directory)",
+    "append": "append to an existing file instead of replacing it",
 })
 register_callback("jsonl_logger", callbacks.JSONLLogger, "Write one JSON object of metrics per epoch (the run "
                   "directory always has metrics.jsonl; this adds another file).", {
-    "filename": Field(Str(text="a file path"), "file name (relative paths: inside the run directory)", "log.jsonl",
+    "filename": Field(doc="file name (relative paths: inside the run directory)", default="log.jsonl",
                       why_default="the run's own JSONLLogger already writes metrics.jsonl"),
-    "append": Field(Bool(), "append to an existing file instead of replacing it"),
+    "append": "append to an existing file instead of replacing it",
 })
 register_callback("terminate_on_nan", callbacks.TerminateOnNaN, "Stop at the first NaN or infinite loss, naming the "
                   "epoch and step (what trainer.on_nonfinite: stop, the default, does already).")
 register_callback("progress", callbacks.ProgressBar, "Show progress while training.", {
     "style": Field(Choice(("auto", "bar", "lines", "none"), "style"),
-                   "auto: a bar on a terminal, plain lines otherwise; none: no progress display"),
+                   "auto: a bar on a terminal, plain lines otherwise; none: no progress display",
+                   why_kind="none: the run adds no ProgressBar at all"),
 })
 
 # ----------------------------------------------------------------------------------------------- top level
@@ -625,9 +600,9 @@ def task_section(cls) -> Component:
     """The ``task: {type: <name>, ...}`` section of a registered Task class: its keys, kinds and docs from the
     class's ``keys`` and ``__init__`` annotations, its defaults from the signature."""
     hints = typing.get_type_hints(cls.__init__)
-    fields = {name: Field(_task_kind(hints[name], key, f"task {cls.name!r} key {name!r}"), key.doc)
-              for name, key in cls.keys.items()}
-    return component(cls, None, fields, check_fn=_task_builds(cls))
+    kinds = {name: _task_kind(hints[name], key, f"task {cls.name!r} key {name!r}") for name, key in cls.keys.items()}
+    return component(cls, None, {name: key.doc for name, key in cls.keys.items()}, check_fn=_task_builds(cls),
+                     declared=Arguments(**kinds))
 
 
 TASK_TYPES: dict[str, Component] = {name: task_section(cls) for name, cls in TASKS.items()}

@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError, Problem
+from ..kinds import Problem
+from .errors import ConfigError
 
 # YAML 1.1 (PyYAML's default) reads 1e-3 as a string; YAML 1.2 and every user read it as a number.
 _FLOAT = re.compile(

@@ -16,41 +16,32 @@ All randomness comes from the generator it is given: ``DataLoader(..., transform
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
+
+from ..kinds import AnyOf, ArgumentError, Arguments, Bool, Choice, Float, Int, ListOf, Optional, checked, sizes
 
 __all__ = ["CutMix", "Compose", "GaussianNoise", "MixUp", "RandomAffine", "RandomCrop", "RandomErasing",
            "RandomHorizontalFlip", "Transform"]
 
 
-def _number(owner: str, name: str, value, *, low=None, high=None, low_open=False, integer=False):
-    kinds = (numbers.Integral,) if integer else (numbers.Real,)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be {'an integer' if integer else 'a finite number'}, got {value!r}")
-    if (low is not None and (value <= low if low_open else value < low)) or (high is not None and value > high):
-        opening = "(" if low_open else "["
-        bounds = f"{'>' if low_open else '>='} {low}" if high is None else f"in {opening}{low}, {high}]"
-        raise ValueError(f"{owner}: {name} must be {bounds}, got {value!r}")
-    return int(value) if integer else float(value)
+def _pair(value) -> tuple:
+    """A value given once for both (height, width) axes, or a pair."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-def _pair(owner: str, name: str, value, **bounds) -> tuple:
-    """An int/number given once for both (height, width) axes, or a pair."""
-    values = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(values) != 2:
-        raise ValueError(f"{owner}: {name} must be a number or a pair of numbers, got {value!r}")
-    return tuple(_number(owner, name, v, **bounds) for v in values)
+def _ordered(*names):
+    """The rule that each of ``names`` given as a pair is (low, high) with low <= high."""
+    def rule(args):
+        for name in names:
+            value = args[name]
+            if isinstance(value, (tuple, list)) and value[0] > value[1]:
+                raise ArgumentError(name, "must be (low, high) with low <= high", value,
+                                    f"[{value[1]:g}, {value[0]:g}]")
+    return rule
 
 
-def _range(owner: str, name: str, value, **bounds) -> tuple:
-    """A pair (low, high) with low <= high."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(f"{owner}: {name} must be a pair (low, high), got {value!r}")
-    low, high = (_number(owner, name, v, **bounds) for v in value)
-    if low > high:
-        raise ValueError(f"{owner}: {name} must be (low, high) with low <= high, got {value!r}")
-    return low, high
+_PROBABILITY = Float(ge=0, le=1)
 
 
 class Transform:
@@ -119,8 +110,11 @@ class Compose(Transform):
 class RandomHorizontalFlip(Transform):
     """Mirror each image left-right with probability ``p``."""
 
+    arguments = Arguments(p=_PROBABILITY)
+
+    @checked
     def __init__(self, p: float = 0.5):
-        self.p = _number("RandomHorizontalFlip", "p", p, low=0, high=1)
+        self.p = float(p)
 
     def forward(self, x, y, generator):
         flip = generator.random(len(x)) < self.p
@@ -132,12 +126,14 @@ class RandomCrop(Transform):
     "constant") or by repeating the edge ("edge") or mirroring ("reflect"), then cut a ``size`` (an int or (height,
     width)) window at a random place."""
 
+    arguments = Arguments(size=sizes(2, 1), padding=Optional(sizes(2, 0)), fill=Float(),
+                          padding_mode=Choice(("constant", "edge", "reflect"), "padding mode"))
+
+    @checked
     def __init__(self, size, padding=None, fill: float = 0, padding_mode: str = "constant"):
-        self.size = _pair("RandomCrop", "size", size, low=1, integer=True)
-        self.padding = _pair("RandomCrop", "padding", 0 if padding is None else padding, low=0, integer=True)
-        self.fill = _number("RandomCrop", "fill", fill)
-        if padding_mode not in ("constant", "edge", "reflect"):
-            raise ValueError(f"RandomCrop: padding_mode must be 'constant', 'edge' or 'reflect', got {padding_mode!r}")
+        self.size = tuple(int(s) for s in _pair(size))
+        self.padding = tuple(int(p) for p in _pair(0 if padding is None else padding))
+        self.fill = float(fill)
         self.padding_mode = padding_mode
 
     def check_sample_shape(self, shape):
@@ -182,18 +178,20 @@ class RandomAffine(Transform):
     scale it by a factor drawn from ``scale`` = (low, high). ``interpolation``: "nearest" or "bilinear"; places that
     come from outside the image get ``fill``. A rotation by 90 degrees of a square image is ``np.rot90``."""
 
+    arguments = Arguments(degrees=AnyOf((Float(ge=0), ListOf(Float(), length=2))),
+                          translate=Optional(AnyOf((_PROBABILITY, ListOf(_PROBABILITY, length=2)))),
+                          scale=Optional(ListOf(Float(gt=0), length=2)),
+                          interpolation=Choice(("nearest", "bilinear"), "interpolation"), fill=Float(),
+                          rules=(_ordered("degrees", "scale"),))
+
+    @checked
     def __init__(self, degrees, translate=None, scale=None, interpolation: str = "nearest", fill: float = 0):
-        if isinstance(degrees, (tuple, list)):
-            self.degrees = _range("RandomAffine", "degrees", degrees)
-        else:
-            d = _number("RandomAffine", "degrees", degrees, low=0)
-            self.degrees = (-d, d)
-        self.translate = None if translate is None else _pair("RandomAffine", "translate", translate, low=0, high=1)
-        self.scale = None if scale is None else _range("RandomAffine", "scale", scale, low=0, low_open=True)
-        if interpolation not in ("nearest", "bilinear"):
-            raise ValueError(f"RandomAffine: interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
+        low_high = degrees if isinstance(degrees, (tuple, list)) else (-degrees, degrees)
+        self.degrees = tuple(float(d) for d in low_high)
+        self.translate = None if translate is None else tuple(float(t) for t in _pair(translate))
+        self.scale = None if scale is None else tuple(float(s) for s in scale)
         self.interpolation = interpolation
-        self.fill = _number("RandomAffine", "fill", fill)
+        self.fill = float(fill)
 
     def forward(self, x, y, generator):
         n, _, height, width = x.shape
@@ -233,12 +231,11 @@ class GaussianNoise(Transform):
     the result in [0, 1] (torchvision's default is True, for images in [0, 1]; here False, as the data may be
     standardised)."""
 
+    arguments = Arguments(mean=Float(), sigma=Float(ge=0), clip=Bool())
+
+    @checked
     def __init__(self, mean: float = 0.0, sigma: float = 0.1, clip: bool = False):
-        self.mean = _number("GaussianNoise", "mean", mean)
-        self.sigma = _number("GaussianNoise", "sigma", sigma, low=0)
-        if not isinstance(clip, bool):
-            raise ValueError(f"GaussianNoise: clip must be True or False, got {clip!r}")
-        self.clip = clip
+        self.mean, self.sigma, self.clip = float(mean), float(sigma), clip
 
     def forward(self, x, y, generator):
         noise = generator.standard_normal(x.shape, dtype=np.float64 if x.dtype == np.float64 else np.float32)
@@ -253,11 +250,13 @@ class RandomErasing(Transform):
 
     attempts = 10
 
+    arguments = Arguments(p=_PROBABILITY, scale=ListOf(_PROBABILITY, length=2), ratio=ListOf(Float(gt=0), length=2),
+                          value=Float(), rules=(_ordered("scale", "ratio"),))
+
+    @checked
     def __init__(self, p: float = 0.5, scale=(0.02, 0.33), ratio=(0.3, 3.3), value: float = 0):
-        self.p = _number("RandomErasing", "p", p, low=0, high=1)
-        self.scale = _range("RandomErasing", "scale", scale, low=0, high=1)
-        self.ratio = _range("RandomErasing", "ratio", ratio, low=0, low_open=True)
-        self.value = _number("RandomErasing", "value", value)
+        self.p, self.value = float(p), float(value)
+        self.scale, self.ratio = tuple(float(s) for s in scale), tuple(float(r) for r in ratio)
 
     def boxes(self, n: int, height: int, width: int, generator):
         """(top, left, box height, box width, erase?) per image: the first of the attempts that fits."""
@@ -305,10 +304,12 @@ def _probabilities(owner: str, y, num_classes: int | None, dtype) -> np.ndarray:
 class _Mix(Transform):
     changes_targets = True
 
+    arguments = Arguments(alpha=Float(gt=0), num_classes=Optional(Int(ge=1)))
+
+    @checked
     def __init__(self, alpha: float = 1.0, num_classes: int | None = None):
-        self.alpha = _number(type(self).__name__, "alpha", alpha, low=0, low_open=True)
-        self.num_classes = None if num_classes is None else \
-            _number(type(self).__name__, "num_classes", num_classes, low=1, integer=True)
+        self.alpha = float(alpha)
+        self.num_classes = None if num_classes is None else int(num_classes)
 
     def forward(self, x, y, generator):
         y = _probabilities(type(self).__name__, y, self.num_classes, x.dtype)

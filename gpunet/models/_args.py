@@ -1,7 +1,10 @@
-"""Checks of architecture arguments: a ValueError naming the architecture, the argument and the allowed range."""
+"""Checks of architecture arguments and inputs: a ValueError naming the architecture, the argument (or input) and
+what is allowed."""
 from __future__ import annotations
 
 import numbers
+
+from ..kinds import ArgumentError
 
 
 def positive_int(arch: str, name: str, value, minimum: int = 1) -> int:
@@ -14,6 +17,15 @@ def one_of(arch: str, name: str, value, allowed):
     if value not in allowed:
         raise ValueError(f"{arch}: {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
     return value
+
+
+def input_size_in(sizes: tuple, why: str):
+    """The rule that ``input_size`` is one of ``sizes`` (``why``: what fixes them)."""
+    def rule(args):
+        if args["input_size"] not in sizes:
+            allowed = ", ".join(map(str, sizes))
+            raise ArgumentError("input_size", f"must be one of {allowed} ({why})", args["input_size"], allowed)
+    return rule
 
 
 def check_input(where: str, x, channels: int, size: int) -> None:

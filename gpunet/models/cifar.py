@@ -3,7 +3,8 @@ Conv 64 3x3 ReLU, Flatten, Dense 64 ReLU, Dense 10 (logits); 122,570 parameters 
 from __future__ import annotations
 
 from .. import nn
-from ._args import check_input, positive_int
+from ..kinds import Arguments, Int, checked
+from ._args import check_input
 
 
 def _feature_size(input_size: int) -> int:
@@ -15,10 +16,10 @@ class CifarCNN(nn.Sequential):
     """Seed 000's CIFAR-10 CNN as a Sequential (children 0..10, the keys of ``torch.nn.Sequential`` of the same
     layers). ``input_size`` (square inputs) must be at least 18, so that the last feature map is not empty."""
 
+    arguments = Arguments(num_classes=Int(ge=1), in_channels=Int(ge=1), input_size=Int(ge=18))
+
+    @checked
     def __init__(self, num_classes: int = 10, in_channels: int = 3, input_size: int = 32):
-        positive_int("cifar_cnn", "num_classes", num_classes)
-        positive_int("cifar_cnn", "in_channels", in_channels)
-        positive_int("cifar_cnn", "input_size", input_size, minimum=18)
         side = _feature_size(input_size)
         super().__init__(
             nn.Conv2d(in_channels, 32, 3), nn.ReLU(), nn.MaxPool2d(2),

@@ -7,7 +7,8 @@ reimplementation); with 10 classes the network has 156 + 2,416 + 48,120 + 10,164
 from __future__ import annotations
 
 from .. import nn
-from ._args import check_input, one_of, positive_int
+from ..kinds import Arguments, Choice, Int, checked
+from ._args import check_input, input_size_in
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 _POOLS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
@@ -20,13 +21,14 @@ class LeNet5(nn.Sequential):
     are the paper's); ``activation`` tanh (the paper's), relu or sigmoid; ``pooling`` avg (the paper's) or max.
     """
 
+    arguments = Arguments(num_classes=Int(ge=1), in_channels=Int(ge=1), input_size=Int(ge=1),
+                          activation=Choice(tuple(_ACTIVATIONS), "activation"), pooling=Choice(tuple(_POOLS), "pooling"),
+                          rules=(input_size_in((32, 28), "LeNet-5's layer table"),))
+
+    @checked
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 32, activation: str = "tanh",
                  pooling: str = "avg"):
-        positive_int("lenet5", "num_classes", num_classes)
-        positive_int("lenet5", "in_channels", in_channels)
-        one_of("lenet5", "input_size", input_size, (32, 28))
-        act, pool = _ACTIVATIONS[one_of("lenet5", "activation", activation, tuple(_ACTIVATIONS))], \
-            _POOLS[one_of("lenet5", "pooling", pooling, tuple(_POOLS))]
+        act, pool = _ACTIVATIONS[activation], _POOLS[pooling]
         super().__init__(
             nn.Conv2d(in_channels, 6, 5, padding=(32 - input_size) // 2), act(), pool(2),  # C1, S2: 28x28x6, 14x14x6
             nn.Conv2d(6, 16, 5), act(), pool(2),  # C3, S4: 10x10x16, 5x5x16

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from .. import nn
 from ..nn import functional as F
-from ._args import one_of, positive_int
+from ..kinds import ArgumentError, Bool, Int, takes
+from ._args import positive_int
 
 _SMALL_INPUT = 64  # the largest input_size that gets the CIFAR stem
 
@@ -143,17 +144,28 @@ class ResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
+def _depth_is_a_layout(args):
+    if args["depth"] not in LAYOUTS:
+        allowed = ", ".join(map(str, LAYOUTS))
+        raise ArgumentError("depth", f"must be one of {allowed} (the ResNet layouts)", args["depth"], allowed)
+
+
+def _preact_is_basic(args):
+    basic = " or ".join(str(d) for d, (block, _) in LAYOUTS.items() if block is BasicBlock)
+    if args["preact"] and LAYOUTS[args["depth"]][0] is not BasicBlock:
+        raise ArgumentError("preact", f"is for the basic-block depths {basic} (pre-activation blocks are basic "
+                            f"blocks), not depth {args['depth']}", True, f"false, or depth {basic}")
+
+
+@takes(depth=Int(ge=18), width=Int(ge=1), in_channels=Int(ge=1), num_classes=Int(ge=1), input_size=Int(ge=1),
+       preact=Bool(), rules=(_depth_is_a_layout, _preact_is_basic))
 def resnet(depth: int = 18, width: int = 64, in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
            preact: bool = False) -> ResNet:
     """ResNet-``depth`` (18, 34: basic blocks; 50, 101, 152: bottlenecks) with base width ``width`` (64 in the
     paper; 16 makes a small network for 28x28 digits), for square inputs of ``input_size`` with ``in_channels``
     channels. ``preact``: pre-activation basic blocks (depths 18 and 34)."""
-    one_of("resnet", "depth", depth, tuple(LAYOUTS))
     block, layers = LAYOUTS[depth]
     if preact:
-        if block is not BasicBlock:
-            raise ValueError(f"resnet: preact=True uses pre-activation basic blocks, for depth 18 or 34; got depth "
-                             f"{depth}")
         block = PreActBlock
     return ResNet(block, layers, width, in_channels, num_classes, input_size)
 

@@ -5,6 +5,7 @@ import numpy
 
 from .. import backend as _backend
 from ..autograd.tensor import Tensor
+from ..kinds import ArgumentError, Arguments, Choice, Float, Int, Optional, checked
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
@@ -43,6 +44,9 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
+    arguments = Arguments(negative_slope=Float())
+
+    @checked
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, inplace
@@ -57,10 +61,11 @@ class LeakyReLU(Module):
 class PReLU(Module):
     """max(0, x) + a * min(0, x) with a learnable slope ``a``: one shared, or one per channel (dimension 1)."""
 
+    arguments = Arguments(num_parameters=Int(ge=1), init=Float())
+
+    @checked
     def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
         super().__init__()
-        if not isinstance(num_parameters, int) or num_parameters < 1:
-            raise ValueError(f"PReLU: num_parameters must be a positive integer, got {num_parameters!r}")
         self.num_parameters, self.init = num_parameters, init
         backend = _backend.current() if device is None else _backend.get_backend(device)
         dtype = numpy.dtype(numpy.float32 if dtype is None else dtype)
@@ -74,6 +79,9 @@ class PReLU(Module):
 
 
 class ELU(Module):
+    arguments = Arguments(alpha=Float())
+
+    @checked
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         super().__init__()
         self.alpha, self.inplace = alpha, inplace
@@ -88,10 +96,11 @@ class ELU(Module):
 class GELU(Module):
     """x * Phi(x); ``approximate='tanh'`` uses the tanh approximation of the normal CDF Phi."""
 
+    arguments = Arguments(approximate=Choice(("none", "tanh"), "approximation"))
+
+    @checked
     def __init__(self, approximate: str = "none"):
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
     def forward(self, x):
@@ -102,6 +111,9 @@ class GELU(Module):
 
 
 class Softplus(Module):
+    arguments = Arguments(beta=Float(gt=0), threshold=Float())
+
+    @checked
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
         super().__init__()
         self.beta, self.threshold = beta, threshold
@@ -113,11 +125,18 @@ class Softplus(Module):
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
+def _min_below_max(args):
+    if args["min_val"] >= args["max_val"]:
+        raise ArgumentError("max_val", f"must be greater than min_val ({args['min_val']:g})", args["max_val"],
+                            f"a number > {args['min_val']:g}")
+
+
 class Hardtanh(Module):
+    arguments = Arguments(min_val=Float(), max_val=Float(), rules=(_min_below_max,))
+
+    @checked
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
         super().__init__()
-        if min_val > max_val:
-            raise ValueError(f"Hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
         self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
 
     def forward(self, x):
@@ -129,7 +148,9 @@ class Hardtanh(Module):
 
 class _Softmax(Module):
     _function = None
+    arguments = Arguments(dim=Optional(Int()))
 
+    @checked
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim

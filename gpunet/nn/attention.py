@@ -62,7 +62,7 @@ class MultiheadAttention(Module):
         for label, value in (("kdim", kdim), ("vdim", vdim)):
             if value is not None:
                 _check_positive(name, label, value)
-        F._check_p(dropout, name)
+        F._check_p(dropout, name, "dropout")
         if embed_dim % num_heads:
             raise ValueError(f"{name}: embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads}): each "
                              f"head works on embed_dim // num_heads features")

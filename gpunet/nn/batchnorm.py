@@ -9,6 +9,7 @@ from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 from ..backend import collectives
+from ..kinds import Arguments, Bool, Float, Int, Optional, checked
 from ..ops.normalization import batch_norm
 from . import init
 from .module import Module
@@ -26,17 +27,14 @@ class _BatchNorm(Module):
     """
 
     _expected_dims: tuple = ()
+    arguments = Arguments(num_features=Int(ge=1), eps=Float(gt=0), momentum=Optional(Float(ge=0, le=1)), affine=Bool(),
+                          track_running_stats=Bool())
 
+    @checked
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, device=None, dtype=None, *, bias: bool = True):
         super().__init__()
         name = type(self).__name__
-        if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features < 1:
-            raise ValueError(f"{name}: num_features must be a positive integer, got {num_features!r}")
-        if not eps > 0:
-            raise ValueError(f"{name}: eps must be > 0, got {eps!r}")
-        if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{name}: momentum must be in [0, 1] or None (cumulative average), got {momentum!r}")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         backend = _backend.current() if device is None else _backend.get_backend(device)

@@ -1,12 +1,36 @@
 """Convolution layers Conv1d, Conv2d and ConvTranspose2d, with PyTorch's arguments, weight layouts and initialisation."""
 from __future__ import annotations
 
+from ..kinds import AnyOf, ArgumentError, Arguments, Bool, Choice, Int, checked, sizes
 from ..ops.conv import conv_padding, convolution, convolution_transpose2d, int_tuple
 from . import init
 from .linear import _add_weight_and_bias
 from .module import Module
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _channels_divisible(args):
+    for what in ("in_channels", "out_channels"):
+        if args[what] % args["groups"]:
+            raise ArgumentError(what, f"must be divisible by groups = {args['groups']}", args[what],
+                                f"a multiple of {args['groups']}")
+
+
+def conv_arguments(n: int, paddings: tuple = ("same", "valid"), rules: tuple = (), **more) -> Arguments:
+    """The arguments of an n-D convolution layer (``paddings``: the strings its padding may be, besides sizes); no
+    channels (PyTorch's 0) is refused, as no such layer computes anything."""
+    padding = AnyOf((*sizes(n, 0).kinds, Choice(paddings, "padding"))) if paddings else sizes(n, 0)
+    return Arguments(in_channels=Int(ge=1), out_channels=Int(ge=1), kernel_size=sizes(n, 1), stride=sizes(n, 1),
+                     padding=padding, dilation=sizes(n, 1), groups=Int(ge=1), bias=Bool(),
+                     padding_mode=Choice(_PADDING_MODES, "padding mode"), rules=(_channels_divisible, *rules), **more)
+
+
+def _output_padding_below_stride(args):
+    pairs = [(v,) * 2 if isinstance(v, int) else tuple(v) for v in (args["output_padding"], args["stride"])]
+    if any(op >= st for op, st in zip(*pairs)):
+        raise ArgumentError("output_padding", f"must be smaller than stride ({args['stride']}) in each dimension",
+                            args["output_padding"], "an integer (or a pair) below stride")
 
 
 class _ConvNd(Module):
@@ -19,15 +43,7 @@ class _ConvNd(Module):
                  output_padding, device, dtype):
         super().__init__()
         name, n = type(self).__name__, self._dims
-        for what, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < (1 if what == "groups" else 0):
-                raise ValueError(f"{name}: {what} must be a {'positive' if what == 'groups' else 'non-negative'} "
-                                 f"integer, got {value!r}")
-        for what, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if value % groups:
-                raise ValueError(f"{name}: {what} = {value} must be divisible by groups = {groups}")
-        if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+        in_channels, out_channels, groups = int(in_channels), int(out_channels), int(groups)
         if padding_mode != "zeros":
             raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} is not supported by gpunet, only "
                                       f"'zeros'; pad the input yourself and use padding=0")
@@ -74,6 +90,7 @@ class _ConvNd(Module):
 class _Conv(_ConvNd):
     """A forward convolution: PyTorch's Conv1d/Conv2d arguments, ``_dims`` spatial dimensions."""
 
+    @checked
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
@@ -90,6 +107,7 @@ class Conv1d(_Conv):
     only, so output t depends only on inputs <= t and the output keeps the length L, as Keras' padding='causal')."""
 
     _dims = 1
+    arguments = conv_arguments(1, ("same", "valid", "causal"))
 
 
 class Conv2d(_Conv):
@@ -97,6 +115,7 @@ class Conv2d(_Conv):
     kh, kw); padding an int, a pair, 'valid' or 'same' (stride 1)."""
 
     _dims = 2
+    arguments = conv_arguments(2)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -104,17 +123,14 @@ class ConvTranspose2d(_ConvNd):
     out_channels/groups, kh, kw); output size (H - 1) s - 2 p + d (k - 1) + output_padding + 1."""
 
     transposed = True
+    arguments = conv_arguments(2, (), (_output_padding_below_stride,), output_padding=sizes(2, 0))
 
+    @checked
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
                  dtype=None):
-        if isinstance(padding, str):
-            raise ValueError(f"ConvTranspose2d: padding must be an int or a pair of ints, got {padding!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, output_padding, device, dtype)
-        if any(op >= s for op, s in zip(self.output_padding, self.stride)):
-            raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than stride "
-                             f"{self.stride}")
 
     def forward(self, input, output_size=None):
         """``output_size`` (the output's (H, W), optionally with leading dimensions) picks output_padding, as in

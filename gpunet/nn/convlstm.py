@@ -16,6 +16,7 @@ import math
 import numbers
 
 from ..autograd.tensor import Tensor
+from ..kinds import Arguments, Bool, Int, checked, sizes
 from ..ops.arithmetic import add
 from ..ops.conv import conv2d
 from ..ops.rnn import lstm_cell
@@ -23,7 +24,7 @@ from ..ops.shape import getitem, permute, reshape, stack
 from . import init
 from .linear import _empty_parameter
 from .module import Module
-from .rnn import _check_return_mode, _check_size
+from .rnn import RETURN_MODE, _check_size
 
 
 def _kernel_pair(layer, kernel_size):
@@ -141,13 +142,13 @@ class ConvLSTM(Module):
     Layer k has ConvLSTMCell's parameters named weight_ih_lk, weight_hh_lk, bias_lk; it computes its input gates for
     all T frames as one convolution, then steps through time."""
 
+    arguments = Arguments(in_channels=Int(ge=1), hidden_channels=Int(ge=1), kernel_size=sizes(2, 1),
+                          num_layers=Int(ge=1), bias=Bool(), return_mode=RETURN_MODE)
+
+    @checked
     def __init__(self, in_channels, hidden_channels, kernel_size, num_layers=1, bias=True, device=None, dtype=None, *,
                  return_mode=None):
         super().__init__()
-        _check_return_mode("ConvLSTM", return_mode)
-        for what, value in (("in_channels", in_channels), ("hidden_channels", hidden_channels),
-                            ("num_layers", num_layers)):
-            _check_size("ConvLSTM", what, value)
         self.in_channels, self.hidden_channels, self.num_layers = in_channels, hidden_channels, num_layers
         self.kernel_size, self.bias, self.return_mode = _kernel_pair("ConvLSTM", kernel_size), bias, return_mode
         for k in range(num_layers):

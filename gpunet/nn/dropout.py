@@ -1,6 +1,7 @@
 """Dropout and Dropout2d: inverted dropout of elements or of whole channels, active only in training mode."""
 from __future__ import annotations
 
+from ..kinds import Arguments, Bool, checked
 from . import functional as F
 from .module import Module
 
@@ -8,9 +9,11 @@ from .module import Module
 class Dropout(Module):
     """Zero each element with probability ``p`` in training and scale the others by 1/(1-p); identity in eval."""
 
+    arguments = Arguments(p=F.DROPOUT_P, inplace=Bool())
+
+    @checked
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        F._check_p(p, type(self).__name__)
         self.p = float(p)
         self.inplace = inplace
 

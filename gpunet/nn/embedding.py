@@ -5,10 +5,18 @@ import numpy
 
 from .. import backend as _backend
 from ..autograd.tensor import Tensor
+from ..kinds import ArgumentError, Arguments, Int, Optional, checked
 from ..ops.embedding import embedding
 from . import init
 from .module import Module
 from .parameter import Parameter
+
+
+def _padding_idx_within(args):
+    n = args["num_embeddings"]
+    if args["padding_idx"] is not None and not -n <= args["padding_idx"] < n:
+        raise ArgumentError("padding_idx", f"must be within num_embeddings ({n})", args["padding_idx"],
+                            f"null or an integer in [{-n}, {n - 1}]")
 
 
 class Embedding(Module):
@@ -20,22 +28,20 @@ class Embedding(Module):
 
     input_kind = "index"  # takes integer indices, not float features (a dry run feeds it int64 zeros)
 
+    arguments = Arguments(num_embeddings=Int(ge=1), embedding_dim=Int(ge=1), padding_idx=Optional(Int()),
+                          rules=(_padding_idx_within,))
+
+    @checked
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
                  sparse: bool = False, _weight=None, _freeze: bool = False, device=None, dtype=None):
         super().__init__()
-        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Embedding: {name} must be a positive integer, got {value!r}")
         for name, value, default in (("max_norm", max_norm, None), ("scale_grad_by_freq", scale_grad_by_freq, False),
                                      ("sparse", sparse, False)):
             if value != default:
                 raise NotImplementedError(f"Embedding: {name}={value!r} is not supported by gpunet; leave it at "
                                           f"{default!r}")
         if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx must be within num_embeddings ({num_embeddings}), got "
-                                 f"{padding_idx}")
             padding_idx %= num_embeddings
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
         self.max_norm, self.norm_type, self.scale_grad_by_freq, self.sparse = max_norm, norm_type, False, False

@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 
 from .. import random as _random
+from ..kinds import Arguments, Float
 from ..ops.activation import (bipolar_sigmoid, bipolar_step, elu, erf, gelu, hardtanh, leaky_relu, prelu, softplus,
                               step)
 from ..ops.elementwise import relu, sigmoid, tanh
@@ -35,9 +36,11 @@ __all__ += ["embedding"]
 __all__ += ["scaled_dot_product_attention"]
 
 
-def _check_p(p, where):
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"{where}: dropout probability p must be in [0, 1), got {p}")
+DROPOUT_P = Float(ge=0, lt=1)  # a dropout probability: the kind of every dropout argument (layers and functions)
+
+
+def _check_p(p, where, name="p"):
+    Arguments(**{name: DROPOUT_P}).check(where, {name: p})
 
 
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):

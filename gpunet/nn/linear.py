@@ -6,6 +6,7 @@ import numpy
 
 from .. import backend as _backend
 from ..autograd.tensor import Tensor
+from ..kinds import Arguments, Bool, Int, checked
 from ..ops.linear import linear
 from . import init
 from .module import Module
@@ -30,15 +31,17 @@ def _add_weight_and_bias(module, weight_shape, bias_shape, device, dtype) -> Non
 class Linear(Module):
     """y = x @ weight.T + bias, weight of shape (out_features, in_features).
 
+    ``in_features`` and ``out_features`` must be at least 1 (PyTorch also takes 0, a layer that computes nothing).
     Initialised as in PyTorch: weight ~ U(-1/sqrt(in_features), 1/sqrt(in_features)) (kaiming_uniform_ with
     a = sqrt(5)), and the bias from the same range.
     """
 
+    arguments = Arguments(in_features=Int(ge=1), out_features=Int(ge=1), bias=Bool())
+
+    @checked
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
-        for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"Linear: {name} must be a non-negative integer, got {value!r}")
+        in_features, out_features = int(in_features), int(out_features)
         self.in_features, self.out_features = in_features, out_features
         _add_weight_and_bias(self, (out_features, in_features), (out_features,) if bias else None, device, dtype)
         self.reset_parameters()

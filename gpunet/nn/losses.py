@@ -23,6 +23,7 @@ import numpy
 from .. import ops
 from ..autograd.function import DeviceMismatchError
 from ..autograd.tensor import Tensor
+from ..kinds import Arguments, Bool, Choice, Float, Int, checked
 from ..ops.activation import softplus
 from ..ops.loss import binary_cross_entropy as _bce_node, pick_class, softmax_cross_entropy
 from .module import Module
@@ -33,25 +34,29 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 # ----- argument checks ------------------------------------------------------------------------------------------
+# The kinds of the losses' arguments: the loss modules declare them (``arguments``), the functions check through them.
+_REDUCTION = Choice(_REDUCTIONS, "reduction")
+_KINDS = {"label_smoothing": Float(ge=0, le=1), "beta": Float(ge=0), "delta": Float(gt=0), "ignore_index": Int()}
+
+
 def _check_reduction(loss, reduction, allowed=_REDUCTIONS):
-    if reduction not in allowed:
-        choices = ", ".join(repr(r) for r in allowed)
-        raise ValueError(f"{loss}: reduction must be one of {choices}; got {reduction!r}")
+    Arguments(reduction=Choice(allowed, "reduction")).check(loss, {"reduction": reduction})
+
+
+def _check(loss, name, value):
+    Arguments(**{name: _KINDS[name]}).check(loss, {name: value})
 
 
 def _check_label_smoothing(loss, label_smoothing):
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{loss}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    _check(loss, "label_smoothing", label_smoothing)
 
 
 def _check_beta(loss, beta):
-    if beta < 0:
-        raise ValueError(f"{loss}: beta must be >= 0, got {beta!r}")
+    _check(loss, "beta", beta)
 
 
 def _check_delta(loss, delta):
-    if delta <= 0:
-        raise ValueError(f"{loss}: delta must be > 0, got {delta!r}")
+    _check(loss, "delta", delta)
 
 
 def _check_tensor(loss, name, value):
@@ -402,12 +407,12 @@ class _Loss(Module):
     decision_threshold = 0.5  # a binary score above this predicts class 1
     probability_targets = False  # True: also takes class probabilities shaped like the output (MixUp's labels)
 
+    arguments = Arguments(reduction=_REDUCTION)
+
+    @checked
     def __init__(self, reduction="mean"):
         super().__init__()
-        _check_reduction(type(self).__name__, reduction, self._reductions)
         self.reduction = reduction
-
-    _reductions = _REDUCTIONS
 
     def extra_repr(self) -> str:
         return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
@@ -419,9 +424,12 @@ class CrossEntropyLoss(_Loss):
     target_kind = "index"
     probability_targets = True
 
+    arguments = Arguments(ignore_index=_KINDS["ignore_index"], reduction=_REDUCTION,
+                          label_smoothing=_KINDS["label_smoothing"])
+
+    @checked
     def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         super().__init__(reduction)
-        _check_label_smoothing(type(self).__name__, label_smoothing)
         self.register_buffer("weight", weight)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
@@ -434,6 +442,9 @@ class NLLLoss(_Loss):
 
     target_kind = "index"
 
+    arguments = Arguments(ignore_index=_KINDS["ignore_index"], reduction=_REDUCTION)
+
+    @checked
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(reduction)
         self.register_buffer("weight", weight)
@@ -460,9 +471,11 @@ class L1Loss(_Loss):
 class SmoothL1Loss(_Loss):
     """Module form of :func:`smooth_l1_loss`."""
 
+    arguments = Arguments(reduction=_REDUCTION, beta=_KINDS["beta"])
+
+    @checked
     def __init__(self, reduction="mean", beta=1.0):
         super().__init__(reduction)
-        _check_beta(type(self).__name__, beta)
         self.beta = beta
 
     def forward(self, input, target):
@@ -472,9 +485,11 @@ class SmoothL1Loss(_Loss):
 class HuberLoss(_Loss):
     """Module form of :func:`huber_loss`."""
 
+    arguments = Arguments(reduction=_REDUCTION, delta=_KINDS["delta"])
+
+    @checked
     def __init__(self, reduction="mean", delta=1.0):
         super().__init__(reduction)
-        _check_delta(type(self).__name__, delta)
         self.delta = delta
 
     def forward(self, input, target):
@@ -512,8 +527,9 @@ class BCEWithLogitsLoss(_Loss):
 class KLDivLoss(_Loss):
     """Module form of :func:`kl_div`; use reduction='batchmean' for the KL divergence per sample."""
 
-    _reductions = _REDUCTIONS + ("batchmean",)
+    arguments = Arguments(reduction=Choice(_REDUCTIONS + ("batchmean",), "reduction"), log_target=Bool())
 
+    @checked
     def __init__(self, reduction="mean", log_target=False):
         super().__init__(reduction)
         self.log_target = log_target

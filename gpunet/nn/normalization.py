@@ -1,9 +1,8 @@
 """Per-sample normalisation layers with PyTorch's arguments and state_dict keys: LayerNorm and GroupNorm."""
 from __future__ import annotations
 
-import numbers
-
-from ..ops.normalization import _check_eps, _group_norm, _layer_norm, normalized_shape_tuple
+from ..kinds import AnyOf, ArgumentError, Arguments, Bool, Float, Int, ListOf, checked
+from ..ops.normalization import _group_norm, _layer_norm, normalized_shape_tuple
 from . import init
 from .linear import _add_weight_and_bias
 from .module import Module
@@ -14,11 +13,14 @@ class LayerNorm(Module):
     variance plus ``eps``), then ``* weight + bias`` (both of shape ``normalized_shape``, starting at 1 and 0) when
     ``elementwise_affine``; ``bias=False`` keeps the scale without the shift. The same in training and eval."""
 
+    arguments = Arguments(normalized_shape=AnyOf((Int(ge=1), ListOf(Int(ge=1), min_len=1))), eps=Float(gt=0),
+                          elementwise_affine=Bool(), bias=Bool())
+
+    @checked
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
                  device=None, dtype=None):
         super().__init__()
         self.normalized_shape = normalized_shape_tuple(normalized_shape, "LayerNorm")
-        _check_eps(eps, "LayerNorm")
         self.eps, self.elementwise_affine = eps, elementwise_affine
         shape = self.normalized_shape if elementwise_affine else None
         _add_weight_and_bias(self, shape, shape if bias else None, device, dtype)
@@ -38,21 +40,24 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
+def _groups_divide_channels(args):
+    if args["num_channels"] % args["num_groups"]:
+        raise ArgumentError("num_groups", f"must divide num_channels ({args['num_channels']})", args["num_groups"],
+                            f"a divisor of {args['num_channels']}")
+
+
 class GroupNorm(Module):
     """Split the channels of (N, C, ...) into ``num_groups`` groups and normalise each sample's group over its
     channels and positions, then scale and shift per channel (``weight``, ``bias`` of shape (C,), starting at 1 and
     0) when ``affine``. ``GroupNorm(1, C)`` normalises whole samples; ``GroupNorm(C, C)`` is instance norm."""
 
+    arguments = Arguments(num_groups=Int(ge=1), num_channels=Int(ge=1), eps=Float(gt=0), affine=Bool(),
+                          rules=(_groups_divide_channels,))
+
+    @checked
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, device=None,
                  dtype=None):
         super().__init__()
-        for what, value in (("num_groups", num_groups), ("num_channels", num_channels)):
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"GroupNorm: {what} must be a positive integer, got {value!r}")
-        if num_channels % num_groups:
-            raise ValueError(f"GroupNorm: num_channels = {num_channels} must be divisible by num_groups = "
-                             f"{num_groups}")
-        _check_eps(eps, "GroupNorm")
         self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
         shape = (num_channels,) if affine else None
         _add_weight_and_bias(self, shape, shape, device, dtype)

@@ -8,11 +8,11 @@ import numpy
 
 from .. import backend as _backend
 from ..autograd.tensor import Tensor
+from ..kinds import Arguments, Bool, Int, checked
 from ..ops.arithmetic import add
 from ..ops.shape import getitem, reshape
-from . import functional as F
-from .attention import _check_positive
 from .dropout import Dropout
+from .functional import DROPOUT_P
 from .embedding import Embedding
 from .module import Module
 
@@ -31,12 +31,11 @@ class _PositionalBase(Module):
     """Input checks, layout and dropout shared by the positional encodings: ``forward(x)`` adds the first
     ``seq_len`` rows of ``self._table(seq_len)`` (a (seq_len, d_model) tensor) to x and applies dropout."""
 
+    arguments = Arguments(d_model=Int(ge=1), dropout=DROPOUT_P, max_len=Int(ge=1), batch_first=Bool())
+
+    @checked
     def __init__(self, d_model, dropout, max_len, batch_first):
         super().__init__()
-        name = type(self).__name__
-        _check_positive(name, "d_model", d_model)
-        _check_positive(name, "max_len", max_len)
-        F._check_p(dropout, name)
         self.d_model, self.max_len, self.batch_first = d_model, max_len, batch_first
         self.dropout = Dropout(p=dropout)
 

@@ -14,6 +14,7 @@ import warnings
 import numpy
 
 from ..autograd.tensor import Tensor
+from ..kinds import Arguments, Bool, Choice, Float, Int, Optional, checked
 from ..ops.arithmetic import add
 from ..ops.elementwise import relu, tanh
 from ..ops.linear import linear
@@ -38,16 +39,7 @@ def _check_nonlinearity(layer, nonlinearity):
         raise ValueError(f"{layer}: unknown nonlinearity {nonlinearity!r}; use 'tanh' or 'relu'")
 
 
-def _check_return_mode(layer, return_mode):
-    if return_mode is not None and return_mode not in RETURN_MODES:
-        raise ValueError(f"{layer}: return_mode must be one of {', '.join(map(repr, RETURN_MODES))} or None (PyTorch's "
-                         f"(output, h_n)), got {return_mode!r}")
-
-
-def _check_mask_value(layer, mask_value):
-    if mask_value is not None and (isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real)):
-        raise ValueError(f"{layer}: mask_value must be a number (e.g. 0.0 after an Embedding with padding_idx) or "
-                         f"None, got {mask_value!r}")
+RETURN_MODE = Optional(Choice(RETURN_MODES, "return mode"))  # None: PyTorch's (output, h_n)
 
 
 class RNNBase(Module):
@@ -69,17 +61,15 @@ class RNNBase(Module):
     batch gives what it gives alone.
     """
 
+    arguments = Arguments(input_size=Int(ge=0), hidden_size=Int(ge=1), num_layers=Int(ge=1), bias=Bool(),
+                          batch_first=Bool(), dropout=Float(ge=0, le=1), bidirectional=Bool(), return_mode=RETURN_MODE,
+                          mask_value=Optional(Float()))
+
+    @checked
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None, *, return_mode=None, mask_value=None):
         super().__init__()
         name = type(self).__name__
-        _check_return_mode(name, return_mode)
-        _check_mask_value(name, mask_value)
-        _check_size(name, "input_size", input_size, 0)
-        _check_size(name, "hidden_size", hidden_size)
-        _check_size(name, "num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout <= 1:
-            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
         if proj_size != 0:
             raise ValueError(f"{name}: proj_size={proj_size!r} is not supported by gpunet (only 0, no projection)")
         if dropout > 0 and num_layers == 1:
@@ -232,9 +222,11 @@ class RNN(RNNBase):
     bidirectional. ``forward(input, h_0=None, lengths=None) -> (output, h_n)`` with PyTorch's shapes (other returns:
     ``return_mode``; padding: ``lengths``, ``mask_value``; see RNNBase)."""
 
+    arguments = Arguments(**RNNBase.arguments.kinds, nonlinearity=Choice(tuple(_NONLINEARITY), "nonlinearity"))
+
+    @checked
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, device=None, dtype=None, *, return_mode=None, mask_value=None):
-        _check_nonlinearity("RNN", nonlinearity)
         self.nonlinearity = nonlinearity
         super().__init__(_NONLINEARITY[nonlinearity], input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, 0, device, dtype, return_mode=return_mode, mask_value=mask_value)

@@ -1,9 +1,8 @@
 """The depthwise-separable convolution block (MobileNet, Xception; Keras' SeparableConv2D)."""
 from __future__ import annotations
 
-import numbers
-
-from .conv import Conv2d
+from ..kinds import Arguments, Int, checked
+from .conv import Conv2d, conv_arguments
 from .module import Module
 
 
@@ -18,15 +17,13 @@ class DepthwiseSeparableConv2d(Module):
     * out (+ out) against in * out * kh * kw (+ out) for a full Conv2d.
     """
 
+    arguments = Arguments(**{**{k: v for k, v in conv_arguments(2).kinds.items() if k != "groups"},
+                             "in_channels": Int(ge=1), "depth_multiplier": Int(ge=1)})  # in_channels: the groups
+
+    @checked
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  bias: bool = True, depth_multiplier: int = 1, padding_mode: str = "zeros", device=None, dtype=None):
         super().__init__()
-        if not isinstance(depth_multiplier, numbers.Integral) or isinstance(depth_multiplier, bool) \
-                or depth_multiplier < 1:
-            raise ValueError(f"DepthwiseSeparableConv2d: depth_multiplier must be a positive integer, got "
-                             f"{depth_multiplier!r}")
-        if not isinstance(in_channels, numbers.Integral) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f"DepthwiseSeparableConv2d: in_channels must be a positive integer, got {in_channels!r}")
         middle = in_channels * depth_multiplier
         self.depthwise = Conv2d(in_channels, middle, kernel_size, stride, padding, dilation, groups=in_channels,
                                 bias=False, padding_mode=padding_mode, device=device, dtype=dtype)

@@ -9,12 +9,12 @@ positions too, where PyTorch's fast path returns 0 for them; the unpadded positi
 from __future__ import annotations
 
 import copy
-import numbers
 
 import numpy
 
 from .. import backend as _backend
 from ..autograd.tensor import Tensor
+from ..kinds import AnyCallable, AnyOf, ArgumentError, Arguments, Bool, Choice, Float, Int, checked
 from ..ops.arithmetic import add
 from . import functional as F
 from .attention import MultiheadAttention, _check_positive
@@ -35,6 +35,12 @@ def generate_square_subsequent_mask(sz: int, device=None, dtype=None):
     return Tensor(backend.asarray(mask.astype(numpy.float32 if dtype is None else dtype)), backend)
 
 
+def _heads_divide_d_model(args):
+    if args["d_model"] % args["nhead"]:
+        raise ArgumentError("nhead", f"must divide d_model ({args['d_model']}): each attention head works on "
+                            "d_model // nhead features", args["nhead"], f"a divisor of {args['d_model']}")
+
+
 class TransformerEncoderLayer(Module):
     """Self-attention and feed-forward blocks with residual connections (``torch.nn.TransformerEncoderLayer``).
 
@@ -44,24 +50,18 @@ class TransformerEncoderLayer(Module):
     MultiheadAttention's masks; ``is_causal`` only states that ``src_mask`` is causal.
     """
 
+    arguments = Arguments(d_model=Int(ge=1), nhead=Int(ge=1), dim_feedforward=Int(ge=1), dropout=F.DROPOUT_P,
+                          activation=AnyOf((Choice(tuple(_ACTIVATIONS), "activation"), AnyCallable())),
+                          layer_norm_eps=Float(gt=0), batch_first=Bool(), norm_first=Bool(), bias=Bool(),
+                          rules=(_heads_divide_d_model,))
+
+    @checked
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int = 2048, dropout: float = 0.1,
                  activation="relu", layer_norm_eps: float = 1e-5, batch_first: bool = False, norm_first: bool = False,
                  bias: bool = True, device=None, dtype=None):
 
         super().__init__()
-        name = type(self).__name__
-        _check_positive(name, "d_model", d_model)
-        _check_positive(name, "dim_feedforward", dim_feedforward)
-        if isinstance(activation, str):
-            if activation not in _ACTIVATIONS:
-                raise ValueError(f"{name}: activation must be 'relu', 'gelu' or a callable, got {activation!r}")
-            activation = _ACTIVATIONS[activation]
-        elif not callable(activation):
-            raise TypeError(f"{name}: activation must be 'relu', 'gelu' or a callable, got "
-                            f"{type(activation).__name__}")
-        if isinstance(nhead, numbers.Integral) and not isinstance(nhead, bool) and nhead > 0 and d_model % nhead:
-            raise ValueError(f"{name}: d_model ({d_model}) must be divisible by nhead ({nhead}): each attention head "
-                             f"works on d_model // nhead features")
+        activation = _ACTIVATIONS.get(activation, activation) if isinstance(activation, str) else activation
         self.self_attn = MultiheadAttention(d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first,
                                             device=device, dtype=dtype)
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, device=device, dtype=dtype)

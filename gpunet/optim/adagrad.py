@@ -1,12 +1,16 @@
 """Adagrad: per-element learning rates from the sum of squared gradients, with PyTorch's learning-rate decay."""
 from __future__ import annotations
 
-from .optimizer import Optimizer
+from ..kinds import Arguments, Bool
+from .optimizer import LR, NON_NEGATIVE, Optimizer
 
 
 class Adagrad(Optimizer):
     """``s += g^2``; ``p -= lr / (1 + (step - 1) * lr_decay) * g / (sqrt(s) + eps)``; s starts at
     ``initial_accumulator_value``."""
+
+    arguments = Arguments(lr=LR, lr_decay=NON_NEGATIVE, weight_decay=NON_NEGATIVE,
+                          initial_accumulator_value=NON_NEGATIVE, eps=NON_NEGATIVE, maximize=Bool())
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
                  maximize=False):
@@ -17,9 +21,6 @@ class Adagrad(Optimizer):
                 state = self.state[p]
                 state["step"] = 0
                 self._buffer(state, "sum", p, group["initial_accumulator_value"])
-
-    def _check(self, group):
-        self._check_nonnegative(group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def _update(self, group):
         for backend, params in self._with_grads(group):

@@ -1,7 +1,8 @@
 """Adam and AdamW (decoupled weight decay), with AMSGrad, exactly as PyTorch computes them."""
 from __future__ import annotations
 
-from .optimizer import Optimizer
+from ..kinds import Arguments, Bool, Float, ListOf
+from .optimizer import LR, NON_NEGATIVE, Optimizer
 
 
 class Adam(Optimizer):
@@ -11,17 +12,13 @@ class Adam(Optimizer):
     multiplies p by ``1 - lr * weight_decay`` before the step (AdamW). ``amsgrad`` uses the running maximum of v.
     """
 
+    arguments = Arguments(lr=LR, betas=ListOf(Float(ge=0, lt=1), length=2), eps=NON_NEGATIVE,
+                          weight_decay=NON_NEGATIVE, amsgrad=Bool(), maximize=Bool(), decoupled_weight_decay=Bool())
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  maximize=False, decoupled_weight_decay=False):
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+        super().__init__(params, dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, decoupled_weight_decay=decoupled_weight_decay))
-
-    def _check(self, group):
-        self._check_nonnegative(group, "lr", "eps", "weight_decay")
-        betas = group["betas"]
-        self._require(len(betas) == 2, f"betas must be a pair (beta1, beta2), got {betas!r}")
-        for i, beta in enumerate(betas):
-            self._require(0.0 <= beta < 1.0, f"betas[{i}] must be in [0, 1), got {beta!r}")
 
     def _update(self, group):
         (beta1, beta2), amsgrad = group["betas"], group["amsgrad"]

@@ -6,25 +6,12 @@ from __future__ import annotations
 
 import bisect
 import math
-import numbers
 
+from ..kinds import AnyOf, Arguments, Choice, Float, Int, ListOf, checked
 from .optimizer import Optimizer
 
 __all__ = ["LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
            "SequentialLR", "ReduceLROnPlateau"]
-
-
-def _check_number(owner: str, name: str, value, low: float, *, strict: bool = False, high: float | None = None,
-                  integer: bool = False) -> None:
-    """Raise a ValueError naming ``owner.name`` unless ``value`` is a (whole) number above ``low`` (strictly if
-    ``strict``) and below ``high``."""
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool) and (value > low if strict else value >= low) \
-        and (high is None or value < high)
-    if not ok:
-        bound = f"in {'(' if strict else '['}{low:g}, {high:g})" if high is not None else \
-            f"{'>' if strict else '>='} {low:g}"
-        raise ValueError(f"{owner}: {name} must be {'an integer' if integer else 'a number'} {bound}, got {value!r}")
 
 
 def _per_group(value, optimizer, owner: str, what: str, one: str) -> list:
@@ -125,10 +112,10 @@ class LambdaLR(LRScheduler):
 class StepLR(LRScheduler):
     """Multiply the lr by ``gamma`` every ``step_size`` epochs."""
 
+    arguments = Arguments(step_size=Int(ge=1), gamma=Float(gt=0))
+
+    @checked
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        if not isinstance(step_size, numbers.Integral) or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
-        _check_number("StepLR", "gamma", gamma, 0, strict=True)
         self.step_size, self.gamma = int(step_size), gamma
         super().__init__(optimizer, last_epoch)
 
@@ -162,8 +149,10 @@ class MultiStepLR(LRScheduler):
 class ExponentialLR(LRScheduler):
     """Multiply the lr by ``gamma`` every epoch."""
 
+    arguments = Arguments(gamma=Float(gt=0))
+
+    @checked
     def __init__(self, optimizer, gamma, last_epoch=-1):
-        _check_number("ExponentialLR", "gamma", gamma, 0, strict=True)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -180,10 +169,10 @@ class CosineAnnealingLR(LRScheduler):
     """Cosine annealing from the initial lr to ``eta_min`` over ``T_max`` epochs (then back up, periodically),
     computed with PyTorch's recursive formula."""
 
+    arguments = Arguments(T_max=Int(ge=1), eta_min=Float(ge=0))
+
+    @checked
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        if not isinstance(T_max, numbers.Integral) or T_max < 1:
-            raise ValueError(f"CosineAnnealingLR: T_max must be a positive integer, got {T_max!r}")
-        _check_number("CosineAnnealingLR", "eta_min", eta_min, 0)
         self.T_max, self.eta_min = int(T_max), eta_min
         super().__init__(optimizer, last_epoch)
 
@@ -207,13 +196,10 @@ class CosineAnnealingLR(LRScheduler):
 class LinearLR(LRScheduler):
     """Linear warm-up: the lr factor goes from ``start_factor`` to ``end_factor`` over ``total_iters`` epochs."""
 
+    arguments = Arguments(start_factor=Float(gt=0, le=1), end_factor=Float(ge=0, le=1), total_iters=Int(ge=1))
+
+    @checked
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
-        if not 0 < start_factor <= 1:
-            raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor!r}")
-        if not 0 <= end_factor <= 1:
-            raise ValueError(f"LinearLR: end_factor must be in [0, 1], got {end_factor!r}")
-        if not isinstance(total_iters, numbers.Integral) or total_iters < 1:
-            raise ValueError(f"LinearLR: total_iters must be a positive integer, got {total_iters!r}")
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, int(total_iters)
         super().__init__(optimizer, last_epoch)
 
@@ -280,27 +266,25 @@ class SequentialLR(LRScheduler):
         self.__dict__.update(state)
 
 
+# The kinds of ReduceLROnPlateau's arguments but mode (the callback of that name takes them too, and mode "auto").
+PLATEAU_KINDS = dict(factor=Float(gt=0, lt=1), patience=Int(ge=0), threshold=Float(ge=0),
+                     threshold_mode=Choice(("rel", "abs"), "threshold mode"), cooldown=Int(ge=0),
+                     min_lr=AnyOf((Float(ge=0), ListOf(Float(ge=0), min_len=1))), eps=Float(ge=0))
+
+
 class ReduceLROnPlateau(LRScheduler):
     """Multiply the lr by ``factor`` once the metric passed to ``step(metric)`` has not improved for more than
     ``patience`` epochs (improvement judged by ``mode``, ``threshold`` and ``threshold_mode``); wait ``cooldown``
     epochs after a reduction; never go below ``min_lr``; skip changes smaller than ``eps``."""
 
     steps_on_metric = True
+    arguments = Arguments(mode=Choice(("min", "max"), "mode"), **PLATEAU_KINDS)
 
+    @checked
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel",
                  cooldown=0, min_lr=0, eps=1e-8):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"ReduceLROnPlateau: expected a gpunet optimizer, got {type(optimizer).__name__}")
-        _check_number("ReduceLROnPlateau", "factor", factor, 0, strict=True, high=1)
-        _check_number("ReduceLROnPlateau", "patience", patience, 0, integer=True)
-        _check_number("ReduceLROnPlateau", "cooldown", cooldown, 0, integer=True)
-        for name, value in (("threshold", threshold), ("eps", eps)) + tuple(
-                ("min_lr", v) for v in (min_lr if isinstance(min_lr, (list, tuple)) else [min_lr])):
-            _check_number("ReduceLROnPlateau", name, value, 0)
-        if mode not in ("min", "max"):
-            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
         self.optimizer = optimizer
         self.min_lrs = _per_group(min_lr, optimizer, "ReduceLROnPlateau", "min_lr values", "value")
         self.mode, self.factor, self.patience, self.threshold = mode, factor, patience, threshold

@@ -1,7 +1,7 @@
 """The optimizer base: parameter groups, per-parameter state, ``zero_grad`` and ``state_dict`` as in PyTorch.
 
-A subclass gives its ``defaults`` (hyper-parameter name -> default), a ``_check(group)`` that validates a group's
-hyper-parameters, and ``_update(group)`` that updates every parameter of the group with a gradient, in place on
+A subclass gives its ``defaults`` (hyper-parameter name -> default), its hyper-parameters' kinds and rules
+(``arguments``, ``gpunet.kinds``: every group is checked through them, so a config reads the same ones), and ``_update(group)`` that updates every parameter of the group with a gradient, in place on
 the parameter arrays (no graph is recorded), with one fused multi-tensor call per backend (``backend.sgd_update``
 and its siblings: one kernel launch for the whole group on CUDA). Hyper-parameters are read from ``param_groups`` at every step, so
 schedulers and users can change them between steps.
@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import numbers
-
 import numpy
 
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..autograd.tensor import Tensor
+from ..kinds import Arguments, Float
+
+LR = Float(ge=0)  # the learning rate
+NON_NEGATIVE = Float(ge=0)  # weight decay, eps, momentum, ...
 
 
 class Optimizer:
     """Base class of gpunet's optimizers (PyTorch's ``torch.optim.Optimizer`` API)."""
+
+    arguments = Arguments()
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -80,16 +84,8 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check(self, group):
-        """Raise a clear error for invalid hyper-parameters in ``group``."""
-
-    def _require(self, ok, message):
-        if not ok:
-            raise ValueError(f"{type(self).__name__}: {message}")
-
-    def _check_nonnegative(self, group, *names):
-        for key in names:
-            value = group[key]
-            self._require(isinstance(value, numbers.Real) and value >= 0, f"{key} must be a number >= 0, got {value!r}")
+        """A ValueError naming the optimizer and the hyper-parameter if ``group`` has one its kind or rules refuse."""
+        type(self).arguments.check(type(self).__name__, group)
 
     # ----- stepping -----------------------------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True):

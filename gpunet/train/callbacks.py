@@ -21,6 +21,8 @@ import re
 import sys
 import time
 
+from ..kinds import Arguments, Bool, Choice, FilePath, Float, Int, Optional, Str, checked
+from ..optim.lr_scheduler import PLATEAU_KINDS, ReduceLROnPlateau as PlateauScheduler
 from . import strict_json
 from .atomic import append_text, atomic_write_text
 from .checkpoint import CheckpointManager
@@ -33,10 +35,13 @@ __all__ = [
 _HIGHER_IS_BETTER = re.compile(r"(?:.*_)?(?:accuracy|precision|recall|f1|top\d+_accuracy)")
 
 
+MONITOR = Str(text="a logged metric such as val_loss or val_accuracy")
+MODE = Choice(("auto", "min", "max"), "mode")  # whether lower or higher is better; auto: from the metric's name
+
+
 def resolve_mode(monitor: str, mode: str) -> str:
     """``"min"`` or ``"max"``; ``"auto"`` is max for accuracy, precision, recall, F1 and top-k, min otherwise."""
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    Arguments(mode=MODE).check("resolve_mode", {"mode": mode})
     if mode != "auto":
         return mode
     return "max" if _HIGHER_IS_BETTER.fullmatch(monitor) else "min"
@@ -93,12 +98,12 @@ class EarlyStopping(Callback):
     With ``restore_best_weights`` the model gets back the weights of its best epoch when training stops.
     """
 
+    arguments = Arguments(monitor=MONITOR, patience=Int(ge=0), min_delta=Float(ge=0), mode=MODE,
+                          restore_best_weights=Bool())
+
+    @checked
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
                  restore_best_weights: bool = False):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
-        if not isinstance(min_delta, (int, float)) or min_delta < 0:
-            raise ValueError(f"EarlyStopping: min_delta must be a number >= 0, got {min_delta!r}")
         self.monitor = monitor
         self.patience = patience
         self.min_delta = float(min_delta)
@@ -155,19 +160,20 @@ class ReduceLROnPlateau(Callback):
     ``gpunet.optim.lr_scheduler.ReduceLROnPlateau`` on the Trainer's optimizer (same arguments as PyTorch's), one
     per optimizer for a task with several models."""
 
+    arguments = Arguments(monitor=MONITOR, mode=MODE, **PLATEAU_KINDS)
+
+    @checked
     def __init__(self, monitor: str = "val_loss", mode: str = "auto", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0,
                  eps: float = 1e-8):
         self.monitor = monitor
-        self.arguments = dict(mode=resolve_mode(monitor, mode), factor=factor, patience=patience, threshold=threshold,
+        self.scheduler_arguments = dict(mode=resolve_mode(monitor, mode), factor=factor, patience=patience, threshold=threshold,
                               threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
         self.scheduler = None
 
     def set_trainer(self, trainer):
-        from ..optim.lr_scheduler import ReduceLROnPlateau as Scheduler
-
         super().set_trainer(trainer)
-        self.schedulers = {name: Scheduler(optimizer, **self.arguments)
+        self.schedulers = {name: PlateauScheduler(optimizer, **self.scheduler_arguments)
                            for name, optimizer in trainer.optimizers.items()}
         self.scheduler = next(iter(self.schedulers.values()), None)
 
@@ -211,6 +217,9 @@ class _EpochFileLogger(Callback):
 
     order = 50
 
+    arguments = Arguments(filename=FilePath(), append=Bool())
+
+    @checked
     def __init__(self, filename, append: bool = False):
         self.filename = os.fspath(filename)
         self.append = append
@@ -341,10 +350,12 @@ class ModelCheckpoint(Callback):
 
     order = 100
 
+    arguments = Arguments(directory=FilePath("a directory path"), monitor=Optional(MONITOR), mode=MODE,
+                          save_best=Bool(), keep=Int(ge=1), every_n_epochs=Int(ge=1))
+
+    @checked
     def __init__(self, directory, monitor: str | None = "val_loss", mode: str = "auto", save_best: bool = True,
                  keep: int = 1, every_n_epochs: int = 1):
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ValueError(f"ModelCheckpoint: every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
         watch = monitor if save_best else None
         self.manager = CheckpointManager(directory, watch, resolve_mode(watch, mode) if watch else "min", keep)
         self.every_n_epochs = every_n_epochs
@@ -382,9 +393,10 @@ class ProgressBar(Callback):
     order = 50
     _WIDTH = 30
 
+    arguments = Arguments(style=Choice(("auto", "bar", "lines"), "style"), log_every=Int(ge=0))
+
+    @checked
     def __init__(self, style: str = "auto", log_every: int = 0, stream=None):
-        if style not in ("auto", "bar", "lines"):
-            raise ValueError(f"ProgressBar: style must be 'auto', 'bar' or 'lines', got {style!r}")
         self.stream = stream
         self.style = style
         self.log_every = log_every

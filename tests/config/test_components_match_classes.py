@@ -1,6 +1,8 @@
-"""Every registered config component matches its class: each key is a parameter of the class, each default is the
-class's default (or is declared as differing on purpose, with the reason), and each key accepts exactly the values
-the class accepts, probed at and around every bound the config states and at a few ordinary values."""
+"""Every registered config component matches its class: each key is a parameter of the class, each key's kind IS the
+kind the class declares and checks its arguments through (or is declared as differing on purpose, with the reason),
+each default is the class's (likewise), and each key accepts exactly the values the class accepts, probed at and
+around every bound and at a few ordinary values: this probes the class's rules between arguments and any check it
+still makes by hand."""
 import inspect
 import math
 
@@ -8,7 +10,9 @@ import pytest
 
 import gpunet
 from gpunet.config import ARCHS, CALLBACKS, CONFIG, LAYERS, LOSSES, OPTIMIZERS, SCHEDULERS, TASK_TYPES, TRANSFORMS
-from gpunet.config.spec import (INVALID, REQUIRED, AnyOf, Bool, Checker, Choice, ListOf, Number, Optional, Str)
+from gpunet.config.components import declared_arguments, from_data
+from gpunet.config.spec import REQUIRED
+from gpunet.kinds import INVALID, AnyOf, Bool, Checker, Choice, ListOf, Number, Optional, Str
 
 COMPONENTS = {
     **{f"layer {name}": spec for name, spec in LAYERS.items()},
@@ -22,32 +26,12 @@ COMPONENTS = {
     "checkpoint": CONFIG.fields["checkpoint"].kind,
 }
 
-# Values a config accepts that its class does not, because the run resolves or handles them before building.
+# Values a config accepts that its class does not, because the run resolves or handles them before building (each
+# such key declares why_kind).
 CONFIG_ONLY_VALUES = {
     ("callback progress", "style"): {"none"},  # the run adds no ProgressBar at all
 }
 
-
-# Keys whose class accepts, when constructed, values the config refuses: the class checks them later (at the first
-# forward, or when training begins) or not at all. The check belongs in the class (gpunet/nn and
-# gpunet/train/callbacks.py, outside the config); each entry goes once its class refuses the same values.
-CLASS_CHECKS_LATER = {
-    "layer Linear": ("in_features", "out_features"),  # 0 features: PyTorch accepts it too
-    "layer Softplus": ("beta",),
-    "layer Hardtanh": ("min_val", "max_val"),  # min_val < max_val
-    "layer Conv1d": ("in_channels", "out_channels"),
-    "layer Conv2d": ("in_channels", "out_channels"),
-    "layer ConvTranspose2d": ("in_channels", "out_channels"),
-    "layer DepthwiseSeparableConv2d": ("out_channels",),
-    **{f"layer MaxPool{n}d": ("kernel_size", "stride", "padding", "dilation") for n in (1, 2)},
-    **{f"layer AvgPool{n}d": ("kernel_size", "stride", "padding") for n in (1, 2)},
-    **{f"layer AdaptiveAvgPool{n}d": ("output_size",) for n in (1, 2)},
-    "layer Upsample": ("size", "scale_factor", "mode", "align_corners"),  # checked at the first forward
-    "arch mlp": ("in_features", "out_features", "hidden", "activation", "dropout"),  # gpunet.config.archs.mlp
-    # does not check its arguments yet (an empty hidden list leaves activation and dropout unused)
-    "callback reduce_lr_on_plateau": ("factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr",
-                                      "eps"),  # checked by the scheduler it makes when training begins
-}
 
 # Values the config's cross-section rules replace before anything is built (gpunet.config.schema._monitor_rules).
 RESOLVED_BEFORE_BUILD = {"monitor": (None, "val_loss"), "mode": ("auto", "min")}
@@ -157,7 +141,7 @@ def test_keys_are_parameters_and_defaults_are_the_classes(name):
 def test_each_key_accepts_exactly_what_the_class_accepts(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # callbacks given file names write there
     spec = COMPONENTS[name]
-    disagreements, later = [], set()
+    disagreements = []
     for key, field in spec.fields.items():
         if key in spec.config_only:
             continue
@@ -169,50 +153,85 @@ def test_each_key_accepts_exactly_what_the_class_accepts(name, tmp_path, monkeyp
             resolved, problems = _config_accepts(spec, section)
             arguments = _resolved(spec.arguments(resolved if resolved is not None else section))
             class_ok = _class_accepts(spec, arguments)
-            if resolved is None and class_ok and key in CLASS_CHECKS_LATER.get(name, ()):
-                later.add(key)
-            elif (resolved is not None) != class_ok:
+            if (resolved is not None) != class_ok:
                 disagreements.append(f"{key}={value!r}: config {'accepts' if resolved is not None else 'refuses'}"
                                      f"{'' if resolved is not None else ' (' + '; '.join(problems) + ')'}, "
                                      f"class {'accepts' if class_ok else 'refuses'}")
     assert not disagreements, f"{name} ({spec.cls.__name__}):\n" + "\n".join(disagreements)
-    assert later == set(CLASS_CHECKS_LATER.get(name, ())), f"{name}: the class now checks " \
-        f"{set(CLASS_CHECKS_LATER.get(name, ())) - later} itself; remove it from CLASS_CHECKS_LATER"
 
 
-def test_a_default_stated_in_the_config_is_refused_unless_it_says_why():
+@pytest.mark.parametrize("name", [n for n in COMPONENTS if not n.startswith("task ")])
+def test_each_key_kind_is_the_class_kind(name):
+    """The config states no range of its own: a key's kind is the very object the class checks its argument with
+    (less the alternatives no YAML value can be, a callable), unless the key says why it differs."""
+    spec = COMPONENTS[name]
+    declared = declared_arguments(spec.cls).kinds
+    for key, field in spec.fields.items():
+        if key in spec.config_only:
+            continue
+        kind = declared[spec.renames.get(key, key)]  # KeyError: the class declares no kind for it
+        if field.why_kind:
+            assert field.kind != kind, f"{name}.{key}: declared as differing but equal"
+        else:
+            assert field.kind is kind or (field.kind == from_data(kind) and field.kind != kind), f"{name}.{key}"
+
+
+def test_a_class_names_itself_its_argument_the_rule_and_the_value():
+    with pytest.raises(ValueError, match=r"^Linear: out_features must be an integer >= 1, got -1$"):
+        gpunet.nn.Linear(3, -1)
+    with pytest.raises(ValueError, match=r"^GELU: approximate must be one of 'none', 'tanh' \(did you mean 'tanh'\?\), "
+                                         r"got 'tanh '$"):
+        gpunet.nn.GELU("tanh ")
+    with pytest.raises(ValueError, match=r"^Hardtanh: max_val must be greater than min_val \(1\), got 0$"):
+        gpunet.nn.Hardtanh(1, 0)
+    with pytest.raises(ValueError, match=r"^SGD: nesterov needs momentum > 0 and dampening = 0"):
+        gpunet.optim.SGD(gpunet.nn.Linear(2, 2).parameters(), lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match=r"^resnet: depth must be one of 18, 34, 50, 101, 152"):
+        gpunet.models.resnet(depth=20)
+
+
+def test_a_default_or_kind_stated_in_the_config_is_refused_unless_it_says_why():
     from gpunet.config.components import component
-    from gpunet.config.spec import Field, Float
+    from gpunet.config.spec import Field
+    from gpunet.kinds import Float
 
     with pytest.raises(TypeError, match="states a default"):
-        component(gpunet.nn.Dropout, None, {"p": Field(Float(ge=0), "", 0.3)})
+        component(gpunet.nn.Dropout, None, {"p": Field(doc="", default=0.3)})
+    with pytest.raises(TypeError, match="states a kind"):
+        component(gpunet.nn.Dropout, None, {"p": Field(Float(ge=0), "")})
     with pytest.raises(TypeError, match="has no parameter 'prob'"):
-        component(gpunet.nn.Dropout, None, {"prob": Float(ge=0)})
-    assert component(gpunet.nn.Dropout, None, {"p": Float(ge=0)}).fields["p"].default == 0.5
+        component(gpunet.nn.Dropout, None, {"prob": "probability"})
+    with pytest.raises(TypeError, match="declares no kind for its argument 'inplace'"):
+        component(gpunet.nn.ReLU, None, {"inplace": "in place"})
+    field = component(gpunet.nn.Dropout, None, {"p": "probability"}).fields["p"]
+    assert field.default == 0.5 and field.kind is gpunet.nn.Dropout.arguments.kinds["p"]
 
 
 def test_registering_a_layer_is_one_call(monkeypatch):
-    """A new layer needs its class and the kinds of the arguments it offers; names, defaults, the builder, the
-    checks and the docs follow from them."""
+    """A new layer needs its class (which declares its arguments' kinds) and a description of each argument it
+    offers; names, kinds, defaults, the builder, the checks and the docs follow from them."""
     from gpunet.config import ConfigError, build_model, loads_config, register_layer
     from gpunet.config.docs import render_markdown
     from gpunet.config.layers import LAYERS as TABLE
-    from gpunet.config.spec import Int
+    from gpunet.kinds import Arguments, Int, checked
 
     class Scale(gpunet.nn.Module):
         """Multiplies its input by ``factor``."""
 
+        arguments = Arguments(factor=Int(ge=1))
+
+        @checked
         def __init__(self, factor: int = 3):
             super().__init__()
-            if factor < 1:
-                raise ValueError(f"Scale: factor must be >= 1, got {factor}")
             self.factor = factor
 
         def forward(self, x):
             return x * self.factor
 
     monkeypatch.setitem(TABLE, "Scale", None)  # removed again after the test
-    register_layer(Scale, None, {"factor": Int(ge=1)}, keeps_features=True)
+    register_layer(Scale, None, {"factor": "the factor"}, keeps_features=True)
+    with pytest.raises(ValueError, match=r"^Scale: factor must be an integer >= 1, got 0$"):
+        Scale(0)
     assert TABLE["Scale"].fields["factor"].default == 3 and TABLE["Scale"].doc == "Multiplies its input by ``factor``."
     base = "data: {name: xor}\nloss: {name: cross_entropy}\noptimizer: {name: sgd}\ntrainer: {epochs: 1}\n"
     model = build_model(loads_config(base + "model: {layers: [{type: Linear, in_features: 2, out_features: 2}, "

@@ -238,7 +238,7 @@ def test_idx_needs_a_directory_or_the_training_files(tmp_path):
 def test_nesterov_needs_momentum(tmp_path):
     text = edited("  lr: 0.1\n", "  lr: 0.1\n  nesterov: true\n")
     path, problem = only_problem(tmp_path, text)
-    assert problem == f"{path}:{line_of(text, 'nesterov')}: optimizer.nesterov: Nesterov momentum needs momentum > 0 " \
+    assert problem == f"{path}:{line_of(text, 'nesterov')}: optimizer.nesterov: needs momentum > 0 " \
                       "and dampening = 0 (momentum is 0, dampening 0); got true; allowed: false, or set momentum > 0 " \
                       "and dampening: 0"
 

@@ -202,7 +202,7 @@ def test_errors_name_the_transform_and_what_is_wrong():
         T.RandomCrop(12, padding=1)(images(), None, gen())
     with pytest.raises(ValueError, match="RandomAffine: degrees must be .* low <= high"):
         T.RandomAffine((10, -10))
-    with pytest.raises(ValueError, match="RandomErasing: p must be in"):
+    with pytest.raises(ValueError, match=r"RandomErasing: p must be a number in \[0, 1\], got 1.5"):
         T.RandomErasing(p=1.5)
     with pytest.raises(ValueError, match="MixUp: give num_classes to mix integer labels"):
         T.MixUp()(images(), labels(), gen())

@@ -114,7 +114,7 @@ def test_lenet5_arguments_out_of_range_name_the_key(args, path, message):
 @pytest.mark.parametrize("args, path, message", [
     ("{depth: 20}", "model.args.depth", "must be one of 18, 34, 50, 101, 152"),
     ("{depth: 50, preact: true}", "model.args.preact",
-     "pre-activation blocks are basic blocks: depth must be 18 or 34, got depth 50"),
+     "is for the basic-block depths 18 or 34 \\(pre-activation blocks are basic blocks\\), not depth 50"),
 ])
 def test_resnet_arguments_out_of_range_name_the_key(args, path, message):
     from gpunet.config import ConfigError

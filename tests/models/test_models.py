@@ -197,15 +197,15 @@ def test_resnet_for_digits_trains_on_both_devices(device):
 
 # ----- bad arguments and inputs ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("build, message", [
-    (lambda: models.resnet(20), r"resnet: depth must be one of 18, 34, 50, 101, 152, got 20"),
+    (lambda: models.resnet(20), r"resnet: depth must be one of 18, 34, 50, 101, 152 \(the ResNet layouts\), got 20"),
     (lambda: models.resnet(18, width=0), r"resnet: width must be an integer >= 1, got 0"),
     (lambda: models.resnet(18, num_classes=-1), r"resnet: num_classes must be an integer >= 1, got -1"),
-    (lambda: models.resnet(50, preact=True), r"resnet: preact=True .* depth 18 or 34; got depth 50"),
+    (lambda: models.resnet(50, preact=True), r"resnet: preact is for the basic-block depths 18 or 34 .*, not depth 50"),
     (lambda: models.ResNet(models.BasicBlock, (2, 2, 2)), r"resnet: layers must be 4 numbers of blocks"),
-    (lambda: models.lenet5(input_size=30), r"lenet5: input_size must be one of 32, 28, got 30"),
-    (lambda: models.lenet5(activation="gelu"), r"lenet5: activation must be one of 'tanh', 'relu', 'sigmoid'"),
-    (lambda: models.cifar_cnn(input_size=16), r"cifar_cnn: input_size must be an integer >= 18, got 16"),
-    (lambda: models.cifar_cnn(in_channels=2.5), r"cifar_cnn: in_channels must be an integer >= 1, got 2.5"),
+    (lambda: models.lenet5(input_size=30), r"LeNet5: input_size must be one of 32, 28 \(LeNet-5's layer table\), got 30"),
+    (lambda: models.lenet5(activation="gelu"), r"LeNet5: activation must be one of 'tanh', 'relu', 'sigmoid'"),
+    (lambda: models.cifar_cnn(input_size=16), r"CifarCNN: input_size must be an integer >= 18, got 16"),
+    (lambda: models.cifar_cnn(in_channels=2.5), r"CifarCNN: in_channels must be an integer >= 1, got 2.5"),
 ])
 def test_arguments_out_of_range(build, message):
     with pytest.raises(ValueError, match=message):

@@ -357,7 +357,7 @@ def test_mha_gradcheck(device):
 @pytest.mark.parametrize("call, message", [
     (lambda: nn.MultiheadAttention(10, 3), r"embed_dim \(10\) must be divisible by num_heads \(3\)"),
     (lambda: nn.MultiheadAttention(0, 1), "embed_dim must be a positive integer"),
-    (lambda: nn.MultiheadAttention(4, 2, dropout=1.5), r"dropout probability p must be in \[0, 1\)"),
+    (lambda: nn.MultiheadAttention(4, 2, dropout=1.5), r"MultiheadAttention: dropout must be a number in \[0, 1\), got 1.5"),
     (lambda: nn.MultiheadAttention(4, 2)(gn.randn(3, 2, 5), gn.randn(3, 2, 5), gn.randn(3, 2, 5)),
      r"query of shape \(3, 2, 5\) has 5 features .* embed_dim is 4"),
     (lambda: nn.MultiheadAttention(4, 2, kdim=3)(gn.randn(3, 2, 4), gn.randn(3, 2, 4), gn.randn(3, 2, 4)),

@@ -141,7 +141,7 @@ def test_init_bound_and_parameter_shapes():
 
 @pytest.mark.parametrize("make, call, message", [
     (lambda: nn.ConvLSTM(2, 3, 0), None, "kernel_size must be an integer >= 1"),
-    (lambda: nn.ConvLSTM(2, 3, 3, return_mode="all"), None, "return_mode must be one of"),
+    (lambda: nn.ConvLSTM(2, 3, 3, return_mode="all"), None, "return_mode must be None or one of"),
     (lambda: nn.ConvLSTM(2, 3, 3), lambda m: m(gn.zeros(2, 4, 3, 5, 5)), "C = in_channels = 2"),
     (lambda: nn.ConvLSTM(2, 3, 3), lambda m: m(gn.zeros(4, 2, 5, 5)), "must be (N, T, C, H, W)"),
     (lambda: nn.ConvLSTM(2, 3, 3), lambda m: m(gn.zeros(1, 2, 2, 5, 5), (gn.zeros(1, 1, 3, 4, 5),) * 2),

@@ -88,7 +88,7 @@ def test_errors_name_the_problem():
         nn.Embedding(4, 2, padding_idx=4)
     with pytest.raises(NotImplementedError, match="max_norm"):
         nn.Embedding(4, 2, max_norm=1.0)
-    with pytest.raises(ValueError, match="embedding_dim must be a positive integer"):
+    with pytest.raises(ValueError, match="Embedding: embedding_dim must be an integer >= 1, got 0"):
         nn.Embedding(4, 0)
 
 

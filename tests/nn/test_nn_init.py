@@ -122,7 +122,7 @@ def test_linear_layout_forward_and_options():
     x = np.random.default_rng(0).standard_normal((4, 5, 3))
     np.testing.assert_allclose(layer(gn.tensor(x, dtype=gn.float64)).numpy(), x @ layer.weight.numpy().T, rtol=1e-12)
     assert repr(layer) == repr(torch.nn.Linear(3, 2, bias=False))
-    with pytest.raises(ValueError, match="in_features must be a non-negative integer"):
+    with pytest.raises(ValueError, match=r"Linear: in_features must be an integer >= 1, got 2.5"):
         nn.Linear(2.5, 3)
     with pytest.raises(ValueError, match="in_features = 3"):
         layer(gn.randn(2, 4, dtype=gn.float64))

@@ -297,7 +297,7 @@ def test_bad_arguments_raise_clear_errors():
         nn.GRU(3, 2, num_layers=2)(gn.randn(5, 2, 3), gn.zeros(1, 2, 2))
     with pytest.raises(TypeError, match=r"hx must be a tuple \(h_0, c_0\)"):
         nn.LSTM(3, 2)(gn.randn(5, 2, 3), gn.zeros(1, 2, 2))
-    with pytest.raises(ValueError, match="unknown nonlinearity 'sigmoid'"):
+    with pytest.raises(ValueError, match="RNN: nonlinearity must be one of 'tanh', 'relu', got 'sigmoid'"):
         nn.RNN(3, 2, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="proj_size"):
         nn.LSTM(3, 2, proj_size=1)

@@ -171,9 +171,9 @@ def test_masked_layer_node_gradcheck_and_recorded_form(device, mode):
 
 
 def test_bad_masking_arguments_raise_clear_errors():
-    with pytest.raises(ValueError, match="LSTM: return_mode must be one of 'sequence', 'last', 'state'"):
+    with pytest.raises(ValueError, match="LSTM: return_mode must be None or one of 'sequence', 'last', 'state'"):
         nn.LSTM(3, 2, return_mode="sequences")
-    with pytest.raises(ValueError, match="GRU: mask_value must be a number"):
+    with pytest.raises(ValueError, match="GRU: mask_value must be None or a number"):
         nn.GRU(3, 2, mask_value=True)
     layer = nn.LSTM(3, 2)
     with pytest.raises(ValueError, match=r"lengths must be 2 integers \(one per sequence"):

@@ -183,8 +183,8 @@ def test_state_dict_keys_and_repr_follow_torch():
 
 @pytest.mark.parametrize("call, message", [
     (lambda: nn.TransformerEncoderLayer(10, 3),
-     r"TransformerEncoderLayer: d_model \(10\) must be divisible by nhead \(3\)"),
-    (lambda: nn.TransformerEncoderLayer(8, 2, activation="tanh"), "activation must be 'relu', 'gelu' or a callable"),
+     r"TransformerEncoderLayer: nhead must divide d_model \(10\): .*, got 3"),
+    (lambda: nn.TransformerEncoderLayer(8, 2, activation="tanh"), "TransformerEncoderLayer: activation must be one of 'relu', 'gelu' or a callable, got 'tanh'"),
     (lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2), 0), "num_layers must be a positive integer"),
     (lambda: nn.TransformerEncoderLayer(8, 2)(gn.randn(5, 3, 6)),
      r"MultiheadAttention: query of shape \(5, 3, 6\) has 6 features .* embed_dim is 8"),
@@ -268,5 +268,5 @@ def test_positional_encoding_errors():
     with pytest.raises(ValueError, match=r"LearnedPositionalEncoding: expected an input \(N, S, d_model\) .* d_model "
                                          r"= 4, got shape \(2, 3, 5\)"):
         nn.LearnedPositionalEncoding(4, batch_first=True)(gn.randn(2, 3, 5))
-    with pytest.raises(ValueError, match=r"PositionalEncoding: dropout probability p must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"PositionalEncoding: dropout must be a number in \[0, 1\)"):
         nn.PositionalEncoding(4, dropout=1.0)

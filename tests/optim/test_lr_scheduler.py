@@ -158,16 +158,16 @@ def test_reduce_lr_on_plateau_state_dict_round_trip():
 
 
 @pytest.mark.parametrize("make, error, message", [
-    (lambda o: ours_sched.StepLR(o, step_size=0), ValueError, "step_size must be a positive integer"),
-    (lambda o: ours_sched.CosineAnnealingLR(o, T_max=0), ValueError, "T_max must be a positive integer"),
-    (lambda o: ours_sched.LinearLR(o, start_factor=0.0), ValueError, r"start_factor must be in \(0, 1\]"),
-    (lambda o: ours_sched.LinearLR(o, end_factor=1.5), ValueError, r"end_factor must be in \[0, 1\]"),
+    (lambda o: ours_sched.StepLR(o, step_size=0), ValueError, "StepLR: step_size must be an integer >= 1, got 0"),
+    (lambda o: ours_sched.CosineAnnealingLR(o, T_max=0), ValueError, "CosineAnnealingLR: T_max must be an integer >= 1, got 0"),
+    (lambda o: ours_sched.LinearLR(o, start_factor=0.0), ValueError, r"start_factor must be a number in \(0, 1\]"),
+    (lambda o: ours_sched.LinearLR(o, end_factor=1.5), ValueError, r"end_factor must be a number in \[0, 1\]"),
     (lambda o: ours_sched.LambdaLR(o, [_decay]), ValueError, "1 lr_lambdas for 2 parameter groups"),
     (lambda o: ours_sched.ReduceLROnPlateau(o, factor=1.0), ValueError, r"factor must be a number in \(0, 1\), got 1.0"),
     (lambda o: ours_sched.ReduceLROnPlateau(o, patience=-1), ValueError, "patience must be an integer >= 0"),
     (lambda o: ours_sched.ExponentialLR(o, gamma=0), ValueError, "gamma must be a number > 0"),
     (lambda o: ours_sched.CosineAnnealingLR(o, 5, eta_min=-1), ValueError, "eta_min must be a number >= 0"),
-    (lambda o: ours_sched.ReduceLROnPlateau(o, mode="up"), ValueError, "mode must be 'min' or 'max'"),
+    (lambda o: ours_sched.ReduceLROnPlateau(o, mode="up"), ValueError, "mode must be one of 'min', 'max'"),
     (lambda o: ours_sched.ReduceLROnPlateau(o, threshold_mode="x"), ValueError, "threshold_mode must be"),
     (lambda o: ours_sched.ReduceLROnPlateau(o, min_lr=[0.1]), ValueError, "1 min_lr values for 2"),
     (lambda o: ours_sched.StepLR(o, 3, last_epoch=4), KeyError, "initial_lr"),
