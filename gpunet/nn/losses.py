@@ -117,7 +117,7 @@ def _on_input_device(loss_function):
 
     @functools.wraps(loss_function)
     def on_device(input, *args, **kwargs):
-        if not isinstance(input, Tensor):
+        if not isinstance(input, Tensor) or not input.backend.activates_device:  # the CPU's activate() does nothing
             return loss_function(input, *args, **kwargs)
         with input.backend.activate():
             return loss_function(input, *args, **kwargs)
@@ -129,7 +129,7 @@ def check_class_indices(loss, labels, num_classes, ignore_index=None):
     """Raise IndexError naming ``loss`` when host integer ``labels`` hold a class index outside [0, num_classes)
     (``ignore_index`` entries excepted)."""
     labels = numpy.asarray(labels)
-    if not labels.size:
+    if not labels.size or (labels.min() >= 0 and labels.max() < num_classes):  # the usual case, two reductions
         return
     outside = (labels < 0) | (labels >= num_classes)
     if ignore_index is not None:
