@@ -7,6 +7,7 @@ PyTorch's layout (gate blocks [i; f; g; o] or [r; z; n] along the rows), so ``st
 """
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import warnings
@@ -40,6 +41,9 @@ def _check_nonlinearity(layer, nonlinearity):
 
 
 RETURN_MODE = Optional(Choice(RETURN_MODES, "return mode"))  # None: PyTorch's (output, h_n)
+
+
+_REPR_OPTIONS = ("num_layers", "bias", "batch_first", "dropout", "bidirectional", "return_mode", "mask_value")
 
 
 class RNNBase(Module):
@@ -199,22 +203,10 @@ class RNNBase(Module):
         return [list(unbind(h if batched else getitem(h, (slice(None), None)))) for h in given]
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if self.bias is not True:
-            s += f", bias={self.bias}"
-        if self.batch_first is not False:
-            s += f", batch_first={self.batch_first}"
-        if self.dropout != 0:
-            s += f", dropout={self.dropout}"
-        if self.bidirectional is not False:
-            s += f", bidirectional={self.bidirectional}"
-        if self.return_mode is not None:
-            s += f", return_mode={self.return_mode!r}"
-        if self.mask_value is not None:
-            s += f", mask_value={self.mask_value}"
-        return s
+        """The sizes, then every option that differs from its default (as PyTorch's)."""
+        defaults = inspect.signature(RNNBase.__init__).parameters
+        changed = [name for name in _REPR_OPTIONS if getattr(self, name) != defaults[name].default]
+        return ", ".join([f"{self.input_size}, {self.hidden_size}"] + [f"{n}={getattr(self, n)!r}" for n in changed])
 
 
 class RNN(RNNBase):
