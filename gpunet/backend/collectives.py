@@ -7,7 +7,7 @@ here, naming themselves (the key ``register`` gave them) and the kind of the red
 
 Ranks without data. A rank whose share of a short last batch is empty runs no forward and no backward, yet the other
 ranks' layers reduce over every rank. It *serves* instead: ``settle``, which ``DataParallel`` calls on every rank at
-every update before the gradient all-reduce, adds zeros to each of the others' reductions until they say the update
+every update of a model with such layers (``DataParallel.watch``) before the gradient all-reduce, adds zeros to each of the others' reductions until they say the update
 is done. To tell it the sizes, the first reduction of an update is preceded by a header summed over the ranks
 (takes part, size, done, layer key, kind). When every rank takes part (the usual case) nothing more is sent in that
 update; otherwise every reduction gets its header and ``settle`` on the ranks that took part sends a "done" header.
@@ -24,7 +24,6 @@ import numpy
 _GROUP = None
 _LAYERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # key -> layer (for a serving rank)
 _KEYS = itertools.count(1)
-_registered = False  # a layer that reduces across ranks exists: every update settles
 _everyone: bool | None = None  # this update so far: no reduction yet (None), every rank took part, or not
 
 
@@ -41,10 +40,8 @@ def group():
 
 def register(layer) -> int:
     """A key for ``layer`` (a module reducing across ranks, with a ``served(kind, total)`` method)."""
-    global _registered
     key = next(_KEYS)
     _LAYERS[key] = layer
-    _registered = True
     return key
 
 
@@ -74,7 +71,7 @@ def settle() -> None:
     """End the update's reductions (call on every rank at every update, before its gradient all-reduce): a rank
     that took part in none serves the others' until they are done; the others say they are done when one serves."""
     global _everyone
-    if _GROUP is None or not _registered:
+    if _GROUP is None:
         return
     try:
         if _everyone is False:

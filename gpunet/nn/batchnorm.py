@@ -148,6 +148,7 @@ class SyncBatchNorm(_BatchNorm):
     running statistics)."""
 
     _expected_dims = (2, 3, 4, 5)
+    reduces_across_ranks = True  # a data-parallel update settles its reductions (gpunet.backend.collectives)
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
                  track_running_stats: bool = True, process_group=None, device=None, dtype=None):

@@ -334,6 +334,7 @@ class DataParallel:
         self.first_bucket_bytes = min(first_bucket_bytes, bucket_bytes)
         self._reducers: dict = {}
         self._armed: dict = {}  # id(parameter) -> the reducer of the step under way
+        self.settles = False  # the model has layers that reduce across ranks (see ``watch``)
         self._hook = register_gradient_ready_hook(self._gradient_ready)
         collectives.set_group(_Group(world_))  # what SyncBatchNorm reduces its statistics over
 
@@ -341,6 +342,11 @@ class DataParallel:
         """Stop listening to backward and unregister the group (the communicators are freed with this object)."""
         self._hook.remove()
         collectives.set_group(None)
+
+    def watch(self, model) -> None:
+        """Train ``model``: when a layer of it reduces across ranks (``reduces_across_ranks``, SyncBatchNorm), every
+        update settles those reductions (a rank with an empty share serves the others'); else no update pays for it."""
+        self.settles = any(getattr(module, "reduces_across_ranks", False) for module in model.modules())
 
     def broadcast_parameters(self, parameters) -> None:
         """Make every rank's parameters rank 0's (they are equal already when every rank seeded alike)."""
@@ -388,7 +394,8 @@ class DataParallel:
             raise RuntimeError(f"internal error: gradients prepared for {reducer.count} samples, averaged for {count}")
         for p in reducer.parameters:
             self._armed.pop(id(p), None)
-        collectives.settle()  # a rank with an empty share serves the others' SyncBatchNorm reductions
+        if self.settles:
+            collectives.settle()  # a rank with an empty share serves the others' SyncBatchNorm reductions
         return reducer.finish(self.world, loss, stop)
 
     def gather_collector(self, collector):

@@ -306,6 +306,7 @@ class Trainer:
         self._refuse_if_cut_off("fit")
         self.epochs, self._train_loader = epochs, train_loader
         if self.distributed is not None:
+            self.distributed.watch(self.model)
             self.distributed.broadcast_parameters(list(self.model.parameters()))
         self.steps_per_epoch = len(train_loader) if hasattr(train_loader, "__len__") else None
         self.stop_training, self.stop_reason, self.stopped_on_error = False, None, False

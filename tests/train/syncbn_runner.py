@@ -74,6 +74,7 @@ if scenario == "empty":
 parallel = distributed.DataParallel(world)
 net = model(True, length)
 assert sum(isinstance(m, gn.nn.SyncBatchNorm) for m in net.modules()) == 2, net
+parallel.watch(net)
 out, grads = train(net, [(x[s], y[s]) for (x, y), s in zip(batches, shares)], parallel)
 np.testing.assert_allclose(out, want_out[shares[0]], rtol=1e-4, atol=1e-6, err_msg="outputs")
 for (name, _), got, want in zip(net.named_parameters(), grads, want_grads):

@@ -299,15 +299,17 @@ class _TwinComm:
 def test_one_all_reduce_per_bucket_of_flattened_gradients(bucket_bytes, sizes):
     """Parameters (float32, last first: 1, 2, 2, 6 values) go into buckets of at most ``bucket_bytes`` (a larger one
     alone); a last small all-reduce carries the loss sum, the sample count, the stop flag and one has-gradient flag
-    per parameter."""
+    per parameter. A SyncBatchNorm of another model alive in the process adds nothing to this model's updates."""
     import gpunet as gn
 
+    other_model = gn.nn.SyncBatchNorm(4)  # noqa: F841 (alive during the updates below)
     model = gn.nn.Sequential(gn.nn.Linear(3, 2), gn.nn.Linear(2, 1))
     loss = model(gn.tensor(np.ones((5, 3), np.float32))).sum()
     loss.backward()
     expected = [p.grad.numpy().copy() for p in model.parameters()]
     comm = _TwinComm()
     parallel = distributed.DataParallel(distributed.World(0, 2, 0, comm), bucket_bytes=bucket_bytes)
+    parallel.watch(model)
     mean, stop = parallel.average_gradients(list(model.parameters()), float(loss.item()), 5, stop=False)
     parallel.close()
     assert comm.calls == sizes
