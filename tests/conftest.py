@@ -23,6 +23,7 @@ failure there is reproducible and a run cannot fail by the luck of the draw; loc
 """
 import bz2
 import csv
+import gc
 import io
 import os
 from pathlib import Path
@@ -36,6 +37,7 @@ import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 from gpunet import backend  # noqa: E402
+from gpunet.backend.emulated import streams  # noqa: E402
 
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
@@ -68,6 +70,17 @@ def _current_device_restored():
     yield
     backend.set_device(previous, announce=False)
     device_array.set_current_device(previous_emulated)  # set_device("cpu") leaves CuPy's current device
+
+
+@pytest.fixture(autouse=True)
+def _no_stream_outlives_its_test():
+    """The emulated device checks stream order only while a non-null stream or asynchronous work is alive; a stream
+    left over by one test (a reducer's, in a reference cycle) or work it abandoned (a collective that failed on
+    purpose) would turn the checks on for the tests after it."""
+    yield
+    if streams.tracking:
+        gc.collect()
+        streams.reset()
 
 
 @pytest.fixture(params=DEVICES)

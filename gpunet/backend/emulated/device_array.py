@@ -116,7 +116,8 @@ class DeviceArray(numpy.ndarray):
         if any(isinstance(k, numpy.ndarray) and k.dtype == bool for k in keys):
             count_transfer(self.device_id)  # CuPy copies the mask's count to the host to size the result
         result = to_device(super().__getitem__(key))
-        if streams.tracking and isinstance(result, DeviceArray) and not numpy.may_share_memory(result, self):
+        if streams.tracking and isinstance(result, DeviceArray) and \
+                not numpy.may_share_memory(host_view(result), host_view(self)):  # not a CuPy call of the program
             streams.end(streams.begin("indexing", (self, *keys)), "indexing", (result,))  # a copy: a kernel
         return result
 

@@ -268,6 +268,15 @@ def cancel(ticks) -> None:
     _update_tracking()
 
 
+def reset() -> None:
+    """Forget all pending work and the accesses recorded for ordering (``cudaDeviceReset`` of every emulated
+    device): work a program abandoned (a failed collective's) no longer keeps the order checks on."""
+    _pending.clear()
+    _writers.clear()
+    _readers.clear()
+    _update_tracking()
+
+
 def _covered(clock: dict) -> list:
     return [work for work in _pending if work.tick <= clock.get(work.queue, 0)]
 
