@@ -34,29 +34,18 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 # ----- argument checks ------------------------------------------------------------------------------------------
-# The kinds of the losses' arguments: the loss modules declare them (``arguments``), the functions check through them.
+# The kinds of the losses' arguments: the loss modules declare them (``arguments``), the functions check through them
+# (``_check``, on every call: the Arguments are built once, here).
 _REDUCTION = Choice(_REDUCTIONS, "reduction")
+_KL_REDUCTION = Choice(_REDUCTIONS + ("batchmean",), "reduction")
 _KINDS = {"label_smoothing": Float(ge=0, le=1), "beta": Float(ge=0), "delta": Float(gt=0), "ignore_index": Int()}
+_FUNCTION_ARGUMENTS = Arguments(reduction=_REDUCTION, **_KINDS)
+_KL_FUNCTION_ARGUMENTS = Arguments(reduction=_KL_REDUCTION)
 
 
-def _check_reduction(loss, reduction, allowed=_REDUCTIONS):
-    Arguments(reduction=Choice(allowed, "reduction")).check(loss, {"reduction": reduction})
-
-
-def _check(loss, name, value):
-    Arguments(**{name: _KINDS[name]}).check(loss, {name: value})
-
-
-def _check_label_smoothing(loss, label_smoothing):
-    _check(loss, "label_smoothing", label_smoothing)
-
-
-def _check_beta(loss, beta):
-    _check(loss, "beta", beta)
-
-
-def _check_delta(loss, delta):
-    _check(loss, "delta", delta)
+def _check(loss, **args):
+    """Raise ValueError naming ``loss`` for the first of ``args`` (reduction, label_smoothing, beta, delta) refused."""
+    _FUNCTION_ARGUMENTS.check(loss, args)
 
 
 def _check_tensor(loss, name, value):
@@ -106,7 +95,7 @@ def _check_class_scores(loss, input, target, reduction):
     class dimension, (C,), (N, C) or (N, C, d1, ...)."""
     _check_tensor(loss, "input", input)
     _check_tensor(loss, "target", target)
-    _check_reduction(loss, reduction)
+    _check(loss, reduction=reduction)
     _check_float(loss, "input", input)
     if input.ndim == 0:
         raise ValueError(f"{loss}: input must have a class dimension: shape (C,), (N, C) or (N, C, d1, ...), got ()")
@@ -208,7 +197,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     """
     name = "cross_entropy"
     _check_class_scores(name, input, target, reduction)
-    _check_label_smoothing(name, label_smoothing)
+    _check(name, label_smoothing=label_smoothing)
     class_dim = 1 if input.ndim >= 2 else 0
     num_classes = input.shape[class_dim]
     w = _check_weight(name, weight, num_classes, input)
@@ -285,7 +274,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     input outside [0, 1] raises ValueError on the CPU and makes the loss NaN on a CUDA device."""
     name = "binary_cross_entropy"
     _same_shape(name, input, target)
-    _check_reduction(name, reduction)
+    _check(name, reduction=reduction)
     _check_float(name, "input", input)
     _check_float(name, "target", target)
     x = input.data
@@ -319,7 +308,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     class) weighs the positive examples; ``weight`` broadcasts to the input."""
     name = "binary_cross_entropy_with_logits"
     _same_shape(name, input, target)
-    _check_reduction(name, reduction)
+    _check(name, reduction=reduction)
     _check_float(name, "input", input)
     _check_float(name, "target", target)
     soft = softplus(ops.neg(input), 1.0, math.inf)
@@ -339,7 +328,7 @@ def kl_div(input, target, reduction="mean", log_target=False):
     number of elements. With ``log_target`` the target is given as log-probabilities too."""
     name = "kl_div"
     _same_shape(name, input, target)
-    _check_reduction(name, reduction, _REDUCTIONS + ("batchmean",))
+    _KL_FUNCTION_ARGUMENTS.check(name, {"reduction": reduction})
     _check_float(name, "input", input)
     _check_float(name, "target", target)
     if log_target:
@@ -358,7 +347,7 @@ def kl_div(input, target, reduction="mean", log_target=False):
 def mse_loss(input, target, reduction="mean"):
     """Squared error ``(input - target)^2``, averaged (or summed, or per element)."""
     _same_shape("mse_loss", input, target)
-    _check_reduction("mse_loss", reduction)
+    _check("mse_loss", reduction=reduction)
     diff = ops.sub(input, target)
     return _reduce(ops.mul(diff, diff), reduction)
 
@@ -367,7 +356,7 @@ def mse_loss(input, target, reduction="mean"):
 def l1_loss(input, target, reduction="mean"):
     """Absolute error ``|input - target|``, averaged (or summed, or per element)."""
     _same_shape("l1_loss", input, target)
-    _check_reduction("l1_loss", reduction)
+    _check("l1_loss", reduction=reduction)
     return _reduce(ops.abs(ops.sub(input, target)), reduction)
 
 
@@ -387,8 +376,7 @@ def _piecewise_quadratic(input, target, width, quadratic_scale, linear_scale):
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     """``0.5 d^2 / beta`` where |d| < beta, else ``|d| - beta / 2`` (d = input - target); L1 when beta = 0."""
     _same_shape("smooth_l1_loss", input, target)
-    _check_reduction("smooth_l1_loss", reduction)
-    _check_beta("smooth_l1_loss", beta)
+    _check("smooth_l1_loss", reduction=reduction, beta=beta)
     return _reduce(_piecewise_quadratic(input, target, beta, 1.0 / beta if beta else 0.0, 1.0), reduction)
 
 
@@ -396,8 +384,7 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
 def huber_loss(input, target, reduction="mean", delta=1.0):
     """``0.5 d^2`` where |d| < delta, else ``delta (|d| - delta / 2)`` (d = input - target)."""
     _same_shape("huber_loss", input, target)
-    _check_reduction("huber_loss", reduction)
-    _check_delta("huber_loss", delta)
+    _check("huber_loss", reduction=reduction, delta=delta)
     return _reduce(_piecewise_quadratic(input, target, delta, 1.0, delta), reduction)
 
 
@@ -527,7 +514,7 @@ class BCEWithLogitsLoss(_Loss):
 class KLDivLoss(_Loss):
     """Module form of :func:`kl_div`; use reduction='batchmean' for the KL divergence per sample."""
 
-    arguments = Arguments(reduction=Choice(_REDUCTIONS + ("batchmean",), "reduction"), log_target=Bool())
+    arguments = Arguments(reduction=_KL_REDUCTION, log_target=Bool())
 
     @checked
     def __init__(self, reduction="mean", log_target=False):
