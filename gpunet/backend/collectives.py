@@ -7,12 +7,13 @@ here, naming themselves (the key ``register`` gave them) and the kind of the red
 
 Ranks without data. A rank whose share of a short last batch is empty runs no forward and no backward, yet the other
 ranks' layers reduce over every rank. It *serves* instead: ``settle``, which ``DataParallel`` calls on every rank at
-every update of a model with such layers (``DataParallel.watch``) before the gradient all-reduce, adds zeros to each of the others' reductions until they say the update
-is done. To tell it the sizes, the first reduction of an update is preceded by a header summed over the ranks
-(takes part, size, done, layer key, kind). When every rank takes part (the usual case) nothing more is sent in that
-update; otherwise every reduction gets its header and ``settle`` on the ranks that took part sends a "done" header.
-The serving rank passes each result to the layer's ``served(kind, total)``, so a layer keeps the same running
-statistics on every rank. Layer keys count constructions, the same on every rank as every rank builds the same model.
+every update of a model with such layers (``DataParallel.watch``) before the gradient all-reduce, adds zeros to each
+of the others' reductions until they say the update is done. To tell it the sizes, the first reduction of an update
+is preceded by a header summed over the ranks (takes part, size, done, layer key, kind). When every rank takes part
+(the usual case) nothing more is sent in that update; otherwise every reduction gets its header and ``settle`` on
+the ranks that took part sends a "done" header. The serving rank passes each result to the layer's ``served(kind,
+total)``, so a layer keeps the same running statistics on every rank. Layer keys count constructions, the same on
+every rank as every rank builds the same model.
 """
 from __future__ import annotations
 
@@ -68,8 +69,9 @@ def all_reduce(group_, values, key: int, kind: int) -> numpy.ndarray:
 
 
 def settle() -> None:
-    """End the update's reductions (call on every rank at every update, before its gradient all-reduce): a rank
-    that took part in none serves the others' until they are done; the others say they are done when one serves."""
+    """End the update's reductions (call on every rank at every update of a model with layers that reduce across
+    ranks, before its gradient all-reduce): a rank that took part in none serves the others' until they are done;
+    the others say they are done when one serves."""
     global _everyone
     if _GROUP is None:
         return

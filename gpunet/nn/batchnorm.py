@@ -176,8 +176,8 @@ class SyncBatchNorm(_BatchNorm):
         local = x.data.size // self.num_features
         count = float(collectives.all_reduce(group, [local], self._key, _COUNT)[0])
         if count < 2:
-            raise BatchStatisticsError(f"SyncBatchNorm({self.num_features}): the global batch has {count:g} value(s) per "
-                             "channel; training needs at least 2")
+            raise BatchStatisticsError(f"SyncBatchNorm({self.num_features}): the global batch has {count:g} "
+                                       "value(s) per channel; training needs at least 2")
         mean = _SumOverRanks(group, share, self._key, _SUM).apply(x.sum(axes)) / count
         centred = x - mean.reshape(shape)
         var = _SumOverRanks(group, share, self._key, _SQUARES).apply((centred * centred).sum(axes)) / count
