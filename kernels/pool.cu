@@ -26,6 +26,16 @@ struct Geometry {  // one pooling problem
     I H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
 };
 
+// Splits flat index i of (planes, rows, cols) into (plane, row, col): one division and one multiply-subtract per
+// coordinate.
+template <typename I>
+__device__ __forceinline__ void split_index(I i, I rows, I cols, I& plane, I& row, I& col) {
+    const I q = i / cols;
+    col = i - q * cols;
+    plane = q / rows;
+    row = q - plane * rows;
+}
+
 // The first of the window positions start, start + d, ... that is >= 0 (may be >= the input size).
 template <typename I>
 __device__ __forceinline__ I first_inside(I start, I d) {
@@ -70,10 +80,8 @@ template <typename I>
 __device__ __forceinline__ void max_pool_forward(const float* __restrict__ x, float* __restrict__ y,
                                                  long long* __restrict__ argmax, I planes, const Geometry<I> g) {
     POOL_GRID_STRIDE_LOOP(I, o, planes * g.OH * g.OW) {
-        const I q = o / g.OW;  // one division and one multiply-subtract per coordinate
-        const I ow = o - q * g.OW;
-        const I p = q / g.OH;
-        const I oh = q - p * g.OH;
+        I p, oh, ow;
+        split_index(o, g.OH, g.OW, p, oh, ow);
         const float* xp = x + p * g.H * g.W;
         const I h_start = oh * g.sh - g.ph, w_start = ow * g.sw - g.pw;
         const I h_end = h_start + (g.kh - 1) * g.dh + 1 < g.H ? h_start + (g.kh - 1) * g.dh + 1 : g.H;
@@ -101,10 +109,8 @@ template <typename I>
 __device__ __forceinline__ void max_pool_backward(const float* __restrict__ gy, const long long* __restrict__ argmax,
                                                   float* __restrict__ gx, I planes, const Geometry<I> g) {
     POOL_GRID_STRIDE_LOOP(I, i, planes * g.H * g.W) {
-        const I q = i / g.W;
-        const I iw = i - q * g.W;
-        const I p = q / g.H;
-        const I ih = q - p * g.H;
+        I p, ih, iw;
+        split_index(i, g.H, g.W, p, ih, iw);
         const long long here = ih * g.W + iw;
         const float* gyp = gy + p * g.OH * g.OW;
         const long long* ap = argmax + p * g.OH * g.OW;
@@ -123,10 +129,8 @@ template <typename I>
 __device__ __forceinline__ void avg_pool_forward(const float* __restrict__ x, float* __restrict__ y, I planes,
                                                  const Geometry<I> g, I count_include_pad, I divisor) {
     POOL_GRID_STRIDE_LOOP(I, o, planes * g.OH * g.OW) {
-        const I q = o / g.OW;
-        const I ow = o - q * g.OW;
-        const I p = q / g.OH;
-        const I oh = q - p * g.OH;
+        I p, oh, ow;
+        split_index(o, g.OH, g.OW, p, oh, ow);
         I h0, h1, w0, w1;
         const float div = avg_divisor(g, oh, ow, count_include_pad, divisor, h0, h1, w0, w1);
         const float* xp = x + p * g.H * g.W;
@@ -143,10 +147,8 @@ template <typename I>
 __device__ __forceinline__ void avg_pool_backward(const float* __restrict__ gy, float* __restrict__ gx, I planes,
                                                   const Geometry<I> g, I count_include_pad, I divisor) {
     POOL_GRID_STRIDE_LOOP(I, i, planes * g.H * g.W) {
-        const I q = i / g.W;
-        const I iw = i - q * g.W;
-        const I p = q / g.H;
-        const I ih = q - p * g.H;
+        I p, ih, iw;
+        split_index(i, g.H, g.W, p, ih, iw);
         const float* gyp = gy + p * g.OH * g.OW;
         float sum = 0.0f;
         for_each_window(ih, g.kh, g.sh, g.ph, I(1), g.OH, [&](I oh) {
