@@ -68,9 +68,6 @@ class _ConvNd(Module):
     def reset_parameters(self) -> None:
         init.default_layer_init_(self.weight, self.bias)
 
-    def _where(self) -> str:
-        return f"{type(self).__name__}({self.extra_repr()})"
-
     def extra_repr(self) -> str:
         n = self._dims
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}")
@@ -98,7 +95,7 @@ class _Conv(_ConvNd):
 
     def forward(self, input):
         return convolution(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                           self._dims, self._where())
+                           self._dims, self)  # the layer names itself in errors (its repr)
 
 
 class Conv1d(_Conv):
@@ -144,7 +141,7 @@ class ConvTranspose2d(_ConvNd):
             if len(size) != 2 or any(not 0 <= op < s for op, s in zip(output_padding, self.stride)):
                 ranges = " and ".join(f"{what} in [{low}, {low + s - 1}]"
                                       for what, low, s in zip("HW", smallest, self.stride))
-                raise ValueError(f"{self._where()}: output_size {tuple(output_size)} is not reachable from input "
+                raise ValueError(f"{self!r}: output_size {tuple(output_size)} is not reachable from input "
                                  f"{tuple(input.shape)}: it needs {ranges}")
         return convolution_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
-                                 self.groups, self.dilation, self._where())
+                                 self.groups, self.dilation, self)

@@ -149,11 +149,11 @@ class Conv2d(Function):
 
 # ----- arguments ------------------------------------------------------------------------------------------------
 def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
 
 
-def int_tuple(value, n: int, name: str, where: str, minimum: int) -> tuple:
-    """An int or a sequence of n ints as a tuple of n ints >= minimum."""
+def int_tuple(value, n: int, name: str, where, minimum: int) -> tuple:
+    """An int or a sequence of n ints as a tuple of n ints >= minimum. ``where`` (in errors): a name, or the layer."""
     if _is_int(value):
         values = (int(value),) * n
     elif isinstance(value, (tuple, list)) and len(value) == n and all(_is_int(v) for v in value):

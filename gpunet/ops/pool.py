@@ -89,8 +89,8 @@ class AvgPool2dBackward(Function):
 
 # ----- argument checking (PyTorch's rules and messages) -------------------------------------------------------------
 def _tuple(value, n: int, op: str, name: str) -> tuple:
-    values = (value,) * n if isinstance(value, numbers.Integral) else tuple(value)
-    if len(values) != n or not all(isinstance(v, numbers.Integral) for v in values):
+    values = (value,) * n if type(value) is int or isinstance(value, numbers.Integral) else tuple(value)
+    if len(values) != n or not all(type(v) is int or isinstance(v, numbers.Integral) for v in values):
         raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
     return tuple(int(v) for v in values)
 

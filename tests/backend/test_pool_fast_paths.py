@@ -10,15 +10,19 @@ import torch.nn.functional as F
 from gpunet.backend.references import pool as P
 
 
-def tie_heavy(shape, seed, dtype=np.float32):
+def tie_heavy(shape, seed, dtype=np.float32, nan=True, negative_zero=True):
     """Small integers (many ties), some NaN, some -inf, some signed zeros, and one window of only -inf."""
     rng = np.random.default_rng(seed)
     x = rng.integers(-2, 3, size=shape).astype(dtype)
-    x[rng.random(shape) < 0.05] = np.nan
+    x[rng.random(shape) < 0.05 * nan] = np.nan
     x[rng.random(shape) < 0.05] = -np.inf
-    x[(x == 0) & (rng.random(shape) < 0.5)] = -0.0
+    x[(x == 0) & (rng.random(shape) < 0.5 * negative_zero)] = -0.0
     x[0, 0, :2, :2] = -np.inf
     return x
+
+
+KINDS = {  # the tiled forward's paths: the scan (NaN), the reduction with values from the choices (-0.0), without
+    "nan": dict(nan=True), "negative zero": dict(nan=False), "numbers": dict(nan=False, negative_zero=False)}
 
 
 TILED = [  # x shape, kernel: stride == kernel, no padding, dilation 1
@@ -36,11 +40,13 @@ def windowed(x, kernel, stride=None, padding=(0, 0), dilation=(1, 1), ceil_mode=
     return P._windowed_max_pool2d(np, x, out, kernel, stride, padding, dilation)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("shape, kernel", TILED)
-def test_tiled_forward_equals_the_window_scan_and_torch(shape, kernel, seed, dtype):
-    x = tie_heavy(shape, seed, dtype)
+def test_tiled_forward_equals_the_window_scan_and_torch(shape, kernel, seed, dtype, kind):
+    x = tie_heavy(shape, seed, dtype, **KINDS[kind])
+    assert np.isnan(x).any() == (kind == "nan") and (np.signbit(x) & (x == 0)).any() == (kind != "numbers")
     assert P._tiles(x.shape, P._out_shape(x.shape, kernel, kernel, (0, 0), (1, 1), False), kernel, kernel, (0, 0),
                     (1, 1))
     y, index = P.max_pool2d(np, x, kernel, kernel, (0, 0), (1, 1))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy
+
 from ..geometry import pool_output_size
 
 
@@ -47,37 +49,85 @@ def _tiles(x_shape, out, kernel, stride, padding, dilation) -> bool:
             and all(out[a] * kernel[a] <= x_shape[2 + a] for a in (0, 1)))
 
 
-def _tiled_max_pool2d(xp, x, out, kernel):
-    """``max_pool2d`` for tiling windows: the same first-max / last-NaN scan over the window positions, tracking
-    each maximum's offset i * W + j from its window's corner. x is copied once to (kh, kw, N, C, OH, OW) so that
-    every step runs over contiguous planes, and the choices are branch-free blends (the float bits through an
-    integer mask, the offsets by a multiply): in NumPy, ``where`` on a random mask is several times slower (its
-    branches mispredicted), and so are strided operands with short rows."""
+def _window_planes(xp, x, out, kernel):
+    """x's tiling windows as a contiguous (kh * kw, N * C * OH * OW) array: row i * kw + j holds element (i, j) of
+    every window. NumPy copies a transposed view whose innermost run is short (kw elements) one run at a time, so
+    there the copy is two with long runs: whole input rows moved as opaque items to (kh, N * C * OH, W), then the
+    window columns split off with a stride."""
     n, c, h, w = x.shape
     (oh, ow), (kh, kw) = out, kernel
-    bits = xp.dtype(f"int{8 * x.dtype.itemsize}")
-    planes = xp.ascontiguousarray(x[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw).transpose(3, 5, 0, 1, 2, 4))
-    best = planes[0, 0].copy()
+    if xp is not numpy:
+        windows = x[:, :, :oh * kh, :ow * kw].reshape(n, c, oh, kh, ow, kw).transpose(3, 5, 0, 1, 2, 4)
+        return xp.ascontiguousarray(windows).reshape(kh * kw, -1)
+    x = xp.ascontiguousarray(x[:, :, :oh * kh, :ow * kw])
+    rows = x.reshape(-1, ow * kw).view(numpy.dtype((numpy.void, ow * kw * x.itemsize))).reshape(-1, kh)
+    rows = xp.ascontiguousarray(rows.T).view(x.dtype).reshape(kh, -1, kw)
+    return xp.ascontiguousarray(rows.transpose(0, 2, 1)).reshape(kh * kw, -1)
+
+
+def _first_maximum(xp, planes, best):
+    """Each column's first row equal to its maximum ``best`` (no NaN): PyTorch's first maximum on ties (-0.0 equals
+    0.0). Counts the leading rows that differ, one running AND per row, in bytes."""
+    differ = planes != best
+    leading = differ[0].copy()
+    position = leading.view(numpy.uint8).copy()
+    for k in range(1, len(planes) - 1):
+        leading &= differ[k]
+        position += leading.view(numpy.uint8)
+    return position.astype(xp.intp)
+
+
+def _holds_negative_zero(planes) -> bool:
+    bits = planes.view(f"i{planes.itemsize}")
+    return bits.size > 0 and bool(bits.min() == numpy.iinfo(bits.dtype).min)  # -0.0: the sign bit, the least int
+
+
+def _scanned_maximum(xp, planes):
+    """Each column's maximum and its row, by PyTorch's scan: the first maximum wins, and a NaN over any number
+    (the last NaN). The choices are branch-free blends (the float bits through an integer mask, the rows by a
+    multiply): in NumPy, ``where`` on a random mask is several times slower (its branches mispredicted)."""
+    bits = xp.dtype(f"int{8 * planes.dtype.itemsize}")
+    best = planes[0].copy()
     best_bits = best.view(bits)
-    offset = xp.zeros((n, c, oh, ow), dtype=xp.int32 if h * w < 2 ** 31 else xp.int64)  # -inf only: the corner
+    position = xp.zeros(best.shape, dtype=xp.intp)
     better, nan = xp.empty(best.shape, dtype=bool), xp.empty(best.shape, dtype=bool)
-    mask, flip, step = xp.empty(best.shape, dtype=bits), xp.empty(best.shape, dtype=bits), xp.empty_like(offset)
-    for i in range(kh):
-        for j in range(kw):
-            if i or j:
-                v = planes[i, j]
-                xp.greater(v, best, out=better)
-                xp.not_equal(v, v, out=nan)
-                better |= nan
-                xp.subtract(0, better, out=mask, dtype=bits)  # 0 or -1: all bits set where better
-                xp.bitwise_xor(best_bits, v.view(bits), out=flip)
-                flip &= mask
-                best_bits ^= flip  # best = v where better
-                xp.subtract(offset, i * w + j, out=step)
-                step *= better
-                offset -= step  # offset = i * W + j where better
+    mask, flip, step = xp.empty(best.shape, dtype=bits), xp.empty(best.shape, dtype=bits), xp.empty_like(position)
+    for k in range(1, len(planes)):
+        v = planes[k]
+        xp.greater(v, best, out=better)
+        xp.not_equal(v, v, out=nan)
+        better |= nan
+        xp.subtract(0, better, out=mask, dtype=bits)  # 0 or -1: all bits set where better
+        xp.bitwise_xor(best_bits, v.view(bits), out=flip)
+        flip &= mask
+        best_bits ^= flip  # best = v where better
+        xp.subtract(position, k, out=step)
+        step *= better
+        position -= step  # position = k where better
+    return best, position
+
+
+def _tiled_max_pool2d(xp, x, out, kernel):
+    """``max_pool2d`` for tiling windows, over ``_window_planes``. In NumPy, when no window holds a NaN (or an
+    inf - inf makes the check's sum NaN), the maxima are one reduction and each window's choice its first row
+    equal to the maximum; equal numbers have equal bits except 0.0 and -0.0, so when the input holds a -0.0 the
+    values are taken from the chosen rows. Otherwise PyTorch's scan."""
+    n, c, h, w = x.shape
+    (oh, ow), (kh, kw) = out, kernel
+    planes = _window_planes(xp, x, out, kernel)
+    best = planes.max(axis=0) if xp is numpy else None
+    if best is not None and not numpy.isnan(best.sum()):
+        position = _first_maximum(xp, planes, best)
+        if _holds_negative_zero(planes):  # the maximum's own bits may be 0.0 where the first maximum is -0.0
+            columns = planes.shape[1]
+            best = planes.reshape(-1).take(position * columns + xp.arange(columns))
+    else:
+        best, position = _scanned_maximum(xp, planes)
+    within = xp.asarray([i * w + j for i in range(kh) for j in range(kw)], dtype=xp.int64)  # offset from the corner
     corner = (xp.arange(oh, dtype=xp.int64) * (kh * w))[:, None] + (xp.arange(ow, dtype=xp.int64) * kw)[None, :]
-    return best, xp.add(offset, corner, dtype=xp.int64)
+    offset = within.take(position).reshape(n * c, oh * ow)
+    offset += corner.reshape(-1)
+    return best.reshape(n, c, oh, ow), offset.reshape(n, c, oh, ow)
 
 
 def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode=False):
