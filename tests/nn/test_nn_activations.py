@@ -202,3 +202,14 @@ def test_reprs_match_torch():
              (gn.nn.PReLU(3), torch.nn.PReLU(3)), (gn.nn.Sigmoid(), torch.nn.Sigmoid())]
     for ours, theirs in pairs:
         assert repr(ours) == repr(theirs)
+
+
+@pytest.mark.parametrize("size", [7, 4096])  # NumPy's short and vectorised loops
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_bits_equal_torch_with_signed_zeros_nan_and_infinities(dtype, size):
+    special = np.array([-0.0, 0.0, np.nan, -np.nan, -1.0, 2.0, -np.inf, np.inf], dtype)
+    data = np.resize(special, size)
+    ours, theirs = F.relu(gn.tensor(data)).numpy(), torch.relu(torch.tensor(data)).numpy()
+    assert ours.dtype == dtype
+    np.testing.assert_array_equal(ours, theirs)  # NaN where NaN
+    np.testing.assert_array_equal(np.signbit(ours[ours == 0]), np.signbit(theirs[theirs == 0]))  # -0.0 stays
