@@ -18,7 +18,7 @@ from ..autograd.grad_mode import state as _grad_state
 from ..autograd.tensor import Tensor
 from ..backend import cuda_settings
 from ..backend.geometry import conv_output_size
-from ..backend.references.conv import batch_first
+from ..backend.references.conv import transposed
 from .arithmetic import add, matmul
 from .reduction import sum
 from .shape import getitem, permute, reshape, transpose
@@ -56,9 +56,9 @@ class Conv2d(Function):
     On the CPU the columns are stored batch-innermost (see ``gpunet.backend.references.conv``), so each group's
     product is one GEMM over the whole batch: weight (O/G, C/G*kh*kw) @ cols (C/G*kh*kw, OH*OW*N), in the forward
     pass and in both gradients (batched over the G groups); the bias is added to its (O, OH*OW, N) result, which
-    is then copied block by block into the (N, O, OH, OW) output (``batch_first``). On CUDA the forward's columns are batch-major and one batched GEMM
-    (cuBLAS, the weight broadcast over the samples) writes the output in place, the bias added in place: the
-    output is written once. (NumPy's matmul leaves BLAS for a broadcast operand: 4-9x slower on the CPU. CuPy runs
+    is then copied block by block into the (N, O, OH, OW) output (``transposed``). On CUDA the forward's columns
+    are batch-major and one batched GEMM (cuBLAS, the weight broadcast over the samples) writes the output in
+    place, the bias added in place: the output is written once. (NumPy's matmul leaves BLAS for a broadcast operand: 4-9x slower on the CPU. CuPy runs
     a broadcast float32 matmul as ``cublasSgemmBatched``, which its TF32 compute type does not reach, so with TF32
     allowed the CUDA forward keeps the one-GEMM form, whose ``gemmEx`` honours it.)
 
@@ -94,7 +94,7 @@ class Conv2d(Function):
             rows = y.reshape(o, l * n)
             rows += bias.reshape(o, 1)
         out = xp.empty((n, o) + self.out_shape, dtype=y.dtype)
-        batch_first(xp, y.reshape(o * l, n), out.reshape(n, o * l))  # (O, L, N) -> (N, O, OH, OW)
+        transposed(xp, y.reshape(o * l, n), out.reshape(n, o * l))  # (O, L, N) -> (N, O, OH, OW)
         return out
 
     def backward(self, gy):
@@ -132,7 +132,7 @@ class Conv2d(Function):
         backend, need = x.backend, self.needs_input_grad
         n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
         shape = (og, l * n) if g == 1 else (g, og, l * n)  # 2-D for one group, as in backward
-        gy_g = backend.xp.ascontiguousarray(gy.data.reshape(n, o, l).transpose(1, 2, 0)).reshape(shape)
+        gy_g = transposed(backend.xp, gy.data.reshape(n, o * l)).reshape(shape)  # (O, L, N)
         gx = gw = gb = None
         if need[0]:
             w_g = weight.data.reshape(shape[:-2] + (og, ckg))

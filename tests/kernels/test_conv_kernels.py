@@ -246,14 +246,15 @@ def test_conv2d_with_tf32_keeps_the_single_gemm_that_tf32_reaches(device, matmul
     np.testing.assert_allclose(rounded, plain, rtol=0, atol=2e-2)
 
 
-@pytest.mark.parametrize("shape, dtype", [((1000, 64), np.float32), ((37, 1500), np.float64), ((5, 3), np.float32)])
-def test_batch_first_is_the_transpose_in_blocks(shape, dtype):
-    """The CPU's blocked transposing copy (the forward's output, col2im's result): several blocks and a partial
-    last one (128 rows of 64 float32, 8 rows of 1500 float64), and a single block."""
+@pytest.mark.parametrize("shape, dtype", [((1000, 64), np.float32), ((37, 1500), np.float64), ((64, 3), np.float32),
+                                          ((5, 3), np.float32)])
+def test_transposed_is_the_transpose_in_blocks(shape, dtype):
+    """The CPU's blocked transposing copy (the forward's output, the backward's gy, col2im's result): several blocks
+    of 64 rows and a partial last one, exactly one block, and a single partial block."""
     rows = np.random.default_rng(10).standard_normal(shape).astype(dtype)
-    out = ref.batch_first(np, rows)
+    out = ref.transposed(np, rows)
     assert out.flags.c_contiguous and out.dtype == dtype
     np.testing.assert_array_equal(out, rows.T)
     into = np.full(shape[::-1], np.nan, dtype=dtype)
-    assert ref.batch_first(np, rows, into) is into
+    assert ref.transposed(np, rows, into) is into
     np.testing.assert_array_equal(into, rows.T)

@@ -18,21 +18,21 @@ import numpy
 
 from ..geometry import conv_output_shape
 
-TRANSPOSE_BLOCK_BYTES = 32768  # batch_first's blocks on the CPU: an L1 data cache
+TRANSPOSE_BLOCK_ROWS = 64  # transposed's blocks on the CPU
 
 
-def batch_first(xp, rows, out=None):
-    """rows (R, N) as a C-contiguous (N, R) array (into ``out`` when given). NumPy copies blocks of rows that fit
-    in the L1 cache: one transposing copy of the whole array strides through memory for every element and ran
-    2-3x slower (LeNet-5's (4704, 128) and (1600, 128) outputs)."""
+def transposed(xp, rows, out=None):
+    """rows (R, C) as a C-contiguous (C, R) array (into ``out`` when given). NumPy copies blocks of 64 rows: one
+    transposing copy of the whole array strides through memory for every element. Measured on (R, C) = (4704, 128),
+    (1600, 128), (640, 100), (100, 640), (28800, 64), (64, 28800) float32: within 20 % of the best block size for
+    each, and 1.1-3.4x faster than one copy."""
     if out is None:
         out = xp.empty(rows.shape[::-1], dtype=rows.dtype)
     if xp is not numpy:
         out[...] = rows.T
         return out
-    block = max(8, TRANSPOSE_BLOCK_BYTES // max(1, rows.shape[1] * rows.itemsize))
-    for start in range(0, rows.shape[0], block):
-        out[:, start:start + block] = rows[start:start + block].T
+    for start in range(0, rows.shape[0], TRANSPOSE_BLOCK_ROWS):
+        out[:, start:start + TRANSPOSE_BLOCK_ROWS] = rows[start:start + TRANSPOSE_BLOCK_ROWS].T
     return out
 
 
@@ -102,4 +102,4 @@ def col2im(xp, cols, x_shape, kernel, stride, padding, dilation):
                 h0, w0 = top * sh + i * dh - ph, left * sw + j * dw - pw
                 image[:, h0:h0 + sh * (bottom - top - 1) + 1:sh, w0:w0 + sw * (right - left - 1) + 1:sw] += \
                     planes[:, i, j, top:bottom, left:right]
-    return batch_first(xp, image.reshape(c * h * w, n)).reshape(x_shape)
+    return transposed(xp, image.reshape(c * h * w, n)).reshape(x_shape)
