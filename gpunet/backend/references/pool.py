@@ -10,6 +10,7 @@ adds forward, and a repeat of gy backward.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy
@@ -79,7 +80,7 @@ def _first_maximum(xp, planes, best):
 
 def _holds_negative_zero(planes) -> bool:
     bits = planes.view(f"i{planes.itemsize}")
-    return bits.size > 0 and bool(bits.min() == numpy.iinfo(bits.dtype).min)  # -0.0: the sign bit, the least int
+    return bits.size > 0 and int(bits.min()) == -1 << (8 * bits.itemsize - 1)  # -0.0: the sign bit, the least int
 
 
 def _scanned_maximum(xp, planes):
@@ -123,11 +124,22 @@ def _tiled_max_pool2d(xp, x, out, kernel):
             best = planes.reshape(-1).take(position * columns + xp.arange(columns))
     else:
         best, position = _scanned_maximum(xp, planes)
-    within = xp.asarray([i * w + j for i in range(kh) for j in range(kw)], dtype=xp.int64)  # offset from the corner
-    corner = (xp.arange(oh, dtype=xp.int64) * (kh * w))[:, None] + (xp.arange(ow, dtype=xp.int64) * kw)[None, :]
+    within, corner = map(xp.asarray, _tiled_offsets(w, out, kernel))
     offset = within.take(position).reshape(n * c, oh * ow)
-    offset += corner.reshape(-1)
+    offset += corner
     return best.reshape(n, c, oh, ow), offset.reshape(n, c, oh, ow)
+
+
+@functools.lru_cache(maxsize=64)
+def _tiled_offsets(w, out, kernel):
+    """(within, corner), int64 NumPy arrays: window position i * kw + j's offset i * W + j from its window's corner,
+    and each window's corner oh * kh * W + ow * kw in its input plane (flat over (OH, OW))."""
+    (oh, ow), (kh, kw) = out, kernel
+    within = numpy.add.outer(numpy.arange(kh, dtype=numpy.int64) * w, numpy.arange(kw)).reshape(-1)
+    corner = numpy.add.outer(numpy.arange(oh, dtype=numpy.int64) * (kh * w), numpy.arange(ow) * kw).reshape(-1)
+    for table in within, corner:
+        table.setflags(write=False)  # shared by every call with this geometry
+    return within, corner
 
 
 def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode=False):
