@@ -32,6 +32,7 @@ from ..train.interrupt import TrainingInterrupted
 from ..train.plots import plot_history
 from ..train.trainer import Trainer
 from ..train.transfer import replace_head
+from .parts import eval_batch_size, trainer_options, training_loader
 
 __all__ = ["PRETRAINED", "Pretraining", "pretraining_config"]
 
@@ -95,18 +96,14 @@ class Pretraining:
         manual_seed(derived["seed"])
         model = build_models(derived, task, info)["model"]
         replace_head(model, task.head_layer(model), info.num_classes)
-        trainer_cfg = derived["trainer"]
         checkpointer = ModelCheckpoint(os.path.join(directory, "checkpoints"), monitor=None, save_best=False)
         callbacks = [JSONLLogger(os.path.join(directory, "metrics.jsonl")), checkpointer]
         if progress:
-            callbacks.append(ProgressBar("auto", trainer_cfg["log_every"]))
+            callbacks.append(ProgressBar("auto", derived["trainer"]["log_every"]))
         trainer = Trainer(model, build_loss(derived), build_optimizer(derived, model.parameters()),
-                          callbacks=callbacks, metrics=trainer_cfg["metrics"], grad_clip=trainer_cfg["grad_clip"],
-                          on_nonfinite=trainer_cfg["on_nonfinite"], log_every=trainer_cfg["log_every"])
-        eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
-        train = DataLoader(self.dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
-                           drop_last=trainer_cfg["drop_last"], seed=derived["seed"],
-                           transform=build_augment(derived, info))
+                          callbacks=callbacks, **trainer_options(derived))
+        eval_batch = eval_batch_size(derived)
+        train = training_loader(derived, self.dataset.train, build_augment(derived, info))
         val = None if self.dataset.validation is None else DataLoader(self.dataset.validation, eval_batch)
         for folder in (directory, checkpointer.directory):
             remove_stale_temporaries(folder)

@@ -48,6 +48,7 @@ from ..ops.normalization import BatchStatisticsError
 from ..train.tasks import ModelShapeError
 from ..train.plots import plot_augmented_samples, plot_history
 from ..train.trainer import Trainer
+from .parts import eval_batch_size, trainer_options, training_loader
 from .pretrain import Pretraining
 
 __all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", "check_run", "config_differences",
@@ -182,10 +183,9 @@ class Run:
         """The model's loss and metrics on ``split`` (``train``, ``val`` or ``test``), in eval mode, each key
         prefixed ``<split>_``, then (``task_figures``) the task's own figures as summary.json has them
         (``task_summary``: an ODE's ``max_abs_error``, a GAN's ``sample_quality``, ...)."""
-        trainer_cfg = self.config["trainer"]
         ranks = world()
-        loaders = {"train": DataLoader(self.dataset.train, trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"],
-                                       num_replicas=ranks.size, rank=ranks.rank),
+        loaders = {"train": DataLoader(self.dataset.train, eval_batch_size(self.config), num_replicas=ranks.size,
+                                       rank=ranks.rank),
                    "val": self.val_loader, "test": self.test_loader}
         if split not in loaders:
             raise ValueError(f"split must be one of {', '.join(loaders)}, got {split!r}")
@@ -292,8 +292,7 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     task.vocabulary = dataset.vocabulary  # token data: how ids read as text (a language model's samples)
     augment = build_augment(config, dataset.info)
     loss = build_loss(config)
-    trainer_cfg, scheduler_cfg = config["trainer"], config.get("scheduler") or {}
-    eval_batch = trainer_cfg["eval_batch_size"] or trainer_cfg["batch_size"]
+    scheduler_cfg, eval_batch = config.get("scheduler") or {}, eval_batch_size(config)
     splits = {name: DataLoader(split, eval_batch) for name, split in
               (("train", dataset.train), ("val", dataset.validation), ("test", dataset.test)) if split is not None}
     callbacks, checkpointer = [], None
@@ -302,22 +301,19 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
         callbacks, checkpointer = build_callbacks(config, run_dir, progress)
         if ranks.rank == 0:
             callbacks.append(TaskArtifacts(run_dir, splits))
-    trainer = Trainer(models, loss, optimizers, schedulers, callbacks, metrics=trainer_cfg["metrics"],
-                      grad_clip=trainer_cfg["grad_clip"], scheduler_interval=scheduler_cfg.get("interval", "epoch"),
-                      scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss",
-                      on_nonfinite=trainer_cfg["on_nonfinite"], task=task, log_every=trainer_cfg["log_every"])
+    trainer = Trainer(models, loss, optimizers, schedulers, callbacks, task=task,
+                      scheduler_interval=scheduler_cfg.get("interval", "epoch"),
+                      scheduler_monitor=scheduler_cfg.get("monitor") or "val_loss", **trainer_options(config))
     trainer.config = config
     if ranks.distributed:
         trainer.distributed = DataParallel(ranks)
         if ranks.rank > 0:  # every rank built the same weights; their dropout masks differ
             random.manual_seed(rank_seed(0, ranks.rank))
     if task.stateful_batches:
-        train_loader = StreamLoader(dataset.train, trainer_cfg["batch_size"], seed=config["seed"], transform=augment,
-                                    num_replicas=ranks.size, rank=ranks.rank)
+        train_loader = StreamLoader(dataset.train, config["trainer"]["batch_size"], seed=config["seed"],
+                                    transform=augment, num_replicas=ranks.size, rank=ranks.rank)
     else:
-        train_loader = DataLoader(dataset.train, trainer_cfg["batch_size"], shuffle=trainer_cfg["shuffle"],
-                                  drop_last=trainer_cfg["drop_last"], seed=config["seed"], transform=augment,
-                                  num_replicas=ranks.size, rank=ranks.rank)
+        train_loader = training_loader(config, dataset.train, augment, num_replicas=ranks.size, rank=ranks.rank)
 
     def evaluation_loader(split):
         return None if split is None else DataLoader(split, eval_batch, num_replicas=ranks.size, rank=ranks.rank)
