@@ -66,21 +66,26 @@ def _window_planes(xp, x, out, kernel):
     return xp.ascontiguousarray(rows.transpose(0, 2, 1)).reshape(kh * kw, -1)
 
 
-def _first_maximum(xp, planes, best):
-    """Each column's first row equal to its maximum ``best`` (no NaN): PyTorch's first maximum on ties (-0.0 equals
-    0.0). Counts the leading rows that differ, one running AND per row, in bytes."""
+def _reduced_maximum(planes):
+    """NumPy: each column's maximum and its row (PyTorch's first maximum on ties, -0.0 equal to 0.0) by one
+    reduction, the row the first that equals it (leading rows that differ counted by a running AND, in bytes); None
+    when the sum of the maxima is NaN (a NaN in a window, or an inf - inf), which needs PyTorch's scan. Equal
+    numbers have equal bits except 0.0 and -0.0, so with a -0.0 in the planes the values are taken from the rows."""
+    best = planes.max(axis=0)
+    if numpy.isnan(best.sum()):
+        return None
     differ = planes != best
     leading = differ[0].copy()
     position = leading.view(numpy.uint8).copy()
     for k in range(1, len(planes) - 1):
         leading &= differ[k]
         position += leading.view(numpy.uint8)
-    return position.astype(xp.intp)
-
-
-def _holds_negative_zero(planes) -> bool:
+    position = position.astype(numpy.intp)
     bits = planes.view(f"i{planes.itemsize}")
-    return bits.size > 0 and int(bits.min()) == -1 << (8 * bits.itemsize - 1)  # -0.0: the sign bit, the least int
+    if bits.size and int(bits.min()) == -1 << (8 * bits.itemsize - 1):  # a -0.0 (the sign bit alone: the least int)
+        columns = planes.shape[1]
+        best = planes.reshape(-1).take(position * columns + numpy.arange(columns))
+    return best, position
 
 
 def _scanned_maximum(xp, planes):
@@ -109,21 +114,13 @@ def _scanned_maximum(xp, planes):
 
 
 def _tiled_max_pool2d(xp, x, out, kernel):
-    """``max_pool2d`` for tiling windows, over ``_window_planes``. In NumPy, when no window holds a NaN (or an
-    inf - inf makes the check's sum NaN), the maxima are one reduction and each window's choice its first row
-    equal to the maximum; equal numbers have equal bits except 0.0 and -0.0, so when the input holds a -0.0 the
-    values are taken from the chosen rows. Otherwise PyTorch's scan."""
-    n, c, h, w = x.shape
-    (oh, ow), (kh, kw) = out, kernel
+    """``max_pool2d`` for tiling windows, over ``_window_planes``: in NumPy by a reduction when it can
+    (``_reduced_maximum``), otherwise (a NaN, or CuPy) by PyTorch's scan."""
+    n, c, _, w = x.shape
+    oh, ow = out
     planes = _window_planes(xp, x, out, kernel)
-    best = planes.max(axis=0) if xp is numpy else None
-    if best is not None and not numpy.isnan(best.sum()):
-        position = _first_maximum(xp, planes, best)
-        if _holds_negative_zero(planes):  # the maximum's own bits may be 0.0 where the first maximum is -0.0
-            columns = planes.shape[1]
-            best = planes.reshape(-1).take(position * columns + xp.arange(columns))
-    else:
-        best, position = _scanned_maximum(xp, planes)
+    found = _reduced_maximum(planes) if xp is numpy else None
+    best, position = found if found is not None else _scanned_maximum(xp, planes)
     within, corner = map(xp.asarray, _tiled_offsets(w, out, kernel))
     offset = within.take(position).reshape(n * c, oh * ow)
     offset += corner
