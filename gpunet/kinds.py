@@ -136,6 +136,12 @@ def _bound_text(lo, lo_open, hi, hi_open) -> str:
     return ""
 
 
+def integral(value) -> bool:
+    """``value`` is an integer in ``numbers.Integral``'s sense (NumPy integers and bools too). Ops test their
+    arguments on every call: the type test comes first, as the ABC's isinstance costs several times as much."""
+    return type(value) is int or isinstance(value, numbers.Integral)
+
+
 @dataclass(frozen=True)
 class Number(Kind):
     """An int (``integer=True``) or a finite float, optionally bounded; ``gt``/``lt`` are strict bounds, ``ge``/``le``

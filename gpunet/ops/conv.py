@@ -8,8 +8,6 @@ with H = 1.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy
 
 from ..autograd.function import Function
@@ -19,6 +17,7 @@ from ..autograd.tensor import Tensor
 from ..backend import cuda_settings
 from ..backend.geometry import conv_output_size
 from ..backend.references.conv import transposed
+from ..kinds import integral
 from .arithmetic import add, matmul
 from .reduction import sum
 from .shape import getitem, permute, reshape, transpose
@@ -149,7 +148,7 @@ class Conv2d(Function):
 
 # ----- arguments ------------------------------------------------------------------------------------------------
 def _is_int(value) -> bool:
-    return type(value) is int or (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+    return type(value) is not bool and integral(value)
 
 
 def int_tuple(value, n: int, name: str, where, minimum: int) -> tuple:

@@ -8,11 +8,11 @@ backward is average pooling again. 1-D pooling is 2-D pooling of height 1.
 from __future__ import annotations
 
 import collections
-import numbers
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..backend.geometry import pool_output_size
+from ..kinds import integral
 from .arithmetic import matmul
 from .shape import reshape
 
@@ -89,8 +89,8 @@ class AvgPool2dBackward(Function):
 
 # ----- argument checking (PyTorch's rules and messages) -------------------------------------------------------------
 def _tuple(value, n: int, op: str, name: str) -> tuple:
-    values = (value,) * n if type(value) is int or isinstance(value, numbers.Integral) else tuple(value)
-    if len(values) != n or not all(type(v) is int or isinstance(v, numbers.Integral) for v in values):
+    values = (value,) * n if integral(value) else tuple(value)
+    if len(values) != n or not all(integral(v) for v in values):
         raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
     return tuple(int(v) for v in values)
 
@@ -102,7 +102,7 @@ def _geometry(op: str, x: Tensor, dims: int, kernel_size, stride, padding, dilat
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: input must be floating point, got {x.dtype}; convert with .float()")
     kernel = _tuple(kernel_size, dims, op, "kernel_size")
-    stride = kernel if stride is None or (not isinstance(stride, numbers.Integral) and len(stride) == 0) \
+    stride = kernel if stride is None or (not integral(stride) and len(stride) == 0) \
         else _tuple(stride, dims, op, "stride")
     padding = _tuple(padding, dims, op, "padding")
     dilation = _tuple(dilation, dims, op, "dilation")
@@ -160,7 +160,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
                divisor_override=None):
     """Mean over each kernel_size window of (N, C, H, W) or (C, H, W); padding counts in the divisor when
     ``count_include_pad``; ``divisor_override`` replaces the divisor."""
-    if divisor_override is not None and (not isinstance(divisor_override, numbers.Integral) or divisor_override < 1):
+    if divisor_override is not None and (not integral(divisor_override) or divisor_override < 1):
         raise ValueError(f"avg_pool2d: divisor_override must be a positive int or None, got {divisor_override!r}")
     geometry = _geometry("avg_pool2d", x, 2, kernel_size, stride, padding, 1, ceil_mode)
     return _restore(AvgPool2d(geometry, bool(count_include_pad), divisor_override).apply(_as_planes(x, 2)), x, 2)
@@ -188,9 +188,9 @@ def _adaptive_avg_pool(op, dims, x, output_size):
     if x.ndim not in (dims + 1, dims + 2) or min(x.shape[-dims:], default=0) < 1:
         layout = "(N, C, L) or (C, L)" if dims == 1 else "(N, C, H, W) or (C, H, W)"
         raise ValueError(f"{op}: input must be {layout} with non-empty spatial sizes, got shape {tuple(x.shape)}")
-    sizes = (output_size,) * dims if output_size is None or isinstance(output_size, numbers.Integral) \
+    sizes = (output_size,) * dims if output_size is None or integral(output_size) \
         else tuple(output_size)
-    if len(sizes) != dims or any(s is not None and (not isinstance(s, numbers.Integral) or s < 1) for s in sizes):
+    if len(sizes) != dims or any(s is not None and (not integral(s) or s < 1) for s in sizes):
         raise ValueError(f"{op}: output_size must be a positive int (or None to keep a size) or a tuple of {dims}, "
                          f"got {output_size!r}")
     sizes = tuple(n if s is None else int(s) for s, n in zip(sizes, x.shape[-dims:]))

@@ -4,10 +4,11 @@ from __future__ import annotations
 import numbers
 
 from ..autograd.function import Function
+from ..kinds import integral
 
 
 def _normalize_dim(dim, ndim, op):
-    if type(dim) is not int and not isinstance(dim, numbers.Integral):  # ``type`` first: an ABC check is slow
+    if not integral(dim):
         raise TypeError(f"{op}: dim must be an integer, got {dim!r}")
     if not -max(ndim, 1) <= dim < max(ndim, 1):  # a 0-d tensor takes dim 0 or -1, as in PyTorch
         raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimension(s)")
