@@ -132,7 +132,7 @@ class Conv2d(Function):
         n, o, g, og, ckg, l = self._sizes(x.shape, weight.shape)
         shape = (og, l * n) if g == 1 else (g, og, l * n)  # 2-D for one group, as in backward
         gy_g = transposed(backend.xp, gy.data.reshape(n, o * l)).reshape(shape)  # (O, L, N)
-        gx = gw = gb = None
+        gx = gw = None
         if need[0]:
             w_g = weight.data.reshape(shape[:-2] + (og, ckg))
             gcols = (w_g.swapaxes(-1, -2) @ gy_g).reshape(g * ckg, l, n).transpose(2, 0, 1)  # batch-innermost
