@@ -1,11 +1,11 @@
 """What a config's ``trainer:`` section makes of a training, shared by a run (``gpunet.runner.run``) and the
-pretraining inside it (``gpunet.runner.pretrain``): the Trainer's options, the evaluation batch size and the
-training loader."""
+pretraining inside it (``gpunet.runner.pretrain``): the Trainer's options, the training loader and the
+evaluation loaders."""
 from __future__ import annotations
 
 from ..data import DataLoader
 
-__all__ = ["eval_batch_size", "trainer_options", "training_loader"]
+__all__ = ["evaluation_loader", "trainer_options", "training_loader"]
 
 
 def trainer_options(config: dict) -> dict:
@@ -16,9 +16,11 @@ def trainer_options(config: dict) -> dict:
             "on_nonfinite": trainer_cfg["on_nonfinite"], "log_every": trainer_cfg["log_every"]}
 
 
-def eval_batch_size(config: dict) -> int:
-    """The batch size of evaluation: ``trainer.eval_batch_size``, else ``trainer.batch_size``."""
-    return config["trainer"]["eval_batch_size"] or config["trainer"]["batch_size"]
+def evaluation_loader(config: dict, split, num_replicas: int = 1, rank: int = 0) -> DataLoader:
+    """The loader that evaluates on ``split``: batches of ``trainer.eval_batch_size``, else ``trainer.batch_size``,
+    in order; ``num_replicas``/``rank``: this rank's share of each batch."""
+    batch_size = config["trainer"]["eval_batch_size"] or config["trainer"]["batch_size"]
+    return DataLoader(split, batch_size, num_replicas=num_replicas, rank=rank)
 
 
 def training_loader(config: dict, train, augment, num_replicas: int = 1, rank: int = 0) -> DataLoader:

@@ -24,7 +24,7 @@ import sys
 from .. import manual_seed, random
 from ..config import ConfigError, build_augment, build_dataset, build_loss, build_models, build_optimizer
 from ..config.load import where
-from ..data import DataLoader, DatasetError
+from ..data import DatasetError
 from ..train.atomic import remove_stale_temporaries
 from ..train.callbacks import JSONLLogger, ModelCheckpoint, ProgressBar
 from ..train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, newest_intact, save_checkpoint
@@ -32,7 +32,7 @@ from ..train.interrupt import TrainingInterrupted
 from ..train.plots import plot_history
 from ..train.trainer import Trainer
 from ..train.transfer import replace_head
-from .parts import eval_batch_size, trainer_options, training_loader
+from .parts import evaluation_loader, trainer_options, training_loader
 
 __all__ = ["PRETRAINED", "Pretraining", "pretraining_config"]
 
@@ -102,9 +102,8 @@ class Pretraining:
             callbacks.append(ProgressBar("auto", derived["trainer"]["log_every"]))
         trainer = Trainer(model, build_loss(derived), build_optimizer(derived, model.parameters()),
                           callbacks=callbacks, **trainer_options(derived))
-        eval_batch = eval_batch_size(derived)
         train = training_loader(derived, self.dataset.train, build_augment(derived, info))
-        val = None if self.dataset.validation is None else DataLoader(self.dataset.validation, eval_batch)
+        val = None if self.dataset.validation is None else evaluation_loader(derived, self.dataset.validation)
         for folder in (directory, checkpointer.directory):
             remove_stale_temporaries(folder)
         found = newest_intact(checkpointer.manager.paths()) if resume else None
@@ -128,7 +127,7 @@ class Pretraining:
         figures = {"pretrain_epochs": trainer.epoch, "pretrain_train_size": len(self.dataset.train)}
         for name, split in (("val", self.dataset.validation), ("test", self.dataset.test)):
             if split is not None and len(split):
-                figures.update(trainer.evaluate(DataLoader(split, eval_batch), prefix=f"pretrain_{name}_"))
+                figures.update(trainer.evaluate(evaluation_loader(derived, split), prefix=f"pretrain_{name}_"))
         figures = {k: v for k, v in figures.items() if not isinstance(v, list)}  # no confusion matrices
         os.makedirs(os.path.join(run_dir, os.path.dirname(PRETRAINED)), exist_ok=True)
         save_checkpoint(os.path.join(run_dir, PRETRAINED),

@@ -48,7 +48,7 @@ from ..ops.normalization import BatchStatisticsError
 from ..train.tasks import ModelShapeError
 from ..train.plots import plot_augmented_samples, plot_history
 from ..train.trainer import Trainer
-from .parts import eval_batch_size, trainer_options, training_loader
+from .parts import evaluation_loader, trainer_options, training_loader
 from .pretrain import Pretraining
 
 __all__ = ["Run", "RunError", "build_callbacks", "build_run", "build_training", "check_run", "config_differences",
@@ -184,8 +184,7 @@ class Run:
         prefixed ``<split>_``, then (``task_figures``) the task's own figures as summary.json has them
         (``task_summary``: an ODE's ``max_abs_error``, a GAN's ``sample_quality``, ...)."""
         ranks = world()
-        loaders = {"train": DataLoader(self.dataset.train, eval_batch_size(self.config), num_replicas=ranks.size,
-                                       rank=ranks.rank),
+        loaders = {"train": evaluation_loader(self.config, self.dataset.train, ranks.size, ranks.rank),
                    "val": self.val_loader, "test": self.test_loader}
         if split not in loaders:
             raise ValueError(f"split must be one of {', '.join(loaders)}, got {split!r}")
@@ -292,8 +291,8 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
     task.vocabulary = dataset.vocabulary  # token data: how ids read as text (a language model's samples)
     augment = build_augment(config, dataset.info)
     loss = build_loss(config)
-    scheduler_cfg, eval_batch = config.get("scheduler") or {}, eval_batch_size(config)
-    splits = {name: DataLoader(split, eval_batch) for name, split in
+    scheduler_cfg = config.get("scheduler") or {}
+    splits = {name: evaluation_loader(config, split) for name, split in
               (("train", dataset.train), ("val", dataset.validation), ("test", dataset.test)) if split is not None}
     callbacks, checkpointer = [], None
     if run_dir is not None:
@@ -314,11 +313,9 @@ def build_run(config: dict, run_dir: str | None, progress: bool = True, announce
                                     transform=augment, num_replicas=ranks.size, rank=ranks.rank)
     else:
         train_loader = training_loader(config, dataset.train, augment, num_replicas=ranks.size, rank=ranks.rank)
-
-    def evaluation_loader(split):
-        return None if split is None else DataLoader(split, eval_batch, num_replicas=ranks.size, rank=ranks.rank)
-    return Run(config, run_dir, dataset, trainer, train_loader, evaluation_loader(dataset.validation),
-               evaluation_loader(dataset.test), checkpointer, splits)
+    val_loader, test_loader = (None if split is None else evaluation_loader(config, split, ranks.size, ranks.rank)
+                               for split in (dataset.validation, dataset.test))
+    return Run(config, run_dir, dataset, trainer, train_loader, val_loader, test_loader, checkpointer, splits)
 
 
 def _flatten(value, prefix="") -> dict:
